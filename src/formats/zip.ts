@@ -1,0 +1,241 @@
+// Just enough of the zip format (PKWARE APPNOTE) for .npz: read stored and deflated
+// entries through the central directory, with zip64 sizes/offsets, checking every CRC32;
+// write stored or deflated archives (zip64 when needed or asked for). No encryption,
+// no multi-disk archives, no data descriptors needed (sizes come from the central directory).
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { crc32 } from './crc.js';
+import { FormatError } from './errors.js';
+
+const SIG_LOCAL = 0x04034b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_EOCD = 0x06054b50;
+const SIG_ZIP64_EOCD = 0x06064b50;
+const SIG_ZIP64_LOCATOR = 0x07064b50;
+const EOCD_SIZE = 22;
+const U16_MAX = 0xffff;
+const U32_MAX = 0xffffffff;
+const METHOD_STORED = 0;
+const METHOD_DEFLATE = 8;
+const FLAG_ENCRYPTED = 0x1;
+const FLAG_UTF8 = 0x800;
+
+export interface ZipEntry {
+  name: string;
+  data: Uint8Array;
+}
+
+export interface ZipReadOptions {
+  /** File name to put in error messages. */
+  source?: string;
+}
+
+/** Reads every entry of a zip archive, verifying sizes and CRC32. Stored entries are views into `bytes`. */
+export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEntry[] {
+  const fail = (field: string, detail: string): never => {
+    throw new FormatError('zip', detail, { file: options.source, field });
+  };
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u16 = (o: number) => dv.getUint16(o, true);
+  const u32 = (o: number) => dv.getUint32(o, true);
+  const u64 = (o: number, field: string) => {
+    const v = dv.getBigUint64(o, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(field, `zip64 value ${v} is too large`);
+    return Number(v);
+  };
+
+  // The end-of-central-directory record sits at the end, before a comment of up to 64 KiB.
+  let eocd = -1;
+  for (let p = bytes.length - EOCD_SIZE; p >= 0 && p >= bytes.length - EOCD_SIZE - U16_MAX; p--) {
+    if (u32(p) === SIG_EOCD && p + EOCD_SIZE + u16(p + 20) === bytes.length) { eocd = p; break; }
+  }
+  if (eocd < 0) fail('end of central directory', 'not found: not a zip archive, or truncated');
+  if (u16(eocd + 4) !== 0 || u16(eocd + 6) !== 0) fail('end of central directory', 'multi-disk archives are not supported');
+  let count = u16(eocd + 10);
+  let cdSize = u32(eocd + 12);
+  let cdOffset = u32(eocd + 16);
+  if (count === U16_MAX || cdSize === U32_MAX || cdOffset === U32_MAX) {
+    const loc = eocd - 20;
+    if (loc < 0 || u32(loc) !== SIG_ZIP64_LOCATOR) fail('zip64 locator', 'missing although the end record says zip64');
+    const rec = u64(loc + 8, 'zip64 locator');
+    if (rec + 56 > loc || u32(rec) !== SIG_ZIP64_EOCD) fail('zip64 end of central directory', `not found at offset ${rec}`);
+    count = u64(rec + 32, 'zip64 entry count');
+    cdSize = u64(rec + 40, 'zip64 central directory size');
+    cdOffset = u64(rec + 48, 'zip64 central directory offset');
+  }
+  if (cdOffset + cdSize > eocd) fail('central directory', `[${cdOffset}, ${cdOffset + cdSize}) runs past the end records: archive truncated or corrupt`);
+
+  const entries: ZipEntry[] = [];
+  const names = new Set<string>();
+  let p = cdOffset;
+  for (let i = 0; i < count; i++) {
+    const at = `central directory entry ${i}`;
+    if (p + 46 > cdOffset + cdSize || u32(p) !== SIG_CENTRAL) fail(at, `bad signature at offset ${p}`);
+    const flags = u16(p + 8);
+    const method = u16(p + 10);
+    const crc = u32(p + 16);
+    let csize = u32(p + 20);
+    let usize = u32(p + 24);
+    const nameLen = u16(p + 28);
+    const extraLen = u16(p + 30);
+    const commentLen = u16(p + 32);
+    let localOffset = u32(p + 42);
+    const end = p + 46 + nameLen + extraLen + commentLen;
+    if (end > cdOffset + cdSize) fail(at, 'runs past the central directory');
+    const name = new TextDecoder(flags & FLAG_UTF8 ? 'utf-8' : 'latin1').decode(bytes.subarray(p + 46, p + 46 + nameLen));
+    const field = `entry "${name}"`;
+    // Zip64 extra field: the 64-bit values, in this order, of those fields that are 0xFFFFFFFF.
+    for (let x = p + 46 + nameLen; x + 4 <= p + 46 + nameLen + extraLen; ) {
+      const id = u16(x);
+      const len = u16(x + 2);
+      if (id === 0x0001) {
+        let q = x + 4;
+        const take = () => {
+          if (q + 8 > x + 4 + len) fail(field, 'zip64 extra field too short');
+          const v = u64(q, `${field} zip64 extra`);
+          q += 8;
+          return v;
+        };
+        if (usize === U32_MAX) usize = take();
+        if (csize === U32_MAX) csize = take();
+        if (localOffset === U32_MAX) localOffset = take();
+      }
+      x += 4 + len;
+    }
+    p = end;
+    if (flags & FLAG_ENCRYPTED) fail(field, 'encrypted entries are not supported');
+    if (names.has(name)) fail(field, 'appears twice in the archive');
+    names.add(name);
+
+    if (localOffset + 30 > cdOffset || u32(localOffset) !== SIG_LOCAL) fail(field, `no local header at offset ${localOffset}`);
+    const dataStart = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
+    if (dataStart + csize > cdOffset) fail(field, `data [${dataStart}, ${dataStart + csize}) runs past the central directory: archive truncated or corrupt`);
+    const raw = bytes.subarray(dataStart, dataStart + csize);
+    let data: Uint8Array;
+    if (method === METHOD_STORED) {
+      if (csize !== usize) fail(field, `stored entry has compressed size ${csize} != size ${usize}`);
+      data = raw;
+    } else if (method === METHOD_DEFLATE) {
+      try {
+        const out = inflateRawSync(raw);
+        data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      } catch (e) {
+        return fail(field, `deflate data is corrupt (${(e as Error).message})`);
+      }
+      if (data.length !== usize) fail(field, `inflated to ${data.length} bytes, central directory says ${usize}`);
+    } else {
+      return fail(field, `compression method ${method} is not supported (only stored and deflate)`);
+    }
+    const actual = crc32(data);
+    if (actual !== crc) fail(field, `CRC32 mismatch: stored ${hex(crc)}, computed ${hex(actual)}`);
+    entries.push({ name, data });
+  }
+  return entries;
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+export interface ZipWriteOptions {
+  /** Deflate entries (as np.savez_compressed) instead of storing them. Default false. */
+  compress?: boolean;
+  /** Write zip64 records even when not needed (numpy always does; useful for tests). */
+  forceZip64?: boolean;
+}
+
+/** Builds a zip archive in memory. Timestamps are fixed (1980-01-01) so output is deterministic. */
+export function writeZip(entries: readonly ZipEntry[], options: ZipWriteOptions = {}): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let offset = 0;
+  const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01
+  for (const e of entries) {
+    const name = new TextEncoder().encode(e.name);
+    const crc = crc32(e.data);
+    const body = options.compress ? deflateRawSync(e.data) : e.data;
+    const method = options.compress ? METHOD_DEFLATE : METHOD_STORED;
+    const zip64 = !!options.forceZip64 || e.data.length >= U32_MAX || body.length >= U32_MAX || offset >= U32_MAX;
+
+    // Local header: with zip64, sizes go in the extra field and the fixed fields say 0xFFFFFFFF.
+    const local = new Uint8Array(30 + name.length + (zip64 ? 20 : 0));
+    const l = new DataView(local.buffer);
+    l.setUint32(0, SIG_LOCAL, true);
+    l.setUint16(4, zip64 ? 45 : 20, true);
+    l.setUint16(6, FLAG_UTF8, true);
+    l.setUint16(8, method, true);
+    l.setUint16(12, DOS_DATE, true);
+    l.setUint32(14, crc, true);
+    l.setUint32(18, zip64 ? U32_MAX : body.length, true);
+    l.setUint32(22, zip64 ? U32_MAX : e.data.length, true);
+    l.setUint16(26, name.length, true);
+    l.setUint16(28, zip64 ? 20 : 0, true);
+    local.set(name, 30);
+    if (zip64) {
+      const x = 30 + name.length;
+      l.setUint16(x, 0x0001, true);
+      l.setUint16(x + 2, 16, true);
+      l.setBigUint64(x + 4, BigInt(e.data.length), true);
+      l.setBigUint64(x + 12, BigInt(body.length), true);
+    }
+
+    const cen = new Uint8Array(46 + name.length + (zip64 ? 28 : 0));
+    const c = new DataView(cen.buffer);
+    c.setUint32(0, SIG_CENTRAL, true);
+    c.setUint16(4, zip64 ? 45 : 20, true);
+    c.setUint16(6, zip64 ? 45 : 20, true);
+    c.setUint16(8, FLAG_UTF8, true);
+    c.setUint16(10, method, true);
+    c.setUint16(14, DOS_DATE, true);
+    c.setUint32(16, crc, true);
+    c.setUint32(20, zip64 ? U32_MAX : body.length, true);
+    c.setUint32(24, zip64 ? U32_MAX : e.data.length, true);
+    c.setUint16(28, name.length, true);
+    c.setUint16(30, zip64 ? 28 : 0, true);
+    c.setUint32(42, zip64 ? U32_MAX : offset, true);
+    cen.set(name, 46);
+    if (zip64) {
+      const x = 46 + name.length;
+      c.setUint16(x, 0x0001, true);
+      c.setUint16(x + 2, 24, true);
+      c.setBigUint64(x + 4, BigInt(e.data.length), true);
+      c.setBigUint64(x + 12, BigInt(body.length), true);
+      c.setBigUint64(x + 20, BigInt(offset), true);
+    }
+    parts.push(local, body);
+    central.push(cen);
+    offset += local.length + body.length;
+  }
+  const cdOffset = offset;
+  const cdSize = central.reduce((s, c) => s + c.length, 0);
+  const zip64End = !!options.forceZip64 || entries.length >= U16_MAX || cdOffset >= U32_MAX || cdSize >= U32_MAX;
+  const tail = new Uint8Array((zip64End ? 56 + 20 : 0) + EOCD_SIZE);
+  const t = new DataView(tail.buffer);
+  let q = 0;
+  if (zip64End) {
+    t.setUint32(0, SIG_ZIP64_EOCD, true);
+    t.setBigUint64(4, 44n, true); // size of the rest of this record
+    t.setUint16(12, 45, true);
+    t.setUint16(14, 45, true);
+    t.setBigUint64(24, BigInt(entries.length), true);
+    t.setBigUint64(32, BigInt(entries.length), true);
+    t.setBigUint64(40, BigInt(cdSize), true);
+    t.setBigUint64(48, BigInt(cdOffset), true);
+    t.setUint32(56, SIG_ZIP64_LOCATOR, true);
+    t.setBigUint64(64, BigInt(cdOffset + cdSize), true);
+    t.setUint32(72, 1, true); // total number of disks
+    q = 76;
+  }
+  t.setUint32(q, SIG_EOCD, true);
+  t.setUint16(q + 8, zip64End ? U16_MAX : entries.length, true);
+  t.setUint16(q + 10, zip64End ? U16_MAX : entries.length, true);
+  t.setUint32(q + 12, zip64End ? U32_MAX : cdSize, true);
+  t.setUint32(q + 16, zip64End ? U32_MAX : cdOffset, true);
+  const all = [...parts, ...central, tail];
+  const out = new Uint8Array(all.reduce((s, a) => s + a.length, 0));
+  let pos = 0;
+  for (const a of all) {
+    out.set(a, pos);
+    pos += a.length;
+  }
+  return out;
+}
