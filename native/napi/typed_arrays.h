@@ -1,0 +1,32 @@
+// Reading Float32Arrays and lists of them from N-API values, with every check the
+// boundary needs (type, detached buffer). Raw N-API calls: these run once per tensor,
+// and a call may hold ten thousand tensors.
+#pragma once
+#include <node_api.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace craftgrad {
+
+struct F32View {
+  float* data = nullptr;
+  int64_t length = 0;
+  napi_value arrayBuffer = nullptr;  // the backing buffer, to keep alive in async calls
+};
+
+// `name` is the argument as the user sees it, e.g. "act[3]" or "actFlat".
+F32View readFloat32Array(napi_env env, napi_value value, const std::string& name);
+
+// A JS array of Float32Array; `name` is the list's name ("act").
+std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* name);
+
+bool isNullish(napi_env env, napi_value value);
+double readNumber(napi_env env, napi_value value, const char* name);
+bool readBool(napi_env env, napi_value value, const char* name);
+
+// Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
+std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name);
+
+}  // namespace craftgrad
