@@ -1,0 +1,84 @@
+// Types of the raw native module (build/Release/craftgrad.node or a prebuild).
+// Internal: src/native.ts is the only code that touches it; argument order is positional
+// for speed, and every argument is validated again on the native side.
+
+export interface RawSurgeryResult<Out> {
+  out: Out;
+  conflicts: Uint8Array;
+  dots: Float64Array;
+  cosines?: Float64Array;
+  numConflicts: number;
+  numTensors: number;
+  conflictRatio: number;
+  gradNorm: number;
+  nonFinite: number;
+}
+
+export interface RawCpuInfo {
+  isa: string;
+  available: string[];
+  threads: number;
+  note?: string;
+}
+
+export interface RawCudaDevice {
+  index: number;
+  name: string;
+  totalMemory: number;
+  computeCapability: string;
+}
+
+export interface RawCudaInfo {
+  compiled: boolean;
+  available: boolean;
+  reason?: string;
+  driverVersion?: number;
+  runtimeVersion?: number;
+  devices: RawCudaDevice[];
+}
+
+export interface RawBackendInfo {
+  backends: string[];
+  napiVersion: number;
+  cpu: RawCpuInfo;
+  cuda: RawCudaInfo;
+}
+
+/** Device memory holding `length` float32 values (CUDA builds only). */
+export interface DeviceBuffer {
+  readonly device: number;
+  readonly length: number;
+  readonly disposed: boolean;
+  upload(src: Float32Array, offsetElements: number): void;
+  download(dst: Float32Array, offsetElements: number): void;
+  fill(value: number): void;
+  dispose(): void;
+}
+
+/** A cached per-layout table (tensor sizes) on one device (CUDA builds only). */
+export interface DeviceLayout {
+  readonly device: number;
+}
+
+export interface NativeBinding {
+  surgery(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<Float32Array[]>;
+  surgeryAsync(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<Float32Array[]>>;
+  surgeryFlat(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<Float32Array>;
+  surgeryFlatAsync(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<Float32Array>>;
+  backendInfo(): RawBackendInfo;
+  setThreads(threads: number): void;
+
+  // CUDA builds only.
+  cudaAlloc?(device: number, length: number): DeviceBuffer;
+  cudaLayout?(device: number, sizes: Float64Array): DeviceLayout;
+  cudaSurgery?(act: DeviceBuffer, ret: DeviceBuffer, out: DeviceBuffer | undefined, layout: DeviceLayout,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<DeviceBuffer>;
+  cudaSurgeryAsync?(act: DeviceBuffer, ret: DeviceBuffer, out: DeviceBuffer | undefined, layout: DeviceLayout,
+    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<DeviceBuffer>>;
+  cudaSurgeryHost?(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array[]>;
+}

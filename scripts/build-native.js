@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Builds the native addon with cmake-js into build/Release/craftgrad.node.
+//   CRAFTGRAD_CUDA=AUTO|ON|OFF (default AUTO: CUDA when nvcc is found)
+//   CRAFTGRAD_DEBUG=1 for a debug build.
+// Extra arguments are passed to cmake-js (e.g. --arch=x64 from the prebuild shim).
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function which(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
+}
+
+export function buildNative(extraArgs = []) {
+  if (!which('cmake')) {
+    console.error('craftgrad: building the native addon needs cmake >= 3.18 and a C++17 compiler ' +
+      '(Debian/Ubuntu: apt-get install cmake g++).');
+    return 1;
+  }
+  const cuda = (process.env.CRAFTGRAD_CUDA ?? 'AUTO').toUpperCase();
+  if (!['AUTO', 'ON', 'OFF'].includes(cuda)) {
+    console.error(`craftgrad: CRAFTGRAD_CUDA must be AUTO, ON or OFF, got '${process.env.CRAFTGRAD_CUDA}'`);
+    return 1;
+  }
+  const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
+  const args = [cmakeJs, 'compile', `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
+  if (process.env.CRAFTGRAD_DEBUG === '1') args.push('--debug');
+  const started = Date.now();
+  const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('craftgrad: native build failed (see README "Troubleshooting"; CRAFTGRAD_CUDA=OFF skips the GPU backend).');
+    return r.status ?? 1;
+  }
+  console.log(`craftgrad: native addon built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return 0;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.exit(buildNative(process.argv.slice(2)));

@@ -1,0 +1,37 @@
+// What this build and machine offer, and the CPU thread count.
+import { createRequire } from 'node:module';
+import type { RawCpuInfo, RawCudaInfo } from '../binding.js';
+import { binding } from './native.js';
+import { argRangeError, argTypeError, describeValue } from './errors.js';
+
+const require = createRequire(import.meta.url);
+export const version: string = (require('../package.json') as { version: string }).version;
+
+export interface BackendInfo {
+  /** craftgrad's version. */
+  version: string;
+  /** Backends compiled into this build: 'cpu', and 'cuda' when built with nvcc. */
+  backends: string[];
+  napiVersion: number;
+  /** The CPU kernel variant in use (generic, avx2, avx512), those available, and the thread count. */
+  cpu: RawCpuInfo;
+  /** Whether CUDA is compiled and usable, and every visible device. */
+  cuda: RawCudaInfo;
+}
+
+export function backendInfo(): BackendInfo {
+  const raw = binding.backendInfo();
+  return { version, backends: raw.backends, napiVersion: raw.napiVersion, cpu: raw.cpu, cuda: raw.cuda };
+}
+
+/**
+ * Sets the number of CPU threads the kernels use (default: CRAFTGRAD_THREADS, else the
+ * number of cores). Results are bit-identical for any thread count.
+ */
+export function setThreads(threads: number): void {
+  if (typeof threads !== 'number') throw argTypeError(`threads must be a number, got ${describeValue(threads)}`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+    throw argRangeError(`threads must be an integer from 1 to 1024, got ${threads}`);
+  }
+  binding.setThreads(threads);
+}

@@ -1,0 +1,44 @@
+// Device names: 'cpu' and 'cuda:N'; what users may ask for adds 'auto' and 'cuda' (= cuda:0).
+import { binding } from './native.js';
+import { argRangeError, argTypeError, describeValue } from './errors.js';
+
+export type DeviceName = 'cpu' | `cuda:${number}`;
+export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface ResolvedDevice {
+  kind: 'cpu' | 'cuda';
+  index: number;
+  name: DeviceName;
+}
+
+export const CPU: ResolvedDevice = { kind: 'cpu', index: 0, name: 'cpu' };
+
+/** Parses a device spec; 'auto' resolves to `whenAuto`. Does not check availability. */
+export function parseDevice(spec: unknown, name: string, whenAuto: ResolvedDevice): ResolvedDevice {
+  if (typeof spec !== 'string') throw argTypeError(`${name} must be a string, got ${describeValue(spec)}`);
+  if (spec === 'auto') return whenAuto;
+  if (spec === 'cpu') return CPU;
+  const m = /^cuda(?::(\d{1,3}))?$/.exec(spec);
+  if (!m) throw argRangeError(`${name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got '${spec}'`);
+  const index = m[1] === undefined ? 0 : Number(m[1]);
+  return { kind: 'cuda', index, name: `cuda:${index}` };
+}
+
+/** Throws a clear Error unless CUDA device `index` can be used by this build on this machine. */
+export function requireCuda(index: number, name: string): void {
+  const info = binding.backendInfo().cuda;
+  if (!info.compiled) {
+    throw new Error(`${name}: CUDA was requested but this build of craftgrad has no CUDA backend ` +
+      '(rebuild with nvcc on the PATH, see README "GPU builds")');
+  }
+  if (!info.available) throw new Error(`${name}: CUDA was requested but is not available: ${info.reason ?? 'unknown reason'}`);
+  if (index >= info.devices.length) {
+    throw argRangeError(`${name}: cuda:${index} does not exist (${info.devices.length} CUDA device(s) visible)`);
+  }
+}
+
+/** The best device for new data: the first GPU when one is usable, else the CPU. */
+export function defaultDevice(): ResolvedDevice {
+  const info = binding.backendInfo().cuda;
+  return info.available && info.devices.length > 0 ? { kind: 'cuda', index: 0, name: 'cuda:0' } : CPU;
+}

@@ -1,0 +1,34 @@
+// Loads the native addon (a prebuild for this platform when one loads, else the local
+// build) through node-gyp-build. The only module that touches the raw binding.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { NativeBinding } from '../binding.js';
+
+const require = createRequire(import.meta.url);
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function load(): NativeBinding {
+  const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+  try {
+    return nodeGypBuild(packageRoot);
+  } catch (cause) {
+    throw new Error(
+      'craftgrad: the native addon could not be loaded. Rebuild it with `npm rebuild craftgrad` ' +
+        '(needs cmake and a C++17 compiler; see README "Troubleshooting").',
+      { cause },
+    );
+  }
+}
+
+export const binding: NativeBinding = load();
+
+/** Validates CRAFTGRAD_THREADS (the native pool reads it too) so that a typo is reported, not ignored. */
+function checkThreadsVariable(): void {
+  const raw = process.env.CRAFTGRAD_THREADS;
+  if (raw === undefined || raw === '') return;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024) {
+    throw new RangeError(`CRAFTGRAD_THREADS must be an integer from 1 to 1024, got '${raw}'`);
+  }
+}
+checkThreadsVariable();
