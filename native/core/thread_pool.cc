@@ -29,7 +29,10 @@ ThreadPool::ThreadPool(int n) { startWorkers(n); }
 void ThreadPool::startWorkers(int n) {
   stopping_ = false;
   participants_.store(n, std::memory_order_relaxed);
-  for (int w = 1; w < n; ++w) threads_.emplace_back([this, w] { workerLoop(w); });
+  // New workers start at the current generation: a resized pool must not rerun the
+  // previous job (whose function is gone) the moment its workers start.
+  const uint64_t current = generation_;
+  for (int w = 1; w < n; ++w) threads_.emplace_back([this, w, current] { workerLoop(w, current); });
 }
 
 void ThreadPool::stopWorkers() {
@@ -71,8 +74,7 @@ bool ThreadPool::tryRun(const std::function<void(int)>& job) {
   return true;
 }
 
-void ThreadPool::workerLoop(int worker) {
-  uint64_t seen = 0;
+void ThreadPool::workerLoop(int worker, uint64_t seen) {
   for (;;) {
     // Spin briefly before sleeping: back-to-back calls (a training loop) then skip the
     // futex wake-up latency. The spin is short enough to cost nothing when idle.

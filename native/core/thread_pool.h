@@ -32,7 +32,7 @@ class ThreadPool {
   explicit ThreadPool(int n);
   void startWorkers(int n);
   void stopWorkers();
-  void workerLoop(int worker);
+  void workerLoop(int worker, uint64_t seen);
 
   std::mutex runMutex_;                   // held by the caller for a whole job
   std::mutex m_;
