@@ -177,3 +177,19 @@ test('surgeryFlat and GradSets give the same bits as lists', async () => {
   A.toArrays().forEach((o, i) => assert.ok(bytesEqual(o, list.out[i])));
   assert.equal(viaSets.gradNorm, list.gradNorm);
 });
+
+test('large outputs at every alignment (the streaming-store path) get every element, same bits', () => {
+  const n = 300001; // above the streaming threshold, with a scalar tail
+  const { act, ret } = gradPairs([n], 13);
+  const inPlace = act[0].slice();
+  surgery([inPlace], ret, { lambda: 0.3, out: [inPlace] }); // aliased: ordinary stores
+  const backing = new Float32Array(n + 64);
+  for (let offset = 0; offset < 17; ++offset) {
+    backing.fill(NaN);
+    const out = backing.subarray(offset, offset + n);
+    surgery(act, ret, { lambda: 0.3, out: [out] });
+    assert.ok(bytesEqual(out, inPlace), `offset ${offset}`);
+    assert.ok(Number.isNaN(backing[offset + n]), `nothing written past the end at offset ${offset}`);
+    if (offset > 0) assert.ok(Number.isNaN(backing[offset - 1]), `nothing written before the start at offset ${offset}`);
+  }
+});

@@ -20,6 +20,10 @@ struct KernelTable {
   // Pass 2 over one chunk: out = fma(c, r, a); returns the chunk's sum of out².
   // `out` may be `a` or `r` exactly.
   double (*axpy)(const float* a, const float* r, float* out, int64_t n, float c);
+  // The same as axpy, with non-temporal stores for `out` (no read-for-ownership of the
+  // destination lines), for large outputs that alias neither input. nullptr where the
+  // instruction set offers no way to do it; the driver then uses axpy. Same bits.
+  double (*axpyStream)(const float* a, const float* r, float* out, int64_t n, float c);
 };
 
 const KernelTable& genericKernels();

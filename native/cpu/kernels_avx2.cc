@@ -26,7 +26,7 @@ struct V {
 }  // namespace avx2_isa
 
 const KernelTable& avx2Kernels() {
-  static const KernelTable table{"avx2", avx2_isa::reduceChunk, avx2_isa::axpyChunk};
+  static const KernelTable table{"avx2", avx2_isa::reduceChunk, avx2_isa::axpyChunk, nullptr};
   return table;
 }
 

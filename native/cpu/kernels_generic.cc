@@ -27,7 +27,7 @@ struct V {
 }  // namespace generic_isa
 
 const KernelTable& genericKernels() {
-  static const KernelTable table{"generic", generic_isa::reduceChunk, generic_isa::axpyChunk};
+  static const KernelTable table{"generic", generic_isa::reduceChunk, generic_isa::axpyChunk, nullptr};
   return table;
 }
 

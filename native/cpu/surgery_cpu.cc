@@ -14,6 +14,18 @@ namespace {
 // Below this many elements in a call, waking the pool costs more than it saves.
 constexpr int64_t kParallelMinElements = 2 * kChunk;
 
+// Outputs at least this large skip the cache (streaming stores) when they alias no input:
+// they would not be read again before being evicted, and a normal store first reads
+// every destination line. Smaller ones stay cached for whoever reads them next.
+constexpr int64_t kStreamMinElements = 1 << 18;
+
+using AxpyFn = double (*)(const float*, const float*, float*, int64_t, float);
+
+AxpyFn chooseAxpy(const KernelTable& k, const HostTensor& t) {
+  const bool aliased = t.out == t.a || t.out == t.r;
+  return (k.axpyStream && !aliased && t.n >= kStreamMinElements) ? k.axpyStream : k.axpy;
+}
+
 int64_t chunkCount(int64_t n) { return (n + kChunk - 1) / kChunk; }
 int64_t chunkLength(int64_t n, int64_t c) { return std::min(kChunk, n - c * kChunk); }
 
@@ -70,8 +82,9 @@ void processWhole(const KernelTable& k, const HostTensor& t, const SurgeryParams
   const double coef = surgeryCoefficient(s, p, &conflict);
   const float cf = static_cast<float>(coef);
   double outSq = 0.0;
+  const AxpyFn axpy = chooseAxpy(k, t);
   for (int64_t c = 0; c < chunks; ++c)
-    outSq += k.axpy(t.a + c * kChunk, t.r + c * kChunk, t.out + c * kChunk, chunkLength(t.n, c), cf);
+    outSq += axpy(t.a + c * kChunk, t.r + c * kChunk, t.out + c * kChunk, chunkLength(t.n, c), cf);
   recordStats(s, coef, conflict, outSq, st);
 }
 
@@ -114,8 +127,9 @@ void processCooperative(const KernelTable& k, const HostTensor& t, const Surgery
   const double coef = surgeryCoefficient(s, p, &conflict);
   const float cf = static_cast<float>(coef);
   double* sq = outSqPartials.data();
+  const AxpyFn axpy = chooseAxpy(k, t);
   parallelFor(chunks, 1, [&](int64_t c) {
-    sq[c] = k.axpy(t.a + c * kChunk, t.r + c * kChunk, t.out + c * kChunk, chunkLength(t.n, c), cf);
+    sq[c] = axpy(t.a + c * kChunk, t.r + c * kChunk, t.out + c * kChunk, chunkLength(t.n, c), cf);
   });
   double outSq = 0.0;
   for (int64_t c = 0; c < chunks; ++c) outSq += sq[c];
