@@ -8,6 +8,9 @@
 #include "surgery_call.h"
 #include "surgery_worker.h"
 #include "typed_arrays.h"
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include "cuda_exports.h"
+#endif
 
 namespace craftgrad {
 namespace {
@@ -60,6 +63,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("surgeryFlatAsync", Napi::Function::New(env, SurgeryAsync<true>, "surgeryFlatAsync"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+#ifdef CRAFTGRAD_HAVE_CUDA
+  registerCuda(env, exports);
+#endif
   return exports;
 }
 

@@ -2,6 +2,9 @@
 
 #include "../core/thread_pool.h"
 #include "../cpu/cpu_features.h"
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include "cuda_exports.h"
+#endif
 
 namespace craftgrad {
 
@@ -16,14 +19,21 @@ Napi::Object backendInfo(Napi::Env env) {
   if (!d.note.empty()) cpu.Set("note", d.note);
 
   Napi::Object cuda = Napi::Object::New(env);
+#ifdef CRAFTGRAD_HAVE_CUDA
+  fillCudaInfo(env, cuda);
+#else
   cuda.Set("compiled", false);
   cuda.Set("available", false);
   cuda.Set("reason", "this build of craftgrad has no CUDA backend");
   cuda.Set("devices", Napi::Array::New(env, 0));
+#endif
 
   Napi::Object info = Napi::Object::New(env);
-  Napi::Array backends = Napi::Array::New(env, 1);
+  Napi::Array backends = Napi::Array::New(env);
   backends.Set(0u, "cpu");
+#ifdef CRAFTGRAD_HAVE_CUDA
+  backends.Set(1u, "cuda");
+#endif
   info.Set("backends", backends);
   info.Set("napiVersion", NAPI_VERSION);
   info.Set("cpu", cpu);

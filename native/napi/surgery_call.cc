@@ -7,6 +7,9 @@
 #include "../cpu/surgery_cpu.h"
 #include "arg_error.h"
 #include "typed_arrays.h"
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include "../cuda/cuda_backend.h"
+#endif
 
 namespace craftgrad {
 namespace {
@@ -51,6 +54,10 @@ napi_value allocateBuffer(Napi::Env env, int64_t totalElements) {
 }
 
 }  // namespace
+
+SurgeryParams readSurgeryParams(const Napi::CallbackInfo& info, size_t first, bool* cosines) {
+  return readParams(info, first, cosines);
+}
 
 SurgeryCall SurgeryCall::parseList(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -158,6 +165,12 @@ SurgeryCall SurgeryCall::parseFlat(const Napi::CallbackInfo& info) {
 
 void SurgeryCall::compute() {
   stats.resize(tensors.size());
+#ifdef CRAFTGRAD_HAVE_CUDA
+  if (cudaDevice >= 0) {
+    cuda::surgeryHost(cudaDevice, tensors.data(), static_cast<int64_t>(tensors.size()), params, stats.data());
+    return;
+  }
+#endif
   surgeryCpu(tensors.data(), static_cast<int64_t>(tensors.size()), params, stats.data());
 }
 

@@ -14,6 +14,7 @@ struct SurgeryCall {
   bool flat = false;
   bool cosines = false;
   SurgeryParams params;
+  int cudaDevice = -1;                      // >= 0: compute() stages through this GPU (cuda_calls.cc)
   std::vector<HostTensor> tensors;
   std::vector<TensorStats> stats;
   napi_value out = nullptr;                 // out list / flat array, given or allocated
@@ -24,8 +25,11 @@ struct SurgeryCall {
   // surgeryFlat(actFlat, retFlat, sizes, out?, lambda, eps, projection, cosines)
   static SurgeryCall parseFlat(const Napi::CallbackInfo& info);
 
-  void compute();                             // any thread
+  void compute();                             // any thread (CPU, or CUDA when cudaDevice >= 0)
   Napi::Object result(Napi::Env env) const;   // main thread
 };
+
+// lambda, eps, projection, cosines at info[first..first+3], checked as every surgery call does.
+SurgeryParams readSurgeryParams(const Napi::CallbackInfo& info, size_t first, bool* cosines);
 
 }  // namespace craftgrad

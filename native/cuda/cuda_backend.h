@@ -1,0 +1,105 @@
+// The CUDA backend behind a plain C++ interface: no CUDA headers here, so native/napi
+// includes it like any other header. Everything is compiled only with
+// CRAFTGRAD_HAVE_CUDA (native/cuda/cuda.cmake).
+//
+// Errors: every CUDA call is checked; a failure throws CudaError (a std::runtime_error
+// whose message names the call, the device and CUDA's own words). Out-of-memory throws
+// CudaOutOfMemory, which also says how many bytes were asked for and on which device.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "../core/numerics.h"
+#include "../core/tensor_span.h"
+
+namespace craftgrad {
+namespace cuda {
+
+struct CudaError : std::runtime_error {
+  explicit CudaError(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+struct CudaOutOfMemory : CudaError {
+  int device;
+  size_t requestedBytes;
+  CudaOutOfMemory(const std::string& msg, int dev, size_t bytes) : CudaError(msg), device(dev), requestedBytes(bytes) {}
+};
+
+// ---- What the machine offers ----
+struct DeviceInfo {
+  int index = 0;
+  std::string name;
+  size_t totalMemory = 0;
+  int major = 0, minor = 0;
+  int l2Bytes = 0;
+  int multiprocessors = 0;
+};
+
+struct Info {
+  bool available = false;
+  std::string reason;        // why not, when !available
+  int driverVersion = 0;     // e.g. 13000; 0 without a driver
+  int runtimeVersion = 0;    // the statically linked runtime
+  std::vector<DeviceInfo> devices;
+};
+
+// Queried once, then cached (device enumeration is stable for the process).
+const Info& info();
+
+// Throws CudaError unless CUDA is usable and `device` names a visible device; `what`
+// names the argument in the message ("device").
+void requireDevice(int device, const char* what);
+
+// ---- Device memory ----
+// One cudaMalloc'd range of floats on one device. Freed by the destructor (errors while
+// freeing are ignored: the process may be shutting the runtime down).
+class DeviceMemory {
+ public:
+  DeviceMemory(int device, int64_t length);  // throws CudaOutOfMemory
+  ~DeviceMemory();
+  DeviceMemory(const DeviceMemory&) = delete;
+  DeviceMemory& operator=(const DeviceMemory&) = delete;
+
+  int device() const { return device_; }
+  int64_t length() const { return length_; }
+  float* data() const { return data_; }
+
+  // Synchronous with respect to the host (they return when the data has arrived).
+  void upload(const float* src, int64_t offset, int64_t count);
+  void download(float* dst, int64_t offset, int64_t count) const;
+  void fill(float value);
+
+ private:
+  int device_;
+  int64_t length_;
+  float* data_ = nullptr;
+};
+
+// ---- Layout: a list of tensor sizes packed back to back in one buffer ----
+// Owns the chunk table (cached on the device) and the per-call scratch, allocated once
+// when the layout is made: calls allocate nothing in proportion to the data.
+class Layout;
+std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes);
+int layoutDevice(const Layout& l);
+int64_t layoutTotal(const Layout& l);
+int64_t layoutCount(const Layout& l);
+const std::vector<int64_t>& layoutSizes(const Layout& l);
+
+// ---- The surgery ----
+// a, r, out: device pointers on the layout's device holding layoutTotal(l) floats each;
+// out may equal a or r exactly. Fills stats[i] for every tensor; one stream sync.
+// Thread-safe: concurrent calls on one layout are serialised by the layout.
+void surgery(Layout& l, const float* a, const float* r, float* out, const SurgeryParams& params,
+             TensorStats* stats);
+
+// Host arrays staged through a device staging area cached per device (grown when
+// needed). out may alias a or r exactly (host spans as the CPU backend takes them).
+void surgeryHost(int device, const HostTensor* tensors, int64_t count, const SurgeryParams& params,
+                 TensorStats* stats);
+
+}  // namespace cuda
+}  // namespace craftgrad

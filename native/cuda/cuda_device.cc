@@ -1,0 +1,185 @@
+// Device discovery, error reporting, memory and the per-device contexts.
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "cuda_internal.h"
+
+namespace craftgrad {
+namespace cuda {
+
+namespace {
+
+std::string errorText(cudaError_t err) {
+  const char* name = cudaGetErrorName(err);
+  const char* text = cudaGetErrorString(err);
+  return std::string(name ? name : "cudaError") + ": " + (text ? text : "unknown error");
+}
+
+std::string humanBytes(size_t b) {
+  char buf[64];
+  const double gib = static_cast<double>(b) / (1024.0 * 1024.0 * 1024.0);
+  if (gib >= 1.0) std::snprintf(buf, sizeof buf, "%.2f GiB", gib);
+  else std::snprintf(buf, sizeof buf, "%.2f MiB", static_cast<double>(b) / (1024.0 * 1024.0));
+  return buf;
+}
+
+Info queryInfo() {
+  Info in;
+  cudaRuntimeGetVersion(&in.runtimeVersion);
+  if (cudaDriverGetVersion(&in.driverVersion) != cudaSuccess) in.driverVersion = 0;
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    if (err == cudaErrorNoDevice)
+      in.reason = "no CUDA device is visible (cudaErrorNoDevice)";
+    else if (err == cudaErrorInsufficientDriver && in.driverVersion == 0)
+      in.reason = "no NVIDIA driver is installed (libcuda.so.1 could not be loaded)";
+    else if (err == cudaErrorInsufficientDriver)
+      in.reason = "the NVIDIA driver (CUDA " + std::to_string(in.driverVersion / 1000) + "." +
+                  std::to_string(in.driverVersion % 1000 / 10) + ") is older than this build's CUDA runtime (" +
+                  std::to_string(in.runtimeVersion / 1000) + "." + std::to_string(in.runtimeVersion % 1000 / 10) + ")";
+    else
+      in.reason = "cudaGetDeviceCount failed: " + errorText(err);
+    return in;
+  }
+  if (count == 0) {
+    in.reason = "no CUDA device is visible";
+    return in;
+  }
+  for (int d = 0; d < count; ++d) {
+    cudaDeviceProp p;
+    std::memset(&p, 0, sizeof p);
+    const cudaError_t e = cudaGetDeviceProperties(&p, d);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      in.reason = "cudaGetDeviceProperties(" + std::to_string(d) + ") failed: " + errorText(e);
+      in.devices.clear();
+      return in;
+    }
+    DeviceInfo di;
+    di.index = d;
+    di.name = p.name;
+    di.totalMemory = p.totalGlobalMem;
+    di.major = p.major;
+    di.minor = p.minor;
+    di.l2Bytes = p.l2CacheSize;
+    di.multiprocessors = p.multiProcessorCount;
+    in.devices.push_back(di);
+  }
+  in.available = true;
+  return in;
+}
+
+}  // namespace
+
+[[noreturn]] void throwCuda(cudaError_t err, const char* call, int device) {
+  cudaGetLastError();  // clear non-sticky errors
+  throw CudaError("craftgrad: CUDA error on cuda:" + std::to_string(device) + " in " + call + ": " + errorText(err));
+}
+
+const Info& info() {
+  static const Info cached = queryInfo();
+  return cached;
+}
+
+void requireDevice(int device, const char* what) {
+  const Info& in = info();
+  if (!in.available) throw CudaError("craftgrad: CUDA is not available: " + in.reason);
+  if (device < 0 || device >= static_cast<int>(in.devices.size()))
+    throw CudaError(std::string("craftgrad: ") + what + " " + std::to_string(device) + " does not exist (" +
+                    std::to_string(in.devices.size()) + " CUDA device(s) visible)");
+}
+
+void useDevice(int device) { CG_CUDA(device, cudaSetDevice(device)); }
+
+void* mallocDevice(int device, size_t bytes, const char* what) {
+  if (bytes == 0) return nullptr;
+  useDevice(device);
+  void* p = nullptr;
+  const cudaError_t err = cudaMalloc(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    size_t freeB = 0, totalB = 0;
+    std::string state;
+    if (cudaMemGetInfo(&freeB, &totalB) == cudaSuccess)
+      state = "; " + humanBytes(freeB) + " free of " + humanBytes(totalB);
+    cudaGetLastError();
+    throw CudaOutOfMemory("craftgrad: out of device memory: " + std::string(what) + " asked for " +
+                              std::to_string(bytes) + " bytes (" + humanBytes(bytes) + ") on cuda:" +
+                              std::to_string(device) + state,
+                          device, bytes);
+  }
+  if (err != cudaSuccess) throwCuda(err, "cudaMalloc", device);
+  return p;
+}
+
+void freeDevice(void* p) noexcept {
+  if (p == nullptr) return;
+  // Errors here are ignored: at process exit the runtime may be unloading.
+  if (cudaFree(p) != cudaSuccess) cudaGetLastError();
+}
+
+DeviceContext& deviceContext(int device) {
+  requireDevice(device, "device");
+  static std::mutex mu;
+  static std::vector<DeviceContext*>* contexts = new std::vector<DeviceContext*>();
+  std::lock_guard<std::mutex> lock(mu);
+  if (contexts->size() < info().devices.size()) contexts->resize(info().devices.size(), nullptr);
+  DeviceContext*& slot = (*contexts)[device];
+  useDevice(device);
+  if (slot == nullptr) {
+    auto* ctx = new DeviceContext();
+    ctx->device = device;
+    ctx->l2Bytes = info().devices[device].l2Bytes;
+    ctx->multiprocessors = info().devices[device].multiprocessors;
+    const cudaError_t err = cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking);
+    if (err != cudaSuccess) {
+      delete ctx;
+      throwCuda(err, "cudaStreamCreateWithFlags", device);
+    }
+    slot = ctx;
+  }
+  return *slot;
+}
+
+// ---- DeviceMemory ----
+
+DeviceMemory::DeviceMemory(int device, int64_t length) : device_(device), length_(length) {
+  requireDevice(device, "device");
+  if (length < 0) throw CudaError("craftgrad: negative device buffer length");
+  data_ = static_cast<float*>(mallocDevice(device, static_cast<size_t>(length) * sizeof(float), "cudaAlloc"));
+}
+
+DeviceMemory::~DeviceMemory() {
+  if (data_ != nullptr && cudaSetDevice(device_) == cudaSuccess) freeDevice(data_);
+  else cudaGetLastError();
+}
+
+void DeviceMemory::upload(const float* src, int64_t offset, int64_t count) {
+  if (count == 0) return;
+  DeviceContext& ctx = deviceContext(device_);
+  CG_CUDA(device_, cudaMemcpyAsync(data_ + offset, src, static_cast<size_t>(count) * sizeof(float),
+                                   cudaMemcpyHostToDevice, ctx.stream));
+  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+}
+
+void DeviceMemory::download(float* dst, int64_t offset, int64_t count) const {
+  if (count == 0) return;
+  DeviceContext& ctx = deviceContext(device_);
+  CG_CUDA(device_, cudaMemcpyAsync(dst, data_ + offset, static_cast<size_t>(count) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, ctx.stream));
+  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+}
+
+void DeviceMemory::fill(float value) {
+  if (length_ == 0) return;
+  DeviceContext& ctx = deviceContext(device_);
+  launchFill(ctx, data_, length_, value);
+  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+}
+
+}  // namespace cuda
+}  // namespace craftgrad

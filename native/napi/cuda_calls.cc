@@ -1,0 +1,233 @@
+// The CUDA entry points of the binding (argument order: binding.d.ts).
+//   cudaAlloc(device, length) -> DeviceBuffer
+//   cudaLayout(device, sizes) -> DeviceLayout
+//   cudaSurgery(act, ret, out|undefined, layout, lambda, eps, projection, cosines)
+//   cudaSurgeryAsync(...same) -> Promise
+//   cudaSurgeryHost(act[], ret[], out[]|undefined, lambda, eps, projection, cosines, device)
+//   cudaSurgeryHostAsync(...same) -> Promise
+//   cudaSurgeryHostFlat(actFlat, retFlat, sizes, out|undefined, lambda, eps, projection, cosines, device)
+//   cudaSurgeryHostFlatAsync(...same) -> Promise
+// Results have the shape of binding.surgery's; for DeviceBuffers `out` is the out buffer.
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include <memory>
+#include <string>
+
+#include "cuda_exports.h"
+#include "cuda_objects.h"
+#include "surgery_call.h"
+#include "surgery_worker.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+std::string deviceName(int d) { return "cuda:" + std::to_string(d); }
+
+// A parsed, validated cudaSurgery call on DeviceBuffers.
+struct DeviceCall {
+  std::shared_ptr<cuda::DeviceMemory> a, r, out;
+  std::shared_ptr<cuda::Layout> layout;
+  SurgeryParams params;
+  bool cosines = false;
+  Napi::Value outObject;
+  std::vector<TensorStats> stats;
+
+  void compute() {
+    stats.resize(static_cast<size_t>(cuda::layoutCount(*layout)));
+    cuda::surgery(*layout, a->data(), r->data(), out->data(), params, stats.data());
+  }
+
+  Napi::Object result(Napi::Env env, napi_value outValue) {
+    SurgeryCall shaped;  // reuses the result builder of the host calls
+    shaped.cosines = cosines;
+    shaped.stats = std::move(stats);
+    shaped.out = outValue;
+    return shaped.result(env);
+  }
+};
+
+void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int device, int64_t total) {
+  if (m.device() != device)
+    throw rangeError(std::string(name) + " is on " + deviceName(m.device()) + " but layout is on " + deviceName(device));
+  if (m.length() != total)
+    throw rangeError(std::string(name) + " has " + std::to_string(m.length()) + " elements but layout has " +
+                     std::to_string(total));
+}
+
+DeviceCall parseDeviceCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DeviceCall call;
+  DeviceBufferWrap* act = DeviceBufferWrap::unwrap(env, info[0], "act");
+  DeviceBufferWrap* ret = DeviceBufferWrap::unwrap(env, info[1], "ret");
+  DeviceBufferWrap* out = isNullish(env, info[2]) ? nullptr : DeviceBufferWrap::unwrap(env, info[2], "out");
+  DeviceLayoutWrap* layout = DeviceLayoutWrap::unwrap(env, info[3], "layout");
+  call.params = readSurgeryParams(info, 4, &call.cosines);
+  call.layout = layout->layout();
+  const int device = cuda::layoutDevice(*call.layout);
+  const int64_t total = cuda::layoutTotal(*call.layout);
+  checkAgainstLayout(*act->memory(), "act", device, total);
+  checkAgainstLayout(*ret->memory(), "ret", device, total);
+  if (out != nullptr) {
+    checkAgainstLayout(*out->memory(), "out", device, total);
+    call.outObject = info[2];
+  } else {
+    Napi::Object fresh = DeviceBufferWrap::create(env, device, total);
+    out = DeviceBufferWrap::Unwrap(fresh);
+    call.outObject = fresh;
+  }
+  call.a = act->memory();
+  call.r = ret->memory();
+  call.out = out->memory();
+  return call;
+}
+
+void setErrorCode(Napi::Error& e, bool oom, int device, size_t bytes) {
+  Napi::Env env = e.Env();
+  if (oom) {
+    e.Set("code", Napi::String::New(env, "ERR_CRAFTGRAD_CUDA_OOM"));
+    e.Set("device", Napi::Number::New(env, device));
+    e.Set("requestedBytes", Napi::Number::New(env, static_cast<double>(bytes)));
+  } else {
+    e.Set("code", Napi::String::New(env, "ERR_CRAFTGRAD_CUDA"));
+  }
+}
+
+// cudaSurgeryAsync: the launches and the one stream sync happen on a libuv worker thread.
+// The worker holds the memory (shared_ptr) and the out handle until it settles.
+class CudaSurgeryWorker : public Napi::AsyncWorker {
+ public:
+  CudaSurgeryWorker(Napi::Env env, DeviceCall call)
+      : Napi::AsyncWorker(env, "craftgrad.cudaSurgery"), call_(std::move(call)),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    out_ = Napi::Persistent(call_.outObject);
+    call_.outObject = Napi::Value();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      call_.compute();
+    } catch (const cuda::CudaOutOfMemory& e) {
+      oom_ = true;
+      oomDevice_ = e.device;
+      oomBytes_ = e.requestedBytes;
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(call_.result(Env(), out_.Value()));
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::HandleScope scope(Env());
+    Napi::Error err = e;
+    setErrorCode(err, oom_, oomDevice_, oomBytes_);
+    deferred_.Reject(err.Value());
+  }
+
+ private:
+  DeviceCall call_;
+  Napi::Promise::Deferred deferred_;
+  Napi::Reference<Napi::Value> out_;
+  bool oom_ = false;
+  int oomDevice_ = 0;
+  size_t oomBytes_ = 0;
+};
+
+Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const int device = readDeviceIndex(env, info[0], "device");
+    const int64_t length = readElementCount(env, info[1], "length");
+    return DeviceBufferWrap::create(env, device, length);
+  });
+}
+
+Napi::Value CudaLayout(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    readDeviceIndex(env, info[0], "device");
+    readSizes(env, info[1], "sizes");
+    return DeviceLayoutWrap::create(env, info[0], info[1]);
+  });
+}
+
+Napi::Value CudaSurgery(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    DeviceCall call = parseDeviceCall(info);
+    call.compute();
+    return call.result(info.Env(), call.outObject);
+  });
+}
+
+Napi::Value CudaSurgeryAsync(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    auto* worker = new CudaSurgeryWorker(info.Env(), parseDeviceCall(info));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();  // deletes itself when done
+    return promise;
+  });
+}
+
+// Host arrays: the host calls' own parsing and checks, then compute() stages the data
+// through the device (SurgeryCall::cudaDevice).
+template <bool Flat, bool Async>
+Napi::Value CudaSurgeryHost(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    SurgeryCall call = Flat ? SurgeryCall::parseFlat(info) : SurgeryCall::parseList(info);
+    call.cudaDevice = readDeviceIndex(env, info[Flat ? 8 : 7], "device");
+    if (Async) {
+      auto* worker = new SurgeryWorker(env, std::move(call));
+      Napi::Promise promise = worker->promise();
+      worker->Queue();
+      return promise;
+    }
+    call.compute();
+    return call.result(env);
+  });
+}
+
+}  // namespace
+
+void registerCuda(Napi::Env env, Napi::Object exports) {
+  exports.Set("DeviceBuffer", DeviceBufferWrap::define(env));
+  exports.Set("DeviceLayout", DeviceLayoutWrap::define(env));
+  exports.Set("cudaAlloc", Napi::Function::New(env, CudaAlloc, "cudaAlloc"));
+  exports.Set("cudaLayout", Napi::Function::New(env, CudaLayout, "cudaLayout"));
+  exports.Set("cudaSurgery", Napi::Function::New(env, CudaSurgery, "cudaSurgery"));
+  exports.Set("cudaSurgeryAsync", Napi::Function::New(env, CudaSurgeryAsync, "cudaSurgeryAsync"));
+  exports.Set("cudaSurgeryHost", Napi::Function::New(env, CudaSurgeryHost<false, false>, "cudaSurgeryHost"));
+  exports.Set("cudaSurgeryHostAsync", Napi::Function::New(env, CudaSurgeryHost<false, true>, "cudaSurgeryHostAsync"));
+  exports.Set("cudaSurgeryHostFlat", Napi::Function::New(env, CudaSurgeryHost<true, false>, "cudaSurgeryHostFlat"));
+  exports.Set("cudaSurgeryHostFlatAsync",
+              Napi::Function::New(env, CudaSurgeryHost<true, true>, "cudaSurgeryHostFlatAsync"));
+}
+
+void fillCudaInfo(Napi::Env env, Napi::Object out) {
+  const cuda::Info& in = cuda::info();
+  out.Set("compiled", true);
+  out.Set("available", in.available);
+  if (!in.available) out.Set("reason", in.reason);
+  out.Set("driverVersion", in.driverVersion);
+  out.Set("runtimeVersion", in.runtimeVersion);
+  Napi::Array devices = Napi::Array::New(env, in.devices.size());
+  for (size_t i = 0; i < in.devices.size(); ++i) {
+    const cuda::DeviceInfo& d = in.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", d.index);
+    o.Set("name", d.name);
+    o.Set("totalMemory", static_cast<double>(d.totalMemory));
+    o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+    o.Set("multiprocessors", d.multiprocessors);
+    o.Set("l2CacheBytes", d.l2Bytes);
+    devices.Set(static_cast<uint32_t>(i), o);
+  }
+  out.Set("devices", devices);
+}
+
+}  // namespace craftgrad
+#endif  // CRAFTGRAD_HAVE_CUDA
