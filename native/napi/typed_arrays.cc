@@ -71,20 +71,27 @@ bool isNullish(napi_env env, napi_value value) {
   return t == napi_undefined || t == napi_null;
 }
 
-F32View readFloat32Array(napi_env env, napi_value value, const std::string& name) {
-  bool isTyped = false;
-  check(env, napi_is_typedarray(env, value, &isTyped));
-  if (!isTyped) throw typeError(name + " must be a Float32Array, got " + describe(env, value));
+F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index) {
+  auto label = [&] { return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]"; };
   napi_typedarray_type type;
   size_t length = 0, byteOffset = 0;
   void* data = nullptr;
   napi_value buffer = nullptr;
-  check(env, napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &byteOffset));
+  // One call both checks and reads: it fails (without a JS exception) for non-typed arrays.
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &byteOffset) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) throw Napi::Error::New(env);
+    throw typeError(label() + " must be a Float32Array, got " + describe(env, value));
+  }
   if (type != napi_float32_array)
-    throw typeError(name + " must be a Float32Array, got " + typedArrayName(type));
-  bool detached = false;
-  check(env, napi_is_detached_arraybuffer(env, buffer, &detached));
-  if (detached) throw typeError(name + " is backed by a detached ArrayBuffer");
+    throw typeError(label() + " must be a Float32Array, got " + typedArrayName(type));
+  // A detached buffer reads as empty; only then is the extra call needed.
+  if (length == 0 || data == nullptr) {
+    bool detached = false;
+    check(env, napi_is_detached_arraybuffer(env, buffer, &detached));
+    if (detached) throw typeError(label() + " is backed by a detached ArrayBuffer");
+  }
   F32View v;
   v.data = static_cast<float*>(data);
   v.length = static_cast<int64_t>(length);
@@ -103,7 +110,7 @@ std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* 
   for (uint32_t i = 0; i < count; ++i) {
     napi_value element;
     check(env, napi_get_element(env, list, i, &element));
-    views[i] = readFloat32Array(env, element, std::string(name) + "[" + std::to_string(i) + "]");
+    views[i] = readFloat32Array(env, element, name, i);
   }
   return views;
 }

@@ -16,8 +16,10 @@ struct F32View {
   napi_value arrayBuffer = nullptr;  // the backing buffer, to keep alive in async calls
 };
 
-// `name` is the argument as the user sees it, e.g. "act[3]" or "actFlat".
-F32View readFloat32Array(napi_env env, napi_value value, const std::string& name);
+// `name` is the argument as the user sees it ("actFlat", or "act" with index 3 for
+// "act[3]"; index -1 for none). The name is only formatted when there is an error: this
+// runs once per tensor on the hot path.
+F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index = -1);
 
 // A JS array of Float32Array; `name` is the list's name ("act").
 std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* name);
