@@ -2,21 +2,22 @@
 // tensors per launch, following native/core/numerics.h exactly so that the results are
 // the CPU backend's bits (and bit-identical run to run: no floating-point atomics).
 //
-// Work decomposition. A tensor is cut into element blocks ("eb") of kBlock = 1024
-// elements, as on the CPU. Four threads ("a quad") own one eb: thread q holds fp32 lanes
-// 4q..4q+3 and walks the eb's 64 rows of 16 in order, so each lane's sum is the CPU's
-// sequential sum; with a 16-byte aligned tensor each row is one float4 load per thread
-// (scalar loads otherwise, same arithmetic). The quad combines its 16 lanes in float64
-// with the CPU's tree (two shuffles). One eb's three partial sums go to a per-eb array;
-// the CTA that finishes a tensor's last eb (an integer counter per tensor) sums them into
-// per-chunk (64 eb) partials in parallel and then the chunks in order, exactly as the
-// CPU does, and computes the coefficient. The eb -> tensor table and the tensor table
-// are built once per layout and live on the device with all scratch.
+// Work decomposition. A tensor is cut into chunks of kChunk = 65536 elements and those
+// into element blocks ("eb") of kBlock = 1024, as on the CPU. One CTA of 256 threads owns
+// one chunk (an entry of the chunk -> tensor table, built once per layout and cached on
+// the device); four threads ("a quad") own one eb: thread q holds fp32 lanes 4q..4q+3
+// and walks the eb's 64 rows of 16 in order, so each lane's sum is the CPU's sequential
+// sum. With a 16-byte aligned tensor each row is one float4 load per thread (scalar
+// loads otherwise, same arithmetic). The quad combines its 16 lanes in float64 with the
+// CPU's tree (two shuffles); the CTA adds its ebs in order (the chunk's partial sums);
+// the CTA that finishes a tensor's last chunk (an integer counter per tensor) adds the
+// tensor's chunk partials in order and computes the coefficient. No floating-point
+// atomics anywhere: the bits do not depend on scheduling.
 //
-// L2 reuse. Tensors are processed in groups of about 40% of the L2 cache; launch g runs
-// pass 2 of group g-1 (whose a and r are still in L2) together with pass 1 of group g:
-// groups + 1 launches per call, no host synchronisation until the statistics come back
-// in one copy to pinned memory.
+// L2 reuse. Tensors are processed in groups of about 40% of the L2 cache
+// (CRAFTGRAD_CUDA_GROUP_BYTES overrides it); launch g runs pass 2 of group g-1, whose a
+// and r are still in L2, together with pass 1 of group g: groups + 1 launches per call,
+// no host synchronisation until the statistics come back in one copy to pinned memory.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -33,8 +34,7 @@ namespace {
 
 constexpr int kEbElems = 1024;         // == kBlock
 constexpr int kEbPerChunk = 64;        // == kChunk / kBlock
-constexpr int kEbPerCta = 16;          // element blocks per CTA
-constexpr int kThreads = 4 * kEbPerCta;
+constexpr int kThreads = 4 * kEbPerChunk;  // one CTA per chunk, one quad per eb
 constexpr int kUnroll = 8;             // rows loaded ahead per thread
 constexpr unsigned kFull = 0xffffffffu;
 
@@ -43,9 +43,8 @@ static_assert(kEbElems == kBlock && kEbPerChunk * kEbElems == kChunk, "numerics.
 struct TensorDesc {
   long long offset;      // first element in the buffers
   long long n;
-  long long firstEb;     // global eb index of its first eb
-  long long nEb;
-  long long firstChunk;  // global chunk index of its first chunk
+  long long firstChunk;  // global index of its first chunk
+  long long nChunks;
 };
 
 struct DevStats {
@@ -54,23 +53,18 @@ struct DevStats {
 };
 
 struct ChunkPart {
-  double dot, rr, aa;
+  double dot, rr, aa, sq;
   int flag, pad;
 };
 
 struct Tables {
-  const int* ebTensor;       // numEb
-  const TensorDesc* tensors; // k
-  double* pDot;              // numEb partials of pass 1
-  double* pRR;
-  double* pAA;
-  double* pSq;               // numEb partials of pass 2
-  int* pFlag;                // numEb
-  ChunkPart* chunks;         // numChunks
-  DevStats* stats;           // k
-  float* coef;               // k
-  unsigned* count1;          // k
-  unsigned* count2;          // k (follows count1; stats+counters are zeroed per call)
+  const int* chunkTensor;     // numChunks: the chunk -> tensor table
+  const TensorDesc* tensors;  // k
+  ChunkPart* chunks;          // numChunks partial sums
+  DevStats* stats;            // k
+  float* coef;                // k
+  unsigned* count1;           // k, chunks of pass 1 done per tensor
+  unsigned* count2;           // k, chunks of pass 2 done (stats and counters are zeroed per call)
 };
 
 // ---------------------------------------------------------------- device helpers
@@ -220,122 +214,95 @@ __device__ __forceinline__ double quadCombine(const float (&v)[4], int q) {
   return __dadd_rn(s0, s1);  // w = 1
 }
 
-// Thread 0: adds this CTA's ebs of each tensor it touched to the tensor's counter and
-// lists the tensors whose last eb this CTA finished.
-__device__ int claimFinished(const Tables& T, unsigned* counters, long long first, long long end, int* list) {
-  int n = 0;
-  if (first >= end) return 0;
-  const int tA = T.ebTensor[first], tB = T.ebTensor[end - 1];
-  for (int u = tA; u <= tB; ++u) {
-    const TensorDesc td = T.tensors[u];
-    const long long lo = max(td.firstEb, first), hi = min(td.firstEb + td.nEb, end);
-    if (hi <= lo) continue;
-    const unsigned cnt = static_cast<unsigned>(hi - lo);
-    const unsigned old = atomicAdd(counters + u, cnt);
-    if (old + cnt == static_cast<unsigned>(td.nEb)) list[n++] = u;
-  }
-  return n;
+// The chunk of CTA `cta` in [chunkBegin, ...): its tensor, first element and length.
+struct ChunkWork {
+  int tensor;
+  long long start;  // element offset in the buffers
+  long long len;    // elements in the chunk (1..kChunk)
+};
+
+__device__ __forceinline__ ChunkWork chunkWork(const Tables& T, long long gc) {
+  ChunkWork w;
+  w.tensor = T.chunkTensor[gc];
+  const TensorDesc td = T.tensors[w.tensor];
+  const long long c = gc - td.firstChunk;
+  w.start = td.offset + c * kChunk;
+  w.len = min(static_cast<long long>(kChunk), td.n - c * kChunk);
+  return w;
 }
 
-// Pass 1 finalize of tensor t by the whole CTA: chunk sums in parallel, then in order.
+// Sums x[0..n) in order in float64, loading ahead in batches (the loads do not wait for
+// the adds). x is read through L2 (written by other CTAs of this launch).
+__device__ double sumInOrder(const double* x, long long n, long long stride) {
+  double s = 0.0;
+  constexpr int kBatch = 8;
+  long long i = 0;
+  for (; i + kBatch <= n; i += kBatch) {
+    double v[kBatch];
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) v[j] = __ldcg(x + (i + j) * stride);
+#pragma unroll
+    for (int j = 0; j < kBatch; ++j) s = __dadd_rn(s, v[j]);
+  }
+  for (; i < n; ++i) s = __dadd_rn(s, __ldcg(x + i * stride));
+  return s;
+}
+
+constexpr long long kPartStride = sizeof(ChunkPart) / sizeof(double);
+
+// Pass 1 finalize of tensor t (one thread): chunk partials in order, the float64 fallback
+// of the CPU, the coefficient.
 __device__ void finalize1(const Tables& T, int t, const float* a, const float* r, double lambda, double eps,
                           int projection) {
   const TensorDesc td = T.tensors[t];
-  const long long nChunks = (td.nEb + kEbPerChunk - 1) / kEbPerChunk;
-  for (long long c = threadIdx.x; c < nChunks; c += blockDim.x) {
-    const long long e0 = td.firstEb + c * kEbPerChunk;
-    const long long e1 = min(e0 + kEbPerChunk, td.firstEb + td.nEb);
-    double sd = 0.0, sq = 0.0, sa = 0.0;
-    int f = 0;
-    for (long long e = e0; e < e1; ++e) {
-      sd = __dadd_rn(sd, __ldcg(T.pDot + e));
-      sq = __dadd_rn(sq, __ldcg(T.pRR + e));
-      sa = __dadd_rn(sa, __ldcg(T.pAA + e));
-      f |= __ldcg(T.pFlag + e);
+  const ChunkPart* cp = T.chunks + td.firstChunk;
+  double sd = sumInOrder(&cp->dot, td.nChunks, kPartStride);
+  double sq = sumInOrder(&cp->rr, td.nChunks, kPartStride);
+  double sa = sumInOrder(&cp->aa, td.nChunks, kPartStride);
+  int f = 0;
+  for (long long c = 0; c < td.nChunks; ++c) f |= __ldcg(&cp[c].flag);
+  if (!f && !(isfinite(sd) && isfinite(sq) && isfinite(sa))) {
+    // Finite data whose fp32 products overflowed: float64 in element order, as the CPU
+    // does (surgery_cpu.cc reduceFloat64). Rare (|x| > ~1.8e19), so one thread.
+    sd = sq = sa = 0.0;
+    const float* pa = a + td.offset;
+    const float* pr = r + td.offset;
+    for (long long i = 0; i < td.n; ++i) {
+      const double x = pa[i], y = pr[i];
+      sd = __dadd_rn(sd, __dmul_rn(x, y));
+      sq = __dadd_rn(sq, __dmul_rn(y, y));
+      sa = __dadd_rn(sa, __dmul_rn(x, x));
     }
-    ChunkPart* cp = T.chunks + td.firstChunk + c;
-    __stcg(&cp->dot, sd);
-    __stcg(&cp->rr, sq);
-    __stcg(&cp->aa, sa);
-    __stcg(&cp->flag, f);
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double sd = 0.0, sq = 0.0, sa = 0.0;
-    int f = 0;
-    for (long long c = 0; c < nChunks; ++c) {
-      const ChunkPart* cp = T.chunks + td.firstChunk + c;
-      sd = __dadd_rn(sd, __ldcg(&cp->dot));
-      sq = __dadd_rn(sq, __ldcg(&cp->rr));
-      sa = __dadd_rn(sa, __ldcg(&cp->aa));
-      f |= __ldcg(&cp->flag);
-    }
-    if (!f && !(isfinite(sd) && isfinite(sq) && isfinite(sa))) {
-      // Finite data whose fp32 products overflowed: float64 in element order, as the
-      // CPU does (surgery_cpu.cc reduceFloat64). Rare (|x| > ~1.8e19), so one thread.
-      sd = sq = sa = 0.0;
-      const float* pa = a + td.offset;
-      const float* pr = r + td.offset;
-      for (long long i = 0; i < td.n; ++i) {
-        const double x = pa[i], y = pr[i];
-        sd = __dadd_rn(sd, __dmul_rn(x, y));
-        sq = __dadd_rn(sq, __dmul_rn(y, y));
-        sa = __dadd_rn(sa, __dmul_rn(x, x));
-      }
-    }
-    const bool conflict = projection && sd < 0.0;
-    const double coef = __dsub_rn(lambda, conflict ? __ddiv_rn(sd, __dadd_rn(sq, eps)) : 0.0);
-    DevStats& st = T.stats[t];
-    st.dot = sd;
-    st.rr = sq;
-    st.aa = sa;
-    st.coef = coef;
-    st.conflict = conflict ? 1 : 0;
-    st.nonFinite = f ? 1 : 0;
-    T.coef[t] = __double2float_rn(coef);
-  }
-  __syncthreads();
+  const bool conflict = projection && sd < 0.0;
+  const double coef = __dsub_rn(lambda, conflict ? __ddiv_rn(sd, __dadd_rn(sq, eps)) : 0.0);
+  DevStats& st = T.stats[t];
+  st.dot = sd;
+  st.rr = sq;
+  st.aa = sa;
+  st.coef = coef;
+  st.conflict = conflict ? 1 : 0;
+  st.nonFinite = f ? 1 : 0;
+  T.coef[t] = __double2float_rn(coef);
 }
 
-__device__ void finalize2(const Tables& T, int t) {
-  const TensorDesc td = T.tensors[t];
-  const long long nChunks = (td.nEb + kEbPerChunk - 1) / kEbPerChunk;
-  for (long long c = threadIdx.x; c < nChunks; c += blockDim.x) {
-    const long long e0 = td.firstEb + c * kEbPerChunk;
-    const long long e1 = min(e0 + kEbPerChunk, td.firstEb + td.nEb);
-    double s = 0.0;
-    for (long long e = e0; e < e1; ++e) s = __dadd_rn(s, __ldcg(T.pSq + e));
-    __stcg(&T.chunks[td.firstChunk + c].dot, s);
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double s = 0.0;
-    for (long long c = 0; c < nChunks; ++c) s = __dadd_rn(s, __ldcg(&T.chunks[td.firstChunk + c].dot));
-    T.stats[t].outSq = s;
-  }
-  __syncthreads();
-}
-
-__device__ void pass1Cta(const Tables& T, const float* a, const float* r, long long ebBegin, long long ebEnd,
-                         long long cta, double lambda, double eps, int projection) {
-  __shared__ int finished[kEbPerCta];
-  __shared__ int numFinished;
+__device__ void pass1Cta(const Tables& T, const float* a, const float* r, long long gc, double lambda, double eps,
+                         int projection) {
+  __shared__ double ebDot[kEbPerChunk], ebRR[kEbPerChunk], ebAA[kEbPerChunk];
+  __shared__ int ebBad[kEbPerChunk];
+  const ChunkWork w = chunkWork(T, gc);
   const int quad = threadIdx.x >> 2, q = threadIdx.x & 3;
-  const long long first = ebBegin + cta * kEbPerCta;
-  const long long end = min(first + kEbPerCta, ebEnd);
-  const long long geb = first + quad;
-  const bool valid = geb < end;
+  const int nEb = static_cast<int>((w.len + kEbElems - 1) / kEbElems);
+  const bool valid = quad < nEb;
   Acc1 s;
 #pragma unroll
   for (int l = 0; l < 4; ++l) s.d[l] = s.q[l] = s.a[l] = 0.0f;
   s.f = 0.0f;
   if (valid) {
-    const TensorDesc td = T.tensors[T.ebTensor[geb]];
-    const long long e = geb - td.firstEb;
-    const long long start = td.offset + e * kEbElems;
-    const int len = static_cast<int>(min(static_cast<long long>(kEbElems), td.n - e * kEbElems));
-    const float* pa = a + start;
-    const float* pr = r + start;
+    const long long e = static_cast<long long>(quad) * kEbElems;
+    const int len = static_cast<int>(min(static_cast<long long>(kEbElems), w.len - e));
+    const float* pa = a + w.start + e;
+    const float* pr = r + w.start + e;
     if (((reinterpret_cast<uintptr_t>(pa) | reinterpret_cast<uintptr_t>(pr)) & 15) == 0)
       reduceQuad<true>(pa, pr, len, q, s);
     else
@@ -348,40 +315,52 @@ __device__ void pass1Cta(const Tables& T, const float* a, const float* r, long l
   bad |= __shfl_down_sync(kFull, bad, 2);
   bad |= __shfl_down_sync(kFull, bad, 1);
   if (valid && q == 0) {
-    __stcg(T.pDot + geb, sd);
-    __stcg(T.pRR + geb, sq);
-    __stcg(T.pAA + geb, sa);
-    __stcg(T.pFlag + geb, bad);
+    ebDot[quad] = sd;
+    ebRR[quad] = sq;
+    ebAA[quad] = sa;
+    ebBad[quad] = bad;
   }
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) numFinished = claimFinished(T, T.count1, first, end, finished);
+  // The chunk's partials: its ebs in order (three threads, one quantity each).
+  ChunkPart* part = T.chunks + gc;
+  if (threadIdx.x < 4) {
+    const double* src = threadIdx.x == 0 ? ebDot : threadIdx.x == 1 ? ebRR : ebAA;
+    double acc = 0.0;
+    int f = 0;
+    for (int e = 0; e < nEb; ++e) {
+      if (threadIdx.x < 3) acc = __dadd_rn(acc, src[e]);
+      else f |= ebBad[e];
+    }
+    if (threadIdx.x == 0) __stcg(&part->dot, acc);
+    else if (threadIdx.x == 1) __stcg(&part->rr, acc);
+    else if (threadIdx.x == 2) __stcg(&part->aa, acc);
+    else __stcg(&part->flag, f);
+    __threadfence();
+  }
   __syncthreads();
-  const int nf = numFinished;
-  if (nf > 0) __threadfence();
-  for (int i = 0; i < nf; ++i) finalize1(T, finished[i], a, r, lambda, eps, projection);
+  if (threadIdx.x == 0) {
+    const TensorDesc td = T.tensors[w.tensor];
+    if (atomicAdd(T.count1 + w.tensor, 1u) + 1u == static_cast<unsigned>(td.nChunks)) {
+      __threadfence();
+      finalize1(T, w.tensor, a, r, lambda, eps, projection);
+    }
+  }
 }
 
-__device__ void pass2Cta(const Tables& T, const float* a, const float* r, float* out, long long ebBegin,
-                         long long ebEnd, long long cta) {
-  __shared__ int finished[kEbPerCta];
-  __shared__ int numFinished;
+__device__ void pass2Cta(const Tables& T, const float* a, const float* r, float* out, long long gc) {
+  __shared__ double ebSq[kEbPerChunk];
+  const ChunkWork w = chunkWork(T, gc);
   const int quad = threadIdx.x >> 2, q = threadIdx.x & 3;
-  const long long first = ebBegin + cta * kEbPerCta;
-  const long long end = min(first + kEbPerCta, ebEnd);
-  const long long geb = first + quad;
-  const bool valid = geb < end;
+  const int nEb = static_cast<int>((w.len + kEbElems - 1) / kEbElems);
+  const bool valid = quad < nEb;
   float sq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   if (valid) {
-    const int t = T.ebTensor[geb];
-    const TensorDesc td = T.tensors[t];
-    const float c = __ldcg(T.coef + t);
-    const long long e = geb - td.firstEb;
-    const long long start = td.offset + e * kEbElems;
-    const int len = static_cast<int>(min(static_cast<long long>(kEbElems), td.n - e * kEbElems));
-    const float* pa = a + start;
-    const float* pr = r + start;
-    float* po = out + start;
+    const float c = __ldcg(T.coef + w.tensor);
+    const long long e = static_cast<long long>(quad) * kEbElems;
+    const int len = static_cast<int>(min(static_cast<long long>(kEbElems), w.len - e));
+    const float* pa = a + w.start + e;
+    const float* pr = r + w.start + e;
+    float* po = out + w.start + e;
     if (((reinterpret_cast<uintptr_t>(pa) | reinterpret_cast<uintptr_t>(pr) | reinterpret_cast<uintptr_t>(po)) &
          15) == 0)
       axpyQuad<true>(pa, pr, po, len, q, c, sq);
@@ -389,26 +368,31 @@ __device__ void pass2Cta(const Tables& T, const float* a, const float* r, float*
       axpyQuad<false>(pa, pr, po, len, q, c, sq);
   }
   const double s = quadCombine(sq, q);
-  if (valid && q == 0) __stcg(T.pSq + geb, s);
-  __threadfence();
+  if (valid && q == 0) ebSq[quad] = s;
   __syncthreads();
-  if (threadIdx.x == 0) numFinished = claimFinished(T, T.count2, first, end, finished);
-  __syncthreads();
-  const int nf = numFinished;
-  if (nf > 0) __threadfence();
-  for (int i = 0; i < nf; ++i) finalize2(T, finished[i]);
+  if (threadIdx.x == 0) {
+    double acc = 0.0;
+    for (int e = 0; e < nEb; ++e) acc = __dadd_rn(acc, ebSq[e]);
+    __stcg(&T.chunks[gc].sq, acc);
+    __threadfence();
+    const TensorDesc td = T.tensors[w.tensor];
+    if (atomicAdd(T.count2 + w.tensor, 1u) + 1u == static_cast<unsigned>(td.nChunks)) {
+      __threadfence();
+      T.stats[w.tensor].outSq = sumInOrder(&T.chunks[td.firstChunk].sq, td.nChunks, kPartStride);
+    }
+  }
 }
 
-// Launch g: CTAs [0, cta2) run pass 2 of group g-1, the rest pass 1 of group g.
+// Launch g: CTAs [0, cta2) run pass 2 of the chunks of group g-1 (from chunk c2), the
+// rest pass 1 of the chunks of group g (from chunk c1).
 __global__ void __launch_bounds__(kThreads) stepKernel(Tables T, const float* a, const float* r, float* out,
-                                                       long long eb2Begin, long long eb2End, long long cta2,
-                                                       long long eb1Begin, long long eb1End, double lambda,
+                                                       long long c2, long long cta2, long long c1, double lambda,
                                                        double eps, int projection) {
   const long long b = blockIdx.x;
   if (b < cta2)
-    pass2Cta(T, a, r, out, eb2Begin, eb2End, b);
+    pass2Cta(T, a, r, out, c2 + b);
   else
-    pass1Cta(T, a, r, eb1Begin, eb1End, b - cta2, lambda, eps, projection);
+    pass1Cta(T, a, r, c1 + (b - cta2), lambda, eps, projection);
 }
 
 __global__ void fillKernel(float* p, long long n, float value) {
@@ -435,8 +419,8 @@ class Layout {
  public:
   int device = 0;
   std::vector<int64_t> sizes;
-  int64_t total = 0, numEb = 0, numChunks = 0;
-  std::vector<std::pair<int64_t, int64_t>> groups;  // eb ranges
+  int64_t total = 0, numChunks = 0;
+  std::vector<std::pair<int64_t, int64_t>> groups;  // chunk ranges
   void* block = nullptr;                             // all device tables and scratch
   size_t resetBytes = 0;                             // stats + counters, zeroed per call
   void* resetBase = nullptr;
@@ -466,32 +450,32 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
   std::vector<TensorDesc> desc(k);
   for (size_t i = 0; i < k; ++i) {
     const int64_t n = sizes[i];
-    const int64_t nEb = (n + kEbElems - 1) / kEbElems;
-    desc[i] = {l->total, n, l->numEb, nEb, l->numChunks};
+    const int64_t nChunks = (n + kChunk - 1) / kChunk;
+    desc[i] = {l->total, n, l->numChunks, nChunks};
     l->total += n;
-    l->numEb += nEb;
-    l->numChunks += (nEb + kEbPerChunk - 1) / kEbPerChunk;
+    l->numChunks += nChunks;
   }
-  std::vector<int> ebTensor(static_cast<size_t>(l->numEb));
+  std::vector<int> chunkTensor(static_cast<size_t>(l->numChunks));
   for (size_t i = 0; i < k; ++i)
-    for (int64_t e = 0; e < desc[i].nEb; ++e) ebTensor[desc[i].firstEb + e] = static_cast<int>(i);
+    for (int64_t c = 0; c < desc[i].nChunks; ++c) chunkTensor[desc[i].firstChunk + c] = static_cast<int>(i);
 
-  // Groups of consecutive tensors whose a and r fit the L2 budget together.
-  const int64_t budgetEb = std::max<int64_t>(1, groupBudgetBytes(ctx) / (8 * kEbElems));
+  // Groups of consecutive tensors whose a and r fit the L2 budget together (a tensor
+  // larger than the budget is a group of its own).
+  const int64_t budgetChunks = std::max<int64_t>(1, groupBudgetBytes(ctx) / (8 * kChunk));
   int64_t begin = 0, cur = 0;
   for (size_t i = 0; i < k; ++i) {
-    if (desc[i].nEb == 0) continue;
-    if (cur > 0 && cur + desc[i].nEb > budgetEb) {
+    if (desc[i].nChunks == 0) continue;
+    if (cur > 0 && cur + desc[i].nChunks > budgetChunks) {
       l->groups.emplace_back(begin, begin + cur);
       begin += cur;
       cur = 0;
     }
-    cur += desc[i].nEb;
+    cur += desc[i].nChunks;
   }
   if (cur > 0) l->groups.emplace_back(begin, begin + cur);
 
   // One allocation for every table and all scratch.
-  const size_t nEb = static_cast<size_t>(l->numEb), nCh = static_cast<size_t>(l->numChunks);
+  const size_t nCh = static_cast<size_t>(l->numChunks);
   size_t off = 0;
   auto take = [&](size_t bytes) {
     const size_t at = off;
@@ -499,28 +483,19 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
     return at;
   };
   const size_t oDesc = take(k * sizeof(TensorDesc));
-  const size_t oEbT = take(nEb * sizeof(int));
-  const size_t oDot = take(nEb * sizeof(double));
-  const size_t oRR = take(nEb * sizeof(double));
-  const size_t oAA = take(nEb * sizeof(double));
-  const size_t oSq = take(nEb * sizeof(double));
-  const size_t oFlag = take(nEb * sizeof(int));
+  const size_t oChunkT = take(nCh * sizeof(int));
   const size_t oChunks = take(nCh * sizeof(ChunkPart));
   const size_t oCoef = take(k * sizeof(float));
   const size_t oStats = take(k * sizeof(DevStats));  // stats and counters: contiguous, zeroed per call
-  const size_t oCount = take(2 * k * sizeof(unsigned));
+  take(2 * k * sizeof(unsigned));
+  const size_t oCount = oStats + alignUp(k * sizeof(DevStats));
   l->resetBytes = off - oStats;
   if (k > 0) {
     l->block = mallocDevice(device, off, "cudaLayout");
     char* base = static_cast<char*>(l->block);
     Tables& T = l->tables;
     T.tensors = reinterpret_cast<const TensorDesc*>(base + oDesc);
-    T.ebTensor = reinterpret_cast<const int*>(base + oEbT);
-    T.pDot = reinterpret_cast<double*>(base + oDot);
-    T.pRR = reinterpret_cast<double*>(base + oRR);
-    T.pAA = reinterpret_cast<double*>(base + oAA);
-    T.pSq = reinterpret_cast<double*>(base + oSq);
-    T.pFlag = reinterpret_cast<int*>(base + oFlag);
+    T.chunkTensor = reinterpret_cast<const int*>(base + oChunkT);
     T.chunks = reinterpret_cast<ChunkPart*>(base + oChunks);
     T.coef = reinterpret_cast<float*>(base + oCoef);
     T.stats = reinterpret_cast<DevStats*>(base + oStats);
@@ -529,8 +504,8 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
     l->resetBase = base + oStats;
     CG_CUDA(device, cudaMemcpyAsync(base + oDesc, desc.data(), k * sizeof(TensorDesc), cudaMemcpyHostToDevice,
                                     ctx.stream));
-    if (nEb > 0)
-      CG_CUDA(device, cudaMemcpyAsync(base + oEbT, ebTensor.data(), nEb * sizeof(int), cudaMemcpyHostToDevice,
+    if (nCh > 0)
+      CG_CUDA(device, cudaMemcpyAsync(base + oChunkT, chunkTensor.data(), nCh * sizeof(int), cudaMemcpyHostToDevice,
                                       ctx.stream));
     CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
     void* pinned = nullptr;
@@ -551,15 +526,13 @@ void enqueue(DeviceContext& ctx, Layout& l, const float* a, const float* r, floa
   CG_CUDA(dev, cudaMemsetAsync(l.resetBase, 0, l.resetBytes, ctx.stream));
   const size_t G = l.groups.size();
   for (size_t g = 0; g <= G; ++g) {
-    long long b2 = 0, e2 = 0, b1 = 0, e1 = 0;
-    if (g > 0) b2 = l.groups[g - 1].first, e2 = l.groups[g - 1].second;
-    if (g < G) b1 = l.groups[g].first, e1 = l.groups[g].second;
-    const long long cta2 = (e2 - b2 + kEbPerCta - 1) / kEbPerCta;
-    const long long cta1 = (e1 - b1 + kEbPerCta - 1) / kEbPerCta;
+    long long c2 = 0, cta2 = 0, c1 = 0, cta1 = 0;
+    if (g > 0) c2 = l.groups[g - 1].first, cta2 = l.groups[g - 1].second - c2;
+    if (g < G) c1 = l.groups[g].first, cta1 = l.groups[g].second - c1;
     if (cta1 + cta2 == 0) continue;
     if (cta1 + cta2 > 0x7fffffffLL) throw CudaError("craftgrad: tensor group too large for one launch");
     stepKernel<<<static_cast<unsigned>(cta1 + cta2), kThreads, 0, ctx.stream>>>(
-        l.tables, a, r, out, b2, e2, cta2, b1, e1, p.lambda, p.eps, p.projection ? 1 : 0);
+        l.tables, a, r, out, c2, cta2, c1, p.lambda, p.eps, p.projection ? 1 : 0);
     CG_CUDA(dev, cudaGetLastError());
   }
   CG_CUDA(dev, cudaMemcpyAsync(l.pinned, l.tables.stats, l.sizes.size() * sizeof(DevStats), cudaMemcpyDeviceToHost,
@@ -576,7 +549,7 @@ void collect(const Layout& l, const SurgeryParams& p, TensorStats* stats) {
     s.outSq = d.outSq;
     s.conflict = d.conflict != 0;
     s.nonFinite = d.nonFinite != 0;
-    // Zero-length tensors have no eb and are never finalized: c = λ, as on the CPU.
+    // Zero-length tensors have no chunk and are never finalized: c = λ, as on the CPU.
     s.coefficient = l.sizes[i] == 0 ? p.lambda : d.coef;
   }
 }
