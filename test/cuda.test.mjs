@@ -1,0 +1,345 @@
+// The CUDA backend. With a GPU: CUDA against the CPU backend (1e-6 relative, and bit for
+// bit: both follow native/core/numerics.h's block/lane order), every output element
+// written, run-to-run determinism, a set over 2^31 elements, out-of-memory errors and the
+// boundary checks of the raw binding. Without one, every GPU test is skipped with the
+// reason, and the tests of what a machine without a GPU must do run instead.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { surgery, surgeryAsync, GradSet, backendInfo } from '../dist/index.js';
+import { gradPairs, bytesEqual, rng } from './helpers/random.mjs';
+import { referenceSurgery, relError } from './helpers/reference.mjs';
+
+const require = createRequire(import.meta.url);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const binding = require('node-gyp-build')(root);
+
+const info = backendInfo().cuda;
+const gpu = info.compiled && info.available && info.devices.length > 0;
+const skipReason = gpu ? '' : `no CUDA device: ${info.compiled ? info.reason : 'this build has no CUDA backend'}`;
+if (!gpu) console.log(`# cuda.test.mjs: GPU tests skipped (${skipReason})`);
+else console.log(`# cuda.test.mjs: running on ${info.devices.map((d) => `${d.name} (sm ${d.computeCapability})`).join(', ')}`);
+
+function gpuTest(name, fn) {
+  test(name, async (t) => {
+    if (!gpu) {
+      t.skip(skipReason);
+      return;
+    }
+    await fn(t);
+  });
+}
+
+// Odd sizes, zero-length tensors, sizes around the block (1024) and chunk (65536)
+// boundaries; packed back to back in a GradSet, most tensors start unaligned.
+const SIZES = [0, 1, 3, 15, 16, 17, 0, 1000, 1023, 1024, 1025, 4096, 65535, 65536, 65537, 200003, 5, 0, 131072];
+
+function randomSizes(seed, count) {
+  const rand = rng(seed);
+  const sizes = [];
+  for (let i = 0; i < count; ++i) {
+    const kind = rand();
+    if (kind < 0.1) sizes.push(0);
+    else if (kind < 0.5) sizes.push(Math.floor(rand() * 2000));
+    else if (kind < 0.9) sizes.push(Math.floor(rand() * 70000));
+    else sizes.push(Math.floor(rand() * 400000));
+  }
+  return sizes;
+}
+
+function assertSameResult(got, want, what) {
+  assert.equal(got.numTensors, want.numTensors, `${what}: numTensors`);
+  assert.equal(got.numConflicts, want.numConflicts, `${what}: numConflicts`);
+  assert.equal(got.nonFinite, want.nonFinite, `${what}: nonFinite`);
+  assert.deepEqual([...got.conflicts], [...want.conflicts], `${what}: conflicts`);
+  for (let i = 0; i < want.dots.length; ++i) {
+    const tol = 1e-6 * Math.max(Math.abs(want.dots[i]), 1e-30);
+    assert.ok(Math.abs(got.dots[i] - want.dots[i]) <= tol, `${what}: dots[${i}] ${got.dots[i]} vs ${want.dots[i]}`);
+  }
+  const relNorm = Math.abs(got.gradNorm - want.gradNorm) / Math.max(want.gradNorm, 1e-30);
+  assert.ok(relNorm <= 1e-6, `${what}: gradNorm ${got.gradNorm} vs ${want.gradNorm}`);
+}
+
+function assertOutClose(gotArrays, act, ret, opts, what) {
+  const ref = referenceSurgery(act, ret, opts);
+  for (let i = 0; i < act.length; ++i) {
+    const err = relError(gotArrays[i], ref.out[i], act[i], ret[i], ref.coefficients[i]);
+    assert.ok(err <= 1e-6, `${what}: out[${i}] (n=${act[i].length}) rel err ${err}`);
+  }
+}
+
+// ---- tests that run on every machine ----
+
+test('backendInfo().cuda describes the build and the machine', () => {
+  const all = backendInfo();
+  assert.equal(typeof info.compiled, 'boolean');
+  assert.equal(typeof info.available, 'boolean');
+  assert.ok(Array.isArray(info.devices));
+  assert.equal(all.backends.includes('cuda'), info.compiled, "backends lists 'cuda' exactly when it is compiled");
+  if (!info.available) {
+    assert.equal(typeof info.reason, 'string');
+    assert.ok(info.reason.length > 0, 'an unavailable backend says why');
+    assert.equal(info.devices.length, 0);
+  }
+  if (info.compiled) {
+    assert.equal(typeof info.runtimeVersion, 'number');
+    assert.ok(info.runtimeVersion >= 12000, `runtime ${info.runtimeVersion}`);
+    assert.equal(typeof info.driverVersion, 'number');
+  }
+  for (const d of info.devices) {
+    assert.equal(typeof d.name, 'string');
+    assert.ok(d.totalMemory > 0);
+    assert.match(d.computeCapability, /^\d+\.\d+$/);
+  }
+});
+
+test("without a usable GPU, device: 'cuda' throws a clear Error and 'auto' uses the CPU", (t) => {
+  if (gpu) {
+    t.skip('a CUDA device is present');
+    return;
+  }
+  const { act, ret } = gradPairs([5, 1000, 0, 70000], 11);
+  assert.throws(() => surgery(act, ret, { lambda: 0.1, device: 'cuda' }), (e) => {
+    assert.ok(e instanceof Error);
+    assert.match(e.message, /CUDA/);
+    if (info.compiled) assert.ok(e.message.includes(info.reason), `the message gives the reason: ${e.message}`);
+    return true;
+  });
+  assert.throws(() => GradSet.zeros([3, 4], { device: 'cuda' }), /CUDA/);
+  assert.throws(() => GradSet.zeros([3, 4], { device: 'cuda:1' }), /CUDA/);
+  const auto = surgery(act, ret, { lambda: 0.1, device: 'auto' });
+  const cpu = surgery(act, ret, { lambda: 0.1, device: 'cpu' });
+  for (let i = 0; i < act.length; ++i) assert.ok(bytesEqual(auto.out[i], cpu.out[i]));
+  assert.equal(auto.gradNorm, cpu.gradNorm);
+  assert.equal(GradSet.zeros([3], { device: 'auto' }).device, 'cpu');
+});
+
+test('without a usable GPU, the raw CUDA binding throws JS Errors (never aborts)', async (t) => {
+  if (gpu || !info.compiled) {
+    t.skip(gpu ? 'a CUDA device is present' : 'this build has no CUDA backend');
+    return;
+  }
+  const isCudaError = (e) => e instanceof Error && e.code === 'ERR_CRAFTGRAD_CUDA' && e.message.includes(info.reason);
+  assert.throws(() => binding.cudaAlloc(0, 16), isCudaError);
+  assert.throws(() => binding.cudaLayout(0, new Float64Array([1, 2])), isCudaError);
+  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
+  assert.throws(() => binding.cudaSurgeryHostAsync([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
+  // Argument errors come first, named, as TypeError/RangeError.
+  assert.throws(() => binding.cudaSurgery({}, {}, undefined, {}, 0.1, 1e-8, true, false),
+    (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /act must be a DeviceBuffer/.test(e.message));
+  assert.throws(() => binding.cudaAlloc(-1, 16), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(4)], undefined, 0.1, 1e-8, true, false, 0),
+    (e) => e instanceof RangeError && /ret\[0\] has 4 elements/.test(e.message));
+});
+
+// ---- GPU tests ----
+
+gpuTest('CUDA matches the CPU on odd sizes, zero-length tensors and unaligned offsets', () => {
+  for (const [seed, lambda, projection] of [[1, 0.05, true], [2, 0, true], [3, 1.7, false], [4, 0.3, true]]) {
+    const sizes = seed === 1 ? SIZES : randomSizes(seed, 40);
+    const { act, ret } = gradPairs(sizes, seed);
+    const opts = { lambda, projection, cosines: true };
+    const cpu = surgery(act, ret, opts);
+    const a = GradSet.fromArrays(act, { device: 'cuda' });
+    const r = GradSet.fromArrays(ret, { device: 'cuda' });
+    const g = surgery(a, r, opts);
+    assert.equal(g.out.device, 'cuda:0');
+    const out = g.out.toArrays();
+    assertSameResult(g, cpu, `seed ${seed}`);
+    assertOutClose(out, act, ret, opts, `seed ${seed}`);
+    for (let i = 0; i < act.length; ++i) {
+      assert.ok(Math.abs(g.cosines[i] - cpu.cosines[i]) <= 1e-6, `cosines[${i}]`);
+    }
+    for (const s of [a, r, g.out]) s.dispose();
+  }
+});
+
+gpuTest('CUDA gives the CPU backend\'s bits (same block/lane order)', () => {
+  const { act, ret } = gradPairs(SIZES, 21);
+  const cpu = surgery(act, ret, { lambda: 0.05 });
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const g = surgery(a, r, { lambda: 0.05 });
+  const out = g.out.toArrays();
+  for (let i = 0; i < act.length; ++i) assert.ok(bytesEqual(out[i], cpu.out[i]), `out[${i}] (n=${act[i].length})`);
+  assert.deepEqual([...g.dots], [...cpu.dots]);
+  assert.equal(g.gradNorm, cpu.gradNorm);
+  for (const s of [a, r, g.out]) s.dispose();
+});
+
+gpuTest('every output element is written (outputs poisoned with NaN first)', async () => {
+  const { act, ret } = gradPairs(SIZES, 5);
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const out = a.zerosLike();
+  for (const run of [(o) => surgery(a, r, { lambda: 0.2, out: o }), (o) => surgeryAsync(a, r, { lambda: 0.2, out: o })]) {
+    out.fill(NaN);
+    const res = await run(out);
+    assert.equal(res.out, out);
+    assert.equal(res.nonFinite, 0);
+    const got = out.toArrays();
+    got.forEach((x, i) => assert.ok(!x.some(Number.isNaN), `out[${i}] has unwritten (NaN) elements`));
+    assertOutClose(got, act, ret, { lambda: 0.2 }, 'poisoned');
+  }
+  // Host arrays staged through the GPU, poisoned the same way.
+  const hostOut = act.map((x) => new Float32Array(x.length).fill(NaN));
+  surgery(act, ret, { lambda: 0.2, device: 'cuda', out: hostOut });
+  hostOut.forEach((x, i) => assert.ok(!x.some(Number.isNaN), `host out[${i}]`));
+  assertOutClose(hostOut, act, ret, { lambda: 0.2 }, 'host staged');
+  for (const s of [a, r, out]) s.dispose();
+});
+
+gpuTest('bit-identical run to run, sync and async, device and host paths', async () => {
+  const sizes = randomSizes(6, 60);
+  const { act, ret } = gradPairs(sizes, 6);
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const first = surgery(a, r, { lambda: 0.1 });
+  const firstOut = first.out.toFlat();
+  for (let k = 0; k < 3; ++k) {
+    const again = k === 1 ? await surgeryAsync(a, r, { lambda: 0.1 }) : surgery(a, r, { lambda: 0.1 });
+    assert.ok(bytesEqual(again.out.toFlat(), firstOut), `run ${k}`);
+    assert.ok(bytesEqual(again.dots, first.dots));
+    assert.equal(again.gradNorm, first.gradNorm);
+    again.out.dispose();
+  }
+  const host = surgery(act, ret, { lambda: 0.1, device: 'cuda' });
+  const hostFlat = new Float32Array(firstOut.length);
+  let off = 0;
+  for (const x of host.out) {
+    hostFlat.set(x, off);
+    off += x.length;
+  }
+  assert.ok(bytesEqual(hostFlat, firstOut), 'host staging gives the same bits');
+  for (const s of [a, r, first.out]) s.dispose();
+});
+
+gpuTest('in place (out = act) and non-finite data', () => {
+  const { act, ret } = gradPairs([1000, 5000, 3], 7);
+  act[1][17] = NaN;
+  ret[2][0] = Infinity;
+  const cpu = surgery(act, ret, { lambda: 0.1 });
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const g = surgery(a, r, { lambda: 0.1, out: a });
+  assert.equal(g.out, a);
+  assert.equal(g.nonFinite, 2);
+  assert.equal(g.nonFinite, cpu.nonFinite);
+  const got = a.toArrays();
+  assert.ok(bytesEqual(got[0], cpu.out[0]));
+  a.dispose();
+  r.dispose();
+});
+
+gpuTest('the raw binding checks its arguments', () => {
+  const buf = binding.cudaAlloc(0, 10);
+  const other = binding.cudaAlloc(0, 11);
+  const layout = binding.cudaLayout(0, new Float64Array([4, 6]));
+  assert.equal(buf.device, 0);
+  assert.equal(buf.length, 10);
+  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
+    (e) => e instanceof RangeError && /ret has 11 elements but layout has 10/.test(e.message));
+  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, buf, 0.1, 1e-8, true, false),
+    (e) => e instanceof TypeError && /layout must be a DeviceLayout/.test(e.message));
+  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, layout, -1, 1e-8, true, false), /lambda/);
+  assert.throws(() => buf.upload(new Float32Array(11), 0), (e) => e instanceof RangeError && /src has 11 elements/.test(e.message));
+  assert.throws(() => buf.download(new Float32Array(4), 7), (e) => e instanceof RangeError && /dst/.test(e.message));
+  assert.throws(() => binding.cudaAlloc(info.devices.length, 4), (e) => e instanceof RangeError && /device/.test(e.message));
+  other.dispose();
+  assert.equal(other.disposed, true);
+  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
+    (e) => e instanceof TypeError && /ret is a disposed DeviceBuffer/.test(e.message));
+  const src = Float32Array.from({ length: 10 }, (_, i) => i);
+  buf.upload(src, 0);
+  const back = new Float32Array(4);
+  buf.download(back, 3);
+  assert.deepEqual([...back], [3, 4, 5, 6]);
+  buf.fill(2.5);
+  buf.download(back, 0);
+  assert.deepEqual([...back], [2.5, 2.5, 2.5, 2.5]);
+  const res = binding.cudaSurgery(buf, buf, undefined, layout, 0.5, 1e-8, true, false);
+  assert.equal(res.out.length, 10);
+  assert.equal(res.numTensors, 2);
+  res.out.dispose();
+  buf.dispose();
+  buf.dispose(); // idempotent
+});
+
+gpuTest('out of device memory is an Error that says how many bytes on which device', () => {
+  const elements = 2 ** 44; // 64 TiB of float32
+  assert.throws(() => GradSet.zeros([elements], { device: 'cuda' }), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 'ERR_CRAFTGRAD_CUDA_OOM');
+    assert.equal(e.requestedBytes, elements * 4);
+    assert.match(e.message, new RegExp(`${elements * 4} bytes`));
+    assert.match(e.message, /cuda:0/);
+    return true;
+  });
+  // The device is still usable afterwards.
+  const s = GradSet.zeros([5], { device: 'cuda' });
+  assert.deepEqual([...s.toFlat()], [0, 0, 0, 0, 0]);
+  s.dispose();
+});
+
+gpuTest('a set over 2^31 elements in total', (t) => {
+  const sizes = [2 ** 31 - 3, 1001, 2 ** 20 + 7];
+  const total = sizes.reduce((x, y) => x + y, 0);
+  const need = 3 * total * 4 + 512 * 2 ** 20;
+  const freeish = info.devices[0].totalMemory;
+  if (freeish < need * 1.1) {
+    t.skip(`needs about ${(need / 2 ** 30).toFixed(1)} GiB of device memory, ${info.devices[0].name} has ${(freeish / 2 ** 30).toFixed(1)} GiB`);
+    return;
+  }
+  const a = GradSet.zeros(sizes, { device: 'cuda' });
+  const r = GradSet.zeros(sizes, { device: 'cuda' });
+  a.fill(1);
+  r.fill(-0.5);
+  const lambda = 0.25;
+  const res = surgery(a, r, { lambda });
+  assert.equal(res.numConflicts, 3);
+  assert.equal(res.nonFinite, 0);
+  let normSq = 0;
+  const buf = GradSet.internals(res.out).storage.buffer;
+  sizes.forEach((n, i) => {
+    const d = -0.5 * n, q = 0.25 * n;
+    assert.equal(res.dots[i], d, `dots[${i}] is exact for these values`);
+    const c = Math.fround(lambda - d / (q + 1e-8));
+    const want = Math.fround(1 + c * -0.5);
+    normSq += n * want * want;
+    // Windows at the start, the end, and (for the big tensor) across element 2^31.
+    const off = res.out.offsets[i];
+    const windows = [[0, Math.min(n, 64)], [Math.max(0, n - 64), n]];
+    if (off < 2 ** 31 && off + n > 2 ** 31) windows.push([2 ** 31 - 64 - off, Math.min(n, 2 ** 31 + 64 - off)]);
+    for (const [lo, hi] of windows) {
+      if (hi <= lo) continue;
+      const got = new Float32Array(hi - lo);
+      buf.download(got, off + lo);
+      for (let j = 0; j < got.length; ++j) assert.ok(Math.abs(got[j] - want) <= 1e-6 * Math.abs(want) + 1e-12, `out[${i}][${lo + j}] = ${got[j]}, want ${want}`);
+    }
+  });
+  assert.ok(Math.abs(res.gradNorm - Math.sqrt(normSq)) <= 1e-6 * Math.sqrt(normSq), `gradNorm ${res.gradNorm} vs ${Math.sqrt(normSq)}`);
+  for (const s of [a, r, res.out]) s.dispose();
+});
+
+gpuTest('many tensors in many L2 groups (launch g: pass 2 of group g-1 with pass 1 of group g)', () => {
+  const sizes = Array.from({ length: 150 }, (_, i) => (i % 3 === 0 ? 64 * 896 : 64 * 13 * (1 + (i % 7))) + (i % 5));
+  const { act, ret } = gradPairs(sizes, 9);
+  const cpu = surgery(act, ret, { lambda: 0.05 });
+  const saved = process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+  for (const budget of [undefined, String(1 << 20), String(3 << 20)]) {
+    // Read when a layout is made: a small budget makes many groups out of this set.
+    if (budget === undefined) delete process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+    else process.env.CRAFTGRAD_CUDA_GROUP_BYTES = budget;
+    const a = GradSet.fromArrays(act, { device: 'cuda' });
+    const r = GradSet.fromArrays(ret, { device: 'cuda' });
+    const g = surgery(a, r, { lambda: 0.05 });
+    assertSameResult(g, cpu, `group budget ${budget ?? 'default'}`);
+    const out = g.out.toArrays();
+    for (let i = 0; i < act.length; ++i) assert.ok(bytesEqual(out[i], cpu.out[i]), `budget ${budget}: out[${i}]`);
+    for (const s of [a, r, g.out]) s.dispose();
+  }
+  if (saved === undefined) delete process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+  else process.env.CRAFTGRAD_CUDA_GROUP_BYTES = saved;
+});
