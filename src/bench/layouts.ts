@@ -5,12 +5,12 @@
  * 4864, 14 query heads and 2 KV heads of 64, so k/v project to 128) with LoRA rank 64 on
  * q, k, v, o, gate, up and down; per layer, like VLA-Adapter's policy, its bridge
  * attention projections (4 × 896×896) and two 896-wide norms; and a two-layer 896-wide
- * action head. 484 tensors, about 112 M elements, sizes from 896 to 802,816.
+ * action head. 484 tensors, about 114 M elements, sizes from 896 to 802,816.
  */
-export function vlaAdapterLayout() {
+export function vlaAdapterLayout(): number[] {
   const hidden = 896, inter = 4864, kv = 128, rank = 64, layers = 24;
-  const sizes = [];
-  const lora = (inDim, outDim) => sizes.push(rank * inDim, outDim * rank);
+  const sizes: number[] = [];
+  const lora = (inDim: number, outDim: number) => sizes.push(rank * inDim, outDim * rank);
   for (let l = 0; l < layers; ++l) {
     lora(hidden, hidden); // q
     lora(hidden, kv); // k
@@ -26,8 +26,8 @@ export function vlaAdapterLayout() {
   return sizes;
 }
 
-/** Many small tensors: 10,000 tensors of 1 to 4,096 elements (seeded). */
-export function manySmallLayout(count = 10000, seed = 7) {
+/** Many small tensors: `count` tensors of 1 to 4,096 elements (seeded, reproducible). */
+export function manySmallLayout(count = 10000, seed = 7): number[] {
   let s = seed >>> 0;
   const next = () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;

@@ -1,0 +1,34 @@
+// craftgrad info: the build (backends compiled, CPU kernel variant and features), the
+// GPUs seen, and the versions.
+import type { Argv } from 'yargs';
+import { backendInfo } from '../../backend.js';
+
+export function infoText(): string {
+  const info = backendInfo();
+  const lines = [
+    `craftgrad ${info.version}`,
+    `  Node.js ${process.version} (Node-API ${process.versions.napi}; addon built for Node-API ${info.napiVersion}), ${process.platform}-${process.arch}`,
+    `  backends compiled: ${info.backends.join(', ')}`,
+    `  CPU kernels: ${info.cpu.isa} (this CPU can run: ${info.cpu.available.join(', ')}), ${info.cpu.threads} threads` +
+      (info.cpu.note ? ` — ${info.cpu.note}` : ''),
+  ];
+  const cuda = info.cuda;
+  if (!cuda.compiled) lines.push('  CUDA: not compiled into this build');
+  else if (!cuda.available) lines.push(`  CUDA: compiled, not available: ${cuda.reason ?? 'unknown reason'}`);
+  else {
+    const v = (x?: number) => (x ? `${Math.floor(x / 1000)}.${(x % 1000) / 10}` : '?');
+    lines.push(`  CUDA: driver ${v(cuda.driverVersion)}, runtime ${v(cuda.runtimeVersion)}`);
+    for (const d of cuda.devices) {
+      lines.push(`    cuda:${d.index} ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${d.computeCapability}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function registerInfo(y: Argv): Argv {
+  return y.command('info', 'Show the build (backends, CPU kernels), the GPUs seen and the versions',
+    (b) => b.option('json', { type: 'boolean', default: false, describe: 'Print the raw information as JSON' }),
+    (args) => {
+      console.log(args.json ? JSON.stringify(backendInfo(), null, 2) : infoText());
+    });
+}

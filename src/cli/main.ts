@@ -1,0 +1,55 @@
+// The craftgrad command line (yargs). Commands live in ./commands, one file each; this
+// file wires them, the configuration sources and the error policy: a usage error is one
+// line on stderr and exit code 2, never a stack trace.
+import yargs, { type Argv } from 'yargs';
+import { registerInfo } from './commands/info.js';
+import { registerBench } from './commands/bench.js';
+import { UsageError, explainUnknown } from './usage-error.js';
+
+export type Register = (y: Argv) => Argv;
+
+/** Commands in the order `--help` lists them. Later issues add train, inspect and report. */
+const COMMANDS: Register[] = [registerInfo, registerBench];
+const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
+
+/** Errors thrown inside yargs .check() callbacks: usage errors by construction. */
+function isCheckError(error: Error): boolean {
+  return error.constructor === Error;
+}
+
+// Variables the native layer and the build read; not CLI options, so strict parsing of
+// CRAFTGRAD_* variables must not reject them.
+const NATIVE_ENV_OPTIONS = ['threads', 'cpu-isa', 'cuda', 'debug', 'build-from-source'];
+
+export async function main(argv: string[]): Promise<number> {
+  let parser = yargs(argv)
+    .scriptName('craftgrad')
+    .usage('$0 <command> [options]\n\nCRaFT fine-tuning with fused gradient-surgery kernels.')
+    .env('CRAFTGRAD')
+    .strict()
+    .recommendCommands()
+    .demandCommand(1, 'Name a command (see craftgrad --help)')
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100));
+  for (const name of NATIVE_ENV_OPTIONS) parser = parser.option(name, { hidden: true });
+  for (const register of COMMANDS) parser = register(parser);
+
+  // yargs calls fail() for usage errors (and for errors thrown by a command's own checks).
+  // It must throw: if it returned, yargs would go on and run the command anyway.
+  parser = parser.fail((message, error) => {
+    if (error && !message && !(error instanceof UsageError) && !isCheckError(error)) throw error; // a bug: surface it
+    // While a command is being parsed, the instance holds that command's options.
+    const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
+    throw new UsageError(explainUnknown(message || error?.message || 'invalid command line', COMMAND_NAMES, known));
+  });
+  try {
+    await parser.parseAsync();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`craftgrad: ${error.message}\nRun craftgrad --help for usage.\n`);
+    return 2;
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}

@@ -1,0 +1,51 @@
+// Usage errors: one clear line on stderr and exit code 2, never a stack trace.
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Levenshtein distance, for "did you mean" suggestions (tiny inputs only). */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; ++i) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; ++j) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The closest candidate within a small edit distance, if any. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined, bestD = Infinity;
+  for (const c of candidates) {
+    const d = distance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD) [best, bestD] = [c, d];
+  }
+  return bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+/**
+ * Rewrites yargs' "Unknown argument(s): x, y" with a suggestion for each word: a command
+ * for a bare word, an option for a flag.
+ */
+export function explainUnknown(message: string, commands: readonly string[], options: readonly string[]): string {
+  // yargs' choice errors span several lines; say the same in one.
+  const choice = /^Invalid values:\s*Argument: (\S+), Given: (.*), Choices: (.*)$/s.exec(message.trim());
+  if (choice) return `--${choice[1]} must be one of ${choice[3]!.replace(/"/g, '')}, got ${choice[2]}`;
+  const m = /^Unknown arguments?: (.*)$/.exec(message);
+  if (!m) return message.replace(/\s*\n\s*/g, ' ');
+  const words = m[1]!.split(', ');
+  const parts = words.map((w) => {
+    const asCommand = closest(w, commands);
+    const asOption = closest(w.replace(/^-+/, ''), options);
+    if (asCommand && !w.startsWith('-')) return `unknown command '${w}' (did you mean '${asCommand}'?)`;
+    if (asOption) return `unknown option '${w.startsWith('-') ? w : '--' + w}' (did you mean '--${asOption}'?)`;
+    return `unknown ${w.startsWith('-') ? 'option' : 'argument'} '${w}'`;
+  });
+  return parts.join('; ');
+}
