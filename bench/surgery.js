@@ -10,11 +10,13 @@ import { describeMachine } from '../dist/bench/timing.js';
 import { recordSection } from './common.js';
 
 const { values: args } = parseArgs({
-  options: { record: { type: 'boolean', default: false }, reps: { type: 'string', default: '7' }, device: { type: 'string', default: 'cpu' } },
+  options: { record: { type: 'boolean', default: false }, reps: { type: 'string', default: '7' }, device: { type: 'string', default: 'cpu' },
+    'torch-json': { type: 'string' } },
 });
 if (args.device !== 'cpu') {
-  console.error(`bench:surgery --device ${args.device}: this script measures the CPU; the GPU benchmark is bench/surgery-cuda-torch.py`);
-  process.exit(2);
+  // ---- --device cuda|cuda:N: the GPU benchmark lives in bench/surgery-cuda.js ----
+  const { runCudaBench } = await import('./surgery-cuda.js');
+  process.exit(await runCudaBench(args));
 }
 const reps = Number(args.reps);
 const info = backendInfo();

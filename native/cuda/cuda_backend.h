@@ -101,5 +101,9 @@ void surgery(Layout& l, const float* a, const float* r, float* out, const Surger
 void surgeryHost(int device, const HostTensor* tensors, int64_t count, const SurgeryParams& params,
                  TensorStats* stats);
 
+// The HBM floor for benchmarks: a device-to-device copy of `elements` floats timed with
+// CUDA events; returns the milliseconds of each of `reps` copies (after one warm-up).
+std::vector<double> timeDeviceCopy(int device, int64_t elements, int reps);
+
 }  // namespace cuda
 }  // namespace craftgrad

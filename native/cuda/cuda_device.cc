@@ -181,5 +181,35 @@ void DeviceMemory::fill(float value) {
   CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
 }
 
+std::vector<double> timeDeviceCopy(int device, int64_t elements, int reps) {
+  DeviceContext& ctx = deviceContext(device);
+  DeviceMemory src(device, elements), dst(device, elements);
+  src.fill(1.0f);
+  const size_t bytes = static_cast<size_t>(elements) * sizeof(float);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  CG_CUDA(device, cudaEventCreate(&start));
+  std::vector<double> ms;
+  try {
+    CG_CUDA(device, cudaEventCreate(&stop));
+    CG_CUDA(device, cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+    for (int i = 0; i < reps; ++i) {
+      CG_CUDA(device, cudaEventRecord(start, ctx.stream));
+      CG_CUDA(device, cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, ctx.stream));
+      CG_CUDA(device, cudaEventRecord(stop, ctx.stream));
+      CG_CUDA(device, cudaEventSynchronize(stop));
+      float t = 0.0f;
+      CG_CUDA(device, cudaEventElapsedTime(&t, start, stop));
+      ms.push_back(t);
+    }
+  } catch (...) {
+    cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    throw;
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms;
+}
+
 }  // namespace cuda
 }  // namespace craftgrad

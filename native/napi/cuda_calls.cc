@@ -7,6 +7,7 @@
 //   cudaSurgeryHostAsync(...same) -> Promise
 //   cudaSurgeryHostFlat(actFlat, retFlat, sizes, out|undefined, lambda, eps, projection, cosines, device)
 //   cudaSurgeryHostFlatAsync(...same) -> Promise
+//   cudaTimeCopy(device, elements, reps) -> Float64Array (ms per device-to-device copy)
 // Results have the shape of binding.surgery's; for DeviceBuffers `out` is the out buffer.
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include <memory>
@@ -191,6 +192,22 @@ Napi::Value CudaSurgeryHost(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaTimeCopy(device, elements, reps) -> Float64Array of milliseconds per D2D copy
+// (benchmarks: the HBM floor measured in the same run).
+Napi::Value CudaTimeCopy(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const int device = readDeviceIndex(env, info[0], "device");
+    const int64_t elements = readElementCount(env, info[1], "elements");
+    const int64_t reps = readElementCount(env, info[2], "reps");
+    if (reps < 1 || reps > 10000) throw rangeError("reps must be from 1 to 10000, got " + std::to_string(reps));
+    const std::vector<double> ms = cuda::timeDeviceCopy(device, elements, static_cast<int>(reps));
+    Napi::Float64Array out = Napi::Float64Array::New(env, ms.size());
+    for (size_t i = 0; i < ms.size(); ++i) out[i] = ms[i];
+    return out;
+  });
+}
+
 }  // namespace
 
 void registerCuda(Napi::Env env, Napi::Object exports) {
@@ -205,6 +222,7 @@ void registerCuda(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSurgeryHostFlat", Napi::Function::New(env, CudaSurgeryHost<true, false>, "cudaSurgeryHostFlat"));
   exports.Set("cudaSurgeryHostFlatAsync",
               Napi::Function::New(env, CudaSurgeryHost<true, true>, "cudaSurgeryHostFlatAsync"));
+  exports.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
 }
 
 void fillCudaInfo(Napi::Env env, Napi::Object out) {

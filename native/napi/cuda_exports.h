@@ -6,7 +6,8 @@
 namespace craftgrad {
 
 // Adds DeviceBuffer, DeviceLayout, cudaAlloc, cudaLayout, cudaSurgery, cudaSurgeryAsync,
-// cudaSurgeryHost, cudaSurgeryHostAsync, cudaSurgeryHostFlat to `exports`.
+// cudaSurgeryHost, cudaSurgeryHostAsync, cudaSurgeryHostFlat, cudaSurgeryHostFlatAsync and
+// cudaTimeCopy to `exports`.
 void registerCuda(Napi::Env env, Napi::Object exports);
 
 // Fills backendInfo().cuda: compiled, available, reason, driverVersion, runtimeVersion,

@@ -1,0 +1,141 @@
+// npm run bench:surgery -- --device cuda [--reps N] [--torch-json FILE] [--record]
+// The GPU side of the surgery benchmark (issue 4), on the VLA-adapter-like layout:
+//   * craftgrad on GradSets that live on the GPU (synchronous call, wall clock: launches,
+//     the one stream sync and the result object included), with a preallocated out and
+//     in place;
+//   * the HBM floor: 12 bytes per element over the bandwidth of a device-to-device copy
+//     timed with CUDA events in the same run (the faster of a copy of the same size and
+//     of a 256 M-element one);
+//   * the PyTorch per-tensor loop, from the JSON that bench/surgery-cuda-torch.py prints
+//     on the same GPU (--torch-json), when given.
+// Called from bench/surgery.js; prints JSON and a table; --record writes the
+// 'surgery-cuda' section of bench/RESULTS.md (only figures measured in this run).
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { surgery, GradSet, backendInfo } from '../dist/index.js';
+import { vlaAdapterLayout } from '../dist/bench/layouts.js';
+import { recordSection } from './common.js';
+
+const require = createRequire(import.meta.url);
+const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
+
+const median = (xs) => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+function hostData(sizes, seed) {
+  const total = sizes.reduce((x, y) => x + y, 0);
+  const a = new Float32Array(total), r = new Float32Array(total);
+  let s = seed >>> 0;
+  const next = () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
+  let off = 0;
+  sizes.forEach((n, i) => {
+    const sign = i % 2 === 0 ? -0.7 : 0.7; // about half of the tensors conflict
+    for (let j = off; j < off + n; ++j) {
+      a[j] = next();
+      r[j] = 0.5 * next() + sign * a[j];
+    }
+    off += n;
+  });
+  return { a, r, total };
+}
+
+function timeCall(fn, reps) {
+  for (let i = 0; i < 3; ++i) fn();
+  const ms = [];
+  for (let i = 0; i < reps; ++i) {
+    const t0 = performance.now();
+    fn();
+    ms.push(performance.now() - t0);
+  }
+  return { median: median(ms), best: Math.min(...ms) };
+}
+
+export async function runCudaBench(args) {
+  const info = backendInfo();
+  if (!info.cuda.available) {
+    console.error(`bench:surgery --device cuda: no usable CUDA device: ${info.cuda.reason ?? 'not compiled'}`);
+    return 2;
+  }
+  const device = /^cuda:(\d+)$/.exec(args.device)?.[1] ?? '0';
+  const dev = info.cuda.devices[Number(device)];
+  const reps = Number(args.reps ?? 20);
+  const sizes = vlaAdapterLayout();
+  const { a: ha, r: hr, total } = hostData(sizes, 1);
+  const opts = { device: `cuda:${device}` };
+  const a = GradSet.zeros(sizes, opts), r = GradSet.zeros(sizes, opts), out = GradSet.zeros(sizes, opts);
+  a.set(ha);
+  r.set(hr);
+  const lambda = 0.05;
+  const first = surgery(a, r, { lambda, out });
+  const withOut = timeCall(() => surgery(a, r, { lambda, out }), reps);
+  const inPlaceSet = GradSet.zeros(sizes, opts);
+  inPlaceSet.set(ha);
+  const inPlace = timeCall(() => surgery(inPlaceSet, r, { lambda, out: inPlaceSet }), reps);
+
+  const copyMs = (n) => median(binding.cudaTimeCopy(Number(device), n, reps));
+  const copySame = (8 * total) / (copyMs(total) * 1e-3) / 1e9;
+  const copyBig = (8 * 256 * 2 ** 20) / (copyMs(256 * 2 ** 20) * 1e-3) / 1e9;
+  const copyGBs = Math.max(copySame, copyBig);
+  const floorMs = ((12 * total) / (copyGBs * 1e9)) * 1e3;
+
+  let torch;
+  if (args['torch-json']) torch = JSON.parse(readFileSync(args['torch-json'], 'utf8'));
+  const result = {
+    benchmark: 'surgery-cuda',
+    date: new Date().toISOString().slice(0, 10),
+    gpu: dev.name,
+    computeCapability: dev.computeCapability,
+    driverVersion: info.cuda.driverVersion,
+    runtimeVersion: info.cuda.runtimeVersion,
+    layout: { name: 'VLA-adapter-like', tensors: sizes.length, elements: total },
+    reps,
+    conflictRatio: first.conflictRatio,
+    copyGBps: { sameSize: copySame, big: copyBig, used: copyGBs },
+    floorMs,
+    craftgradMs: withOut,
+    craftgradOverFloor: withOut.median / floorMs,
+    inPlaceMs: inPlace,
+    inPlaceOverFloor: inPlace.median / floorMs,
+  };
+  if (torch) {
+    if (torch.gpu !== dev.name) console.warn(`warning: the PyTorch figures were taken on ${torch.gpu}, this GPU is ${dev.name}`);
+    result.torch = { gpu: torch.gpu, loopMs: torch.torch_loop_ms, floorMs: torch.floor_ms };
+    result.speedupOverTorchLoop = torch.torch_loop_ms.median / withOut.median;
+  }
+  console.log(JSON.stringify(result, null, 1));
+  const rows = [
+    `| | ms (median) | × floor |`,
+    `|---|---:|---:|`,
+    `| HBM floor (12 B/element at ${copyGBs.toFixed(0)} GB/s D2D copy) | ${floorMs.toFixed(3)} | 1.00 |`,
+    `| craftgrad, preallocated out | ${withOut.median.toFixed(3)} | ${result.craftgradOverFloor.toFixed(2)} |`,
+    `| craftgrad, in place | ${inPlace.median.toFixed(3)} | ${result.inPlaceOverFloor.toFixed(2)} |`,
+  ];
+  if (torch) {
+    rows.push(`| PyTorch per-tensor loop (bench/surgery-cuda-torch.py) | ${torch.torch_loop_ms.median.toFixed(3)} | ${(torch.torch_loop_ms.median / floorMs).toFixed(2)} |`);
+  }
+  const table = rows.join('\n');
+  console.log(table);
+  if (torch) console.log(`craftgrad is ${result.speedupOverTorchLoop.toFixed(1)}x faster than the PyTorch loop`);
+  if (args.record) {
+    recordSection('surgery-cuda', `## Surgery primitive, CUDA (\`npm run bench:surgery -- --device cuda --record\`)
+
+- Date: ${result.date}; GPU: ${dev.name} (sm ${dev.computeCapability}); driver ${info.cuda.driverVersion}, runtime ${info.cuda.runtimeVersion}
+- Layout: VLA-adapter-like, ${sizes.length} tensors, ${total} elements; conflict ratio ${first.conflictRatio.toFixed(2)}
+- craftgrad: synchronous \`surgery()\` on GradSets on the GPU, wall clock per call (launches, one stream sync, result object), median of ${reps}.
+- Floor: 12 bytes per element over the device-to-device copy bandwidth (CUDA events, same run).${torch ? `\n- PyTorch loop: \`python3 bench/surgery-cuda-torch.py\` on ${torch.gpu} (torch ${torch.torch}), CUDA events, median of ${torch.reps}.` : ''}
+
+${table}
+${torch ? `\ncraftgrad / PyTorch loop: ${result.speedupOverTorchLoop.toFixed(1)}x faster.` : ''}`);
+    console.log('recorded in bench/RESULTS.md');
+  }
+  for (const s of [a, r, out, inPlaceSet]) s.dispose();
+  return 0;
+}
