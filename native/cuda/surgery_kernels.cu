@@ -214,7 +214,7 @@ __device__ __forceinline__ double quadCombine(const float (&v)[4], int q) {
   return __dadd_rn(s0, s1);  // w = 1
 }
 
-// The chunk of CTA `cta` in [chunkBegin, ...): its tensor, first element and length.
+// Global chunk gc (an entry of the chunk -> tensor table): its tensor, first element, length.
 struct ChunkWork {
   int tensor;
   long long start;  // element offset in the buffers

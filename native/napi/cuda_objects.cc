@@ -2,6 +2,7 @@
 #include "cuda_objects.h"
 
 #include <cmath>
+#include <cstdio>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -66,12 +67,18 @@ std::string describeHandle(Napi::Value v) {
   return "another object";
 }
 
+std::string fmtNum(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", d);
+  return buf;
+}
+
 }  // namespace
 
 int64_t readElementCount(Napi::Env env, Napi::Value v, const char* name) {
   const double d = readNumber(env, v, name);
   if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
-    throw rangeError(std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+    throw rangeError(std::string(name) + " must be a non-negative integer, got " + fmtNum(d));
   return static_cast<int64_t>(d);
 }
 
@@ -90,7 +97,7 @@ Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e) {
 int readDeviceIndex(Napi::Env env, Napi::Value v, const char* name) {
   const double d = readNumber(env, v, name);
   if (!(d >= 0) || d != std::floor(d) || d > 1e6)
-    throw rangeError(std::string(name) + " must be a non-negative integer device index, got " + std::to_string(d));
+    throw rangeError(std::string(name) + " must be a non-negative integer device index, got " + fmtNum(d));
   const cuda::Info& in = cuda::info();
   if (!in.available) throw cuda::CudaError("craftgrad: CUDA is not available: " + in.reason);
   if (d >= static_cast<double>(in.devices.size()))
