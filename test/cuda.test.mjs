@@ -311,7 +311,7 @@ gpuTest('a set over 2^31 elements in total', (t) => {
     // Windows at the start, the end, and (for the big tensor) across element 2^31.
     const off = res.out.offsets[i];
     const windows = [[0, Math.min(n, 64)], [Math.max(0, n - 64), n]];
-    if (off < 2 ** 31 && off + n > 2 ** 31) windows.push([2 ** 31 - 64 - off, Math.min(n, 2 ** 31 + 64 - off)]);
+    if (off < 2 ** 31 && off + n > 2 ** 31) windows.push([Math.max(0, 2 ** 31 - 64 - off), Math.min(n, 2 ** 31 + 64 - off)]);
     for (const [lo, hi] of windows) {
       if (hi <= lo) continue;
       const got = new Float32Array(hi - lo);
