@@ -58,6 +58,10 @@ export interface DeviceBuffer {
 /** A cached per-layout table (tensor sizes) on one device (CUDA builds only). */
 export interface DeviceLayout {
   readonly device: number;
+  readonly length: number;
+  readonly numTensors: number;
+  readonly disposed: boolean;
+  dispose(): void;
 }
 
 export interface NativeBinding {
@@ -81,4 +85,12 @@ export interface NativeBinding {
     lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<DeviceBuffer>>;
   cudaSurgeryHost?(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
     lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array[]>;
+  cudaSurgeryHostAsync?(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array[]>>;
+  cudaSurgeryHostFlat?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array>;
+  cudaSurgeryHostFlatAsync?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
+    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array>>;
+  /** Seconds per device-to-device copy of `elements` floats, timed with CUDA events (benchmarks). */
+  cudaTimeCopy?(device: number, elements: number, reps: number): number;
 }

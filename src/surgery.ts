@@ -104,9 +104,12 @@ function runHost(act: unknown, ret: unknown, p: Params, async: boolean) {
   const device = parseDevice(p.device, 'options.device', CPU);
   if (device.kind === 'cuda') {
     requireCuda(device.index, 'options.device');
+    if (async) {
+      return binding.cudaSurgeryHostAsync!(a, r, out, p.lambda, p.eps, p.projection, p.cosines, device.index)
+        .then((raw) => tidy(raw, raw.out));
+    }
     const raw = binding.cudaSurgeryHost!(a, r, out, p.lambda, p.eps, p.projection, p.cosines, device.index);
-    const result = tidy(raw, raw.out);
-    return async ? Promise.resolve(result) : result;
+    return tidy(raw, raw.out);
   }
   if (async) {
     return binding.surgeryAsync(a, r, out, p.lambda, p.eps, p.projection, p.cosines).then((raw) => tidy(raw, raw.out));
