@@ -91,6 +91,6 @@ export interface NativeBinding {
     lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array>;
   cudaSurgeryHostFlatAsync?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
     lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array>>;
-  /** Seconds per device-to-device copy of `elements` floats, timed with CUDA events (benchmarks). */
-  cudaTimeCopy?(device: number, elements: number, reps: number): number;
+  /** Milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events (benchmarks). */
+  cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
 }
