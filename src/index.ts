@@ -6,3 +6,6 @@ export type { GradSetOptions } from './gradset.js';
 export type { DeviceName, DeviceSpec } from './device.js';
 export { backendInfo, setThreads, version } from './backend.js';
 export type { BackendInfo } from './backend.js';
+// Per-tensor conflict flags of each logged step (conflicts.json + conflicts.bin in a run directory).
+export { ConflictLogWriter, readConflictLog, parseConflictLogHeader, conflictRecordBytes, CONFLICT_LOG_FORMAT, CONFLICT_LOG_VERSION } from './run/conflict-log.js';
+export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from './run/conflict-log.js';
