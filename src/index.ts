@@ -9,3 +9,5 @@ export type { BackendInfo } from './backend.js';
 // Per-tensor conflict flags of each logged step (conflicts.json + conflicts.bin in a run directory).
 export { ConflictLogWriter, readConflictLog, parseConflictLogHeader, conflictRecordBytes, CONFLICT_LOG_FORMAT, CONFLICT_LOG_VERSION } from './run/conflict-log.js';
 export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from './run/conflict-log.js';
+// Run reports (craftgrad report): curves, summary table and conflict heatmaps as one HTML file.
+export * from './report/index.js';
