@@ -4,12 +4,13 @@
 import yargs, { type Argv } from 'yargs';
 import { registerInfo } from './commands/info.js';
 import { registerBench } from './commands/bench.js';
+import { registerReport } from './commands/report.js';
 import { UsageError, explainUnknown } from './usage-error.js';
 
 export type Register = (y: Argv) => Argv;
 
 /** Commands in the order `--help` lists them. Later issues add train, inspect and report. */
-const COMMANDS: Register[] = [registerInfo, registerBench];
+const COMMANDS: Register[] = [registerInfo, registerBench, registerReport];
 const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
 
 /** Errors thrown inside yargs .check() callbacks: usage errors by construction. */
