@@ -73,6 +73,9 @@ export function loadRun(dirArg: string): RunData {
   }
   const craft = metrics.rows.some((r) => r.retention_loss !== undefined || r.conflict_ratio !== undefined || r.lambda_after !== undefined);
   const mode = craft ? 'craft' : metrics.rows.length > 0 ? 'baseline' : 'unknown';
+  if (mode === 'craft' && !conflicts && !problems.some((p) => p.startsWith('the conflict log'))) {
+    problems.push('conflicts.json is missing: no heatmap of which tensors conflict');
+  }
   return { dir, label, config, rows: metrics.rows, conflicts, mode, problems };
 }
 
