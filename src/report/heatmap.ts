@@ -85,7 +85,7 @@ export function planHeatmap(label: string, log: ConflictLog | null, options: Hea
     width: 900,
     height: b.rows.length * rowPx,
     data: { values: b.cells },
-    mark: { type: 'rect' },
+    mark: { type: 'rect', aria: false }, // no per-cell aria-label: it would double the size of the SVG
     encoding: {
       x: { field: 'x0', type: 'quantitative', title: 'step', scale: { domain: [log.steps[0]!, b.cells.length ? Math.max(...b.cells.map((c) => c.x1)) : log.steps[log.steps.length - 1]! + 1], nice: false } },
       x2: { field: 'x1' },

@@ -16,7 +16,9 @@ export function marksOf(svg, kind) {
   const groups = [...svg.matchAll(new RegExp(`<g class="mark-${kind} role-mark[^"]*"[^>]*>([\\s\\S]*?)</g>`, 'g'))];
   const marks = [];
   for (const g of groups) {
-    for (const p of g[1].matchAll(/<path aria-label="([^"]*)"[^>]*>/g)) marks.push({ label: p[1], d: / d="([^"]*)"/.exec(p[0])?.[1] ?? '' });
+    for (const p of g[1].matchAll(/<path[^>]*>/g)) {
+      marks.push({ label: /aria-label="([^"]*)"/.exec(p[0])?.[1] ?? '', d: / d="([^"]*)"/.exec(p[0])?.[1] ?? '' });
+    }
   }
   return marks;
 }
