@@ -34,7 +34,7 @@ function retention(s: RunSummary): string {
 
 export const SUMMARY_COLUMNS = [
   'run', 'mode', 'steps', 'final action loss', 'best action loss', 'final val loss', 'best val loss',
-  'final retention / budget', 'mean conflict ratio', 'step time', 'skipped (non-finite)',
+  'final retention / budget', 'mean conflict ratio', 'total step time', 'skipped (non-finite)',
 ] as const;
 
 export function summaryTableHtml(summaries: readonly RunSummary[]): string {

@@ -17,7 +17,7 @@ function isDirectory(path: string): boolean {
 export function registerReport(y: Argv): Argv {
   return y.command('report <runs..>', 'Write an HTML report (curves, summary table, conflict heatmaps) of one or several runs',
     (b) => b
-      .positional('runs', { type: 'string', array: true, describe: 'Run directories (runs/<name>); several are overlaid' })
+      .positional('runs', { type: 'string', describe: 'Run directories (runs/<name>); several are overlaid' })
       .option('output', { alias: 'o', type: 'string', describe: 'Output file (default: report.html in the run directory, or in the current directory for several runs)' })
       .example('$0 report runs/craft', 'writes runs/craft/report.html')
       .example('$0 report runs/baseline runs/craft -o compare.html', 'baseline against CRaFT'),
