@@ -1,8 +1,15 @@
 // vega-lite spec -> SVG text, in Node with no browser: vega-lite compiles to a vega spec
 // and vega's headless View renders it with its SVG string renderer (no canvas needed;
 // text widths are estimated, which is why labels use the plain sans-serif font).
-import { parse, View } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
+
+// Loaded on first use: the two libraries take ~150 ms to import, which every CLI command
+// and every `import 'craftgrad'` would otherwise pay.
+let libs: Promise<[typeof import('vega'), typeof import('vega-lite')]> | undefined;
+function loadLibs() {
+  libs ??= Promise.all([import('vega'), import('vega-lite')]);
+  return libs;
+}
 
 /** Settings every chart shares, so the page looks like one document. */
 export const CHART_CONFIG = {
@@ -15,6 +22,7 @@ export const CHART_CONFIG = {
 } as const;
 
 export async function renderVegaLiteSvg(spec: TopLevelSpec): Promise<string> {
+  const [{ parse, View }, { compile }] = await loadLibs();
   const withConfig = { ...spec, config: { ...CHART_CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec;
   const vg = compile(withConfig).spec;
   // renderer 'none': no DOM; toSVG builds the scenegraph and serialises it. Data is always
