@@ -1,0 +1,93 @@
+// metrics.csv: a header of every known key (METRIC_KEYS order), one row per logged step,
+// an empty cell where a row has no value (baseline rows, steps without validation), so
+// the columns never shift between CRaFT, baseline and resumed runs.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
+import { appendAll, replaceFileAtomic } from './fsio.js';
+import type { MetricsFileOptions } from './jsonl-sink.js';
+import { METRIC_KEYS, type MetricsRow, type MetricsSink } from './metrics.js';
+import { RunError } from './run-error.js';
+
+/** The header line (without newline). */
+export const CSV_HEADER = METRIC_KEYS.join(',');
+
+// Spelled as Python's float() and pandas read them.
+function cell(v: number | undefined): string {
+  if (v === undefined) return '';
+  if (Number.isNaN(v)) return 'nan';
+  if (v === Infinity) return 'inf';
+  if (v === -Infinity) return '-inf';
+  return String(v);
+}
+
+/** One row as a CSV line. */
+export function csvLine(row: MetricsRow): string {
+  return METRIC_KEYS.map((k) => cell(row[k])).join(',') + '\n';
+}
+
+/**
+ * Keeps the header and the rows whose step (first column) is <= `step`; a torn last
+ * line is dropped. A different header is refused: appending would misalign columns.
+ */
+export function truncateCsv(path: string, step: number): { kept: number; dropped: number } {
+  if (!existsSync(path)) return { kept: 0, dropped: 0 };
+  const lines = readFileSync(path, 'utf8').split('\n');
+  // Ends in '\n': the last element is '' and every line is complete; otherwise the last is torn.
+  const complete = lines[lines.length - 1] === '';
+  if (complete) lines.pop();
+  if (lines.length === 0 || lines[0] === '') return { kept: 0, dropped: 0 };
+  if (lines[0] !== CSV_HEADER) {
+    throw new RunError(`header does not match this version's columns (${CSV_HEADER})`, { path, field: 'header' });
+  }
+  const keep = [lines[0]];
+  let dropped = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const torn = !complete && i === lines.length - 1;
+    const cells = line.split(',');
+    const s = Number(cells[0]);
+    if (torn || cells.length !== METRIC_KEYS.length || cells[0] === '' || !Number.isFinite(s)) {
+      if (i === lines.length - 1) {
+        dropped++;
+        continue;
+      }
+      throw new RunError(`line ${i + 1} is not a valid row`, { path, field: `line ${i + 1}` });
+    }
+    if (s <= step) keep.push(line);
+    else dropped++;
+  }
+  if (dropped > 0) replaceFileAtomic(path, keep.map((l) => l + '\n').join(''));
+  return { kept: keep.length - 1, dropped };
+}
+
+/** The metrics.csv sink. */
+export class CsvSink implements MetricsSink {
+  private fd: number | undefined;
+
+  constructor(readonly path: string, options: MetricsFileOptions = {}) {
+    const resuming = options.resumeStep !== undefined;
+    if (resuming) truncateCsv(path, options.resumeStep!);
+    const needHeader = !resuming || !existsSync(path) || readFileSync(path).length === 0;
+    try {
+      this.fd = openSync(path, resuming ? 'a' : 'w');
+    } catch (e) {
+      throw RunError.fromFs(e, path, 'cannot open the metrics file');
+    }
+    if (needHeader) appendAll(this.fd, CSV_HEADER + '\n');
+  }
+
+  write(row: MetricsRow): void {
+    if (this.fd === undefined) throw new RunError('the sink is closed', { path: this.path });
+    appendAll(this.fd, csvLine(row));
+  }
+
+  flush(): void {
+    if (this.fd !== undefined) fsyncSync(this.fd);
+  }
+
+  close(): void {
+    if (this.fd === undefined) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+}
