@@ -11,3 +11,5 @@ export { ConflictLogWriter, readConflictLog, parseConflictLogHeader, conflictRec
 export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from './run/conflict-log.js';
 // Run reports (craftgrad report): curves, summary table and conflict heatmaps as one HTML file.
 export * from './report/index.js';
+// Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
+export * from './run/index.js';

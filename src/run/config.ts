@@ -1,0 +1,126 @@
+// config.json and the resume compatibility check. The hash covers only the keys that
+// decide the trajectory, so a resume that changes e.g. `steps` keeps the same hash and a
+// resume that changes `lr` is refused with the differing keys named.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { version as craftgradVersion } from '../backend.js';
+import { replaceFileAtomic } from './fsio.js';
+import { RunError } from './run-error.js';
+
+/** Version of the run-directory layout (config.json, state.json, manifest.json). */
+export const RUN_SCHEMA_VERSION = 1;
+
+/** A fully resolved configuration: JSON-serializable, nested objects allowed. */
+export type RunConfig = Record<string, unknown>;
+
+/**
+ * Top-level keys a resume may change: they say how long to run, how often to log, save
+ * or validate, and where to write, none of which changes the numbers of a step.
+ * (A schedule that depends on the total step count, e.g. a cosine over `steps`, makes
+ * `steps` matter: such a trainer passes its own list to checkResumeConfig.)
+ */
+export const RESUME_MUTABLE_KEYS: readonly string[] = [
+  'steps', 'log_every', 'save_every', 'keep_last', 'val_every', 'val_time_limit',
+  'out', 'name', 'resume', 'config', 'progress_every', 'quiet',
+];
+
+/** The contents of config.json. */
+export interface ConfigFile {
+  schema_version: number;
+  craftgrad_version: string;
+  config: RunConfig;
+}
+
+/** JSON with object keys sorted at every level: equal configs give equal bytes. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v as object).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+function withoutMutable(config: RunConfig, mutable: readonly string[]): RunConfig {
+  const out: RunConfig = {};
+  for (const [k, v] of Object.entries(config)) if (!mutable.includes(k) && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** sha256 (hex) of the canonical JSON of the config without the resume-mutable keys. */
+export function configHash(config: RunConfig, mutable: readonly string[] = RESUME_MUTABLE_KEYS): string {
+  return createHash('sha256').update(canonicalJson(withoutMutable(config, mutable))).digest('hex');
+}
+
+// Leaves of a config as dotted paths -> canonical JSON, so nested differences are named
+// precisely ("model.hidden", not "model").
+function leaves(value: unknown, prefix: string, out: Map<string, string>): void {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const entries = Object.entries(value as object).filter(([, v]) => v !== undefined);
+    if (entries.length === 0 && prefix !== '') out.set(prefix, '{}');
+    for (const [k, v] of entries) leaves(v, prefix === '' ? k : `${prefix}.${k}`, out);
+    return;
+  }
+  out.set(prefix, canonicalJson(value));
+}
+
+/** A key whose value differs between the saved and the requested configuration. */
+export interface ConfigDifference {
+  key: string;
+  saved: string | undefined;
+  requested: string | undefined;
+}
+
+/** The differing keys (dotted paths) outside `mutable`, sorted. */
+export function diffConfigs(saved: RunConfig, requested: RunConfig, mutable: readonly string[] = RESUME_MUTABLE_KEYS): ConfigDifference[] {
+  const a = new Map<string, string>();
+  const b = new Map<string, string>();
+  leaves(withoutMutable(saved, mutable), '', a);
+  leaves(withoutMutable(requested, mutable), '', b);
+  const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
+  return keys.filter((k) => a.get(k) !== b.get(k)).map((key) => ({ key, saved: a.get(key), requested: b.get(key) }));
+}
+
+/**
+ * Refuses a resume whose configuration differs in keys that matter, naming every
+ * differing key with both values. `source` is the file the saved config came from.
+ */
+export function checkResumeConfig(saved: RunConfig, requested: RunConfig, source: string, mutable: readonly string[] = RESUME_MUTABLE_KEYS): void {
+  const diffs = diffConfigs(saved, requested, mutable);
+  if (diffs.length === 0) return;
+  const list = diffs.map((d) => `${d.key} (saved ${d.saved ?? 'unset'}, requested ${d.requested ?? 'unset'})`).join(', ');
+  throw new RunError(
+    `cannot resume: the configuration differs in ${diffs.length === 1 ? 'key' : 'keys'} ${list}. ` +
+      `Only ${mutable.join(', ')} may change on resume; start a new run to change the others.`,
+    { path: source, field: diffs.map((d) => d.key).join(','), code: 'CONFIG_MISMATCH' },
+  );
+}
+
+/** Writes config.json atomically. */
+export function writeConfigFile(path: string, config: RunConfig): void {
+  const body: ConfigFile = { schema_version: RUN_SCHEMA_VERSION, craftgrad_version: craftgradVersion, config };
+  try {
+    replaceFileAtomic(path, JSON.stringify(body, null, 2) + '\n');
+  } catch (e) {
+    throw RunError.fromFs(e, path, 'cannot write config.json');
+  }
+}
+
+/** Reads config.json; errors name the path and the field. */
+export function readConfigFile(path: string): ConfigFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new RunError(`cannot read config.json: ${(e as Error).message}`, { path, cause: e });
+  }
+  const c = parsed as Partial<ConfigFile> | null;
+  if (c === null || typeof c !== 'object') throw new RunError('must be a JSON object', { path });
+  if (c.schema_version !== RUN_SCHEMA_VERSION) {
+    throw new RunError(`schema_version ${String(c.schema_version)} is not supported (this version reads ${RUN_SCHEMA_VERSION})`, { path, field: 'schema_version' });
+  }
+  if (c.config === null || typeof c.config !== 'object' || Array.isArray(c.config)) {
+    throw new RunError('must be an object', { path, field: 'config' });
+  }
+  return c as ConfigFile;
+}

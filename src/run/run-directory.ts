@@ -1,0 +1,252 @@
+// A run directory (DESIGN.md §6) from the trainer's side: create or reopen it, find the
+// checkpoint to resume from, wire the metrics sinks and the progress display, and save
+// checkpoints. The trainer's contract is in the TSDoc of RunDirectory below.
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Tensor } from '../formats/tensor.js';
+import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig, writeConfigFile } from './config.js';
+import { INVALID_PREFIX, OLD_PREFIX, parseStepDirName, type TensorGroups, TMP_PREFIX, TRASH_PREFIX } from './checkpoint-layout.js';
+import { type CheckpointCheck, findLatestCheckpoint } from './checkpoint-read.js';
+import { pruneCheckpoints, writeCheckpoint } from './checkpoint-write.js';
+import { CsvSink } from './csv-sink.js';
+import { fsyncDir } from './fsio.js';
+import { JsonlSink } from './jsonl-sink.js';
+import { checkMetricsRow, type MetricsRow, type MetricsSink, MultiSink } from './metrics.js';
+import { type ProgressOptions, ProgressReporter } from './progress.js';
+import { RunError } from './run-error.js';
+import { lockRunDir } from './run-lock.js';
+import { TensorBoardSink } from './tensorboard-sink.js';
+
+/** File names inside a run directory. */
+export const RUN_FILES = {
+  config: 'config.json',
+  jsonl: 'metrics.jsonl',
+  csv: 'metrics.csv',
+  progressLog: 'train_progress.log',
+  checkpoints: 'checkpoints',
+} as const;
+
+export interface RunDirectoryOptions {
+  /** The run directory (runs/<name>). */
+  dir: string;
+  /** The fully resolved configuration: written to config.json, hashed into checkpoints. */
+  config: RunConfig;
+  /** Continue the run in `dir` from its newest valid checkpoint. Default false (a new run). */
+  resume?: boolean;
+  /** The run's last step (for the progress display). */
+  totalSteps: number;
+  /** Checkpoints kept (>= 2); default 3. */
+  keepLast?: number;
+  /** Config keys a resume may change; default RESUME_MUTABLE_KEYS. */
+  mutableKeys?: readonly string[];
+  /** Console progress options, or false for none (train_progress.log is still written). */
+  progress?: false | Omit<ProgressOptions, 'totalSteps' | 'startStep' | 'logFile'>;
+  /** Write TensorBoard events; default true. */
+  tensorboard?: boolean;
+  /** Extra sinks that receive every row too. */
+  extraSinks?: MetricsSink[];
+}
+
+/** What a resume hands back to the trainer. */
+export interface ResumePoint {
+  /** The checkpoint's step: the trainer continues with step + 1. */
+  step: number;
+  /** The checkpoint directory. */
+  dir: string;
+  /** The trainer state exactly as given to saveCheckpoint. */
+  trainerState: unknown;
+  /** The tensor groups exactly as saved (typed-array views; copy them into place). */
+  tensors: Record<string, Record<string, Tensor>>;
+}
+
+/**
+ * A run directory opened for training.
+ *
+ * Contract for the trainer (what makes a resume bit-identical):
+ * 1. Open with `RunDirectory.open({dir, config, resume, totalSteps})`. When `resumed` is
+ *    set, restore everything the next step depends on from `resumed.tensors` and
+ *    `resumed.trainerState` (parameters, anchor, AdamW m and v, the step counter used for
+ *    bias correction and the LR schedule, λ, RNG state, sampler position/epoch, running
+ *    meters), then run steps `resumed.step + 1 ...`. Nothing may be recomputed from
+ *    wall-clock time or from anything not in the checkpoint.
+ * 2. After each optimizer step, call `log(row)` with the DESIGN §5 row (or only on
+ *    logged steps). Only `step_ms` and `samples_per_s` may differ between an
+ *    uninterrupted and a resumed run.
+ * 3. Call `saveCheckpoint(step, groups, state)` only at step boundaries, after `log` of
+ *    that step: the sinks are fsynced first, so rows up to `step` are always on disk when
+ *    the checkpoint is; on resume the rows after the checkpoint are truncated away.
+ *    `state` must be JSON-serializable (no NaN/Infinity/BigInt: encode RNG words as
+ *    numbers or strings) and must hold `epoch` and `lambda` at top level for `inspect`.
+ * 4. Call `close()` at the end (after the final checkpoint).
+ */
+export class RunDirectory {
+  readonly dir: string;
+  readonly checkpointsDir: string;
+  readonly config: RunConfig;
+  /** Set when the run continues from a checkpoint. */
+  readonly resumed: ResumePoint | undefined;
+  /** The last completed step (0 for a fresh run or a resume with no valid checkpoint). */
+  readonly startStep: number;
+  /** Newer checkpoints that were invalid and passed over (moved aside to .invalid-*). */
+  readonly skipped: CheckpointCheck[];
+  /** The sinks every row goes to (JSONL, CSV, TensorBoard, extras). */
+  readonly sink: MultiSink;
+  readonly progress: ProgressReporter;
+  private readonly keepLast: number;
+  private readonly mutableKeys: readonly string[];
+  private readonly release: () => void;
+  private closed = false;
+
+  private constructor(init: {
+    options: RunDirectoryOptions; resumed: ResumePoint | undefined; skipped: CheckpointCheck[];
+    sink: MultiSink; progress: ProgressReporter; release: () => void;
+  }) {
+    const o = init.options;
+    this.dir = o.dir;
+    this.checkpointsDir = join(o.dir, RUN_FILES.checkpoints);
+    this.config = o.config;
+    this.resumed = init.resumed;
+    this.startStep = init.resumed?.step ?? 0;
+    this.skipped = init.skipped;
+    this.sink = init.sink;
+    this.progress = init.progress;
+    this.keepLast = o.keepLast ?? 3;
+    this.mutableKeys = o.mutableKeys ?? RESUME_MUTABLE_KEYS;
+    this.release = init.release;
+  }
+
+  /**
+   * Creates a new run directory, or with `resume` reopens one: checks the configuration
+   * against the saved one (refusing differing keys), repairs what a crash left in
+   * checkpoints/, and loads the newest valid checkpoint. Problems found are reported
+   * through the progress display and kept in `skipped`.
+   */
+  static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
+    const { dir, config } = options;
+    const keepLast = options.keepLast ?? 3;
+    if (!Number.isSafeInteger(keepLast) || keepLast < 2) throw new RangeError(`keep_last must be an integer >= 2, got ${keepLast}`);
+    const mutable = options.mutableKeys ?? RESUME_MUTABLE_KEYS;
+    const configPath = join(dir, RUN_FILES.config);
+    const ckDir = join(dir, RUN_FILES.checkpoints);
+    if (options.resume) {
+      if (!existsSync(configPath)) {
+        throw new RunError(`is not a run directory (no ${RUN_FILES.config}); start a new run instead of resuming`, { path: dir, code: 'NO_RUN' });
+      }
+      checkResumeConfig(readConfigFile(configPath).config, config, configPath, mutable);
+    } else if (existsSync(dir) && readdirSync(dir).some((n) => n === RUN_FILES.config || n === RUN_FILES.checkpoints)) {
+      throw new RunError('already holds a run: resume it, or choose another run name or output directory', { path: dir, code: 'RUN_EXISTS' });
+    }
+    try {
+      mkdirSync(ckDir, { recursive: true });
+    } catch (e) {
+      throw RunError.fromFs(e, ckDir, 'cannot create the run directory');
+    }
+    const release = lockRunDir(dir);
+    try {
+      const notes: string[] = [];
+      let resumed: ResumePoint | undefined;
+      let skipped: CheckpointCheck[] = [];
+      if (options.resume) {
+        notes.push(...repairCheckpointsDir(ckDir));
+        const found = await findLatestCheckpoint(ckDir);
+        skipped = found.skipped;
+        for (const s of skipped) {
+          // Set aside, not deleted: the files may matter to whoever investigates.
+          const aside = join(ckDir, `${INVALID_PREFIX}${s.dir.split(/[\\/]/).pop()}-${Date.now()}`);
+          renameSync(s.dir, aside);
+          notes.push(`craftgrad: checkpoint ${s.dir} is not valid and was moved to ${aside}:\n  ${s.problems.join('\n  ')}`);
+        }
+        if (skipped.length > 0) fsyncDir(ckDir);
+        const latest = found.latest;
+        if (latest !== undefined) {
+          checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable);
+          resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors! };
+          notes.push(`craftgrad: resuming from ${latest.dir} (step ${latest.step})`);
+        } else {
+          notes.push(`craftgrad: no valid checkpoint in ${ckDir}: starting again from step 0`);
+        }
+      }
+      writeConfigFile(configPath, config);
+      const resumeStep = options.resume ? (resumed?.step ?? 0) : undefined;
+      const sinks: MetricsSink[] = [
+        new JsonlSink(join(dir, RUN_FILES.jsonl), { resumeStep }),
+        new CsvSink(join(dir, RUN_FILES.csv), { resumeStep }),
+      ];
+      if (options.tensorboard ?? true) sinks.push(new TensorBoardSink(dir, { resumeStep }));
+      sinks.push(...(options.extraSinks ?? []));
+      const p = options.progress === false ? { stream: nullStream(), tty: false } : (options.progress ?? {});
+      const progress = new ProgressReporter({
+        ...p, totalSteps: options.totalSteps, startStep: resumed?.step ?? 0, logFile: join(dir, RUN_FILES.progressLog),
+      });
+      for (const n of notes) progress.message(n);
+      return new RunDirectory({ options, resumed, skipped, sink: new MultiSink(sinks), progress, release });
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Writes one metrics row to every sink and updates the progress display. */
+  log(row: MetricsRow): void {
+    const r = checkMetricsRow(row);
+    this.sink.write(r);
+    this.progress.update(r);
+  }
+
+  /**
+   * Saves checkpoints/step-NNNNNN atomically after making the metrics durable, then
+   * keeps the newest `keepLast`. On failure (RunError naming the path) every earlier
+   * checkpoint is intact and the run can go on or stop.
+   */
+  async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown): Promise<string> {
+    if (this.closed) throw new RunError('the run directory is closed', { path: this.dir });
+    this.sink.flush();
+    const path = await writeCheckpoint(this.checkpointsDir, step, groups, trainerState, { config: this.config, mutableKeys: this.mutableKeys });
+    await pruneCheckpoints(this.checkpointsDir, this.keepLast, step);
+    return path;
+  }
+
+  /** Flushes and closes the sinks and the progress display, and releases the lock. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.sink.close();
+    } finally {
+      this.progress.stop();
+      this.release();
+    }
+  }
+}
+
+/**
+ * Cleans what an interrupted process left in checkpoints/: temp directories of
+ * unfinished checkpoints and half-pruned ones are removed; a checkpoint moved aside for
+ * replacement whose replacement never arrived is moved back. Returns notes.
+ */
+export function repairCheckpointsDir(ckDir: string): string[] {
+  const notes: string[] = [];
+  let changed = false;
+  for (const n of readdirSync(ckDir)) {
+    const path = join(ckDir, n);
+    if (n.startsWith(TMP_PREFIX) || n.startsWith(TRASH_PREFIX)) {
+      rmSync(path, { recursive: true, force: true });
+      changed = true;
+    } else if (n.startsWith(OLD_PREFIX)) {
+      const base = /^\.old-(step-\d+)-/.exec(n)?.[1];
+      if (base !== undefined && parseStepDirName(base) !== undefined && !existsSync(join(ckDir, base))) {
+        renameSync(path, join(ckDir, base));
+        notes.push(`craftgrad: restored ${join(ckDir, base)} from an interrupted replacement`);
+      } else {
+        rmSync(path, { recursive: true, force: true });
+      }
+      changed = true;
+    }
+  }
+  if (changed) fsyncDir(ckDir);
+  return notes;
+}
+
+function nullStream(): NodeJS.WritableStream {
+  return { write: () => true } as unknown as NodeJS.WritableStream;
+}
