@@ -65,14 +65,15 @@ export class ProgressReporter {
     if (this.tty) {
       this.multi = new cliProgress.MultiBar({
         stream: this.stream,
-        format: '{line} | {bar} | {elapsed}<{eta}',
+        // cli-progress owns {eta}, {duration}...: the payload uses its own names.
+        format: '{line} | {bar} | {spent}<{left}',
         barsize: 20,
         hideCursor: false,
         gracefulExit: false, // our stop handlers own SIGINT/SIGTERM
         clearOnComplete: false,
         linewrap: false,
       }, cliProgress.Presets.shades_classic);
-      this.bar = this.multi.create(this.total, this.startStep, { line: `Step ${this.startStep}/${this.total}`, elapsed: '0:00', eta: '--:--' });
+      this.bar = this.multi.create(this.total, this.startStep, { line: `Step ${this.startStep}/${this.total}`, spent: '0:00', left: '--:--' });
     }
   }
 
@@ -94,7 +95,7 @@ export class ProgressReporter {
   update(row: MetricsRow): void {
     if (this.bar) {
       const { elapsed, eta } = this.times(row.step);
-      this.bar.update(row.step, { line: formatStepLine(row, this.total), elapsed, eta });
+      this.bar.update(row.step, { line: formatStepLine(row, this.total), spent: elapsed, left: eta });
     }
     const t = this.now();
     const due = row.step - this.lastLineStep >= this.everySteps || t - this.lastLineTime >= this.everyMs || row.step >= this.total;
