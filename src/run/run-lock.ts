@@ -26,7 +26,8 @@ export function lockRunDir(dir: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw RunError.fromFs(e, path, 'cannot create the run lock');
       const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-      if (Number.isSafeInteger(pid) && pid !== process.pid && alive(pid)) {
+      // Our own pid counts as alive: a second RunDirectory in this process is refused too.
+      if (Number.isSafeInteger(pid) && (pid === process.pid || alive(pid))) {
         throw new RunError(`the run is in use by process ${pid}`, { path, code: 'LOCKED' });
       }
       rmSync(path, { force: true }); // stale: its process is gone
