@@ -26,6 +26,29 @@ function toInput(t: CheckpointTensor): SafetensorsInput {
   return t instanceof Float32Array ? { dtype: 'F32', shape: [t.length], data: t } : t;
 }
 
+/**
+ * Refuses what JSON would silently change (NaN/Infinity become null, undefined vanishes,
+ * typed arrays become index maps, BigInt throws): the state must come back exactly as
+ * given or the resume is not exact. Errors name the path inside the state.
+ */
+export function checkJsonValue(v: unknown, path: string): void {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new TypeError(`${path} is ${v}, which JSON cannot hold (store it as a string)`);
+    return;
+  }
+  if (Array.isArray(v)) {
+    v.forEach((x, i) => checkJsonValue(x, `${path}[${i}]`));
+    return;
+  }
+  if (typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype || (typeof v === 'object' && Object.getPrototypeOf(v) === null)) {
+    for (const [k, x] of Object.entries(v as object)) checkJsonValue(x, `${path}.${k}`);
+    return;
+  }
+  const what = typeof v === 'object' ? (v as object).constructor?.name ?? 'object' : typeof v;
+  throw new TypeError(`${path} is a ${what}, which is not JSON-serializable as is (use plain objects, arrays, finite numbers, strings)`);
+}
+
 function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
@@ -58,16 +81,8 @@ export async function writeCheckpoint(
     config: options.config,
     trainer: trainerState,
   };
-  let stateJson: string;
-  try {
-    stateJson = JSON.stringify(state, null, 2) + '\n';
-  } catch (e) {
-    throw new TypeError(`trainer state is not JSON-serializable: ${(e as Error).message}`);
-  }
-  const roundTrip = JSON.parse(stateJson) as StateFile;
-  if (JSON.stringify(roundTrip.trainer) !== JSON.stringify(trainerState)) {
-    throw new TypeError('trainer state does not survive JSON (NaN, Infinity, undefined, BigInt or class instances inside?)');
-  }
+  checkJsonValue(trainerState, 'trainer state');
+  const stateJson = JSON.stringify(state, null, 2) + '\n';
 
   const name = stepDirName(step);
   const finalDir = join(checkpointsDir, name);
