@@ -67,12 +67,11 @@ test('kill -9 at random moments, many times: every resume starts from a valid ch
   let tmpLeftovers = 0;
   let lastStart = 0;
   let done = false;
-  let first = true;
   while (!done) {
     const last = Date.now() - started > BUDGET_MS || kills >= 50;
-    const kill = last ? undefined : !first && rand() < 0.5 ? { tmpDirs: 1 + Math.floor(rand() * 6) } : { ms: 80 + rand() * 300 };
-    const r = await spawnLoop(dir, !first, kill);
-    first = false;
+    const kill = last ? undefined : existsSync(join(dir, 'checkpoints')) && rand() < 0.5 ? { tmpDirs: 1 + Math.floor(rand() * 6) } : { ms: rand() < 0.2 ? rand() * 120 : 80 + rand() * 300 } // some during start-up;
+    // As a supervisor would: resume once the run exists (config.json), else start it.
+    const r = await spawnLoop(dir, existsSync(join(dir, 'config.json')), kill);
     const resumedAt = /resuming from \S+ \(step (\d+)\)/.exec(r.out);
     assert.doesNotMatch(r.out, /is not valid/, 'an atomic write never leaves an invalid checkpoint');
     if (resumedAt) {

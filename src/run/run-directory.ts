@@ -137,12 +137,20 @@ export class RunDirectory {
       throw new RunError('already holds a run: resume it, or choose another run name or output directory', { path: dir, code: 'RUN_EXISTS' });
     }
     try {
-      mkdirSync(ckDir, { recursive: true });
+      mkdirSync(dir, { recursive: true });
     } catch (e) {
-      throw RunError.fromFs(e, ckDir, 'cannot create the run directory');
+      throw RunError.fromFs(e, dir, 'cannot create the run directory');
     }
     const release = lockRunDir(dir);
     try {
+      // config.json first: a process killed before it leaves a directory that a new run
+      // may still take over; one killed after it leaves a run that --resume can continue.
+      if (!options.resume) writeConfigFile(configPath, config);
+      try {
+        mkdirSync(ckDir, { recursive: true });
+      } catch (e) {
+        throw RunError.fromFs(e, ckDir, 'cannot create the checkpoints directory');
+      }
       const notes: string[] = [];
       let resumed: ResumePoint | undefined;
       let skipped: CheckpointCheck[] = [];
@@ -166,7 +174,8 @@ export class RunDirectory {
           notes.push(`craftgrad: no valid checkpoint in ${ckDir}: starting again from step 0`);
         }
       }
-      writeConfigFile(configPath, config);
+      // On resume too: the mutable keys (steps, save_every...) may have changed.
+      if (options.resume) writeConfigFile(configPath, config);
       const resumeStep = options.resume ? (resumed?.step ?? 0) : undefined;
       const sinks: MetricsSink[] = [
         new JsonlSink(join(dir, RUN_FILES.jsonl), { resumeStep }),
