@@ -15,11 +15,11 @@ export {
 export type { RunConfig, ConfigFile, ConfigDifference } from './config.js';
 export { stepDirName, parseStepDirName } from './checkpoint-layout.js';
 export type { CheckpointTensor, TensorGroups, Manifest, ManifestEntry, StateFile } from './checkpoint-layout.js';
-export { writeCheckpoint, pruneCheckpoints } from './checkpoint-write.js';
+export { writeCheckpoint, pruneCheckpoints, checkJsonValue } from './checkpoint-write.js';
 export type { WriteCheckpointOptions } from './checkpoint-write.js';
 export { checkCheckpoint, findLatestCheckpoint, listCheckpointDirs } from './checkpoint-read.js';
 export type { CheckpointCheck, LatestCheckpoint } from './checkpoint-read.js';
-export { RunDirectory, RUN_FILES, repairCheckpointsDir } from './run-directory.js';
+export { RunDirectory, RUN_FILES, repairCheckpointsDir, float32Groups } from './run-directory.js';
 export type { RunDirectoryOptions, ResumePoint } from './run-directory.js';
 export { installStopHandlers, resumeCommand, shellQuote, SIGNAL_EXIT_CODES } from './signals.js';
 export type { StopHandlers, StopHandlerOptions } from './signals.js';

@@ -195,6 +195,15 @@ export class RunDirectory {
     }
   }
 
+  /**
+   * A sink for the trainer's `sinks` option: rows go to `log` (files, TensorBoard,
+   * progress). It has no close(): closing is `RunDirectory.close()`'s job, after the final
+   * checkpoint.
+   */
+  get metricsSink(): MetricsSink {
+    return { write: (row: MetricsRow) => this.log(row), flush: () => this.sink.flush() };
+  }
+
   /** Writes one metrics row to every sink and updates the progress display. */
   log(row: MetricsRow): void {
     const r = checkMetricsRow(row);
@@ -226,6 +235,24 @@ export class RunDirectory {
       this.release();
     }
   }
+}
+
+/**
+ * The tensors of a resume point as Float32Arrays (what the trainer's
+ * trainerStateFromGroups takes). Errors name the group and tensor that is not F32.
+ */
+export function float32Groups(tensors: Record<string, Record<string, Tensor>>): Record<string, Record<string, Float32Array>> {
+  const out: Record<string, Record<string, Float32Array>> = {};
+  for (const [g, ts] of Object.entries(tensors)) {
+    out[g] = {};
+    for (const [k, t] of Object.entries(ts)) {
+      if (t.dtype !== 'F32' || !(t.data instanceof Float32Array)) {
+        throw new RunError(`tensor ${g}/${k} is ${t.dtype}, expected F32`, { path: `${g}.safetensors`, field: k });
+      }
+      out[g]![k] = t.data;
+    }
+  }
+  return out;
 }
 
 /**
