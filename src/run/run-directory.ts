@@ -93,6 +93,7 @@ export class RunDirectory {
   readonly sink: MultiSink;
   readonly progress: ProgressReporter;
   private readonly keepLast: number;
+  private readonly progressTotal: number;
   private readonly mutableKeys: readonly string[];
   private readonly release: () => void;
   private closed = false;
@@ -111,6 +112,7 @@ export class RunDirectory {
     this.sink = init.sink;
     this.progress = init.progress;
     this.keepLast = o.keepLast ?? 3;
+    this.progressTotal = o.totalSteps;
     this.mutableKeys = o.mutableKeys ?? RESUME_MUTABLE_KEYS;
     this.release = init.release;
   }
@@ -211,10 +213,16 @@ export class RunDirectory {
     this.progress.update(r);
   }
 
+  /** Whether `step` is a checkpoint step: every `saveEvery` steps and the run's last step. */
+  checkpointDue(step: number, saveEvery: number): boolean {
+    return (saveEvery > 0 && step % saveEvery === 0) || step === this.progressTotal;
+  }
+
   /**
    * Saves checkpoints/step-NNNNNN atomically after making the metrics durable, then
-   * keeps the newest `keepLast`. On failure (RunError naming the path) every earlier
-   * checkpoint is intact and the run can go on or stop.
+   * keeps the newest `keepLast`. The tensors must not change until the promise settles
+   * (they are serialized group by group). On failure (RunError naming the path) every
+   * earlier checkpoint is intact and the run can go on or stop.
    */
   async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown): Promise<string> {
     if (this.closed) throw new RunError('the run directory is closed', { path: this.dir });
