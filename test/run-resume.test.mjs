@@ -176,3 +176,16 @@ test('inspect reports a run and a checkpoint: tensors, shapes, step, λ, validit
   assert.equal(one.checkpoint.valid, true);
   await assert.rejects(inspect(join(dir, 'nope')), (e) => e instanceof RunError && e.message.includes('nope'));
 });
+
+test('resume-mutable keys match at any depth and in any spelling; steps matters under a cosine schedule', async () => {
+  const { diffConfigs, configHash } = await import('../dist/index.js');
+  const saved = { trainer: { steps: 10, saveEvery: 5, lr: 1e-3, schedule: 'constant' }, run: { 'log-every': 1, out: 'runs' }, model: { hidden: [8, 8] } };
+  const same = { trainer: { steps: 20, saveEvery: 7, lr: 1e-3, schedule: 'constant' }, run: { 'log-every': 3, out: 'elsewhere' }, model: { hidden: [8, 8] } };
+  assert.deepEqual(diffConfigs(saved, same), []);
+  assert.equal(configHash(saved), configHash(same));
+  const other = { ...same, model: { hidden: [8, 16] }, trainer: { ...same.trainer, lr: 2e-3 } };
+  assert.deepEqual(diffConfigs(saved, other).map((d) => d.key), ['model.hidden', 'trainer.lr']);
+  assert.notEqual(configHash(saved), configHash(other));
+  const cos = (steps) => ({ trainer: { steps, schedule: 'cosine' } });
+  assert.deepEqual(diffConfigs(cos(10), cos(20)).map((d) => d.key), ['trainer.steps']);
+});

@@ -14,13 +14,14 @@ export const RUN_SCHEMA_VERSION = 1;
 export type RunConfig = Record<string, unknown>;
 
 /**
- * Top-level keys a resume may change: they say how long to run, how often to log, save
- * or validate, and where to write, none of which changes the numbers of a step.
- * (A schedule that depends on the total step count, e.g. a cosine over `steps`, makes
- * `steps` matter: such a trainer passes its own list to checkResumeConfig.)
+ * Keys a resume may change: how long to run, how often to log, save or validate, where to
+ * write; none of them changes the numbers of a step. A key matches at any depth and in
+ * any spelling (`save_every`, `saveEvery`, `save-every`, `run.saveEvery`). `steps` is
+ * the exception that proves the rule: under a cosine schedule (the LR depends on the
+ * total), it matters and a change is refused.
  */
 export const RESUME_MUTABLE_KEYS: readonly string[] = [
-  'steps', 'log_every', 'save_every', 'keep_last', 'val_every', 'val_time_limit',
+  'steps', 'log_every', 'save_every', 'keep_last', 'val_every', 'val_time_limit', 'val_time_limit_ms',
   'out', 'name', 'resume', 'config', 'progress_every', 'quiet',
 ];
 
@@ -41,27 +42,36 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
-function withoutMutable(config: RunConfig, mutable: readonly string[]): RunConfig {
-  const out: RunConfig = {};
-  for (const [k, v] of Object.entries(config)) if (!mutable.includes(k) && v !== undefined) out[k] = v;
-  return out;
-}
-
-/** sha256 (hex) of the canonical JSON of the config without the resume-mutable keys. */
-export function configHash(config: RunConfig, mutable: readonly string[] = RESUME_MUTABLE_KEYS): string {
-  return createHash('sha256').update(canonicalJson(withoutMutable(config, mutable))).digest('hex');
-}
+const norm = (k: string): string => k.toLowerCase().replace(/[-_]/g, '');
 
 // Leaves of a config as dotted paths -> canonical JSON, so nested differences are named
 // precisely ("model.hidden", not "model").
-function leaves(value: unknown, prefix: string, out: Map<string, string>): void {
+function leaves(value: unknown, prefix: string, out: Map<string, string>): Map<string, string> {
   if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
     const entries = Object.entries(value as object).filter(([, v]) => v !== undefined);
     if (entries.length === 0 && prefix !== '') out.set(prefix, '{}');
     for (const [k, v] of entries) leaves(v, prefix === '' ? k : `${prefix}.${k}`, out);
-    return;
+    return out;
   }
   out.set(prefix, canonicalJson(value));
+  return out;
+}
+
+/** The leaves that matter for a resume (mutable keys dropped), by dotted path. */
+function mattering(config: RunConfig, mutable: readonly string[]): Map<string, string> {
+  const all = leaves(config, '', new Map());
+  const cosine = [...all].some(([path, v]) => norm(path.split('.').pop()!) === 'schedule' && v === '"cosine"');
+  const drop = new Set(mutable.map(norm).filter((k) => !(cosine && k === 'steps')));
+  for (const path of [...all.keys()]) {
+    if (path.split('.').some((part) => drop.has(norm(part)))) all.delete(path);
+  }
+  return all;
+}
+
+/** sha256 (hex) of the configuration's leaves that matter for a resume (mutable keys left out). */
+export function configHash(config: RunConfig, mutable: readonly string[] = RESUME_MUTABLE_KEYS): string {
+  const leavesSorted = [...mattering(config, mutable)].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify(leavesSorted)).digest('hex');
 }
 
 /** A key whose value differs between the saved and the requested configuration. */
@@ -73,10 +83,8 @@ export interface ConfigDifference {
 
 /** The differing keys (dotted paths) outside `mutable`, sorted. */
 export function diffConfigs(saved: RunConfig, requested: RunConfig, mutable: readonly string[] = RESUME_MUTABLE_KEYS): ConfigDifference[] {
-  const a = new Map<string, string>();
-  const b = new Map<string, string>();
-  leaves(withoutMutable(saved, mutable), '', a);
-  leaves(withoutMutable(requested, mutable), '', b);
+  const a = mattering(saved, mutable);
+  const b = mattering(requested, mutable);
   const keys = [...new Set([...a.keys(), ...b.keys()])].sort();
   return keys.filter((k) => a.get(k) !== b.get(k)).map((key) => ({ key, saved: a.get(key), requested: b.get(key) }));
 }
@@ -91,7 +99,7 @@ export function checkResumeConfig(saved: RunConfig, requested: RunConfig, source
   const list = diffs.map((d) => `${d.key} (saved ${d.saved ?? 'unset'}, requested ${d.requested ?? 'unset'})`).join(', ');
   throw new RunError(
     `cannot resume: the configuration differs in ${diffs.length === 1 ? 'key' : 'keys'} ${list}. ` +
-      `Only ${mutable.join(', ')} may change on resume; start a new run to change the others.`,
+      `Only ${mutable.join(', ')} may change on resume (steps not under a cosine schedule); start a new run to change the others.`,
     { path: source, field: diffs.map((d) => d.key).join(','), code: 'CONFIG_MISMATCH' },
   );
 }
