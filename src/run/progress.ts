@@ -43,6 +43,7 @@ export class ProgressReporter {
   private lastLineTime: number;
   private multi: cliProgress.MultiBar | undefined;
   private bar: cliProgress.SingleBar | undefined;
+  private lastDraw = 0;
 
   constructor(options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
@@ -96,6 +97,13 @@ export class ProgressReporter {
     if (this.bar) {
       const { elapsed, eta } = this.times(row.step);
       this.bar.update(row.step, { line: formatStepLine(row, this.total), spent: elapsed, left: eta });
+      // Redraw here too (throttled): cli-progress redraws on a timer, which never fires
+      // while a loop keeps the event loop busy.
+      const t = this.now();
+      if (t - this.lastDraw >= 100) {
+        this.lastDraw = t;
+        this.multi!.update();
+      }
     }
     const t = this.now();
     const due = row.step - this.lastLineStep >= this.everySteps || t - this.lastLineTime >= this.everyMs || row.step >= this.total;
@@ -109,8 +117,10 @@ export class ProgressReporter {
 
   /** A message line (checkpoint saved, resumed, stopping): above the bar on a TTY. */
   message(text: string): void {
-    if (this.multi) this.multi.log(text + '\n');
-    else this.stream.write(text + '\n');
+    if (this.multi) {
+      this.multi.log(text + '\n');
+      this.multi.update();
+    } else this.stream.write(text + '\n');
     if (this.logFd !== undefined) appendAll(this.logFd, text + '\n');
   }
 

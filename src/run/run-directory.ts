@@ -153,6 +153,9 @@ export class RunDirectory {
       } catch (e) {
         throw RunError.fromFs(e, ckDir, 'cannot create the checkpoints directory');
       }
+      // Leftovers of an atomic replace (config.json, metrics files) cut short by a kill.
+      for (const n of readdirSync(dir)) if (/\.tmp-\d+$/.test(n)) rmSync(join(dir, n), { force: true });
+      fsyncDir(dir); // the new checkpoints/ entry must survive a power cut too
       const notes: string[] = [];
       let resumed: ResumePoint | undefined;
       let skipped: CheckpointCheck[] = [];
