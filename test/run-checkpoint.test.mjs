@@ -86,6 +86,19 @@ function rewriteManifestEntry(dir, file) {
   writeFileSync(mPath, JSON.stringify(manifest));
 }
 
+// Rewrites model.safetensors' JSON header in place (same length) and fixes the manifest,
+// so that only the safetensors decoder can find the fault.
+function editHeader(dir, edit) {
+  const p = join(dir, 'model.safetensors');
+  const b = readFileSync(p);
+  const n = Number(b.readBigUInt64LE(0));
+  const text = edit(b.subarray(8, 8 + n).toString().trimEnd()).padEnd(n, ' '); // padding absorbs growth
+  if (Buffer.byteLength(text) !== n) throw new Error(`header edit changed its length: ${text}`);
+  Buffer.from(text).copy(b, 8);
+  writeFileSync(p, b);
+  rewriteManifestEntry(dir, 'model.safetensors');
+}
+
 // Each corruption of the newest checkpoint, and what the report must mention.
 const corruptions = {
   'manifest not JSON': [(d) => writeFileSync(join(d, 'manifest.json'), '{"format": "craftgrad.checkpoint", '), /manifest\.json: not valid JSON/],
@@ -122,6 +135,10 @@ const corruptions = {
     writeFileSync(p, b);
     rewriteManifestEntry(d, 'model.safetensors');
   }, /safetensors file .*model\.safetensors, header length: .* exceeds/],
+  'safetensors offsets out of range (manifest matching)': [(d) => editHeader(d, (text) => text.replace(/("w0":\{[^}]*"data_offsets":\[\d+,)(\d+)\]/, (_m, a, e) => `${a}${String(Number(e) + 4000).padStart(e.length, '0')}]`)),
+    /model\.safetensors, tensors\["w0"\]\.data_offsets: .*(beyond the data buffer|does not match shape)/],
+  'duplicate safetensors tensor (manifest matching)': [(d) => editHeader(d, (text) => text.replace('"w1":', '"w0":')),
+    /model\.safetensors, tensors\["w0"\]: appears more than once/],
   'overlapping safetensors offsets (manifest matching)': [(d) => {
     const p = join(d, 'model.safetensors');
     const b = readFileSync(p);
