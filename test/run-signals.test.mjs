@@ -63,13 +63,13 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]]) {
 test('a second signal exits at once and leaves the previous checkpoint valid', async (t) => {
   const dir = join(tmp(t), 'run');
   let sent = false;
-  // Long steps: the first SIGINT lands mid-step, the second before that step ends.
   const child = spawn(process.execPath, [loop, dir, '1000', '--save-every', '3', '--step-delay', '400', '--size', '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stdout.on('data', (d) => {
     if (!sent && String(d).includes('Step 7/')) {
       sent = true;
-      child.kill('SIGINT');
+      // 100 ms in, step 8 is inside its 400 ms delay: both signals land before it ends.
+      setTimeout(() => child.kill('SIGINT'), 100);
     }
   });
   child.stderr.on('data', (d) => {
