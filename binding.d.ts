@@ -64,6 +64,20 @@ export interface DeviceLayout {
   dispose(): void;
 }
 
+/** craftReduce: the surgery's pass 1 for the trainer (no writes). */
+export interface RawCraftReduceResult {
+  conflicts: Uint8Array;
+  dots: Float64Array;
+  /** c_i = λ − (conflict ? d/(q+eps) : 0), to hand to adamwFused. */
+  coefficients: Float64Array;
+  numConflicts: number;
+  numTensors: number;
+  conflictRatio: number;
+  /** From d, q, ‖a‖² and c (see native/cpu/adamw_cpu.h for the cancellation caveat). */
+  gradNorm: number;
+  nonFinite: number;
+}
+
 export interface NativeBinding {
   surgery(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
     lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<Float32Array[]>;
@@ -75,6 +89,15 @@ export interface NativeBinding {
     lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<Float32Array>>;
   backendInfo(): RawBackendInfo;
   setThreads(threads: number): void;
+
+  // The optimizer step (CPU GradSet layouts; native/napi/adamw_call.cc).
+  craftReduce(act: Float32Array, ret: Float32Array, sizes: Float64Array, lambda: number, eps: number,
+    projection: boolean): RawCraftReduceResult;
+  adamwFused(act: Float32Array, ret: Float32Array, sizes: Float64Array, coefficients: Float64Array,
+    params: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number,
+    eps: number, weightDecay: number, step: number, gradScale: number): void;
+  adamw(grad: Float32Array, params: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
+    beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
 
   // CUDA builds only.
   cudaAlloc?(device: number, length: number): DeviceBuffer;

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "../core/thread_pool.h"
+#include "adamw_call.h"
 #include "arg_error.h"
 #include "backend_info.h"
 #include "surgery_call.h"
@@ -66,6 +67,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef CRAFTGRAD_HAVE_CUDA
   registerCuda(env, exports);
 #endif
+  registerAdamW(env, exports);  // craftReduce, adamwFused, adamw (the optimizer step)
   return exports;
 }
 
