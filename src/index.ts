@@ -13,3 +13,4 @@ export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from '.
 export * from './report/index.js';
 // Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
 export * from './run/index.js';
+export * from './train/index.js';

@@ -1,0 +1,13 @@
+// The training loop's public pieces (re-exported from the package root).
+export { Trainer } from './trainer.js';
+export type { TrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './trainer.js';
+export { AdamW, craftReduce } from './optimizer.js';
+export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult } from './optimizer.js';
+export { HostGradientSource } from './host-source.js';
+export type { HostBatch, HostGradientSourceOptions } from './host-source.js';
+export { learningRate, resolveSchedule } from './schedule.js';
+export type { LrSchedule, LrScheduleKind } from './schedule.js';
+export { dualUpdate } from './dual.js';
+export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } from './metrics.js';
+export type { MetricKey, MetricsRow, MetricsSink, StepDetail } from './metrics.js';
+export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './source.js';

@@ -1,0 +1,72 @@
+// Per-step metrics: the keys of DESIGN.md §5 and the one interface sinks implement
+// (the sinks themselves — JSONL, CSV, TensorBoard, progress — live in src/run).
+
+/** Every metric key, in the order files should list them. */
+export const METRIC_KEYS = [
+  'step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before', 'lambda_after',
+  'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr', 'nonfinite_skipped', 'step_ms',
+  'samples_per_s', 'val_action_loss',
+] as const;
+
+/** Keys that exist only in CRaFT mode (absent from baseline rows). */
+export const CRAFT_METRIC_KEYS = [
+  'retention_loss', 'retention_budget', 'lambda_before', 'lambda_after', 'conflict_ratio', 'num_conflicts', 'num_tensors',
+] as const;
+
+/** Keys that depend on wall-clock time (excluded when comparing runs bit for bit). */
+export const WALL_CLOCK_METRIC_KEYS = ['step_ms', 'samples_per_s'] as const;
+
+/** A metric key. */
+export type MetricKey = (typeof METRIC_KEYS)[number];
+
+/** The keys a run's rows can hold: all of them in CRaFT mode, the CRaFT ones left out in baseline mode. */
+export function metricKeys(mode: 'craft' | 'baseline'): MetricKey[] {
+  if (mode === 'craft') return [...METRIC_KEYS];
+  return METRIC_KEYS.filter((k) => !(CRAFT_METRIC_KEYS as readonly string[]).includes(k));
+}
+
+/**
+ * One optimizer step's metrics. `step` is the number of optimizer steps done (1 after the
+ * first), `nonfinite_skipped` the running count of skipped steps, `val_action_loss` present
+ * on validation steps only, the CRaFT keys absent in baseline mode.
+ */
+export interface MetricsRow {
+  step: number;
+  epoch: number;
+  action_loss: number;
+  retention_loss?: number;
+  retention_budget?: number;
+  lambda_before?: number;
+  lambda_after?: number;
+  conflict_ratio?: number;
+  num_conflicts?: number;
+  num_tensors?: number;
+  grad_norm: number;
+  lr: number;
+  nonfinite_skipped: number;
+  step_ms: number;
+  samples_per_s: number;
+  val_action_loss?: number;
+}
+
+/** What a step produced beyond the row (a side channel: sinks that only want rows ignore it). */
+export interface StepDetail {
+  /** 1 where tensor i conflicted this step (CRaFT mode; all zeros in baseline mode). */
+  conflicts: Uint8Array;
+  /** <g_act_i, g_ret_i> per tensor (CRaFT mode), else <g_act_i, g_act_i>. */
+  dots: Float64Array;
+  /** True when the step was skipped for a non-finite gradient or loss. */
+  skipped: boolean;
+  /** The factor the gradient was multiplied by (1 when not clipped). */
+  clipScale: number;
+  /** Samples in the step. */
+  samples: number;
+  /** Set when validation ran this step and its time limit cut it short. */
+  valTruncated?: boolean;
+}
+
+/** Where metrics rows go. `write` may be async; the trainer awaits it before the next step. */
+export interface MetricsSink {
+  write(row: Readonly<MetricsRow>, detail: Readonly<StepDetail>): void | Promise<void>;
+  close?(): void | Promise<void>;
+}

@@ -1,0 +1,179 @@
+// AdamW with torch.optim.AdamW's semantics, over GradSets, in two forms: the standalone
+// step (a materialised gradient) and the fused step that applies the surgery's pass 2 and
+// AdamW in one pass (native/cpu/adamw_cpu.h). Plus the surgery's pass 1 (craftReduce),
+// which the trainer runs first so that nothing is written before the step is known to be
+// finite and the clipping factor is known.
+//
+// CPU GradSets only for now. TODO(cuda): the same three calls on device GradSets — a
+// pass-1 launch reusing the CUDA surgery's chunk→tensor table and partial sums, one copy
+// of the per-tensor stats to the host, and a fused pass-2+AdamW launch.
+import { binding } from '../native.js';
+import { GradSet } from '../gradset.js';
+import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+
+/** AdamW hyper-parameters (PyTorch's defaults except lr, which is craftgrad's 5e-4). */
+export interface AdamWOptions {
+  /** Default 5e-4 (the schedule's peak; the trainer passes the step's rate to each step). */
+  lr?: number;
+  /** Default [0.9, 0.999]. */
+  betas?: readonly [number, number];
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled weight decay (p ← p·(1 − lr·wd) before the Adam update). Default 0.01. */
+  weightDecay?: number;
+}
+
+/** Per-step arguments of an AdamW step. */
+export interface AdamWStepOptions {
+  /** This step's learning rate (default: the optimizer's lr). */
+  lr?: number;
+  /** Multiplies the gradient (the clipping factor). Default 1. */
+  gradScale?: number;
+}
+
+/** The result of the surgery's pass 1 over two CPU GradSets (nothing is written). */
+export interface CraftReduceResult {
+  conflicts: Uint8Array;
+  dots: Float64Array;
+  /** c_i = λ − (conflict ? d_i/(q_i+eps) : 0): out_i = a_i + c_i·r_i. */
+  coefficients: Float64Array;
+  numConflicts: number;
+  numTensors: number;
+  conflictRatio: number;
+  /**
+   * ‖out‖ from d, q, ‖a‖² and c per tensor, without materialising out. Caveat: for a
+   * tensor whose a is nearly anti-parallel to r the terms cancel and the tensor's ‖out‖² is
+   * accurate only to about 1e-16·‖a‖² absolutely (the standalone surgery sums the written
+   * values instead). Used for reporting and clipping only.
+   */
+  gradNorm: number;
+  /** Tensors with any NaN/Inf in act or ret. */
+  nonFinite: number;
+}
+
+function cpuData(set: unknown, name: string): Float32Array {
+  if (!(set instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(set)}`);
+  if (set.device !== 'cpu') {
+    throw argRangeError(`${name} lives on ${set.device}: the optimizer step runs on CPU GradSets only for now (the CUDA fused step is not implemented yet)`);
+  }
+  return set.data;
+}
+
+function checkLayout(like: GradSet, other: GradSet, name: string, likeName: string): void {
+  if (!like.sameLayout(other)) {
+    throw argRangeError(`${name} (${other.numTensors} tensors, ${other.numElements} elements) does not have the layout of ${likeName} (${like.numTensors} tensors, ${like.numElements} elements)`);
+  }
+}
+
+/**
+ * The surgery's pass 1: per tensor d = <a,r>, q = <r,r>, ‖a‖², conflict flags, coefficients
+ * and the global norm of out, reading act and ret once and writing nothing. `ret` may be
+ * `act` itself (with lambda 0 and projection off: the norm of act).
+ */
+export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: number; eps?: number; projection?: boolean }): CraftReduceResult {
+  const a = cpuData(act, 'act');
+  const r = cpuData(ret, 'ret');
+  checkLayout(act, ret, 'ret', 'act');
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  const projection = options.projection ?? true;
+  return binding.craftReduce(a, r, GradSet.internals(act).sizes, lambda, eps, projection);
+}
+
+const OPTION_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
+
+/** The optimizer's state for checkpoints: step count and the moment estimates. */
+export interface AdamWState {
+  /** Optimizer steps taken (Adam's t). */
+  step: number;
+  m: GradSet;
+  v: GradSet;
+}
+
+/**
+ * AdamW over one GradSet of parameters (torch.optim.AdamW, amsgrad off): per element
+ * p ← p·(1 − lr·wd); m ← m + (1−β1)(g − m); v ← β2·v + (1−β2)·g²;
+ * p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + eps). fp32 state, same bits on every
+ * CPU instruction set and thread count.
+ */
+export class AdamW {
+  /** First moments, in the parameters' layout. */
+  readonly m: GradSet;
+  /** Second moments, in the parameters' layout. */
+  readonly v: GradSet;
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Optimizer steps taken so far (Adam's t before the next step). */
+  stepCount = 0;
+  readonly #params: GradSet;
+
+  constructor(params: GradSet, options: AdamWOptions = {}) {
+    cpuData(params, 'params');
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, OPTION_KEYS, 'options');
+    this.lr = checkFiniteNumber(options.lr ?? 5e-4, 'options.lr', 0, true);
+    const betas = options.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2) throw argTypeError(`options.betas must be [beta1, beta2], got ${describeValue(betas)}`);
+    betas.forEach((b, i) => {
+      checkFiniteNumber(b, `options.betas[${i}]`, 0, true);
+      if (b >= 1) throw argRangeError(`options.betas[${i}] must be < 1, got ${b}`);
+    });
+    [this.beta1, this.beta2] = betas;
+    this.eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+    this.weightDecay = checkFiniteNumber(options.weightDecay ?? 0.01, 'options.weightDecay', 0, true);
+    this.#params = params;
+    this.m = params.zerosLike();
+    this.v = params.zerosLike();
+  }
+
+  /** The parameters this optimizer updates. */
+  get params(): GradSet {
+    return this.#params;
+  }
+
+  #hyper(o: AdamWStepOptions): [number, number, number, number, number, number, number] {
+    const lr = checkFiniteNumber(o.lr ?? this.lr, 'options.lr', 0, true);
+    const gradScale = checkFiniteNumber(o.gradScale ?? 1, 'options.gradScale', 0, true);
+    return [lr, this.beta1, this.beta2, this.eps, this.weightDecay, this.stepCount + 1, gradScale];
+  }
+
+  /** One AdamW step with a materialised gradient (same layout as the parameters). */
+  step(grad: GradSet, options: AdamWStepOptions = {}): void {
+    const g = cpuData(grad, 'grad');
+    checkLayout(this.#params, grad, 'grad', 'params');
+    binding.adamw(g, this.#params.data, this.m.data, this.v.data, ...this.#hyper(options));
+    this.stepCount += 1;
+  }
+
+  /**
+   * One fused step: g_i = (act_i + c_i·ret_i)·gradScale with c from craftReduce, then AdamW,
+   * without materialising g. Bit-identical to surgery() into a buffer followed by step().
+   */
+  stepFused(act: GradSet, ret: GradSet, coefficients: Float64Array, options: AdamWStepOptions = {}): void {
+    const a = cpuData(act, 'act');
+    const r = cpuData(ret, 'ret');
+    checkLayout(this.#params, act, 'act', 'params');
+    checkLayout(this.#params, ret, 'ret', 'params');
+    binding.adamwFused(a, r, GradSet.internals(act).sizes, coefficients, this.#params.data, this.m.data, this.v.data,
+      ...this.#hyper(options));
+    this.stepCount += 1;
+  }
+
+  /** The state (copies unless `copy` is false). */
+  state(copy = true): AdamWState {
+    return { step: this.stepCount, m: copy ? this.m.to('cpu') : this.m, v: copy ? this.v.to('cpu') : this.v };
+  }
+
+  /** Restores a state from state() (copied in; layouts must match). */
+  loadState(state: AdamWState): void {
+    if (!Number.isSafeInteger(state.step) || state.step < 0) throw argRangeError(`state.step must be a non-negative integer, got ${describeValue(state.step)}`);
+    checkLayout(this.#params, state.m, 'state.m', 'params');
+    checkLayout(this.#params, state.v, 'state.v', 'params');
+    this.m.set(state.m.toFlat());
+    this.v.set(state.v.toFlat());
+    this.stepCount = state.step;
+  }
+}

@@ -1,0 +1,358 @@
+// The CRaFT training loop (DESIGN.md §1, §5). Per optimizer step: accumulate the mean of
+// the raw g_act and g_ret over the micro-batches; surgery pass 1 (conflicts, coefficients,
+// norm; nothing written); skip the step if anything is non-finite; clip; the fused surgery
+// pass 2 + AdamW (or, unfused, surgery into a buffer then AdamW); the dual update of λ;
+// metrics. The learning rate is a pure function of the step, so the state for exact
+// resume is small (state()/restoreState()).
+import { performance } from 'node:perf_hooks';
+import { GradSet } from '../gradset.js';
+import { surgery } from '../surgery.js';
+import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { AdamW, craftReduce } from './optimizer.js';
+import { dualUpdate } from './dual.js';
+import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
+import type { MetricsRow, MetricsSink, StepDetail } from './metrics.js';
+import type { GradientSource, JsonValue } from './source.js';
+
+/** Trainer options. Defaults follow DESIGN.md §5 and PyTorch's AdamW. */
+export interface TrainerOptions {
+  /** Optimizer steps in the run (run() stops there; the cosine schedule ends there). Required. */
+  steps: number;
+  /** Micro-batches accumulated per optimizer step (default 1). */
+  microBatches?: number;
+  /** 'craft' (default) or 'baseline' (action loss only: no retention gradient, no surgery). */
+  mode?: 'craft' | 'baseline';
+  /** Project conflicting action gradients off the retention gradient (default true). */
+  projection?: boolean;
+  /** Update λ by the dual step (default true); false keeps λ fixed at `lambda`. */
+  dual?: boolean;
+  /** Initial λ (default 0). */
+  lambda?: number;
+  /** Dual step size η_λ (default 0.01). */
+  lambdaLr?: number;
+  /** Retention budget ε (default 0.1). */
+  retentionBudget?: number;
+  /** eps in the projection's denominator (default 1e-8). */
+  surgeryEps?: number;
+  /** Peak learning rate (default 5e-4). */
+  lr?: number;
+  /** AdamW betas (default [0.9, 0.999]). */
+  betas?: readonly [number, number];
+  /** AdamW eps (default 1e-8). */
+  adamEps?: number;
+  /** AdamW decoupled weight decay (default 0.01). */
+  weightDecay?: number;
+  /** Schedule after the warmup (default 'constant'). */
+  schedule?: LrScheduleKind;
+  /** Linear warmup from 0.1·lr over this many steps (default 0). */
+  warmup?: number;
+  /** multistep: ×0.1 from each of these steps on. */
+  decayAfter?: readonly number[];
+  /** cosine: final learning rate (default 0). */
+  minLr?: number;
+  /** Clip the global gradient norm to this value (PyTorch's clip_grad_norm_); 0 or absent: off. */
+  clipNorm?: number;
+  /** Fused surgery + AdamW (default true); false runs surgery then AdamW (for comparison). */
+  fused?: boolean;
+  /** Validate every this many steps (default 0: never). Needs source.validate. */
+  valEvery?: number;
+  /** Time limit of one validation pass in ms (default 60000). */
+  valTimeLimitMs?: number;
+  /** Where rows go (default none). */
+  sinks?: readonly MetricsSink[];
+  /** Where the trainer reports skipped steps (default console.warn). */
+  log?: (line: string) => void;
+}
+
+const OPTION_KEYS = [
+  'steps', 'microBatches', 'mode', 'projection', 'dual', 'lambda', 'lambdaLr', 'retentionBudget', 'surgeryEps', 'lr',
+  'betas', 'adamEps', 'weightDecay', 'schedule', 'warmup', 'decayAfter', 'minLr', 'clipNorm', 'fused', 'valEvery',
+  'valTimeLimitMs', 'sinks', 'log',
+] as const;
+
+/** Counters carried across steps (and checkpoints). */
+export interface TrainerMeters {
+  /** Steps skipped for a non-finite gradient or loss. */
+  nonfiniteSkipped: number;
+  /** Samples drawn so far. */
+  samples: number;
+}
+
+/** The JSON part of the trainer's state (state.json). */
+export interface TrainerStateJson {
+  schemaVersion: 1;
+  /** Optimizer steps done (skipped ones included). */
+  step: number;
+  epoch: number;
+  lambda: number;
+  /** AdamW's t (skipped steps excluded). */
+  optimizerStep: number;
+  meters: TrainerMeters;
+  /** GradientSource.saveState(). */
+  source: JsonValue;
+}
+
+/** Everything exact resume needs: JSON scalars plus the parameter and moment tensors. */
+export interface TrainerState {
+  json: TrainerStateJson;
+  /** The trainable parameters (the source's). */
+  params: GradSet;
+  /** AdamW first moments. */
+  m: GradSet;
+  /** AdamW second moments. */
+  v: GradSet;
+}
+
+/** What step() returns. */
+export interface StepResult {
+  row: MetricsRow;
+  detail: StepDetail;
+}
+
+function posInt(v: unknown, name: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+    throw argRangeError(`${name} must be an integer >= ${min}, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
+/** Drives a GradientSource through a CRaFT (or baseline) run. */
+export class Trainer {
+  readonly source: GradientSource;
+  readonly optimizer: AdamW;
+  readonly mode: 'craft' | 'baseline';
+  /** Current λ. */
+  lambda: number;
+  /** Optimizer steps done (the next step's 0-based index). */
+  stepIndex = 0;
+  /** The epoch of the latest micro-batch. */
+  epoch = 0;
+  readonly meters: TrainerMeters = { nonfiniteSkipped: 0, samples: 0 };
+
+  readonly #o: Required<Omit<TrainerOptions, 'betas' | 'log' | 'sinks' | 'decayAfter'>> & { decayAfter: number[] };
+  readonly #sinks: readonly MetricsSink[];
+  readonly #log: (line: string) => void;
+  readonly #gAct: GradSet;
+  readonly #gRet: GradSet | undefined;
+  #scratch: GradSet | undefined;  // unfused path: the materialised surgery output
+  #zeroCoefficients: Float64Array | undefined;
+
+  constructor(source: GradientSource, options: TrainerOptions) {
+    if (source === null || typeof source !== 'object' || typeof source.accumulate !== 'function' || !(source.params instanceof GradSet)) {
+      throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
+    }
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, OPTION_KEYS, 'options');
+    const mode = options.mode ?? 'craft';
+    if (mode !== 'craft' && mode !== 'baseline') throw argRangeError(`options.mode must be 'craft' or 'baseline', got ${describeValue(mode)}`);
+    const bool = (v: boolean | undefined, name: string, d: boolean) => (v === undefined ? d : checkBoolean(v, `options.${name}`));
+    const num = (v: number | undefined, name: string, d: number, min = 0, inclusive = true) =>
+      v === undefined ? d : checkFiniteNumber(v, `options.${name}`, min, inclusive);
+    const steps = posInt(options.steps, 'options.steps', 0);
+    const sched = resolveSchedule({
+      lr: num(options.lr, 'lr', 5e-4), kind: options.schedule ?? 'constant', warmup: options.warmup ?? 0,
+      decayAfter: options.decayAfter ?? [], minLr: options.minLr ?? 0, totalSteps: steps,
+    }, 'options');
+    this.#o = {
+      steps, mode,
+      microBatches: posInt(options.microBatches ?? 1, 'options.microBatches', 1),
+      projection: bool(options.projection, 'projection', true),
+      dual: bool(options.dual, 'dual', true),
+      lambda: num(options.lambda, 'lambda', 0),
+      lambdaLr: num(options.lambdaLr, 'lambdaLr', 0.01),
+      retentionBudget: num(options.retentionBudget, 'retentionBudget', 0.1),
+      surgeryEps: num(options.surgeryEps, 'surgeryEps', 1e-8, 0, false),
+      lr: sched.lr, adamEps: num(options.adamEps, 'adamEps', 1e-8, 0, false),
+      weightDecay: num(options.weightDecay, 'weightDecay', 0.01),
+      schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
+      clipNorm: num(options.clipNorm, 'clipNorm', 0),
+      fused: bool(options.fused, 'fused', true),
+      valEvery: posInt(options.valEvery ?? 0, 'options.valEvery', 0),
+      valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', 60000),
+    };
+    const sinks = options.sinks ?? [];
+    if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of MetricsSink, got ${describeValue(sinks)}`);
+    sinks.forEach((s, i) => {
+      if (s === null || typeof s !== 'object' || typeof s.write !== 'function') throw argTypeError(`options.sinks[${i}] must have a write(row) method`);
+    });
+    if (this.#o.valEvery > 0 && typeof source.validate !== 'function') {
+      throw argRangeError('options.valEvery is set but the source has no validate()');
+    }
+    this.#sinks = sinks;
+    this.#log = options.log ?? ((line) => console.warn(line));
+    this.source = source;
+    this.mode = mode;
+    this.lambda = this.#o.lambda;
+    this.optimizer = new AdamW(source.params, {
+      lr: this.#o.lr, betas: options.betas ?? [0.9, 0.999], eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
+    });
+    this.#gAct = source.params.zerosLike();
+    this.#gRet = mode === 'craft' ? source.params.zerosLike() : undefined;
+  }
+
+  /** The resolved options (defaults filled in). */
+  get options(): Readonly<Record<string, unknown>> {
+    return { ...this.#o, betas: [this.optimizer.beta1, this.optimizer.beta2] };
+  }
+
+  /** The learning rate of 0-based optimizer step `step`. */
+  learningRate(step: number): number {
+    return learningRate(step, {
+      lr: this.#o.lr, kind: this.#o.schedule, warmup: this.#o.warmup, decayAfter: this.#o.decayAfter,
+      minLr: this.#o.minLr, totalSteps: this.#o.steps,
+    });
+  }
+
+  /** True when every step of the run is done. */
+  get done(): boolean {
+    return this.stepIndex >= this.#o.steps;
+  }
+
+  /** Runs one optimizer step (micro-batches, update, dual, validation, sinks). */
+  async step(): Promise<StepResult> {
+    const o = this.#o;
+    const craft = this.mode === 'craft';
+    const t0 = performance.now();
+    const lr = this.learningRate(this.stepIndex);
+    const lambdaBefore = this.lambda;
+
+    // 1. Accumulate the mean of the raw gradients and losses over the micro-batches.
+    this.#gAct.fill(0);
+    this.#gRet?.fill(0);
+    const scale = 1 / o.microBatches;
+    let actSum = 0, retSum = 0, samples = 0;
+    for (let i = 0; i < o.microBatches; i++) {
+      const r = await this.source.accumulate(this.#gAct, this.#gRet, scale);
+      actSum += r.actionLoss;
+      if (craft) retSum += typeof r.retentionLoss === 'number' ? r.retentionLoss : NaN;
+      samples += r.samples;
+      if (r.epoch !== undefined) this.epoch = r.epoch;
+    }
+    const actionLoss = actSum / o.microBatches;
+    const retentionLoss = retSum / o.microBatches;
+    this.meters.samples += samples;
+
+    // 2. Pass 1 (reads only). Baseline: the norm of g_act (ret = act, λ = 0, no projection).
+    const gRet = this.#gRet ?? this.#gAct;
+    const stats = craftReduce(this.#gAct, gRet, craft
+      ? { lambda: this.lambda, eps: o.surgeryEps, projection: o.projection }
+      : { lambda: 0, eps: o.surgeryEps, projection: false });
+
+    // 3. Skip before anything is written when a gradient or loss is not finite.
+    const skipped = stats.nonFinite > 0 || !Number.isFinite(actionLoss) || (craft && !Number.isFinite(retentionLoss));
+    let gradNorm = stats.gradNorm;
+    let clipScale = 1;
+    let conflicts = stats.conflicts;
+    let dots = stats.dots;
+    if (skipped) {
+      this.meters.nonfiniteSkipped += 1;
+      this.#log(`craftgrad: step ${this.stepIndex + 1} skipped: ${stats.nonFinite} tensor(s) with a non-finite gradient, ` +
+        `action loss ${actionLoss}${craft ? `, retention loss ${retentionLoss}` : ''} (${this.meters.nonfiniteSkipped} skipped so far)`);
+    } else if (o.fused) {
+      clipScale = this.#clipScale(gradNorm);
+      const coefficients = craft ? stats.coefficients : (this.#zeroCoefficients ??= new Float64Array(this.#gAct.numTensors));
+      this.optimizer.stepFused(this.#gAct, gRet, coefficients, { lr, gradScale: clipScale });
+    } else {
+      let grad = this.#gAct;
+      if (craft) {
+        this.#scratch ??= this.#gAct.zerosLike();
+        const s = surgery(this.#gAct, gRet, { lambda: this.lambda, eps: o.surgeryEps, projection: o.projection, out: this.#scratch });
+        grad = this.#scratch;
+        gradNorm = s.gradNorm;  // the standalone surgery's norm, from the written values
+        conflicts = s.conflicts;
+        dots = s.dots;
+      }
+      clipScale = this.#clipScale(gradNorm);
+      this.optimizer.step(grad, { lr, gradScale: clipScale });
+    }
+
+    // 4. Dual update from the mean retention loss (never from a skipped step).
+    if (craft && o.dual && !skipped) this.lambda = dualUpdate(this.lambda, o.lambdaLr, retentionLoss, o.retentionBudget);
+    this.stepIndex += 1;
+    const stepMs = performance.now() - t0;
+
+    const row: MetricsRow = { step: this.stepIndex, epoch: this.epoch, action_loss: actionLoss } as MetricsRow;
+    if (craft) {
+      row.retention_loss = retentionLoss;
+      row.retention_budget = o.retentionBudget;
+      row.lambda_before = lambdaBefore;
+      row.lambda_after = this.lambda;
+      row.conflict_ratio = stats.conflictRatio;
+      row.num_conflicts = stats.numConflicts;
+      row.num_tensors = stats.numTensors;
+    }
+    row.grad_norm = gradNorm;
+    row.lr = lr;
+    row.nonfinite_skipped = this.meters.nonfiniteSkipped;
+    row.step_ms = stepMs;
+    row.samples_per_s = stepMs > 0 ? (samples * 1000) / stepMs : 0;
+    const detail: StepDetail = {
+      conflicts: craft ? conflicts : new Uint8Array(stats.numTensors), dots, skipped, clipScale, samples,
+    };
+
+    // 5. Validation (its time is not part of step_ms).
+    if (o.valEvery > 0 && this.stepIndex % o.valEvery === 0) {
+      const v = await this.source.validate!({ timeLimitMs: o.valTimeLimitMs });
+      row.val_action_loss = v.actionLoss;
+      if (v.truncated) detail.valTruncated = true;
+    }
+    for (const sink of this.#sinks) await sink.write(row, detail);
+    return { row, detail };
+  }
+
+  // PyTorch's clip_grad_norm_: scale = min(1, max_norm / (norm + 1e-6)).
+  #clipScale(norm: number): number {
+    if (!(this.#o.clipNorm > 0)) return 1;
+    return Math.min(1, this.#o.clipNorm / (norm + 1e-6));
+  }
+
+  /** Runs steps until `steps` are done (or `until` steps, when given); returns the last result. */
+  async run(options: { until?: number; signal?: AbortSignal } = {}): Promise<StepResult | undefined> {
+    const until = Math.min(options.until ?? this.#o.steps, this.#o.steps);
+    let last: StepResult | undefined;
+    while (this.stepIndex < until && !options.signal?.aborted) last = await this.step();
+    return last;
+  }
+
+  /** Closes every sink. */
+  async close(): Promise<void> {
+    for (const sink of this.#sinks) await sink.close?.();
+  }
+
+  /**
+   * Everything exact resume needs, at a step boundary. Tensors are copies unless `copy`
+   * is false (then they are the live sets: serialise them before the next step).
+   */
+  state(copy = true): TrainerState {
+    const opt = this.optimizer.state(copy);
+    return {
+      json: {
+        schemaVersion: 1, step: this.stepIndex, epoch: this.epoch, lambda: this.lambda, optimizerStep: opt.step,
+        meters: { ...this.meters }, source: this.source.saveState(),
+      },
+      params: copy ? this.source.params.to('cpu') : this.source.params,
+      m: opt.m,
+      v: opt.v,
+    };
+  }
+
+  /** Restores a state from state() (tensors are copied in; layouts must match). */
+  restoreState(state: TrainerState): void {
+    const j = state?.json;
+    if (!j || j.schemaVersion !== 1) throw argRangeError(`state.json.schemaVersion must be 1, got ${describeValue(j?.schemaVersion)}`);
+    posInt(j.step, 'state.json.step', 0);
+    posInt(j.optimizerStep, 'state.json.optimizerStep', 0);
+    checkFiniteNumber(j.lambda, 'state.json.lambda', 0, true);
+    if (!(state.params instanceof GradSet) || !this.source.params.sameLayout(state.params)) {
+      throw argRangeError('state.params does not have the layout of the source\'s parameters');
+    }
+    this.optimizer.loadState({ step: j.optimizerStep, m: state.m, v: state.v });
+    this.source.params.set(state.params.toFlat());
+    this.source.restoreState(j.source);
+    this.stepIndex = j.step;
+    this.epoch = j.epoch;
+    this.lambda = j.lambda;
+    this.meters.nonfiniteSkipped = j.meters.nonfiniteSkipped;
+    this.meters.samples = j.meters.samples;
+  }
+}
