@@ -1,0 +1,128 @@
+// AdamW against a float64 re-implementation of torch.optim.AdamW; fused (surgery pass 2 +
+// AdamW) against surgery then AdamW; determinism over thread counts and instruction sets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { AdamW, craftReduce, surgery, setThreads, backendInfo, GradSet } from '../dist/index.js';
+import { adamwReference, randomArrays, maxRelErr, sameBits } from './train-helpers.mjs';
+
+const SIZES = [5, 1024 + 17, 3000, 70000];
+
+function setsFor(seed) {
+  const params = GradSet.fromArrays(randomArrays(SIZES, seed));
+  const act = GradSet.fromArrays(randomArrays(SIZES, seed + 1));
+  const ret = GradSet.fromArrays(randomArrays(SIZES, seed + 2));
+  return { params, act, ret };
+}
+
+test('AdamW matches torch.optim.AdamW math (float64 reference) over several steps', () => {
+  const { params, act } = setsFor(10);
+  const opt = new AdamW(params, { lr: 1e-2, weightDecay: 0.05, betas: [0.8, 0.99], eps: 1e-6 });
+  const p = Float64Array.from(params.data), m = new Float64Array(p.length), v = new Float64Array(p.length);
+  for (let step = 1; step <= 5; step++) {
+    const g = GradSet.fromArrays(randomArrays(SIZES, 100 + step));
+    const lr = 1e-2 / step;
+    opt.step(g, { lr, gradScale: 0.5 });
+    adamwReference(p, g.data.map((x) => x * 0.5), m, v, { lr, beta1: 0.8, beta2: 0.99, eps: 1e-6, weightDecay: 0.05, step });
+    assert.equal(opt.stepCount, step);
+    assert.ok(maxRelErr(params.data, p) < 2e-5, `params step ${step}: ${maxRelErr(params.data, p)}`);
+    assert.ok(maxRelErr(opt.m.data, m) < 2e-5);
+    assert.ok(maxRelErr(opt.v.data, v) < 2e-5);
+  }
+  void act;
+});
+
+test('defaults are PyTorch AdamW with lr 5e-4', () => {
+  const opt = new AdamW(GradSet.zeros([3]));
+  assert.deepEqual([opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weightDecay], [5e-4, 0.9, 0.999, 1e-8, 0.01]);
+});
+
+test('fused surgery+AdamW is bit-identical to surgery then AdamW', () => {
+  for (const projection of [true, false]) {
+    const a = setsFor(20), b = setsFor(20);
+    const oa = new AdamW(a.params), ob = new AdamW(b.params);
+    for (let step = 0; step < 3; step++) {
+      const red = craftReduce(a.act, a.ret, { lambda: 0.3, projection });
+      oa.stepFused(a.act, a.ret, red.coefficients, { lr: 1e-3, gradScale: 0.75 });
+      const s = surgery(b.act, b.ret, { lambda: 0.3, projection });
+      ob.step(s.out, { lr: 1e-3, gradScale: 0.75 });
+      assert.deepEqual(red.conflicts, s.conflicts);
+      assert.deepEqual(red.dots, s.dots);
+      assert.ok(Math.abs(red.gradNorm - s.gradNorm) <= 1e-6 * s.gradNorm, `${red.gradNorm} vs ${s.gradNorm}`);
+    }
+    assert.ok(sameBits(a.params.data, b.params.data));
+    assert.ok(sameBits(oa.m.data, ob.m.data));
+    assert.ok(sameBits(oa.v.data, ob.v.data));
+  }
+});
+
+test('the fused step and AdamW give the same bits for any thread count', () => {
+  const threads = backendInfo().cpu.threads;
+  const big = [300000, 5, 2 ** 20 + 3, 4096];
+  const run = (n) => {
+    setThreads(n);
+    const params = GradSet.fromArrays(randomArrays(big, 1));
+    const act = GradSet.fromArrays(randomArrays(big, 2)), ret = GradSet.fromArrays(randomArrays(big, 3));
+    const opt = new AdamW(params);
+    const red = craftReduce(act, ret, { lambda: 0.1 });
+    opt.stepFused(act, ret, red.coefficients, { gradScale: 0.9 });
+    opt.step(act);
+    return { p: params.data, red };
+  };
+  try {
+    const one = run(1), four = run(4);
+    assert.ok(sameBits(one.p, four.p));
+    assert.deepEqual(one.red.dots, four.red.dots);
+    assert.equal(one.red.gradNorm, four.red.gradNorm);
+  } finally {
+    setThreads(threads);
+  }
+});
+
+test('every CPU instruction set gives the same bits', (t) => {
+  const available = backendInfo().cpu.available;
+  const script = `
+    import { AdamW, craftReduce, GradSet } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+    import { randomArrays } from ${JSON.stringify(new URL('./train-helpers.mjs', import.meta.url).href)};
+    import { createHash } from 'node:crypto';
+    const sizes = [7, 1024 + 33, 70001];
+    const params = GradSet.fromArrays(randomArrays(sizes, 1));
+    const act = GradSet.fromArrays(randomArrays(sizes, 2)), ret = GradSet.fromArrays(randomArrays(sizes, 3));
+    const opt = new AdamW(params, { weightDecay: 0.1 });
+    for (let s = 0; s < 3; s++) {
+      const red = craftReduce(act, ret, { lambda: 0.2 });
+      opt.stepFused(act, ret, red.coefficients, { lr: 1e-2, gradScale: 0.8 });
+      opt.step(ret, { lr: 1e-3 });
+    }
+    const h = createHash('sha256');
+    for (const x of [params.data, opt.m.data, opt.v.data]) h.update(new Uint8Array(x.buffer));
+    console.log(h.digest('hex'));`;
+  const hashes = available.map((isa) => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, CRAFTGRAD_CPU_ISA: isa }, encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  });
+  t.diagnostic(`instruction sets: ${available.join(', ')}`);
+  assert.equal(new Set(hashes).size, 1, hashes.join(' '));
+});
+
+test('bad arguments throw before anything is written', () => {
+  const { params, act, ret } = setsFor(30);
+  const opt = new AdamW(params);
+  const before = params.data.slice();
+  const red = craftReduce(act, ret, { lambda: 0.1 });
+  assert.throws(() => opt.stepFused(act, ret, red.coefficients.subarray(1)), RangeError);
+  const badCoef = red.coefficients.slice(); badCoef[2] = NaN;
+  assert.throws(() => opt.stepFused(act, ret, badCoef), /coefficients\[2\] must be finite/);
+  assert.throws(() => opt.step(act, { lr: NaN }), RangeError);
+  assert.throws(() => opt.step(act, { gradScale: -1 }), RangeError);
+  assert.throws(() => opt.step(GradSet.zeros([1, 2])), RangeError);
+  assert.throws(() => opt.stepFused(act, params, red.coefficients), /overlap/);
+  assert.throws(() => new AdamW(params, { betas: [1, 0.9] }), RangeError);
+  assert.throws(() => new AdamW(params, { lr: 1, momentum: 0.9 }), TypeError);
+  assert.ok(sameBits(params.data, before));
+  assert.equal(opt.stepCount, 0);
+});
