@@ -262,3 +262,20 @@ test('bad options are rejected with errors that name them', () => {
   assert.throws(() => new Trainer(source, { steps: 2, warmup: 2, schedule: 'cosine' }), /totalSteps/);
   assert.throws(() => new Trainer({}, { steps: 1 }), /GradientSource/);
 });
+
+test('HostGradientSource: flat gradients, names, and clear errors for missing CRaFT outputs', async () => {
+  const { HostGradientSource } = await import('../dist/index.js');
+  const flat = new HostGradientSource({
+    params: [new Float32Array([1, 2]), new Float32Array([3])],
+    compute: (p, wantRet) => ({ actionLoss: 1, gAct: new Float32Array([1, 1, 1]), gRet: wantRet ? new Float32Array(3) : undefined, retentionLoss: 0 }),
+  });
+  assert.deepEqual(flat.paramNames, ['param.0', 'param.1']);
+  const t = new Trainer(flat, { steps: 1, lr: 0.1, weightDecay: 0 });
+  await t.step();
+  assert.ok(flat.params.data.every((x, i) => x < [1, 2, 3][i]));
+  const noRet = new HostGradientSource({ params: [new Float32Array(2)], compute: () => ({ actionLoss: 1, gAct: [new Float32Array(2)] }) });
+  await assert.rejects(new Trainer(noRet, { steps: 1 }).step(), /no gRet in CRaFT mode/);
+  const wrong = new HostGradientSource({ params: [new Float32Array(2)], compute: () => ({ actionLoss: 1, gAct: [new Float32Array(3)] }) });
+  await assert.rejects(new Trainer(wrong, { steps: 1, mode: 'baseline' }).step(), /gAct\[0\] must be a Float32Array of 2 elements/);
+  assert.throws(() => new HostGradientSource({ params: [new Float32Array(2)], names: ['a', 'b'], compute() {} }), /names/);
+});

@@ -1,6 +1,16 @@
 // The CPU optimizer step: AdamW alone, and the surgery's pass 2 fused with AdamW (the
 // trainer's step: pass 1 is reduceAllCpu from surgery_cpu.h, run first over every tensor
 // so that non-finite gradients and the clipping norm are known before anything is written).
+//
+// Note for the CUDA fused kernel (not written yet; the trainer rejects device GradSets
+// with a clear error until it is): keep this split. Pass 1 = the CUDA surgery's reduction
+// (same chunk→tensor table, same per-chunk partials reduced per tensor in fixed order),
+// with the per-tensor d, q, ‖a‖² and non-finite flags copied to the host once; the host
+// decides skip / clip / c_i exactly as the CPU path does (craftReduce); pass 2 = one
+// launch over all tensors reading a, r, p, m, v and writing p, m, v, c_i per tensor from
+// a small device table, the same fp32 operation order as adamw_body.inc (fma for
+// a + c·r, then ·gradScale, IEEE div and sqrt: compile without --use_fast_math so the
+// CPU and GPU agree bit for bit).
 #pragma once
 #include <cstdint>
 

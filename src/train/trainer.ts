@@ -118,15 +118,19 @@ function posInt(v: unknown, name: string, min: number): number {
 
 /** Drives a GradientSource through a CRaFT (or baseline) run. */
 export class Trainer {
+  /** The gradient source whose `params` this trainer updates. */
   readonly source: GradientSource;
+  /** The AdamW optimizer (its `m`, `v` and `stepCount` are part of the state). */
   readonly optimizer: AdamW;
+  /** 'craft' or 'baseline'. */
   readonly mode: 'craft' | 'baseline';
-  /** Current λ. */
+  /** Current λ (the weight of the retention gradient in the next step). */
   lambda: number;
-  /** Optimizer steps done (the next step's 0-based index). */
+  /** Optimizer steps done, skipped ones included (the next step's 0-based index). */
   stepIndex = 0;
-  /** The epoch of the latest micro-batch. */
+  /** The epoch of the latest micro-batch (as reported by the source). */
   epoch = 0;
+  /** Counters carried across steps and checkpoints. */
   readonly meters: TrainerMeters = { nonfiniteSkipped: 0, samples: 0 };
 
   readonly #o: Required<Omit<TrainerOptions, 'betas' | 'log' | 'sinks' | 'decayAfter'>> & { decayAfter: number[] };
@@ -137,6 +141,10 @@ export class Trainer {
   #scratch: GradSet | undefined;  // unfused path: the materialised surgery output
   #zeroCoefficients: Float64Array | undefined;
 
+  /**
+   * Validates every option (TypeError/RangeError naming it) and allocates the gradient
+   * accumulators (two sets in CRaFT mode, one in baseline mode) and the AdamW moments.
+   */
   constructor(source: GradientSource, options: TrainerOptions) {
     if (source === null || typeof source !== 'object' || typeof source.accumulate !== 'function' || !(source.params instanceof GradSet)) {
       throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
@@ -208,7 +216,12 @@ export class Trainer {
     return this.stepIndex >= this.#o.steps;
   }
 
-  /** Runs one optimizer step (micro-batches, update, dual, validation, sinks). */
+  /**
+   * Runs one optimizer step: `microBatches` calls to source.accumulate, the surgery's pass 1,
+   * the non-finite check (a skipped step writes nothing, leaves λ and Adam's t alone, counts
+   * in `nonfinite_skipped` and is logged), clipping, the AdamW update (fused or not), the
+   * dual update, validation when due, and the row to every sink.
+   */
   async step(): Promise<StepResult> {
     const o = this.#o;
     const craft = this.mode === 'craft';
