@@ -15,7 +15,7 @@ export * from './report/index.js';
 export * from './run/index.js';
 export { Trainer, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
 export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } from './train/index.js';
-export type { TrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
+export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';
 export type { LrSchedule, LrScheduleKind, MetricKey, MetricsRow, MetricsSink, StepDetail } from './train/index.js';
 export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './train/index.js';

@@ -279,3 +279,17 @@ test('HostGradientSource: flat gradients, names, and clear errors for missing CR
   await assert.rejects(new Trainer(wrong, { steps: 1, mode: 'baseline' }).step(), /gAct\[0\] must be a Float32Array of 2 elements/);
   assert.throws(() => new HostGradientSource({ params: [new Float32Array(2)], names: ['a', 'b'], compute() {} }), /names/);
 });
+
+test('options: defaults resolved (DESIGN.md §5, PyTorch AdamW) and JSON-serializable', () => {
+  const t = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 10 });
+  const o = JSON.parse(JSON.stringify(t.options));
+  assert.equal(o.lr, 5e-4);
+  assert.deepEqual(o.betas, [0.9, 0.999]);
+  assert.equal(o.adamEps, 1e-8);
+  assert.equal(o.weightDecay, 0.01);
+  assert.equal(o.mode, 'craft');
+  assert.equal(o.projection, true);
+  assert.equal(o.dual, true);
+  assert.equal(o.fused, true);
+  assert.equal(o.microBatches, 1);
+});

@@ -1,6 +1,6 @@
 // The training loop's public pieces (re-exported from the package root).
 export { Trainer } from './trainer.js';
-export type { TrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './trainer.js';
+export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './trainer.js';
 export { AdamW, craftReduce } from './optimizer.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult } from './optimizer.js';
 export { HostGradientSource } from './host-source.js';

@@ -70,6 +70,12 @@ const OPTION_KEYS = [
   'valTimeLimitMs', 'sinks', 'log',
 ] as const;
 
+/** Every option with its default filled in (what config.json should record). */
+export type ResolvedTrainerOptions = Required<Omit<TrainerOptions, 'sinks' | 'log' | 'decayAfter' | 'betas'>> & {
+  decayAfter: number[];
+  betas: [number, number];
+};
+
 /** Counters carried across steps (and checkpoints). */
 export interface TrainerMeters {
   /** Steps skipped for a non-finite gradient or loss. */
@@ -198,9 +204,9 @@ export class Trainer {
     this.#gRet = mode === 'craft' ? source.params.zerosLike() : undefined;
   }
 
-  /** The resolved options (defaults filled in). */
-  get options(): Readonly<Record<string, unknown>> {
-    return { ...this.#o, betas: [this.optimizer.beta1, this.optimizer.beta2] };
+  /** The resolved options (defaults filled in; a fresh copy, JSON-serializable). */
+  get options(): ResolvedTrainerOptions {
+    return { ...this.#o, decayAfter: [...this.#o.decayAfter], betas: [this.optimizer.beta1, this.optimizer.beta2] };
   }
 
   /** The learning rate of 0-based optimizer step `step`. */
