@@ -30,7 +30,6 @@ const AdamWKernelTable& adamwKernels() {
 AdamWConsts makeConsts(const AdamWParams& p) {
   AdamWConsts k;
   k.decay = static_cast<float>(1.0 - p.lr * p.weightDecay);
-  k.beta1 = static_cast<float>(p.beta1);
   k.oneMinusBeta1 = static_cast<float>(1.0 - p.beta1);
   k.beta2 = static_cast<float>(p.beta2);
   k.oneMinusBeta2 = static_cast<float>(1.0 - p.beta2);

@@ -10,7 +10,6 @@ namespace craftgrad {
 // Plain data for the same reason as ChunkSums (kernels.h).
 struct AdamWConsts {
   float decay;      // 1 - lr·weight_decay (decoupled decay: p *= decay first)
-  float beta1;      // unused by the kernels (lerp form), kept for clarity in dumps
   float oneMinusBeta1;
   float beta2;
   float oneMinusBeta2;
