@@ -14,8 +14,8 @@ export * from './report/index.js';
 // Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
 export * from './run/index.js';
 export { Trainer, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
-export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } from './train/index.js';
+export { trainerTensorGroups, trainerStateFromGroups } from './train/index.js';
 export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';
-export type { LrSchedule, LrScheduleKind, MetricKey, MetricsRow, MetricsSink, StepDetail } from './train/index.js';
-export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './train/index.js';
+export type { LrSchedule, LrScheduleKind, StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './train/index.js';
+export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups } from './train/index.js';

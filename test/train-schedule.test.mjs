@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { learningRate, dualUpdate, metricKeys, METRIC_KEYS } from '../dist/index.js';
+import { learningRate, dualUpdate } from '../dist/index.js';
+import { metricKeys, METRIC_KEYS } from '../dist/train/index.js';
 
 const close = (a, b) => assert.ok(Math.abs(a - b) <= 1e-15 + 1e-12 * Math.abs(b), `${a} != ${b}`);
 

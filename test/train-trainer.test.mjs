@@ -3,7 +3,8 @@
 // non-finite skip; ablation switches; validation; sinks; exact resume; thread counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Trainer, setThreads, backendInfo, METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS } from '../dist/index.js';
+import { Trainer, setThreads, backendInfo, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
+import { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS } from '../dist/train/index.js';
 import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr, sameBits } from './train-helpers.mjs';
 
 const SIZES = [3, 40, 17, 1100];
@@ -221,7 +222,12 @@ test('exact resume: N steps straight equal K steps + state/restore into a fresh 
 
   const resumedTask = makeTask({ sizes: SIZES, seed: 21, targetScale: 2 });
   const resumed = new Trainer(resumedTask.source, opts);
-  resumed.restoreState({ json, params: state.params, m: state.m, v: state.v });
+  // Through the named tensor groups the checkpoint files hold (copied, as a file would be).
+  const names = firstTask.source.paramNames;
+  const groups = trainerTensorGroups(state, names);
+  const copied = Object.fromEntries(Object.entries(groups).map(([g, t]) => [g, Object.fromEntries(Object.entries(t).map(([k, x]) => [k, x.slice()]))]));
+  assert.deepEqual(Object.keys(copied.optimizer).slice(0, 2), ['t0.exp_avg', 't0.exp_avg_sq']);
+  resumed.restoreState(trainerStateFromGroups(json, copied, names, resumedTask.source.params));
   const tail = [];
   while (!resumed.done) tail.push((await resumed.step()).row);
   assert.deepEqual(rowsWithoutClock(tail), rowsWithoutClock(rows.slice(4)));
@@ -292,4 +298,17 @@ test('options: defaults resolved (DESIGN.md §5, PyTorch AdamW) and JSON-seriali
   assert.equal(o.dual, true);
   assert.equal(o.fused, true);
   assert.equal(o.microBatches, 1);
+});
+
+test('checkpoint tensor groups: errors name the missing or mis-sized tensor', () => {
+  const task = makeTask({ sizes: SIZES });
+  const t = new Trainer(task.source, { steps: 1 });
+  const state = t.state();
+  const names = task.source.paramNames;
+  const groups = trainerTensorGroups(state, names);
+  delete groups.optimizer['t2.exp_avg_sq'];
+  assert.throws(() => trainerStateFromGroups(state.json, groups, names, task.source.params), /optimizer has no float32 tensor 't2.exp_avg_sq'/);
+  groups.model.t1 = new Float32Array(3);
+  assert.throws(() => trainerStateFromGroups(state.json, groups, names, task.source.params), /model tensor 't1' has 3 elements, expected 40/);
+  assert.throws(() => trainerTensorGroups(state, ['a']), /names must list 4/);
 });

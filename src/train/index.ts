@@ -8,6 +8,9 @@ export type { HostBatch, HostGradientSourceOptions } from './host-source.js';
 export { learningRate, resolveSchedule } from './schedule.js';
 export type { LrSchedule, LrScheduleKind } from './schedule.js';
 export { dualUpdate } from './dual.js';
+// METRIC_KEYS etc. stay inside src/train (src/run exports the file-side list at the root).
 export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } from './metrics.js';
-export type { MetricKey, MetricsRow, MetricsSink, StepDetail } from './metrics.js';
+export type { StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './source.js';
+export { trainerTensorGroups, trainerStateFromGroups } from './checkpoint-tensors.js';
+export type { TrainerTensorGroups } from './checkpoint-tensors.js';

@@ -1,5 +1,8 @@
 // Per-step metrics: the keys of DESIGN.md §5 and the one interface sinks implement
-// (the sinks themselves — JSONL, CSV, TensorBoard, progress — live in src/run).
+// (the sinks themselves — JSONL, CSV, TensorBoard, progress — live in src/run, issue 7).
+// src/run/metrics.ts (issue 7) holds the same key list for the files; these names are
+// the trainer's own so that both can be exported from the package root. A run-layer
+// MetricsSink (write(row): void) is a valid StepMetricsSink: pass it in `sinks` as is.
 
 /** Every metric key, in the order files should list them. */
 export const METRIC_KEYS = [
@@ -17,10 +20,10 @@ export const CRAFT_METRIC_KEYS = [
 export const WALL_CLOCK_METRIC_KEYS = ['step_ms', 'samples_per_s'] as const;
 
 /** A metric key. */
-export type MetricKey = (typeof METRIC_KEYS)[number];
+export type StepMetricKey = (typeof METRIC_KEYS)[number];
 
 /** The keys a run's rows can hold: all of them in CRaFT mode, the CRaFT ones left out in baseline mode. */
-export function metricKeys(mode: 'craft' | 'baseline'): MetricKey[] {
+export function metricKeys(mode: 'craft' | 'baseline'): StepMetricKey[] {
   if (mode === 'craft') return [...METRIC_KEYS];
   return METRIC_KEYS.filter((k) => !(CRAFT_METRIC_KEYS as readonly string[]).includes(k));
 }
@@ -30,7 +33,7 @@ export function metricKeys(mode: 'craft' | 'baseline'): MetricKey[] {
  * first), `nonfinite_skipped` the running count of skipped steps, `val_action_loss` present
  * on validation steps only, the CRaFT keys absent in baseline mode.
  */
-export interface MetricsRow {
+export interface StepMetrics {
   step: number;
   epoch: number;
   action_loss: number;
@@ -66,7 +69,7 @@ export interface StepDetail {
 }
 
 /** Where metrics rows go. `write` may be async; the trainer awaits it before the next step. */
-export interface MetricsSink {
-  write(row: Readonly<MetricsRow>, detail: Readonly<StepDetail>): void | Promise<void>;
+export interface StepMetricsSink {
+  write(row: Readonly<StepMetrics>, detail: Readonly<StepDetail>): void | Promise<void>;
   close?(): void | Promise<void>;
 }

@@ -11,7 +11,7 @@ import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnow
 import { AdamW, craftReduce } from './optimizer.js';
 import { dualUpdate } from './dual.js';
 import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
-import type { MetricsRow, MetricsSink, StepDetail } from './metrics.js';
+import type { StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 import type { GradientSource, JsonValue } from './source.js';
 
 /** Trainer options. Defaults follow DESIGN.md §5 and PyTorch's AdamW. */
@@ -59,7 +59,7 @@ export interface TrainerOptions {
   /** Time limit of one validation pass in ms (default 60000). */
   valTimeLimitMs?: number;
   /** Where rows go (default none). */
-  sinks?: readonly MetricsSink[];
+  sinks?: readonly StepMetricsSink[];
   /** Where the trainer reports skipped steps (default console.warn). */
   log?: (line: string) => void;
 }
@@ -111,7 +111,7 @@ export interface TrainerState {
 
 /** What step() returns. */
 export interface StepResult {
-  row: MetricsRow;
+  row: StepMetrics;
   detail: StepDetail;
 }
 
@@ -140,7 +140,7 @@ export class Trainer {
   readonly meters: TrainerMeters = { nonfiniteSkipped: 0, samples: 0 };
 
   readonly #o: Required<Omit<TrainerOptions, 'betas' | 'log' | 'sinks' | 'decayAfter'>> & { decayAfter: number[] };
-  readonly #sinks: readonly MetricsSink[];
+  readonly #sinks: readonly StepMetricsSink[];
   readonly #log: (line: string) => void;
   readonly #gAct: GradSet;
   readonly #gRet: GradSet | undefined;
@@ -185,7 +185,7 @@ export class Trainer {
       valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', 60000),
     };
     const sinks = options.sinks ?? [];
-    if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of MetricsSink, got ${describeValue(sinks)}`);
+    if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of StepMetricsSink, got ${describeValue(sinks)}`);
     sinks.forEach((s, i) => {
       if (s === null || typeof s !== 'object' || typeof s.write !== 'function') throw argTypeError(`options.sinks[${i}] must have a write(row) method`);
     });
@@ -290,7 +290,7 @@ export class Trainer {
     this.stepIndex += 1;
     const stepMs = performance.now() - t0;
 
-    const row: MetricsRow = { step: this.stepIndex, epoch: this.epoch, action_loss: actionLoss } as MetricsRow;
+    const row: StepMetrics = { step: this.stepIndex, epoch: this.epoch, action_loss: actionLoss } as StepMetrics;
     if (craft) {
       row.retention_loss = retentionLoss;
       row.retention_budget = o.retentionBudget;

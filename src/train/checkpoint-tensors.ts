@@ -1,0 +1,54 @@
+// The trainer's state as named tensors, grouped the way the run layer writes checkpoint
+// files (DESIGN.md §6: model.safetensors, optimizer.safetensors), and back. Names: the
+// source's parameter names for `model`; `<name>.exp_avg` and `<name>.exp_avg_sq`
+// (torch.optim.AdamW's state names) for `optimizer`.
+import { GradSet } from '../gradset.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import type { TrainerState, TrainerStateJson } from './trainer.js';
+
+/** Tensors of a checkpoint, by file (group) and tensor name. */
+export interface TrainerTensorGroups {
+  /** The trainable parameters, by parameter name. */
+  model: Record<string, Float32Array>;
+  /** AdamW moments: `<name>.exp_avg` and `<name>.exp_avg_sq`. */
+  optimizer: Record<string, Float32Array>;
+}
+
+function checkNames(names: readonly string[], count: number): void {
+  if (!Array.isArray(names) || names.length !== count) {
+    throw argRangeError(`names must list ${count} parameter names, got ${describeValue(names)}`);
+  }
+  if (new Set(names).size !== names.length) throw argRangeError('names must be unique');
+}
+
+/** The tensors of `state` (views of its GradSets, no copies) grouped by checkpoint file. */
+export function trainerTensorGroups(state: TrainerState, names: readonly string[]): TrainerTensorGroups {
+  checkNames(names, state.params.numTensors);
+  const model: Record<string, Float32Array> = {};
+  const optimizer: Record<string, Float32Array> = {};
+  names.forEach((n, i) => {
+    model[n] = state.params.view(i);
+    optimizer[`${n}.exp_avg`] = state.m.view(i);
+    optimizer[`${n}.exp_avg_sq`] = state.v.view(i);
+  });
+  return { model, optimizer };
+}
+
+/**
+ * A TrainerState from state.json's trainer part and the checkpoint's tensors (copied into
+ * fresh GradSets laid out like `like`, normally the source's params). Errors name the
+ * missing or mis-sized tensor.
+ */
+export function trainerStateFromGroups(json: TrainerStateJson, groups: TrainerTensorGroups, names: readonly string[], like: GradSet): TrainerState {
+  checkNames(names, like.numTensors);
+  const take = (group: Record<string, Float32Array> | undefined, groupName: string, key: string, i: number): Float32Array => {
+    const t = group?.[key];
+    if (!(t instanceof Float32Array)) throw argTypeError(`${groupName} has no float32 tensor '${key}'`);
+    if (t.length !== like.sizes[i]) throw argRangeError(`${groupName} tensor '${key}' has ${t.length} elements, expected ${like.sizes[i]}`);
+    return t;
+  };
+  const params = GradSet.fromArrays(names.map((n, i) => take(groups.model, 'model', n, i)));
+  const m = GradSet.fromArrays(names.map((n, i) => take(groups.optimizer, 'optimizer', `${n}.exp_avg`, i)));
+  const v = GradSet.fromArrays(names.map((n, i) => take(groups.optimizer, 'optimizer', `${n}.exp_avg_sq`, i)));
+  return { json, params, m, v };
+}
