@@ -102,10 +102,13 @@ for (const [k, t] of Object.entries(samples)) {
 
 const ms = (t) => (t * 1e3).toFixed(1);
 const x = (t, f) => (t / f).toFixed(2);
-const line = (label, k) => `| ${label} | ${ms(med[k])} | ${x(med[k], floor)}× | ${ms(best[k])} | ${x(best[k], floor)}× |`;
+// Bytes each variant must move per element, for its achieved bandwidth.
+const bytesPer = { fused: 40, pass2: 32, reduce: 8, unfused: 40, surgery: 12, adamw: 28 };
+const gbs = (k) => ((bytesPer[k] * n) / med[k] / 1e9).toFixed(1);
+const line = (label, k) => `| ${label} | ${bytesPer[k]} | ${ms(med[k])} | ${x(med[k], floor)}× | ${ms(best[k])} | ${x(best[k], floor)}× | ${gbs(k)} |`;
 const table = [
-  '| step | median ms | × floor | best ms | × floor |',
-  '|---|---:|---:|---:|---:|',
+  '| step | B/elem moved | median ms | × floor | best ms | × floor | achieved GB/s (median) |',
+  '|---|---:|---:|---:|---:|---:|---:|',
   line('**fused**: pass 1 (craftReduce) + pass 2 + AdamW', 'fused'),
   line('fused pass 2 + AdamW alone', 'pass2'),
   line('pass 1 alone (craftReduce)', 'reduce'),
