@@ -312,3 +312,22 @@ test('checkpoint tensor groups: errors name the missing or mis-sized tensor', ()
   assert.throws(() => trainerStateFromGroups(state.json, groups, names, task.source.params), /model tensor 't1' has 3 elements, expected 40/);
   assert.throws(() => trainerTensorGroups(state, ['a']), /names must list 4/);
 });
+
+test('a source that overwrites on the first micro-batch gives the same bits as zeroing', async () => {
+  const a = makeTask({ sizes: SIZES, seed: 9 }), b = makeTask({ sizes: SIZES, seed: 9 });
+  assert.equal(a.source.supportsOverwrite, true);
+  const calls = [];
+  // b hides supportsOverwrite: the trainer zeroes and always adds.
+  const hidden = {
+    params: b.source.params, paramNames: b.source.paramNames,
+    accumulate: (gAct, gRet, scale, overwrite) => { calls.push(overwrite); return b.source.accumulate(gAct, gRet, scale); },
+    saveState: () => b.source.saveState(), restoreState: (s) => b.source.restoreState(s),
+  };
+  const ta = new Trainer(a.source, { steps: 3, microBatches: 3, lr: 1e-2, lambda: 0.2 });
+  const tb = new Trainer(hidden, { steps: 3, microBatches: 3, lr: 1e-2, lambda: 0.2 });
+  await ta.run();
+  await tb.run();
+  assert.ok(calls.every((x) => x === false));
+  assert.ok(sameBits(a.source.params.data, b.source.params.data));
+  assert.equal(ta.lambda, tb.lambda);
+});

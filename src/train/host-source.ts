@@ -44,6 +44,8 @@ export interface HostGradientSourceOptions {
 export class HostGradientSource implements GradientSource {
   readonly params: GradSet;
   readonly paramNames: readonly string[];
+  /** Honours `overwrite` (see GradientSource). */
+  readonly supportsOverwrite = true;
   readonly #options: HostGradientSourceOptions;
   readonly #views: Float32Array[];
 
@@ -61,14 +63,15 @@ export class HostGradientSource implements GradientSource {
     this.#views = this.params.sizes.map((_, i) => this.params.view(i));
   }
 
-  async accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number): Promise<MicroBatchResult> {
+  /** Calls `compute` and folds its gradients in: acc += scale·g (acc = scale·g when `overwrite`). */
+  async accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): Promise<MicroBatchResult> {
     const batch = await this.#options.compute(this.#views, gRet !== undefined);
     if (batch === null || typeof batch !== 'object') throw argTypeError(`compute() must return an object, got ${describeValue(batch)}`);
-    addScaled(gAct, batch.gAct, scale, 'gAct');
+    addScaled(gAct, batch.gAct, scale, overwrite, 'gAct');
     if (gRet !== undefined) {
       if (batch.gRet === undefined) throw argTypeError('compute() returned no gRet in CRaFT mode (wantRetention was true)');
       if (typeof batch.retentionLoss !== 'number') throw argTypeError('compute() returned no retentionLoss in CRaFT mode');
-      addScaled(gRet, batch.gRet, scale, 'gRet');
+      addScaled(gRet, batch.gRet, scale, overwrite, 'gRet');
     }
     const result: MicroBatchResult = { actionLoss: batch.actionLoss, samples: batch.samples ?? 1 };
     if (gRet !== undefined) result.retentionLoss = batch.retentionLoss;
@@ -90,12 +93,14 @@ export class HostGradientSource implements GradientSource {
   }
 }
 
-// acc += scale·g (each element rounded to fp32 once: the double sum acc + scale·g).
-function addScaled(acc: GradSet, g: readonly Float32Array[] | Float32Array, scale: number, name: string): void {
+// acc += scale·g, each element rounded to fp32 once (the double sum acc + scale·g), or
+// acc = scale·g when overwriting (the same bits as adding into zeros).
+function addScaled(acc: GradSet, g: readonly Float32Array[] | Float32Array, scale: number, overwrite: boolean, name: string): void {
   const data = acc.data;
   if (g instanceof Float32Array) {
     if (g.length !== data.length) throw argRangeError(`${name} has ${g.length} elements but the parameters have ${data.length}`);
-    for (let j = 0; j < g.length; j++) data[j] += scale * g[j]!;
+    if (overwrite) for (let j = 0; j < g.length; j++) data[j] = scale * g[j]!;
+    else for (let j = 0; j < g.length; j++) data[j] += scale * g[j]!;
     return;
   }
   if (!Array.isArray(g) || g.length !== acc.numTensors) {
@@ -106,6 +111,7 @@ function addScaled(acc: GradSet, g: readonly Float32Array[] | Float32Array, scal
       throw argRangeError(`${name}[${i}] must be a Float32Array of ${acc.sizes[i]} elements, got ${describeValue(t)}`);
     }
     const o = acc.offsets[i]!;
-    for (let j = 0; j < t.length; j++) data[o + j] += scale * t[j]!;
+    if (overwrite) for (let j = 0; j < t.length; j++) data[o + j] = scale * t[j]!;
+    else for (let j = 0; j < t.length; j++) data[o + j] += scale * t[j]!;
   });
 }

@@ -36,7 +36,9 @@ export interface ValidationResult {
  *
  * Per optimizer step the trainer zeroes its accumulators and calls `accumulate` once per
  * micro-batch with `scale = 1 / microBatches`, so the accumulators end up holding the mean
- * of the raw gradients. The trainer then updates `params` in place.
+ * of the raw gradients. The trainer then updates `params` in place. A source that sets
+ * `supportsOverwrite` is not zeroed for: it gets `overwrite = true` on the step's first
+ * micro-batch instead (one pass over the gradients fewer per step).
  */
 export interface GradientSource {
   /** The trainable parameters, one tensor per entry; updated in place by the trainer. */
@@ -48,8 +50,14 @@ export interface GradientSource {
    * adds `scale · g_act` into `gAct` and, when `gRet` is given (CRaFT mode), `scale · g_ret`
    * into `gRet`. `gRet` undefined means baseline mode: no anchor forward, no retention
    * gradient. Both sets have the layout (sizes, device) of `params`. Must not modify `params`.
+   * `overwrite` (only ever true when `supportsOverwrite`): replace the sets' contents.
    */
-  accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number): MicroBatchResult | Promise<MicroBatchResult>;
+  accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite?: boolean): MicroBatchResult | Promise<MicroBatchResult>;
+  /**
+   * Optional: true when `accumulate` honours `overwrite` (write `scale · g` instead of
+   * adding it). The trainer then skips zeroing the accumulators.
+   */
+  readonly supportsOverwrite?: boolean;
   /**
    * Optional: the action loss on the validation split. Should stop drawing batches once
    * `timeLimitMs` have passed and report what it evaluated (`truncated: true`).

@@ -236,12 +236,16 @@ export class Trainer {
     const lambdaBefore = this.lambda;
 
     // 1. Accumulate the mean of the raw gradients and losses over the micro-batches.
-    this.#gAct.fill(0);
-    this.#gRet?.fill(0);
+    // A source that can overwrite does so on the first micro-batch: no zeroing pass.
+    const overwrite = this.source.supportsOverwrite === true;
+    if (!overwrite) {
+      this.#gAct.fill(0);
+      this.#gRet?.fill(0);
+    }
     const scale = 1 / o.microBatches;
     let actSum = 0, retSum = 0, samples = 0;
     for (let i = 0; i < o.microBatches; i++) {
-      const r = await this.source.accumulate(this.#gAct, this.#gRet, scale);
+      const r = await this.source.accumulate(this.#gAct, this.#gRet, scale, overwrite && i === 0);
       actSum += r.actionLoss;
       if (craft) retSum += typeof r.retentionLoss === 'number' ? r.retentionLoss : NaN;
       samples += r.samples;
