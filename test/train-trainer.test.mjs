@@ -1,11 +1,11 @@
-// The Trainer on a host-side task with closed-form gradients (train-helpers.mjs), checked
+// The Trainer on a host-side task with closed-form gradients (helpers/train-task.mjs), checked
 // step by step against a float64 re-implementation of the update rule; accumulation; the
 // non-finite skip; ablation switches; validation; sinks; exact resume; thread counts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Trainer, setThreads, backendInfo, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
 import { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS } from '../dist/train/index.js';
-import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr, sameBits } from './train-helpers.mjs';
+import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr, sameBits } from './helpers/train-task.mjs';
 
 const SIZES = [3, 40, 17, 1100];
 const quiet = () => {};

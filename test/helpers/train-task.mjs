@@ -1,7 +1,7 @@
 // Shared by the train-*.test.mjs files: a host-side task with closed-form gradients and a
 // float64 re-implementation of the CRaFT update rule (DESIGN.md §1, §5) to check against.
 // Not a test file itself (no .test. in the name).
-import { GradSet, HostGradientSource } from '../dist/index.js';
+import { GradSet, HostGradientSource } from '../../dist/index.js';
 
 /** A small deterministic PRNG (mulberry32) so tests need no seed package. */
 export function rng(seed) {
