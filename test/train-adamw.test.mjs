@@ -126,3 +126,38 @@ test('bad arguments throw before anything is written', () => {
   assert.ok(sameBits(params.data, before));
   assert.equal(opt.stepCount, 0);
 });
+
+test('the raw binding validates every argument (TypeError/RangeError, never an abort)', async () => {
+  const { binding } = await import('../dist/native.js');
+  const n = 10, f = () => new Float32Array(n), sizes = Float64Array.from([4, 6]);
+  const coef = new Float64Array(2);
+  const good = () => [f(), f(), sizes, coef, f(), f(), f(), 1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1];
+  const call = (patch) => { const a = good(); for (const [i, v] of Object.entries(patch)) a[i] = v; return binding.adamwFused(...a); };
+  assert.equal(call({}), undefined);
+  const cases = [
+    [{ 0: [1, 2] }, TypeError, /actFlat must be a Float32Array/],
+    [{ 1: new Float64Array(n) }, TypeError, /retFlat must be a Float32Array/],
+    [{ 2: Float64Array.from([4, 5]) }, RangeError, /sizes add up to 9/],
+    [{ 2: Float64Array.from([4, -6]) }, RangeError, /sizes\[1\]/],
+    [{ 3: [0, 0] }, TypeError, /coefficients must be a Float64Array/],
+    [{ 3: new Float64Array(3) }, RangeError, /coefficients has 3 entries/],
+    [{ 5: new Float32Array(n + 1) }, RangeError, /m has 11 elements/],
+    [{ 7: NaN }, RangeError, /lr must be a finite number/],
+    [{ 7: '1' }, TypeError, /lr must be a number/],
+    [{ 8: 1 }, RangeError, /beta1/],
+    [{ 9: -0.1 }, RangeError, /beta2/],
+    [{ 10: 0 }, RangeError, /eps/],
+    [{ 11: Infinity }, RangeError, /weightDecay/],
+    [{ 12: 0 }, RangeError, /step/],
+    [{ 12: 1.5 }, RangeError, /step must be an integer/],
+    [{ 13: -1 }, RangeError, /gradScale/],
+    [{ 13: undefined }, TypeError, /gradScale must be a number/],
+  ];
+  for (const [patch, type, re] of cases) assert.throws(() => call(patch), (e) => e instanceof type && re.test(e.message), JSON.stringify(Object.keys(patch)));
+  const shared = f();
+  assert.throws(() => call({ 4: shared, 6: shared }), /params and v overlap/);
+  assert.throws(() => call({ 0: shared, 5: shared }), /m and actFlat overlap/);
+  assert.throws(() => binding.adamw(f(), f(), f()), TypeError);
+  assert.throws(() => binding.craftReduce(f(), f(), sizes, -1, 1e-8, true), /lambda/);
+  assert.throws(() => binding.craftReduce(f(), f(), sizes, 0, 1e-8, 1), /projection must be a boolean/);
+});
