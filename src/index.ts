@@ -13,6 +13,7 @@ export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from '.
 export * from './report/index.js';
 // Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
 export * from './run/index.js';
+// Training: the CRaFT Trainer over any GradientSource, AdamW (fused with the surgery), schedules.
 export { Trainer, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
 export { trainerTensorGroups, trainerStateFromGroups } from './train/index.js';
 export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';

@@ -331,3 +331,27 @@ test('a source that overwrites on the first micro-batch gives the same bits as z
   assert.ok(sameBits(a.source.params.data, b.source.params.data));
   assert.equal(ta.lambda, tb.lambda);
 });
+
+test('per-tensor conflict flags reach the conflict log (issue 9) through a sink', async () => {
+  const { ConflictLogWriter, readConflictLog } = await import('../dist/index.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-train-conflicts-'));
+  try {
+    const task = makeTask({ sizes: SIZES, seed: 11, targetScale: 2 });
+    const writer = new ConflictLogWriter(dir, task.source.paramNames);
+    const seen = [];
+    const sink = { write: (row, detail) => { writer.append(row.step, detail.conflicts); seen.push(detail.conflicts.slice()); }, close: () => writer.close() };
+    const trainer = new Trainer(task.source, { steps: 4, lr: 1e-2, lambda: 0.4, sinks: [sink] });
+    await trainer.run();
+    await trainer.close();
+    const log = readConflictLog(dir);
+    assert.deepEqual(log.steps, [1, 2, 3, 4]);
+    assert.deepEqual(log.names, [...task.source.paramNames]);
+    assert.deepEqual(Array.from(log.flags), seen.flatMap((f) => Array.from(f)));
+    assert.ok(seen.some((f) => f.some((x) => x === 1)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
