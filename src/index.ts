@@ -19,4 +19,4 @@ export { trainerTensorGroups, trainerStateFromGroups } from './train/index.js';
 export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';
 export type { LrSchedule, LrScheduleKind, StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './train/index.js';
-export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups } from './train/index.js';
+export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups, TrainerTensorInput } from './train/index.js';

@@ -6,6 +6,9 @@ import { GradSet } from '../gradset.js';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
 import type { TrainerState, TrainerStateJson } from './trainer.js';
 
+/** A tensor as a Float32Array, or as read back from a file ({ data: Float32Array, ... }). */
+export type TrainerTensorInput = Float32Array | { data: unknown };
+
 /** Tensors of a checkpoint, by file (group) and tensor name. */
 export interface TrainerTensorGroups {
   /** The trainable parameters, by parameter name. */
@@ -35,14 +38,21 @@ export function trainerTensorGroups(state: TrainerState, names: readonly string[
 }
 
 /**
- * A TrainerState from state.json's trainer part and the checkpoint's tensors (copied into
- * fresh GradSets laid out like `like`, normally the source's params). Errors name the
- * missing or mis-sized tensor.
+ * A TrainerState from state.json's trainer part and the checkpoint's tensors (Float32Arrays
+ * or tensors as read back, e.g. RunDirectory's `resumed.tensors`), copied into fresh
+ * GradSets laid out like `like` (normally the source's params). Errors name the missing or
+ * mis-sized tensor.
  */
-export function trainerStateFromGroups(json: TrainerStateJson, groups: TrainerTensorGroups, names: readonly string[], like: GradSet): TrainerState {
+export function trainerStateFromGroups(
+  json: TrainerStateJson,
+  groups: { model?: Record<string, TrainerTensorInput>; optimizer?: Record<string, TrainerTensorInput> },
+  names: readonly string[],
+  like: GradSet,
+): TrainerState {
   checkNames(names, like.numTensors);
-  const take = (group: Record<string, Float32Array> | undefined, groupName: string, key: string, i: number): Float32Array => {
-    const t = group?.[key];
+  const take = (group: Record<string, TrainerTensorInput> | undefined, groupName: string, key: string, i: number): Float32Array => {
+    const entry = group?.[key];
+    const t = entry instanceof Float32Array ? entry : (entry as { data?: unknown } | undefined)?.data;
     if (!(t instanceof Float32Array)) throw argTypeError(`${groupName} has no float32 tensor '${key}'`);
     if (t.length !== like.sizes[i]) throw argRangeError(`${groupName} tensor '${key}' has ${t.length} elements, expected ${like.sizes[i]}`);
     return t;
