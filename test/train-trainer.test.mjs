@@ -355,3 +355,18 @@ test('per-tensor conflict flags reach the conflict log (issue 9) through a sink'
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('restoreState rejects a malformed state before changing anything', () => {
+  const task = makeTask({ sizes: SIZES });
+  const t = new Trainer(task.source, { steps: 2 });
+  const good = t.state();
+  const before = task.source.params.data.slice();
+  const bad = (patch) => ({ ...good, json: { ...good.json, ...patch } });
+  assert.throws(() => t.restoreState(bad({ schemaVersion: 2 })), /schemaVersion/);
+  assert.throws(() => t.restoreState(bad({ step: -1 })), /state.json.step/);
+  assert.throws(() => t.restoreState(bad({ lambda: NaN })), /state.json.lambda/);
+  assert.throws(() => t.restoreState(bad({ epoch: 1.5 })), /state.json.epoch/);
+  assert.throws(() => t.restoreState(bad({ meters: { samples: 1 } })), /nonfiniteSkipped/);
+  assert.throws(() => t.restoreState({ ...good, params: makeTask({ sizes: [1, 2] }).source.params }), /layout/);
+  assert.ok(sameBits(task.source.params.data, before));
+});

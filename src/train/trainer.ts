@@ -366,6 +366,10 @@ export class Trainer {
     posInt(j.step, 'state.json.step', 0);
     posInt(j.optimizerStep, 'state.json.optimizerStep', 0);
     checkFiniteNumber(j.lambda, 'state.json.lambda', 0, true);
+    posInt(j.epoch, 'state.json.epoch', 0);
+    if (j.meters === null || typeof j.meters !== 'object') throw argTypeError(`state.json.meters must be an object, got ${describeValue(j.meters)}`);
+    posInt(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
+    posInt(j.meters.samples, 'state.json.meters.samples', 0);
     if (!(state.params instanceof GradSet) || !this.source.params.sameLayout(state.params)) {
       throw argRangeError('state.params does not have the layout of the source\'s parameters');
     }
