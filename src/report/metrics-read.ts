@@ -1,14 +1,11 @@
 // Reads a run's metrics.jsonl for the report. The report is how people look at a broken
 // run too, so nothing here throws on bad content: every line that cannot be used is
 // skipped and the reasons come back as plain sentences for the page.
+import { METRIC_KEYS } from '../run/metrics.js';
 import { existsSync, readFileSync } from 'node:fs';
 
-/** The metric keys of DESIGN.md §5 (the run layer's METRIC_KEYS, repeated here so the report reads old files on its own). */
-export const REPORT_METRIC_KEYS = [
-  'step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before', 'lambda_after',
-  'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr', 'nonfinite_skipped', 'step_ms',
-  'samples_per_s', 'val_action_loss',
-] as const;
+/** The metric keys of DESIGN.md §5 (the run layer's list: the same contract as the files). */
+export const REPORT_METRIC_KEYS = METRIC_KEYS;
 export type ReportMetricKey = (typeof REPORT_METRIC_KEYS)[number];
 
 /** One usable row: a step and the values that were numbers (null = logged as non-finite). */

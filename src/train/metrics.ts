@@ -1,23 +1,14 @@
-// Per-step metrics: the keys of DESIGN.md §5 and the one interface sinks implement
-// (the sinks themselves — JSONL, CSV, TensorBoard, progress — live in src/run, issue 7).
-// src/run/metrics.ts (issue 7) holds the same key list for the files; these names are
-// the trainer's own so that both can be exported from the package root. A run-layer
-// MetricsSink (write(row): void) is a valid StepMetricsSink: pass it in `sinks` as is.
+// Per-step metrics: the keys of DESIGN.md §5 and the one interface sinks implement.
+// The key list itself is the run layer's (src/run/metrics.ts): one list for the trainer's
+// rows and the files' columns. A run-layer MetricsSink (write(row): void) is a valid
+// StepMetricsSink: pass it in `sinks` as is.
+import { METRIC_KEYS, CRAFT_KEYS, WALL_CLOCK_KEYS } from '../run/metrics.js';
 
-/** Every metric key, in the order files should list them. */
-export const METRIC_KEYS = [
-  'step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before', 'lambda_after',
-  'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr', 'nonfinite_skipped', 'step_ms',
-  'samples_per_s', 'val_action_loss',
-] as const;
-
+export { METRIC_KEYS };
 /** Keys that exist only in CRaFT mode (absent from baseline rows). */
-export const CRAFT_METRIC_KEYS = [
-  'retention_loss', 'retention_budget', 'lambda_before', 'lambda_after', 'conflict_ratio', 'num_conflicts', 'num_tensors',
-] as const;
-
+export const CRAFT_METRIC_KEYS = CRAFT_KEYS;
 /** Keys that depend on wall-clock time (excluded when comparing runs bit for bit). */
-export const WALL_CLOCK_METRIC_KEYS = ['step_ms', 'samples_per_s'] as const;
+export const WALL_CLOCK_METRIC_KEYS = WALL_CLOCK_KEYS;
 
 /** A metric key. */
 export type StepMetricKey = (typeof METRIC_KEYS)[number];
@@ -25,7 +16,7 @@ export type StepMetricKey = (typeof METRIC_KEYS)[number];
 /** The keys a run's rows can hold: all of them in CRaFT mode, the CRaFT ones left out in baseline mode. */
 export function metricKeys(mode: 'craft' | 'baseline'): StepMetricKey[] {
   if (mode === 'craft') return [...METRIC_KEYS];
-  return METRIC_KEYS.filter((k) => !(CRAFT_METRIC_KEYS as readonly string[]).includes(k));
+  return METRIC_KEYS.filter((k) => !CRAFT_METRIC_KEYS.includes(k));
 }
 
 /**
