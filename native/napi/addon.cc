@@ -6,6 +6,7 @@
 #include "adamw_call.h"
 #include "arg_error.h"
 #include "backend_info.h"
+#include "model_call.h"
 #include "surgery_call.h"
 #include "surgery_worker.h"
 #include "typed_arrays.h"
@@ -64,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("surgeryFlatAsync", Napi::Function::New(env, SurgeryAsync<true>, "surgeryFlatAsync"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  registerModelExports(env, exports);
 #ifdef CRAFTGRAD_HAVE_CUDA
   registerCuda(env, exports);
 #endif

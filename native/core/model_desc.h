@@ -1,0 +1,59 @@
+// The built-in AdapterPolicy model (DESIGN.md §4), backend-neutral: its configuration,
+// the fixed order and sizes of its tensors, and validation. Kernels live per backend
+// (native/cpu/model_cpu.*); N-API parsing in native/napi/model_call.*.
+//
+// Tensor order (names as in checkpoints; src/model mirrors this exactly):
+//   trainable: for l in 0..L-1: blocks.l.lora_A (r×D), blocks.l.lora_B (D×r);
+//              then head.fc1.weight (H×F), head.fc1.bias (H), head.fc2.weight (K·A×H), head.fc2.bias (K·A)
+//   frozen:    for l in 0..L-1: blocks.l.weight (D×D), blocks.l.bias (D)
+//   anchor:    for l in 0..L-1: blocks.l.lora_A, blocks.l.lora_B (the initial LoRA weights)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace craftgrad {
+
+enum class Pooling : int { Mean = 0, Max = 1 };
+enum class AnchorType : int { Concat = 0, AqOnly = 1, RawOnly = 2 };
+
+struct ModelConfig {
+  int64_t T = 0, D = 0, L = 0, r = 0;
+  double alpha = 0;
+  int64_t m = 0;  // bridge block: C_R = h after block m (1..L)
+  Pooling pool = Pooling::Mean;
+  AnchorType anchor = AnchorType::Concat;
+  int64_t H = 0, K = 0, A = 0;
+
+  int64_t F() const { return anchor == AnchorType::Concat ? 2 * D : D; }
+  int64_t actionDim() const { return K * A; }
+  // Blocks the features depend on: raw_only never needs the blocks after m.
+  int64_t activeBlocks() const { return anchor == AnchorType::RawOnly ? m : L; }
+  bool usesRaw() const { return anchor != AnchorType::AqOnly; }
+  bool usesAq() const { return anchor != AnchorType::RawOnly; }
+  // Column offsets of pool(C_R) and pool(C_AQ) inside f.
+  int64_t rawOffset() const { return 0; }
+  int64_t aqOffset() const { return anchor == AnchorType::Concat ? D : 0; }
+  float loraScale() const { return static_cast<float>(alpha / static_cast<double>(r)); }
+};
+
+// Element offsets of each tensor in the flat trainable / frozen / anchor buffers.
+struct ModelLayout {
+  std::vector<int64_t> loraA, loraB;       // into params (and, same offsets, anchor)
+  int64_t fc1w = 0, fc1b = 0, fc2w = 0, fc2b = 0;
+  int64_t paramCount = 0, anchorCount = 0;
+  std::vector<int64_t> baseW, baseB;       // into frozen
+  int64_t frozenCount = 0;
+};
+
+ModelLayout modelLayout(const ModelConfig& c);
+
+// Empty when the configuration is usable; otherwise what is wrong, naming the field.
+std::string modelConfigError(const ModelConfig& c);
+
+// Number of values in the packed config array the binding receives.
+constexpr int kModelConfigFields = 11;
+// Unpacks [T, D, L, r, alpha, m, pool, anchor, H, K, A]; the caller validates.
+ModelConfig unpackModelConfig(const double* v);
+
+}  // namespace craftgrad

@@ -1,0 +1,155 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "cpu_features.h"
+#include "parallel.h"
+
+namespace craftgrad {
+
+#if defined(CRAFTGRAD_HAVE_AVX512)
+double avx512FmaLoop(int64_t iters);
+#endif
+
+namespace {
+
+const GemmKernel& chooseKernel() {
+  // Same choice as the surgery kernels (and the same CRAFTGRAD_CPU_ISA override).
+  const std::string isa = cpuDispatch().kernels->name;
+#if defined(CRAFTGRAD_HAVE_AVX512)
+  if (isa == "avx512") return gemmAvx512Kernel();
+#endif
+#if defined(CRAFTGRAD_HAVE_AVX2)
+  if (isa == "avx2") return gemmAvx2Kernel();
+#endif
+  return gemmGenericKernel();
+}
+
+inline float at(const MatRef& m, int64_t row, int64_t col) {
+  return m.trans ? m.p[col * m.ld + row] : m.p[row * m.ld + col];
+}
+
+// Panel `ip` of op(A) (rows ip*mr ..): dst[k*mr + i], zero-padded past M.
+void packA(const MatRef& A, int64_t M, int64_t K, int mr, int64_t ip, float* dst) {
+  const int64_t i0 = ip * mr;
+  const int rows = static_cast<int>(std::min<int64_t>(mr, M - i0));
+  if (A.trans) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = A.p + k * A.ld + i0;
+      float* d = dst + k * mr;
+      int i = 0;
+      for (; i < rows; ++i) d[i] = src[i];
+      for (; i < mr; ++i) d[i] = 0.0f;
+    }
+  } else {
+    for (int i = 0; i < mr; ++i) {
+      if (i < rows) {
+        const float* src = A.p + (i0 + i) * A.ld;
+        for (int64_t k = 0; k < K; ++k) dst[k * mr + i] = src[k];
+      } else {
+        for (int64_t k = 0; k < K; ++k) dst[k * mr + i] = 0.0f;
+      }
+    }
+  }
+}
+
+// Panel `jp` of op(B) (columns jp*nr ..): dst[k*nr + j], zero-padded past N.
+void packB(const MatRef& B, int64_t N, int64_t K, int nr, int64_t jp, float* dst) {
+  const int64_t j0 = jp * nr;
+  const int cols = static_cast<int>(std::min<int64_t>(nr, N - j0));
+  if (!B.trans) {
+    for (int64_t k = 0; k < K; ++k) {
+      const float* src = B.p + k * B.ld + j0;
+      float* d = dst + k * nr;
+      int j = 0;
+      for (; j < cols; ++j) d[j] = src[j];
+      for (; j < nr; ++j) d[j] = 0.0f;
+    }
+  } else {
+    for (int j = 0; j < nr; ++j) {
+      if (j < cols) {
+        const float* src = B.p + (j0 + j) * B.ld;
+        for (int64_t k = 0; k < K; ++k) dst[k * nr + j] = src[k];
+      } else {
+        for (int64_t k = 0; k < K; ++k) dst[k * nr + j] = 0.0f;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const GemmKernel& gemmKernel() {
+  static const GemmKernel& k = chooseKernel();
+  return k;
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  const GemmKernel& kern = gemmKernel();
+  const int mr = kern.mr, nr = kern.nr;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j];
+    return;
+  }
+  const int64_t nMp = (M + mr - 1) / mr, nNp = (N + nr - 1) / nr;
+  // Packing buffers belong to the calling thread and are reused across calls: no page
+  // faults per product. Pool workers write into them through the pointers.
+  thread_local std::vector<float> bufA, bufB;
+  if (bufA.size() < static_cast<size_t>(nMp * mr * K)) bufA.resize(nMp * mr * K);
+  if (bufB.size() < static_cast<size_t>(nNp * nr * K)) bufB.resize(nNp * nr * K);
+  float* pa = bufA.data();
+  float* pb = bufB.data();
+
+  // Below ~64k multiply-adds per worker the pool's wake-up costs more than it saves.
+  const int64_t panelWork = std::max<int64_t>(1, K * std::max(mr, nr));
+  const int64_t minPanels = std::max<int64_t>(1, 65536 / panelWork);
+  parallelRanges(nMp + nNp, minPanels, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      if (p < nMp) packA(A, M, K, mr, p, pa + p * mr * K);
+      else packB(B, N, K, nr, p - nMp, pb + (p - nMp) * nr * K);
+    }
+  });
+  const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
+  const int64_t minTiles = std::max<int64_t>(1, 65536 / tileWork);
+  // Tiles in row-panel-major order: a worker's consecutive tiles reuse one A panel.
+  parallelRanges(nMp * nNp, minTiles, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      const int64_t ip = t / nNp, jp = t % nNp;
+      const int rows = static_cast<int>(std::min<int64_t>(mr, M - ip * mr));
+      const int cols = static_cast<int>(std::min<int64_t>(nr, N - jp * nr));
+      kern.micro(K, pa + ip * mr * K, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
+    }
+  });
+}
+
+double measureFmaPeakGflops(double seconds) {
+#if defined(CRAFTGRAD_HAVE_AVX512)
+  if (std::string(gemmKernel().name) == "avx512") {
+    const int64_t iters = 2000000;  // 20 FMAs × 16 lanes × 2 flops each per iteration
+    const int workers = ThreadPool::instance().size();
+    std::vector<double> sink(workers);
+    const auto t0 = std::chrono::steady_clock::now();
+    int64_t rounds = 0;
+    double elapsed = 0;
+    do {
+      const std::function<void(int)> job = [&](int w) { sink[w] += avx512FmaLoop(iters); };
+      if (!ThreadPool::instance().tryRun(job)) job(0);
+      ++rounds;
+      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } while (elapsed < seconds);
+    double s = 0;
+    for (double v : sink) s += v;
+    const double flops = static_cast<double>(rounds) * iters * 20 * 16 * 2 * workers;
+    return flops / elapsed / 1e9 + s * 0.0;
+  }
+#endif
+  (void)seconds;
+  return 0.0;
+}
+
+}  // namespace craftgrad

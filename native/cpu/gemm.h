@@ -1,0 +1,51 @@
+// Single-precision matrix products for the built-in model: C = beta·C + alpha·op(A)·op(B)
+// with beta 0 or 1, row-major, blocked, packed, multithreaded on the shared ThreadPool and
+// vectorized per instruction set (gemm_generic/avx2/avx512.cc, chosen at load time).
+//
+// Determinism: every output element is one fp32 accumulator that runs over k = 0..K-1 in
+// order with one fused multiply-add per step; threads split the output tiles, never the
+// reduction. The bits therefore depend neither on the thread count nor on the ISA variant
+// (the generic variant uses std::fma), only on the data.
+#pragma once
+#include <cstdint>
+
+namespace craftgrad {
+
+// Plain data (see kernels.h on COMDAT): one micro-kernel per ISA and its tile shape.
+struct GemmKernel {
+  const char* name;
+  int mr, nr;  // tile rows and columns; nr is a multiple of the ISA's vector width
+  // acc(mr×nr) = Σ_k ap[k*mr+i]·bp[k*nr+j]; C[i,j] = beta·C[i,j] + alpha·acc for the
+  // top-left rows×cols of the tile (partial tiles at the edges).
+  void (*micro)(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc,
+                int rows, int cols, float alpha, float beta);
+};
+
+const GemmKernel& gemmGenericKernel();
+#if defined(CRAFTGRAD_HAVE_AVX2)
+const GemmKernel& gemmAvx2Kernel();
+#endif
+#if defined(CRAFTGRAD_HAVE_AVX512)
+const GemmKernel& gemmAvx512Kernel();
+#endif
+
+// The variant cpu_features.h dispatched (same choice as the surgery kernels).
+const GemmKernel& gemmKernel();
+
+// A row-major operand: element (i, k) at p[i*ld + k], or p[k*ld + i] when transposed.
+struct MatRef {
+  const float* p;
+  int64_t ld;
+  bool trans;
+};
+
+// C (M×N, leading dimension ldc) = beta·C + alpha·op(A)(M×K)·op(B)(K×N); beta is 0 or 1.
+// With beta 0, C is never read (it may hold garbage or NaN).
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, float beta, float* C,
+          int64_t ldc);
+
+// The machine's measured fp32 FMA throughput (GFLOP/s) on every pool participant: a
+// tight loop of independent AVX-512 FMAs (AVX2 when that is the best), for the benchmark.
+double measureFmaPeakGflops(double seconds);
+
+}  // namespace craftgrad

@@ -1,0 +1,131 @@
+// AVX-512F micro-kernel, 12×32 tile: 24 zmm accumulators, 2 for B, broadcasts folded
+// into the FMAs. Compiled with -mavx512f; used only after cpu_features.cc confirmed support.
+#include <immintrin.h>
+
+#include "gemm.h"
+
+namespace craftgrad {
+namespace gemm_avx512_isa {
+
+constexpr int MR = 12, NR = 32;
+
+#include "gemm_store.inc"
+
+void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
+           float beta) {
+  __m512 c[MR][2];
+  for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
+    const float* a = ap + k * MR;
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+      c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (rows == MR && cols == NR) {
+    // Full tile: store straight from registers (same mul-then-add rounding as storeTile).
+    for (int i = 0; i < MR; ++i) {
+      float* ci = C + i * ldc;
+      __m512 t0 = _mm512_mul_ps(va, c[i][0]), t1 = _mm512_mul_ps(va, c[i][1]);
+      if (beta != 0.0f) {
+        t0 = _mm512_add_ps(_mm512_loadu_ps(ci), t0);
+        t1 = _mm512_add_ps(_mm512_loadu_ps(ci + 16), t1);
+      }
+      _mm512_storeu_ps(ci, t0);
+      _mm512_storeu_ps(ci + 16, t1);
+    }
+    return;
+  }
+  alignas(64) float acc[MR * NR];
+  for (int i = 0; i < MR; ++i) {
+    _mm512_store_ps(acc + i * NR, c[i][0]);
+    _mm512_store_ps(acc + i * NR + 16, c[i][1]);
+  }
+  storeTile(acc, NR, C, ldc, rows, cols, alpha, beta);
+}
+
+// Peak probe: 20 independent FMA chains in named registers (an array would be spilled to
+// memory), enough to cover FMA latency × issue width on current cores.
+double fmaLoop(int64_t iters) {
+  __m512 c0 = _mm512_set1_ps(0.001f * 0);
+  __m512 c1 = _mm512_set1_ps(0.001f * 1);
+  __m512 c2 = _mm512_set1_ps(0.001f * 2);
+  __m512 c3 = _mm512_set1_ps(0.001f * 3);
+  __m512 c4 = _mm512_set1_ps(0.001f * 4);
+  __m512 c5 = _mm512_set1_ps(0.001f * 5);
+  __m512 c6 = _mm512_set1_ps(0.001f * 6);
+  __m512 c7 = _mm512_set1_ps(0.001f * 7);
+  __m512 c8 = _mm512_set1_ps(0.001f * 8);
+  __m512 c9 = _mm512_set1_ps(0.001f * 9);
+  __m512 c10 = _mm512_set1_ps(0.001f * 10);
+  __m512 c11 = _mm512_set1_ps(0.001f * 11);
+  __m512 c12 = _mm512_set1_ps(0.001f * 12);
+  __m512 c13 = _mm512_set1_ps(0.001f * 13);
+  __m512 c14 = _mm512_set1_ps(0.001f * 14);
+  __m512 c15 = _mm512_set1_ps(0.001f * 15);
+  __m512 c16 = _mm512_set1_ps(0.001f * 16);
+  __m512 c17 = _mm512_set1_ps(0.001f * 17);
+  __m512 c18 = _mm512_set1_ps(0.001f * 18);
+  __m512 c19 = _mm512_set1_ps(0.001f * 19);
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+  for (int64_t t = 0; t < iters; ++t) {
+    c0 = _mm512_fmadd_ps(c0, m, a);
+    c1 = _mm512_fmadd_ps(c1, m, a);
+    c2 = _mm512_fmadd_ps(c2, m, a);
+    c3 = _mm512_fmadd_ps(c3, m, a);
+    c4 = _mm512_fmadd_ps(c4, m, a);
+    c5 = _mm512_fmadd_ps(c5, m, a);
+    c6 = _mm512_fmadd_ps(c6, m, a);
+    c7 = _mm512_fmadd_ps(c7, m, a);
+    c8 = _mm512_fmadd_ps(c8, m, a);
+    c9 = _mm512_fmadd_ps(c9, m, a);
+    c10 = _mm512_fmadd_ps(c10, m, a);
+    c11 = _mm512_fmadd_ps(c11, m, a);
+    c12 = _mm512_fmadd_ps(c12, m, a);
+    c13 = _mm512_fmadd_ps(c13, m, a);
+    c14 = _mm512_fmadd_ps(c14, m, a);
+    c15 = _mm512_fmadd_ps(c15, m, a);
+    c16 = _mm512_fmadd_ps(c16, m, a);
+    c17 = _mm512_fmadd_ps(c17, m, a);
+    c18 = _mm512_fmadd_ps(c18, m, a);
+    c19 = _mm512_fmadd_ps(c19, m, a);
+  }
+  __m512 s = c0;
+  s = _mm512_add_ps(s, c1);
+  s = _mm512_add_ps(s, c2);
+  s = _mm512_add_ps(s, c3);
+  s = _mm512_add_ps(s, c4);
+  s = _mm512_add_ps(s, c5);
+  s = _mm512_add_ps(s, c6);
+  s = _mm512_add_ps(s, c7);
+  s = _mm512_add_ps(s, c8);
+  s = _mm512_add_ps(s, c9);
+  s = _mm512_add_ps(s, c10);
+  s = _mm512_add_ps(s, c11);
+  s = _mm512_add_ps(s, c12);
+  s = _mm512_add_ps(s, c13);
+  s = _mm512_add_ps(s, c14);
+  s = _mm512_add_ps(s, c15);
+  s = _mm512_add_ps(s, c16);
+  s = _mm512_add_ps(s, c17);
+  s = _mm512_add_ps(s, c18);
+  s = _mm512_add_ps(s, c19);
+  alignas(64) float out[16];
+  _mm512_store_ps(out, s);
+  return out[0];
+}
+
+}  // namespace gemm_avx512_isa
+
+const GemmKernel& gemmAvx512Kernel() {
+  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro};
+  return k;
+}
+
+// Declared in gemm.cc's peak probe; exists only in AVX-512 builds.
+double avx512FmaLoop(int64_t iters) { return gemm_avx512_isa::fmaLoop(iters); }
+
+}  // namespace craftgrad

@@ -1,0 +1,32 @@
+// Portable micro-kernel: std::fma per step so that its bits equal the FMA variants'.
+#include <cmath>
+
+#include "gemm.h"
+
+namespace craftgrad {
+namespace gemm_generic_isa {
+
+constexpr int MR = 4, NR = 16;
+
+#include "gemm_store.inc"
+
+void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
+           float beta) {
+  float acc[MR * NR] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const float* a = ap + k * MR;
+    const float* b = bp + k * NR;
+    for (int i = 0; i < MR; ++i)
+      for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i], b[j], acc[i * NR + j]);
+  }
+  storeTile(acc, NR, C, ldc, rows, cols, alpha, beta);
+}
+
+}  // namespace gemm_generic_isa
+
+const GemmKernel& gemmGenericKernel() {
+  static const GemmKernel k{"generic", gemm_generic_isa::MR, gemm_generic_isa::NR, gemm_generic_isa::micro};
+  return k;
+}
+
+}  // namespace craftgrad

@@ -1,0 +1,139 @@
+#include "model_call.h"
+
+#include <cmath>
+#include <string>
+
+#include "../core/model_desc.h"
+#include "../cpu/gemm.h"
+#include "../cpu/model_cpu.h"
+#include "arg_error.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+F32View needLength(napi_env env, napi_value v, const char* name, int64_t expected, const std::string& what) {
+  F32View view = readFloat32Array(env, v, name);
+  if (view.length != expected)
+    throw rangeError(std::string(name) + " has " + str(view.length) + " elements but " + what + " needs " +
+                     str(expected));
+  return view;
+}
+
+bool overlaps(const F32View& x, const F32View& y) {
+  if (!x.data || !y.data || x.length == 0 || y.length == 0) return false;
+  return x.data < y.data + y.length && y.data < x.data + x.length;
+}
+
+int64_t readInt(napi_env env, napi_value v, const char* name, int64_t lo, int64_t hi) {
+  const double d = readNumber(env, v, name);
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d))
+    throw rangeError(std::string(name) + " must be an integer from " + str(lo) + " to " + str(hi) + ", got " +
+                     std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+ModelConfig readConfig(const Napi::CallbackInfo& info) {
+  Napi::Value v = info[0];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw typeError("config must be a Float64Array");
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() != kModelConfigFields)
+    throw rangeError("config must have " + str(kModelConfigFields) + " values, got " + str(a.ElementLength()));
+  for (int k : {6, 7})
+    if (!(a[k] == 0 || a[k] == 1 || (k == 7 && a[k] == 2)))
+      throw rangeError(k == 6 ? "config.pooling must be 0 (mean) or 1 (max)"
+                              : "config.anchor must be 0 (concat), 1 (aq_only) or 2 (raw_only)");
+  ModelConfig c = unpackModelConfig(a.Data());
+  const std::string err = modelConfigError(c);
+  if (!err.empty()) throw rangeError(err);
+  return c;
+}
+
+}  // namespace
+
+Napi::Value ModelStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    napi_env env = info.Env();
+    const ModelConfig c = readConfig(info);
+    const ModelLayout lay = modelLayout(c);
+    ModelStepArgs a;
+    const int64_t mode = readInt(env, info[9], "mode", 0, 3);
+    a.mode = static_cast<ModelMode>(mode);
+    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+    a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
+    const F32View params = needLength(env, info[1], "params", lay.paramCount, "the model's trainable layout");
+    const F32View frozen = needLength(env, info[2], "frozen", lay.frozenCount, "the model's frozen layout");
+    F32View anchor;
+    if (withRet) anchor = needLength(env, info[3], "anchor", lay.anchorCount, "the model's anchor layout");
+    const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
+    const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
+    F32View gAct, gRet;
+    if (withGrad) gAct = needLength(env, info[7], "gAct", lay.paramCount, "the model's trainable layout");
+    if (a.mode == ModelMode::Craft) gRet = needLength(env, info[8], "gRet", lay.paramCount, "the model's trainable layout");
+    a.accumulate = readBool(env, info[10], "accumulate");
+    const double scale = readNumber(env, info[11], "scale");
+    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
+    a.scale = static_cast<float>(scale);
+    // Outputs must not alias inputs or each other: the kernels read inputs after writing outputs.
+    const std::pair<const F32View*, const char*> ins[] = {
+        {&params, "params"}, {&frozen, "frozen"}, {&anchor, "anchor"}, {&tokens, "tokens"}, {&actions, "actions"}};
+    for (auto out : {std::make_pair(&gAct, "gAct"), std::make_pair(&gRet, "gRet")}) {
+      for (const auto& in : ins)
+        if (overlaps(*out.first, *in.first))
+          throw rangeError(std::string(out.second) + " and " + in.second + " overlap in memory");
+    }
+    if (overlaps(gAct, gRet)) throw rangeError("gAct and gRet overlap in memory");
+    a.params = params.data;
+    a.frozen = frozen.data;
+    a.anchor = anchor.data;
+    a.tokens = tokens.data;
+    a.actions = actions.data;
+    a.gAct = gAct.data;
+    a.gRet = gRet.data;
+    const ModelStepResult r = modelStepCpu(c, a);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("actionLoss", r.actionLoss);
+    out.Set("retentionLoss", r.retentionLoss);
+    return out;
+  });
+}
+
+Napi::Value ModelGemm(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    napi_env env = info.Env();
+    const int64_t lim = int64_t{1} << 20;
+    const int64_t M = readInt(env, info[0], "M", 0, lim), N = readInt(env, info[1], "N", 0, lim),
+                  K = readInt(env, info[2], "K", 0, lim);
+    const double alpha = readNumber(env, info[3], "alpha");
+    const bool ta = readBool(env, info[5], "transA"), tb = readBool(env, info[7], "transB");
+    const double beta = readNumber(env, info[8], "beta");
+    if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
+    const F32View a = needLength(env, info[4], "a", M * K, "M×K");
+    const F32View b = needLength(env, info[6], "b", K * N, "K×N");
+    const F32View c = needLength(env, info[9], "c", M * N, "M×N");
+    if (overlaps(c, a) || overlaps(c, b)) throw rangeError("c overlaps a or b in memory");
+    gemm(M, N, K, static_cast<float>(alpha), MatRef{a.data, ta ? M : K, ta}, MatRef{b.data, tb ? K : N, tb},
+         static_cast<float>(beta), c.data, N);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const double s = readNumber(info.Env(), info[0], "seconds");
+    if (!(s > 0 && s <= 60)) throw rangeError("seconds must be in (0, 60]");
+    return Napi::Number::New(info.Env(), measureFmaPeakGflops(s));
+  });
+}
+
+void registerModelExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("modelStep", Napi::Function::New(env, ModelStep, "modelStep"));
+  exports.Set("modelGemm", Napi::Function::New(env, ModelGemm, "modelGemm"));
+  exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
+}
+
+}  // namespace craftgrad
