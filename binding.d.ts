@@ -99,6 +99,17 @@ export interface NativeBinding {
   adamw(grad: Float32Array, params: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
     beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
 
+  // Built-in model (src/model). config: [T, D, L, r, alpha, m, pool, anchor, H, K, A];
+  // mode 0 craft, 1 baseline, 2 eval, 3 eval with retention.
+  modelStep(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
+    tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
+    mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
+  /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
+  modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
+    b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;
+  /** Measured fp32 FMA throughput of the pool's threads, GFLOP/s (0 without AVX-512). */
+  fmaPeakGflops(seconds: number): number;
+
   // CUDA builds only.
   cudaAlloc?(device: number, length: number): DeviceBuffer;
   cudaLayout?(device: number, sizes: Float64Array): DeviceLayout;

@@ -20,3 +20,9 @@ export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerState
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';
 export type { LrSchedule, LrScheduleKind, StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './train/index.js';
 export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups, TrainerTensorInput } from './train/index.js';
+export {
+  AdapterPolicy, DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth, trainableLayout, frozenLayout, anchorLayout,
+} from './model/index.js';
+export type {
+  AdapterPolicyConfig, AdapterPolicyOptions, AnchorType, Pooling, ModelBatch, GradWriteOptions, ModelLosses, TensorSpec,
+} from './model/index.js';

@@ -1,0 +1,228 @@
+// AdapterPolicy: the built-in model of DESIGN.md §4, with its forward and backward in
+// native code (one call per micro-batch). Parameters, frozen base weights, the anchor
+// (initial LoRA weights, in their own buffer) and gradients are GradSets in the fixed
+// tensor order of layout.ts.
+import { binding } from '../native.js';
+import { GradSet } from '../gradset.js';
+import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { FormatError } from '../formats/errors.js';
+import { readSafetensorsFile } from '../formats/safetensors.js';
+import type { Tensor } from '../formats/tensor.js';
+import { packModelConfig, resolveModelConfig, type AdapterPolicyConfig } from './config.js';
+import { anchorLayout, frozenLayout, trainableLayout, type TensorSpec } from './layout.js';
+import { initFrozen, initTrainable } from './init.js';
+
+/** One micro-batch: `size` samples of tokens (size·T·D) and expert action chunks (size·K·A). */
+export interface ModelBatch {
+  tokens: Float32Array;
+  actions: Float32Array;
+  size: number;
+}
+
+/** How a gradient call writes its GradSets. */
+export interface GradWriteOptions {
+  /** Add into the sets (g += scale·grad) instead of overwriting them (g = scale·grad). Default false. */
+  accumulate?: boolean;
+  /** Factor applied to the gradients, e.g. 1/microBatches for a mean. Default 1. */
+  scale?: number;
+}
+
+export interface ModelLosses {
+  /** Mean L1 over the batch's K·A action values. */
+  actionLoss: number;
+  /** Mean squared error between pooled features under current and anchor weights (CRaFT calls only). */
+  retentionLoss: number;
+}
+
+export interface AdapterPolicyOptions {
+  /** Seed of the initial weights (frozen base, LoRA A, head). Default 0. */
+  seed?: number;
+  /** Frozen base weights to use instead of the seeded ones (names and shapes of {@link frozenLayout}). */
+  frozen?: Record<string, Tensor>;
+}
+
+type Mode = 0 | 1 | 2 | 3;
+const MODE_CRAFT = 0, MODE_BASELINE = 1, MODE_EVAL = 2, MODE_EVAL_RET = 3;
+
+export class AdapterPolicy {
+  /** The resolved configuration. */
+  readonly config: AdapterPolicyConfig;
+  /** Trainable tensors (names: {@link AdapterPolicy.trainableNames}). */
+  readonly params: GradSet;
+  /** Frozen base weights W_l, b_l. */
+  readonly frozen: GradSet;
+  /** The anchor: initial LoRA A_l, B_l, read in place by the anchor forward. */
+  readonly anchor: GradSet;
+  readonly trainableSpecs: readonly TensorSpec[];
+  readonly frozenSpecs: readonly TensorSpec[];
+  readonly anchorSpecs: readonly TensorSpec[];
+  readonly #packed: Float64Array;
+
+  private constructor(config: AdapterPolicyConfig) {
+    this.config = config;
+    this.trainableSpecs = Object.freeze(trainableLayout(config));
+    this.frozenSpecs = Object.freeze(frozenLayout(config));
+    this.anchorSpecs = Object.freeze(anchorLayout(config));
+    this.params = GradSet.zeros(this.trainableSpecs.map((t) => t.size));
+    this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size));
+    this.anchor = GradSet.zeros(this.anchorSpecs.map((t) => t.size));
+    this.#packed = packModelConfig(config);
+  }
+
+  /**
+   * A model with seeded initial weights (or the given frozen base weights), the anchor set
+   * to the initial LoRA weights.
+   */
+  static create(config: Partial<AdapterPolicyConfig> = {}, options: AdapterPolicyOptions = {}): AdapterPolicy {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['seed', 'frozen'], 'options');
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
+    const m = new AdapterPolicy(resolveModelConfig(config));
+    if (options.frozen !== undefined) m.loadFrozen(options.frozen, 'options.frozen');
+    else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
+    initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
+    m.resetAnchor();
+    return m;
+  }
+
+  /** Like {@link AdapterPolicy.create}, with the frozen base weights read from a safetensors file. */
+  static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number } = {}): Promise<AdapterPolicy> {
+    const { tensors } = await readSafetensorsFile(path);
+    try {
+      return AdapterPolicy.create(config, { ...options, frozen: tensors });
+    } catch (e) {
+      if (e instanceof RangeError || e instanceof TypeError) {
+        const field = /^tensor '([^']+)'/.exec(e.message)?.[1];
+        throw new FormatError('safetensors', e.message, { file: path, field, cause: e });
+      }
+      throw e;
+    }
+  }
+
+  /** Names of the trainable tensors, in GradSet order. */
+  get trainableNames(): string[] {
+    return this.trainableSpecs.map((t) => t.name);
+  }
+
+  /** A zero GradSet with the trainable layout (for g_act, g_ret, optimizer state). */
+  newGradSet(): GradSet {
+    return this.params.zerosLike();
+  }
+
+  /** Sets the anchor to the current LoRA weights (a copy; the only time weights are copied). */
+  resetAnchor(): void {
+    this.anchor.data.set(this.params.data.subarray(0, this.anchor.numElements));
+  }
+
+  /**
+   * One CRaFT micro-batch: action and retention losses, g_act (action loss alone) into
+   * `gAct` and g_ret (retention loss alone) into `gRet`, from one shared forward, one
+   * no-grad anchor forward and one stacked backward.
+   */
+  craftStep(batch: ModelBatch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): ModelLosses {
+    this.#checkGrad(gAct, 'gAct');
+    this.#checkGrad(gRet, 'gRet');
+    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
+    return this.#call(MODE_CRAFT, batch, gAct, gRet, options);
+  }
+
+  /** Plain fine-tuning: the action loss and g_act only (no anchor forward, no retention stream). */
+  baselineStep(batch: ModelBatch, gAct: GradSet, options: GradWriteOptions = {}): { actionLoss: number } {
+    this.#checkGrad(gAct, 'gAct');
+    return { actionLoss: this.#call(MODE_BASELINE, batch, gAct, undefined, options).actionLoss };
+  }
+
+  /** No-grad evaluation: the action loss (and, with `retention`, the retention loss). */
+  evaluate(batch: ModelBatch, options: { retention?: boolean } = {}): ModelLosses {
+    const ret = options.retention === true;
+    const r = this.#call(ret ? MODE_EVAL_RET : MODE_EVAL, batch, undefined, undefined, {});
+    return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
+  }
+
+  /** Trainable tensors by name (views, for safetensors checkpoints). */
+  trainableTensors(): Record<string, Tensor> {
+    return named(this.trainableSpecs, this.params);
+  }
+
+  /** Anchor tensors by name (views). */
+  anchorTensors(): Record<string, Tensor> {
+    return named(this.anchorSpecs, this.anchor);
+  }
+
+  /** Frozen base tensors by name (views). */
+  frozenTensors(): Record<string, Tensor> {
+    return named(this.frozenSpecs, this.frozen);
+  }
+
+  /** Copies named trainable tensors in (every name of the layout required, shapes checked). */
+  loadTrainable(tensors: Record<string, Tensor>, name = 'tensors'): void {
+    load(this.trainableSpecs, this.params, tensors, name);
+  }
+
+  /** Copies named anchor tensors in. */
+  loadAnchor(tensors: Record<string, Tensor>, name = 'tensors'): void {
+    load(this.anchorSpecs, this.anchor, tensors, name);
+  }
+
+  /** Copies named frozen base tensors in. */
+  loadFrozen(tensors: Record<string, Tensor>, name = 'tensors'): void {
+    load(this.frozenSpecs, this.frozen, tensors, name);
+  }
+
+  #checkGrad(g: unknown, name: string): void {
+    if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
+    if (g.device !== 'cpu') throw argRangeError(`${name} is on ${g.device}; the model runs on the CPU`);
+    if (!g.sameLayout(this.params)) {
+      throw argRangeError(`${name} does not have the model's trainable layout (${this.params.numTensors} tensors: ${this.trainableSpecs.map((t) => t.size).join(', ')})`);
+    }
+  }
+
+  #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
+    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
+    const accumulate = options.accumulate ?? false;
+    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
+    const scale = options.scale ?? 1;
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
+    const { tokens, actions, size } = batch;
+    if (!(tokens instanceof Float32Array)) throw argTypeError(`batch.tokens must be a Float32Array, got ${describeValue(tokens)}`);
+    if (!(actions instanceof Float32Array)) throw argTypeError(`batch.actions must be a Float32Array, got ${describeValue(actions)}`);
+    if (!Number.isSafeInteger(size) || size < 1) throw argRangeError(`batch.size must be a positive integer, got ${describeValue(size)}`);
+    const c = this.config;
+    if (tokens.length !== size * c.tokens * c.width) {
+      throw argRangeError(`batch.tokens has ${tokens.length} values but batch.size×T×D = ${size}×${c.tokens}×${c.width} = ${size * c.tokens * c.width}`);
+    }
+    const ka = c.chunk * c.actionDims;
+    if (actions.length !== size * ka) throw argRangeError(`batch.actions has ${actions.length} values but batch.size×K×A = ${size}×${ka} = ${size * ka}`);
+    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
+    return binding.modelStep(this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
+      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale);
+  }
+}
+
+function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  specs.forEach((t, i) => {
+    out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: set.view(i) };
+  });
+  return out;
+}
+
+function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string, Tensor>, name: string): void {
+  if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+  // Check everything before copying anything: a bad file changes nothing.
+  for (const t of specs) {
+    const x = tensors[t.name];
+    if (x === undefined) throw argRangeError(`tensor '${t.name}' is missing from ${name}`);
+    if (x.dtype !== 'F32' || !(x.data instanceof Float32Array)) throw argTypeError(`tensor '${t.name}' in ${name} must be F32, got ${x.dtype}`);
+    if (x.shape.length !== t.shape.length || x.shape.some((d, i) => d !== t.shape[i])) {
+      throw argRangeError(`tensor '${t.name}' in ${name} has shape [${x.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
+    }
+    for (let i = 0; i < x.data.length; i++) {
+      if (!Number.isFinite(x.data[i]!)) throw argRangeError(`tensor '${t.name}' in ${name} has a non-finite value at index ${i}`);
+    }
+  }
+  specs.forEach((t, i) => set.view(i).set(tensors[t.name]!.data as Float32Array));
+}

@@ -1,0 +1,76 @@
+// AdapterPolicy configuration: the options of DESIGN.md §4, their defaults and checks,
+// and the packed form the native layer takes.
+import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+
+export type Pooling = 'mean' | 'max';
+export type AnchorType = 'concat' | 'aq_only' | 'raw_only';
+
+/** The built-in model's shape. Every field has a default ({@link DEFAULT_MODEL_CONFIG}). */
+export interface AdapterPolicyConfig {
+  /** Tokens per sample, T. */
+  tokens: number;
+  /** Token width, D. */
+  width: number;
+  /** Residual blocks, L. */
+  blocks: number;
+  /** LoRA rank, r. */
+  rank: number;
+  /** LoRA alpha: the update is (alpha / rank)·B·A. */
+  alpha: number;
+  /** Bridge block m (1..L): C_R is h after block m. Default floor(L/2) (at least 1). */
+  bridgeBlock: number;
+  /** Pooling over tokens. */
+  pooling: Pooling;
+  /** Which pooled features f (and the retention loss) use: concat(C_R, C_AQ), C_AQ only or C_R only. */
+  anchorType: AnchorType;
+  /** Action head hidden width, H. */
+  headWidth: number;
+  /** Action chunk length, K. */
+  chunk: number;
+  /** Action dimensions per step, A. */
+  actionDims: number;
+}
+
+/** The default configuration (the benchmark's "default"). bridgeBlock follows blocks. */
+export const DEFAULT_MODEL_CONFIG: Readonly<Omit<AdapterPolicyConfig, 'bridgeBlock'>> = Object.freeze({
+  tokens: 16, width: 256, blocks: 4, rank: 16, alpha: 32, pooling: 'mean', anchorType: 'concat',
+  headWidth: 256, chunk: 8, actionDims: 7,
+});
+
+const KEYS = ['tokens', 'width', 'blocks', 'rank', 'alpha', 'bridgeBlock', 'pooling', 'anchorType', 'headWidth', 'chunk', 'actionDims'] as const;
+const LIMITS: Record<string, number> = { tokens: 65536, width: 16384, blocks: 1024, rank: 16384, headWidth: 65536, chunk: 4096, actionDims: 4096 };
+
+function int(v: unknown, name: string, hi: number): number {
+  if (typeof v !== 'number') throw argTypeError(`${name} must be a number, got ${describeValue(v)}`);
+  if (!Number.isInteger(v) || v < 1 || v > hi) throw argRangeError(`${name} must be an integer from 1 to ${hi}, got ${v}`);
+  return v;
+}
+
+/** Fills defaults and checks every field; errors name the field (`config.rank`). */
+export function resolveModelConfig(config: Partial<AdapterPolicyConfig> = {}): AdapterPolicyConfig {
+  if (config === null || typeof config !== 'object') throw argTypeError(`config must be an object, got ${describeValue(config)}`);
+  checkKnownKeys(config, KEYS, 'config');
+  const c = { ...DEFAULT_MODEL_CONFIG, ...config } as AdapterPolicyConfig;
+  for (const k of Object.keys(LIMITS)) int(c[k as keyof AdapterPolicyConfig], `config.${k}`, LIMITS[k]!);
+  if (typeof c.alpha !== 'number' || !Number.isFinite(c.alpha) || c.alpha <= 0) {
+    throw argRangeError(`config.alpha must be a finite number > 0, got ${describeValue(c.alpha)}`);
+  }
+  c.bridgeBlock = config.bridgeBlock ?? Math.max(1, Math.floor(c.blocks / 2));
+  int(c.bridgeBlock, 'config.bridgeBlock', c.blocks);
+  if (c.pooling !== 'mean' && c.pooling !== 'max') throw argRangeError(`config.pooling must be 'mean' or 'max', got ${describeValue(c.pooling)}`);
+  if (!['concat', 'aq_only', 'raw_only'].includes(c.anchorType)) {
+    throw argRangeError(`config.anchorType must be 'concat', 'aq_only' or 'raw_only', got ${describeValue(c.anchorType)}`);
+  }
+  return Object.freeze(c);
+}
+
+/** Feature width F: 2D for concat, D otherwise. */
+export function featureWidth(c: AdapterPolicyConfig): number {
+  return c.anchorType === 'concat' ? 2 * c.width : c.width;
+}
+
+/** @internal The packed form for the native layer: [T, D, L, r, alpha, m, pool, anchor, H, K, A]. */
+export function packModelConfig(c: AdapterPolicyConfig): Float64Array {
+  return Float64Array.of(c.tokens, c.width, c.blocks, c.rank, c.alpha, c.bridgeBlock, c.pooling === 'max' ? 1 : 0,
+    c.anchorType === 'aq_only' ? 1 : c.anchorType === 'raw_only' ? 2 : 0, c.headWidth, c.chunk, c.actionDims);
+}

@@ -1,0 +1,7 @@
+// The built-in AdapterPolicy model.
+export { AdapterPolicy } from './adapter-policy.js';
+export type { ModelBatch, GradWriteOptions, ModelLosses, AdapterPolicyOptions } from './adapter-policy.js';
+export { DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth } from './config.js';
+export type { AdapterPolicyConfig, Pooling, AnchorType } from './config.js';
+export { trainableLayout, frozenLayout, anchorLayout } from './layout.js';
+export type { TensorSpec } from './layout.js';
