@@ -1,0 +1,138 @@
+// AdapterPolicy behaviour: B = 0 gives retention loss exactly 0, determinism across
+// thread counts, accumulate/scale semantics, the native matrix product, bad arguments.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AdapterPolicy, GradSet, setThreads, backendInfo } from '../dist/index.js';
+import { binding } from '../dist/native.js';
+import { Rng } from '../dist/data/rng.js';
+
+function batchFor(model, n, seed = 7) {
+  const rng = new Rng(seed);
+  const c = model.config;
+  return {
+    tokens: Float32Array.from({ length: n * c.tokens * c.width }, () => rng.normal()),
+    actions: Float32Array.from({ length: n * c.chunk * c.actionDims }, () => rng.range(-1, 1)),
+    size: n,
+  };
+}
+
+test('B = 0 gives retention loss exactly 0 (and g_ret exactly 0), whatever A is', () => {
+  for (const anchorType of ['concat', 'aq_only', 'raw_only']) for (const pooling of ['mean', 'max']) {
+    const model = AdapterPolicy.create({ tokens: 8, width: 40, blocks: 3, rank: 4, anchorType, pooling }, { seed: 5 });
+    // Train-like drift of A and the head only: B stays 0.
+    const rng = new Rng(1);
+    for (let l = 0; l < 3; l++) { const a = model.params.view(2 * l); for (let i = 0; i < a.length; i++) a[i] += rng.normal(); }
+    const gAct = model.newGradSet(), gRet = model.newGradSet();
+    const out = model.craftStep(batchFor(model, 5), gAct, gRet);
+    assert.equal(out.retentionLoss, 0);
+    assert.ok(gRet.data.every((x) => x === 0));
+    assert.ok(out.actionLoss > 0);
+  }
+});
+
+test('results are bit-identical for 1, 2 and 3 threads', () => {
+  const model = AdapterPolicy.create({ tokens: 16, width: 96, blocks: 4, rank: 8, headWidth: 64 }, { seed: 2 });
+  const rng = new Rng(3);
+  for (let l = 0; l < 4; l++) { const b = model.params.view(2 * l + 1); for (let i = 0; i < b.length; i++) b[i] = 0.05 * rng.normal(); }
+  const batch = batchFor(model, 13);
+  const runs = [];
+  const before = backendInfo().cpu.threads;
+  try {
+    for (const threads of [1, 2, 3]) {
+      setThreads(threads);
+      const gAct = model.newGradSet(), gRet = model.newGradSet();
+      const out = model.craftStep(batch, gAct, gRet);
+      runs.push({ out, gAct: gAct.toFlat(), gRet: gRet.toFlat() });
+    }
+  } finally {
+    setThreads(before);
+  }
+  assert.ok(runs[0].out.retentionLoss > 0);
+  for (const r of runs.slice(1)) {
+    assert.deepEqual(r.out, runs[0].out);
+    assert.deepEqual(r.gAct, runs[0].gAct);
+    assert.deepEqual(r.gRet, runs[0].gRet);
+  }
+});
+
+test('accumulate adds scale·grad; overwrite replaces', () => {
+  const model = AdapterPolicy.create({ tokens: 4, width: 24, blocks: 2, rank: 3 }, { seed: 9 });
+  const b = model.params.view(1);
+  b.fill(0.1);
+  const batch = batchFor(model, 3);
+  const g1 = model.newGradSet(), r1 = model.newGradSet();
+  model.craftStep(batch, g1, r1, { scale: 2 });
+  const g2 = model.newGradSet(), r2 = model.newGradSet();
+  g2.fill(Number.NaN); // overwrite must not read the old contents
+  r2.fill(Number.NaN);
+  model.craftStep(batch, g2, r2);
+  model.craftStep(batch, g2, r2, { accumulate: true });
+  assert.deepEqual(g2.data, g1.data);
+  assert.deepEqual(r2.data, r1.data);
+  // Baseline accumulate with a scale of 0.5 twice equals one plain call.
+  const g3 = model.newGradSet();
+  model.baselineStep(batch, g3, { accumulate: true, scale: 0.5 });
+  model.baselineStep(batch, g3, { accumulate: true, scale: 0.5 });
+  const g4 = model.newGradSet();
+  model.baselineStep(batch, g4);
+  assert.deepEqual(g3.data, g4.data);
+});
+
+test('the anchor is read in place: resetAnchor makes retention 0, editing the anchor changes it', () => {
+  const model = AdapterPolicy.create({ tokens: 4, width: 16, blocks: 2, rank: 2 }, { seed: 4 });
+  model.params.view(1).fill(0.2);
+  const batch = batchFor(model, 2);
+  const g = model.newGradSet(), r = model.newGradSet();
+  assert.ok(model.craftStep(batch, g, r).retentionLoss > 0);
+  model.resetAnchor();
+  assert.equal(model.craftStep(batch, g, r).retentionLoss, 0);
+  model.anchor.view(0)[0] += 1;
+  assert.ok(model.craftStep(batch, g, r).retentionLoss > 0);
+});
+
+test('native matrix product matches a float64 product for every transpose', () => {
+  const rng = new Rng(11);
+  for (const [M, N, K] of [[1, 1, 1], [13, 33, 7], [50, 70, 129], [3, 100, 2]]) for (const ta of [false, true]) for (const tb of [false, true]) for (const beta of [0, 1]) {
+    const a = Float32Array.from({ length: M * K }, () => rng.range(-1, 1));
+    const b = Float32Array.from({ length: K * N }, () => rng.range(-1, 1));
+    const c = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
+    const want = new Float64Array(M * N);
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += (ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+      want[i * N + j] = beta * c[i * N + j] + 0.5 * s;
+    }
+    binding.modelGemm(M, N, K, 0.5, a, ta, b, tb, beta, c);
+    for (let i = 0; i < M * N; i++) assert.ok(Math.abs(c[i] - want[i]) <= 1e-5 * (1 + K), `${M}x${N}x${K} ta=${ta} tb=${tb}: ${c[i]} vs ${want[i]}`);
+  }
+});
+
+test('bad arguments throw TypeError/RangeError naming the argument', () => {
+  assert.throws(() => AdapterPolicy.create({ rank: 0 }), { name: 'RangeError', message: /config\.rank/ });
+  assert.throws(() => AdapterPolicy.create({ blocks: 4, bridgeBlock: 5 }), /config\.bridgeBlock/);
+  assert.throws(() => AdapterPolicy.create({ pooling: 'sum' }), /config\.pooling/);
+  assert.throws(() => AdapterPolicy.create({ anchorType: 'both' }), /config\.anchorType/);
+  assert.throws(() => AdapterPolicy.create({ widht: 3 }), { name: 'TypeError', message: /unknown option 'widht'/ });
+  assert.throws(() => AdapterPolicy.create({}, { seed: -1 }), /options\.seed/);
+  const model = AdapterPolicy.create({ tokens: 4, width: 8, blocks: 2, rank: 2 });
+  const batch = batchFor(model, 2);
+  const g = model.newGradSet(), r = model.newGradSet();
+  assert.throws(() => model.craftStep(batch, g, GradSet.zeros([3])), { name: 'RangeError', message: /gRet does not have the model's trainable layout/ });
+  assert.throws(() => model.craftStep(batch, g, g), /different GradSets/);
+  assert.throws(() => model.craftStep(batch, new Float32Array(3), r), { name: 'TypeError', message: /gAct must be a GradSet/ });
+  assert.throws(() => model.craftStep({ ...batch, size: 3 }, g, r), /batch\.tokens has 64 values but batch\.size×T×D/);
+  assert.throws(() => model.craftStep({ ...batch, actions: new Float32Array(5) }, g, r), /batch\.actions/);
+  assert.throws(() => model.craftStep({ ...batch, tokens: [] }, g, r), { name: 'TypeError', message: /batch\.tokens must be a Float32Array/ });
+  assert.throws(() => model.baselineStep(batch, g, { scale: Infinity }), /options\.scale/);
+  assert.throws(() => model.baselineStep(batch, g, { acumulate: true }), /unknown option 'acumulate'/);
+  // The native boundary checks again, naming its arguments.
+  const cfg = Float64Array.of(4, 8, 2, 2, 2, 1, 0, 0, 256, 8, 7);
+  const p = model.params.data, f = model.frozen.data, a = model.anchor.data;
+  assert.throws(() => binding.modelStep(cfg, p.subarray(1), f, a, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), { name: 'RangeError', message: /^params has/ });
+  assert.throws(() => binding.modelStep(cfg, p, f, null, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), { name: 'TypeError', message: /anchor/ });
+  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, g.data, g.data, 0, false, 1), /gAct and gRet overlap/);
+  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, p, r.data, 0, false, 1), /gAct and params overlap/);
+  assert.throws(() => binding.modelStep(Float64Array.of(4, 8, 2, 2, 2, 3, 0, 0, 256, 8, 7), p, f, a, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), /config\.bridgeBlock/);
+  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, g.data, r.data, 7, false, 1), /mode/);
+  assert.throws(() => binding.modelGemm(2, 2, 2, 1, new Float32Array(3), false, new Float32Array(4), false, 0, new Float32Array(4)), /^RangeError: a has 3/);
+});
