@@ -26,3 +26,8 @@ export {
 export type {
   AdapterPolicyConfig, AdapterPolicyOptions, AnchorType, Pooling, ModelBatch, GradWriteOptions, ModelLosses, TensorSpec,
 } from './model/index.js';
+export {
+  syntheticDataset, taskInstruction, loadDatasetFile, saveDatasetFile, datasetFromTensors, subsetDataset, nShot,
+  splitByEpisode, gatherBatch, checkDatasetFits, Sampler, Rng,
+} from './data/index.js';
+export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, RngState } from './data/index.js';

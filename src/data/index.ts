@@ -1,0 +1,7 @@
+// Datasets for the built-in model: the synthetic default, files, splits and the sampler.
+export type { Dataset, DatasetBatch, SplitOptions } from './dataset.js';
+export { subsetDataset, nShot, splitByEpisode, gatherBatch, checkDatasetFits } from './dataset.js';
+export { syntheticDataset, taskInstruction, OBJECTS, GOALS, type SyntheticOptions } from './synthetic.js';
+export { loadDatasetFile, saveDatasetFile, datasetFromTensors } from './files.js';
+export { Sampler, type SamplerOptions, type SamplerState } from './sampler.js';
+export { Rng, type RngState } from './rng.js';
