@@ -19,6 +19,11 @@ struct GemmKernel {
   // top-left rows×cols of the tile (partial tiles at the edges).
   void (*micro)(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc,
                 int rows, int cols, float alpha, float beta);
+  // Model element loops (gelu_math.h, same bits on every ISA):
+  // Z[i,j] += b[j]; Hn[i,j] = H[i,j] + gelu(Z[i,j]) for `rows` rows of width D.
+  void (*biasGeluResidual)(float* Z, const float* b, const float* H, float* Hn, int64_t rows, int64_t D);
+  // out[i] = gelu'(Z[i]).
+  void (*geluGrad)(const float* Z, float* out, int64_t n);
 };
 
 const GemmKernel& gemmGenericKernel();

@@ -2,6 +2,7 @@
 // Compiled with -mavx2 -mfma; used only after cpu_features.cc confirmed support.
 #include <immintrin.h>
 
+#include "gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {
@@ -10,6 +11,25 @@ namespace gemm_avx2_isa {
 constexpr int MR = 6, NR = 16;
 
 #include "gemm_store.inc"
+constexpr int kVW = 8;
+struct VF {
+  __m256 v;
+  static VF splat(float x) { return {_mm256_set1_ps(x)}; }
+  static VF loadu(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static void storeu(float* p, VF x) { _mm256_storeu_ps(p, x.v); }
+  friend VF operator+(VF a, VF b) { return {_mm256_add_ps(a.v, b.v)}; }
+  friend VF operator-(VF a, VF b) { return {_mm256_sub_ps(a.v, b.v)}; }
+  friend VF operator*(VF a, VF b) { return {_mm256_mul_ps(a.v, b.v)}; }
+  friend VF operator/(VF a, VF b) { return {_mm256_div_ps(a.v, b.v)}; }
+  static VF minv(VF a, VF b) { return {_mm256_min_ps(a.v, b.v)}; }
+  static VF maxv(VF a, VF b) { return {_mm256_max_ps(a.v, b.v)}; }
+  static VF floorv(VF a) { return {_mm256_floor_ps(a.v)}; }
+  static VF pow2(VF n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n.v), _mm256_set1_epi32(127));
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(e, 23))};
+  }
+};
+#include "gelu_body.inc"
 
 void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
            float beta) {
@@ -35,7 +55,7 @@ void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, i
 }  // namespace gemm_avx2_isa
 
 const GemmKernel& gemmAvx2Kernel() {
-  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro};
+  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows};
   return k;
 }
 

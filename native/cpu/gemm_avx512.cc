@@ -2,6 +2,13 @@
 // into the FMAs. Compiled with -mavx512f; used only after cpu_features.cc confirmed support.
 #include <immintrin.h>
 
+// GCC 12's AVX-512 intrinsic headers trip -Wmaybe-uninitialized on their own
+// _mm512_undefined_* placeholders (a false positive in the system header).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include "gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {
@@ -10,6 +17,25 @@ namespace gemm_avx512_isa {
 constexpr int MR = 12, NR = 32;
 
 #include "gemm_store.inc"
+constexpr int kVW = 16;
+struct VF {
+  __m512 v;
+  static VF splat(float x) { return {_mm512_set1_ps(x)}; }
+  static VF loadu(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static void storeu(float* p, VF x) { _mm512_storeu_ps(p, x.v); }
+  friend VF operator+(VF a, VF b) { return {_mm512_add_ps(a.v, b.v)}; }
+  friend VF operator-(VF a, VF b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  friend VF operator*(VF a, VF b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  friend VF operator/(VF a, VF b) { return {_mm512_div_ps(a.v, b.v)}; }
+  static VF minv(VF a, VF b) { return {_mm512_min_ps(a.v, b.v)}; }
+  static VF maxv(VF a, VF b) { return {_mm512_max_ps(a.v, b.v)}; }
+  static VF floorv(VF a) { return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)}; }
+  static VF pow2(VF n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n.v), _mm512_set1_epi32(127));
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(e, 23))};
+  }
+};
+#include "gelu_body.inc"
 
 void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
            float beta) {
@@ -121,7 +147,7 @@ double fmaLoop(int64_t iters) {
 }  // namespace gemm_avx512_isa
 
 const GemmKernel& gemmAvx512Kernel() {
-  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro};
+  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
   return k;
 }
 

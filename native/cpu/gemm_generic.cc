@@ -1,6 +1,7 @@
 // Portable micro-kernel: std::fma per step so that its bits equal the FMA variants'.
 #include <cmath>
 
+#include "gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {
@@ -9,6 +10,13 @@ namespace gemm_generic_isa {
 constexpr int MR = 4, NR = 16;
 
 #include "gemm_store.inc"
+constexpr int kVW = 1;
+struct VF : ScalarF {
+  VF(ScalarF s) : ScalarF(s) {}
+  static VF loadu(const float* p) { return ScalarF{*p}; }
+  static void storeu(float* p, ScalarF v) { *p = v.v; }
+};
+#include "gelu_body.inc"
 
 void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
            float beta) {
@@ -25,7 +33,7 @@ void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, i
 }  // namespace gemm_generic_isa
 
 const GemmKernel& gemmGenericKernel() {
-  static const GemmKernel k{"generic", gemm_generic_isa::MR, gemm_generic_isa::NR, gemm_generic_isa::micro};
+  static const GemmKernel k{"generic", gemm_generic_isa::MR, gemm_generic_isa::NR, gemm_generic_isa::micro, gemm_generic_isa::biasGeluResidual, gemm_generic_isa::geluGradRows};
   return k;
 }
 

@@ -2,7 +2,7 @@
 //
 // Forward per block: W_eff = W + s·B·A (s = α/r, formed once per call: D²r flops, and with
 // B = 0 it is W bit for bit, so B = 0 gives retention loss exactly 0), z = h·W_effᵀ + b,
-// h ← h + gelu(z). GELU is the tanh form, PyTorch's nn.GELU(approximate='tanh').
+// h ← h + gelu(z). GELU is the tanh form, PyTorch's nn.GELU(approximate='tanh') (gelu_math.h).
 // Backward: the action and retention upstream gradients are stacked as S = 2 row blocks
 // (2·M rows) so that gelu', the input-gradient product dZ·W_eff and dZ·B each run once
 // for both losses; only the per-loss weight gradients are separate products.
@@ -12,23 +12,13 @@
 #include <cstring>
 #include <vector>
 
+#include "gelu_math.h"
 #include "gemm.h"
 #include "parallel.h"
 
 namespace craftgrad {
 namespace {
 
-constexpr float kGeluC = 0.7978845608028654f;  // sqrt(2/pi)
-constexpr float kGeluA = 0.044715f;
-
-inline float gelu(float x) {
-  const float t = std::tanh(kGeluC * (x + kGeluA * x * x * x));
-  return 0.5f * x * (1.0f + t);
-}
-inline float geluGrad(float x) {
-  const float t = std::tanh(kGeluC * (x + kGeluA * x * x * x));
-  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * kGeluC * (1.0f + 3.0f * kGeluA * x * x);
-}
 
 MatRef mat(const float* p, int64_t ld, bool trans = false) { return MatRef{p, ld, trans}; }
 
@@ -54,13 +44,9 @@ void blockForward(const ModelConfig& c, int64_t M, const float* H, const float* 
                   float* Hn) {
   const int64_t D = c.D;
   gemm(M, D, D, 1.0f, mat(H, D), mat(Weff, D, true), 0.0f, Z, D);
-  parallelRanges(M, 32, [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i)
-      for (int64_t j = 0; j < D; ++j) {
-        const float z = Z[i * D + j] + b[j];
-        Z[i * D + j] = z;
-        Hn[i * D + j] = H[i * D + j] + gelu(z);
-      }
+  const GemmKernel& k = gemmKernel();
+  parallelRanges(M, 64, [&](int64_t r0, int64_t r1) {
+    k.biasGeluResidual(Z + r0 * D, b, H + r0 * D, Hn + r0 * D, r1 - r0, D);
   });
 }
 
@@ -149,7 +135,7 @@ ModelStepResult modelStepCpu(const ModelConfig& c, const ModelStepArgs& a) {
 
   thread_local Arena arena;
   const int64_t need = (n * D * D + D * D) + (n + 1) * MD + n * MD + 2 * MD + MD + 2 * B * F + 2 * B * Hd +
-                       2 * B * KA + 2 * S * MD + M * r + S * M * r + S * B * F + B * Hd + 4 * B * D + 64 * 16;
+                       2 * B * KA + 2 * S * MD + MD + M * r + S * M * r + S * B * F + B * Hd + 4 * B * D + 64 * 16;
   if (arena.buf.size() < static_cast<size_t>(need)) arena.buf.resize(need);
   arena.used = 0;
   float* Weff = arena.take(n * D * D);
@@ -238,6 +224,7 @@ ModelStepResult modelStepCpu(const ModelConfig& c, const ModelStepArgs& a) {
   float* dZ = arena.take(S * MD);
   float* u = arena.take(M * r);
   float* V = arena.take(S * M * r);
+  float* gd = arena.take(MD);  // gelu'(Z_l), shared by both streams
   std::memset(G, 0, sizeof(float) * S * MD);
   const float sl = c.loraScale() * sc;
   for (int64_t l = n - 1; l >= 0; --l) {
@@ -247,11 +234,10 @@ ModelStepResult modelStepCpu(const ModelConfig& c, const ModelStepArgs& a) {
     }
     const float* Zl = Zs + l * MD;
     const float* Hl = Hs + l * MD;
-    parallelRanges(M, 32, [&](int64_t r0, int64_t r1) {
-      for (int64_t i = r0 * D; i < r1 * D; ++i) {
-        const float g = geluGrad(Zl[i]);
-        for (int64_t s = 0; s < S; ++s) dZ[s * MD + i] = G[s * MD + i] * g;
-      }
+    parallelRanges(M, 64, [&](int64_t r0, int64_t r1) {
+      gemmKernel().geluGrad(Zl + r0 * D, gd + r0 * D, (r1 - r0) * D);
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t i = r0 * D; i < r1 * D; ++i) dZ[s * MD + i] = G[s * MD + i] * gd[i];
     });
     const float* Al = P + lay.loraA[l];
     const float* Bl = P + lay.loraB[l];
