@@ -136,3 +136,25 @@ test('bad arguments throw TypeError/RangeError naming the argument', () => {
   assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, g.data, r.data, 7, false, 1), /mode/);
   assert.throws(() => binding.modelGemm(2, 2, 2, 1, new Float32Array(3), false, new Float32Array(4), false, 0, new Float32Array(4)), /^RangeError: a has 3/);
 });
+
+test('same bits on every CPU kernel variant and thread count (child processes)', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('./fixtures/model-step-digest.mjs', import.meta.url));
+  const variants = backendInfo().cpu.available;
+  for (const pooling of ['mean', 'max']) {
+    const results = [];
+    for (const isa of variants) for (const threads of ['1', '3']) {
+      const r = spawnSync(process.execPath, [script, pooling], { env: { ...process.env, CRAFTGRAD_CPU_ISA: isa, CRAFTGRAD_THREADS: threads }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.isa, isa);
+      results.push(out);
+    }
+    for (const r of results.slice(1)) {
+      assert.equal(r.digest, results[0].digest, `${r.isa}/${r.threads} threads differs from ${results[0].isa}/${results[0].threads}`);
+      assert.equal(r.actionLoss, results[0].actionLoss);
+      assert.equal(r.retentionLoss, results[0].retentionLoss);
+    }
+  }
+});
