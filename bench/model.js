@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// node bench/model.js [--record] [--batch 32] [--steps 20] [--no-torch]
+// The built-in AdapterPolicy on the CPU, default configuration:
+//  1. the matrix products on the model's own shapes, in GFLOP/s and as a fraction of the
+//     fp32 peak measured in the same run (a tight loop of independent AVX-512 FMAs on
+//     every pool thread: fmaPeakGflops);
+//  2. training-step throughput (samples/s): a CRaFT step (craftStep: shared forward, anchor
+//     forward, stacked backward; surgery; AdamW) and a baseline step, against the same
+//     model and the per-tensor CRaFT loop of DESIGN.md §1 in PyTorch (bench/model_torch.py,
+//     run with /usr/bin/python3 on the same threads).
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { AdapterPolicy, surgery, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { binding } from '../dist/native.js';
+import { machine, recordSection } from './common.js';
+
+/** Best-of-`reps` wall time in seconds (after `warmup` runs): on a shared machine interference only adds time. */
+function timeIt(fn, { reps = 5, warmup = 1 } = {}) {
+  for (let i = 0; i < warmup; ++i) fn();
+  let best = Infinity;
+  for (let i = 0; i < reps; ++i) {
+    const start = process.hrtime.bigint();
+    fn();
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return best;
+}
+
+const { values: args } = parseArgs({
+  options: {
+    record: { type: 'boolean', default: false }, batch: { type: 'string', default: '32' },
+    steps: { type: 'string', default: '20' }, 'no-torch': { type: 'boolean', default: false },
+  },
+});
+const batchSize = Number(args.batch), steps = Number(args.steps);
+const info = backendInfo();
+const threads = info.cpu.threads;
+
+// ---- peak ----
+const peak = binding.fmaPeakGflops(1.0);
+
+// ---- matrix products on the model's shapes ----
+const model = AdapterPolicy.create({}, { seed: 0 });
+const c = model.config;
+const M = batchSize * c.tokens, D = c.width, r = c.rank;
+const shapes = [
+  ['block forward  h·W_effᵀ', M, D, D, false, true],
+  ['input grad     dZ·W_eff (2 streams)', 2 * M, D, D, false, false],
+  ['LoRA           h·Aᵀ', M, r, D, false, true],
+  ['LoRA grad      dZᵀ·u', D, r, M, true, false],
+  ['LoRA grad      Vᵀ·h', r, D, M, true, false],
+];
+const gemmRows = [];
+for (const [label, m, n, k, ta, tb] of shapes) {
+  const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), out = new Float32Array(m * n);
+  const reps = Math.max(3, Math.round(2e9 / (2 * m * n * k)));
+  const t = timeIt(() => { for (let i = 0; i < reps; i++) binding.modelGemm(m, n, k, 1, a, ta, b, tb, 0, out); }, { reps: 5, warmup: 1 }) / reps;
+  gemmRows.push({ label, m, n, k, gflops: (2 * m * n * k) / t / 1e9 });
+}
+
+// ---- training steps ----
+const ds = syntheticDataset({ tasks: 8, episodesPerTask: 4, stepsPerEpisode: 16, tokens: c.tokens, width: c.width, chunk: c.chunk, actionDims: c.actionDims });
+const sampler = new Sampler(ds.size, { batchSize, seed: 0, dropLast: true });
+// Mid-training weights: B ≠ 0 so the retention stream is not trivially zero.
+for (let l = 0; l < c.blocks; l++) { const v = model.params.view(2 * l + 1); for (let i = 0; i < v.length; i++) v[i] = 0.01 * Math.sin(i); }
+const gAct = model.newGradSet(), gRet = model.newGradSet();
+const m1 = new Float32Array(model.params.numElements), v1 = new Float32Array(model.params.numElements);
+let t = 0, lambda = 0.05;
+function adamw(p, g) {
+  t++;
+  const lr = 1e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
+  const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
+  for (let i = 0; i < p.length; i++) {
+    const gi = g[i];
+    m1[i] = b1 * m1[i] + (1 - b1) * gi;
+    v1[i] = b2 * v1[i] + (1 - b2) * gi * gi;
+    p[i] = p[i] * (1 - lr * wd) - (lr * (m1[i] / bc1)) / (Math.sqrt(v1[i] / bc2) + eps);
+  }
+}
+let batch = gatherBatch(ds, sampler.next());
+function craftStep() {
+  batch = gatherBatch(ds, sampler.next(), batch);
+  const losses = model.craftStep(batch, gAct, gRet);
+  const s = surgery(gAct, gRet, { lambda, out: gAct });
+  adamw(model.params.data, s.out.data);
+  lambda = Math.max(0, lambda + 0.01 * (losses.retentionLoss - 1e-3));
+}
+function baselineStep() {
+  batch = gatherBatch(ds, sampler.next(), batch);
+  model.baselineStep(batch, gAct);
+  adamw(model.params.data, gAct.data);
+}
+const craftS = timeIt(() => { for (let i = 0; i < steps; i++) craftStep(); }, { reps: 5, warmup: 1 }) / steps;
+const baseS = timeIt(() => { for (let i = 0; i < steps; i++) baselineStep(); }, { reps: 5, warmup: 1 }) / steps;
+const modelOnlyS = timeIt(() => model.craftStep(batch, gAct, gRet), { reps: 20, warmup: 2 });
+
+// Matrix-product flops of one CRaFT model call (forward, anchor forward, stacked backward).
+const F = 2 * D, H = c.headWidth, KA = c.chunk * c.actionDims, B = batchSize, L = c.blocks;
+const blockFwd = 2 * M * D * D + 2 * D * D * r;
+const fwdFlops = L * blockFwd + 2 * B * F * H + 2 * B * H * KA;
+const bwdFlops = 2 * B * H * KA * 2 + 2 * B * F * H * 2 + L * (2 * M * D * r * 7 + 2 * 2 * M * D * D);
+const stepFlops = 2 * L * blockFwd + 2 * B * F * H + 2 * B * H * KA + bwdFlops;
+
+// ---- PyTorch peer ----
+let torch = null;
+if (!args['no-torch']) {
+  const script = fileURLToPath(new URL('./model_torch.py', import.meta.url));
+  // PyTorch's OpenMP threads and OpenBLAS's own threads oversubscribe the cores together;
+  // run both settings of OPENBLAS_NUM_THREADS and keep the faster figure of each step kind.
+  for (const blasThreads of ['1', String(threads)]) {
+    const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: blasThreads };
+    const res = spawnSync('/usr/bin/python3', [script, '--batch', String(batchSize), '--steps', String(steps), '--threads', String(threads)], { encoding: 'utf8', env });
+    if (res.status !== 0) {
+      console.error(`PyTorch baseline not run: ${res.stderr || res.error}`);
+      break;
+    }
+    const r = JSON.parse(res.stdout.trim().split('\n').pop());
+    torch = torch ? { ...torch, craft_s: Math.min(torch.craft_s, r.craft_s), baseline_s: Math.min(torch.baseline_s, r.baseline_s) } : r;
+  }
+}
+
+const pct = (x) => `${(100 * x).toFixed(0)}%`;
+const lines = [];
+lines.push(`- machine: ${machine()}; ISA ${info.cpu.isa}, ${threads} threads`);
+lines.push(`- command: \`node bench/model.js${args.record ? ' --record' : ''}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
+lines.push(`- config: T=${c.tokens} D=${D} L=${L} r=${r} alpha=${c.alpha} m=${c.bridgeBlock} ${c.pooling}/${c.anchorType} H=${H} K=${c.chunk} A=${c.actionDims} (${model.params.numElements} trainable values)`);
+lines.push(`- fp32 peak measured in this run: ${peak.toFixed(0)} GFLOP/s (${threads} threads × independent AVX-512 FMA chains)`);
+lines.push('');
+lines.push('| matrix product (M×N×K) | GFLOP/s | of peak |');
+lines.push('|---|---:|---:|');
+for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} |`);
+lines.push(`| whole craftStep call (matmul flops / call time) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |`);
+lines.push('');
+lines.push('| training step | craftgrad samples/s | PyTorch samples/s | ratio |');
+lines.push('|---|---:|---:|---:|');
+const row = (label, s, ts) => lines.push(`| ${label} | ${(batchSize / s).toFixed(0)} | ${ts ? (batchSize / ts).toFixed(0) : 'n/a'} | ${ts ? `${(ts / s).toFixed(2)}x` : 'n/a'} |`);
+row('CRaFT (model + surgery + AdamW)', craftS, torch?.craft_s);
+row('baseline (model + AdamW)', baseS, torch?.baseline_s);
+lines.push(`| model call alone (craftStep) | ${(batchSize / modelOnlyS).toFixed(0)} | | |`);
+if (torch) lines.push(`\nPyTorch ${torch.version}, ${torch.threads} threads (torch.set_num_threads), same model in fp32, CRaFT as the seed's per-tensor loop (one host sync per tensor); BLAS: ${torch.blas}; best of OPENBLAS_NUM_THREADS=1 and =${threads}.`);
+const text = lines.join('\n');
+console.log(text);
+if (args.record) recordSection('model-cpu', `## Built-in model on the CPU (issue 5)\n\n${text}`);
