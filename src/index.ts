@@ -21,10 +21,10 @@ export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, Hos
 export type { LrSchedule, LrScheduleKind, StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './train/index.js';
 export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups, TrainerTensorInput } from './train/index.js';
 export {
-  AdapterPolicy, DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth, trainableLayout, frozenLayout, anchorLayout,
+  AdapterPolicy, AdapterPolicySource, DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth, trainableLayout, frozenLayout, anchorLayout,
 } from './model/index.js';
 export type {
-  AdapterPolicyConfig, AdapterPolicyOptions, AnchorType, Pooling, ModelBatch, GradWriteOptions, ModelLosses, TensorSpec,
+  AdapterPolicyConfig, AdapterPolicyOptions, AdapterPolicySourceOptions, AdapterPolicySourceState, AnchorType, Pooling, ModelBatch, GradWriteOptions, ModelLosses, TensorSpec,
 } from './model/index.js';
 export {
   syntheticDataset, taskInstruction, loadDatasetFile, saveDatasetFile, datasetFromTensors, subsetDataset, nShot,

@@ -5,3 +5,5 @@ export { DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth } from './config
 export type { AdapterPolicyConfig, Pooling, AnchorType } from './config.js';
 export { trainableLayout, frozenLayout, anchorLayout } from './layout.js';
 export type { TensorSpec } from './layout.js';
+export { AdapterPolicySource } from './source.js';
+export type { AdapterPolicySourceOptions, AdapterPolicySourceState } from './source.js';
