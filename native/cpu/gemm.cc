@@ -45,12 +45,16 @@ void packA(const MatRef& A, int64_t M, int64_t K, int mr, int64_t ip, float* dst
       for (; i < mr; ++i) d[i] = 0.0f;
     }
   } else {
-    for (int i = 0; i < mr; ++i) {
-      if (i < rows) {
-        const float* src = A.p + (i0 + i) * A.ld;
-        for (int64_t k = 0; k < K; ++k) dst[k * mr + i] = src[k];
-      } else {
-        for (int64_t k = 0; k < K; ++k) dst[k * mr + i] = 0.0f;
+    // Row-major A: gather one k across the panel's rows (mr sequential read streams,
+    // sequential writes), in blocks of 16 k so each row's cache line is used fully.
+    const float* src[32];
+    for (int i = 0; i < mr; ++i) src[i] = A.p + (i0 + (i < rows ? i : 0)) * A.ld;
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+      const int64_t k1 = std::min<int64_t>(K, k0 + 16);
+      for (int64_t k = k0; k < k1; ++k) {
+        float* d = dst + k * mr;
+        for (int i = 0; i < rows; ++i) d[i] = src[i][k];
+        for (int i = rows; i < mr; ++i) d[i] = 0.0f;
       }
     }
   }
@@ -69,13 +73,13 @@ void packB(const MatRef& B, int64_t N, int64_t K, int nr, int64_t jp, float* dst
       for (; j < nr; ++j) d[j] = 0.0f;
     }
   } else {
-    for (int j = 0; j < nr; ++j) {
-      if (j < cols) {
-        const float* src = B.p + (j0 + j) * B.ld;
-        for (int64_t k = 0; k < K; ++k) dst[k * nr + j] = src[k];
-      } else {
-        for (int64_t k = 0; k < K; ++k) dst[k * nr + j] = 0.0f;
-      }
+    // Transposed B: same gather as packA's row-major case, over nr columns.
+    const float* src[32];
+    for (int j = 0; j < nr; ++j) src[j] = B.p + (j0 + (j < cols ? j : 0)) * B.ld;
+    for (int64_t k = 0; k < K; ++k) {
+      float* d = dst + k * nr;
+      for (int j = 0; j < cols; ++j) d[j] = src[j][k];
+      for (int j = cols; j < nr; ++j) d[j] = 0.0f;
     }
   }
 }
@@ -97,22 +101,22 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
     return;
   }
   const int64_t nMp = (M + mr - 1) / mr, nNp = (N + nr - 1) / nr;
+  // Full row panels of A are read in place by the micro-kernel (no packing pass); only a
+  // partial last panel is packed, zero-padded. B is packed into nr-column panels.
+  const bool edgeA = M % mr != 0;
   // Packing buffers belong to the calling thread and are reused across calls: no page
   // faults per product. Pool workers write into them through the pointers.
   thread_local std::vector<float> bufA, bufB;
-  if (bufA.size() < static_cast<size_t>(nMp * mr * K)) bufA.resize(nMp * mr * K);
+  if (edgeA && bufA.size() < static_cast<size_t>(mr * K)) bufA.resize(mr * K);
   if (bufB.size() < static_cast<size_t>(nNp * nr * K)) bufB.resize(nNp * nr * K);
   float* pa = bufA.data();
   float* pb = bufB.data();
+  if (edgeA) packA(A, M, K, mr, nMp - 1, pa);
 
   // Below ~64k multiply-adds per worker the pool's wake-up costs more than it saves.
-  const int64_t panelWork = std::max<int64_t>(1, K * std::max(mr, nr));
-  const int64_t minPanels = std::max<int64_t>(1, 65536 / panelWork);
-  parallelRanges(nMp + nNp, minPanels, [&](int64_t b, int64_t e) {
-    for (int64_t p = b; p < e; ++p) {
-      if (p < nMp) packA(A, M, K, mr, p, pa + p * mr * K);
-      else packB(B, N, K, nr, p - nMp, pb + (p - nMp) * nr * K);
-    }
+  const int64_t panelWork = std::max<int64_t>(1, K * nr);
+  parallelRanges(nNp, std::max<int64_t>(1, 65536 / panelWork), [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) packB(B, N, K, nr, p, pb + p * nr * K);
   });
   const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
   const int64_t minTiles = std::max<int64_t>(1, 65536 / tileWork);
@@ -122,7 +126,16 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
       const int64_t ip = t / nNp, jp = t % nNp;
       const int rows = static_cast<int>(std::min<int64_t>(mr, M - ip * mr));
       const int cols = static_cast<int>(std::min<int64_t>(nr, N - jp * nr));
-      kern.micro(K, pa + ip * mr * K, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
+      const float* ap;
+      int64_t astride, arow;
+      if (rows < mr) {
+        ap = pa, astride = mr, arow = 1;
+      } else if (A.trans) {
+        ap = A.p + ip * mr, astride = A.ld, arow = 1;
+      } else {
+        ap = A.p + ip * mr * A.ld, astride = 1, arow = A.ld;
+      }
+      kern.micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
     }
   });
 }

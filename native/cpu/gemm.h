@@ -15,10 +15,12 @@ namespace craftgrad {
 struct GemmKernel {
   const char* name;
   int mr, nr;  // tile rows and columns; nr is a multiple of the ISA's vector width
-  // acc(mr×nr) = Σ_k ap[k*mr+i]·bp[k*nr+j]; C[i,j] = beta·C[i,j] + alpha·acc for the
-  // top-left rows×cols of the tile (partial tiles at the edges).
-  void (*micro)(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc,
-                int rows, int cols, float alpha, float beta);
+  // acc(mr×nr) = Σ_k a(i,k)·bp[k*nr+j] with a(i,k) = ap[k*astride + i*arow] (a packed
+  // panel: astride = mr, arow = 1; A read in place: transposed (lda, 1) or row-major
+  // (1, lda)); C[i,j] = beta·C[i,j] + alpha·acc for the top-left rows×cols of the tile.
+  // All mr rows of `a` are read, so partial row panels must be packed (zero-padded).
+  void (*micro)(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
+                int64_t ldc, int rows, int cols, float alpha, float beta);
   // Model element loops (gelu_math.h, same bits on every ISA):
   // Z[i,j] += b[j]; Hn[i,j] = H[i,j] + gelu(Z[i,j]) for `rows` rows of width D.
   void (*biasGeluResidual)(float* Z, const float* b, const float* H, float* Hn, int64_t rows, int64_t D);

@@ -31,15 +31,15 @@ struct VF {
 };
 #include "gelu_body.inc"
 
-void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
-           float beta) {
+void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C, int64_t ldc,
+           int rows, int cols, float alpha, float beta) {
   __m256 c[MR][2];
   for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const __m256 b0 = _mm256_loadu_ps(bp + k * NR), b1 = _mm256_loadu_ps(bp + k * NR + 8);
-    const float* a = ap + k * MR;
+    const float* a = ap + k * astride;
     for (int i = 0; i < MR; ++i) {
-      const __m256 ai = _mm256_broadcast_ss(a + i);
+      const __m256 ai = _mm256_broadcast_ss(a + i * arow);
       c[i][0] = _mm256_fmadd_ps(ai, b0, c[i][0]);
       c[i][1] = _mm256_fmadd_ps(ai, b1, c[i][1]);
     }

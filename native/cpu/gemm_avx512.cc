@@ -37,17 +37,36 @@ struct VF {
 };
 #include "gelu_body.inc"
 
-void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
-           float beta) {
+void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C, int64_t ldc,
+           int rows, int cols, float alpha, float beta) {
   __m512 c[MR][2];
   for (int i = 0; i < MR; ++i) c[i][0] = c[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
-    const float* a = ap + k * MR;
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
-      c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+  if (arow == 1) {
+    // Packed panel or transposed A: the mr values of one k are contiguous.
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
+      const float* a = ap + k * astride;
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
+        c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+      }
+    }
+  } else {
+    // Row-major A read in place (astride 1): two groups of 6 row pointers keep the
+    // address registers within the 16 GPRs.
+    const float* a0 = ap;
+    const float* a6 = ap + 6 * arow;
+    const int64_t r1 = arow, r2 = 2 * arow, r3 = 3 * arow, r4 = 4 * arow, r5 = 5 * arow;
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b0 = _mm512_loadu_ps(bp + k * NR), b1 = _mm512_loadu_ps(bp + k * NR + 16);
+      const float av[MR] = {a0[k], a0[k + r1], a0[k + r2], a0[k + r3], a0[k + r4], a0[k + r5],
+                            a6[k], a6[k + r1], a6[k + r2], a6[k + r3], a6[k + r4], a6[k + r5]};
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(av[i]);
+        c[i][0] = _mm512_fmadd_ps(ai, b0, c[i][0]);
+        c[i][1] = _mm512_fmadd_ps(ai, b1, c[i][1]);
+      }
     }
   }
   const __m512 va = _mm512_set1_ps(alpha);

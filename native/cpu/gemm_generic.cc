@@ -18,11 +18,12 @@ struct VF : ScalarF {
 };
 #include "gelu_body.inc"
 
-void micro(int64_t K, const float* ap, const float* bp, float* C, int64_t ldc, int rows, int cols, float alpha,
-           float beta) {
+void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C, int64_t ldc,
+           int rows, int cols, float alpha, float beta) {
   float acc[MR * NR] = {};
   for (int64_t k = 0; k < K; ++k) {
-    const float* a = ap + k * MR;
+    float a[MR];
+    for (int i = 0; i < MR; ++i) a[i] = ap[k * astride + i * arow];
     const float* b = bp + k * NR;
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j) acc[i * NR + j] = std::fma(a[i], b[j], acc[i * NR + j]);
