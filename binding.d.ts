@@ -104,6 +104,9 @@ export interface NativeBinding {
   modelStep(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
     tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
     mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
+  modelStepAsync(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
+    tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
+    mode: number, accumulate: boolean, scale: number): Promise<{ actionLoss: number; retentionLoss: number }>;
   /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
   modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
     b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;

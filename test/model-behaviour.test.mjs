@@ -158,3 +158,19 @@ test('same bits on every CPU kernel variant and thread count (child processes)',
     }
   }
 });
+
+test('craftStepAsync / baselineStepAsync give the same bits off the main thread; bad calls reject', async () => {
+  const model = AdapterPolicy.create({ tokens: 6, width: 40, blocks: 3, rank: 4, headWidth: 24 }, { seed: 6 });
+  model.params.view(3).fill(0.03);
+  const batch = batchFor(model, 5);
+  const g1 = model.newGradSet(), r1 = model.newGradSet(), g2 = model.newGradSet(), r2 = model.newGradSet();
+  const sync = model.craftStep(batch, g1, r1, { scale: 0.5 });
+  const [asyncOut] = await Promise.all([model.craftStepAsync(batch, g2, r2, { scale: 0.5 }), Promise.resolve()]);
+  assert.deepEqual(asyncOut, sync);
+  assert.deepEqual(g2.data, g1.data);
+  assert.deepEqual(r2.data, r1.data);
+  const b = await model.baselineStepAsync(batch, g2);
+  assert.equal(b.actionLoss, sync.actionLoss);
+  await assert.rejects(model.craftStepAsync(batch, g2, g2), /different GradSets/);
+  await assert.rejects(model.baselineStepAsync({ ...batch, size: 2 }, g2), /batch\.tokens/);
+});

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <string>
+#include <initializer_list>
+#include <vector>
 
 #include "../core/model_desc.h"
 #include "../cpu/gemm.h"
@@ -52,53 +54,113 @@ ModelConfig readConfig(const Napi::CallbackInfo& info) {
   return c;
 }
 
-}  // namespace
+// Everything a model call needs, parsed and validated on the JS thread.
+struct ModelCall {
+  ModelConfig config;
+  ModelStepArgs args;
+  std::vector<napi_value> keepAlive;  // backing ArrayBuffers (for the async worker)
 
-Napi::Value ModelStep(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    napi_env env = info.Env();
-    const ModelConfig c = readConfig(info);
-    const ModelLayout lay = modelLayout(c);
-    ModelStepArgs a;
-    const int64_t mode = readInt(env, info[9], "mode", 0, 3);
-    a.mode = static_cast<ModelMode>(mode);
-    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
-    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
-    const F32View params = needLength(env, info[1], "params", lay.paramCount, "the model's trainable layout");
-    const F32View frozen = needLength(env, info[2], "frozen", lay.frozenCount, "the model's frozen layout");
-    F32View anchor;
-    if (withRet) anchor = needLength(env, info[3], "anchor", lay.anchorCount, "the model's anchor layout");
-    const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
-    const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
-    F32View gAct, gRet;
-    if (withGrad) gAct = needLength(env, info[7], "gAct", lay.paramCount, "the model's trainable layout");
-    if (a.mode == ModelMode::Craft) gRet = needLength(env, info[8], "gRet", lay.paramCount, "the model's trainable layout");
-    a.accumulate = readBool(env, info[10], "accumulate");
-    const double scale = readNumber(env, info[11], "scale");
-    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
-    a.scale = static_cast<float>(scale);
-    // Outputs must not alias inputs or each other: the kernels read inputs after writing outputs.
-    const std::pair<const F32View*, const char*> ins[] = {
-        {&params, "params"}, {&frozen, "frozen"}, {&anchor, "anchor"}, {&tokens, "tokens"}, {&actions, "actions"}};
-    for (auto out : {std::make_pair(&gAct, "gAct"), std::make_pair(&gRet, "gRet")}) {
-      for (const auto& in : ins)
-        if (overlaps(*out.first, *in.first))
-          throw rangeError(std::string(out.second) + " and " + in.second + " overlap in memory");
-    }
-    if (overlaps(gAct, gRet)) throw rangeError("gAct and gRet overlap in memory");
-    a.params = params.data;
-    a.frozen = frozen.data;
-    a.anchor = anchor.data;
-    a.tokens = tokens.data;
-    a.actions = actions.data;
-    a.gAct = gAct.data;
-    a.gRet = gRet.data;
-    const ModelStepResult r = modelStepCpu(c, a);
+  Napi::Value result(Napi::Env env, const ModelStepResult& r) const {
     Napi::Object out = Napi::Object::New(env);
     out.Set("actionLoss", r.actionLoss);
     out.Set("retentionLoss", r.retentionLoss);
     return out;
+  }
+};
+
+ModelCall parseModelCall(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  ModelCall call;
+  const ModelConfig c = readConfig(info);
+  call.config = c;
+  const ModelLayout lay = modelLayout(c);
+  ModelStepArgs& a = call.args;
+  const int64_t mode = readInt(env, info[9], "mode", 0, 3);
+  a.mode = static_cast<ModelMode>(mode);
+  const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+  const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+  a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
+  const F32View params = needLength(env, info[1], "params", lay.paramCount, "the model's trainable layout");
+  const F32View frozen = needLength(env, info[2], "frozen", lay.frozenCount, "the model's frozen layout");
+  F32View anchor;
+  if (withRet) anchor = needLength(env, info[3], "anchor", lay.anchorCount, "the model's anchor layout");
+  const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
+  const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
+  F32View gAct, gRet;
+  if (withGrad) gAct = needLength(env, info[7], "gAct", lay.paramCount, "the model's trainable layout");
+  if (a.mode == ModelMode::Craft) gRet = needLength(env, info[8], "gRet", lay.paramCount, "the model's trainable layout");
+  a.accumulate = readBool(env, info[10], "accumulate");
+  const double scale = readNumber(env, info[11], "scale");
+  if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
+  a.scale = static_cast<float>(scale);
+  // Outputs must not alias inputs or each other: the kernels read inputs after writing outputs.
+  const std::pair<const F32View*, const char*> ins[] = {
+      {&params, "params"}, {&frozen, "frozen"}, {&anchor, "anchor"}, {&tokens, "tokens"}, {&actions, "actions"}};
+  for (auto out : {std::make_pair(&gAct, "gAct"), std::make_pair(&gRet, "gRet")}) {
+    for (const auto& in : ins)
+      if (overlaps(*out.first, *in.first))
+        throw rangeError(std::string(out.second) + " and " + in.second + " overlap in memory");
+  }
+  if (overlaps(gAct, gRet)) throw rangeError("gAct and gRet overlap in memory");
+  a.params = params.data;
+  a.frozen = frozen.data;
+  a.anchor = anchor.data;
+  a.tokens = tokens.data;
+  a.actions = actions.data;
+  a.gAct = gAct.data;
+  a.gRet = gRet.data;
+  for (const F32View* v : std::initializer_list<const F32View*>{&params, &frozen, &anchor, &tokens, &actions, &gAct, &gRet})
+    if (v->arrayBuffer) call.keepAlive.push_back(v->arrayBuffer);
+  return call;
+}
+
+// modelStepAsync: the same call on a libuv worker thread, holding a reference to every
+// backing ArrayBuffer until it settles. The caller must not change the arrays meanwhile.
+class ModelWorker : public Napi::AsyncWorker {
+ public:
+  ModelWorker(Napi::Env env, ModelCall call)
+      : Napi::AsyncWorker(env, "craftgrad.modelStep"), call_(std::move(call)), deferred_(Napi::Promise::Deferred::New(env)) {
+    for (napi_value b : call_.keepAlive) buffers_.push_back(Napi::Persistent(Napi::Value(env, b)));
+    call_.keepAlive.clear();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = modelStepCpu(call_.config, call_.args);
+    } catch (const std::exception& e) {
+      SetError(std::string("craftgrad: model step failed: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(call_.result(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  ModelCall call_;
+  ModelStepResult result_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::Reference<Napi::Value>> buffers_;
+};
+
+}  // namespace
+
+Napi::Value ModelStep(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const ModelCall call = parseModelCall(info);
+    return call.result(info.Env(), modelStepCpu(call.config, call.args));
+  });
+}
+
+Napi::Value ModelStepAsync(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto* worker = new ModelWorker(info.Env(), parseModelCall(info));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();  // deletes itself when done
+    return promise;
   });
 }
 
@@ -132,6 +194,7 @@ Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
 
 void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("modelStep", Napi::Function::New(env, ModelStep, "modelStep"));
+  exports.Set("modelStepAsync", Napi::Function::New(env, ModelStepAsync, "modelStepAsync"));
   exports.Set("modelGemm", Napi::Function::New(env, ModelGemm, "modelGemm"));
   exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
 }

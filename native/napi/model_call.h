@@ -8,6 +8,8 @@ namespace craftgrad {
 // modelStep(config, params, frozen, anchor, tokens, actions, batch, gAct, gRet, mode, accumulate, scale)
 //   -> { actionLoss, retentionLoss }
 Napi::Value ModelStep(const Napi::CallbackInfo& info);
+// modelStepAsync(same arguments) -> Promise of the same result, computed on a worker thread
+Napi::Value ModelStepAsync(const Napi::CallbackInfo& info);
 // modelGemm(M, N, K, alpha, a, transA, b, transB, beta, c): c = beta·c + alpha·op(a)·op(b) (tests, bench)
 Napi::Value ModelGemm(const Napi::CallbackInfo& info);
 // fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads (bench)

@@ -133,6 +133,23 @@ export class AdapterPolicy {
     return { actionLoss: this.#call(MODE_BASELINE, batch, gAct, undefined, options).actionLoss };
   }
 
+  /**
+   * {@link AdapterPolicy.craftStep} on a worker thread (the event loop stays free). The
+   * model's sets, the batch and the gradient sets must not change until it settles.
+   */
+  async craftStepAsync(batch: ModelBatch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): Promise<ModelLosses> {
+    this.#checkGrad(gAct, 'gAct');
+    this.#checkGrad(gRet, 'gRet');
+    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
+    return this.#callAsync(MODE_CRAFT, batch, gAct, gRet, options);
+  }
+
+  /** {@link AdapterPolicy.baselineStep} on a worker thread (same rules as craftStepAsync). */
+  async baselineStepAsync(batch: ModelBatch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
+    this.#checkGrad(gAct, 'gAct');
+    return { actionLoss: (await this.#callAsync(MODE_BASELINE, batch, gAct, undefined, options)).actionLoss };
+  }
+
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss). */
   evaluate(batch: ModelBatch, options: { retention?: boolean } = {}): ModelLosses {
     const ret = options.retention === true;
@@ -179,6 +196,15 @@ export class AdapterPolicy {
   }
 
   #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
+    return binding.modelStep(...this.#args(mode, batch, gAct, gRet, options));
+  }
+
+  async #callAsync(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): Promise<ModelLosses> {
+    return binding.modelStepAsync(...this.#args(mode, batch, gAct, gRet, options));
+  }
+
+  /** Checks a call's arguments and lays them out for the binding. */
+  #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions) {
     if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, ['accumulate', 'scale'], 'options');
@@ -197,8 +223,8 @@ export class AdapterPolicy {
     const ka = c.chunk * c.actionDims;
     if (actions.length !== size * ka) throw argRangeError(`batch.actions has ${actions.length} values but batch.size×K×A = ${size}×${ka} = ${size * ka}`);
     const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    return binding.modelStep(this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
-      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale);
+    return [this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
+      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale] as const;
   }
 }
 
