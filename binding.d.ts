@@ -107,6 +107,10 @@ export interface NativeBinding {
   modelStepAsync(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
     tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
     mode: number, accumulate: boolean, scale: number): Promise<{ actionLoss: number; retentionLoss: number }>;
+  /** CUDA builds only: modelStep with params, frozen, anchor, gAct, gRet as DeviceBuffers on one device. */
+  cudaModelStep?(config: Float64Array, params: DeviceBuffer, frozen: DeviceBuffer, anchor: DeviceBuffer | null,
+    tokens: Float32Array, actions: Float32Array, batch: number, gAct: DeviceBuffer | null, gRet: DeviceBuffer | null,
+    mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
   /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
   modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
     b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;

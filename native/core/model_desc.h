@@ -51,6 +51,34 @@ ModelLayout modelLayout(const ModelConfig& c);
 // Empty when the configuration is usable; otherwise what is wrong, naming the field.
 std::string modelConfigError(const ModelConfig& c);
 
+enum class ModelMode : int {
+  Craft = 0,     // action + retention losses, g_act and g_ret (shared forward, stacked backward)
+  Baseline = 1,  // action loss and g_act only: no anchor forward, no retention stream
+  Eval = 2,      // action loss only, no gradients
+  EvalRet = 3,   // action and retention losses, no gradients
+};
+
+// One call's arguments. params, frozen, anchor, gAct and gRet live in the backend's
+// memory (host for the CPU, device pointers for CUDA); tokens and actions are host arrays.
+struct ModelStepArgs {
+  const float* params = nullptr;  // trainable, layout of modelLayout()
+  const float* frozen = nullptr;  // base W_l, b_l
+  const float* anchor = nullptr;  // initial LoRA weights (Craft / EvalRet)
+  const float* tokens = nullptr;  // (batch, T, D), host memory on every backend
+  const float* actions = nullptr; // (batch, K·A), host memory on every backend
+  int64_t batch = 0;
+  float* gAct = nullptr;          // (paramCount) or null
+  float* gRet = nullptr;          // (paramCount) or null
+  bool accumulate = false;        // g += scale·grad instead of g = scale·grad
+  float scale = 1.0f;
+  ModelMode mode = ModelMode::Craft;
+};
+
+struct ModelStepResult {
+  double actionLoss = 0;     // mean |O − Y| over batch·K·A
+  double retentionLoss = 0;  // mean (f − f̃)² over batch·F (0 unless Craft / EvalRet)
+};
+
 // Number of values in the packed config array the binding receives.
 constexpr int kModelConfigFields = 11;
 // Unpacks [T, D, L, r, alpha, m, pool, anchor, H, K, A]; the caller validates.

@@ -7,6 +7,13 @@
 // Anonymous namespace: each translation unit (each ISA) gets its own copy, never a
 // COMDAT shared with code compiled for another ISA.
 #pragma once
+// The CUDA backend (native/cuda/model_kernels.cu) instantiates the same templates on a
+// device type whose operators are explicitly rounded intrinsics.
+#if defined(__CUDACC__)
+#define CG_HOST_DEVICE __host__ __device__
+#else
+#define CG_HOST_DEVICE
+#endif
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -34,7 +41,7 @@ struct ScalarF {
 };
 
 template <class V>
-inline V expApproxV(V y) {
+CG_HOST_DEVICE inline V expApproxV(V y) {
   y = V::minv(y, V::splat(88.0f));
   y = V::maxv(y, V::splat(-87.0f));
   const V n = V::floorv(y * V::splat(1.44269504f) + V::splat(0.5f));
@@ -52,19 +59,19 @@ inline V expApproxV(V y) {
 
 // σ(2k) at x.
 template <class V>
-inline V sigma2kV(V x) {
+CG_HOST_DEVICE inline V sigma2kV(V x) {
   const V k = V::splat(0.7978845608028654f) * (x + V::splat(0.044715f) * x * x * x);
   return V::splat(1.0f) / (V::splat(1.0f) + expApproxV(V::splat(-2.0f) * k));
 }
 
 template <class V>
-inline V geluV(V x) {
+CG_HOST_DEVICE inline V geluV(V x) {
   return x * sigma2kV(x);
 }
 
 // d/dx gelu = σ + 2·x·σ·(1 − σ)·√(2/π)·(1 + 3·0.044715·x²).
 template <class V>
-inline V geluGradV(V x) {
+CG_HOST_DEVICE inline V geluGradV(V x) {
   const V s = sigma2kV(x);
   return s + V::splat(2.0f) * x * s * (V::splat(1.0f) - s) * V::splat(0.7978845608028654f) *
                  (V::splat(1.0f) + V::splat(3.0f * 0.044715f) * x * x);

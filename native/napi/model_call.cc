@@ -10,6 +10,10 @@
 #include "../cpu/model_cpu.h"
 #include "arg_error.h"
 #include "typed_arrays.h"
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include "../cuda/model_cuda.h"
+#include "cuda_objects.h"
+#endif
 
 namespace craftgrad {
 namespace {
@@ -192,11 +196,65 @@ Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
   });
 }
 
+#ifdef CRAFTGRAD_HAVE_CUDA
+// cudaModelStep(config, params, frozen, anchor, tokens, actions, batch, gAct, gRet, mode,
+// accumulate, scale): params, frozen, anchor, gAct, gRet are DeviceBuffers on one device;
+// tokens and actions host Float32Arrays. Synchronous (one stream sync).
+Napi::Value CudaModelStep(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const ModelConfig c = readConfig(info);
+    const ModelLayout lay = modelLayout(c);
+    ModelStepArgs a;
+    a.mode = static_cast<ModelMode>(readInt(env, info[9], "mode", 0, 3));
+    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+    a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
+    int device = -1;
+    auto buffer = [&](size_t i, const char* name, int64_t need) -> float* {
+      DeviceBufferWrap* w = DeviceBufferWrap::unwrap(env, info[i], name);
+      const auto& mem = w->memory();
+      if (mem->length() != need)
+        throw rangeError(std::string(name) + " has " + str(mem->length()) + " elements but the model needs " + str(need));
+      if (device < 0) device = mem->device();
+      else if (mem->device() != device)
+        throw rangeError(std::string(name) + " is on cuda:" + std::to_string(mem->device()) + ", params on cuda:" + std::to_string(device));
+      return mem->data();
+    };
+    a.params = buffer(1, "params", lay.paramCount);
+    a.frozen = buffer(2, "frozen", lay.frozenCount);
+    if (withRet) a.anchor = buffer(3, "anchor", lay.anchorCount);
+    const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
+    const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
+    if (withGrad) a.gAct = buffer(7, "gAct", lay.paramCount);
+    if (a.mode == ModelMode::Craft) a.gRet = buffer(8, "gRet", lay.paramCount);
+    for (const float* in : {a.params, a.frozen, a.anchor}) {
+      if (in && (in == a.gAct || in == a.gRet)) throw rangeError("gAct and gRet must not be an input buffer");
+    }
+    if (a.gRet && a.gRet == a.gAct) throw rangeError("gAct and gRet overlap in memory");
+    a.accumulate = readBool(env, info[10], "accumulate");
+    const double scale = readNumber(env, info[11], "scale");
+    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
+    a.scale = static_cast<float>(scale);
+    a.tokens = tokens.data;
+    a.actions = actions.data;
+    const ModelStepResult r = cuda::modelStep(device, c, a);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("actionLoss", r.actionLoss);
+    out.Set("retentionLoss", r.retentionLoss);
+    return out;
+  });
+}
+#endif
+
 void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("modelStep", Napi::Function::New(env, ModelStep, "modelStep"));
   exports.Set("modelStepAsync", Napi::Function::New(env, ModelStepAsync, "modelStepAsync"));
   exports.Set("modelGemm", Napi::Function::New(env, ModelGemm, "modelGemm"));
   exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
+#ifdef CRAFTGRAD_HAVE_CUDA
+  exports.Set("cudaModelStep", Napi::Function::New(env, CudaModelStep, "cudaModelStep"));
+#endif
 }
 
 }  // namespace craftgrad

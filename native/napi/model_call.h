@@ -15,7 +15,8 @@ Napi::Value ModelGemm(const Napi::CallbackInfo& info);
 // fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads (bench)
 Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info);
 
-// Registers the three functions above on `exports`.
+// Registers the functions above on `exports` (and, in CUDA builds, cudaModelStep: the
+// same call with DeviceBuffers for params, frozen, anchor, gAct and gRet).
 void registerModelExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace craftgrad

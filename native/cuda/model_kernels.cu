@@ -1,0 +1,419 @@
+// AdapterPolicy on a CUDA device: the CPU backend's algorithm (native/cpu/model_cpu.cc)
+// step for step, with hand-written kernels (no cuBLAS). See model_cuda.h for the numeric
+// contract. Status: compiled, never run on a GPU by its author (no GPU was available);
+// test/model-cuda.test.mjs checks it against the CPU backend when a GPU is present.
+#include <cuda_runtime.h>
+
+// gelu_math.h's templates are __host__ __device__; their host-only instantiation on
+// ScalarF (never called from device code here) would warn 20014 at every line.
+#pragma nv_diag_suppress 20014
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "../cpu/gelu_math.h"
+#include "cuda_internal.h"
+#include "model_cuda.h"
+
+namespace craftgrad {
+namespace cuda {
+namespace {
+
+// A float whose operators are explicitly rounded: nvcc may not contract them into fma,
+// so gelu_math.h's templates round exactly as on the CPU.
+struct DevF {
+  float v;
+  __device__ static DevF splat(float x) { return {x}; }
+  __device__ friend DevF operator+(DevF a, DevF b) { return {__fadd_rn(a.v, b.v)}; }
+  __device__ friend DevF operator-(DevF a, DevF b) { return {__fsub_rn(a.v, b.v)}; }
+  __device__ friend DevF operator*(DevF a, DevF b) { return {__fmul_rn(a.v, b.v)}; }
+  __device__ friend DevF operator/(DevF a, DevF b) { return {__fdiv_rn(a.v, b.v)}; }
+  __device__ static DevF minv(DevF a, DevF b) { return {a.v < b.v ? a.v : b.v}; }
+  __device__ static DevF maxv(DevF a, DevF b) { return {a.v > b.v ? a.v : b.v}; }
+  __device__ static DevF floorv(DevF a) { return {floorf(a.v)}; }
+  __device__ static DevF pow2(DevF n) { return {__int_as_float((static_cast<int>(n.v) + 127) << 23)}; }
+};
+
+__device__ inline float dgelu(float x) { return geluV(DevF{x}).v; }
+__device__ inline float dgeluGrad(float x) { return geluGradV(DevF{x}).v; }
+
+constexpr int kThreads = 256;
+inline unsigned blocksFor(long long n) { return static_cast<unsigned>(std::max<long long>(1, (n + kThreads - 1) / kThreads)); }
+
+// ---- matrix product: C = beta·C + alpha·op(A)·op(B), beta 0 or 1 ----
+// 64×64 output tile per CTA, 16×16 threads with 4×4 outputs each, k in tiles of 8 through
+// shared memory. Each output is one accumulator over k = 0..K-1 in order (fmaf), as on
+// the CPU; the tail tile stops at K (no padded terms).
+constexpr int BM = 64, BN = 64, BK = 8;
+
+template <bool TA, bool TB>
+__global__ void gemmKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
+                           const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
+  __shared__ float As[BK][BM];
+  __shared__ float Bs[BK][BN];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN;
+  float acc[4][4];
+#pragma unroll
+  for (int r = 0; r < 4; ++r)
+#pragma unroll
+    for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    for (int e = tid; e < BM * BK; e += kThreads) {
+      // Coalesced along the operand's contiguous dimension.
+      const int i = TA ? e % BM : e / BK, k = TA ? e / BM : e % BK;
+      const int gi = i0 + i, gk = k0 + k;
+      As[k][i] = (gi < M && gk < K) ? (TA ? A[static_cast<long long>(gk) * lda + gi] : A[static_cast<long long>(gi) * lda + gk]) : 0.0f;
+    }
+    for (int e = tid; e < BN * BK; e += kThreads) {
+      const int j = TB ? e / BK : e % BN, k = TB ? e % BK : e / BN;
+      const int gj = j0 + j, gk = k0 + k;
+      Bs[k][j] = (gj < N && gk < K) ? (TB ? B[static_cast<long long>(gj) * ldb + gk] : B[static_cast<long long>(gk) * ldb + gj]) : 0.0f;
+    }
+    __syncthreads();
+    const int kmax = min(BK, K - k0);
+    for (int k = 0; k < kmax; ++k) {
+      float a[4], b[4];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) a[r] = As[k][ty * 4 + r];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) b[c] = Bs[k][tx * 4 + c];
+#pragma unroll
+      for (int r = 0; r < 4; ++r)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    const int gi = i0 + ty * 4 + r;
+    if (gi >= M) continue;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+      const int gj = j0 + tx * 4 + c;
+      if (gj >= N) continue;
+      float* p = C + static_cast<long long>(gi) * ldc + gj;
+      const float t = __fmul_rn(alpha, acc[r][c]);
+      *p = beta == 0.0f ? t : __fadd_rn(*p, t);
+    }
+  }
+}
+
+struct Mat {
+  const float* p;
+  long long ld;
+  bool trans;
+};
+
+void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta, float* C,
+          long long ldc) {
+  if (M <= 0 || N <= 0) return;
+  const dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((M + BM - 1) / BM));
+  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  const int lda = static_cast<int>(A.ld), ldb = static_cast<int>(B.ld), lc = static_cast<int>(ldc);
+  if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
+  else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
+  else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
+  else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
+}
+
+// ---- element-wise and small kernels ----
+// Z[i,j] += b[j]; out[i,j] = (H ? H[i,j] : 0) + gelu(Z[i,j]).
+__global__ void biasGeluKernel(float* Z, const float* b, const float* H, float* out, long long rows, long long D) {
+  const long long n = rows * D;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const float v = __fadd_rn(Z[i], b[i % D]);
+    Z[i] = v;
+    out[i] = H ? __fadd_rn(H[i], dgelu(v)) : dgelu(v);
+  }
+}
+
+// dZ[s][i] = G[s][i] · gelu'(Z[i]) for S streams of n values.
+__global__ void geluBackKernel(const float* Z, const float* G, float* dZ, long long n, int S) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const float g = dgeluGrad(Z[i]);
+    for (int s = 0; s < S; ++s) dZ[s * n + i] = __fmul_rn(G[s * n + i], g);
+  }
+}
+
+// In-place dY *= gelu'(Y).
+__global__ void geluScaleKernel(const float* Y, float* dY, long long n) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i < n) dY[i] = __fmul_rn(dY[i], dgeluGrad(Y[i]));
+}
+
+// f[b, off+d] = pool over t of H[b, t, d]; one thread per (b, d), t in order.
+__global__ void poolKernel(const float* H, float* f, long long off, int* argmax, long long B, long long T, long long D,
+                           long long F, bool maxPool) {
+  const long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (idx >= B * D) return;
+  const long long b = idx / D, d = idx % D;
+  const float* h = H + b * T * D;
+  if (!maxPool) {
+    double s = 0;
+    for (long long t = 0; t < T; ++t) s += h[t * D + d];
+    f[b * F + off + d] = static_cast<float>(s / static_cast<double>(T));
+  } else {
+    float best = h[d];
+    int arg = 0;
+    for (long long t = 1; t < T; ++t) {
+      const float v = h[t * D + d];
+      if (v > best || (isnan(v) && !isnan(best))) {
+        best = v;
+        arg = static_cast<int>(t);
+      }
+    }
+    f[b * F + off + d] = best;
+    argmax[idx] = arg;
+  }
+}
+
+// G[b, t, d] += pooling backward of dF[b, off+d].
+__global__ void poolBackKernel(const float* dF, long long off, const int* argmax, float* G, long long B, long long T,
+                               long long D, long long F, bool maxPool) {
+  const long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (!maxPool) {
+    if (idx >= B * T * D) return;
+    const long long b = idx / (T * D), d = idx % D;
+    G[idx] = __fadd_rn(G[idx], __fdiv_rn(dF[b * F + off + d], static_cast<float>(T)));
+  } else {
+    if (idx >= B * D) return;
+    const long long b = idx / D, d = idx % D;
+    float* g = G + (b * T + argmax[idx]) * D + d;
+    *g = __fadd_rn(*g, dF[b * F + off + d]);
+  }
+}
+
+// Action loss terms: o = O + b2, e = o − y; dO = sign(e)/(B·KA); absErr = |e| in double.
+__global__ void actionLossKernel(const float* O, const float* b2, const float* Y, float* dO, double* absErr, long long B,
+                                 long long KA) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= B * KA) return;
+  const float inv = __fdiv_rn(1.0f, static_cast<float>(B * KA));
+  const float e = __fsub_rn(__fadd_rn(O[i], b2[i % KA]), Y[i]);
+  absErr[i] = fabs(static_cast<double>(e));
+  dO[i] = e > 0 ? inv : (e < 0 ? -inv : 0.0f);
+}
+
+// Retention terms: sq = (f − f̃)² in double; dFr = 2/(B·F) · (f − f̃) when dFr is given.
+__global__ void retentionKernel(const float* f, const float* fa, double* sq, float* dFr, long long n) {
+  const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const double d = static_cast<double>(f[i]) - static_cast<double>(fa[i]);
+  sq[i] = d * d;
+  if (dFr) dFr[i] = __fmul_rn(__fdiv_rn(2.0f, static_cast<float>(n)), __fsub_rn(f[i], fa[i]));
+}
+
+// out[0] = Σ v[i] / n: one CTA, per-thread strided sums then a fixed tree (deterministic).
+__global__ void meanKernel(const double* v, long long n, double* out) {
+  __shared__ double part[kThreads];
+  double s = 0;
+  for (long long i = threadIdx.x; i < n; i += kThreads) s += v[i];
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = kThreads / 2; w >= 1; w /= 2) {
+    if (static_cast<int>(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) out[0] = part[0] / static_cast<double>(n);
+}
+
+// g[j] = (accumulate ? g[j] : 0) + scale·float(Σ_i X[i, j]) with the sum in double, i in order
+// (the CPU's bias gradients).
+__global__ void colSumKernel(const float* X, long long rows, long long cols, float scale, bool accumulate, float* g) {
+  const long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  double s = 0;
+  for (long long i = 0; i < rows; ++i) s += X[i * cols + j];
+  const float t = __fmul_rn(scale, static_cast<float>(s));
+  g[j] = accumulate ? __fadd_rn(g[j], t) : t;
+}
+
+// ---- per-device scratch, grown when needed ----
+struct Scratch {
+  std::mutex m;
+  char* p = nullptr;
+  size_t bytes = 0;
+};
+
+Scratch& scratchFor(int device) {
+  static std::mutex mu;
+  static std::vector<Scratch*> all;
+  std::lock_guard<std::mutex> lock(mu);
+  if (static_cast<int>(all.size()) <= device) all.resize(device + 1, nullptr);
+  if (!all[device]) all[device] = new Scratch();  // never freed (see DeviceContext)
+  return *all[device];
+}
+
+// Carves 256-byte aligned pieces out of the scratch.
+struct Carver {
+  char* base;
+  size_t used = 0;
+  template <typename T>
+  T* take(long long n) {  // with base == nullptr: sizing only
+    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += (static_cast<size_t>(std::max<long long>(n, 1)) * sizeof(T) + 255) & ~size_t{255};
+    return p;
+  }
+};
+
+void check(int device) { CG_CUDA(device, cudaGetLastError()); }
+
+}  // namespace
+
+ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs& a) {
+  DeviceContext& ctx = deviceContext(device);
+  cudaStream_t st = ctx.stream;
+  const ModelLayout lay = modelLayout(c);
+  const long long B = a.batch, T = c.T, D = c.D, r = c.r, F = c.F(), Hd = c.H, KA = c.actionDim();
+  const long long M = B * T, MD = M * D, n = c.activeBlocks();
+  const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+  const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+  const long long S = a.mode == ModelMode::Craft ? 2 : 1;
+  const float* P = a.params;
+  const bool maxPool = c.pool == Pooling::Max;
+  // The kernels index matrices with int dimensions.
+  const long long kIntMax = 2147483647LL;
+  if (S * M > kIntMax || MD > kIntMax || B * std::max(F, Hd) > kIntMax)
+    throw CudaError("craftgrad: batch too large for the CUDA model (batch×T×D must stay below 2^31)");
+
+  // Sizes as in model_cpu.cc, plus the staged batch and the loss terms.
+  Carver sizing{nullptr};
+  auto plan = [&](Carver& cv) {
+    struct Bufs {
+      float *Weff, *WeffA, *Hs, *Zs, *Hping, *Zping, *f, *fa, *Y1, *G1, *O, *dO, *dF, *dY1, *G, *dZ, *u, *V, *tok, *act;
+      int *argR, *argAq, *argR0, *argAq0;
+      double *terms, *losses;
+    } b;
+    b.Weff = cv.take<float>(n * D * D);
+    b.WeffA = cv.take<float>(D * D);
+    b.Hs = cv.take<float>((n + 1) * MD);
+    b.Zs = cv.take<float>(n * MD);
+    b.Hping = cv.take<float>(2 * MD);
+    b.Zping = cv.take<float>(MD);
+    b.f = cv.take<float>(B * F);
+    b.fa = cv.take<float>(B * F);
+    b.Y1 = cv.take<float>(B * Hd);
+    b.G1 = cv.take<float>(B * Hd);
+    b.O = cv.take<float>(B * KA);
+    b.dO = cv.take<float>(B * KA);
+    b.dF = cv.take<float>(S * B * F);
+    b.dY1 = cv.take<float>(B * Hd);
+    b.G = cv.take<float>(S * MD);
+    b.dZ = cv.take<float>(S * MD);
+    b.u = cv.take<float>(M * r);
+    b.V = cv.take<float>(S * M * r);
+    b.tok = cv.take<float>(MD);
+    b.act = cv.take<float>(B * KA);
+    b.argR = cv.take<int>(B * D);
+    b.argAq = cv.take<int>(B * D);
+    b.argR0 = cv.take<int>(B * D);
+    b.argAq0 = cv.take<int>(B * D);
+    b.terms = cv.take<double>(std::max(B * KA, B * F));
+    b.losses = cv.take<double>(2);
+    return b;
+  };
+  plan(sizing);
+  Scratch& sc = scratchFor(device);
+  std::lock_guard<std::mutex> lock(sc.m);  // one model call per device at a time
+  if (sc.bytes < sizing.used) {
+    if (sc.p) freeDevice(sc.p);
+    sc.p = nullptr;
+    sc.bytes = 0;
+    sc.p = static_cast<char*>(mallocDevice(device, sizing.used, "model scratch"));
+    sc.bytes = sizing.used;
+  }
+  Carver cv{sc.p};
+  const auto bf = plan(cv);
+
+  CG_CUDA(device, cudaMemcpyAsync(bf.tok, a.tokens, sizeof(float) * MD, cudaMemcpyHostToDevice, st));
+  CG_CUDA(device, cudaMemcpyAsync(bf.act, a.actions, sizeof(float) * B * KA, cudaMemcpyHostToDevice, st));
+
+  auto features = [&](const float* lora, float* Weff, float* H, float* Z, bool keep, float* f, int* argR, int* argAq) {
+    CG_CUDA(device, cudaMemcpyAsync(H, bf.tok, sizeof(float) * MD, cudaMemcpyDeviceToDevice, st));
+    for (long long l = 0; l < n; ++l) {
+      float* Wl = keep ? Weff + l * D * D : Weff;
+      CG_CUDA(device, cudaMemcpyAsync(Wl, a.frozen + lay.baseW[l], sizeof(float) * D * D, cudaMemcpyDeviceToDevice, st));
+      gemm(st, D, D, r, c.loraScale(), Mat{lora + lay.loraB[l], r, false}, Mat{lora + lay.loraA[l], D, false}, 1.0f, Wl, D);
+      const float* Hin = keep ? H + l * MD : H + (l % 2) * MD;
+      float* Hout = keep ? H + (l + 1) * MD : H + ((l + 1) % 2) * MD;
+      float* Zl = keep ? Z + l * MD : Z;
+      gemm(st, M, D, D, 1.0f, Mat{Hin, D, false}, Mat{Wl, D, true}, 0.0f, Zl, D);
+      biasGeluKernel<<<blocksFor(MD), kThreads, 0, st>>>(Zl, a.frozen + lay.baseB[l], Hin, Hout, M, D);
+      if (l + 1 == c.m && c.usesRaw()) poolKernel<<<blocksFor(B * D), kThreads, 0, st>>>(Hout, f, c.rawOffset(), argR, B, T, D, F, maxPool);
+      if (l + 1 == c.L && c.usesAq()) poolKernel<<<blocksFor(B * D), kThreads, 0, st>>>(Hout, f, c.aqOffset(), argAq, B, T, D, F, maxPool);
+    }
+  };
+
+  // ---- forward ----
+  features(P, bf.Weff, bf.Hs, bf.Zs, true, bf.f, bf.argR, bf.argAq);
+  gemm(st, B, Hd, F, 1.0f, Mat{bf.f, F, false}, Mat{P + lay.fc1w, F, true}, 0.0f, bf.Y1, Hd);
+  biasGeluKernel<<<blocksFor(B * Hd), kThreads, 0, st>>>(bf.Y1, P + lay.fc1b, nullptr, bf.G1, B, Hd);
+  gemm(st, B, KA, Hd, 1.0f, Mat{bf.G1, Hd, false}, Mat{P + lay.fc2w, Hd, true}, 0.0f, bf.O, KA);
+  actionLossKernel<<<blocksFor(B * KA), kThreads, 0, st>>>(bf.O, P + lay.fc2b, bf.act, bf.dO, bf.terms, B, KA);
+  meanKernel<<<1, kThreads, 0, st>>>(bf.terms, B * KA, bf.losses);
+  if (withRet) {
+    features(a.anchor, bf.WeffA, bf.Hping, bf.Zping, false, bf.fa, bf.argR0, bf.argAq0);
+    retentionKernel<<<blocksFor(B * F), kThreads, 0, st>>>(bf.f, bf.fa, bf.terms, S == 2 ? bf.dF + B * F : nullptr, B * F);
+    meanKernel<<<1, kThreads, 0, st>>>(bf.terms, B * F, bf.losses + 1);
+  }
+
+  if (withGrad) {
+    const float sc2 = a.scale, beta = a.accumulate ? 1.0f : 0.0f;
+    float* gA = a.gAct;
+    gemm(st, KA, Hd, B, sc2, Mat{bf.dO, KA, true}, Mat{bf.G1, Hd, false}, beta, gA + lay.fc2w, Hd);
+    colSumKernel<<<blocksFor(KA), kThreads, 0, st>>>(bf.dO, B, KA, sc2, a.accumulate, gA + lay.fc2b);
+    gemm(st, B, Hd, KA, 1.0f, Mat{bf.dO, KA, false}, Mat{P + lay.fc2w, Hd, false}, 0.0f, bf.dY1, Hd);
+    geluScaleKernel<<<blocksFor(B * Hd), kThreads, 0, st>>>(bf.Y1, bf.dY1, B * Hd);
+    gemm(st, Hd, F, B, sc2, Mat{bf.dY1, Hd, true}, Mat{bf.f, F, false}, beta, gA + lay.fc1w, F);
+    colSumKernel<<<blocksFor(Hd), kThreads, 0, st>>>(bf.dY1, B, Hd, sc2, a.accumulate, gA + lay.fc1b);
+    gemm(st, B, F, Hd, 1.0f, Mat{bf.dY1, Hd, false}, Mat{P + lay.fc1w, F, false}, 0.0f, bf.dF, F);
+    if (S == 2 && !a.accumulate)
+      CG_CUDA(device, cudaMemsetAsync(a.gRet + lay.fc1w, 0, sizeof(float) * (lay.paramCount - lay.fc1w), st));
+    float* gOut[2] = {a.gAct, a.gRet};
+
+    CG_CUDA(device, cudaMemsetAsync(bf.G, 0, sizeof(float) * S * MD, st));
+    const float sl = c.loraScale() * sc2;
+    for (long long l = n - 1; l >= 0; --l) {
+      for (long long s = 0; s < S; ++s) {
+        const unsigned grid = blocksFor(maxPool ? B * D : MD);
+        if (l + 1 == c.L && c.usesAq())
+          poolBackKernel<<<grid, kThreads, 0, st>>>(bf.dF + s * B * F, c.aqOffset(), bf.argAq, bf.G + s * MD, B, T, D, F, maxPool);
+        if (l + 1 == c.m && c.usesRaw())
+          poolBackKernel<<<grid, kThreads, 0, st>>>(bf.dF + s * B * F, c.rawOffset(), bf.argR, bf.G + s * MD, B, T, D, F, maxPool);
+      }
+      const float* Zl = bf.Zs + l * MD;
+      const float* Hl = bf.Hs + l * MD;
+      geluBackKernel<<<std::min<unsigned>(blocksFor(MD), 4096), kThreads, 0, st>>>(Zl, bf.G, bf.dZ, MD, static_cast<int>(S));
+      const float* Al = P + lay.loraA[l];
+      const float* Bl = P + lay.loraB[l];
+      gemm(st, M, r, D, 1.0f, Mat{Hl, D, false}, Mat{Al, D, true}, 0.0f, bf.u, r);
+      gemm(st, S * M, r, D, 1.0f, Mat{bf.dZ, D, false}, Mat{Bl, r, false}, 0.0f, bf.V, r);
+      for (long long s = 0; s < S; ++s) {
+        gemm(st, D, r, M, sl, Mat{bf.dZ + s * MD, D, true}, Mat{bf.u, r, false}, beta, gOut[s] + lay.loraB[l], r);
+        gemm(st, r, D, M, sl, Mat{bf.V + s * M * r, r, true}, Mat{Hl, D, false}, beta, gOut[s] + lay.loraA[l], D);
+      }
+      if (l > 0) gemm(st, S * M, D, D, 1.0f, Mat{bf.dZ, D, false}, Mat{bf.Weff + l * D * D, D, false}, 1.0f, bf.G, D);
+    }
+    if (!a.accumulate)
+      for (long long l = n; l < c.L; ++l)
+        for (long long s = 0; s < S; ++s) {
+          CG_CUDA(device, cudaMemsetAsync(gOut[s] + lay.loraA[l], 0, sizeof(float) * r * D, st));
+          CG_CUDA(device, cudaMemsetAsync(gOut[s] + lay.loraB[l], 0, sizeof(float) * D * r, st));
+        }
+  }
+  check(device);
+  double losses[2] = {0, 0};
+  CG_CUDA(device, cudaMemcpyAsync(losses, bf.losses, sizeof(double) * (withRet ? 2 : 1), cudaMemcpyDeviceToHost, st));
+  CG_CUDA(device, cudaStreamSynchronize(st));
+  ModelStepResult res;
+  res.actionLoss = losses[0];
+  res.retentionLoss = withRet ? losses[1] : 0.0;
+  return res;
+}
+
+}  // namespace cuda
+}  // namespace craftgrad
