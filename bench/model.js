@@ -13,7 +13,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, surgery, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
-import { machine, recordSection } from './common.js';
+import { recordSection } from './common.js';
+import { describeMachine as machine } from '../dist/bench/timing.js';
 
 /** Best-of-`reps` wall time in seconds (after `warmup` runs): on a shared machine interference only adds time. */
 function timeIt(fn, { reps = 5, warmup = 1 } = {}) {
