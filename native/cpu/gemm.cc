@@ -91,15 +91,12 @@ const GemmKernel& gemmKernel() {
   return k;
 }
 
-void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, float beta, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  const GemmKernel& kern = gemmKernel();
-  const int mr = kern.mr, nr = kern.nr;
-  if (K <= 0) {
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j];
-    return;
-  }
+namespace {
+
+using MicroFn = decltype(GemmKernel::micro);
+
+void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B,
+               float beta, float* C, int64_t ldc) {
   const int64_t nMp = (M + mr - 1) / mr, nNp = (N + nr - 1) / nr;
   // Full row panels of A are read in place by the micro-kernel (no packing pass); only a
   // partial last panel is packed, zero-padded. B is packed into nr-column panels.
@@ -135,9 +132,39 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
       } else {
         ap = A.p + ip * mr * A.ld, astride = 1, arow = A.ld;
       }
-      kern.micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
+      micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
     }
   });
+}
+
+}  // namespace
+
+void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : C[i * ldc + j];
+    return;
+  }
+  const GemmKernel& kern = gemmKernel();
+  if (kern.microNarrow && N <= kern.nrNarrow) {
+    gemmTiles(kern.microNarrow, kern.mrNarrow, kern.nrNarrow, M, N, K, alpha, A, B, beta, C, ldc);
+    return;
+  }
+  if (kern.microNarrow && M <= kern.nrNarrow && N > M) {
+    // Few rows, many columns: T = alpha·op(B)ᵀ·op(A)ᵀ with the narrow tile, then
+    // C = beta·C + Tᵀ. Each element is the same k-ordered accumulator times alpha, added
+    // to C once, exactly as a direct product would round it.
+    thread_local std::vector<float> bufT;
+    if (bufT.size() < static_cast<size_t>(N * M)) bufT.resize(N * M);
+    float* T = bufT.data();
+    gemmTiles(kern.microNarrow, kern.mrNarrow, kern.nrNarrow, N, M, K, alpha, MatRef{B.p, B.ld, !B.trans},
+              MatRef{A.p, A.ld, !A.trans}, 0.0f, T, M);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? T[j * M + i] : C[i * ldc + j] + T[j * M + i];
+    return;
+  }
+  gemmTiles(kern.micro, kern.mr, kern.nr, M, N, K, alpha, A, B, beta, C, ldc);
 }
 
 double measureFmaPeakGflops(double seconds) {

@@ -21,6 +21,11 @@ struct GemmKernel {
   // All mr rows of `a` are read, so partial row panels must be packed (zero-padded).
   void (*micro)(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
                 int64_t ldc, int rows, int cols, float alpha, float beta);
+  // Optional narrow variant (one vector of columns) for products with few columns, such
+  // as the LoRA rank r: mrNarrow×nrNarrow tiles, same contract as `micro`. Null if none.
+  int mrNarrow, nrNarrow;
+  void (*microNarrow)(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
+                      int64_t ldc, int rows, int cols, float alpha, float beta);
   // Model element loops (gelu_math.h, same bits on every ISA):
   // Z[i,j] += b[j]; Hn[i,j] = H[i,j] + gelu(Z[i,j]) for `rows` rows of width D.
   void (*biasGeluResidual)(float* Z, const float* b, const float* H, float* Hn, int64_t rows, int64_t D);

@@ -92,6 +92,46 @@ void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const floa
   storeTile(acc, NR, C, ldc, rows, cols, alpha, beta);
 }
 
+// Narrow 14×16 tile for products with at most 16 columns (the LoRA rank): 14 accumulators,
+// one B vector per k; A as in micro().
+constexpr int MRN = 14, NRN = 16;
+
+void microNarrow(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C, int64_t ldc,
+                 int rows, int cols, float alpha, float beta) {
+  __m512 c[MRN];
+  for (int i = 0; i < MRN; ++i) c[i] = _mm512_setzero_ps();
+  if (arow == 1) {
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b = _mm512_loadu_ps(bp + k * NRN);
+      const float* a = ap + k * astride;
+      for (int i = 0; i < MRN; ++i) c[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b, c[i]);
+    }
+  } else {
+    const float* a0 = ap;
+    const float* a7 = ap + 7 * arow;
+    const int64_t r1 = arow, r2 = 2 * arow, r3 = 3 * arow, r4 = 4 * arow, r5 = 5 * arow, r6 = 6 * arow;
+    for (int64_t k = 0; k < K; ++k) {
+      const __m512 b = _mm512_loadu_ps(bp + k * NRN);
+      const float av[MRN] = {a0[k], a0[k + r1], a0[k + r2], a0[k + r3], a0[k + r4], a0[k + r5], a0[k + r6],
+                             a7[k], a7[k + r1], a7[k + r2], a7[k + r3], a7[k + r4], a7[k + r5], a7[k + r6]};
+      for (int i = 0; i < MRN; ++i) c[i] = _mm512_fmadd_ps(_mm512_set1_ps(av[i]), b, c[i]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (rows == MRN && cols == NRN) {
+    for (int i = 0; i < MRN; ++i) {
+      float* ci = C + i * ldc;
+      __m512 t = _mm512_mul_ps(va, c[i]);
+      if (beta != 0.0f) t = _mm512_add_ps(_mm512_loadu_ps(ci), t);
+      _mm512_storeu_ps(ci, t);
+    }
+    return;
+  }
+  alignas(64) float acc[MRN * NRN];
+  for (int i = 0; i < MRN; ++i) _mm512_store_ps(acc + i * NRN, c[i]);
+  storeTile(acc, NRN, C, ldc, rows, cols, alpha, beta);
+}
+
 // Peak probe: 20 independent FMA chains in named registers (an array would be spilled to
 // memory), enough to cover FMA latency × issue width on current cores.
 double fmaLoop(int64_t iters) {
@@ -166,7 +206,7 @@ double fmaLoop(int64_t iters) {
 }  // namespace gemm_avx512_isa
 
 const GemmKernel& gemmAvx512Kernel() {
-  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
+  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::MRN, gemm_avx512_isa::NRN, gemm_avx512_isa::microNarrow, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
   return k;
 }
 
