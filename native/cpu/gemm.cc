@@ -110,13 +110,14 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
   float* pb = bufB.data();
   if (edgeA) packA(A, M, K, mr, nMp - 1, pa);
 
-  // Below ~64k multiply-adds per worker the pool's wake-up costs more than it saves.
+  // A fork-join costs several microseconds (a futex wake-up): a worker needs about 2M
+  // multiply-adds (or 256k packed values) to make it pay, measured on the model's shapes.
   const int64_t panelWork = std::max<int64_t>(1, K * nr);
-  parallelRanges(nNp, std::max<int64_t>(1, 65536 / panelWork), [&](int64_t b, int64_t e) {
+  parallelRanges(nNp, std::max<int64_t>(1, (int64_t{1} << 18) / panelWork), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) packB(B, N, K, nr, p, pb + p * nr * K);
   });
   const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
-  const int64_t minTiles = std::max<int64_t>(1, 65536 / tileWork);
+  const int64_t minTiles = std::max<int64_t>(1, (int64_t{1} << 21) / tileWork);
   // Tiles in row-panel-major order: a worker's consecutive tiles reuse one A panel.
   parallelRanges(nMp * nNp, minTiles, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
