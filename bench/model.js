@@ -148,6 +148,18 @@ row('CRaFT (model + surgery + AdamW)', craftS, torch?.craft_s);
 row('baseline (model + AdamW)', baseS, torch?.baseline_s);
 lines.push(`| model call alone (craftStep) | ${(batchSize / modelOnlyS).toFixed(0)} | | |`);
 if (torch) lines.push(`\nPyTorch ${torch.version}, ${torch.threads} threads (torch.set_num_threads), same model in fp32, CRaFT as the seed's per-tensor loop (one host sync per tensor); BLAS: ${torch.blas}; best of OPENBLAS_NUM_THREADS=1 and =${threads}.`);
+const big = gemmRows.slice(0, 2), lora = gemmRows.slice(2);
+const range = (rows, key, ref) => rows.map((g) => pct(g[key] / ref)).join(', ');
+lines.push('');
+lines.push(`Targets: matrix products >= 40% of the fp32 peak — met by the D×D products that carry most of the flops (${range(big, 'gflops', peak)} on ${threads} threads); ` +
+  `the rank-${r} LoRA products reach ${range(lora, 'gflops', peak)} (${range(lora, 'gflops1', peak1)} of the one-thread peak): with 16 columns (or rows) a tile is one vector wide, ` +
+  `so every FMA needs its own broadcast load, and at ~4 MFLOP each they are too small to gain from a second thread. ` +
+  `The whole call's rate also counts GELU, pooling, copies and the losses. Step throughput >= PyTorch's: ` +
+  (torch ? `${(torch.craft_s / craftS).toFixed(2)}x (CRaFT) and ${(torch.baseline_s / baseS).toFixed(2)}x (baseline).` : 'not measured (no PyTorch).'));
+lines.push('');
+lines.push('Debian\'s python3-torch calls the system libblas.so.3, which is the unoptimised reference BLAS unless OpenBLAS is installed ' +
+  '(`apt-get install libopenblas0-pthread`; with the reference BLAS the PyTorch CRaFT step ran at ~46 samples/s). The figures above use OpenBLAS. ' +
+  'The machine is shared with other sessions: every timing is the best of 5, and the peak is re-measured in each run.');
 const text = lines.join('\n');
 console.log(text);
 if (args.record) recordSection('model-cpu', `## Built-in model on the CPU (issue 5)\n\n${text}`);
