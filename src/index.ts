@@ -31,3 +31,9 @@ export {
   splitByEpisode, gatherBatch, checkDatasetFits, Sampler, Rng,
 } from './data/index.js';
 export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, RngState } from './data/index.js';
+
+// Compile-time check (emits nothing): the built-in model's source satisfies the Trainer's contract.
+import type { GradientSource as TrainerGradientSource } from './train/index.js';
+import type { AdapterPolicySource as BuiltInSource } from './model/index.js';
+type AssertGradientSource<T extends TrainerGradientSource> = T;
+export type BuiltInGradientSource = AssertGradientSource<BuiltInSource>;

@@ -15,8 +15,11 @@ export interface SamplerOptions {
   dropLast?: boolean;
 }
 
-/** Everything needed to continue sampling exactly where a sampler was. JSON-serializable. */
-export interface SamplerState {
+/**
+ * Everything needed to continue sampling exactly where a sampler was. JSON-serializable
+ * (a type alias, not an interface, so that it is assignable to a JSON value type).
+ */
+export type SamplerState = {
   version: 1;
   size: number;
   batchSize: number;
@@ -26,7 +29,7 @@ export interface SamplerState {
   position: number;
   /** RNG state at the start of the current epoch (before its shuffle). */
   epochRng: RngState;
-}
+};
 
 export class Sampler {
   readonly size: number;

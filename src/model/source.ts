@@ -19,10 +19,10 @@ export interface AdapterPolicySourceOptions {
   valBatchSize?: number;
 }
 
-export interface AdapterPolicySourceState {
-  [key: string]: SamplerState;
+/** What saveState() returns: plain JSON. */
+export type AdapterPolicySourceState = {
   sampler: SamplerState;
-}
+};
 
 export class AdapterPolicySource {
   readonly model: AdapterPolicy;
