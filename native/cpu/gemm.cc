@@ -112,29 +112,40 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
 
   // A fork-join costs several microseconds (a futex wake-up): a worker needs about 2M
   // multiply-adds (or 256k packed values) to make it pay, measured on the model's shapes.
-  const int64_t panelWork = std::max<int64_t>(1, K * nr);
-  parallelRanges(nNp, std::max<int64_t>(1, (int64_t{1} << 18) / panelWork), [&](int64_t b, int64_t e) {
+  constexpr int64_t kMinWork = int64_t{1} << 21;
+  auto tile = [&](int64_t ip, int64_t jp) {
+    const int rows = static_cast<int>(std::min<int64_t>(mr, M - ip * mr));
+    const int cols = static_cast<int>(std::min<int64_t>(nr, N - jp * nr));
+    const float* ap;
+    int64_t astride, arow;
+    if (rows < mr) {
+      ap = pa, astride = mr, arow = 1;
+    } else if (A.trans) {
+      ap = A.p + ip * mr, astride = A.ld, arow = 1;
+    } else {
+      ap = A.p + ip * mr * A.ld, astride = 1, arow = A.ld;
+    }
+    micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
+  };
+  const int64_t panelWork = nMp * static_cast<int64_t>(mr) * nr * K;  // multiply-adds per column panel
+  if (nNp >= 2 && nNp * panelWork >= 2 * kMinWork) {
+    // Enough column panels: each worker packs its own B panels and computes their tiles,
+    // one fork-join per product (as fast as the row split below on the model's square
+    // products, 2-2.5x faster on the head's few-row ones).
+    parallelRanges(nNp, std::max<int64_t>(1, kMinWork / panelWork), [&](int64_t b, int64_t e) {
+      for (int64_t jp = b; jp < e; ++jp) packB(B, N, K, nr, jp, pb + jp * nr * K);
+      for (int64_t ip = 0; ip < nMp; ++ip)
+        for (int64_t jp = b; jp < e; ++jp) tile(ip, jp);
+    });
+    return;
+  }
+  parallelRanges(nNp, std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, K * nr)), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) packB(B, N, K, nr, p, pb + p * nr * K);
   });
   const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
-  const int64_t minTiles = std::max<int64_t>(1, (int64_t{1} << 21) / tileWork);
   // Tiles in row-panel-major order: a worker's consecutive tiles reuse one A panel.
-  parallelRanges(nMp * nNp, minTiles, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      const int64_t ip = t / nNp, jp = t % nNp;
-      const int rows = static_cast<int>(std::min<int64_t>(mr, M - ip * mr));
-      const int cols = static_cast<int>(std::min<int64_t>(nr, N - jp * nr));
-      const float* ap;
-      int64_t astride, arow;
-      if (rows < mr) {
-        ap = pa, astride = mr, arow = 1;
-      } else if (A.trans) {
-        ap = A.p + ip * mr, astride = A.ld, arow = 1;
-      } else {
-        ap = A.p + ip * mr * A.ld, astride = 1, arow = A.ld;
-      }
-      micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
-    }
+  parallelRanges(nMp * nNp, std::max<int64_t>(1, kMinWork / tileWork), [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) tile(t / nNp, t % nNp);
   });
 }
 
