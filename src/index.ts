@@ -37,3 +37,5 @@ import type { GradientSource as TrainerGradientSource } from './train/index.js';
 import type { AdapterPolicySource as BuiltInSource } from './model/index.js';
 type AssertGradientSource<T extends TrainerGradientSource> = T;
 export type BuiltInGradientSource = AssertGradientSource<BuiltInSource>;
+// File formats: safetensors, npy/npz, TensorBoard event files (reader and writer).
+export * from './formats/index.js';

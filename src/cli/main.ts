@@ -2,15 +2,18 @@
 // file wires them, the configuration sources and the error policy: a usage error is one
 // line on stderr and exit code 2, never a stack trace.
 import yargs, { type Argv } from 'yargs';
+import { registerTrain } from './commands/train.js';
 import { registerInfo } from './commands/info.js';
+import { registerInspect } from './commands/inspect.js';
+import { readOptionsFile } from './config-file.js';
 import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
 import { UsageError, explainUnknown } from './usage-error.js';
 
 export type Register = (y: Argv) => Argv;
 
-/** Commands in the order `--help` lists them. Later issues add train, inspect and report. */
-const COMMANDS: Register[] = [registerInfo, registerBench, registerReport];
+/** Commands in the order `--help` lists them. */
+const COMMANDS: Register[] = [registerTrain, registerInspect, registerReport, registerInfo, registerBench];
 const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
 
 /** Errors thrown inside yargs .check() callbacks: usage errors by construction. */
@@ -26,7 +29,9 @@ export async function main(argv: string[]): Promise<number> {
   let parser = yargs(argv)
     .scriptName('craftgrad')
     .usage('$0 <command> [options]\n\nCRaFT fine-tuning with fused gradient-surgery kernels.')
+    // Precedence (yargs): command line, then CRAFTGRAD_* variables, then --config, then defaults.
     .env('CRAFTGRAD')
+    .config('config', 'Options from a JSON or YAML file (keys as the flags, or snake_case)', readOptionsFile)
     .strict()
     .recommendCommands()
     .demandCommand(1, 'Name a command (see craftgrad --help)')

@@ -4,19 +4,21 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-/** Levenshtein distance, for "did you mean" suggestions (tiny inputs only). */
+/**
+ * Edit distance counting a swap of two neighbours as one edit (optimal string alignment),
+ * for "did you mean" suggestions: 'trian' is one edit from 'train'. Tiny inputs only.
+ */
 function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; ++i) {
-    let prev = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; ++j) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The closest candidate within a small edit distance, if any. */

@@ -8,6 +8,11 @@ function fixed(v: number | undefined, digits: number): string {
   return v === undefined ? '-' : v.toFixed(digits);
 }
 
+/** The seed's 4 decimals, or '%.2e' for small non-zero values that 4 decimals would show as 0.0000/0.0002. */
+function small(v: number | undefined): string {
+  return v !== undefined && v !== 0 && Math.abs(v) < 1e-3 ? sci(v) : fixed(v, 4);
+}
+
 /** 5e-4 as Python's '%.2e' writes it: '5.00e-04' (two-digit exponent). */
 export function sci(v: number | undefined): string {
   if (v === undefined) return '-';
@@ -34,7 +39,7 @@ export function formatStepLine(row: MetricsRow, totalSteps: number): string {
   const parts = [`Step ${row.step}/${totalSteps}`, `Loss: ${fixed(row.action_loss, 4)}`];
   if (row.lambda_before !== undefined) {
     parts.push(
-      `Ret: ${fixed(row.retention_loss, 4)}/${fixed(row.retention_budget, 4)}`,
+      `Ret: ${small(row.retention_loss)}/${small(row.retention_budget)}`,
       `λ: ${fixed(row.lambda_before, 3)}→${fixed(row.lambda_after, 3)}`,
       `Conflict: ${row.conflict_ratio === undefined ? '-' : (row.conflict_ratio * 100).toFixed(2)}%`,
     );
