@@ -38,7 +38,8 @@ test('--help lists the commands; --version prints the version', () => {
 });
 
 test('a misspelt command gets a suggestion and exit code 2', () => {
-  assertUsageError(cli(['inf']), /Did you mean info\?/);
+  assertUsageError(cli(['inf']), /unknown command 'inf' \(did you mean 'info'\?\)/);
+  assertUsageError(cli(['inpsect', 'x']), /did you mean 'inspect'/);
 });
 
 test('a misspelt option gets a suggestion and exit code 2', () => {
