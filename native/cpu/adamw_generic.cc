@@ -5,22 +5,7 @@
 namespace craftgrad {
 namespace generic_adamw {
 
-struct V {
-  float v[16];
-  static V splat(float x) { V r; for (int j = 0; j < 16; ++j) r.v[j] = x; return r; }
-  static V load(const float* p) { V r; for (int j = 0; j < 16; ++j) r.v[j] = p[j]; return r; }
-  static void store(float* p, const V& x) { for (int j = 0; j < 16; ++j) p[j] = x.v[j]; }
-  static V add(const V& x, const V& y) { V r; for (int j = 0; j < 16; ++j) r.v[j] = x.v[j] + y.v[j]; return r; }
-  static V sub(const V& x, const V& y) { V r; for (int j = 0; j < 16; ++j) r.v[j] = x.v[j] - y.v[j]; return r; }
-  static V mul(const V& x, const V& y) { V r; for (int j = 0; j < 16; ++j) r.v[j] = x.v[j] * y.v[j]; return r; }
-  static V div(const V& x, const V& y) { V r; for (int j = 0; j < 16; ++j) r.v[j] = x.v[j] / y.v[j]; return r; }
-  static V sqrt(const V& x) { V r; for (int j = 0; j < 16; ++j) r.v[j] = __builtin_sqrtf(x.v[j]); return r; }
-  static V fma(const V& x, const V& y, const V& z) {
-    V r;
-    for (int j = 0; j < 16; ++j) r.v[j] = __builtin_fmaf(x.v[j], y.v[j], z.v[j]);
-    return r;
-  }
-};
+#include "vec16_generic.inc"
 
 #include "adamw_body.inc"
 

@@ -1,8 +1,7 @@
 // The report of one or several run directories: load, summarise, plan and render the
 // charts, assemble the page, write it. Problems in the runs end up on the page; only a
 // failure to write the output file throws.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { planHeatmap, type HeatmapOptions } from './heatmap.js';
 import { reportPage, type RenderedChart } from './html-page.js';
 import { LINE_CHARTS, planLineChart, type ChartPlan } from './line-charts.js';
@@ -10,6 +9,7 @@ import { renderVegaLiteSvg } from './render-svg.js';
 import { loadRuns, type RunData } from './run-load.js';
 import { summarize, type RunSummary } from './summary.js';
 import { summaryTableHtml } from './summary-table.js';
+import { replaceFileAtomic } from '../run/fsio.js';
 
 export const REPORT_FILE = 'report.html';
 
@@ -73,23 +73,10 @@ export function defaultReportPath(runDirs: readonly string[], cwd = process.cwd(
   return runDirs.length === 1 ? join(resolve(runDirs[0]!), REPORT_FILE) : join(resolve(cwd), REPORT_FILE);
 }
 
-/** Writes via a temp file and a rename, so a browser never sees half a report. */
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = join(dirname(path), `.${REPORT_FILE}.tmp-${process.pid}`);
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
 export async function writeReport(runDirs: readonly string[], outPath?: string, options: ReportOptions = {}): Promise<Report & { path: string }> {
   const report = await buildReport(runDirs, options);
   const path = resolve(outPath ?? defaultReportPath(runDirs));
-  writeFileAtomic(path, report.html);
+  replaceFileAtomic(path, report.html);
   return { ...report, path };
 }
 

@@ -11,9 +11,10 @@
 // A 484-tensor model costs 69 bytes a step. The header is written once (atomically: temp
 // file, fsync, rename); records are appended with one write each, so a kill loses at most
 // the record being written, and the reader drops a torn last record.
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { replaceFileAtomic } from './fsio.js';
 
 export const CONFLICT_LOG_FORMAT = 'craftgrad-conflicts';
 export const CONFLICT_LOG_VERSION = 1;
@@ -70,18 +71,6 @@ export function parseConflictLogHeader(text: string, path = CONFLICT_LOG_HEADER)
   return h as ConflictLogHeader;
 }
 
-function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-}
-
 export interface ConflictLogWriterOptions {
   /** Start a new log even when a compatible one exists (a fresh run). Default false: append (resume). */
   replace?: boolean;
@@ -124,7 +113,7 @@ export class ConflictLogWriter {
     if (!append) {
       // Data first, header last: a header always describes an existing (possibly empty) data file.
       closeSync(openSync(dataPath, 'w'));
-      writeFileAtomic(headerPath, JSON.stringify(makeHeader([...this.names]), null, 1) + '\n');
+      replaceFileAtomic(headerPath, JSON.stringify(makeHeader([...this.names]), null, 1) + '\n');
     }
     this.fd = openSync(dataPath, 'r+');
     const size = fstatSync(this.fd).size;
