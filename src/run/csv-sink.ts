@@ -1,8 +1,9 @@
 // metrics.csv: a header of every known key (METRIC_KEYS order), one row per logged step,
 // an empty cell where a row has no value (baseline rows, steps without validation), so
 // the columns never shift between CRaFT, baseline and resumed runs.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { appendAll, replaceFileAtomic } from './fsio.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { AppendFile } from './append-file.js';
+import { replaceFileAtomic } from './fsio.js';
 import type { MetricsFileOptions } from './jsonl-sink.js';
 import { METRIC_KEYS, type MetricsRow, type MetricsSink } from './metrics.js';
 import { RunError } from './run-error.js';
@@ -61,33 +62,25 @@ export function truncateCsv(path: string, step: number): { kept: number; dropped
 
 /** The metrics.csv sink. */
 export class CsvSink implements MetricsSink {
-  private fd: number | undefined;
+  private readonly file: AppendFile;
 
   constructor(readonly path: string, options: MetricsFileOptions = {}) {
     const resuming = options.resumeStep !== undefined;
     if (resuming) truncateCsv(path, options.resumeStep!);
     const needHeader = !resuming || !existsSync(path) || readFileSync(path).length === 0;
-    try {
-      this.fd = openSync(path, resuming ? 'a' : 'w');
-    } catch (e) {
-      throw RunError.fromFs(e, path, 'cannot open the metrics file');
-    }
-    if (needHeader) appendAll(this.fd, CSV_HEADER + '\n');
+    this.file = new AppendFile(path, resuming);
+    if (needHeader) this.file.write(CSV_HEADER + '\n');
   }
 
   write(row: MetricsRow): void {
-    if (this.fd === undefined) throw new RunError('the sink is closed', { path: this.path });
-    appendAll(this.fd, csvLine(row));
+    this.file.write(csvLine(row));
   }
 
   flush(): void {
-    if (this.fd !== undefined) fsyncSync(this.fd);
+    this.file.flush();
   }
 
   close(): void {
-    if (this.fd === undefined) return;
-    this.flush();
-    closeSync(this.fd);
-    this.fd = undefined;
+    this.file.close();
   }
 }

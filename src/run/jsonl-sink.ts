@@ -1,7 +1,8 @@
 // metrics.jsonl: one JSON object per logged step, written as it comes (a kill -9 loses
 // nothing already written), keys in METRIC_KEYS order.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { appendAll, replaceFileAtomic } from './fsio.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { AppendFile } from './append-file.js';
+import { replaceFileAtomic } from './fsio.js';
 import { type MetricsRow, type MetricsSink, orderedEntries } from './metrics.js';
 import { RunError } from './run-error.js';
 
@@ -53,30 +54,22 @@ export function truncateJsonl(path: string, step: number): { kept: number; dropp
 
 /** The metrics.jsonl sink. */
 export class JsonlSink implements MetricsSink {
-  private fd: number | undefined;
+  private readonly file: AppendFile;
 
   constructor(readonly path: string, options: MetricsFileOptions = {}) {
     if (options.resumeStep !== undefined) truncateJsonl(path, options.resumeStep);
-    try {
-      this.fd = openSync(path, options.resumeStep !== undefined ? 'a' : 'w');
-    } catch (e) {
-      throw RunError.fromFs(e, path, 'cannot open the metrics file');
-    }
+    this.file = new AppendFile(path, options.resumeStep !== undefined);
   }
 
   write(row: MetricsRow): void {
-    if (this.fd === undefined) throw new RunError('the sink is closed', { path: this.path });
-    appendAll(this.fd, jsonlLine(row));
+    this.file.write(jsonlLine(row));
   }
 
   flush(): void {
-    if (this.fd !== undefined) fsyncSync(this.fd);
+    this.file.flush();
   }
 
   close(): void {
-    if (this.fd === undefined) return;
-    this.flush();
-    closeSync(this.fd);
-    this.fd = undefined;
+    this.file.close();
   }
 }
