@@ -111,6 +111,16 @@ export interface NativeBinding {
   cudaModelStep?(config: Float64Array, params: DeviceBuffer, frozen: DeviceBuffer, anchor: DeviceBuffer | null,
     tokens: Float32Array, actions: Float32Array, batch: number, gAct: DeviceBuffer | null, gRet: DeviceBuffer | null,
     mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
+  /** CUDA builds only: cudaModelStep on a libuv worker thread (buffers kept alive until it settles). */
+  cudaModelStepAsync?(config: Float64Array, params: DeviceBuffer, frozen: DeviceBuffer, anchor: DeviceBuffer | null,
+    tokens: Float32Array, actions: Float32Array, batch: number, gAct: DeviceBuffer | null, gRet: DeviceBuffer | null,
+    mode: number, accumulate: boolean, scale: number): Promise<{ actionLoss: number; retentionLoss: number }>;
+  /** CUDA builds only: device-to-device copy of `count` floats (same device, no overlap). Synchronous. */
+  cudaCopy?(dst: DeviceBuffer, dstOffset: number, src: DeviceBuffer, srcOffset: number, count: number): void;
+  /** CUDA builds only: what the fp32 CUDA-core peak is computed from (benchmarks). */
+  cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
+  /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (benchmarks). */
+  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number): Float64Array;
   /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
   modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
     b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;

@@ -8,6 +8,9 @@
 // CPU's bit for bit; the two loss values are reduced in a fixed tree (run-to-run
 // deterministic, equal to the CPU's to rounding).
 #pragma once
+#include <cstdint>
+#include <vector>
+
 #include "../core/model_desc.h"
 
 namespace craftgrad {
@@ -16,6 +19,23 @@ namespace cuda {
 // a.params, a.frozen, a.anchor, a.gAct, a.gRet: device pointers on `device`;
 // a.tokens, a.actions: host arrays (uploaded into per-device scratch). One stream sync.
 ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs& a);
+
+// dst[0..n) = src[0..n) on `device` (device-to-device, on the model's stream; one sync).
+void copyDevice(int device, float* dst, const float* src, int64_t n);
+
+// What the benchmark needs to compute the fp32 CUDA-core peak.
+struct DeviceProps {
+  int multiprocessors = 0;
+  int clockKHz = 0;  // peak SM clock
+  int major = 0, minor = 0;
+  int fp32LanesPerSM = 0;  // FP32 FMA lanes per SM for the architecture (0 when unknown)
+};
+DeviceProps deviceProps(int device);
+
+// Milliseconds of each of `reps` launches of the model's matrix-product kernel
+// C = op(A)·op(B) (M×N, inner K) on scratch operands, timed with CUDA events after one
+// warm-up (benchmarks).
+std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps);
 
 }  // namespace cuda
 }  // namespace craftgrad

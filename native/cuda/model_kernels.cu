@@ -415,5 +415,68 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
   return res;
 }
 
+void copyDevice(int device, float* dst, const float* src, int64_t n) {
+  if (n <= 0 || dst == src) return;
+  DeviceContext& ctx = deviceContext(device);
+  CG_CUDA(device, cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<size_t>(n), cudaMemcpyDeviceToDevice, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+}
+
+DeviceProps deviceProps(int device) {
+  deviceContext(device);  // checks the device, makes it current
+  DeviceProps p;
+  CG_CUDA(device, cudaDeviceGetAttribute(&p.multiprocessors, cudaDevAttrMultiProcessorCount, device));
+  CG_CUDA(device, cudaDeviceGetAttribute(&p.clockKHz, cudaDevAttrClockRate, device));
+  CG_CUDA(device, cudaDeviceGetAttribute(&p.major, cudaDevAttrComputeCapabilityMajor, device));
+  CG_CUDA(device, cudaDeviceGetAttribute(&p.minor, cudaDevAttrComputeCapabilityMinor, device));
+  // FP32 lanes per SM (CUDA C Programming Guide, "Arithmetic Instructions" throughput table).
+  const int cc = p.major * 10 + p.minor;
+  if (cc == 60) p.fp32LanesPerSM = 64;
+  else if (p.major == 6) p.fp32LanesPerSM = 128;
+  else if (p.major == 7) p.fp32LanesPerSM = 64;
+  else if (cc == 80) p.fp32LanesPerSM = 64;
+  else if (p.major >= 8) p.fp32LanesPerSM = 128;
+  return p;
+}
+
+std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps) {
+  DeviceContext& ctx = deviceContext(device);
+  cudaStream_t st = ctx.stream;
+  const size_t bytes = sizeof(float) * static_cast<size_t>(M * K + K * N + M * N);
+  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(bytes, 4), "gemm benchmark"));
+  std::vector<double> ms;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  try {
+    float* A = base;
+    float* Bm = A + M * K;
+    float* C = Bm + K * N;
+    launchFill(ctx, A, M * K, 0.5f);
+    launchFill(ctx, Bm, K * N, 0.25f);
+    CG_CUDA(device, cudaEventCreate(&e0));
+    CG_CUDA(device, cudaEventCreate(&e1));
+    const Mat a{A, transA ? M : K, transA}, b{Bm, transB ? K : N, transB};
+    gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N);  // warm-up
+    for (int i = 0; i < reps; ++i) {
+      CG_CUDA(device, cudaEventRecord(e0, st));
+      gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N);
+      CG_CUDA(device, cudaEventRecord(e1, st));
+      CG_CUDA(device, cudaEventSynchronize(e1));
+      float t = 0;
+      CG_CUDA(device, cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    check(device);
+  } catch (...) {
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    freeDevice(base);
+    throw;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  freeDevice(base);
+  return ms;
+}
+
 }  // namespace cuda
 }  // namespace craftgrad

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <string>
 #include <initializer_list>
+#include <memory>
+#include <optional>
 #include <vector>
 
 #include "../core/model_desc.h"
@@ -199,49 +201,181 @@ Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
 #ifdef CRAFTGRAD_HAVE_CUDA
 // cudaModelStep(config, params, frozen, anchor, tokens, actions, batch, gAct, gRet, mode,
 // accumulate, scale): params, frozen, anchor, gAct, gRet are DeviceBuffers on one device;
-// tokens and actions host Float32Arrays. Synchronous (one stream sync).
+// tokens and actions host Float32Arrays, staged into the per-device model scratch (cached,
+// grown when needed). Synchronous (one stream sync); cudaModelStepAsync runs the same call
+// on a libuv worker thread.
+struct CudaModelCall {
+  ModelConfig config;
+  ModelStepArgs args;
+  int device = -1;
+  std::vector<std::shared_ptr<cuda::DeviceMemory>> memory;  // kept alive for the async worker
+  std::vector<napi_value> keepAlive;                        // tokens' and actions' ArrayBuffers
+};
+
+CudaModelCall parseCudaModelCall(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CudaModelCall call;
+  const ModelConfig c = readConfig(info);
+  call.config = c;
+  const ModelLayout lay = modelLayout(c);
+  ModelStepArgs& a = call.args;
+  a.mode = static_cast<ModelMode>(readInt(env, info[9], "mode", 0, 3));
+  const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+  const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+  a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
+  int& device = call.device;
+  auto buffer = [&](size_t i, const char* name, int64_t need) -> float* {
+    DeviceBufferWrap* w = DeviceBufferWrap::unwrap(env, info[i], name);
+    const auto& mem = w->memory();
+    if (mem->length() != need)
+      throw rangeError(std::string(name) + " has " + str(mem->length()) + " elements but the model needs " + str(need));
+    if (device < 0) device = mem->device();
+    else if (mem->device() != device)
+      throw rangeError(std::string(name) + " is on cuda:" + std::to_string(mem->device()) + ", params on cuda:" + std::to_string(device));
+    call.memory.push_back(mem);
+    return mem->data();
+  };
+  a.params = buffer(1, "params", lay.paramCount);
+  a.frozen = buffer(2, "frozen", lay.frozenCount);
+  if (withRet) a.anchor = buffer(3, "anchor", lay.anchorCount);
+  const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
+  const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
+  if (withGrad) a.gAct = buffer(7, "gAct", lay.paramCount);
+  if (a.mode == ModelMode::Craft) a.gRet = buffer(8, "gRet", lay.paramCount);
+  for (const float* in : {a.params, a.frozen, a.anchor}) {
+    if (in && (in == a.gAct || in == a.gRet)) throw rangeError("gAct and gRet must not be an input buffer");
+  }
+  if (a.gRet && a.gRet == a.gAct) throw rangeError("gAct and gRet overlap in memory");
+  a.accumulate = readBool(env, info[10], "accumulate");
+  const double scale = readNumber(env, info[11], "scale");
+  if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
+  a.scale = static_cast<float>(scale);
+  a.tokens = tokens.data;
+  a.actions = actions.data;
+  for (const F32View* v : {&tokens, &actions})
+    if (v->arrayBuffer) call.keepAlive.push_back(v->arrayBuffer);
+  return call;
+}
+
+Napi::Value modelResult(Napi::Env env, const ModelStepResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("actionLoss", r.actionLoss);
+  out.Set("retentionLoss", r.retentionLoss);
+  return out;
+}
+
+class CudaModelWorker : public Napi::AsyncWorker {
+ public:
+  CudaModelWorker(Napi::Env env, CudaModelCall call)
+      : Napi::AsyncWorker(env, "craftgrad.cudaModelStep"), call_(std::move(call)),
+        deferred_(Napi::Promise::Deferred::New(env)) {
+    for (napi_value b : call_.keepAlive) buffers_.push_back(Napi::Persistent(Napi::Value(env, b)));
+    call_.keepAlive.clear();
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      result_ = cuda::modelStep(call_.device, call_.config, call_.args);
+    } catch (const cuda::CudaOutOfMemory& e) {
+      oom_.emplace(e);
+      SetError(e.what());
+    } catch (const cuda::CudaError& e) {
+      cudaFailed_ = true;
+      SetError(e.what());
+    } catch (const std::exception& e) {
+      SetError(std::string("craftgrad: model step failed: ") + e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(modelResult(Env(), result_));
+  }
+  void OnError(const Napi::Error& e) override {
+    Napi::HandleScope scope(Env());
+    if (oom_) deferred_.Reject(cudaJsError(Env(), *oom_).Value());
+    else if (cudaFailed_) deferred_.Reject(cudaJsError(Env(), cuda::CudaError(e.Message())).Value());
+    else deferred_.Reject(e.Value());
+  }
+
+ private:
+  CudaModelCall call_;
+  ModelStepResult result_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::Reference<Napi::Value>> buffers_;
+  std::optional<cuda::CudaOutOfMemory> oom_;
+  bool cudaFailed_ = false;
+};
+
 Napi::Value CudaModelStep(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
+    const CudaModelCall call = parseCudaModelCall(info);
+    return modelResult(info.Env(), cuda::modelStep(call.device, call.config, call.args));
+  });
+}
+
+Napi::Value CudaModelStepAsync(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    auto* worker = new CudaModelWorker(info.Env(), parseCudaModelCall(info));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();  // deletes itself when done
+    return promise;
+  });
+}
+
+// cudaCopy(dst, dstOffset, src, srcOffset, count): device-to-device copy between (or
+// within, without overlap) DeviceBuffers on one device. Synchronous.
+Napi::Value CudaCopy(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const ModelConfig c = readConfig(info);
-    const ModelLayout lay = modelLayout(c);
-    ModelStepArgs a;
-    a.mode = static_cast<ModelMode>(readInt(env, info[9], "mode", 0, 3));
-    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
-    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    a.batch = readInt(env, info[6], "batch", 1, int64_t{1} << 24);
-    int device = -1;
-    auto buffer = [&](size_t i, const char* name, int64_t need) -> float* {
-      DeviceBufferWrap* w = DeviceBufferWrap::unwrap(env, info[i], name);
-      const auto& mem = w->memory();
-      if (mem->length() != need)
-        throw rangeError(std::string(name) + " has " + str(mem->length()) + " elements but the model needs " + str(need));
-      if (device < 0) device = mem->device();
-      else if (mem->device() != device)
-        throw rangeError(std::string(name) + " is on cuda:" + std::to_string(mem->device()) + ", params on cuda:" + std::to_string(device));
-      return mem->data();
-    };
-    a.params = buffer(1, "params", lay.paramCount);
-    a.frozen = buffer(2, "frozen", lay.frozenCount);
-    if (withRet) a.anchor = buffer(3, "anchor", lay.anchorCount);
-    const F32View tokens = needLength(env, info[4], "tokens", a.batch * c.T * c.D, "batch×T×D");
-    const F32View actions = needLength(env, info[5], "actions", a.batch * c.actionDim(), "batch×K×A");
-    if (withGrad) a.gAct = buffer(7, "gAct", lay.paramCount);
-    if (a.mode == ModelMode::Craft) a.gRet = buffer(8, "gRet", lay.paramCount);
-    for (const float* in : {a.params, a.frozen, a.anchor}) {
-      if (in && (in == a.gAct || in == a.gRet)) throw rangeError("gAct and gRet must not be an input buffer");
-    }
-    if (a.gRet && a.gRet == a.gAct) throw rangeError("gAct and gRet overlap in memory");
-    a.accumulate = readBool(env, info[10], "accumulate");
-    const double scale = readNumber(env, info[11], "scale");
-    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
-    a.scale = static_cast<float>(scale);
-    a.tokens = tokens.data;
-    a.actions = actions.data;
-    const ModelStepResult r = cuda::modelStep(device, c, a);
+    DeviceBufferWrap* dst = DeviceBufferWrap::unwrap(env, info[0], "dst");
+    DeviceBufferWrap* src = DeviceBufferWrap::unwrap(env, info[2], "src");
+    const int64_t dOff = readElementCount(env, info[1], "dstOffset");
+    const int64_t sOff = readElementCount(env, info[3], "srcOffset");
+    const int64_t n = readElementCount(env, info[4], "count");
+    const auto& dm = dst->memory();
+    const auto& sm = src->memory();
+    if (dm->device() != sm->device())
+      throw rangeError("dst is on cuda:" + std::to_string(dm->device()) + ", src on cuda:" + std::to_string(sm->device()));
+    if (dOff + n > dm->length()) throw rangeError("dstOffset + count (" + str(dOff + n) + ") exceeds dst's " + str(dm->length()) + " elements");
+    if (sOff + n > sm->length()) throw rangeError("srcOffset + count (" + str(sOff + n) + ") exceeds src's " + str(sm->length()) + " elements");
+    float* d = dm->data() + dOff;
+    const float* s = sm->data() + sOff;
+    if (n > 0 && d != s && d < s + n && s < d + n) throw rangeError("dst and src ranges overlap");
+    cuda::copyDevice(dm->device(), d, s, n);
+    return env.Undefined();
+  });
+}
+
+// cudaDeviceProps(device) -> { multiprocessors, clockKHz, computeCapability, fp32LanesPerSM }.
+Napi::Value CudaDeviceProps(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const int device = readDeviceIndex(env, info[0], "device");
+    const cuda::DeviceProps p = cuda::deviceProps(device);
     Napi::Object out = Napi::Object::New(env);
-    out.Set("actionLoss", r.actionLoss);
-    out.Set("retentionLoss", r.retentionLoss);
+    out.Set("multiprocessors", p.multiprocessors);
+    out.Set("clockKHz", p.clockKHz);
+    out.Set("computeCapability", std::to_string(p.major) + "." + std::to_string(p.minor));
+    out.Set("fp32LanesPerSM", p.fp32LanesPerSM);
+    return out;
+  });
+}
+
+// cudaModelGemmTime(device, M, N, K, transA, transB, reps) -> Float64Array of milliseconds.
+Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const int device = readDeviceIndex(env, info[0], "device");
+    const int64_t lim = int64_t{1} << 16;
+    const int64_t M = readInt(env, info[1], "M", 1, lim), N = readInt(env, info[2], "N", 1, lim),
+                  K = readInt(env, info[3], "K", 1, lim);
+    const bool ta = readBool(env, info[4], "transA"), tb = readBool(env, info[5], "transB");
+    const int reps = static_cast<int>(readInt(env, info[6], "reps", 1, 10000));
+    const std::vector<double> ms = cuda::timeGemm(device, M, N, K, ta, tb, reps);
+    Napi::Float64Array out = Napi::Float64Array::New(env, ms.size());
+    for (size_t i = 0; i < ms.size(); ++i) out[i] = ms[i];
     return out;
   });
 }
@@ -254,6 +388,10 @@ void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
 #ifdef CRAFTGRAD_HAVE_CUDA
   exports.Set("cudaModelStep", Napi::Function::New(env, CudaModelStep, "cudaModelStep"));
+  exports.Set("cudaModelStepAsync", Napi::Function::New(env, CudaModelStepAsync, "cudaModelStepAsync"));
+  exports.Set("cudaCopy", Napi::Function::New(env, CudaCopy, "cudaCopy"));
+  exports.Set("cudaDeviceProps", Napi::Function::New(env, CudaDeviceProps, "cudaDeviceProps"));
+  exports.Set("cudaModelGemmTime", Napi::Function::New(env, CudaModelGemmTime, "cudaModelGemmTime"));
 #endif
 }
 
