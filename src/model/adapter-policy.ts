@@ -2,8 +2,16 @@
 // native code (one call per micro-batch). Parameters, frozen base weights, the anchor
 // (initial LoRA weights, in their own buffer) and gradients are GradSets in the fixed
 // tensor order of layout.ts.
+//
+// On a CUDA device ('cuda' or 'cuda:N') the four sets live in device memory and every call
+// goes to cudaModelStep: the batch's tokens and actions are staged through the device's
+// model scratch (cached by the native layer, grown only when a larger batch comes), so a
+// warm step allocates nothing in proportion to the data. The initial weights are made on
+// the host with the same seeded values as on the CPU, then uploaded.
 import { binding } from '../native.js';
+import type { DeviceBuffer } from '../../binding.js';
 import { GradSet } from '../gradset.js';
+import { CPU, defaultDevice, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { FormatError } from '../formats/errors.js';
 import { readSafetensorsFile } from '../formats/safetensors.js';
@@ -39,6 +47,11 @@ export interface AdapterPolicyOptions {
   seed?: number;
   /** Frozen base weights to use instead of the seeded ones (names and shapes of {@link frozenLayout}). */
   frozen?: Record<string, Tensor>;
+  /**
+   * Where the weights live and the steps run: 'cpu' (default), 'cuda' (= 'cuda:0'),
+   * 'cuda:N', or 'auto' (the first GPU when one is usable, else the CPU).
+   */
+  device?: DeviceSpec;
 }
 
 type Mode = 0 | 1 | 2 | 3;
@@ -57,16 +70,24 @@ export class AdapterPolicy {
   readonly frozenSpecs: readonly TensorSpec[];
   readonly anchorSpecs: readonly TensorSpec[];
   readonly #packed: Float64Array;
+  readonly #device: ResolvedDevice;
 
-  private constructor(config: AdapterPolicyConfig) {
+  private constructor(config: AdapterPolicyConfig, device: ResolvedDevice) {
     this.config = config;
+    this.#device = device;
     this.trainableSpecs = Object.freeze(trainableLayout(config));
     this.frozenSpecs = Object.freeze(frozenLayout(config));
     this.anchorSpecs = Object.freeze(anchorLayout(config));
-    this.params = GradSet.zeros(this.trainableSpecs.map((t) => t.size));
-    this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size));
-    this.anchor = GradSet.zeros(this.anchorSpecs.map((t) => t.size));
+    const opts = { device: device.name };
+    this.params = GradSet.zeros(this.trainableSpecs.map((t) => t.size), opts);
+    this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size), opts);
+    this.anchor = GradSet.zeros(this.anchorSpecs.map((t) => t.size), opts);
     this.#packed = packModelConfig(config);
+  }
+
+  /** Where the weights live and the steps run: 'cpu' or 'cuda:N'. */
+  get device(): DeviceName {
+    return this.#device.name;
   }
 
   /**
@@ -75,19 +96,39 @@ export class AdapterPolicy {
    */
   static create(config: Partial<AdapterPolicyConfig> = {}, options: AdapterPolicyOptions = {}): AdapterPolicy {
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['seed', 'frozen'], 'options');
+    checkKnownKeys(options, ['seed', 'frozen', 'device'], 'options');
     const seed = options.seed ?? 0;
     if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
-    const m = new AdapterPolicy(resolveModelConfig(config));
-    if (options.frozen !== undefined) m.loadFrozen(options.frozen, 'options.frozen');
-    else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
-    initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
+    const device = resolveModelDevice(options.device);
+    const resolved = resolveModelConfig(config);
+    if (device.kind === 'cpu') {
+      const m = new AdapterPolicy(resolved, device);
+      if (options.frozen !== undefined) m.loadFrozen(options.frozen, 'options.frozen');
+      else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
+      initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
+      m.resetAnchor();
+      return m;
+    }
+    // On a device: the same values made on the host (checked before any device memory is
+    // taken), then uploaded.
+    const frozenSpecs = frozenLayout(resolved), trainableSpecs = trainableLayout(resolved);
+    const frozenHost = new Float32Array(frozenSpecs.reduce((a, t) => a + t.size, 0));
+    if (options.frozen !== undefined) copyIn(frozenSpecs, frozenHost, checkTensors(frozenSpecs, options.frozen, 'options.frozen'));
+    else initFrozen(resolved, frozenSpecs, frozenHost, seed);
+    const paramsHost = new Float32Array(trainableSpecs.reduce((a, t) => a + t.size, 0));
+    initTrainable(resolved, trainableSpecs, paramsHost, seed);
+    const m = new AdapterPolicy(resolved, device);
+    m.frozen.set(frozenHost);
+    m.params.set(paramsHost);
     m.resetAnchor();
     return m;
   }
 
   /** Like {@link AdapterPolicy.create}, with the frozen base weights read from a safetensors file. */
-  static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number } = {}): Promise<AdapterPolicy> {
+  static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number; device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['seed', 'device'], 'options');
+    resolveModelDevice(options.device);  // before reading the file: a bad device is not a file error
     const { tensors } = await readSafetensorsFile(path);
     try {
       return AdapterPolicy.create(config, { ...options, frozen: tensors });
@@ -105,14 +146,29 @@ export class AdapterPolicy {
     return this.trainableSpecs.map((t) => t.name);
   }
 
-  /** A zero GradSet with the trainable layout (for g_act, g_ret, optimizer state). */
+  /** A zero GradSet with the trainable layout, on the model's device (for g_act, g_ret, optimizer state). */
   newGradSet(): GradSet {
     return this.params.zerosLike();
   }
 
-  /** Sets the anchor to the current LoRA weights (a copy; the only time weights are copied). */
+  /**
+   * Sets the anchor to the current LoRA weights (a copy, device to device on a GPU; the only
+   * time weights are copied). The LoRA tensors lead the trainable layout, so the anchor is
+   * the first anchor.numElements values of params.
+   */
   resetAnchor(): void {
-    this.anchor.data.set(this.params.data.subarray(0, this.anchor.numElements));
+    if (this.#device.kind === 'cpu') {
+      this.anchor.data.set(this.params.data.subarray(0, this.anchor.numElements));
+      return;
+    }
+    binding.cudaCopy!(deviceBuffer(this.anchor), 0, deviceBuffer(this.params), 0, this.anchor.numElements);
+  }
+
+  /** Frees the model's device memory now (otherwise freed when the sets are collected). The model is unusable after. */
+  dispose(): void {
+    this.params.dispose();
+    this.frozen.dispose();
+    this.anchor.dispose();
   }
 
   /**
@@ -152,27 +208,32 @@ export class AdapterPolicy {
 
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss). */
   evaluate(batch: ModelBatch, options: { retention?: boolean } = {}): ModelLosses {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['retention'], 'options');
+    if (options.retention !== undefined && typeof options.retention !== 'boolean') {
+      throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
+    }
     const ret = options.retention === true;
     const r = this.#call(ret ? MODE_EVAL_RET : MODE_EVAL, batch, undefined, undefined, {});
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
   }
 
-  /** Trainable tensors by name (views, for safetensors checkpoints). */
+  /** Trainable tensors by name (views on the CPU; host copies, downloaded, on a GPU). */
   trainableTensors(): Record<string, Tensor> {
     return named(this.trainableSpecs, this.params);
   }
 
-  /** Anchor tensors by name (views). */
+  /** Anchor tensors by name (views on the CPU; host copies on a GPU). */
   anchorTensors(): Record<string, Tensor> {
     return named(this.anchorSpecs, this.anchor);
   }
 
-  /** Frozen base tensors by name (views). */
+  /** Frozen base tensors by name (views on the CPU; host copies on a GPU). */
   frozenTensors(): Record<string, Tensor> {
     return named(this.frozenSpecs, this.frozen);
   }
 
-  /** Copies named trainable tensors in (every name of the layout required, shapes checked). */
+  /** Copies named trainable tensors in (every name of the layout required, shapes checked; uploaded on a GPU). */
   loadTrainable(tensors: Record<string, Tensor>, name = 'tensors'): void {
     load(this.trainableSpecs, this.params, tensors, name);
   }
@@ -189,22 +250,43 @@ export class AdapterPolicy {
 
   #checkGrad(g: unknown, name: string): void {
     if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
-    if (g.device !== 'cpu') throw argRangeError(`${name} is on ${g.device}; the model runs on the CPU`);
+    if (g.disposed) throw argRangeError(`${name} has been disposed`);
+    if (g.device !== this.#device.name) {
+      throw argRangeError(`${name} is on ${g.device}; the model is on ${this.#device.name} (use model.newGradSet())`);
+    }
     if (!g.sameLayout(this.params)) {
       throw argRangeError(`${name} does not have the model's trainable layout (${this.params.numTensors} tensors: ${this.trainableSpecs.map((t) => t.size).join(', ')})`);
     }
   }
 
   #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
+    if (this.#device.kind === 'cuda') return binding.cudaModelStep!(...this.#cudaArgs(mode, batch, gAct, gRet, options));
     return binding.modelStep(...this.#args(mode, batch, gAct, gRet, options));
   }
 
   async #callAsync(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): Promise<ModelLosses> {
+    if (this.#device.kind === 'cuda') return binding.cudaModelStepAsync!(...this.#cudaArgs(mode, batch, gAct, gRet, options));
     return binding.modelStepAsync(...this.#args(mode, batch, gAct, gRet, options));
+  }
+
+  /** {@link AdapterPolicy.#args} with the sets as DeviceBuffers. */
+  #cudaArgs(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions) {
+    const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
+    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
+    return [this.#packed, deviceBuffer(this.params), deviceBuffer(this.frozen), withRet ? deviceBuffer(this.anchor) : null,
+      tokens, actions, size, gAct ? deviceBuffer(gAct) : null, gRet ? deviceBuffer(gRet) : null, mode, accumulate, scale] as const;
   }
 
   /** Checks a call's arguments and lays them out for the binding. */
   #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions) {
+    const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
+    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
+    return [this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
+      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale] as const;
+  }
+
+  /** Checks a call's batch and write options (both backends). */
+  #checkCall(batch: ModelBatch, options: GradWriteOptions) {
     if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, ['accumulate', 'scale'], 'options');
@@ -222,21 +304,60 @@ export class AdapterPolicy {
     }
     const ka = c.chunk * c.actionDims;
     if (actions.length !== size * ka) throw argRangeError(`batch.actions has ${actions.length} values but batch.size×K×A = ${size}×${ka} = ${size * ka}`);
-    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    return [this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
-      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale] as const;
+    return { tokens, actions, size, accumulate, scale };
   }
+}
+
+/** The device of a model: 'cpu' by default; a CUDA device must be usable (clear Error otherwise). */
+function resolveModelDevice(spec: unknown): ResolvedDevice {
+  const device = parseDevice(spec ?? 'cpu', 'options.device', defaultDevice());
+  if (device.kind === 'cuda') requireCuda(device.index, 'options.device');
+  return device;
+}
+
+function deviceBuffer(set: GradSet): DeviceBuffer {
+  const s = GradSet.internals(set).storage;
+  if (s.kind !== 'cuda') throw new Error(`internal: expected a CUDA GradSet, got one on ${set.device}`);
+  return s.buffer;
 }
 
 function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
+  if (set.device === 'cpu') {
+    specs.forEach((t, i) => {
+      out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: set.view(i) };
+    });
+    return out;
+  }
+  const flat = set.toFlat();  // one download; each tensor a view of it
   specs.forEach((t, i) => {
-    out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: set.view(i) };
+    out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: flat.subarray(set.offsets[i], set.offsets[i]! + set.sizes[i]!) };
   });
   return out;
 }
 
 function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string, Tensor>, name: string): void {
+  checkTensors(specs, tensors, name);
+  if (set.device === 'cpu') {
+    specs.forEach((t, i) => set.view(i).set(tensors[t.name]!.data as Float32Array));
+    return;
+  }
+  // Every tensor of the layout is given: assemble on the host, upload once.
+  const flat = new Float32Array(set.numElements);
+  copyIn(specs, flat, tensors);
+  set.set(flat);
+}
+
+function copyIn(specs: readonly TensorSpec[], flat: Float32Array, tensors: Record<string, Tensor>): void {
+  let o = 0;
+  for (const t of specs) {
+    flat.set(tensors[t.name]!.data as Float32Array, o);
+    o += t.size;
+  }
+}
+
+/** Checks every tensor of `specs` is in `tensors` (F32, the right shape, finite) before anything is copied. */
+function checkTensors(specs: readonly TensorSpec[], tensors: Record<string, Tensor>, name: string): Record<string, Tensor> {
   if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
   // Check everything before copying anything: a bad file changes nothing.
   for (const t of specs) {
@@ -250,5 +371,5 @@ function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string
       if (!Number.isFinite(x.data[i]!)) throw argRangeError(`tensor '${t.name}' in ${name} has a non-finite value at index ${i}`);
     }
   }
-  specs.forEach((t, i) => set.view(i).set(tensors[t.name]!.data as Float32Array));
+  return tensors;
 }
