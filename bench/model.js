@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // node bench/model.js [--record] [--batch 32] [--steps 20] [--no-torch]
+// node bench/model.js --device cuda [--batch 32] [--steps 20] [--no-torch]   (GPU: bench/model-cuda.js)
 // The built-in AdapterPolicy on the CPU, default configuration:
 //  1. the matrix products on the model's own shapes, in GFLOP/s and as a fraction of the
 //     fp32 peak measured in the same run (a tight loop of independent AVX-512 FMAs on
@@ -32,8 +33,15 @@ const { values: args } = parseArgs({
   options: {
     record: { type: 'boolean', default: false }, batch: { type: 'string', default: '32' },
     steps: { type: 'string', default: '20' }, 'no-torch': { type: 'boolean', default: false },
+    device: { type: 'string', default: 'cpu' },
   },
 });
+if (args.device !== 'cpu') {
+  if (!/^cuda(:\d+)?$/.test(args.device)) throw new RangeError(`--device must be cpu, cuda or cuda:N, got '${args.device}'`);
+  const { runCudaModelBench } = await import('./model-cuda.js');
+  await runCudaModelBench(args);
+  process.exit(0);
+}
 const batchSize = Number(args.batch), steps = Number(args.steps);
 const info = backendInfo();
 const threads = info.cpu.threads;

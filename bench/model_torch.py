@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """PyTorch peer baseline for bench/model.js (bench only, never a test dependency).
 
-The same AdapterPolicy (DESIGN.md §4) in fp32 on the CPU, trained with the seed's
+The same AdapterPolicy (DESIGN.md §4) in fp32 on the CPU (or, with --device cuda, on the
+GPU: bench/model.js --device cuda, the larger configuration via --tokens/--width/...), trained with the seed's
 per-tensor CRaFT loop (DESIGN.md §1): g_act and g_ret by two autograd passes, the anchor
 features by a no-grad forward with the anchor LoRA weights switched in, then per tensor
 dot/norm, `if dot < 0` (a host sync), projection, out = a' + lambda*r, AdamW, dual update.
-Prints one JSON line: seconds per CRaFT step and per baseline step.
+Prints one JSON line: seconds per CRaFT step and per baseline step (on a GPU also the
+same steps without the optimizer, *_noopt_s, to compare with a model call plus surgery).
 """
 import argparse
 import json
@@ -19,11 +21,23 @@ p = argparse.ArgumentParser()
 p.add_argument('--batch', type=int, default=32)
 p.add_argument('--steps', type=int, default=20)
 p.add_argument('--threads', type=int, default=2)
+p.add_argument('--device', default='cpu')
+p.add_argument('--tokens', type=int, default=16)
+p.add_argument('--width', type=int, default=256)
+p.add_argument('--blocks', type=int, default=4)
+p.add_argument('--rank', type=int, default=16)
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
+DEV = torch.device(a.device)
+CUDA = DEV.type == 'cuda'
+if CUDA:
+    # fp32 as craftgrad computes it: no TF32 tensor-core products.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_default_device(DEV)
 
-T, D, L, R, ALPHA, H, K, A = 16, 256, 4, 16, 32.0, 256, 8, 7
+T, D, L, R, ALPHA, H, K, A = a.tokens, a.width, a.blocks, a.rank, 32.0, 256, 8, 7
 M_BRIDGE = L // 2
 S = ALPHA / R
 
@@ -94,13 +108,49 @@ def baseline_step():
     opt.step()
 
 
+def craft_noopt_step():
+    """craft_step without AdamW and the dual update (model call + per-tensor surgery)."""
+    f = model.features(x)
+    act_loss = Fn.l1_loss(model.head(f), y)
+    with torch.no_grad():
+        saved = [t.detach().clone() for t in lora]
+        for t, s in zip(lora, anchor):
+            t.data.copy_(s)
+        f_anchor = model.features(x)
+        for t, s in zip(lora, saved):
+            t.data.copy_(s)
+    ret_loss = Fn.mse_loss(f, f_anchor)
+    g_act = torch.autograd.grad(act_loss, params, retain_graph=True, allow_unused=True)
+    g_ret = torch.autograd.grad(ret_loss, params, allow_unused=True)
+    for prm, ga, gr in zip(params, g_act, g_ret):
+        ga = torch.zeros_like(prm) if ga is None else ga
+        gr = torch.zeros_like(prm) if gr is None else gr
+        dot = torch.sum(ga * gr)
+        if dot < 0:
+            ga = ga - dot / (torch.sum(gr * gr) + 1e-8) * gr
+        prm.grad = ga + lam * gr
+    ret_loss.item()
+
+
+def baseline_noopt_step():
+    loss = Fn.l1_loss(model.head(model.features(x)), y)
+    torch.autograd.grad(loss, params, allow_unused=True)
+
+
+def sync():
+    if CUDA:
+        torch.cuda.synchronize()
+
+
 def timed(fn):
     fn()
+    sync()
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(a.steps):
             fn()
+        sync()
         times.append((time.perf_counter() - t0) / a.steps)
     return min(times)  # best of 5: the machine may be shared, interference only adds time
 
@@ -111,4 +161,8 @@ with open('/proc/self/maps') as maps:
     libs = sorted({l.split()[-1] for l in maps if 'blas' in l.lower() and '/' in l})
 blas = ', '.join(libs) or '?'
 out = {'version': torch.__version__, 'blas': blas, 'threads': torch.get_num_threads(), 'craft_s': timed(craft_step), 'baseline_s': timed(baseline_step)}
+if CUDA:
+    out['device'] = torch.cuda.get_device_name(DEV)
+    out['craft_noopt_s'] = timed(craft_noopt_step)
+    out['baseline_noopt_s'] = timed(baseline_noopt_step)
 print(json.dumps(out))

@@ -1,0 +1,124 @@
+// The GPU section of bench/model.js (node bench/model.js --device cuda): the built-in
+// AdapterPolicy on a CUDA device in the larger configuration of issue 5 (T=64, D=896,
+// L=24, r=64), everything resident on the device:
+//  1. the model's matrix-product kernel on the model's own shapes, timed with CUDA events
+//     (cudaModelGemmTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
+//     from the device's properties (SMs × FP32 lanes per SM × 2 × peak SM clock);
+//  2. step throughput (samples/s): the model call alone (craftStep / baselineStep) and a
+//     CRaFT step of model call + surgery on the device, against bench/model_torch.py on the
+//     same GPU (same model, fp32 with TF32 off, the seed's per-tensor CRaFT loop).
+// This build has no CUDA optimizer step, so craftgrad's figures exclude AdamW; the PyTorch
+// figures are given with and without its optimizer step. Prints; records nothing.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { AdapterPolicy, surgery, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { binding } from '../dist/native.js';
+
+const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
+
+function bestOf(fn, { reps = 5, warmup = 1 } = {}) {
+  for (let i = 0; i < warmup; ++i) fn();
+  let best = Infinity;
+  for (let i = 0; i < reps; ++i) {
+    const start = process.hrtime.bigint();
+    fn();
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return best;
+}
+
+export async function runCudaModelBench(args) {
+  const info = backendInfo().cuda;
+  if (!info.available) {
+    console.error(`bench/model.js --device ${args.device}: no usable GPU (${info.compiled ? info.reason : 'this build has no CUDA backend'}); nothing measured.`);
+    process.exit(1);
+  }
+  const device = args.device === 'cuda' ? 'cuda:0' : args.device;
+  const index = Number(device.slice(5));
+  const batchSize = Number(args.batch), steps = Number(args.steps);
+
+  // ---- peak ----
+  const props = binding.cudaDeviceProps(index);
+  const dev = info.devices[index];
+  const peak = props.fp32LanesPerSM > 0 ? (props.multiprocessors * props.fp32LanesPerSM * 2 * props.clockKHz * 1e3) / 1e9 : Number.NaN;
+
+  // ---- model and matrix products ----
+  const model = AdapterPolicy.create(LARGE, { seed: 0, device });
+  const c = model.config;
+  const M = batchSize * c.tokens, D = c.width, r = c.rank;
+  const shapes = [
+    ['block forward  h·W_effᵀ', M, D, D, false, true],
+    ['input grad     dZ·W_eff (2 streams)', 2 * M, D, D, false, false],
+    ['W_eff          B·A', D, D, r, false, false],
+    ['LoRA           h·Aᵀ', M, r, D, false, true],
+    ['LoRA grad      dZᵀ·u', D, r, M, true, false],
+    ['LoRA grad      Vᵀ·h', r, D, M, true, false],
+  ];
+  const gemmRows = shapes.map(([label, m, n, k, ta, tb]) => {
+    const ms = binding.cudaModelGemmTime(index, m, n, k, ta, tb, 20);
+    const best = Math.min(...ms) / 1e3;
+    return { label, m, n, k, gflops: (2 * m * n * k) / best / 1e9 };
+  });
+
+  // ---- steps ----
+  const ds = syntheticDataset({ tasks: 8, episodesPerTask: 4, stepsPerEpisode: 16, tokens: c.tokens, width: c.width, chunk: c.chunk, actionDims: c.actionDims });
+  const sampler = new Sampler(ds.size, { batchSize, seed: 0, dropLast: true });
+  // Mid-training weights: B ≠ 0 so the retention stream is not trivially zero.
+  const t = model.trainableTensors();
+  for (const [name, x] of Object.entries(t)) if (name.endsWith('lora_B')) for (let i = 0; i < x.data.length; i++) x.data[i] = 0.01 * Math.sin(i);
+  model.loadTrainable(t);
+  const gAct = model.newGradSet(), gRet = model.newGradSet();
+  let batch = gatherBatch(ds, sampler.next());
+  let lambda = 0.05;
+  const craftStep = () => {
+    batch = gatherBatch(ds, sampler.next(), batch);
+    const losses = model.craftStep(batch, gAct, gRet);
+    surgery(gAct, gRet, { lambda, out: gAct });
+    lambda = Math.max(0, lambda + 0.01 * (losses.retentionLoss - 1e-3));
+  };
+  const baselineStep = () => {
+    batch = gatherBatch(ds, sampler.next(), batch);
+    model.baselineStep(batch, gAct);
+  };
+  const craftS = bestOf(() => { for (let i = 0; i < steps; i++) craftStep(); }) / steps;
+  const baseS = bestOf(() => { for (let i = 0; i < steps; i++) baselineStep(); }) / steps;
+  const modelOnlyS = bestOf(() => model.craftStep(batch, gAct, gRet), { reps: 10, warmup: 2 });
+
+  // Matrix-product flops of one CRaFT model call (as bench/model.js counts them on the CPU).
+  const F = c.anchorType === 'concat' ? 2 * D : D, H = c.headWidth, KA = c.chunk * c.actionDims, B = batchSize, L = c.blocks;
+  const blockFwd = 2 * M * D * D + 2 * D * D * r;
+  const bwdFlops = 2 * B * H * KA * 2 + 2 * B * F * H * 2 + L * (2 * M * D * r * 7 + 2 * 2 * M * D * D);
+  const stepFlops = 2 * L * blockFwd + 2 * B * F * H + 2 * B * H * KA + bwdFlops;
+
+  // ---- PyTorch peer on the same GPU ----
+  let torch = null;
+  if (!args['no-torch']) {
+    const script = fileURLToPath(new URL('./model_torch.py', import.meta.url));
+    const res = spawnSync('python3', [script, '--device', device, '--batch', String(batchSize), '--steps', String(steps),
+      '--tokens', String(c.tokens), '--width', String(D), '--blocks', String(L), '--rank', String(r)], { encoding: 'utf8' });
+    if (res.status !== 0) console.error(`PyTorch baseline not run: ${res.stderr || res.error}`);
+    else torch = JSON.parse(res.stdout.trim().split('\n').pop());
+  }
+
+  const pct = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : 'n/a');
+  const lines = [];
+  lines.push(`- device: ${device} ${dev.name} (compute capability ${props.computeCapability}, ${props.multiprocessors} SMs, ${props.fp32LanesPerSM || '?'} FP32 lanes/SM, peak clock ${(props.clockKHz / 1e6).toFixed(2)} GHz)`);
+  lines.push(`- fp32 CUDA-core peak from the device's properties: ${Number.isFinite(peak) ? peak.toFixed(0) : 'unknown for this architecture'} GFLOP/s (SMs × lanes × 2 × clock)`);
+  lines.push(`- command: \`node bench/model.js --device ${args.device}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
+  lines.push(`- config: T=${c.tokens} D=${D} L=${L} r=${r} alpha=${c.alpha} m=${c.bridgeBlock} ${c.pooling}/${c.anchorType} H=${H} K=${c.chunk} A=${c.actionDims} (${model.params.numElements} trainable values)`);
+  lines.push('');
+  lines.push('| matrix product (M×N×K) | GFLOP/s | of fp32 peak |');
+  lines.push('|---|---:|---:|');
+  for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} |`);
+  lines.push(`| whole craftStep call (matmul flops / call time, incl. element-wise work and the batch upload) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |`);
+  lines.push('');
+  lines.push('| step (no optimizer on craftgrad\'s side) | craftgrad samples/s | PyTorch samples/s, same work | ratio | PyTorch with AdamW |');
+  lines.push('|---|---:|---:|---:|---:|');
+  const row = (label, s, ts, full) => lines.push(`| ${label} | ${(B / s).toFixed(1)} | ${ts ? (B / ts).toFixed(1) : 'n/a'} | ${ts ? `${(ts / s).toFixed(2)}x` : 'n/a'} | ${full ? (B / full).toFixed(1) : 'n/a'} |`);
+  row('CRaFT (model call + surgery)', craftS, torch?.craft_noopt_s, torch?.craft_s);
+  row('baseline (model call)', baseS, torch?.baseline_noopt_s, torch?.baseline_s);
+  lines.push(`| model call alone (craftStep) | ${(B / modelOnlyS).toFixed(1)} | | | |`);
+  if (torch) lines.push(`\nPyTorch ${torch.version} on ${torch.device}, fp32 (TF32 off), CRaFT as the seed's per-tensor loop (one host sync per tensor).`);
+  lines.push('\nTargets (issue 5): GPU matrix products >= 30% of the fp32 CUDA-core peak; step throughput >= 1.5x PyTorch.');
+  console.log(lines.join('\n'));
+}
