@@ -4,6 +4,7 @@
 //   CRAFTGRAD_DEBUG=1 for a debug build.
 // Extra arguments are passed to cmake-js (e.g. --arch=x64 from the prebuild shim).
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +28,13 @@ export function buildNative(extraArgs = []) {
     return 1;
   }
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
-  const args = [cmakeJs, 'compile', `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
+  // cmake-js `compile` configures only when build/ has no CMake cache, so a changed
+  // setting would be silently ignored: rebuild from scratch when it differs from the
+  // one the existing build/ was configured with.
+  const settings = JSON.stringify({ cuda, debug: process.env.CRAFTGRAD_DEBUG === '1', extraArgs });
+  const stamp = join(root, 'build', 'craftgrad-settings.json');
+  const same = existsSync(stamp) && readFileSync(stamp, 'utf8') === settings;
+  const args = [cmakeJs, same ? 'compile' : 'rebuild', `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
   if (process.env.CRAFTGRAD_DEBUG === '1') args.push('--debug');
   const started = Date.now();
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
@@ -35,7 +42,8 @@ export function buildNative(extraArgs = []) {
     console.error('craftgrad: native build failed (see README "Troubleshooting"; CRAFTGRAD_CUDA=OFF skips the GPU backend).');
     return r.status ?? 1;
   }
-  console.log(`craftgrad: native addon built in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  writeFileSync(stamp, settings);
+  console.log(`craftgrad: native addon built in ${((Date.now() - started) / 1000).toFixed(0)} s (CRAFTGRAD_CUDA=${cuda})`);
   return 0;
 }
 
