@@ -26,20 +26,6 @@ const AdamWKernelTable& adamwKernels() {
   return *table;
 }
 
-// Scalars computed in double as PyTorch computes them in Python floats, rounded once.
-AdamWConsts makeConsts(const AdamWParams& p) {
-  AdamWConsts k;
-  k.decay = static_cast<float>(1.0 - p.lr * p.weightDecay);
-  k.oneMinusBeta1 = static_cast<float>(1.0 - p.beta1);
-  k.beta2 = static_cast<float>(p.beta2);
-  k.oneMinusBeta2 = static_cast<float>(1.0 - p.beta2);
-  k.bc2Sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(p.beta2, p.step)));
-  k.eps = static_cast<float>(p.eps);
-  k.stepSize = static_cast<float>(p.lr / (1.0 - std::pow(p.beta1, p.step)));
-  k.gradScale = static_cast<float>(p.gradScale);
-  return k;
-}
-
 }  // namespace
 
 double outSquaredNorm(const ReduceSums& s, double c) {
@@ -49,7 +35,7 @@ double outSquaredNorm(const ReduceSums& s, double c) {
 
 void adamwFusedCpu(const FusedTensor* tensors, int64_t count, const AdamWParams& params) {
   const AdamWKernelTable& k = adamwKernels();
-  const AdamWConsts consts = makeConsts(params);
+  const AdamWConsts consts = makeAdamWConsts(params);
   auto chunk = [&](const FusedTensor& t, int64_t c) {
     const int64_t o = c * kChunk;
     k.fused(t.a + o, t.r + o, t.c, t.p + o, t.m + o, t.v + o, chunkLength(t.n, c), consts);
@@ -65,7 +51,7 @@ void adamwFusedCpu(const FusedTensor* tensors, int64_t count, const AdamWParams&
 
 void adamwCpu(const float* grad, float* p, float* m, float* v, int64_t n, const AdamWParams& params) {
   const AdamWKernelTable& k = adamwKernels();
-  const AdamWConsts consts = makeConsts(params);
+  const AdamWConsts consts = makeAdamWConsts(params);
   auto chunk = [&](int64_t c) {
     const int64_t o = c * kChunk;
     k.plain(grad + o, p + o, m + o, v + o, chunkLength(n, c), consts);

@@ -2,8 +2,7 @@
 // trainer's step: pass 1 is reduceAllCpu from surgery_cpu.h, run first over every tensor
 // so that non-finite gradients and the clipping norm are known before anything is written).
 //
-// Note for the CUDA fused kernel (not written yet; the trainer rejects device GradSets
-// with a clear error until it is): keep this split. Pass 1 = the CUDA surgery's reduction
+// The CUDA fused step (native/cuda/adamw_kernels.cu) keeps this split. Pass 1 = the CUDA surgery's reduction
 // (same chunk→tensor table, same per-chunk partials reduced per tensor in fixed order),
 // with the per-tensor d, q, ‖a‖² and non-finite flags copied to the host once; the host
 // decides skip / clip / c_i exactly as the CPU path does (craftReduce); pass 2 = one
@@ -14,21 +13,11 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/adamw_params.h"
 #include "../core/numerics.h"
 #include "../core/tensor_span.h"
 
 namespace craftgrad {
-
-// torch.optim.AdamW's hyper-parameters for one step (validated by the caller).
-struct AdamWParams {
-  double lr = 5e-4;
-  double beta1 = 0.9;
-  double beta2 = 0.999;
-  double eps = 1e-8;
-  double weightDecay = 0.01;
-  double step = 1;         // the optimizer's step count after this step (t >= 1)
-  double gradScale = 1.0;  // multiplies the gradient (clipping)
-};
 
 // One tensor of the fused step: a, r read; p, m, v updated in place; c from pass 1.
 struct FusedTensor {

@@ -4,20 +4,9 @@
 #pragma once
 #include <cstdint>
 
-namespace craftgrad {
+#include "../core/adamw_params.h"
 
-// Per-step constants, precomputed in double and rounded to float once (adamw_cpu.cc).
-// Plain data for the same reason as ChunkSums (kernels.h).
-struct AdamWConsts {
-  float decay;      // 1 - lr·weight_decay (decoupled decay: p *= decay first)
-  float oneMinusBeta1;
-  float beta2;
-  float oneMinusBeta2;
-  float bc2Sqrt;    // sqrt(1 - beta2^t)
-  float eps;
-  float stepSize;   // lr / (1 - beta1^t)
-  float gradScale;  // gradient multiplier (the clipping factor; 1 when not clipping)
-};
+namespace craftgrad {
 
 struct AdamWKernelTable {
   const char* name;

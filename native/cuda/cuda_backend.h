@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/adamw_params.h"
 #include "../core/numerics.h"
 #include "../core/tensor_span.h"
 
@@ -95,6 +96,22 @@ const std::vector<int64_t>& layoutSizes(const Layout& l);
 // Thread-safe: concurrent calls on one layout are serialised by the layout.
 void surgery(Layout& l, const float* a, const float* r, float* out, const SurgeryParams& params,
              TensorStats* stats);
+
+// Pass 1 alone (the trainer's craftReduce): per-tensor <a,r>, <r,r>, <a,a> and the
+// non-finite flag, the same bits as reduceAllCpu; nothing written. a may equal r. One
+// stream sync (the statistics' copy to pinned memory).
+void reduce(Layout& l, const float* a, const float* r, ReduceSums* sums);
+
+// The optimizer step (adamw_kernels.cu), the element update of native/cpu/adamw_body.inc
+// in the same fp32 operation order. p, m, v: distinct device buffers of layoutTotal(l)
+// floats, none of them a, r or g. One launch over the layout's chunk table, then one
+// stream sync (which reports any error of the launch).
+// Fused: g = fma(c_i, r, a)·gradScale with c_i = float(coefficients[i]) (k entries), then
+// AdamW: a, r, p, m, v read once; p, m, v written once.
+void adamwFused(Layout& l, const float* a, const float* r, const double* coefficients, float* p, float* m, float* v,
+                const AdamWParams& params);
+// Standalone: g = grad·gradScale.
+void adamw(Layout& l, const float* grad, float* p, float* m, float* v, const AdamWParams& params);
 
 // Host arrays staged through a device staging area cached per device (grown when
 // needed). out may alias a or r exactly (host spans as the CPU backend takes them).

@@ -26,7 +26,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "cuda_internal.h"
+#include "cuda_layout.cuh"
 
 namespace craftgrad {
 namespace cuda {
@@ -40,32 +40,6 @@ constexpr unsigned kFull = 0xffffffffu;
 
 static_assert(kEbElems == kBlock && kEbPerChunk * kEbElems == kChunk, "numerics.h block sizes");
 
-struct TensorDesc {
-  long long offset;      // first element in the buffers
-  long long n;
-  long long firstChunk;  // global index of its first chunk
-  long long nChunks;
-};
-
-struct DevStats {
-  double dot, rr, aa, coef, outSq;
-  int conflict, nonFinite;
-};
-
-struct ChunkPart {
-  double dot, rr, aa, sq;
-  int flag, pad;
-};
-
-struct Tables {
-  const int* chunkTensor;     // numChunks: the chunk -> tensor table
-  const TensorDesc* tensors;  // k
-  ChunkPart* chunks;          // numChunks partial sums
-  DevStats* stats;            // k
-  float* coef;                // k
-  unsigned* count1;           // k, chunks of pass 1 done per tensor
-  unsigned* count2;           // k, chunks of pass 2 done (stats and counters are zeroed per call)
-};
 
 // ---------------------------------------------------------------- device helpers
 
@@ -214,22 +188,6 @@ __device__ __forceinline__ double quadCombine(const float (&v)[4], int q) {
   return __dadd_rn(s0, s1);  // w = 1
 }
 
-// Global chunk gc (an entry of the chunk -> tensor table): its tensor, first element, length.
-struct ChunkWork {
-  int tensor;
-  long long start;  // element offset in the buffers
-  long long len;    // elements in the chunk (1..kChunk)
-};
-
-__device__ __forceinline__ ChunkWork chunkWork(const Tables& T, long long gc) {
-  ChunkWork w;
-  w.tensor = T.chunkTensor[gc];
-  const TensorDesc td = T.tensors[w.tensor];
-  const long long c = gc - td.firstChunk;
-  w.start = td.offset + c * kChunk;
-  w.len = min(static_cast<long long>(kChunk), td.n - c * kChunk);
-  return w;
-}
 
 // Sums x[0..n) in order in float64, loading ahead in batches (the loads do not wait for
 // the adds). x is read through L2 (written by other CTAs of this launch).
@@ -415,25 +373,6 @@ long long groupBudgetBytes(const DeviceContext& ctx) {
 
 // ---------------------------------------------------------------- layout
 
-class Layout {
- public:
-  int device = 0;
-  std::vector<int64_t> sizes;
-  int64_t total = 0, numChunks = 0;
-  std::vector<std::pair<int64_t, int64_t>> groups;  // chunk ranges
-  void* block = nullptr;                             // all device tables and scratch
-  size_t resetBytes = 0;                             // stats + counters, zeroed per call
-  void* resetBase = nullptr;
-  Tables tables{};
-  DevStats* pinned = nullptr;
-  std::mutex mu;
-
-  ~Layout() {
-    if (cudaSetDevice(device) != cudaSuccess) cudaGetLastError();
-    freeDevice(block);
-    if (pinned != nullptr && cudaFreeHost(pinned) != cudaSuccess) cudaGetLastError();
-  }
-};
 
 int layoutDevice(const Layout& l) { return l.device; }
 int64_t layoutTotal(const Layout& l) { return l.total; }
@@ -508,10 +447,12 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
       CG_CUDA(device, cudaMemcpyAsync(base + oChunkT, chunkTensor.data(), nCh * sizeof(int), cudaMemcpyHostToDevice,
                                       ctx.stream));
     CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+    // Pinned: the statistics (k DevStats) and the fused optimizer step's coefficients (k floats).
     void* pinned = nullptr;
-    const cudaError_t err = cudaMallocHost(&pinned, k * sizeof(DevStats));
+    const cudaError_t err = cudaMallocHost(&pinned, k * sizeof(DevStats) + k * sizeof(float));
     if (err != cudaSuccess) throwCuda(err, "cudaMallocHost", device);
     l->pinned = static_cast<DevStats*>(pinned);
+    l->pinnedCoef = reinterpret_cast<float*>(l->pinned + k);
   }
   return l;
 }
@@ -533,6 +474,21 @@ void enqueue(DeviceContext& ctx, Layout& l, const float* a, const float* r, floa
     if (cta1 + cta2 > 0x7fffffffLL) throw CudaError("craftgrad: tensor group too large for one launch");
     stepKernel<<<static_cast<unsigned>(cta1 + cta2), kThreads, 0, ctx.stream>>>(
         l.tables, a, r, out, c2, cta2, c1, p.lambda, p.eps, p.projection ? 1 : 0);
+    CG_CUDA(dev, cudaGetLastError());
+  }
+  CG_CUDA(dev, cudaMemcpyAsync(l.pinned, l.tables.stats, l.sizes.size() * sizeof(DevStats), cudaMemcpyDeviceToHost,
+                               ctx.stream));
+}
+
+// Pass 1 alone (craftReduce): every chunk in one launch (no pass 2 follows, so there is
+// nothing to keep in L2), then the copy of the statistics.
+void enqueueReduce(DeviceContext& ctx, Layout& l, const float* a, const float* r, const SurgeryParams& p) {
+  const int dev = l.device;
+  CG_CUDA(dev, cudaMemsetAsync(l.resetBase, 0, l.resetBytes, ctx.stream));
+  if (l.numChunks > 0) {
+    if (l.numChunks > 0x7fffffffLL) throw CudaError("craftgrad: too many chunks for one launch");
+    stepKernel<<<static_cast<unsigned>(l.numChunks), kThreads, 0, ctx.stream>>>(l.tables, a, r, nullptr, 0, 0, 0,
+                                                                               p.lambda, p.eps, p.projection ? 1 : 0);
     CG_CUDA(dev, cudaGetLastError());
   }
   CG_CUDA(dev, cudaMemcpyAsync(l.pinned, l.tables.stats, l.sizes.size() * sizeof(DevStats), cudaMemcpyDeviceToHost,
@@ -564,6 +520,22 @@ void surgery(Layout& l, const float* a, const float* r, float* out, const Surger
   enqueue(ctx, l, a, r, out, params);
   CG_CUDA(l.device, cudaStreamSynchronize(ctx.stream));
   collect(l, params, stats);
+}
+
+void reduce(Layout& l, const float* a, const float* r, ReduceSums* sums) {
+  if (l.sizes.empty()) return;
+  DeviceContext& ctx = deviceContext(l.device);
+  std::lock_guard<std::mutex> lock(l.mu);
+  SurgeryParams p;  // the device's coefficients are not used: the caller derives them from the sums
+  enqueueReduce(ctx, l, a, r, p);
+  CG_CUDA(l.device, cudaStreamSynchronize(ctx.stream));
+  for (size_t i = 0; i < l.sizes.size(); ++i) {
+    const DevStats& d = l.pinned[i];
+    sums[i].dot = d.dot;
+    sums[i].rr = d.rr;
+    sums[i].aa = d.aa;
+    sums[i].nonFinite = d.nonFinite != 0;
+  }
 }
 
 void surgeryHost(int device, const HostTensor* tensors, int64_t count, const SurgeryParams& params,

@@ -48,6 +48,8 @@ void checkDisjoint(const std::vector<Flat>& written, const std::vector<Flat>& re
   }
 }
 
+}  // namespace
+
 double readRange(napi_env env, napi_value v, const char* name, double lo, bool loInclusive, double hi, bool hiInclusive) {
   const double d = readNumber(env, v, name);
   const bool ok = std::isfinite(d) && (loInclusive ? d >= lo : d > lo) && (hiInclusive ? d <= hi : d < hi);
@@ -90,6 +92,46 @@ const double* readFloat64(napi_env env, napi_value value, const char* name, int6
   return d;
 }
 
+Napi::Object craftReduceResult(Napi::Env env, const std::vector<ReduceSums>& sums, const SurgeryParams& sp) {
+  const size_t k = sums.size();
+  Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
+  Napi::Float64Array dots = Napi::Float64Array::New(env, k);
+  Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
+  uint32_t numConflicts = 0, nonFinite = 0;
+  double normSq = 0.0;  // in tensor order: deterministic
+  for (size_t i = 0; i < k; ++i) {
+    bool conflict;
+    const double c = surgeryCoefficient(sums[i], sp, &conflict);
+    conflicts[i] = conflict ? 1 : 0;
+    dots[i] = sums[i].dot;
+    coefficients[i] = c;
+    numConflicts += conflict ? 1 : 0;
+    nonFinite += sums[i].nonFinite ? 1 : 0;
+    normSq += outSquaredNorm(sums[i], c);
+  }
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("conflicts", conflicts);
+  res.Set("dots", dots);
+  res.Set("coefficients", coefficients);
+  res.Set("numConflicts", Napi::Number::New(env, numConflicts));
+  res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
+  res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
+  res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
+  res.Set("nonFinite", Napi::Number::New(env, nonFinite));
+  return res;
+}
+
+SurgeryParams readReduceParams(const Napi::CallbackInfo& info, size_t first) {
+  napi_env env = info.Env();
+  SurgeryParams sp;
+  sp.lambda = readRange(env, info[first], "lambda", 0, true, INFINITY, false);
+  sp.eps = readRange(env, info[first + 1], "eps", 0, false, INFINITY, false);
+  sp.projection = readBool(env, info[first + 2], "projection");
+  return sp;
+}
+
+namespace {
+
 // craftReduce(actFlat, retFlat, sizes, lambda, eps, projection): surgery pass 1 only.
 // retFlat may be actFlat itself (the baseline's gradient norm: aa with c = 0).
 Napi::Value CraftReduce(const Napi::CallbackInfo& info) {
@@ -98,10 +140,7 @@ Napi::Value CraftReduce(const Napi::CallbackInfo& info) {
     const F32View a = readFloat32Array(env, info[0], "actFlat");
     const F32View r = readFloat32Array(env, info[1], "retFlat");
     const std::vector<int64_t> sizes = readLayout(env, info[2], {{"actFlat", a}, {"retFlat", r}});
-    SurgeryParams sp;
-    sp.lambda = readRange(env, info[3], "lambda", 0, true, INFINITY, false);
-    sp.eps = readRange(env, info[4], "eps", 0, false, INFINITY, false);
-    sp.projection = readBool(env, info[5], "projection");
+    const SurgeryParams sp = readReduceParams(info, 3);
 
     const size_t k = sizes.size();
     std::vector<HostTensor> tensors(k);
@@ -113,31 +152,7 @@ Napi::Value CraftReduce(const Napi::CallbackInfo& info) {
     std::vector<ReduceSums> sums(k);
     reduceAllCpu(tensors.data(), static_cast<int64_t>(k), sums.data());
 
-    Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
-    Napi::Float64Array dots = Napi::Float64Array::New(env, k);
-    Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
-    uint32_t numConflicts = 0, nonFinite = 0;
-    double normSq = 0.0;  // in tensor order: deterministic
-    for (size_t i = 0; i < k; ++i) {
-      bool conflict;
-      const double c = surgeryCoefficient(sums[i], sp, &conflict);
-      conflicts[i] = conflict ? 1 : 0;
-      dots[i] = sums[i].dot;
-      coefficients[i] = c;
-      numConflicts += conflict ? 1 : 0;
-      nonFinite += sums[i].nonFinite ? 1 : 0;
-      normSq += outSquaredNorm(sums[i], c);
-    }
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("conflicts", conflicts);
-    res.Set("dots", dots);
-    res.Set("coefficients", coefficients);
-    res.Set("numConflicts", Napi::Number::New(env, numConflicts));
-    res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
-    res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
-    res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
-    res.Set("nonFinite", Napi::Number::New(env, nonFinite));
-    return res;
+    return craftReduceResult(env, sums, sp);
   });
 }
 

@@ -22,8 +22,6 @@
 namespace craftgrad {
 namespace {
 
-std::string deviceName(int d) { return "cuda:" + std::to_string(d); }
-
 // A parsed, validated cudaSurgery call on DeviceBuffers.
 struct DeviceCall {
   std::shared_ptr<cuda::DeviceMemory> a, r, out;
@@ -46,14 +44,6 @@ struct DeviceCall {
     return shaped.result(env);
   }
 };
-
-void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int device, int64_t total) {
-  if (m.device() != device)
-    throw rangeError(std::string(name) + " is on " + deviceName(m.device()) + " but layout is on " + deviceName(device));
-  if (m.length() != total)
-    throw rangeError(std::string(name) + " has " + std::to_string(m.length()) + " elements but layout has " +
-                     std::to_string(total));
-}
 
 DeviceCall parseDeviceCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -223,6 +213,7 @@ void registerCuda(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSurgeryHostFlatAsync",
               Napi::Function::New(env, CudaSurgeryHost<true, true>, "cudaSurgeryHostFlatAsync"));
   exports.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
+  registerCudaAdamW(env, exports);
 }
 
 void fillCudaInfo(Napi::Env env, Napi::Object out) {

@@ -10,6 +10,10 @@ namespace craftgrad {
 // cudaTimeCopy to `exports`.
 void registerCuda(Napi::Env env, Napi::Object exports);
 
+// Adds cudaCraftReduce, cudaAdamwFused and cudaAdamw (native/napi/cuda_adamw.cc); called
+// by registerCuda.
+void registerCudaAdamW(Napi::Env env, Napi::Object exports);
+
 // Fills backendInfo().cuda: compiled, available, reason, driverVersion, runtimeVersion,
 // devices [{index, name, totalMemory, computeCapability, multiprocessors, l2CacheBytes}].
 void fillCudaInfo(Napi::Env env, Napi::Object cuda);

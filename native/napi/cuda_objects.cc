@@ -82,6 +82,16 @@ int64_t readElementCount(Napi::Env env, Napi::Value v, const char* name) {
   return static_cast<int64_t>(d);
 }
 
+std::string deviceName(int d) { return "cuda:" + std::to_string(d); }
+
+void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int device, int64_t total) {
+  if (m.device() != device)
+    throw rangeError(std::string(name) + " is on " + deviceName(m.device()) + " but layout is on " + deviceName(device));
+  if (m.length() != total)
+    throw rangeError(std::string(name) + " has " + std::to_string(m.length()) + " elements but layout has " +
+                     std::to_string(total));
+}
+
 Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   if (const auto* oom = dynamic_cast<const cuda::CudaOutOfMemory*>(&e)) {

@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
 
 #include "../cuda/cuda_backend.h"
 #include "arg_error.h"
@@ -66,6 +67,12 @@ class DeviceLayoutWrap : public Napi::ObjectWrap<DeviceLayoutWrap> {
 int readDeviceIndex(Napi::Env env, Napi::Value v, const char* name);
 // A non-negative integer element count or offset (RangeError otherwise).
 int64_t readElementCount(Napi::Env env, Napi::Value v, const char* name);
+
+// "cuda:N".
+std::string deviceName(int device);
+// A buffer that must live on `device` and hold exactly `total` elements (a layout's);
+// RangeError naming `name` otherwise.
+void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int device, int64_t total);
 
 // Runs a binding body: cuda::CudaError becomes a JS Error (code ERR_CRAFTGRAD_CUDA, or
 // ERR_CRAFTGRAD_CUDA_OOM with `device` and `requestedBytes`), the rest as guarded().
