@@ -142,6 +142,21 @@ export interface NativeBinding {
     lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array>;
   cudaSurgeryHostFlatAsync?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
     lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array>>;
+  /**
+   * The optimizer step on DeviceBuffers laid out by `layout` (native/napi/cuda_adamw.cc).
+   * Hyper-parameters are checked first (RangeError), then the handles (TypeError), then
+   * every buffer against the layout (same device, layout.length elements: RangeError).
+   * cudaCraftReduce: surgery pass 1 only, one host sync; ret may be act. Same result as craftReduce.
+   */
+  cudaCraftReduce?(act: DeviceBuffer, ret: DeviceBuffer, layout: DeviceLayout, lambda: number, eps: number,
+    projection: boolean): RawCraftReduceResult;
+  /** Surgery pass 2 fused with AdamW in one launch: p, m, v (three distinct buffers) updated in place. */
+  cudaAdamwFused?(params: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, act: DeviceBuffer, ret: DeviceBuffer,
+    coefficients: Float64Array, layout: DeviceLayout, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, step: number, gradScale: number): void;
+  /** AdamW alone with g = grad·gradScale. */
+  cudaAdamw?(params: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, grad: DeviceBuffer, layout: DeviceLayout,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
   /** Milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events (benchmarks). */
   cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
 }

@@ -24,15 +24,24 @@ function checkNames(names: readonly string[], count: number): void {
   if (new Set(names).size !== names.length) throw argRangeError('names must be unique');
 }
 
-/** The tensors of `state` (views of its GradSets, no copies) grouped by checkpoint file. */
+// Tensor views of a CPU set; host copies (one download) of a device set.
+function hostTensors(set: GradSet): Float32Array[] {
+  return set.device === 'cpu' ? set.sizes.map((_, i) => set.view(i)) : set.toArrays();
+}
+
+/**
+ * The tensors of `state` grouped by checkpoint file: views of its GradSets (no copies) for
+ * CPU sets, host copies downloaded once per set for sets on a GPU.
+ */
 export function trainerTensorGroups(state: TrainerState, names: readonly string[]): TrainerTensorGroups {
   checkNames(names, state.params.numTensors);
   const model: Record<string, Float32Array> = {};
   const optimizer: Record<string, Float32Array> = {};
+  const [p, m, v] = [hostTensors(state.params), hostTensors(state.m), hostTensors(state.v)];
   names.forEach((n, i) => {
-    model[n] = state.params.view(i);
-    optimizer[`${n}.exp_avg`] = state.m.view(i);
-    optimizer[`${n}.exp_avg_sq`] = state.v.view(i);
+    model[n] = p[i]!;
+    optimizer[`${n}.exp_avg`] = m[i]!;
+    optimizer[`${n}.exp_avg_sq`] = v[i]!;
   });
   return { model, optimizer };
 }
@@ -40,7 +49,8 @@ export function trainerTensorGroups(state: TrainerState, names: readonly string[
 /**
  * A TrainerState from state.json's trainer part and the checkpoint's tensors (Float32Arrays
  * or tensors as read back, e.g. RunDirectory's `resumed.tensors`), copied into fresh
- * GradSets laid out like `like` (normally the source's params). Errors name the missing or
+ * CPU GradSets with the sizes of `like` (normally the source's params, on any device:
+ * Trainer.restoreState uploads them, one copy per set). Errors name the missing or
  * mis-sized tensor.
  */
 export function trainerStateFromGroups(

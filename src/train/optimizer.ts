@@ -4,11 +4,14 @@
 // which the trainer runs first so that nothing is written before the step is known to be
 // finite and the clipping factor is known.
 //
-// CPU GradSets only for now. TODO(cuda): the same three calls on device GradSets — a
-// pass-1 launch reusing the CUDA surgery's chunk→tensor table and partial sums, one copy
-// of the per-tensor stats to the host, and a fused pass-2+AdamW launch.
+// Both backends: CPU GradSets run native/cpu (adamw_call.cc); GradSets on 'cuda:N' run
+// native/cuda (cuda_adamw.cc: pass 1 reusing the CUDA surgery's chunk table and partial
+// sums with one copy of the statistics to the host, and one launch for the fused pass 2 +
+// AdamW), never leaving the device. The coefficients, conflicts and norm are computed on
+// the host from the pass-1 sums by the same code on both backends.
 import { binding } from '../native.js';
 import { GradSet } from '../gradset.js';
+import type { DeviceBuffer, DeviceLayout, NativeBinding } from '../../binding.js';
 import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
 
 /** AdamW hyper-parameters (PyTorch's defaults except lr, which is craftgrad's 5e-4). */
@@ -31,7 +34,7 @@ export interface AdamWStepOptions {
   gradScale?: number;
 }
 
-/** The result of the surgery's pass 1 over two CPU GradSets (nothing is written). */
+/** The result of the surgery's pass 1 over two GradSets on one device (nothing is written). */
 export interface CraftReduceResult {
   conflicts: Uint8Array;
   dots: Float64Array;
@@ -51,17 +54,35 @@ export interface CraftReduceResult {
   nonFinite: number;
 }
 
-function cpuData(set: unknown, name: string): Float32Array {
+type Resolved =
+  | { kind: 'cpu'; data: Float32Array }
+  | { kind: 'cuda'; buffer: DeviceBuffer; layout(): DeviceLayout };
+
+function storageOf(set: unknown, name: string): Resolved {
   if (!(set instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(set)}`);
-  if (set.device !== 'cpu') {
-    throw argRangeError(`${name} lives on ${set.device}: the optimizer step runs on CPU GradSets only for now (the CUDA fused step is not implemented yet)`);
-  }
-  return set.data;
+  const internals = GradSet.internals(set);
+  const s = internals.storage;
+  if (s.kind === 'cpu') return { kind: 'cpu', data: s.data };
+  return { kind: 'cuda', buffer: s.buffer, layout: () => internals.layout() };
+}
+
+function cudaBinding(): Required<Pick<NativeBinding, 'cudaCraftReduce' | 'cudaAdamwFused' | 'cudaAdamw'>> {
+  const { cudaCraftReduce, cudaAdamwFused, cudaAdamw } = binding;
+  if (!cudaCraftReduce || !cudaAdamwFused || !cudaAdamw) throw new Error('craftgrad: this build has no CUDA backend');
+  return { cudaCraftReduce, cudaAdamwFused, cudaAdamw };
 }
 
 function checkLayout(like: GradSet, other: GradSet, name: string, likeName: string): void {
   if (!like.sameLayout(other)) {
     throw argRangeError(`${name} (${other.numTensors} tensors, ${other.numElements} elements) does not have the layout of ${likeName} (${like.numTensors} tensors, ${like.numElements} elements)`);
+  }
+}
+
+// Same tensor sizes, any device (state is copied across devices).
+function checkSizes(like: GradSet, other: GradSet, name: string, likeName: string): void {
+  if (!(other instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(other)}`);
+  if (other.sizes.length !== like.sizes.length || other.sizes.some((n, i) => n !== like.sizes[i])) {
+    throw argRangeError(`${name} (${other.numTensors} tensors, ${other.numElements} elements) does not have the sizes of ${likeName} (${like.numTensors} tensors, ${like.numElements} elements)`);
   }
 }
 
@@ -71,13 +92,17 @@ function checkLayout(like: GradSet, other: GradSet, name: string, likeName: stri
  * `act` itself (with lambda 0 and projection off: the norm of act).
  */
 export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: number; eps?: number; projection?: boolean }): CraftReduceResult {
-  const a = cpuData(act, 'act');
-  const r = cpuData(ret, 'ret');
+  const a = storageOf(act, 'act');
+  const r = storageOf(ret, 'ret');
   checkLayout(act, ret, 'ret', 'act');
   const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
   const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
   const projection = options.projection ?? true;
-  return binding.craftReduce(a, r, GradSet.internals(act).sizes, lambda, eps, projection);
+  if (a.kind === 'cuda' && r.kind === 'cuda') {
+    return cudaBinding().cudaCraftReduce(a.buffer, r.buffer, a.layout(), lambda, eps, projection);
+  }
+  if (a.kind === 'cpu' && r.kind === 'cpu') return binding.craftReduce(a.data, r.data, GradSet.internals(act).sizes, lambda, eps, projection);
+  throw argRangeError('act and ret must live on the same device');  // unreachable: checkLayout compares devices
 }
 
 const OPTION_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
@@ -111,7 +136,7 @@ export class AdamW {
   readonly #params: GradSet;
 
   constructor(params: GradSet, options: AdamWOptions = {}) {
-    cpuData(params, 'params');
+    storageOf(params, 'params');
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, OPTION_KEYS, 'options');
     this.lr = checkFiniteNumber(options.lr ?? 5e-4, 'options.lr', 0, true);
@@ -142,23 +167,39 @@ export class AdamW {
 
   /** One AdamW step with a materialised gradient (same layout as the parameters). */
   step(grad: GradSet, options: AdamWStepOptions = {}): void {
-    const g = cpuData(grad, 'grad');
+    const g = storageOf(grad, 'grad');
     checkLayout(this.#params, grad, 'grad', 'params');
-    binding.adamw(g, this.#params.data, this.m.data, this.v.data, ...this.#hyper(options));
+    const p = storageOf(this.#params, 'params'), m = storageOf(this.m, 'm'), v = storageOf(this.v, 'v');
+    if (g.kind === 'cuda' && p.kind === 'cuda' && m.kind === 'cuda' && v.kind === 'cuda') {
+      cudaBinding().cudaAdamw(p.buffer, m.buffer, v.buffer, g.buffer, p.layout(), ...this.#hyper(options));
+    } else if (g.kind === 'cpu' && p.kind === 'cpu' && m.kind === 'cpu' && v.kind === 'cpu') {
+      binding.adamw(g.data, p.data, m.data, v.data, ...this.#hyper(options));
+    } else {
+      throw argRangeError('grad, params and the moments must live on one device');
+    }
     this.stepCount += 1;
   }
 
   /**
    * One fused step: g_i = (act_i + c_i·ret_i)·gradScale with c from craftReduce, then AdamW,
    * without materialising g. Bit-identical to surgery() into a buffer followed by step().
+   * On CUDA GradSets: one launch over the set (a, r, p, m, v read once; p, m, v written once).
    */
   stepFused(act: GradSet, ret: GradSet, coefficients: Float64Array, options: AdamWStepOptions = {}): void {
-    const a = cpuData(act, 'act');
-    const r = cpuData(ret, 'ret');
+    const a = storageOf(act, 'act');
+    const r = storageOf(ret, 'ret');
     checkLayout(this.#params, act, 'act', 'params');
     checkLayout(this.#params, ret, 'ret', 'params');
-    binding.adamwFused(a, r, GradSet.internals(act).sizes, coefficients, this.#params.data, this.m.data, this.v.data,
-      ...this.#hyper(options));
+    const p = storageOf(this.#params, 'params'), m = storageOf(this.m, 'm'), v = storageOf(this.v, 'v');
+    if (a.kind === 'cuda' && r.kind === 'cuda' && p.kind === 'cuda' && m.kind === 'cuda' && v.kind === 'cuda') {
+      cudaBinding().cudaAdamwFused(p.buffer, m.buffer, v.buffer, a.buffer, r.buffer, coefficients, p.layout(),
+        ...this.#hyper(options));
+    } else if (a.kind === 'cpu' && r.kind === 'cpu' && p.kind === 'cpu' && m.kind === 'cpu' && v.kind === 'cpu') {
+      binding.adamwFused(a.data, r.data, GradSet.internals(act).sizes, coefficients, p.data, m.data, v.data,
+        ...this.#hyper(options));
+    } else {
+      throw argRangeError('act, ret, params and the moments must live on one device');
+    }
     this.stepCount += 1;
   }
 
@@ -170,8 +211,8 @@ export class AdamW {
   /** Restores a state from state() (copied in; layouts must match). */
   loadState(state: AdamWState): void {
     if (!Number.isSafeInteger(state.step) || state.step < 0) throw argRangeError(`state.step must be a non-negative integer, got ${describeValue(state.step)}`);
-    checkLayout(this.#params, state.m, 'state.m', 'params');
-    checkLayout(this.#params, state.v, 'state.v', 'params');
+    checkSizes(this.#params, state.m, 'state.m', 'params');
+    checkSizes(this.#params, state.v, 'state.v', 'params');
     this.m.set(state.m.toFlat());
     this.v.set(state.v.toFlat());
     this.stepCount = state.step;

@@ -370,8 +370,11 @@ export class Trainer {
     if (j.meters === null || typeof j.meters !== 'object') throw argTypeError(`state.json.meters must be an object, got ${describeValue(j.meters)}`);
     posInt(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
     posInt(j.meters.samples, 'state.json.meters.samples', 0);
-    if (!(state.params instanceof GradSet) || !this.source.params.sameLayout(state.params)) {
-      throw argRangeError('state.params does not have the layout of the source\'s parameters');
+    // Sizes must match; the device may differ (a CPU copy restores a trainer on a GPU).
+    const like = this.source.params;
+    if (!(state.params instanceof GradSet) || state.params.sizes.length !== like.sizes.length ||
+      state.params.sizes.some((n, i) => n !== like.sizes[i])) {
+      throw argRangeError('state.params does not have the layout (tensor sizes) of the source\'s parameters');
     }
     this.optimizer.loadState({ step: j.optimizerStep, m: state.m, v: state.v });
     this.source.params.set(state.params.toFlat());
