@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// node bench/optimizer.js [--record] [--reps N]
+// node bench/optimizer.js [--record] [--reps N] [--device cpu|cuda|cuda:N]
+// (--device cuda: bench/optimizer-cuda.js, the same step on GradSets on the GPU.)
 // The trainer's optimizer step on the CPU, VLA-adapter-like layout (src/bench/layouts.ts):
 //   fused   = craftReduce (surgery pass 1: a, r read) + adamwFused (pass 2 + AdamW:
 //             a, r, p, m, v read once; p, m, v written once; `out` never materialised)
@@ -14,8 +15,20 @@ import { copyBandwidth, describeMachine as machine } from '../dist/bench/timing.
 import { recordSection } from './common.js';
 
 const { values: args } = parseArgs({
-  options: { record: { type: 'boolean', default: false }, reps: { type: 'string', default: '9' } },
+  options: {
+    record: { type: 'boolean', default: false }, reps: { type: 'string' }, device: { type: 'string', default: 'cpu' },
+  },
 });
+if (args.device !== 'cpu') {
+  // ---- --device cuda|cuda:N: the GPU benchmark lives in bench/optimizer-cuda.js ----
+  if (!/^cuda(:\d+)?$/.test(args.device)) {
+    console.error(`bench/optimizer.js: --device must be cpu, cuda or cuda:N, got ${args.device}`);
+    process.exit(2);
+  }
+  const { runCudaOptimizerBench } = await import('./optimizer-cuda.js');
+  process.exit(await runCudaOptimizerBench(args));
+}
+args.reps ??= '9';
 const reps = Number(args.reps);
 
 const sizes = vlaAdapterLayout();
