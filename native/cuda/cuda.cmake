@@ -44,3 +44,8 @@ endif()
 foreach(_o IN ITEMS -O3 --fmad=false -Xptxas=-O3)
   target_compile_options(craftgrad PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_o}>)
 endforeach()
+# Host code in .cu files computes per-step constants (native/core/adamw_params.h) that must
+# round as in the C++ build, which never contracts a*b+c (CMakeLists.txt).
+if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+  target_compile_options(craftgrad PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffp-contract=off>)
+endif()
