@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, existsSync, writeFileSync, readdirSync, rmSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readTfEvents } from '../dist/index.js';
+import { readTfEvents, backendInfo } from '../dist/index.js';
 
 const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 const root = mkdtempSync(join(tmpdir(), 'craftgrad-cli-'));
@@ -143,6 +143,12 @@ test('inspect: a run directory and a checkpoint; a damaged checkpoint exits 1', 
   assert.equal(cli(['inspect', 'runs/nothing-here']).code, 2);
 });
 
+test('a closed output pipe ends the command quietly', () => {
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" --help | head -1`], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.doesNotMatch(r.stderr, /EPIPE|Error/);
+});
+
 test('bad options and values: one line, exit code 2, no run directory left behind', () => {
   const cwd = mkdtempSync(join(root, 'bad-'));
   for (const [args, pattern] of [
@@ -152,7 +158,8 @@ test('bad options and values: one line, exit code 2, no run directory left behin
     [['train', '--schedule', 'linear'], /--schedule must be one of constant, multistep, cosine/],
     [['train', '--stepz', '5'], /unknown option '--stepz' \(did you mean '--steps'\?\)/],
     [['trian'], /unknown command 'trian' \(did you mean 'train'\?\)/],
-    [['train', '--device', 'cuda'], /--device cuda: .*runs on the CPU/],
+    ...(backendInfo().cuda.available ? [] : [[['train', '--device', 'cuda'], /--device: CUDA was requested but/]]),
+    [['train', '--device', 'gpu'], /--device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'/],
     [['train', '--config', 'nope.yaml'], /--config .*nope\.yaml: no such file/],
     [['train', '--resume', 'nowhere'], /--resume nowhere: not a run directory/],
     [['train', '--data', 'missing.npz'], /--data missing\.npz: no such file/],

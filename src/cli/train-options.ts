@@ -87,7 +87,7 @@ export function yargsTrainOptions(): Record<string, Options> {
     if (s.array) o.array = true;
     out[flag(s.key)] = o;
   }
-  out.device = { type: 'string', group: 'Run:', choices: ['auto', 'cpu', 'cuda'], describe: 'Where to compute (auto: the GPU when the model can use one, else the CPU)', defaultDescription: 'auto' };
+  out.device = { type: 'string', group: RUN, describe: "Where to train: auto (the first GPU when CUDA is usable, else the CPU), cpu, cuda or cuda:N", defaultDescription: 'auto' };
   out.resume = { type: 'string', group: RUN, describe: 'Continue the run in RUN_DIR from its newest valid checkpoint', requiresArg: true };
   out.threads = { type: 'number', group: RUN, describe: 'CPU threads (also CRAFTGRAD_THREADS)', defaultDescription: 'the number of cores' };
   out.quiet = { type: 'boolean', group: RUN, describe: 'No progress display (train_progress.log is still written)' };

@@ -1,13 +1,14 @@
 // The fully resolved configuration of a training run on the built-in model: what
 // config.json holds and what a resume is checked against. Flat, snake_case keys named
 // like the command-line options, so a refused resume names keys the user recognises.
+import type { DeviceName } from '../device.js';
 
 export interface TrainRunConfig {
   /** Run name: the run directory is `<out>/<name>`. */
   name: string;
   out: string;
-  /** Where the model computes ('cpu' in this version; see README). */
-  device: 'cpu';
+  /** Where the model, its gradients and the optimizer step live: 'cpu' or 'cuda:N'. */
+  device: DeviceName;
   seed: number;
   /** 'synthetic' (the embedded dataset) or a .npz / .safetensors dataset file. */
   data: string;

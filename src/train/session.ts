@@ -82,8 +82,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     ...(c.bridge_block === null ? {} : { bridgeBlock: c.bridge_block }),
   };
   const model = c.base_weights === null
-    ? AdapterPolicy.create(modelConfig, { seed: c.seed })
-    : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed });
+    ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device })
+    : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device });
   const source = new AdapterPolicySource(model, train, {
     batchSize: c.batch_size, seed: c.seed, ...(split.val.size > 0 ? { val: split.val } : {}),
   });

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { backendInfo, setThreads } from '../../backend.js';
+import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
 import { TRAIN_DEFAULTS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
 import { installStopHandlers, resumeCommand, shellQuote } from '../../run/signals.js';
@@ -21,13 +22,21 @@ function timestamp(d = new Date()): string {
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
 }
 
+/** 'auto': the first GPU when CUDA is usable, else the CPU; 'cuda' must be usable. */
+function resolveTrainDevice(spec: string): DeviceName {
+  const device = parseDevice(spec, '--device', defaultDevice());
+  if (device.kind === 'cuda') {
+    try {
+      requireCuda(device.index, '--device');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return device.name;
+}
+
 /** Where the run lives and what it is: a new run, or the saved run with the given options applied. */
 function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: string; resume: boolean } {
-  const device = (argv.device as string | undefined) ?? 'auto';
-  if (device === 'cuda') {
-    throw new UsageError("--device cuda: the built-in model's training step runs on the CPU in this version " +
-      '(the CUDA kernels cover the surgery primitive on GradSets); use --device cpu or auto');
-  }
   for (const [flagName, path] of [['--data', argv.data], ['--base-weights', argv['base-weights']]] as const) {
     if (typeof path === 'string' && path !== 'synthetic' && !existsSync(path)) throw new UsageError(`${flagName} ${path}: no such file`);
   }
@@ -36,9 +45,12 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     const file = join(dir, 'config.json');
     if (!existsSync(file)) throw new UsageError(`--resume ${dir}: not a run directory (no config.json)`);
     const saved = readConfigFile(file).config as unknown as TrainRunConfig;
-    return { config: applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv), dir, resume: true };
+    const config = applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv);
+    if (argv.device !== undefined) config.device = resolveTrainDevice(argv.device as string);
+    return { config, dir, resume: true };
   }
   const config = applyOptions({ ...TRAIN_DEFAULTS }, argv);
+  config.device = resolveTrainDevice((argv.device as string | undefined) ?? 'auto');
   if (!config.name) config.name = `${config.craft ? 'craft' : 'baseline'}-${timestamp()}`;
   if (config.name.includes('/') || config.name === '.' || config.name === '..') {
     throw new UsageError(`--name must be a plain name, not a path, got '${config.name}' (use --out for the parent directory)`);
@@ -57,6 +69,12 @@ function shown(path: string): string {
   return shellQuote(r && !r.startsWith('..') ? r : resolve(path));
 }
 
+function gpuName(device: DeviceName): string {
+  const index = Number(device.slice('cuda:'.length));
+  const d = backendInfo().cuda.devices[index];
+  return `${device}${d ? ` (${d.name})` : ''}`;
+}
+
 async function train(argv: Record<string, unknown>): Promise<number> {
   if (typeof argv.threads === 'number') setThreads(argv.threads);
   const plan = planRun(argv);
@@ -65,7 +83,7 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   const out = process.stdout;
   out.write(`craftgrad ${info.version}: ${plan.resume ? 'resuming' : 'training'} ${c.craft ? 'CRaFT' : 'the baseline (no CRaFT)'} ` +
     `on the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank}), ${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
-    `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)\n  run directory: ${shown(plan.dir)}\n`);
+    `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}\n  run directory: ${shown(plan.dir)}\n`);
   const stop = installStopHandlers();
   let outcome: TrainingOutcome;
   try {
