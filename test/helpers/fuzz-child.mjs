@@ -12,6 +12,7 @@ const calls = Number(process.argv[3] ?? 3000);
 const rand = rng(seed);
 const pick = (xs) => xs[Math.floor(rand() * xs.length)];
 const shared = new Float32Array(64).map(() => rand() - 0.5);
+const RAW_FUNCTIONS = Object.keys(raw).filter((k) => typeof raw[k] === 'function' && k !== 'fmaPeakGflops');
 
 function detached() {
   const b = new ArrayBuffer(16);
@@ -64,10 +65,11 @@ for (let i = 0; i < calls; ++i) {
       result = api.GradSet.zeros(pick([value(), [1, 2, -1], [2 ** 60]]), pick([undefined, value(), { device: pick(['cpu', 'cuda', 'cuda:7', 'x']) }]));
     } else {
       // The raw binding: no TypeScript checks in front of it at all.
-      const fn = pick(['surgery', 'surgeryAsync', 'surgeryFlat', 'surgeryFlatAsync', 'setThreads', 'backendInfo']);
-      const args = Array.from({ length: Math.floor(rand() * 10) }, () => value());
+      // Every function the addon exports (fmaPeakGflops aside: it runs for the seconds it is given).
+      const fn = pick(RAW_FUNCTIONS);
+      const args = Array.from({ length: Math.floor(rand() * 16) }, () => value());
       if (fn === 'setThreads') args[0] = pick([1, 2, 3, 0, -1, NaN, 1e9, 'x']);
-      result = raw[fn](...args);
+      result = /^[A-Z]/.test(fn) ? new raw[fn](...args) : raw[fn](...args);
       if (result instanceof Promise) pending.push(result.catch(() => threw++));
     }
     if (result) ok++;
