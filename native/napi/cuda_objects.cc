@@ -174,33 +174,43 @@ Napi::Value DeviceBufferWrap::length(const Napi::CallbackInfo& info) {
 }
 Napi::Value DeviceBufferWrap::disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !mem_); }
 
+namespace {
+
+// The host array and element offset of upload/download, checked to fit in the buffer.
+struct HostRange {
+  F32View view;
+  int64_t offset;
+};
+
+HostRange readHostRange(const Napi::CallbackInfo& info, const char* name, const cuda::DeviceMemory& m) {
+  Napi::Env env = info.Env();
+  HostRange r{readFloat32Array(env, info[0], name), 0};
+  r.offset = isNullish(env, info[1]) ? 0 : readElementCount(env, info[1], "offsetElements");
+  if (r.offset > m.length() || r.view.length > m.length() - r.offset)
+    throw rangeError(std::string(name) + " has " + std::to_string(r.view.length) + " elements, which at offsetElements " +
+                     std::to_string(r.offset) + " do not fit in the DeviceBuffer's " + std::to_string(m.length()));
+  return r;
+}
+
+}  // namespace
+
 // upload(src: Float32Array, offsetElements = 0): copies src into [offset, offset + src.length).
 Napi::Value DeviceBufferWrap::upload(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
     cuda::DeviceMemory& m = live("upload");
-    const F32View src = readFloat32Array(env, info[0], "src");
-    const int64_t offset = isNullish(env, info[1]) ? 0 : readElementCount(env, info[1], "offsetElements");
-    if (offset > m.length() || src.length > m.length() - offset)
-      throw rangeError("src has " + std::to_string(src.length) + " elements, which at offsetElements " +
-                       std::to_string(offset) + " do not fit in the DeviceBuffer's " + std::to_string(m.length()));
-    m.upload(src.data, offset, src.length);
-    return env.Undefined();
+    const HostRange src = readHostRange(info, "src", m);
+    m.upload(src.view.data, src.offset, src.view.length);
+    return info.Env().Undefined();
   });
 }
 
 // download(dst: Float32Array, offsetElements = 0): copies [offset, offset + dst.length) into dst.
 Napi::Value DeviceBufferWrap::download(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
-    Napi::Env env = info.Env();
     cuda::DeviceMemory& m = live("download");
-    const F32View dst = readFloat32Array(env, info[0], "dst");
-    const int64_t offset = isNullish(env, info[1]) ? 0 : readElementCount(env, info[1], "offsetElements");
-    if (offset > m.length() || dst.length > m.length() - offset)
-      throw rangeError("dst has " + std::to_string(dst.length) + " elements, which at offsetElements " +
-                       std::to_string(offset) + " do not fit in the DeviceBuffer's " + std::to_string(m.length()));
-    m.download(dst.data, offset, dst.length);
-    return env.Undefined();
+    const HostRange dst = readHostRange(info, "dst", m);
+    m.download(dst.view.data, dst.offset, dst.view.length);
+    return info.Env().Undefined();
   });
 }
 
