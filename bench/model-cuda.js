@@ -13,19 +13,9 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, surgery, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
+import { bestTime as bestOf } from '../dist/bench/timing.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
-
-function bestOf(fn, { reps = 5, warmup = 1 } = {}) {
-  for (let i = 0; i < warmup; ++i) fn();
-  let best = Infinity;
-  for (let i = 0; i < reps; ++i) {
-    const start = process.hrtime.bigint();
-    fn();
-    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return best;
-}
 
 export async function runCudaModelBench(args) {
   const info = backendInfo().cuda;

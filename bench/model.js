@@ -15,19 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, surgery, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { recordSection } from './common.js';
-import { describeMachine as machine } from '../dist/bench/timing.js';
+import { describeMachine as machine, bestTime as timeIt } from '../dist/bench/timing.js';
 
-/** Best-of-`reps` wall time in seconds (after `warmup` runs): on a shared machine interference only adds time. */
-function timeIt(fn, { reps = 5, warmup = 1 } = {}) {
-  for (let i = 0; i < warmup; ++i) fn();
-  let best = Infinity;
-  for (let i = 0; i < reps; ++i) {
-    const start = process.hrtime.bigint();
-    fn();
-    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return best;
-}
 
 const { values: args } = parseArgs({
   options: {
