@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
 import { recordSection } from './common.js';
+import { optimizerTable } from './optimizer-table.js';
 
 const require = createRequire(import.meta.url);
 const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
@@ -101,7 +102,6 @@ export async function runCudaOptimizerBench(args) {
   const floorMs = ((32 * n) / (copyGBs * 1e9)) * 1e3;
   const twoPassFloorMs = ((40 * n) / (copyGBs * 1e9)) * 1e3;
 
-  const bytesPer = { fused: 40, pass2: 32, reduce: 8, unfused: 40, surgery: 12, adamw: 28 };
   const result = {
     benchmark: 'optimizer-cuda',
     date: new Date().toISOString().slice(0, 10),
@@ -121,18 +121,7 @@ export async function runCudaOptimizerBench(args) {
 
   const f = (x) => x.toFixed(3);
   const x = (t) => (t / floorMs).toFixed(2);
-  const gbs = (k) => ((bytesPer[k] * n) / (med[k] * 1e-3) / 1e9).toFixed(0);
-  const line = (label, k) => `| ${label} | ${bytesPer[k]} | ${f(med[k])} | ${x(med[k])}× | ${f(best[k])} | ${x(best[k])}× | ${gbs(k)} |`;
-  const table = [
-    '| step | B/elem moved | median ms | × floor | best ms | × floor | achieved GB/s (median) |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    line('**fused**: pass 1 (craftReduce) + pass 2 + AdamW', 'fused'),
-    line('fused pass 2 + AdamW alone', 'pass2'),
-    line('pass 1 alone (craftReduce)', 'reduce'),
-    line('**unfused**: surgery into a buffer + AdamW', 'unfused'),
-    line('surgery alone', 'surgery'),
-    line('AdamW alone', 'adamw'),
-  ].join('\n');
+  const table = optimizerTable({ med, best, floorMs, n, msDigits: 3, gbDigits: 0 });
   const summary = `${sizes.length} tensors, ${(n / 1e6).toFixed(1)} M elements on ${dev.name}; device-to-device copy ` +
     `${copyGBs.toFixed(0)} GB/s (same size ${copySame.toFixed(0)}, 256 M elements ${copyBig.toFixed(0)}); floor ${f(floorMs)} ms ` +
     `(two-pass floor ${f(twoPassFloorMs)} ms). Median: fused step ${x(med.fused)}× floor, its pass 2 + AdamW ` +

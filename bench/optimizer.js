@@ -13,6 +13,7 @@ import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
 import { copyBandwidth, describeMachine as machine } from '../dist/bench/timing.js';
 import { recordSection } from './common.js';
+import { optimizerTable } from './optimizer-table.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -116,20 +117,8 @@ for (const [k, t] of Object.entries(samples)) {
 
 const ms = (t) => (t * 1e3).toFixed(1);
 const x = (t, f) => (t / f).toFixed(2);
-// Bytes each variant must move per element, for its achieved bandwidth.
-const bytesPer = { fused: 40, pass2: 32, reduce: 8, unfused: 40, surgery: 12, adamw: 28 };
-const gbs = (k) => ((bytesPer[k] * n) / med[k] / 1e9).toFixed(1);
-const line = (label, k) => `| ${label} | ${bytesPer[k]} | ${ms(med[k])} | ${x(med[k], floor)}× | ${ms(best[k])} | ${x(best[k], floor)}× | ${gbs(k)} |`;
-const table = [
-  '| step | B/elem moved | median ms | × floor | best ms | × floor | achieved GB/s (median) |',
-  '|---|---:|---:|---:|---:|---:|---:|',
-  line('**fused**: pass 1 (craftReduce) + pass 2 + AdamW', 'fused'),
-  line('fused pass 2 + AdamW alone', 'pass2'),
-  line('pass 1 alone (craftReduce)', 'reduce'),
-  line('**unfused**: surgery into a buffer + AdamW', 'unfused'),
-  line('surgery alone', 'surgery'),
-  line('AdamW alone', 'adamw'),
-].join('\n');
+const toMs = (o) => Object.fromEntries(Object.entries(o).map(([k, t]) => [k, t * 1e3]));
+const table = optimizerTable({ med: toMs(med), best: toMs(best), floorMs: floor * 1e3, n, msDigits: 1, gbDigits: 1 });
 const summary = `${sizes.length} tensors, ${(n / 1e6).toFixed(1)} M elements; copy bandwidth ${(bw / 1e9).toFixed(1)} GB/s ` +
   `(single-thread memcpy ${(bwSingle / 1e9).toFixed(1)}, ${info.cpu.threads}-thread copy ${(bwThreaded / 1e9).toFixed(1)}); ` +
   `floor ${ms(floor)} ms (two-pass floor, pass 1 re-reading a and r: ${ms(twoPassFloor)} ms = 1.25× floor). ` +
