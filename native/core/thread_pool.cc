@@ -60,15 +60,22 @@ bool ThreadPool::tryRun(const std::function<void(int)>& job) {
   if (n > 1) {
     std::lock_guard<std::mutex> lock(m_);
     job_ = &job;
-    pending_ = n - 1;
+    pending_.store(n - 1, std::memory_order_relaxed);
     ++generation_;
     publishedGeneration_.store(generation_, std::memory_order_release);
   }
   if (n > 1) wake_.notify_all();
   job(0);
   if (n > 1) {
+    // Spin briefly before sleeping, as the workers do: on short jobs the workers finish
+    // within microseconds, and a futex sleep plus wake-up would cost more than the job.
+    for (int i = 0; i < 4000 && pending_.load(std::memory_order_acquire) != 0; ++i) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    }
     std::unique_lock<std::mutex> lock(m_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    done_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
     job_ = nullptr;
   }
   return true;
@@ -94,7 +101,7 @@ void ThreadPool::workerLoop(int worker, uint64_t seen) {
     (*job)(worker);
     {
       std::lock_guard<std::mutex> lock(m_);
-      if (--pending_ == 0) done_.notify_one();
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) done_.notify_one();
     }
   }
 }

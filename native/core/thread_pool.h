@@ -40,7 +40,7 @@ class ThreadPool {
   std::vector<std::thread> threads_;
   const std::function<void(int)>* job_ = nullptr;
   uint64_t generation_ = 0;
-  int pending_ = 0;
+  std::atomic<int> pending_{0};          // workers still running the current job
   bool stopping_ = false;
   std::atomic<int> participants_{1};
   std::atomic<uint64_t> publishedGeneration_{0};
