@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { AdapterPolicy, GradSet, setThreads, backendInfo } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { Rng } from '../dist/data/rng.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 function batchFor(model, n, seed = 7) {
   const rng = new Rng(seed);
@@ -92,7 +94,7 @@ test('the anchor is read in place: resetAnchor makes retention 0, editing the an
 
 test('native matrix product matches a float64 product for every transpose', () => {
   const rng = new Rng(11);
-  for (const [M, N, K] of [[1, 1, 1], [13, 33, 7], [50, 70, 129], [3, 100, 2]]) for (const ta of [false, true]) for (const tb of [false, true]) for (const beta of [0, 1]) {
+  for (const [M, N, K] of [[1, 1, 1], [13, 33, 7], [50, 70, 129], [3, 100, 2], [50, 16, 129], [37, 5, 90], [16, 40, 64], [33, 16, 3]]) for (const ta of [false, true]) for (const tb of [false, true]) for (const beta of [0, 1]) {
     const a = Float32Array.from({ length: M * K }, () => rng.range(-1, 1));
     const b = Float32Array.from({ length: K * N }, () => rng.range(-1, 1));
     const c = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
@@ -157,6 +159,22 @@ test('same bits on every CPU kernel variant and thread count (child processes)',
       assert.equal(r.retentionLoss, results[0].retentionLoss);
     }
   }
+});
+
+test('matrix products with few columns or rows give the same bits on every CPU kernel variant and thread count', () => {
+  // Products big enough to be split across workers, through the narrow, column and
+  // swapped paths (the LoRA shapes), each in its own process per variant and thread count.
+  const script = fileURLToPath(new URL('./fixtures/gemm-digest.mjs', import.meta.url));
+  const results = [];
+  for (const isa of backendInfo().cpu.available) for (const threads of ['1', '2', '3']) {
+    const r = spawnSync(process.execPath, [script], { env: { ...process.env, CRAFTGRAD_CPU_ISA: isa, CRAFTGRAD_THREADS: threads }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.isa, isa);
+    assert.equal(out.threads, Number(threads));
+    results.push(out);
+  }
+  for (const r of results.slice(1)) assert.equal(r.digest, results[0].digest, `${r.isa}/${r.threads} threads differs from ${results[0].isa}/${results[0].threads}`);
 });
 
 test('craftStepAsync / baselineStepAsync give the same bits off the main thread; bad calls reject', async () => {

@@ -101,19 +101,14 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
   // Full row panels of A are read in place by the micro-kernel (no packing pass); only a
   // partial last panel is packed, zero-padded. B is packed into nr-column panels.
   const bool edgeA = M % mr != 0;
-  // Packing buffers belong to the calling thread and are reused across calls: no page
-  // faults per product. Pool workers write into them through the pointers.
-  thread_local std::vector<float> bufA, bufB;
-  if (edgeA && bufA.size() < static_cast<size_t>(mr * K)) bufA.resize(mr * K);
-  if (bufB.size() < static_cast<size_t>(nNp * nr * K)) bufB.resize(nNp * nr * K);
-  float* pa = bufA.data();
-  float* pb = bufB.data();
-  if (edgeA) packA(A, M, K, mr, nMp - 1, pa);
-
-  // A fork-join costs several microseconds (a futex wake-up): a worker needs about 2M
-  // multiply-adds (or 256k packed values) to make it pay, measured on the model's shapes.
-  constexpr int64_t kMinWork = int64_t{1} << 21;
-  auto tile = [&](int64_t ip, int64_t jp) {
+  // A fork-join costs about a microsecond when the workers are spinning (back-to-back
+  // products) and several when they sleep: a worker needs about 512k multiply-adds to make
+  // it pay, measured on the model's shapes.
+  constexpr int64_t kMinWork = int64_t{1} << 19;
+  const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
+  // Tile (ip, jp) from the packed edge row panel `pa` (if it is the edge) and the packed
+  // column panel `pbPanel`.
+  auto tile = [&](int64_t ip, int64_t jp, const float* pa, const float* pbPanel) {
     const int rows = static_cast<int>(std::min<int64_t>(mr, M - ip * mr));
     const int cols = static_cast<int>(std::min<int64_t>(nr, N - jp * nr));
     const float* ap;
@@ -125,8 +120,33 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
     } else {
       ap = A.p + ip * mr * A.ld, astride = 1, arow = A.ld;
     }
-    micro(K, ap, astride, arow, pb + jp * nr * K, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
+    micro(K, ap, astride, arow, pbPanel, C + ip * mr * ldc + jp * nr, ldc, rows, cols, alpha, beta);
   };
+  // Packing buffers are thread_local and reused across calls: no page faults per product.
+  if (nNp == 1) {
+    // One column panel (the narrow LoRA products): each worker packs its own copy of it,
+    // and the edge row panel if that tile is its, so no packed data crosses cores. On these
+    // ~30 µs products, moving a 32 KB panel from one core's cache to the other's cost more
+    // than packing it twice.
+    parallelRanges(nMp, std::max<int64_t>(1, kMinWork / tileWork), [&](int64_t b, int64_t e) {
+      thread_local std::vector<float> ownA, ownB;
+      if (ownB.size() < static_cast<size_t>(nr * K)) ownB.resize(nr * K);
+      packB(B, N, K, nr, 0, ownB.data());
+      if (edgeA && e == nMp) {
+        if (ownA.size() < static_cast<size_t>(mr * K)) ownA.resize(mr * K);
+        packA(A, M, K, mr, nMp - 1, ownA.data());
+      }
+      for (int64_t ip = b; ip < e; ++ip) tile(ip, 0, ownA.data(), ownB.data());
+    });
+    return;
+  }
+  // Otherwise the calling thread's buffers, which pool workers write into and read from.
+  thread_local std::vector<float> bufA, bufB;
+  if (edgeA && bufA.size() < static_cast<size_t>(mr * K)) bufA.resize(mr * K);
+  if (bufB.size() < static_cast<size_t>(nNp * nr * K)) bufB.resize(nNp * nr * K);
+  float* pa = bufA.data();
+  float* pb = bufB.data();
+  if (edgeA) packA(A, M, K, mr, nMp - 1, pa);
   const int64_t panelWork = nMp * static_cast<int64_t>(mr) * nr * K;  // multiply-adds per column panel
   if (nNp >= 2 && nNp * panelWork >= 2 * kMinWork) {
     // Enough column panels: each worker packs its own B panels and computes their tiles,
@@ -135,18 +155,27 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
     parallelRanges(nNp, std::max<int64_t>(1, kMinWork / panelWork), [&](int64_t b, int64_t e) {
       for (int64_t jp = b; jp < e; ++jp) packB(B, N, K, nr, jp, pb + jp * nr * K);
       for (int64_t ip = 0; ip < nMp; ++ip)
-        for (int64_t jp = b; jp < e; ++jp) tile(ip, jp);
+        for (int64_t jp = b; jp < e; ++jp) tile(ip, jp, pa, pb + jp * nr * K);
     });
     return;
   }
   parallelRanges(nNp, std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, K * nr)), [&](int64_t b, int64_t e) {
     for (int64_t p = b; p < e; ++p) packB(B, N, K, nr, p, pb + p * nr * K);
   });
-  const int64_t tileWork = static_cast<int64_t>(mr) * nr * K;
   // Tiles in row-panel-major order: a worker's consecutive tiles reuse one A panel.
   parallelRanges(nMp * nNp, std::max<int64_t>(1, kMinWork / tileWork), [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) tile(t / nNp, t % nNp);
+    for (int64_t t = b; t < e; ++t) tile(t / nNp, t % nNp, pa, pb + (t % nNp) * nr * K);
   });
+}
+
+// A product with at most nrNarrow columns: the column tile when A is transposed (its rows
+// are contiguous per k), else the narrow row tile, which reads a row-major A in place.
+void narrowProduct(const GemmKernel& kern, int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B,
+                   float beta, float* C, int64_t ldc) {
+  if (kern.microColumns && A.trans && N <= kern.nrColumns)
+    gemmTiles(kern.microColumns, kern.mrColumns, kern.nrColumns, M, N, K, alpha, A, B, beta, C, ldc);
+  else
+    gemmTiles(kern.microNarrow, kern.mrNarrow, kern.nrNarrow, M, N, K, alpha, A, B, beta, C, ldc);
 }
 
 }  // namespace
@@ -160,7 +189,7 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
   }
   const GemmKernel& kern = gemmKernel();
   if (kern.microNarrow && N <= kern.nrNarrow) {
-    gemmTiles(kern.microNarrow, kern.mrNarrow, kern.nrNarrow, M, N, K, alpha, A, B, beta, C, ldc);
+    narrowProduct(kern, M, N, K, alpha, A, B, beta, C, ldc);
     return;
   }
   if (kern.microNarrow && M <= kern.nrNarrow && N > M) {
@@ -170,8 +199,7 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
     thread_local std::vector<float> bufT;
     if (bufT.size() < static_cast<size_t>(N * M)) bufT.resize(N * M);
     float* T = bufT.data();
-    gemmTiles(kern.microNarrow, kern.mrNarrow, kern.nrNarrow, N, M, K, alpha, MatRef{B.p, B.ld, !B.trans},
-              MatRef{A.p, A.ld, !A.trans}, 0.0f, T, M);
+    narrowProduct(kern, N, M, K, alpha, MatRef{B.p, B.ld, !B.trans}, MatRef{A.p, A.ld, !A.trans}, 0.0f, T, M);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? T[j * M + i] : C[i * ldc + j] + T[j * M + i];
     return;

@@ -26,6 +26,12 @@ struct GemmKernel {
   int mrNarrow, nrNarrow;
   void (*microNarrow)(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
                       int64_t ldc, int rows, int cols, float alpha, float beta);
+  // Optional column variant for a transposed A (arow 1 only) and at most nrColumns
+  // columns, such as the LoRA weight gradients: mrColumns×nrColumns tiles whose rows are
+  // the vector lanes; same contract and bits as `micro`. Null if none.
+  int mrColumns, nrColumns;
+  void (*microColumns)(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
+                       int64_t ldc, int rows, int cols, float alpha, float beta);
   // Model element loops (gelu_math.h, same bits on every ISA):
   // Z[i,j] += b[j]; Hn[i,j] = H[i,j] + gelu(Z[i,j]) for `rows` rows of width D.
   void (*biasGeluResidual)(float* Z, const float* b, const float* H, float* Hn, int64_t rows, int64_t D);

@@ -55,7 +55,7 @@ void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const floa
 }  // namespace gemm_avx2_isa
 
 const GemmKernel& gemmAvx2Kernel() {
-  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, 0, 0, nullptr, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows};
+  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, 0, 0, nullptr, 0, 0, nullptr, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows};
   return k;
 }
 

@@ -132,6 +132,34 @@ void microNarrow(int64_t K, const float* ap, int64_t astride, int64_t arow, cons
   storeTile(acc, NRN, C, ldc, rows, cols, alpha, beta);
 }
 
+// Column tile for a transposed A (a(i,k) = ap[k*astride + i], arow 1) and at most 16
+// columns: the weight gradients dZᵀ·u and (swapped) hᵀ·V. The 16 rows of one k are one
+// vector load and each column's B value a broadcast, so a k step reads one cache line of
+// A where the 14-row tile above reads 56 bytes that straddle two. Each accumulator lane
+// runs over k in order with one FMA, exactly as in micro(): the same bits.
+constexpr int MRC = 16, NRC = 16;
+
+// C[i, j] = beta·C[i, j] + alpha·acc(i, j) from the column accumulators (c[j] lane i).
+static void storeColumnTile(const __m512* c, float* C, int64_t ldc, int rows, int cols, float alpha, float beta) {
+  alignas(64) float acc[MRC * NRC];  // acc[i*NRC + j], the row-major tile storeTile expects
+  const __m512i rowIndex = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                              _mm512_set1_epi32(NRC));
+  for (int j = 0; j < NRC; ++j) _mm512_i32scatter_ps(acc + j, rowIndex, c[j], 4);
+  storeTile(acc, NRC, C, ldc, rows, cols, alpha, beta);
+}
+
+void microColumns(int64_t K, const float* ap, int64_t astride, int64_t arow, const float* bp, float* C,
+                  int64_t ldc, int rows, int cols, float alpha, float beta) {
+  __m512 c[NRC];
+  for (int j = 0; j < NRC; ++j) c[j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m512 a = _mm512_loadu_ps(ap + k * astride);
+    const float* b = bp + k * NRC;
+    for (int j = 0; j < NRC; ++j) c[j] = _mm512_fmadd_ps(_mm512_set1_ps(b[j]), a, c[j]);
+  }
+  storeColumnTile(c, C, ldc, rows, cols, alpha, beta);
+}
+
 // Peak probe: 20 independent FMA chains in named registers (an array would be spilled to
 // memory), enough to cover FMA latency × issue width on current cores.
 double fmaLoop(int64_t iters) {
@@ -206,7 +234,7 @@ double fmaLoop(int64_t iters) {
 }  // namespace gemm_avx512_isa
 
 const GemmKernel& gemmAvx512Kernel() {
-  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::MRN, gemm_avx512_isa::NRN, gemm_avx512_isa::microNarrow, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
+  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::MRN, gemm_avx512_isa::NRN, gemm_avx512_isa::microNarrow, gemm_avx512_isa::MRC, gemm_avx512_isa::NRC, gemm_avx512_isa::microColumns, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
   return k;
 }
 

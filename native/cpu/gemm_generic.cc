@@ -34,7 +34,7 @@ void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const floa
 }  // namespace gemm_generic_isa
 
 const GemmKernel& gemmGenericKernel() {
-  static const GemmKernel k{"generic", gemm_generic_isa::MR, gemm_generic_isa::NR, gemm_generic_isa::micro, 0, 0, nullptr, gemm_generic_isa::biasGeluResidual, gemm_generic_isa::geluGradRows};
+  static const GemmKernel k{"generic", gemm_generic_isa::MR, gemm_generic_isa::NR, gemm_generic_isa::micro, 0, 0, nullptr, 0, 0, nullptr, gemm_generic_isa::biasGeluResidual, gemm_generic_isa::geluGradRows};
   return k;
 }
 
