@@ -1,19 +1,20 @@
-// The GPU section of bench/model.js (node bench/model.js --device cuda): the built-in
-// AdapterPolicy on a CUDA device in the larger configuration of issue 5 (T=64, D=896,
-// L=24, r=64), everything resident on the device:
+// The GPU section of bench/model.js (node bench/model.js --device cuda [--record]): the
+// built-in AdapterPolicy on a CUDA device in the larger configuration of issue 5 (T=64,
+// D=896, L=24, r=64), everything resident on the device:
 //  1. the model's matrix-product kernel on the model's own shapes, timed with CUDA events
 //     (cudaModelGemmTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
 //     from the device's properties (SMs × FP32 lanes per SM × 2 × peak SM clock);
-//  2. step throughput (samples/s): the model call alone (craftStep / baselineStep) and a
-//     CRaFT step of model call + surgery on the device, against bench/model_torch.py on the
-//     same GPU (same model, fp32 with TF32 off, the seed's per-tensor CRaFT loop).
-// This build has no CUDA optimizer step, so craftgrad's figures exclude AdamW; the PyTorch
-// figures are given with and without its optimizer step. Prints; records nothing.
+//  2. training-step throughput (samples/s): Trainer.step over the built-in source (model
+//     call, the fused surgery + AdamW kernel on the device, the dual update), CRaFT and
+//     baseline, against bench/model_torch.py on the same GPU (same model, fp32 with TF32
+//     off, the seed's per-tensor CRaFT loop, torch.optim.AdamW).
+// --record writes the 'model-cuda' section of bench/RESULTS.md (figures of this run only).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdapterPolicy, surgery, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { AdapterPolicy, AdapterPolicySource, Trainer, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
-import { bestTime as bestOf } from '../dist/bench/timing.js';
+import { bestTime as bestOf, bestTimeAsync, describeMachine } from '../dist/bench/timing.js';
+import { recordSection } from './common.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
 
@@ -57,21 +58,16 @@ export async function runCudaModelBench(args) {
   const t = model.trainableTensors();
   for (const [name, x] of Object.entries(t)) if (name.endsWith('lora_B')) for (let i = 0; i < x.data.length; i++) x.data[i] = 0.01 * Math.sin(i);
   model.loadTrainable(t);
+  const stepsFor = (mode) => {
+    const trainer = new Trainer(new AdapterPolicySource(model, ds, { batchSize, seed: 0 }), {
+      steps: 1e6, mode, lambda: 0.05, retentionBudget: 1e-3, lr: 1e-4, log: () => {},
+    });
+    return async () => { for (let i = 0; i < steps; i++) await trainer.step(); };
+  };
+  const craftS = await bestTimeAsync(stepsFor('craft')) / steps;
+  const baseS = await bestTimeAsync(stepsFor('baseline')) / steps;
   const gAct = model.newGradSet(), gRet = model.newGradSet();
-  let batch = gatherBatch(ds, sampler.next());
-  let lambda = 0.05;
-  const craftStep = () => {
-    batch = gatherBatch(ds, sampler.next(), batch);
-    const losses = model.craftStep(batch, gAct, gRet);
-    surgery(gAct, gRet, { lambda, out: gAct });
-    lambda = Math.max(0, lambda + 0.01 * (losses.retentionLoss - 1e-3));
-  };
-  const baselineStep = () => {
-    batch = gatherBatch(ds, sampler.next(), batch);
-    model.baselineStep(batch, gAct);
-  };
-  const craftS = bestOf(() => { for (let i = 0; i < steps; i++) craftStep(); }) / steps;
-  const baseS = bestOf(() => { for (let i = 0; i < steps; i++) baselineStep(); }) / steps;
+  const batch = gatherBatch(ds, sampler.next());
   const modelOnlyS = bestOf(() => model.craftStep(batch, gAct, gRet), { reps: 10, warmup: 2 });
 
   // Matrix-product flops of one CRaFT model call (as bench/model.js counts them on the CPU).
@@ -94,7 +90,8 @@ export async function runCudaModelBench(args) {
   const lines = [];
   lines.push(`- device: ${device} ${dev.name} (compute capability ${props.computeCapability}, ${props.multiprocessors} SMs, ${props.fp32LanesPerSM || '?'} FP32 lanes/SM, peak clock ${(props.clockKHz / 1e6).toFixed(2)} GHz)`);
   lines.push(`- fp32 CUDA-core peak from the device's properties: ${Number.isFinite(peak) ? peak.toFixed(0) : 'unknown for this architecture'} GFLOP/s (SMs × lanes × 2 × clock)`);
-  lines.push(`- command: \`node bench/model.js --device ${args.device}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
+  lines.push(`- host: ${describeMachine()}`);
+  lines.push(`- command: \`node bench/model.js --device ${args.device}${args.record ? ' --record' : ''}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
   lines.push(`- config: T=${c.tokens} D=${D} L=${L} r=${r} alpha=${c.alpha} m=${c.bridgeBlock} ${c.pooling}/${c.anchorType} H=${H} K=${c.chunk} A=${c.actionDims} (${model.params.numElements} trainable values)`);
   lines.push('');
   lines.push('| matrix product (M×N×K) | GFLOP/s | of fp32 peak |');
@@ -102,13 +99,15 @@ export async function runCudaModelBench(args) {
   for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} |`);
   lines.push(`| whole craftStep call (matmul flops / call time, incl. element-wise work and the batch upload) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |`);
   lines.push('');
-  lines.push('| step (no optimizer on craftgrad\'s side) | craftgrad samples/s | PyTorch samples/s, same work | ratio | PyTorch with AdamW |');
-  lines.push('|---|---:|---:|---:|---:|');
-  const row = (label, s, ts, full) => lines.push(`| ${label} | ${(B / s).toFixed(1)} | ${ts ? (B / ts).toFixed(1) : 'n/a'} | ${ts ? `${(ts / s).toFixed(2)}x` : 'n/a'} | ${full ? (B / full).toFixed(1) : 'n/a'} |`);
-  row('CRaFT (model call + surgery)', craftS, torch?.craft_noopt_s, torch?.craft_s);
-  row('baseline (model call)', baseS, torch?.baseline_noopt_s, torch?.baseline_s);
-  lines.push(`| model call alone (craftStep) | ${(B / modelOnlyS).toFixed(1)} | | | |`);
+  lines.push('| training step | craftgrad samples/s | PyTorch samples/s | ratio |');
+  lines.push('|---|---:|---:|---:|');
+  const row = (label, s, ts) => lines.push(`| ${label} | ${(B / s).toFixed(1)} | ${ts ? (B / ts).toFixed(1) : 'n/a'} | ${ts ? `${(ts / s).toFixed(2)}x` : 'n/a'} |`);
+  row('CRaFT (Trainer.step: model, fused surgery + AdamW, dual update)', craftS, torch?.craft_s);
+  row('baseline (Trainer.step: model, AdamW)', baseS, torch?.baseline_s);
+  lines.push(`| model call alone (craftStep) | ${(B / modelOnlyS).toFixed(1)} | | |`);
   if (torch) lines.push(`\nPyTorch ${torch.version} on ${torch.device}, fp32 (TF32 off), CRaFT as the seed's per-tensor loop (one host sync per tensor).`);
   lines.push('\nTargets (issue 5): GPU matrix products >= 30% of the fp32 CUDA-core peak; step throughput >= 1.5x PyTorch.');
-  console.log(lines.join('\n'));
+  const text = lines.join('\n');
+  console.log(text);
+  if (args.record) recordSection('model-cuda', `## Built-in model on the GPU (issue 5)\n\n${text}`);
 }

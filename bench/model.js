@@ -5,17 +5,18 @@
 //  1. the matrix products on the model's own shapes, in GFLOP/s and as a fraction of the
 //     fp32 peak measured in the same run (a tight loop of independent AVX-512 FMAs on
 //     every pool thread: fmaPeakGflops);
-//  2. training-step throughput (samples/s): a CRaFT step (craftStep: shared forward, anchor
-//     forward, stacked backward; surgery; AdamW) and a baseline step, against the same
+//  2. training-step throughput (samples/s): Trainer.step over the built-in source, CRaFT
+//     (craftStep: shared forward, anchor forward, stacked backward; the fused surgery +
+//     AdamW kernel; the dual update) and baseline, against the same
 //     model and the per-tensor CRaFT loop of DESIGN.md §1 in PyTorch (bench/model_torch.py,
 //     run with /usr/bin/python3 on the same threads).
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdapterPolicy, surgery, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { AdapterPolicy, AdapterPolicySource, Trainer, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { recordSection } from './common.js';
-import { describeMachine as machine, bestTime as timeIt } from '../dist/bench/timing.js';
+import { describeMachine as machine, bestTime as timeIt, bestTimeAsync as timeAsync } from '../dist/bench/timing.js';
 
 
 const { values: args } = parseArgs({
@@ -69,35 +70,18 @@ const ds = syntheticDataset({ tasks: 8, episodesPerTask: 4, stepsPerEpisode: 16,
 const sampler = new Sampler(ds.size, { batchSize, seed: 0, dropLast: true });
 // Mid-training weights: B ≠ 0 so the retention stream is not trivially zero.
 for (let l = 0; l < c.blocks; l++) { const v = model.params.view(2 * l + 1); for (let i = 0; i < v.length; i++) v[i] = 0.01 * Math.sin(i); }
+// The training step a run takes (what `craftgrad train` does per step): the Trainer over the
+// built-in source, with the fused surgery + AdamW kernel, the dual update and the metrics.
+const stepsFor = (mode) => {
+  const trainer = new Trainer(new AdapterPolicySource(model, ds, { batchSize, seed: 0 }), {
+    steps: 1e6, mode, lambda: 0.05, retentionBudget: 1e-3, lr: 1e-4, log: () => {},
+  });
+  return async () => { for (let i = 0; i < steps; i++) await trainer.step(); };
+};
+const craftS = await timeAsync(stepsFor('craft'), { reps: 5, warmup: 1 }) / steps;
+const baseS = await timeAsync(stepsFor('baseline'), { reps: 5, warmup: 1 }) / steps;
 const gAct = model.newGradSet(), gRet = model.newGradSet();
-const m1 = new Float32Array(model.params.numElements), v1 = new Float32Array(model.params.numElements);
-let t = 0, lambda = 0.05;
-function adamw(p, g) {
-  t++;
-  const lr = 1e-4, b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01;
-  const bc1 = 1 - b1 ** t, bc2 = 1 - b2 ** t;
-  for (let i = 0; i < p.length; i++) {
-    const gi = g[i];
-    m1[i] = b1 * m1[i] + (1 - b1) * gi;
-    v1[i] = b2 * v1[i] + (1 - b2) * gi * gi;
-    p[i] = p[i] * (1 - lr * wd) - (lr * (m1[i] / bc1)) / (Math.sqrt(v1[i] / bc2) + eps);
-  }
-}
-let batch = gatherBatch(ds, sampler.next());
-function craftStep() {
-  batch = gatherBatch(ds, sampler.next(), batch);
-  const losses = model.craftStep(batch, gAct, gRet);
-  const s = surgery(gAct, gRet, { lambda, out: gAct });
-  adamw(model.params.data, s.out.data);
-  lambda = Math.max(0, lambda + 0.01 * (losses.retentionLoss - 1e-3));
-}
-function baselineStep() {
-  batch = gatherBatch(ds, sampler.next(), batch);
-  model.baselineStep(batch, gAct);
-  adamw(model.params.data, gAct.data);
-}
-const craftS = timeIt(() => { for (let i = 0; i < steps; i++) craftStep(); }, { reps: 5, warmup: 1 }) / steps;
-const baseS = timeIt(() => { for (let i = 0; i < steps; i++) baselineStep(); }, { reps: 5, warmup: 1 }) / steps;
+const batch = gatherBatch(ds, sampler.next());
 const modelOnlyS = timeIt(() => model.craftStep(batch, gAct, gRet), { reps: 20, warmup: 2 });
 
 // Matrix-product flops of one CRaFT model call (forward, anchor forward, stacked backward).
@@ -141,8 +125,8 @@ lines.push('');
 lines.push('| training step | craftgrad samples/s | PyTorch samples/s | ratio |');
 lines.push('|---|---:|---:|---:|');
 const row = (label, s, ts) => lines.push(`| ${label} | ${(batchSize / s).toFixed(0)} | ${ts ? (batchSize / ts).toFixed(0) : 'n/a'} | ${ts ? `${(ts / s).toFixed(2)}x` : 'n/a'} |`);
-row('CRaFT (model + surgery + AdamW)', craftS, torch?.craft_s);
-row('baseline (model + AdamW)', baseS, torch?.baseline_s);
+row('CRaFT (Trainer.step: model, fused surgery + AdamW, dual update)', craftS, torch?.craft_s);
+row('baseline (Trainer.step: model, AdamW)', baseS, torch?.baseline_s);
 lines.push(`| model call alone (craftStep) | ${(batchSize / modelOnlyS).toFixed(0)} | | |`);
 if (torch) lines.push(`\nPyTorch ${torch.version}, ${torch.threads} threads (torch.set_num_threads), same model in fp32, CRaFT as the seed's per-tensor loop (one host sync per tensor); BLAS: ${torch.blas}; best of OPENBLAS_NUM_THREADS=1 and =${threads}.`);
 const big = gemmRows.slice(0, 2), lora = gemmRows.slice(2);

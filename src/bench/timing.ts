@@ -29,6 +29,18 @@ export function bestTime(fn: () => unknown, { reps = 5, warmup = 1 } = {}): numb
   return best;
 }
 
+/** bestTime for an asynchronous fn (each run awaited), such as Trainer.step loops. */
+export async function bestTimeAsync(fn: () => Promise<unknown>, { reps = 5, warmup = 1 } = {}): Promise<number> {
+  for (let i = 0; i < warmup; ++i) await fn();
+  let best = Infinity;
+  for (let i = 0; i < reps; ++i) {
+    const start = process.hrtime.bigint();
+    await fn();
+    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
+  }
+  return best;
+}
+
 /**
  * Bandwidth of a plain copy (bytes read + bytes written per second) of `elements` floats:
  * the physical reference benchmark figures are divided by. TypedArray.set is a memcpy.
