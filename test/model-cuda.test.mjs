@@ -269,6 +269,19 @@ test('AdapterPolicy on cuda checks its GradSets', { skip }, () => {
   assert.throws(() => gpu.baselineStep(batch, d), /disposed/);
 });
 
+test('AdapterPolicy on cuda: more than 65535·64 stacked backward rows (gridDim.y limit of the matrix product)', { skip }, () => {
+  // Craft stacks S·B·T = 2·32769·64 = 4,194,432 rows, past 65535 row tiles of 64.
+  const { cpu, gpu } = twins({ tokens: 64, width: 4, blocks: 2, rank: 1, headWidth: 4, chunk: 1, actionDims: 2 });
+  const batch = randomBatch(cpu, 32769, 21);
+  const cA = cpu.newGradSet(), cR = cpu.newGradSet(), gA = gpu.newGradSet(), gR = gpu.newGradSet();
+  const want = cpu.craftStep(batch, cA, cR);
+  const got = gpu.craftStep(batch, gA, gR);
+  lossClose(got.actionLoss, want.actionLoss, 'actionLoss');
+  lossClose(got.retentionLoss, want.retentionLoss, 'retentionLoss');
+  assertClose(gA.toFlat(), cA.data, 'gAct');
+  assertClose(gR.toFlat(), cR.data, 'gRet');
+});
+
 test('AdapterPolicySource drives a cuda model unchanged (accumulators on the params\' device)', { skip }, () => {
   const CFG = { tokens: 4, width: 16, blocks: 2, rank: 2, headWidth: 8, chunk: 2, actionDims: 3 };
   const { train, val } = splitByEpisode(syntheticDataset({ tasks: 2, episodesPerTask: 5, stepsPerEpisode: 4, tokens: 4, width: 16, chunk: 2, actionDims: 3 }), { valFraction: 0.2 });

@@ -111,13 +111,23 @@ struct Mat {
 void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta, float* C,
           long long ldc) {
   if (M <= 0 || N <= 0) return;
-  const dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((M + BM - 1) / BM));
-  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  const int n = static_cast<int>(N), k = static_cast<int>(K);
   const int lda = static_cast<int>(A.ld), ldb = static_cast<int>(B.ld), lc = static_cast<int>(ldc);
-  if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
-  else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
-  else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
-  else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, A.p, lda, B.p, ldb, beta, C, lc);
+  // Row tiles go on gridDim.y, which is limited to 65535: a product with more rows (the
+  // stacked backward's S·B·T rows, the head's B or K·A rows) runs as several launches over
+  // row ranges. Each output element is still one accumulator over k: the same bits.
+  constexpr long long kMaxRows = 65535LL * BM;
+  for (long long m0 = 0; m0 < M; m0 += kMaxRows) {
+    const long long rows = std::min(kMaxRows, M - m0);
+    const dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((rows + BM - 1) / BM));
+    const int m = static_cast<int>(rows);
+    const float* a = A.trans ? A.p + m0 : A.p + m0 * A.ld;  // row m0 of op(A)
+    float* c = C + m0 * ldc;
+    if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+    else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+    else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+    else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  }
 }
 
 // ---- element-wise and small kernels ----
