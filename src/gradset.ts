@@ -179,7 +179,13 @@ export class GradSet {
   dispose(): void {
     const s = this.#storage;
     this.#storage = undefined;
-    if (s?.kind === 'cuda') s.buffer.dispose();
+    if (s?.kind === 'cuda') {
+      s.buffer.dispose();
+      // The cached layout holds device tables and pinned host memory of its own; an
+      // in-flight async call keeps what it uses alive (the native side holds a reference).
+      s.layout?.dispose();
+      s.layout = undefined;
+    }
   }
 
   #live(): Storage {

@@ -134,6 +134,21 @@ test('without a usable GPU, the raw CUDA binding throws JS Errors (never aborts)
     (e) => e instanceof RangeError && /ret\[0\] has 4 elements/.test(e.message));
 });
 
+test('GradSet.dispose() frees a CUDA set\'s buffer and its cached layout (fake handles: runs without a GPU)', () => {
+  const disposed = [];
+  const buffer = { device: 0, length: 3, disposed: false, dispose() { disposed.push('buffer'); } };
+  const layout = { device: 0, length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('layout'); } };
+  const set = GradSet.adopt(GradSet.zeros([1, 2]), buffer);
+  const storage = GradSet.internals(set).storage;
+  assert.equal(storage.kind, 'cuda');
+  storage.layout = layout; // what internals(set).layout() caches on a GPU
+  set.dispose();
+  assert.deepEqual(disposed.sort(), ['buffer', 'layout']);
+  assert.equal(set.disposed, true);
+  set.dispose(); // idempotent
+  assert.equal(disposed.length, 2);
+});
+
 // ---- GPU tests ----
 
 gpuTest('CUDA matches the CPU on odd sizes, zero-length tensors and unaligned offsets', () => {
