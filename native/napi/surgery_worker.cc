@@ -2,6 +2,10 @@
 
 #include <unordered_set>
 
+#ifdef CRAFTGRAD_HAVE_CUDA
+#include "cuda_objects.h"
+#endif
+
 namespace craftgrad {
 
 SurgeryWorker::SurgeryWorker(Napi::Env env, SurgeryCall call)
@@ -22,6 +26,11 @@ SurgeryWorker::SurgeryWorker(Napi::Env env, SurgeryCall call)
 void SurgeryWorker::Execute() {
   try {
     call_.compute();
+#ifdef CRAFTGRAD_HAVE_CUDA
+  } catch (const cuda::CudaError& e) {
+    cudaError_ = std::current_exception();
+    SetError(e.what());
+#endif
   } catch (const std::exception& e) {
     SetError(std::string("craftgrad: surgery failed: ") + e.what());
   }
@@ -34,6 +43,18 @@ void SurgeryWorker::OnOK() {
   deferred_.Resolve(call_.result(env));
 }
 
-void SurgeryWorker::OnError(const Napi::Error& e) { deferred_.Reject(e.Value()); }
+void SurgeryWorker::OnError(const Napi::Error& e) {
+#ifdef CRAFTGRAD_HAVE_CUDA
+  if (cudaError_) {
+    try {
+      std::rethrow_exception(cudaError_);
+    } catch (const cuda::CudaError& ce) {
+      deferred_.Reject(cudaJsError(Env(), ce).Value());
+      return;
+    }
+  }
+#endif
+  deferred_.Reject(e.Value());
+}
 
 }  // namespace craftgrad

@@ -5,6 +5,7 @@
 #pragma once
 #include <napi.h>
 
+#include <exception>
 #include <vector>
 
 #include "surgery_call.h"
@@ -26,6 +27,9 @@ class SurgeryWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Value> out_;
   std::vector<Napi::Reference<Napi::Value>> buffers_;
+  // A cuda::CudaError from host arrays staged through a GPU: rejected as the synchronous
+  // call throws it (cudaJsError: code, and device/requestedBytes when out of memory).
+  std::exception_ptr cudaError_;
 };
 
 }  // namespace craftgrad
