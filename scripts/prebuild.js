@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run prebuild: makes prebuilds/<platform>-<arch>/ with prebuildify. prebuildify can
+// npm run prebuilds: makes prebuilds/<platform>-<arch>/ with prebuildify. prebuildify can
 // only drive node-gyp, so its --node-gyp hook points at a shim that runs cmake-js.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';

@@ -1,5 +1,6 @@
-// Loads the native addon (a prebuild for this platform when one loads, else the local
-// build) through node-gyp-build. The only module that touches the raw binding.
+// Loads the native addon through node-gyp-build: the local build (build/Release) when there
+// is one, else the prebuild for this platform (scripts/install.js builds only when no
+// prebuild loads). The only module that touches the raw binding.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
