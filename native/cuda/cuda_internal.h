@@ -12,9 +12,10 @@
 namespace craftgrad {
 namespace cuda {
 
-// Throws CudaError (CudaOutOfMemory for cudaErrorMemoryAllocation) naming the call and
-// the device; clears the runtime's last-error state first so a non-sticky error does
-// not leak into the next call.
+// Throws CudaError naming the call and the device; clears the runtime's last-error state
+// first so a non-sticky error does not leak into the next call. Device allocations go
+// through mallocDevice, whose out-of-memory error (CudaOutOfMemory) says how much was
+// asked for; a failed pinned host allocation arrives here as a plain CudaError.
 [[noreturn]] void throwCuda(cudaError_t err, const char* call, int device);
 
 #define CG_CUDA(device, call)                                                     \

@@ -551,12 +551,15 @@ void surgeryHost(int device, const HostTensor* tensors, int64_t count, const Sur
   Layout& l = *ctx.hostLayout;
   if (count == 0) return;
   if (l.total > ctx.stagingCapacity) {
+    // A multiple of 4 floats, so that r and out start 16-byte aligned like a and take the
+    // kernels' vector path.
+    const int64_t capacity = (l.total + 3) / 4 * 4;
     freeDevice(ctx.staging);
     ctx.staging = nullptr;
     ctx.stagingCapacity = 0;
     ctx.staging = static_cast<float*>(
-        mallocDevice(device, 3 * static_cast<size_t>(l.total) * sizeof(float), "device staging for host arrays"));
-    ctx.stagingCapacity = l.total;
+        mallocDevice(device, 3 * static_cast<size_t>(capacity) * sizeof(float), "device staging for host arrays"));
+    ctx.stagingCapacity = capacity;
   }
   float* da = ctx.staging;
   float* dr = da + ctx.stagingCapacity;
