@@ -120,7 +120,11 @@ export interface NativeBinding {
   /** CUDA builds only: what the fp32 CUDA-core peak is computed from (benchmarks). */
   cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
   /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (benchmarks). */
-  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number): Float64Array;
+  /** variant: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4, 2 tiled 64×64, 3 tiled 128×128 (same bits). */
+  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3): Float64Array;
+  /** The GPU's product on host arrays, c updated in place (tests); arguments as modelGemm's. */
+  cudaModelGemm?(device: number, M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
+    b: Float32Array, transB: boolean, beta: number, c: Float32Array, variant: 0 | 1 | 2 | 3): void;
   /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
   modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
     b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;

@@ -1,7 +1,7 @@
 // The GPU section of bench/model.js (node bench/model.js --device cuda [--record]): the
 // built-in AdapterPolicy on a CUDA device in the larger configuration of issue 5 (T=64,
 // D=896, L=24, r=64), everything resident on the device:
-//  1. the model's matrix-product kernel on the model's own shapes, timed with CUDA events
+//  1. the model's matrix-product kernels (each variant) on the model's own shapes, CUDA events
 //     (cudaModelGemmTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
 //     from the device's properties (SMs × FP32 lanes per SM × 2 × peak SM clock);
 //  2. training-step throughput (samples/s): Trainer.step over the built-in source (model
@@ -45,10 +45,16 @@ export async function runCudaModelBench(args) {
     ['LoRA grad      dZᵀ·u', D, r, M, true, false],
     ['LoRA grad      Vᵀ·h', r, D, M, true, false],
   ];
+  // Every product kernel (0: the one the model picks by shape; 1 simple 4×4; 2, 3: 8×8
+  // register tiles of 64×64 and 128×128), so that the choice can be tuned from one run.
+  const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128'];
+  const gflopsOf = (m, n, k, ta, tb, variant) => {
+    const ms = binding.cudaModelGemmTime(index, m, n, k, ta, tb, 20, variant);
+    return (2 * m * n * k) / (Math.min(...ms) / 1e3) / 1e9;
+  };
   const gemmRows = shapes.map(([label, m, n, k, ta, tb]) => {
-    const ms = binding.cudaModelGemmTime(index, m, n, k, ta, tb, 20);
-    const best = Math.min(...ms) / 1e3;
-    return { label, m, n, k, gflops: (2 * m * n * k) / best / 1e9 };
+    const perKernel = KERNELS.map((_, v) => gflopsOf(m, n, k, ta, tb, v));
+    return { label, m, n, k, gflops: perKernel[0], perKernel };
   });
 
   // ---- steps ----
@@ -94,10 +100,10 @@ export async function runCudaModelBench(args) {
   lines.push(`- command: \`node bench/model.js --device ${args.device}${args.record ? ' --record' : ''}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
   lines.push(`- config: T=${c.tokens} D=${D} L=${L} r=${r} alpha=${c.alpha} m=${c.bridgeBlock} ${c.pooling}/${c.anchorType} H=${H} K=${c.chunk} A=${c.actionDims} (${model.params.numElements} trainable values)`);
   lines.push('');
-  lines.push('| matrix product (M×N×K) | GFLOP/s | of fp32 peak |');
-  lines.push('|---|---:|---:|');
-  for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} |`);
-  lines.push(`| whole craftStep call (matmul flops / call time, incl. element-wise work and the batch upload) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |`);
+  lines.push(`| matrix product (M×N×K) | GFLOP/s (kernel by shape) | of fp32 peak | ${KERNELS.slice(1).map((k) => `${k} GFLOP/s`).join(' | ')} |`);
+  lines.push(`|---|---:|---:|${KERNELS.slice(1).map(() => '---:').join('|')}|`);
+  for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} | ${g.perKernel.slice(1).map((x) => x.toFixed(0)).join(' | ')} |`);
+  lines.push(`| whole craftStep call (matmul flops / call time, incl. element-wise work and the batch upload) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |${KERNELS.slice(1).map(() => ' |').join('')}`);
   lines.push('');
   lines.push('| training step | craftgrad samples/s | PyTorch samples/s | ratio |');
   lines.push('|---|---:|---:|---:|');

@@ -305,3 +305,38 @@ test('AdapterPolicySource drives a cuda model unchanged (accumulators on the par
   const vc = new AdapterPolicySource(cpu, train, { batchSize: 4, seed: 2, val }).validate({ timeLimitMs: 10000 });
   lossClose(v.actionLoss, vc.actionLoss, 'validation loss');
 });
+
+test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, transposes, beta 0 and 1)', { skip }, () => {
+  // Variants: 0 by shape, 1 the 4×4 kernel, 2 and 3 the 8×8 register-tiled ones (64×64 and
+  // 128×128 tiles). Each output is one fma accumulator over k in order on both backends.
+  const rng = new Rng(31);
+  const shapes = [[1, 1, 1], [13, 33, 7], [64, 64, 8], [65, 130, 17], [200, 70, 129], [3, 300, 40], [257, 129, 300], [130, 257, 1000]];
+  for (const [M, N, K] of shapes) for (const ta of [false, true]) for (const tb of [false, true]) for (const beta of [0, 1]) {
+    const a = Float32Array.from({ length: M * K }, () => rng.range(-1, 1));
+    const b = Float32Array.from({ length: K * N }, () => rng.range(-1, 1));
+    const c0 = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
+    const want = Float32Array.from(c0);
+    binding.modelGemm(M, N, K, 0.75, a, ta, b, tb, beta, want);
+    for (const variant of [0, 1, 2, 3]) {
+      // With beta 0 the output starts poisoned: an element the kernel skips stays NaN.
+      const got = beta === 0 ? new Float32Array(M * N).fill(NaN) : Float32Array.from(c0);
+      binding.cudaModelGemm(0, M, N, K, 0.75, a, ta, b, tb, beta, got, variant);
+      assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `${M}x${N}x${K} ta=${ta} tb=${tb} beta=${beta} variant ${variant}`);
+    }
+  }
+});
+
+test('the CUDA model step gives the same bits with every product kernel (CRAFTGRAD_CUDA_GEMM, child processes)', { skip }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const script = fileURLToPath(new URL('./fixtures/model-step-digest.mjs', import.meta.url));
+  const results = ['simple', 'tiled64', 'tiled128'].map((kernel) => {
+    const r = spawnSync(process.execPath, [script, 'max', 'cuda:0'], { env: { ...process.env, CRAFTGRAD_CUDA_GEMM: kernel }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return { kernel, ...JSON.parse(r.stdout) };
+  });
+  for (const r of results.slice(1)) {
+    assert.equal(r.digest, results[0].digest, `${r.kernel} differs from ${results[0].kernel}`);
+    assert.equal(r.retentionLoss, results[0].retentionLoss);
+  }
+});

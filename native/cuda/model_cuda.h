@@ -32,10 +32,21 @@ struct DeviceProps {
 };
 DeviceProps deviceProps(int device);
 
+// The model's matrix-product kernels. Auto picks by shape (or CRAFTGRAD_CUDA_GEMM); the
+// others force one, for tests and benchmarks. Every variant gives the same bits.
+enum class GemmVariant : int { Auto = 0, Simple = 1, Tiled64 = 2, Tiled128 = 3 };
+
 // Milliseconds of each of `reps` launches of the model's matrix-product kernel
 // C = op(A)·op(B) (M×N, inner K) on scratch operands, timed with CUDA events after one
 // warm-up (benchmarks).
-std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps);
+std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
+                             GemmVariant variant);
+
+// C = beta·C + alpha·op(A)·op(B) on host arrays (row-major; A is M×K, or K×M when
+// transposed; B likewise): upload, the product on the device, download; one stream sync.
+// For tests: the GPU's products against the CPU's, bit for bit.
+void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
+              bool transB, float beta, float* c, GemmVariant variant);
 
 }  // namespace cuda
 }  // namespace craftgrad

@@ -9,6 +9,7 @@
 #pragma nv_diag_suppress 20014
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -102,31 +103,139 @@ __global__ void gemmKernel(int M, int N, int K, float alpha, const float* __rest
   }
 }
 
+// Register-tiled product: a TBM×TBN output tile per CTA, (TBM/8)·(TBN/8) threads with 8×8
+// outputs each, k in tiles of BK through padded shared memory. A thread's rows are two
+// runs of 4 (ty·4 and TBM/2 + ty·4), its columns likewise, so each k costs it four float4
+// shared loads for 64 FMAs (gemmKernel: eight scalar loads for 16). The +4 padding keeps
+// the tile stores free of bank conflicts and every row 16-byte aligned. Per element the
+// arithmetic is gemmKernel's: one fmaf accumulator over k = 0..K-1 in order, alpha·acc,
+// then + C: the same bits.
+template <bool TA, bool TB, int TBM, int TBN>
+__global__ void __launch_bounds__((TBM / 8) * (TBN / 8))
+    gemmTiledKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
+                    const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
+  constexpr int TX = TBN / 8, NT = (TBM / 8) * (TBN / 8);
+  __shared__ __align__(16) float As[BK][TBM + 4];
+  __shared__ __align__(16) float Bs[BK][TBN + 4];
+  const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
+  const int i0 = blockIdx.y * TBM, j0 = blockIdx.x * TBN;
+  float acc[8][8];
+#pragma unroll
+  for (int r = 0; r < 8; ++r)
+#pragma unroll
+    for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += BK) {
+    for (int e = tid; e < TBM * BK; e += NT) {
+      // Coalesced along the operand's contiguous dimension.
+      const int i = TA ? e % TBM : e / BK, k = TA ? e / TBM : e % BK;
+      const int gi = i0 + i, gk = k0 + k;
+      As[k][i] = (gi < M && gk < K) ? (TA ? A[static_cast<long long>(gk) * lda + gi] : A[static_cast<long long>(gi) * lda + gk]) : 0.0f;
+    }
+    for (int e = tid; e < TBN * BK; e += NT) {
+      const int j = TB ? e / BK : e % TBN, k = TB ? e % BK : e / TBN;
+      const int gj = j0 + j, gk = k0 + k;
+      Bs[k][j] = (gj < N && gk < K) ? (TB ? B[static_cast<long long>(gj) * ldb + gk] : B[static_cast<long long>(gk) * ldb + gj]) : 0.0f;
+    }
+    __syncthreads();
+    const int kmax = min(BK, K - k0);  // no padded terms: fma(0, 0, -0) would give +0
+    for (int k = 0; k < kmax; ++k) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&As[k][ty * 4]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&As[k][TBM / 2 + ty * 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[k][tx * 4]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[k][TBN / 2 + tx * 4]);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int r = 0; r < 8; ++r)
+#pragma unroll
+        for (int c = 0; c < 8; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < 8; ++r) {
+    const int gi = i0 + (r < 4 ? ty * 4 + r : TBM / 2 + ty * 4 + r - 4);
+    if (gi >= M) continue;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const int gj = j0 + (c < 4 ? tx * 4 + c : TBN / 2 + tx * 4 + c - 4);
+      if (gj >= N) continue;
+      float* p = C + static_cast<long long>(gi) * ldc + gj;
+      const float t = __fmul_rn(alpha, acc[r][c]);
+      *p = beta == 0.0f ? t : __fadd_rn(*p, t);
+    }
+  }
+}
+
 struct Mat {
   const float* p;
   long long ld;
   bool trans;
 };
 
+// Which product kernel: CRAFTGRAD_CUDA_GEMM=simple|tiled64|tiled128 forces one for the
+// whole process (tests and benchmarks compare them; read once), else by shape.
+GemmVariant processGemmVariant() {
+  static const GemmVariant v = [] {
+    const char* e = std::getenv("CRAFTGRAD_CUDA_GEMM");
+    if (e == nullptr) return GemmVariant::Auto;
+    if (std::strcmp(e, "simple") == 0) return GemmVariant::Simple;
+    if (std::strcmp(e, "tiled64") == 0) return GemmVariant::Tiled64;
+    if (std::strcmp(e, "tiled128") == 0) return GemmVariant::Tiled128;
+    return GemmVariant::Auto;
+  }();
+  return v;
+}
+
+// By shape (a first guess, to be tuned on a GPU with bench/model.js --device cuda, which
+// times every variant): the 8×8 register tiles when there are enough tiles to fill the
+// SMs (about 132 on an H100) once with 64×64 tiles or twice with 128×128 ones, else the
+// 4×4 kernel, whose 256-thread CTAs keep four times as many threads busy on the narrow
+// LoRA products.
+GemmVariant chooseGemmVariant(long long M, long long N) {
+  const long long tiles64 = ((M + 63) / 64) * ((N + 63) / 64), tiles128 = ((M + 127) / 128) * ((N + 127) / 128);
+  if (tiles128 >= 264) return GemmVariant::Tiled128;
+  if (tiles64 >= 132) return GemmVariant::Tiled64;
+  return GemmVariant::Simple;
+}
+
+template <int TBM, int TBN>
+void launchTiled(cudaStream_t s, dim3 grid, int m, int n, int k, float alpha, const float* a, int lda, Mat B, int ldb,
+                 float beta, float* c, int lc, bool ta) {
+  constexpr unsigned threads = (TBM / 8) * (TBN / 8);
+  if (!ta && !B.trans) gemmTiledKernel<false, false, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else if (!ta && B.trans) gemmTiledKernel<false, true, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else if (ta && !B.trans) gemmTiledKernel<true, false, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else gemmTiledKernel<true, true, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+}
+
 void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta, float* C,
-          long long ldc) {
+          long long ldc, GemmVariant variant = GemmVariant::Auto) {
   if (M <= 0 || N <= 0) return;
+  if (variant == GemmVariant::Auto) variant = processGemmVariant();
+  if (variant == GemmVariant::Auto) variant = chooseGemmVariant(M, N);
+  const int tileM = variant == GemmVariant::Tiled128 ? 128 : 64, tileN = tileM;
   const int n = static_cast<int>(N), k = static_cast<int>(K);
   const int lda = static_cast<int>(A.ld), ldb = static_cast<int>(B.ld), lc = static_cast<int>(ldc);
   // Row tiles go on gridDim.y, which is limited to 65535: a product with more rows (the
   // stacked backward's S·B·T rows, the head's B or K·A rows) runs as several launches over
   // row ranges. Each output element is still one accumulator over k: the same bits.
-  constexpr long long kMaxRows = 65535LL * BM;
-  for (long long m0 = 0; m0 < M; m0 += kMaxRows) {
-    const long long rows = std::min(kMaxRows, M - m0);
-    const dim3 grid(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>((rows + BM - 1) / BM));
+  const long long maxRows = 65535LL * tileM;
+  for (long long m0 = 0; m0 < M; m0 += maxRows) {
+    const long long rows = std::min(maxRows, M - m0);
+    const dim3 grid(static_cast<unsigned>((N + tileN - 1) / tileN), static_cast<unsigned>((rows + tileM - 1) / tileM));
     const int m = static_cast<int>(rows);
     const float* a = A.trans ? A.p + m0 : A.p + m0 * A.ld;  // row m0 of op(A)
     float* c = C + m0 * ldc;
-    if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-    else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-    else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-    else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+    switch (variant) {
+      case GemmVariant::Tiled128: launchTiled<128, 128>(s, grid, m, n, k, alpha, a, lda, B, ldb, beta, c, lc, A.trans); break;
+      case GemmVariant::Tiled64: launchTiled<64, 64>(s, grid, m, n, k, alpha, a, lda, B, ldb, beta, c, lc, A.trans); break;
+      default:
+        if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+        else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+        else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+        else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+    }
   }
 }
 
@@ -449,7 +558,8 @@ DeviceProps deviceProps(int device) {
   return p;
 }
 
-std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps) {
+std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
+                             GemmVariant variant) {
   DeviceContext& ctx = deviceContext(device);
   cudaStream_t st = ctx.stream;
   const size_t bytes = sizeof(float) * static_cast<size_t>(M * K + K * N + M * N);
@@ -465,10 +575,10 @@ std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool t
     CG_CUDA(device, cudaEventCreate(&e0));
     CG_CUDA(device, cudaEventCreate(&e1));
     const Mat a{A, transA ? M : K, transA}, b{Bm, transB ? K : N, transB};
-    gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N);  // warm-up
+    gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);  // warm-up
     for (int i = 0; i < reps; ++i) {
       CG_CUDA(device, cudaEventRecord(e0, st));
-      gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N);
+      gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);
       CG_CUDA(device, cudaEventRecord(e1, st));
       CG_CUDA(device, cudaEventSynchronize(e1));
       float t = 0;
@@ -486,6 +596,32 @@ std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool t
   cudaEventDestroy(e1);
   freeDevice(base);
   return ms;
+}
+
+void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
+              bool transB, float beta, float* c, GemmVariant variant) {
+  DeviceContext& ctx = deviceContext(device);
+  cudaStream_t st = ctx.stream;
+  const size_t na = static_cast<size_t>(M * K), nb = static_cast<size_t>(K * N), nc = static_cast<size_t>(M * N);
+  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * (na + nb + nc), 4), "gemm operands"));
+  try {
+    float* dA = base;
+    float* dB = dA + na;
+    float* dC = dB + nb;
+    if (na) CG_CUDA(device, cudaMemcpyAsync(dA, a, sizeof(float) * na, cudaMemcpyHostToDevice, st));
+    if (nb) CG_CUDA(device, cudaMemcpyAsync(dB, b, sizeof(float) * nb, cudaMemcpyHostToDevice, st));
+    // C goes up even when beta is 0: an element the kernel failed to write comes back as
+    // the caller's value (tests poison it).
+    if (nc) CG_CUDA(device, cudaMemcpyAsync(dC, c, sizeof(float) * nc, cudaMemcpyHostToDevice, st));
+    gemm(st, M, N, K, alpha, Mat{dA, transA ? M : K, transA}, Mat{dB, transB ? K : N, transB}, beta, dC, N, variant);
+    check(device);
+    if (nc) CG_CUDA(device, cudaMemcpyAsync(c, dC, sizeof(float) * nc, cudaMemcpyDeviceToHost, st));
+    CG_CUDA(device, cudaStreamSynchronize(st));
+  } catch (...) {
+    freeDevice(base);
+    throw;
+  }
+  freeDevice(base);
 }
 
 }  // namespace cuda

@@ -363,7 +363,8 @@ Napi::Value CudaDeviceProps(const Napi::CallbackInfo& info) {
   });
 }
 
-// cudaModelGemmTime(device, M, N, K, transA, transB, reps) -> Float64Array of milliseconds.
+// cudaModelGemmTime(device, M, N, K, transA, transB, reps, variant) -> Float64Array of milliseconds
+// (variant: 0 by shape, 1 simple, 2 tiled64, 3 tiled128).
 Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -373,10 +374,34 @@ Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
                   K = readInt(env, info[3], "K", 1, lim);
     const bool ta = readBool(env, info[4], "transA"), tb = readBool(env, info[5], "transB");
     const int reps = static_cast<int>(readInt(env, info[6], "reps", 1, 10000));
-    const std::vector<double> ms = cuda::timeGemm(device, M, N, K, ta, tb, reps);
+    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[7], "variant", 0, 3));
+    const std::vector<double> ms = cuda::timeGemm(device, M, N, K, ta, tb, reps, variant);
     Napi::Float64Array out = Napi::Float64Array::New(env, ms.size());
     for (size_t i = 0; i < ms.size(); ++i) out[i] = ms[i];
     return out;
+  });
+}
+
+// cudaModelGemm(device, M, N, K, alpha, a, transA, b, transB, beta, c, variant): the GPU's
+// product on host arrays (tests), c updated in place; arguments as modelGemm's.
+Napi::Value CudaModelGemm(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const int device = readDeviceIndex(env, info[0], "device");
+    const int64_t lim = int64_t{1} << 16;
+    const int64_t M = readInt(env, info[1], "M", 1, lim), N = readInt(env, info[2], "N", 1, lim),
+                  K = readInt(env, info[3], "K", 1, lim);
+    const double alpha = readNumber(env, info[4], "alpha");
+    const bool ta = readBool(env, info[6], "transA"), tb = readBool(env, info[8], "transB");
+    const double beta = readNumber(env, info[9], "beta");
+    if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
+    const F32View a = needLength(env, info[5], "a", M * K, "M×K");
+    const F32View b = needLength(env, info[7], "b", K * N, "K×N");
+    const F32View c = needLength(env, info[10], "c", M * N, "M×N");
+    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[11], "variant", 0, 3));
+    cuda::gemmHost(device, M, N, K, static_cast<float>(alpha), a.data, ta, b.data, tb, static_cast<float>(beta), c.data,
+                   variant);
+    return env.Undefined();
   });
 }
 #endif
@@ -392,6 +417,7 @@ void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaCopy", Napi::Function::New(env, CudaCopy, "cudaCopy"));
   exports.Set("cudaDeviceProps", Napi::Function::New(env, CudaDeviceProps, "cudaDeviceProps"));
   exports.Set("cudaModelGemmTime", Napi::Function::New(env, CudaModelGemmTime, "cudaModelGemmTime"));
+  exports.Set("cudaModelGemm", Napi::Function::New(env, CudaModelGemm, "cudaModelGemm"));
 #endif
 }
 
