@@ -26,6 +26,8 @@ export interface RawCudaDevice {
   name: string;
   totalMemory: number;
   computeCapability: string;
+  multiprocessors: number;
+  l2CacheBytes: number;
 }
 
 export interface RawCudaInfo {

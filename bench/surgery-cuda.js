@@ -1,4 +1,4 @@
-// npm run bench:surgery -- --device cuda [--reps N] [--torch-json FILE] [--record]
+// npm run bench:surgery -- --device cuda [--reps N] [--torch-json FILE] [--record] [--sweep-groups]
 // The GPU side of the surgery benchmark (issue 4), on the VLA-adapter-like layout:
 //   * craftgrad on GradSets that live on the GPU (synchronous call, wall clock: launches,
 //     the one stream sync and the result object included), with a preallocated out and
@@ -137,5 +137,28 @@ ${torch ? `\ncraftgrad / PyTorch loop: ${result.speedupOverTorchLoop.toFixed(1)}
     console.log('recorded in bench/RESULTS.md');
   }
   for (const s of [a, r, out, inPlaceSet]) s.dispose();
+  if (args['sweep-groups']) sweepGroupBytes(sizes, ha, hr, opts, lambda, reps, floorMs, dev);
   return 0;
+}
+
+// --sweep-groups: the surgery at several CRAFTGRAD_CUDA_GROUP_BYTES (the a + r bytes per
+// tensor group, read when a set's layout is made: fresh sets per setting), to tune the
+// default of 40% of L2 from one run. Prints a table; records nothing.
+function sweepGroupBytes(sizes, ha, hr, opts, lambda, reps, floorMs, dev) {
+  const l2 = dev.l2CacheBytes;
+  const saved = process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+  const rows = ['| group bytes (a + r) | of L2 | ms (median) | × floor |', '|---:|---:|---:|---:|'];
+  for (const fraction of [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 2.0, 1000]) {
+    const bytes = Math.round(fraction * l2);
+    process.env.CRAFTGRAD_CUDA_GROUP_BYTES = String(bytes);
+    const a = GradSet.zeros(sizes, opts), r = GradSet.zeros(sizes, opts), out = GradSet.zeros(sizes, opts);
+    a.set(ha);
+    r.set(hr);
+    const t = timeCall(() => surgery(a, r, { lambda, out }), reps);
+    rows.push(`| ${fraction === 1000 ? 'one group' : bytes} | ${fraction === 1000 ? '' : `${(100 * fraction).toFixed(0)}%`} | ${t.median.toFixed(3)} | ${(t.median / floorMs).toFixed(2)} |`);
+    for (const set of [a, r, out]) set.dispose();
+  }
+  if (saved === undefined) delete process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+  else process.env.CRAFTGRAD_CUDA_GROUP_BYTES = saved;
+  console.log(`\nGroup size sweep on ${dev.name} (L2 ${(l2 / 2 ** 20).toFixed(0)} MiB):\n${rows.join('\n')}`);
 }

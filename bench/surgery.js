@@ -11,7 +11,7 @@ import { recordSection } from './common.js';
 
 const { values: args } = parseArgs({
   options: { record: { type: 'boolean', default: false }, reps: { type: 'string', default: '7' }, device: { type: 'string', default: 'cpu' },
-    'torch-json': { type: 'string' } },
+    'torch-json': { type: 'string' }, 'sweep-groups': { type: 'boolean', default: false } },
 });
 if (args.device !== 'cpu') {
   // ---- --device cuda|cuda:N: the GPU benchmark lives in bench/surgery-cuda.js ----

@@ -59,7 +59,7 @@ for stage in "$@"; do
       else
         echo "=== bench: the PyTorch surgery loop failed (see bench.log)"; status=1
       fi
-      run bench node bench/surgery.js --device cuda "${torch_json[@]}" --record
+      run bench node bench/surgery.js --device cuda "${torch_json[@]}" --record --sweep-groups
       run bench node bench/model.js --device cuda --record
       run bench node bench/optimizer.js --device cuda --record
       cp bench/RESULTS.md "$OUT/RESULTS.md" ;;
