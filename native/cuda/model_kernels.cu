@@ -44,86 +44,32 @@ constexpr int kThreads = 256;
 inline unsigned blocksFor(long long n) { return static_cast<unsigned>(std::max<long long>(1, (n + kThreads - 1) / kThreads)); }
 
 // ---- matrix product: C = beta·C + alpha·op(A)·op(B), beta 0 or 1 ----
-// 64×64 output tile per CTA, 16×16 threads with 4×4 outputs each, k in tiles of 8 through
-// shared memory. Each output is one accumulator over k = 0..K-1 in order (fmaf), as on
-// the CPU; the tail tile stops at K (no padded terms).
-constexpr int BM = 64, BN = 64, BK = 8;
+// A TBM×TBN output tile per CTA; each thread owns R×R outputs (R = 4 or 8) as R/4 runs of
+// 4 rows and R/4 runs of 4 columns, the runs TBM/(R/4) apart, so its operands for one k
+// are float4 shared loads: 2·R/4 loads for R² FMAs. k goes in tiles of BK through shared
+// memory padded by 4 floats a row (tile stores free of bank conflicts, rows 16-byte
+// aligned). Each output is one accumulator over k = 0..K-1 in order (fmaf), as on the CPU,
+// then alpha·acc, then + C; the tail tile stops at K (no padded terms: fma(0, 0, -0) would
+// give +0). Every variant therefore gives the same bits.
+constexpr int BK = 8;
 
-template <bool TA, bool TB>
-__global__ void gemmKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
-                           const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
-  __shared__ float As[BK][BM];
-  __shared__ float Bs[BK][BN];
-  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int i0 = blockIdx.y * BM, j0 = blockIdx.x * BN;
-  float acc[4][4];
-#pragma unroll
-  for (int r = 0; r < 4; ++r)
-#pragma unroll
-    for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
-  for (int k0 = 0; k0 < K; k0 += BK) {
-    for (int e = tid; e < BM * BK; e += kThreads) {
-      // Coalesced along the operand's contiguous dimension.
-      const int i = TA ? e % BM : e / BK, k = TA ? e / BM : e % BK;
-      const int gi = i0 + i, gk = k0 + k;
-      As[k][i] = (gi < M && gk < K) ? (TA ? A[static_cast<long long>(gk) * lda + gi] : A[static_cast<long long>(gi) * lda + gk]) : 0.0f;
-    }
-    for (int e = tid; e < BN * BK; e += kThreads) {
-      const int j = TB ? e / BK : e % BN, k = TB ? e % BK : e / BN;
-      const int gj = j0 + j, gk = k0 + k;
-      Bs[k][j] = (gj < N && gk < K) ? (TB ? B[static_cast<long long>(gj) * ldb + gk] : B[static_cast<long long>(gk) * ldb + gj]) : 0.0f;
-    }
-    __syncthreads();
-    const int kmax = min(BK, K - k0);
-    for (int k = 0; k < kmax; ++k) {
-      float a[4], b[4];
-#pragma unroll
-      for (int r = 0; r < 4; ++r) a[r] = As[k][ty * 4 + r];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) b[c] = Bs[k][tx * 4 + c];
-#pragma unroll
-      for (int r = 0; r < 4; ++r)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
-    }
-    __syncthreads();
-  }
-#pragma unroll
-  for (int r = 0; r < 4; ++r) {
-    const int gi = i0 + ty * 4 + r;
-    if (gi >= M) continue;
-#pragma unroll
-    for (int c = 0; c < 4; ++c) {
-      const int gj = j0 + tx * 4 + c;
-      if (gj >= N) continue;
-      float* p = C + static_cast<long long>(gi) * ldc + gj;
-      const float t = __fmul_rn(alpha, acc[r][c]);
-      *p = beta == 0.0f ? t : __fadd_rn(*p, t);
-    }
-  }
-}
-
-// Register-tiled product: a TBM×TBN output tile per CTA, (TBM/8)·(TBN/8) threads with 8×8
-// outputs each, k in tiles of BK through padded shared memory. A thread's rows are two
-// runs of 4 (ty·4 and TBM/2 + ty·4), its columns likewise, so each k costs it four float4
-// shared loads for 64 FMAs (gemmKernel: eight scalar loads for 16). The +4 padding keeps
-// the tile stores free of bank conflicts and every row 16-byte aligned. Per element the
-// arithmetic is gemmKernel's: one fmaf accumulator over k = 0..K-1 in order, alpha·acc,
-// then + C: the same bits.
-template <bool TA, bool TB, int TBM, int TBN>
-__global__ void __launch_bounds__((TBM / 8) * (TBN / 8))
-    gemmTiledKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda,
-                    const float* __restrict__ B, int ldb, float beta, float* __restrict__ C, int ldc) {
-  constexpr int TX = TBN / 8, NT = (TBM / 8) * (TBN / 8);
+template <bool TA, bool TB, int TBM, int TBN, int R>
+__global__ void __launch_bounds__((TBM / R) * (TBN / R))
+    gemmKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda, const float* __restrict__ B,
+               int ldb, float beta, float* __restrict__ C, int ldc) {
+  constexpr int RUNS = R / 4, TX = TBN / R, NT = (TBM / R) * (TBN / R);
   __shared__ __align__(16) float As[BK][TBM + 4];
   __shared__ __align__(16) float Bs[BK][TBN + 4];
   const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
   const int i0 = blockIdx.y * TBM, j0 = blockIdx.x * TBN;
-  float acc[8][8];
+  // Output (r, c) of this thread is tile row rowOf(r), tile column colOf(c).
+  auto rowOf = [&](int r) { return (r / 4) * (TBM / RUNS) + ty * 4 + r % 4; };
+  auto colOf = [&](int c) { return (c / 4) * (TBN / RUNS) + tx * 4 + c % 4; };
+  float acc[R][R];
 #pragma unroll
-  for (int r = 0; r < 8; ++r)
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
+    for (int c = 0; c < R; ++c) acc[r][c] = 0.0f;
   for (int k0 = 0; k0 < K; k0 += BK) {
     for (int e = tid; e < TBM * BK; e += NT) {
       // Coalesced along the operand's contiguous dimension.
@@ -137,28 +83,30 @@ __global__ void __launch_bounds__((TBM / 8) * (TBN / 8))
       Bs[k][j] = (gj < N && gk < K) ? (TB ? B[static_cast<long long>(gj) * ldb + gk] : B[static_cast<long long>(gk) * ldb + gj]) : 0.0f;
     }
     __syncthreads();
-    const int kmax = min(BK, K - k0);  // no padded terms: fma(0, 0, -0) would give +0
+    const int kmax = min(BK, K - k0);
     for (int k = 0; k < kmax; ++k) {
-      const float4 a0 = *reinterpret_cast<const float4*>(&As[k][ty * 4]);
-      const float4 a1 = *reinterpret_cast<const float4*>(&As[k][TBM / 2 + ty * 4]);
-      const float4 b0 = *reinterpret_cast<const float4*>(&Bs[k][tx * 4]);
-      const float4 b1 = *reinterpret_cast<const float4*>(&Bs[k][TBN / 2 + tx * 4]);
-      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+      float a[R], b[R];
 #pragma unroll
-      for (int r = 0; r < 8; ++r)
+      for (int q = 0; q < RUNS; ++q) {
+        const float4 av = *reinterpret_cast<const float4*>(&As[k][rowOf(4 * q)]);
+        const float4 bv = *reinterpret_cast<const float4*>(&Bs[k][colOf(4 * q)]);
+        a[4 * q] = av.x, a[4 * q + 1] = av.y, a[4 * q + 2] = av.z, a[4 * q + 3] = av.w;
+        b[4 * q] = bv.x, b[4 * q + 1] = bv.y, b[4 * q + 2] = bv.z, b[4 * q + 3] = bv.w;
+      }
 #pragma unroll
-        for (int c = 0; c < 8; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int c = 0; c < R; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
     }
     __syncthreads();
   }
 #pragma unroll
-  for (int r = 0; r < 8; ++r) {
-    const int gi = i0 + (r < 4 ? ty * 4 + r : TBM / 2 + ty * 4 + r - 4);
+  for (int r = 0; r < R; ++r) {
+    const int gi = i0 + rowOf(r);
     if (gi >= M) continue;
 #pragma unroll
-    for (int c = 0; c < 8; ++c) {
-      const int gj = j0 + (c < 4 ? tx * 4 + c : TBN / 2 + tx * 4 + c - 4);
+    for (int c = 0; c < R; ++c) {
+      const int gj = j0 + colOf(c);
       if (gj >= N) continue;
       float* p = C + static_cast<long long>(gi) * ldc + gj;
       const float t = __fmul_rn(alpha, acc[r][c]);
@@ -199,14 +147,14 @@ GemmVariant chooseGemmVariant(long long M, long long N) {
   return GemmVariant::Simple;
 }
 
-template <int TBM, int TBN>
-void launchTiled(cudaStream_t s, dim3 grid, int m, int n, int k, float alpha, const float* a, int lda, Mat B, int ldb,
-                 float beta, float* c, int lc, bool ta) {
-  constexpr unsigned threads = (TBM / 8) * (TBN / 8);
-  if (!ta && !B.trans) gemmTiledKernel<false, false, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else if (!ta && B.trans) gemmTiledKernel<false, true, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else if (ta && !B.trans) gemmTiledKernel<true, false, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else gemmTiledKernel<true, true, TBM, TBN><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+template <int TBM, int TBN, int R>
+void launchGemm(cudaStream_t s, dim3 grid, int m, int n, int k, float alpha, const float* a, int lda, bool ta, Mat B,
+                int ldb, float beta, float* c, int lc) {
+  constexpr unsigned threads = (TBM / R) * (TBN / R);
+  if (!ta && !B.trans) gemmKernel<false, false, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else if (!ta && B.trans) gemmKernel<false, true, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else if (ta && !B.trans) gemmKernel<true, false, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  else gemmKernel<true, true, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
 }
 
 void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta, float* C,
@@ -228,13 +176,9 @@ void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Ma
     const float* a = A.trans ? A.p + m0 : A.p + m0 * A.ld;  // row m0 of op(A)
     float* c = C + m0 * ldc;
     switch (variant) {
-      case GemmVariant::Tiled128: launchTiled<128, 128>(s, grid, m, n, k, alpha, a, lda, B, ldb, beta, c, lc, A.trans); break;
-      case GemmVariant::Tiled64: launchTiled<64, 64>(s, grid, m, n, k, alpha, a, lda, B, ldb, beta, c, lc, A.trans); break;
-      default:
-        if (!A.trans && !B.trans) gemmKernel<false, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-        else if (!A.trans && B.trans) gemmKernel<false, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-        else if (A.trans && !B.trans) gemmKernel<true, false><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-        else gemmKernel<true, true><<<grid, kThreads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+      case GemmVariant::Tiled128: launchGemm<128, 128, 8>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc); break;
+      case GemmVariant::Tiled64: launchGemm<64, 64, 8>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc); break;
+      default: launchGemm<64, 64, 4>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc);
     }
   }
 }

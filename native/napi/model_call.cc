@@ -170,22 +170,38 @@ Napi::Value ModelStepAsync(const Napi::CallbackInfo& info) {
   });
 }
 
+// The arguments of modelGemm / cudaModelGemm from info[first]: M, N, K, alpha, a, transA,
+// b, transB, beta, c (c may not overlap a or b).
+struct GemmArgs {
+  int64_t M, N, K;
+  float alpha, beta;
+  F32View a, b, c;
+  bool ta, tb;
+};
+
+GemmArgs readGemmArgs(napi_env env, const Napi::CallbackInfo& info, size_t first, int64_t minDim, int64_t maxDim) {
+  GemmArgs g;
+  g.M = readInt(env, info[first], "M", minDim, maxDim);
+  g.N = readInt(env, info[first + 1], "N", minDim, maxDim);
+  g.K = readInt(env, info[first + 2], "K", minDim, maxDim);
+  g.alpha = static_cast<float>(readNumber(env, info[first + 3], "alpha"));
+  g.ta = readBool(env, info[first + 5], "transA");
+  g.tb = readBool(env, info[first + 7], "transB");
+  const double beta = readNumber(env, info[first + 8], "beta");
+  if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
+  g.beta = static_cast<float>(beta);
+  g.a = needLength(env, info[first + 4], "a", g.M * g.K, "M×K");
+  g.b = needLength(env, info[first + 6], "b", g.K * g.N, "K×N");
+  g.c = needLength(env, info[first + 9], "c", g.M * g.N, "M×N");
+  if (overlaps(g.c, g.a) || overlaps(g.c, g.b)) throw rangeError("c overlaps a or b in memory");
+  return g;
+}
+
 Napi::Value ModelGemm(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    napi_env env = info.Env();
-    const int64_t lim = int64_t{1} << 20;
-    const int64_t M = readInt(env, info[0], "M", 0, lim), N = readInt(env, info[1], "N", 0, lim),
-                  K = readInt(env, info[2], "K", 0, lim);
-    const double alpha = readNumber(env, info[3], "alpha");
-    const bool ta = readBool(env, info[5], "transA"), tb = readBool(env, info[7], "transB");
-    const double beta = readNumber(env, info[8], "beta");
-    if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
-    const F32View a = needLength(env, info[4], "a", M * K, "M×K");
-    const F32View b = needLength(env, info[6], "b", K * N, "K×N");
-    const F32View c = needLength(env, info[9], "c", M * N, "M×N");
-    if (overlaps(c, a) || overlaps(c, b)) throw rangeError("c overlaps a or b in memory");
-    gemm(M, N, K, static_cast<float>(alpha), MatRef{a.data, ta ? M : K, ta}, MatRef{b.data, tb ? K : N, tb},
-         static_cast<float>(beta), c.data, N);
+    const GemmArgs g = readGemmArgs(info.Env(), info, 0, 0, int64_t{1} << 20);
+    gemm(g.M, g.N, g.K, g.alpha, MatRef{g.a.data, g.ta ? g.M : g.K, g.ta}, MatRef{g.b.data, g.tb ? g.K : g.N, g.tb},
+         g.beta, g.c.data, g.N);
     return info.Env().Undefined();
   });
 }
@@ -388,19 +404,9 @@ Napi::Value CudaModelGemm(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const int device = readDeviceIndex(env, info[0], "device");
-    const int64_t lim = int64_t{1} << 16;
-    const int64_t M = readInt(env, info[1], "M", 1, lim), N = readInt(env, info[2], "N", 1, lim),
-                  K = readInt(env, info[3], "K", 1, lim);
-    const double alpha = readNumber(env, info[4], "alpha");
-    const bool ta = readBool(env, info[6], "transA"), tb = readBool(env, info[8], "transB");
-    const double beta = readNumber(env, info[9], "beta");
-    if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
-    const F32View a = needLength(env, info[5], "a", M * K, "M×K");
-    const F32View b = needLength(env, info[7], "b", K * N, "K×N");
-    const F32View c = needLength(env, info[10], "c", M * N, "M×N");
+    const GemmArgs g = readGemmArgs(env, info, 1, 1, int64_t{1} << 16);
     const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[11], "variant", 0, 3));
-    cuda::gemmHost(device, M, N, K, static_cast<float>(alpha), a.data, ta, b.data, tb, static_cast<float>(beta), c.data,
-                   variant);
+    cuda::gemmHost(device, g.M, g.N, g.K, g.alpha, g.a.data, g.ta, g.b.data, g.tb, g.beta, g.c.data, variant);
     return env.Undefined();
   });
 }
