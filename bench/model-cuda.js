@@ -11,9 +11,10 @@
 // --record writes the 'model-cuda' section of bench/RESULTS.md (figures of this run only).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdapterPolicy, AdapterPolicySource, Trainer, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { AdapterPolicy, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
-import { bestTime as bestOf, bestTimeAsync, describeMachine } from '../dist/bench/timing.js';
+import { bestTime as bestOf, describeMachine } from '../dist/bench/timing.js';
+import { secondsPerTrainerStep } from './trainer-steps.js';
 import { recordSection } from './common.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
@@ -64,14 +65,8 @@ export async function runCudaModelBench(args) {
   const t = model.trainableTensors();
   for (const [name, x] of Object.entries(t)) if (name.endsWith('lora_B')) for (let i = 0; i < x.data.length; i++) x.data[i] = 0.01 * Math.sin(i);
   model.loadTrainable(t);
-  const stepsFor = (mode) => {
-    const trainer = new Trainer(new AdapterPolicySource(model, ds, { batchSize, seed: 0 }), {
-      steps: 1e6, mode, lambda: 0.05, retentionBudget: 1e-3, lr: 1e-4, log: () => {},
-    });
-    return async () => { for (let i = 0; i < steps; i++) await trainer.step(); };
-  };
-  const craftS = await bestTimeAsync(stepsFor('craft')) / steps;
-  const baseS = await bestTimeAsync(stepsFor('baseline')) / steps;
+  const craftS = await secondsPerTrainerStep(model, ds, { batchSize, steps, mode: 'craft' });
+  const baseS = await secondsPerTrainerStep(model, ds, { batchSize, steps, mode: 'baseline' });
   const gAct = model.newGradSet(), gRet = model.newGradSet();
   const batch = gatherBatch(ds, sampler.next());
   const modelOnlyS = bestOf(() => model.craftStep(batch, gAct, gRet), { reps: 10, warmup: 2 });

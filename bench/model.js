@@ -13,10 +13,11 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdapterPolicy, AdapterPolicySource, Trainer, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { AdapterPolicy, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { recordSection } from './common.js';
-import { describeMachine as machine, bestTime as timeIt, bestTimeAsync as timeAsync } from '../dist/bench/timing.js';
+import { describeMachine as machine, bestTime as timeIt } from '../dist/bench/timing.js';
+import { secondsPerTrainerStep } from './trainer-steps.js';
 
 
 const { values: args } = parseArgs({
@@ -70,16 +71,8 @@ const ds = syntheticDataset({ tasks: 8, episodesPerTask: 4, stepsPerEpisode: 16,
 const sampler = new Sampler(ds.size, { batchSize, seed: 0, dropLast: true });
 // Mid-training weights: B ≠ 0 so the retention stream is not trivially zero.
 for (let l = 0; l < c.blocks; l++) { const v = model.params.view(2 * l + 1); for (let i = 0; i < v.length; i++) v[i] = 0.01 * Math.sin(i); }
-// The training step a run takes (what `craftgrad train` does per step): the Trainer over the
-// built-in source, with the fused surgery + AdamW kernel, the dual update and the metrics.
-const stepsFor = (mode) => {
-  const trainer = new Trainer(new AdapterPolicySource(model, ds, { batchSize, seed: 0 }), {
-    steps: 1e6, mode, lambda: 0.05, retentionBudget: 1e-3, lr: 1e-4, log: () => {},
-  });
-  return async () => { for (let i = 0; i < steps; i++) await trainer.step(); };
-};
-const craftS = await timeAsync(stepsFor('craft'), { reps: 5, warmup: 1 }) / steps;
-const baseS = await timeAsync(stepsFor('baseline'), { reps: 5, warmup: 1 }) / steps;
+const craftS = await secondsPerTrainerStep(model, ds, { batchSize, steps, mode: 'craft' });
+const baseS = await secondsPerTrainerStep(model, ds, { batchSize, steps, mode: 'baseline' });
 const gAct = model.newGradSet(), gRet = model.newGradSet();
 const batch = gatherBatch(ds, sampler.next());
 const modelOnlyS = timeIt(() => model.craftStep(batch, gAct, gRet), { reps: 20, warmup: 2 });

@@ -7,7 +7,7 @@ per-tensor CRaFT loop (DESIGN.md §1): g_act and g_ret by two autograd passes, t
 features by a no-grad forward with the anchor LoRA weights switched in, then per tensor
 dot/norm, `if dot < 0` (a host sync), projection, out = a' + lambda*r, AdamW, dual update.
 Prints one JSON line: seconds per CRaFT step and per baseline step (on a GPU also the
-same steps without the optimizer, *_noopt_s, to compare with a model call plus surgery).
+device's name).
 """
 import argparse
 import json
@@ -108,35 +108,6 @@ def baseline_step():
     opt.step()
 
 
-def craft_noopt_step():
-    """craft_step without AdamW and the dual update (model call + per-tensor surgery)."""
-    f = model.features(x)
-    act_loss = Fn.l1_loss(model.head(f), y)
-    with torch.no_grad():
-        saved = [t.detach().clone() for t in lora]
-        for t, s in zip(lora, anchor):
-            t.data.copy_(s)
-        f_anchor = model.features(x)
-        for t, s in zip(lora, saved):
-            t.data.copy_(s)
-    ret_loss = Fn.mse_loss(f, f_anchor)
-    g_act = torch.autograd.grad(act_loss, params, retain_graph=True, allow_unused=True)
-    g_ret = torch.autograd.grad(ret_loss, params, allow_unused=True)
-    for prm, ga, gr in zip(params, g_act, g_ret):
-        ga = torch.zeros_like(prm) if ga is None else ga
-        gr = torch.zeros_like(prm) if gr is None else gr
-        dot = torch.sum(ga * gr)
-        if dot < 0:
-            ga = ga - dot / (torch.sum(gr * gr) + 1e-8) * gr
-        prm.grad = ga + lam * gr
-    ret_loss.item()
-
-
-def baseline_noopt_step():
-    loss = Fn.l1_loss(model.head(model.features(x)), y)
-    torch.autograd.grad(loss, params, allow_unused=True)
-
-
 def sync():
     if CUDA:
         torch.cuda.synchronize()
@@ -163,6 +134,4 @@ blas = ', '.join(libs) or '?'
 out = {'version': torch.__version__, 'blas': blas, 'threads': torch.get_num_threads(), 'craft_s': timed(craft_step), 'baseline_s': timed(baseline_step)}
 if CUDA:
     out['device'] = torch.cuda.get_device_name(DEV)
-    out['craft_noopt_s'] = timed(craft_noopt_step)
-    out['baseline_noopt_s'] = timed(baseline_noopt_step)
 print(json.dumps(out))
