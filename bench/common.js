@@ -1,5 +1,7 @@
-// Recording benchmark results in bench/RESULTS.md (repository only; not shipped).
+// Recording benchmark results in bench/RESULTS.md, and picking the GPU a benchmark runs on
+// (repository only; not shipped).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { backendInfo } from '../dist/index.js';
 
 /** Replaces (or appends) the section between the markers of `id` in bench/RESULTS.md. */
 export function recordSection(id, markdown) {
@@ -11,4 +13,29 @@ export function recordSection(id, markdown) {
   const i = text.indexOf(start), j = text.indexOf(end);
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, text);
+}
+
+/**
+ * The CUDA device a GPU benchmark runs on, from `--device cuda|cuda:N`, or null after
+ * saying why there is none. The CPU emulator (native/cuda-emulator) is refused: its
+ * timings say nothing about a GPU and must never reach bench/RESULTS.md.
+ * @returns {{ index: number, name: string, device: string, info: object } | null}
+ */
+export function benchCudaDevice(flag, command) {
+  const cuda = backendInfo().cuda;
+  if (!cuda.available) {
+    console.error(`${command} --device ${flag}: no usable CUDA device (${cuda.compiled ? cuda.reason : 'this build has no CUDA backend'}); nothing measured.`);
+    return null;
+  }
+  const index = Number(/^cuda:(\d+)$/.exec(flag)?.[1] ?? '0');
+  const info = cuda.devices[index];
+  if (!info) {
+    console.error(`${command}: no CUDA device ${index} (${cuda.devices.length} visible); nothing measured.`);
+    return null;
+  }
+  if (/emulator/i.test(info.name)) {
+    console.error(`${command}: cuda:${index} is ${info.name}, whose timings mean nothing (native/cuda-emulator/README.md); nothing measured.`);
+    return null;
+  }
+  return { index, name: info.name, device: `cuda:${index}`, info };
 }

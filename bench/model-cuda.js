@@ -11,27 +11,23 @@
 // --record writes the 'model-cuda' section of bench/RESULTS.md (figures of this run only).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { AdapterPolicy, backendInfo, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
+import { AdapterPolicy, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { bestTime as bestOf, describeMachine } from '../dist/bench/timing.js';
 import { secondsPerTrainerStep } from './trainer-steps.js';
-import { recordSection } from './common.js';
+import { benchCudaDevice, recordSection } from './common.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
 
 export async function runCudaModelBench(args) {
-  const info = backendInfo().cuda;
-  if (!info.available) {
-    console.error(`bench/model.js --device ${args.device}: no usable GPU (${info.compiled ? info.reason : 'this build has no CUDA backend'}); nothing measured.`);
-    process.exit(1);
-  }
-  const device = args.device === 'cuda' ? 'cuda:0' : args.device;
-  const index = Number(device.slice(5));
+  const picked = benchCudaDevice(args.device, 'bench/model.js');
+  if (!picked) process.exit(1);
+  const { device, index } = picked;
   const batchSize = Number(args.batch), steps = Number(args.steps);
 
   // ---- peak ----
   const props = binding.cudaDeviceProps(index);
-  const dev = info.devices[index];
+  const dev = picked.info;
   const peak = props.fp32LanesPerSM > 0 ? (props.multiprocessors * props.fp32LanesPerSM * 2 * props.clockKHz * 1e3) / 1e9 : Number.NaN;
 
   // ---- model and matrix products ----

@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { recordSection } from './common.js';
+import { benchCudaDevice, recordSection } from './common.js';
 import { optimizerTable } from './optimizer-table.js';
 
 const require = createRequire(import.meta.url);
@@ -39,17 +39,11 @@ function hostFill(total, seed, scale, abs = false) {
 }
 
 export async function runCudaOptimizerBench(args) {
+  const picked = benchCudaDevice(args.device, 'bench/optimizer.js');
+  if (!picked) return 2;
+  const device = picked.index;
+  const dev = picked.info;
   const info = backendInfo();
-  if (!info.cuda.available) {
-    console.error(`bench/optimizer.js --device cuda: no usable CUDA device: ${info.cuda.reason ?? 'not compiled'}`);
-    return 2;
-  }
-  const device = Number(/^cuda:(\d+)$/.exec(args.device)?.[1] ?? '0');
-  const dev = info.cuda.devices[device];
-  if (!dev) {
-    console.error(`bench/optimizer.js: no CUDA device ${device} (${info.cuda.devices.length} visible)`);
-    return 2;
-  }
   const reps = Number(args.reps ?? 20);
   const sizes = vlaAdapterLayout();
   const opts = { device: `cuda:${device}` };

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { surgery, GradSet, backendInfo } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { recordSection } from './common.js';
+import { benchCudaDevice, recordSection } from './common.js';
 
 const require = createRequire(import.meta.url);
 const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
@@ -59,13 +59,11 @@ function timeCall(fn, reps) {
 }
 
 export async function runCudaBench(args) {
+  const picked = benchCudaDevice(args.device, 'bench:surgery');
+  if (!picked) return 2;
+  const device = String(picked.index);
+  const dev = picked.info;
   const info = backendInfo();
-  if (!info.cuda.available) {
-    console.error(`bench:surgery --device cuda: no usable CUDA device: ${info.cuda.reason ?? 'not compiled'}`);
-    return 2;
-  }
-  const device = /^cuda:(\d+)$/.exec(args.device)?.[1] ?? '0';
-  const dev = info.cuda.devices[Number(device)];
   const reps = Number(args.reps ?? 20);
   const sizes = vlaAdapterLayout();
   const { a: ha, r: hr, total } = hostData(sizes, 1);

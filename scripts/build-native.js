@@ -16,25 +16,32 @@ function which(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).status === 0;
 }
 
-export function buildNative(extraArgs = []) {
+/**
+ * @param {string[]} extraArgs passed to cmake-js
+ * @param {{ cuda?: string, buildDir?: string }} [options] the CUDA mode (default: the
+ *   CRAFTGRAD_CUDA variable, checked) and the build directory (default build/);
+ *   scripts/cuda-emulator/test.js builds the EMULATOR mode into its own directory.
+ */
+export function buildNative(extraArgs = [], options = {}) {
   if (!which('cmake')) {
     console.error('craftgrad: building the native addon needs cmake >= 3.18 and a C++17 compiler ' +
       '(Debian/Ubuntu: apt-get install cmake g++).');
     return 1;
   }
-  const cuda = (process.env.CRAFTGRAD_CUDA ?? 'AUTO').toUpperCase();
-  if (!['AUTO', 'ON', 'OFF'].includes(cuda)) {
+  const cuda = options.cuda ?? (process.env.CRAFTGRAD_CUDA ?? 'AUTO').toUpperCase();
+  if (options.cuda === undefined && !['AUTO', 'ON', 'OFF'].includes(cuda)) {
     console.error(`craftgrad: CRAFTGRAD_CUDA must be AUTO, ON or OFF, got '${process.env.CRAFTGRAD_CUDA}'`);
     return 1;
   }
+  const buildDir = options.buildDir ?? join(root, 'build');
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   // cmake-js `compile` configures only when build/ has no CMake cache, so a changed
   // setting would be silently ignored: rebuild from scratch when it differs from the
   // one the existing build/ was configured with.
   const settings = JSON.stringify({ cuda, debug: process.env.CRAFTGRAD_DEBUG === '1', extraArgs });
-  const stamp = join(root, 'build', 'craftgrad-settings.json');
+  const stamp = join(buildDir, 'craftgrad-settings.json');
   const same = existsSync(stamp) && readFileSync(stamp, 'utf8') === settings;
-  const args = [cmakeJs, same ? 'compile' : 'rebuild', `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
+  const args = [cmakeJs, same ? 'compile' : 'rebuild', '--out', buildDir, `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
   if (process.env.CRAFTGRAD_DEBUG === '1') args.push('--debug');
   const started = Date.now();
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
