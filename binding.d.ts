@@ -165,4 +165,6 @@ export interface NativeBinding {
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
   /** Milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events (benchmarks). */
   cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
+  /** Free and total memory of the device now, in bytes (cudaMemGetInfo). */
+  cudaMemInfo?(device: number): { freeBytes: number; totalBytes: number };
 }

@@ -51,6 +51,12 @@ struct Info {
 // Queried once, then cached (device enumeration is stable for the process).
 const Info& info();
 
+// Free and total device memory now (cudaMemGetInfo), in bytes.
+struct MemoryInfo {
+  size_t freeBytes = 0, totalBytes = 0;
+};
+MemoryInfo memoryInfo(int device);
+
 // Throws CudaError unless CUDA is usable and `device` names a visible device; `what`
 // names the argument in the message ("device").
 void requireDevice(int device, const char* what);

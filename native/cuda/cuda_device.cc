@@ -95,6 +95,13 @@ void requireDevice(int device, const char* what) {
 
 void useDevice(int device) { CG_CUDA(device, cudaSetDevice(device)); }
 
+MemoryInfo memoryInfo(int device) {
+  deviceContext(device);  // checks the device, makes it current
+  MemoryInfo m;
+  CG_CUDA(device, cudaMemGetInfo(&m.freeBytes, &m.totalBytes));
+  return m;
+}
+
 void* mallocDevice(int device, size_t bytes, const char* what) {
   if (bytes == 0) return nullptr;
   useDevice(device);
@@ -113,6 +120,20 @@ void* mallocDevice(int device, size_t bytes, const char* what) {
                           device, bytes);
   }
   if (err != cudaSuccess) throwCuda(err, "cudaMalloc", device);
+  return p;
+}
+
+void* mallocPinned(int device, size_t bytes, const char* what) {
+  void* p = nullptr;
+  const cudaError_t err = cudaMallocHost(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    throw CudaOutOfMemory("craftgrad: out of pinned host memory: " + std::string(what) + " asked for " +
+                              std::to_string(bytes) + " bytes (" + humanBytes(bytes) + ") for cuda:" +
+                              std::to_string(device),
+                          device, bytes);
+  }
+  if (err != cudaSuccess) throwCuda(err, "cudaMallocHost", device);
   return p;
 }
 

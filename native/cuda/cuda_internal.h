@@ -13,9 +13,9 @@ namespace craftgrad {
 namespace cuda {
 
 // Throws CudaError naming the call and the device; clears the runtime's last-error state
-// first so a non-sticky error does not leak into the next call. Device allocations go
-// through mallocDevice, whose out-of-memory error (CudaOutOfMemory) says how much was
-// asked for; a failed pinned host allocation arrives here as a plain CudaError.
+// first so a non-sticky error does not leak into the next call. Allocations go through
+// mallocDevice and mallocPinned, whose out-of-memory error (CudaOutOfMemory) says how much
+// was asked for.
 [[noreturn]] void throwCuda(cudaError_t err, const char* call, int device);
 
 #define CG_CUDA(device, call)                                                     \
@@ -27,6 +27,8 @@ namespace cuda {
 // cudaMalloc with an out-of-memory error that says how much and where.
 void* mallocDevice(int device, size_t bytes, const char* what);
 void freeDevice(void* p) noexcept;
+// cudaMallocHost (page-locked host memory for asynchronous copies), the same way.
+void* mallocPinned(int device, size_t bytes, const char* what);
 
 // Makes `device` current on the calling thread (checked).
 void useDevice(int device);

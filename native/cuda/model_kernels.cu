@@ -1,7 +1,8 @@
 // AdapterPolicy on a CUDA device: the CPU backend's algorithm (native/cpu/model_cpu.cc)
 // step for step, with hand-written kernels (no cuBLAS). See model_cuda.h for the numeric
-// contract. Status: compiled, never run on a GPU by its author (no GPU was available);
-// test/model-cuda.test.mjs checks it against the CPU backend when a GPU is present.
+// contract. Status: never run on a GPU by its author (no GPU was available); it passes
+// test/model-cuda.test.mjs on the CPU emulator (native/cuda-emulator), and that file checks
+// it against the CPU backend on a GPU.
 #include <cuda_runtime.h>
 
 // gelu_math.h's templates are __host__ __device__; their host-only instantiation on

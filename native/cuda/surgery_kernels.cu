@@ -448,9 +448,7 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
                                       ctx.stream));
     CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
     // Pinned: the statistics (k DevStats) and the fused optimizer step's coefficients (k floats).
-    void* pinned = nullptr;
-    const cudaError_t err = cudaMallocHost(&pinned, k * sizeof(DevStats) + k * sizeof(float));
-    if (err != cudaSuccess) throwCuda(err, "cudaMallocHost", device);
+    void* pinned = mallocPinned(device, k * sizeof(DevStats) + k * sizeof(float), "layout statistics");
     l->pinned = static_cast<DevStats*>(pinned);
     l->pinnedCoef = reinterpret_cast<float*>(l->pinned + k);
   }

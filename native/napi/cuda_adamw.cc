@@ -23,23 +23,6 @@
 namespace craftgrad {
 namespace {
 
-struct Named {
-  const char* name;
-  const cuda::DeviceMemory* mem;
-};
-
-// Written buffers must be distinct and must not be read as a gradient.
-void checkDistinct(const std::vector<Named>& written, const std::vector<Named>& read) {
-  for (size_t i = 0; i < written.size(); ++i) {
-    for (size_t j = i + 1; j < written.size(); ++j)
-      if (written[i].mem == written[j].mem)
-        throw rangeError(std::string(written[i].name) + " and " + written[j].name + " are the same DeviceBuffer");
-    for (const Named& r : read)
-      if (written[i].mem == r.mem)
-        throw rangeError(std::string(written[i].name) + " and " + r.name + " are the same DeviceBuffer");
-  }
-}
-
 void requireFloat64Array(Napi::Env env, Napi::Value v, const char* name) {
   if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
     throw typeError(std::string(name) + " must be a Float64Array");
@@ -49,44 +32,24 @@ Napi::Value CudaCraftReduce(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const SurgeryParams sp = readReduceParams(info, 3);
-    DeviceBufferWrap* act = DeviceBufferWrap::unwrap(env, info[0], "act");
-    DeviceBufferWrap* ret = DeviceBufferWrap::unwrap(env, info[1], "ret");
-    DeviceLayoutWrap* lw = DeviceLayoutWrap::unwrap(env, info[2], "layout");
-    const std::shared_ptr<cuda::Layout> layout = lw->layout();
-    const int device = cuda::layoutDevice(*layout);
-    const int64_t total = cuda::layoutTotal(*layout);
-    checkAgainstLayout(*act->memory(), "act", device, total);
-    checkAgainstLayout(*ret->memory(), "ret", device, total);
-    std::vector<ReduceSums> sums(static_cast<size_t>(cuda::layoutCount(*layout)));
-    cuda::reduce(*layout, act->memory()->data(), ret->memory()->data(), sums.data());
+    const LaidOutBuffers io = readLaidOut(env, {{"act", info[0]}, {"ret", info[1]}}, info[2]);
+    std::vector<ReduceSums> sums(static_cast<size_t>(cuda::layoutCount(*io.layout)));
+    cuda::reduce(*io.layout, io.data(0), io.data(1), sums.data());
     return craftReduceResult(env, sums, sp);
   });
 }
 
+// params, m and v are written; act and ret (or grad) are read.
 Napi::Value CudaAdamwFused(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const AdamWParams hp = readAdamW(info, 7);
     requireFloat64Array(env, info[5], "coefficients");
-    DeviceBufferWrap* p = DeviceBufferWrap::unwrap(env, info[0], "params");
-    DeviceBufferWrap* m = DeviceBufferWrap::unwrap(env, info[1], "m");
-    DeviceBufferWrap* v = DeviceBufferWrap::unwrap(env, info[2], "v");
-    DeviceBufferWrap* a = DeviceBufferWrap::unwrap(env, info[3], "act");
-    DeviceBufferWrap* r = DeviceBufferWrap::unwrap(env, info[4], "ret");
-    DeviceLayoutWrap* lw = DeviceLayoutWrap::unwrap(env, info[6], "layout");
-    const std::shared_ptr<cuda::Layout> layout = lw->layout();
-    const int device = cuda::layoutDevice(*layout);
-    const int64_t total = cuda::layoutTotal(*layout);
-    checkAgainstLayout(*p->memory(), "params", device, total);
-    checkAgainstLayout(*m->memory(), "m", device, total);
-    checkAgainstLayout(*v->memory(), "v", device, total);
-    checkAgainstLayout(*a->memory(), "act", device, total);
-    checkAgainstLayout(*r->memory(), "ret", device, total);
-    const double* coef = readFloat64(env, info[5], "coefficients", cuda::layoutCount(*layout));
-    checkDistinct({{"params", p->memory().get()}, {"m", m->memory().get()}, {"v", v->memory().get()}},
-                  {{"act", a->memory().get()}, {"ret", r->memory().get()}});
-    cuda::adamwFused(*layout, a->memory()->data(), r->memory()->data(), coef, p->memory()->data(),
-                     m->memory()->data(), v->memory()->data(), hp);
+    const LaidOutBuffers io = readLaidOut(
+        env, {{"params", info[0]}, {"m", info[1]}, {"v", info[2]}, {"act", info[3]}, {"ret", info[4]}}, info[6]);
+    const double* coef = readFloat64(env, info[5], "coefficients", cuda::layoutCount(*io.layout));
+    io.requireWrittenDistinct(3);
+    cuda::adamwFused(*io.layout, io.data(3), io.data(4), coef, io.data(0), io.data(1), io.data(2), hp);
     return env.Undefined();
   });
 }
@@ -95,21 +58,10 @@ Napi::Value CudaAdamw(const Napi::CallbackInfo& info) {
   return cudaGuarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     const AdamWParams hp = readAdamW(info, 5);
-    DeviceBufferWrap* p = DeviceBufferWrap::unwrap(env, info[0], "params");
-    DeviceBufferWrap* m = DeviceBufferWrap::unwrap(env, info[1], "m");
-    DeviceBufferWrap* v = DeviceBufferWrap::unwrap(env, info[2], "v");
-    DeviceBufferWrap* g = DeviceBufferWrap::unwrap(env, info[3], "grad");
-    DeviceLayoutWrap* lw = DeviceLayoutWrap::unwrap(env, info[4], "layout");
-    const std::shared_ptr<cuda::Layout> layout = lw->layout();
-    const int device = cuda::layoutDevice(*layout);
-    const int64_t total = cuda::layoutTotal(*layout);
-    checkAgainstLayout(*p->memory(), "params", device, total);
-    checkAgainstLayout(*m->memory(), "m", device, total);
-    checkAgainstLayout(*v->memory(), "v", device, total);
-    checkAgainstLayout(*g->memory(), "grad", device, total);
-    checkDistinct({{"params", p->memory().get()}, {"m", m->memory().get()}, {"v", v->memory().get()}},
-                  {{"grad", g->memory().get()}});
-    cuda::adamw(*layout, g->memory()->data(), p->memory()->data(), m->memory()->data(), v->memory()->data(), hp);
+    const LaidOutBuffers io =
+        readLaidOut(env, {{"params", info[0]}, {"m", info[1]}, {"v", info[2]}, {"grad", info[3]}}, info[4]);
+    io.requireWrittenDistinct(3);
+    cuda::adamw(*io.layout, io.data(3), io.data(0), io.data(1), io.data(2), hp);
     return env.Undefined();
   });
 }

@@ -8,6 +8,7 @@
 //   cudaSurgeryHostFlat(actFlat, retFlat, sizes, out|undefined, lambda, eps, projection, cosines, device)
 //   cudaSurgeryHostFlatAsync(...same) -> Promise
 //   cudaTimeCopy(device, elements, reps) -> Float64Array (ms per device-to-device copy)
+//   cudaMemInfo(device) -> { freeBytes, totalBytes }
 // Results have the shape of binding.surgery's; for DeviceBuffers `out` is the out buffer.
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include <memory>
@@ -48,39 +49,21 @@ struct DeviceCall {
 DeviceCall parseDeviceCall(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   DeviceCall call;
-  DeviceBufferWrap* act = DeviceBufferWrap::unwrap(env, info[0], "act");
-  DeviceBufferWrap* ret = DeviceBufferWrap::unwrap(env, info[1], "ret");
-  DeviceBufferWrap* out = isNullish(env, info[2]) ? nullptr : DeviceBufferWrap::unwrap(env, info[2], "out");
-  DeviceLayoutWrap* layout = DeviceLayoutWrap::unwrap(env, info[3], "layout");
+  const LaidOutBuffers io =
+      readLaidOut(env, {{"act", info[0]}, {"ret", info[1]}, {"out", info[2], /*optional=*/true}}, info[3]);
   call.params = readSurgeryParams(info, 4, &call.cosines);
-  call.layout = layout->layout();
-  const int device = cuda::layoutDevice(*call.layout);
-  const int64_t total = cuda::layoutTotal(*call.layout);
-  checkAgainstLayout(*act->memory(), "act", device, total);
-  checkAgainstLayout(*ret->memory(), "ret", device, total);
-  if (out != nullptr) {
-    checkAgainstLayout(*out->memory(), "out", device, total);
+  call.layout = io.layout;
+  call.a = io.memory[0];
+  call.r = io.memory[1];
+  if (io.memory[2]) {
+    call.out = io.memory[2];
     call.outObject = info[2];
   } else {
-    Napi::Object fresh = DeviceBufferWrap::create(env, device, total);
-    out = DeviceBufferWrap::Unwrap(fresh);
+    Napi::Object fresh = DeviceBufferWrap::create(env, cuda::layoutDevice(*io.layout), cuda::layoutTotal(*io.layout));
+    call.out = DeviceBufferWrap::Unwrap(fresh)->memory();
     call.outObject = fresh;
   }
-  call.a = act->memory();
-  call.r = ret->memory();
-  call.out = out->memory();
   return call;
-}
-
-void setErrorCode(Napi::Error& e, bool oom, int device, size_t bytes) {
-  Napi::Env env = e.Env();
-  if (oom) {
-    e.Set("code", Napi::String::New(env, "ERR_CRAFTGRAD_CUDA_OOM"));
-    e.Set("device", Napi::Number::New(env, device));
-    e.Set("requestedBytes", Napi::Number::New(env, static_cast<double>(bytes)));
-  } else {
-    e.Set("code", Napi::String::New(env, "ERR_CRAFTGRAD_CUDA"));
-  }
 }
 
 // cudaSurgeryAsync: the launches and the one stream sync happen on a libuv worker thread.
@@ -99,33 +82,24 @@ class CudaSurgeryWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       call_.compute();
-    } catch (const cuda::CudaOutOfMemory& e) {
-      oom_ = true;
-      oomDevice_ = e.device;
-      oomBytes_ = e.requestedBytes;
-      SetError(e.what());
     } catch (const std::exception& e) {
-      SetError(e.what());
+      SetError(failure_.capture(e));
     }
   }
   void OnOK() override {
     Napi::HandleScope scope(Env());
     deferred_.Resolve(call_.result(Env(), out_.Value()));
   }
-  void OnError(const Napi::Error& e) override {
+  void OnError(const Napi::Error&) override {
     Napi::HandleScope scope(Env());
-    Napi::Error err = e;
-    setErrorCode(err, oom_, oomDevice_, oomBytes_);
-    deferred_.Reject(err.Value());
+    deferred_.Reject(failure_.toJs(Env()).Value());
   }
 
  private:
   DeviceCall call_;
   Napi::Promise::Deferred deferred_;
   Napi::Reference<Napi::Value> out_;
-  bool oom_ = false;
-  int oomDevice_ = 0;
-  size_t oomBytes_ = 0;
+  WorkerFailure failure_;
 };
 
 Napi::Value CudaAlloc(const Napi::CallbackInfo& info) {
@@ -198,6 +172,18 @@ Napi::Value CudaTimeCopy(const Napi::CallbackInfo& info) {
   });
 }
 
+// cudaMemInfo(device) -> { freeBytes, totalBytes } now (tests size their largest sets by it).
+Napi::Value CudaMemInfo(const Napi::CallbackInfo& info) {
+  return cudaGuarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const cuda::MemoryInfo m = cuda::memoryInfo(readDeviceIndex(env, info[0], "device"));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("freeBytes", Napi::Number::New(env, static_cast<double>(m.freeBytes)));
+    out.Set("totalBytes", Napi::Number::New(env, static_cast<double>(m.totalBytes)));
+    return out;
+  });
+}
+
 }  // namespace
 
 void registerCuda(Napi::Env env, Napi::Object exports) {
@@ -213,6 +199,7 @@ void registerCuda(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSurgeryHostFlatAsync",
               Napi::Function::New(env, CudaSurgeryHost<true, true>, "cudaSurgeryHostFlatAsync"));
   exports.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
+  exports.Set("cudaMemInfo", Napi::Function::New(env, CudaMemInfo, "cudaMemInfo"));
   registerCudaAdamW(env, exports);
 }
 

@@ -6,8 +6,8 @@
 namespace craftgrad {
 
 // Adds DeviceBuffer, DeviceLayout, cudaAlloc, cudaLayout, cudaSurgery, cudaSurgeryAsync,
-// cudaSurgeryHost, cudaSurgeryHostAsync, cudaSurgeryHostFlat, cudaSurgeryHostFlatAsync and
-// cudaTimeCopy to `exports`.
+// cudaSurgeryHost, cudaSurgeryHostAsync, cudaSurgeryHostFlat, cudaSurgeryHostFlatAsync,
+// cudaTimeCopy and cudaMemInfo to `exports`.
 void registerCuda(Napi::Env env, Napi::Object exports);
 
 // Adds cudaCraftReduce, cudaAdamwFused and cudaAdamw (native/napi/cuda_adamw.cc); called

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <mutex>
+#include <new>
 #include <string>
 #include <unordered_map>
 
@@ -92,6 +93,28 @@ void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int devic
                      std::to_string(total));
 }
 
+LaidOutBuffers readLaidOut(Napi::Env env, const std::vector<BufferArg>& buffers, Napi::Value layout) {
+  LaidOutBuffers out;
+  for (const BufferArg& b : buffers) {
+    out.names.push_back(b.name);
+    out.memory.push_back(b.optional && isNullish(env, b.value) ? nullptr
+                                                              : DeviceBufferWrap::unwrap(env, b.value, b.name)->memory());
+  }
+  out.layout = DeviceLayoutWrap::unwrap(env, layout, "layout")->layout();
+  const int device = cuda::layoutDevice(*out.layout);
+  const int64_t total = cuda::layoutTotal(*out.layout);
+  for (size_t i = 0; i < out.memory.size(); ++i)
+    if (out.memory[i]) checkAgainstLayout(*out.memory[i], out.names[i], device, total);
+  return out;
+}
+
+void LaidOutBuffers::requireWrittenDistinct(size_t written) const {
+  for (size_t i = 0; i < written && i < memory.size(); ++i)
+    for (size_t j = i + 1; j < memory.size(); ++j)
+      if (memory[i] && memory[i] == memory[j])
+        throw rangeError(std::string(names[i]) + " and " + names[j] + " are the same DeviceBuffer");
+}
+
 Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e) {
   Napi::Error err = Napi::Error::New(env, e.what());
   if (const auto* oom = dynamic_cast<const cuda::CudaOutOfMemory*>(&e)) {
@@ -102,6 +125,35 @@ Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e) {
     err.Set("code", Napi::String::New(env, "ERR_CRAFTGRAD_CUDA"));
   }
   return err;
+}
+
+const std::string& WorkerFailure::capture(const std::exception& e) {
+  message_ = e.what();
+  if (const auto* oom = dynamic_cast<const cuda::CudaOutOfMemory*>(&e)) {
+    kind_ = Kind::OutOfDeviceMemory;
+    device_ = oom->device;
+    requestedBytes_ = oom->requestedBytes;
+  } else if (dynamic_cast<const cuda::CudaError*>(&e) != nullptr) {
+    kind_ = Kind::Cuda;
+  } else if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) {
+    kind_ = Kind::OutOfHostMemory;
+  } else {
+    kind_ = Kind::Other;
+  }
+  return message_;
+}
+
+Napi::Error WorkerFailure::toJs(Napi::Env env) const {
+  switch (kind_) {
+    case Kind::OutOfDeviceMemory:
+      return cudaJsError(env, cuda::CudaOutOfMemory(message_, device_, requestedBytes_));
+    case Kind::Cuda:
+      return cudaJsError(env, cuda::CudaError(message_));
+    case Kind::OutOfHostMemory:
+      return Napi::RangeError::New(env, "craftgrad: out of memory");
+    default:
+      return Napi::Error::New(env, "craftgrad internal error: " + message_);
+  }
 }
 
 int readDeviceIndex(Napi::Env env, Napi::Value v, const char* name) {

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../cuda/cuda_backend.h"
 #include "arg_error.h"
@@ -74,9 +75,47 @@ std::string deviceName(int device);
 // RangeError naming `name` otherwise.
 void checkAgainstLayout(const cuda::DeviceMemory& m, const char* name, int device, int64_t total);
 
+// DeviceBuffer arguments laid out by one DeviceLayout argument. readLaidOut unwraps every
+// buffer first (TypeError naming the first that is not a live DeviceBuffer), then the
+// layout, then checks each buffer against it (checkAgainstLayout's RangeError). An optional
+// buffer may be null or undefined; its memory is then null.
+struct BufferArg {
+  const char* name;
+  Napi::Value value;
+  bool optional = false;
+};
+struct LaidOutBuffers {
+  std::shared_ptr<cuda::Layout> layout;
+  std::vector<const char*> names;
+  std::vector<std::shared_ptr<cuda::DeviceMemory>> memory;  // in argument order
+
+  float* data(size_t i) const { return memory[i] ? memory[i]->data() : nullptr; }
+  // The first `written` buffers are written by the call: each must differ from every
+  // other buffer of the call (RangeError naming both).
+  void requireWrittenDistinct(size_t written) const;
+};
+LaidOutBuffers readLaidOut(Napi::Env env, const std::vector<BufferArg>& buffers, Napi::Value layout);
+
 // Runs a binding body: cuda::CudaError becomes a JS Error (code ERR_CRAFTGRAD_CUDA, or
 // ERR_CRAFTGRAD_CUDA_OOM with `device` and `requestedBytes`), the rest as guarded().
 Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e);
+
+// What an async CUDA binding's worker caught off the JS thread, kept until the JS thread
+// can build the Error the synchronous binding would have thrown: cudaJsError's codes for
+// CUDA failures, guarded()'s errors for the rest (never a CUDA code on a non-CUDA error).
+class WorkerFailure {
+ public:
+  // From a catch block in Execute(); returns the message for AsyncWorker::SetError.
+  const std::string& capture(const std::exception& e);
+  Napi::Error toJs(Napi::Env env) const;
+
+ private:
+  enum class Kind { OutOfDeviceMemory, Cuda, OutOfHostMemory, Other };
+  Kind kind_ = Kind::Other;
+  std::string message_;
+  int device_ = 0;
+  size_t requestedBytes_ = 0;
+};
 template <typename Body>
 Napi::Value cudaGuarded(const Napi::CallbackInfo& info, Body body) {
   return guarded(info, [&]() -> Napi::Value {

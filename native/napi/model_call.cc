@@ -4,7 +4,6 @@
 #include <string>
 #include <initializer_list>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include "../core/model_desc.h"
@@ -294,25 +293,17 @@ class CudaModelWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       result_ = cuda::modelStep(call_.device, call_.config, call_.args);
-    } catch (const cuda::CudaOutOfMemory& e) {
-      oom_.emplace(e);
-      SetError(e.what());
-    } catch (const cuda::CudaError& e) {
-      cudaFailed_ = true;
-      SetError(e.what());
     } catch (const std::exception& e) {
-      SetError(std::string("craftgrad: model step failed: ") + e.what());
+      SetError(failure_.capture(e));
     }
   }
   void OnOK() override {
     Napi::HandleScope scope(Env());
     deferred_.Resolve(modelResult(Env(), result_));
   }
-  void OnError(const Napi::Error& e) override {
+  void OnError(const Napi::Error&) override {
     Napi::HandleScope scope(Env());
-    if (oom_) deferred_.Reject(cudaJsError(Env(), *oom_).Value());
-    else if (cudaFailed_) deferred_.Reject(cudaJsError(Env(), cuda::CudaError(e.Message())).Value());
-    else deferred_.Reject(e.Value());
+    deferred_.Reject(failure_.toJs(Env()).Value());
   }
 
  private:
@@ -320,8 +311,7 @@ class CudaModelWorker : public Napi::AsyncWorker {
   ModelStepResult result_;
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::Reference<Napi::Value>> buffers_;
-  std::optional<cuda::CudaOutOfMemory> oom_;
-  bool cudaFailed_ = false;
+  WorkerFailure failure_;
 };
 
 Napi::Value CudaModelStep(const Napi::CallbackInfo& info) {
