@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // npm run test:cuda-emulator: runs the GPU test files on the CUDA backend built against the
 // CPU emulator (native/cuda-emulator/README.md), in two builds of their own:
-//   build-emulator/       every GPU test file in the natural thread and CTA order, then the
-//                         surgery and optimizer files with the order reversed and shuffled,
-//                         so a missing __syncthreads or an order-dependent result fails;
+//   build-emulator/       first the emulator's self-test (test/cuda-emulator.test.mjs: each
+//                         mistake it must catch, planted in a small kernel), then every GPU
+//                         test file in the natural thread and CTA order, then the surgery and
+//                         optimizer files with the order reversed and shuffled, so a missing
+//                         __syncthreads or an order-dependent result fails;
 //   build-emulator-asan/  the same files once more under AddressSanitizer, so a kernel that
-//                         reads or writes past its allocation stops with a report.
+//                         reads or writes past its allocation stops with a report, and the
+//                         self-test's AddressSanitizer cases.
 // The regular build in build/ is left alone.
 //   node scripts/cuda-emulator/test.js [--full] [--no-asan]
 //   --full: also the tests that take minutes on a CPU; --no-asan: skip the second build.
@@ -19,6 +22,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const full = process.argv.includes('--full');
 const FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/model-cuda.test.mjs'];
 const ORDER_FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs'];
+const SELFTEST = 'test/cuda-emulator.test.mjs';
 
 function build(dir, extraArgs) {
   const status = buildNative(extraArgs, { cuda: 'EMULATOR', buildDir: join(root, dir, 'build') });
@@ -37,6 +41,8 @@ function run(dir, files, env) {
 }
 
 build('build-emulator', []);
+// If the emulator no longer catches what it should, the GPU tests passing on it mean little.
+run('build-emulator', [SELFTEST], {});
 run('build-emulator', FILES, { CGEMU_SCHEDULE: 'forward' });
 run('build-emulator', ORDER_FILES, { CGEMU_SCHEDULE: 'reverse' });
 run('build-emulator', ORDER_FILES, { CGEMU_SCHEDULE: 'random:7' });
@@ -50,3 +56,5 @@ if (!libasan.startsWith('/') || !existsSync(libasan)) {
 }
 build('build-emulator-asan', ['--CDCGEMU_ASAN=ON']);
 run('build-emulator-asan', FILES, { LD_PRELOAD: libasan, ASAN_OPTIONS: 'detect_leaks=0' });
+// The self-test binary links AddressSanitizer itself: no preload.
+run('build-emulator-asan', ['--test-name-pattern=^AddressSanitizer', SELFTEST], {});
