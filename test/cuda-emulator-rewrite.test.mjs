@@ -64,6 +64,18 @@ test('source without launches, or with << and >> of its own, is unchanged', () =
   assert.equal(rewrite(source), source);
 });
 
+test('launch syntax in comments and strings is left alone; brackets in a string argument do not end the call', () => {
+  const src = [
+    '// k<<<1, 1>>>(x) in a line comment',
+    '/* and k<<<2, 2>>>( in a block comment */',
+    'const char* s = "k<<<3, 3>>>(";',
+    'k<<<4, 32>>>(p, "a) b", \')\');',
+  ].join('\n');
+  const out = rewriteLaunches(src, 'c.cu').split('\n');
+  assert.deepEqual(out.slice(0, 3), src.split('\n').slice(0, 3));
+  assert.equal(out[3], '::cgemu::Launch("k", __FILE__, __LINE__, 4, 32)(k, p, "a) b", \')\');');
+});
+
 test('a launch it cannot parse is an Error naming file:line', () => {
   assert.throws(() => rewrite('a;\nb;\nk<<<1, 1>>> ;'), { name: 'Error', message: /^k\.cu:3: cannot rewrite this kernel launch: no argument list/ });
   assert.throws(() => rewrite('a;\nk<<<1, 1>>>(x, (y);'), { message: /^k\.cu:2: cannot rewrite this kernel launch: unbalanced argument list/ });

@@ -27,7 +27,43 @@ function matchBackward(text, close, openCh, closeCh) {
   return -1;
 }
 
-export function rewriteLaunches(source, fileLabel) {
+/**
+ * The source with comments and string and character literals blanked (newlines kept), so
+ * that `<<<` or a bracket in a comment is not taken for code. Same length as `source`.
+ */
+export function blankCommentsAndStrings(source) {
+  const out = source.split('');
+  const blank = (from, to) => {
+    for (let k = from; k < to; ++k) if (out[k] !== '\n') out[k] = ' ';
+  };
+  for (let i = 0; i < source.length; ) {
+    const two = source.slice(i, i + 2);
+    if (two === '//') {
+      const end = source.indexOf('\n', i);
+      const stop = end < 0 ? source.length : end;
+      blank(i, stop);
+      i = stop;
+    } else if (two === '/*') {
+      const end = source.indexOf('*/', i + 2);
+      const stop = end < 0 ? source.length : end + 2;
+      blank(i, stop);
+      i = stop;
+    } else if (source[i] === '"' || source[i] === "'") {
+      const quote = source[i];
+      let j = i + 1;
+      while (j < source.length && source[j] !== quote && source[j] !== '\n') j += source[j] === '\\' ? 2 : 1;
+      blank(i + 1, j);  // the quotes stay, so the literal is still one token
+      i = j + 1;
+    } else {
+      ++i;
+    }
+  }
+  return out.join('');
+}
+
+export function rewriteLaunches(original, fileLabel) {
+  // Searched and bracket-matched on the blanked text; the text written is the original's.
+  const source = blankCommentsAndStrings(original);
   let out = '';
   let from = 0;
   const lineAt = (i) => source.slice(0, i).split('\n').length;
@@ -50,19 +86,19 @@ export function rewriteLaunches(source, fileLabel) {
     if (!/^[A-Za-z_][A-Za-z0-9_:]*(<[^;{}]*>)?$/.test(callee)) fail(`callee '${callee}'`);
     const gt = source.indexOf('>>>', lt + 3);
     if (gt < 0) fail('no >>>');
-    const config = source.slice(lt + 3, gt);
+    const config = original.slice(lt + 3, gt);
     let p = gt + 3;
     while (/\s/.test(source[p])) ++p;
     if (source[p] !== '(') fail('no argument list after >>>');
     const close = matchForward(source, p, '(', ')');
     if (close < 0) fail('unbalanced argument list');
-    const args = source.slice(p + 1, close);
+    const args = original.slice(p + 1, close);
     const name = callee.replace(/\s+/g, ' ');
-    out += source.slice(from, start);
+    out += original.slice(from, start);
     out += `::cgemu::Launch("${name}", __FILE__, __LINE__, ${config})(${callee}${args.trim() ? `, ${args}` : ''})`;
     from = close + 1;
   }
-  return out + source.slice(from);
+  return out + original.slice(from);
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
