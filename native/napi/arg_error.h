@@ -4,6 +4,7 @@
 #pragma once
 #include <napi.h>
 
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -30,21 +31,25 @@ inline Napi::Error toJsError(Napi::Env env, const ArgError& e) {
   return err;
 }
 
+// The JS error for a C++ exception that reached the boundary: an ArgError as its
+// TypeError or RangeError, bad_alloc as a RangeError, anything else as an internal error.
+inline Napi::Error jsErrorFor(Napi::Env env, const std::exception& e) {
+  if (const auto* arg = dynamic_cast<const ArgError*>(&e)) return toJsError(env, *arg);
+  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return Napi::RangeError::New(env, "craftgrad: out of memory");
+  return Napi::Error::New(env, std::string("craftgrad internal error: ") + e.what());
+}
+
 // Runs a binding body, converting ArgError and any stray C++ exception into a JS
-// exception: nothing escapes to N-API as a C++ exception or an abort.
+// exception (jsErrorFor): nothing escapes to N-API as a C++ exception or an abort.
 template <typename Body>
 Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
   Napi::Env env = info.Env();
   try {
     return body();
-  } catch (const ArgError& e) {
-    toJsError(env, e).ThrowAsJavaScriptException();
   } catch (const Napi::Error&) {
     throw;  // already a JS exception
-  } catch (const std::bad_alloc&) {
-    Napi::RangeError::New(env, "craftgrad: out of memory").ThrowAsJavaScriptException();
   } catch (const std::exception& e) {
-    Napi::Error::New(env, std::string("craftgrad internal error: ") + e.what()).ThrowAsJavaScriptException();
+    jsErrorFor(env, e).ThrowAsJavaScriptException();
   }
   return env.Undefined();
 }

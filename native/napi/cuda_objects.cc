@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstdio>
 #include <mutex>
-#include <new>
 #include <string>
 #include <unordered_map>
 
@@ -127,32 +126,21 @@ Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e) {
   return err;
 }
 
-const std::string& WorkerFailure::capture(const std::exception& e) {
-  message_ = e.what();
-  if (const auto* oom = dynamic_cast<const cuda::CudaOutOfMemory*>(&e)) {
-    kind_ = Kind::OutOfDeviceMemory;
-    device_ = oom->device;
-    requestedBytes_ = oom->requestedBytes;
-  } else if (dynamic_cast<const cuda::CudaError*>(&e) != nullptr) {
-    kind_ = Kind::Cuda;
-  } else if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) {
-    kind_ = Kind::OutOfHostMemory;
-  } else {
-    kind_ = Kind::Other;
-  }
-  return message_;
+Napi::Error cudaJsErrorFor(Napi::Env env, const std::exception& e) {
+  if (const auto* cudaError = dynamic_cast<const cuda::CudaError*>(&e)) return cudaJsError(env, *cudaError);
+  return jsErrorFor(env, e);
+}
+
+std::string WorkerFailure::capture(const std::exception& e) {
+  caught_ = std::current_exception();  // the exception itself, so no detail is lost
+  return e.what();
 }
 
 Napi::Error WorkerFailure::toJs(Napi::Env env) const {
-  switch (kind_) {
-    case Kind::OutOfDeviceMemory:
-      return cudaJsError(env, cuda::CudaOutOfMemory(message_, device_, requestedBytes_));
-    case Kind::Cuda:
-      return cudaJsError(env, cuda::CudaError(message_));
-    case Kind::OutOfHostMemory:
-      return Napi::RangeError::New(env, "craftgrad: out of memory");
-    default:
-      return Napi::Error::New(env, "craftgrad internal error: " + message_);
+  try {
+    std::rethrow_exception(caught_);
+  } catch (const std::exception& e) {
+    return cudaJsErrorFor(env, e);
   }
 }
 
@@ -203,14 +191,10 @@ DeviceBufferWrap::DeviceBufferWrap(const Napi::CallbackInfo& info) : Napi::Objec
     device_ = readDeviceIndex(env, info[0], "device");
     length_ = readElementCount(env, info[1], "length");
     mem_ = std::make_shared<cuda::DeviceMemory>(device_, length_);
-  } catch (const ArgError& e) {
-    throw toJsError(env, e);
-  } catch (const cuda::CudaError& e) {
-    throw cudaJsError(env, e);
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string("craftgrad internal error: ") + e.what());
+    throw cudaJsErrorFor(env, e);
   }
   napi_type_tag_object(env, info.This(), &kBufferTag);
 }
@@ -315,14 +299,10 @@ DeviceLayoutWrap::DeviceLayoutWrap(const Napi::CallbackInfo& info) : Napi::Objec
     layout_ = cuda::makeLayout(device_, sizes);
     length_ = cuda::layoutTotal(*layout_);
     count_ = cuda::layoutCount(*layout_);
-  } catch (const ArgError& e) {
-    throw toJsError(env, e);
-  } catch (const cuda::CudaError& e) {
-    throw cudaJsError(env, e);
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Napi::Error::New(env, std::string("craftgrad internal error: ") + e.what());
+    throw cudaJsErrorFor(env, e);
   }
   napi_type_tag_object(env, info.This(), &kLayoutTag);
 }

@@ -6,6 +6,7 @@
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include <napi.h>
 
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,22 +100,20 @@ LaidOutBuffers readLaidOut(Napi::Env env, const std::vector<BufferArg>& buffers,
 // Runs a binding body: cuda::CudaError becomes a JS Error (code ERR_CRAFTGRAD_CUDA, or
 // ERR_CRAFTGRAD_CUDA_OOM with `device` and `requestedBytes`), the rest as guarded().
 Napi::Error cudaJsError(Napi::Env env, const cuda::CudaError& e);
+// jsErrorFor (arg_error.h), with a cuda::CudaError as cudaJsError.
+Napi::Error cudaJsErrorFor(Napi::Env env, const std::exception& e);
 
 // What an async CUDA binding's worker caught off the JS thread, kept until the JS thread
-// can build the Error the synchronous binding would have thrown: cudaJsError's codes for
-// CUDA failures, guarded()'s errors for the rest (never a CUDA code on a non-CUDA error).
+// can build the Error the synchronous binding would have thrown (cudaJsErrorFor: never a
+// CUDA code on a non-CUDA error).
 class WorkerFailure {
  public:
   // From a catch block in Execute(); returns the message for AsyncWorker::SetError.
-  const std::string& capture(const std::exception& e);
+  std::string capture(const std::exception& e);
   Napi::Error toJs(Napi::Env env) const;
 
  private:
-  enum class Kind { OutOfDeviceMemory, Cuda, OutOfHostMemory, Other };
-  Kind kind_ = Kind::Other;
-  std::string message_;
-  int device_ = 0;
-  size_t requestedBytes_ = 0;
+  std::exception_ptr caught_;
 };
 template <typename Body>
 Napi::Value cudaGuarded(const Napi::CallbackInfo& info, Body body) {
