@@ -171,6 +171,15 @@ const Schedule& schedule() {
   return s;
 }
 
+void arrange(std::vector<std::uint64_t>& order, std::uint64_t n, std::uint64_t* rngState) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), std::uint64_t{0});
+  const Order o = schedule().order;
+  if (o == Order::Reverse) std::reverse(order.begin(), order.end());
+  if (o == Order::Random)
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[nextRandom(rngState) % i]);
+}
+
 const Builtins& builtins() {
   if (g_cta == nullptr || g_cta->current < 0) return g_hostBuiltins;
   return self().builtins;
@@ -216,7 +225,7 @@ std::uint64_t shuffle(unsigned mask, std::uint64_t bits, ShuffleKind kind, int a
 std::string runBlock(KernelBody& body, dim3 grid, dim3 block, uint3 blockIndex, std::uint64_t* rngState) {
   // Kept between CTAs (a launch may have a million of them): only the contents change.
   static Cta cta;
-  static std::vector<int> order;
+  static std::vector<std::uint64_t> order;
   cta.body = &body;
   cta.error.clear();
   cta.barrier = Barrier{};
@@ -246,19 +255,16 @@ std::string runBlock(KernelBody& body, dim3 grid, dim3 block, uint3 blockIndex, 
   for (Warp& w : cta.warps) w.alive = w.present;
   cta.alive = n;
 
-  order.resize(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), 0);
-  const Schedule& sched = schedule();
-  if (sched.order == Order::Reverse) std::reverse(order.begin(), order.end());
+  const bool reshuffle = schedule().order == Order::Random;  // a new order for every pass
+  arrange(order, static_cast<std::uint64_t>(n), rngState);
 
   g_cta = &cta;
   while (cta.alive > 0) {
-    if (sched.order == Order::Random)
-      for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[nextRandom(rngState) % i]);
+    if (reshuffle) arrange(order, static_cast<std::uint64_t>(n), rngState);
     bool ran = false;
-    for (int i : order) {
+    for (const std::uint64_t i : order) {
       if (cta.fibers[static_cast<size_t>(i)].state != State::Runnable) continue;
-      cta.current = i;
+      cta.current = static_cast<int>(i);
       switchContext(cta.scheduler, cta.fibers[static_cast<size_t>(i)].context);
       cta.current = -1;
       ran = true;

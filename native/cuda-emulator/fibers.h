@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "include/cuda_runtime.h"
 
@@ -18,6 +19,10 @@ struct Schedule {
   std::uint64_t seed = 1;
 };
 const Schedule& schedule();
+
+// Fills `order` with the order in which `n` CTAs or threads get the CPU under the
+// schedule: 0..n-1, reversed, or shuffled with *rngState (splitmix64).
+void arrange(std::vector<std::uint64_t>& order, std::uint64_t n, std::uint64_t* rngState);
 
 // Runs one CTA: `body` once per thread with the given built-ins. Returns an empty string,
 // or what went wrong (the launch then fails with cudaErrorLaunchFailure).

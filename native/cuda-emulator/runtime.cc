@@ -24,7 +24,7 @@ struct CUstream_st {
   std::deque<std::function<void()>> pending;
 };
 struct CUevent_st {
-  bool recorded = false, done = false;
+  bool done = false;
   std::chrono::steady_clock::time_point when;
 };
 
@@ -175,20 +175,8 @@ void enqueueKernel(const char* name, Site site, dim3 grid, dim3 block, size_t sh
     }
     State& st = state();
     const unsigned long long nBlocks = 1ull * grid.x * grid.y * grid.z;
-    std::vector<unsigned long long> order;
-    const Order o = schedule().order;
-    if (o != Order::Forward) {
-      order.resize(nBlocks);
-      for (unsigned long long i = 0; i < nBlocks; ++i) order[i] = o == Order::Reverse ? nBlocks - 1 - i : i;
-      if (o == Order::Random)
-        for (unsigned long long i = nBlocks; i > 1; --i) {
-          st.rng += 0x9e3779b97f4a7c15ull;
-          std::uint64_t z = st.rng;
-          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-          z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-          std::swap(order[i - 1], order[(z ^ (z >> 31)) % i]);
-        }
-    }
+    std::vector<std::uint64_t> order;  // empty in the natural order: a grid may have millions of CTAs
+    if (schedule().order != Order::Forward) arrange(order, nBlocks, &st.rng);
     for (unsigned long long k = 0; k < nBlocks; ++k) {
       const unsigned long long b = order.empty() ? k : order[k];
       const uint3 idx{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
@@ -462,7 +450,6 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
   CGEMU_ENTER;
   if (!event || !cgemu::validStream(stream)) return cgemu::setError(cudaErrorInvalidResourceHandle);
-  event->recorded = true;
   event->done = false;
   cgemu::enqueue(stream, [event] {
     event->when = std::chrono::steady_clock::now();
