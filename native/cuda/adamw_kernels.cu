@@ -25,6 +25,7 @@ namespace cuda {
 namespace {
 
 constexpr int kAdamThreads = 256;
+constexpr int kAdamMinCtasPerSm = 3;
 
 // p ← p·decay; m ← m + (1−β1)·(g − m); v ← v·β2 + ((1−β2)·g)·g;
 // p ← p − stepSize·(m / (sqrt(v)/sqrt(bc2) + eps)). One rounding per operation.
@@ -81,8 +82,11 @@ __device__ void adamwChunk(const float* __restrict__ x, const float* __restrict_
 }
 
 // Grid: one CTA per chunk of the layout. coef: k floats (fused only).
+// Three CTAs per SM asked of ptxas: with its own choice (64 registers) the fused kernel
+// spilled on sm_86..sm_90; the budget this gives (85) holds it without spills
+// (scripts/cuda-resources, checked by test/cuda-resources.test.mjs).
 template <bool Fused>
-__global__ void __launch_bounds__(kAdamThreads)
+__global__ void __launch_bounds__(kAdamThreads, kAdamMinCtasPerSm)
     adamwKernel(Tables T, const float* x, const float* y, const float* coef, float* p, float* m, float* v,
                 AdamWConsts k) {
   const ChunkWork w = chunkWork(T, blockIdx.x);

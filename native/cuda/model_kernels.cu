@@ -186,7 +186,7 @@ void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Ma
 
 // ---- element-wise and small kernels ----
 // Z[i,j] += b[j]; out[i,j] = (H ? H[i,j] : 0) + gelu(Z[i,j]).
-__global__ void biasGeluKernel(float* Z, const float* b, const float* H, float* out, long long rows, long long D) {
+__global__ void __launch_bounds__(kThreads) biasGeluKernel(float* Z, const float* b, const float* H, float* out, long long rows, long long D) {
   const long long n = rows * D;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
     const float v = __fadd_rn(Z[i], b[i % D]);
@@ -196,7 +196,7 @@ __global__ void biasGeluKernel(float* Z, const float* b, const float* H, float* 
 }
 
 // dZ[s][i] = G[s][i] · gelu'(Z[i]) for S streams of n values.
-__global__ void geluBackKernel(const float* Z, const float* G, float* dZ, long long n, int S) {
+__global__ void __launch_bounds__(kThreads) geluBackKernel(const float* Z, const float* G, float* dZ, long long n, int S) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long long>(gridDim.x) * blockDim.x) {
     const float g = dgeluGrad(Z[i]);
     for (int s = 0; s < S; ++s) dZ[s * n + i] = __fmul_rn(G[s * n + i], g);
@@ -204,13 +204,13 @@ __global__ void geluBackKernel(const float* Z, const float* G, float* dZ, long l
 }
 
 // In-place dY *= gelu'(Y).
-__global__ void geluScaleKernel(const float* Y, float* dY, long long n) {
+__global__ void __launch_bounds__(kThreads) geluScaleKernel(const float* Y, float* dY, long long n) {
   const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (i < n) dY[i] = __fmul_rn(dY[i], dgeluGrad(Y[i]));
 }
 
 // f[b, off+d] = pool over t of H[b, t, d]; one thread per (b, d), t in order.
-__global__ void poolKernel(const float* H, float* f, long long off, int* argmax, long long B, long long T, long long D,
+__global__ void __launch_bounds__(kThreads) poolKernel(const float* H, float* f, long long off, int* argmax, long long B, long long T, long long D,
                            long long F, bool maxPool) {
   const long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (idx >= B * D) return;
@@ -236,7 +236,7 @@ __global__ void poolKernel(const float* H, float* f, long long off, int* argmax,
 }
 
 // G[b, t, d] += pooling backward of dF[b, off+d].
-__global__ void poolBackKernel(const float* dF, long long off, const int* argmax, float* G, long long B, long long T,
+__global__ void __launch_bounds__(kThreads) poolBackKernel(const float* dF, long long off, const int* argmax, float* G, long long B, long long T,
                                long long D, long long F, bool maxPool) {
   const long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (!maxPool) {
@@ -252,7 +252,7 @@ __global__ void poolBackKernel(const float* dF, long long off, const int* argmax
 }
 
 // Action loss terms: o = O + b2, e = o − y; dO = sign(e)/(B·KA); absErr = |e| in double.
-__global__ void actionLossKernel(const float* O, const float* b2, const float* Y, float* dO, double* absErr, long long B,
+__global__ void __launch_bounds__(kThreads) actionLossKernel(const float* O, const float* b2, const float* Y, float* dO, double* absErr, long long B,
                                  long long KA) {
   const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (i >= B * KA) return;
@@ -263,7 +263,7 @@ __global__ void actionLossKernel(const float* O, const float* b2, const float* Y
 }
 
 // Retention terms: sq = (f − f̃)² in double; dFr = 2/(B·F) · (f − f̃) when dFr is given.
-__global__ void retentionKernel(const float* f, const float* fa, double* sq, float* dFr, long long n) {
+__global__ void __launch_bounds__(kThreads) retentionKernel(const float* f, const float* fa, double* sq, float* dFr, long long n) {
   const long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
   const double d = static_cast<double>(f[i]) - static_cast<double>(fa[i]);
@@ -272,7 +272,7 @@ __global__ void retentionKernel(const float* f, const float* fa, double* sq, flo
 }
 
 // out[0] = Σ v[i] / n: one CTA, per-thread strided sums then a fixed tree (deterministic).
-__global__ void meanKernel(const double* v, long long n, double* out) {
+__global__ void __launch_bounds__(kThreads) meanKernel(const double* v, long long n, double* out) {
   __shared__ double part[kThreads];
   double s = 0;
   for (long long i = threadIdx.x; i < n; i += kThreads) s += v[i];
@@ -287,7 +287,7 @@ __global__ void meanKernel(const double* v, long long n, double* out) {
 
 // g[j] = (accumulate ? g[j] : 0) + scale·float(Σ_i X[i, j]) with the sum in double, i in order
 // (the CPU's bias gradients).
-__global__ void colSumKernel(const float* X, long long rows, long long cols, float scale, bool accumulate, float* g) {
+__global__ void __launch_bounds__(kThreads) colSumKernel(const float* X, long long rows, long long cols, float scale, bool accumulate, float* g) {
   const long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   if (j >= cols) return;
   double s = 0;

@@ -37,6 +37,7 @@ constexpr int kEbPerChunk = 64;        // == kChunk / kBlock
 constexpr int kThreads = 4 * kEbPerChunk;  // one CTA per chunk, one quad per eb
 constexpr int kUnroll = 8;             // rows loaded ahead per thread
 constexpr unsigned kFull = 0xffffffffu;
+constexpr int kFillThreads = 256;
 
 static_assert(kEbElems == kBlock && kEbPerChunk * kEbElems == kChunk, "numerics.h block sizes");
 
@@ -353,7 +354,7 @@ __global__ void __launch_bounds__(kThreads) stepKernel(Tables T, const float* a,
     pass1Cta(T, a, r, c1 + (b - cta2), lambda, eps, projection);
 }
 
-__global__ void fillKernel(float* p, long long n, float value) {
+__global__ void __launch_bounds__(kFillThreads) fillKernel(float* p, long long n, float value) {
   const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
   for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) p[i] = value;
 }
@@ -585,8 +586,8 @@ void surgeryHost(int device, const HostTensor* tensors, int64_t count, const Sur
 
 void launchFill(DeviceContext& ctx, float* p, int64_t n, float value) {
   if (n <= 0) return;
-  const long long blocks = std::min<long long>((n + 255) / 256, 65535LL * 8);
-  fillKernel<<<static_cast<unsigned>(blocks), 256, 0, ctx.stream>>>(p, n, value);
+  const long long blocks = std::min<long long>((n + kFillThreads - 1) / kFillThreads, 65535LL * 8);
+  fillKernel<<<static_cast<unsigned>(blocks), kFillThreads, 0, ctx.stream>>>(p, n, value);
   CG_CUDA(ctx.device, cudaGetLastError());
 }
 
