@@ -63,7 +63,7 @@ const CAUGHT = {
 // Correct code must pass without a word from the emulator.
 const CONTROLS = { 'float4-aligned': {}, 'stale-read': {}, 'out-of-memory': { CGEMU_DEVICE_MEMORY: '1048576' } };
 const SCHEDULES = ['forward', 'reverse', 'random:1', 'random:7', 'random:123456'];
-const OTHERS = ['ok', 'missing-sync', 'float4-misaligned', 'oob-write'];
+const OTHERS = ['ok', 'missing-sync', 'shared-unwritten', 'float4-misaligned', 'oob-write'];
 
 selftest('every case of the self-test binary is tested here', () => {
   const r = spawnSync(BIN, ['--list'], { encoding: 'utf8' });
@@ -114,6 +114,13 @@ selftest('missing-sync: a kernel without its __syncthreads gives different resul
   const forward = wrong('forward'), reverse = wrong('reverse');
   assert.notEqual(forward, reverse, 'the two orders gave the same result');
   assert.ok(Math.max(forward, reverse) > 0, 'neither order gave a wrong result');
+});
+
+selftest('shared-unwritten: shared memory no thread of the CTA wrote reads as NaN, not as zeros or stale values', () => {
+  const r = runCase(BIN, 'shared-unwritten');
+  expectPass(r, 'shared-unwritten');
+  // Two half launches of 3 CTAs, 64 unwritten floats each, around a launch that wrote all.
+  assert.match(r.stdout, /: 384 reads of unwritten shared memory, all NaN\n$/);
 });
 
 selftest('float4-misaligned: UBSan stops the process at the misaligned float4 load', () => {

@@ -222,6 +222,19 @@ std::uint64_t shuffle(unsigned mask, std::uint64_t bits, ShuffleKind kind, int a
   return out;
 }
 
+// The bounds of the cgemu_shared section (every __shared__ variable of this binary), from
+// the linker; weak, so that a binary without shared memory links too.
+extern "C" char __start_cgemu_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_cgemu_shared[] __attribute__((weak, visibility("hidden")));
+
+// A CTA's shared memory starts as garbage: all-ones bytes (NaN floats, -1 integers), as
+// fresh device memory does (runtime.cc), so a read of what no thread of this CTA wrote
+// shows, instead of reading zeros or what the previous CTA left.
+void poisonSharedMemory() {
+  if (__start_cgemu_shared == nullptr || __stop_cgemu_shared == nullptr) return;
+  std::memset(__start_cgemu_shared, 0xff, static_cast<size_t>(__stop_cgemu_shared - __start_cgemu_shared));
+}
+
 std::string runBlock(KernelBody& body, dim3 grid, dim3 block, uint3 blockIndex, std::uint64_t* rngState) {
   // Kept between CTAs (a launch may have a million of them): only the contents change.
   static Cta cta;
@@ -258,6 +271,7 @@ std::string runBlock(KernelBody& body, dim3 grid, dim3 block, uint3 blockIndex, 
   const bool reshuffle = schedule().order == Order::Random;  // a new order for every pass
   arrange(order, static_cast<std::uint64_t>(n), rngState);
 
+  poisonSharedMemory();
   g_cta = &cta;
   while (cta.alive > 0) {
     if (reshuffle) arrange(order, static_cast<std::uint64_t>(n), rngState);

@@ -23,8 +23,10 @@
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
 // Shared memory: one copy per function, which is one copy per CTA because CTAs run one at
-// a time (and every kernel runs under the emulator's lock).
-#define __shared__ static
+// a time (and every kernel runs under the emulator's lock). All of it lives in one linker
+// section, which the emulator fills with NaN bytes before each CTA (fibers.cc): on a GPU a
+// CTA's shared memory starts as garbage, not as zeros or as the previous CTA's values.
+#define __shared__ static __attribute__((section("cgemu_shared")))
 
 // ---- vector and index types ----
 struct alignas(16) float4 {

@@ -88,6 +88,15 @@ __global__ void partialMaskKernel(float* p) {
   p[threadIdx.x] = v;
 }
 
+// y[t] = s[t], where only the first half of the CTA wrote s (all of it when `full`).
+__global__ void halfSharedKernel(float* y, bool full) {
+  __shared__ float s[kThreads];
+  const unsigned t = threadIdx.x;
+  if (full || t < kThreads / 2) s[t] = static_cast<float>(blockIdx.x + 1);
+  __syncthreads();
+  y[blockIdx.x * kThreads + t] = s[t];
+}
+
 __global__ void float4LoadKernel(const float* p, int offset, float* out) {
   const float4 v = *reinterpret_cast<const float4*>(p + offset);
   out[0] = v.x + v.y + v.z + v.w;
@@ -252,6 +261,33 @@ void caseStaleRead(Check& c) {
   c.note = "old value " + std::to_string(before) + " before the sync, " + std::to_string(after) + " after";
 }
 
+// Shared memory nobody wrote reads as NaN: in every CTA, even after a launch that filled
+// it all (which a static that kept its values would hand on) and in the first launch
+// (where a static would read zeros).
+void caseSharedUnwritten(Check& c) {
+  float* dy = nullptr;
+  if (!deviceAlloc(c, &dy, kN)) return;
+  std::vector<float> y(kN);
+  int unwritten = 0;
+  for (const bool full : {false, true, false}) {
+    halfSharedKernel<<<kBlocks, kThreads>>>(dy, full);
+    c.err("cudaMemcpy of y", cudaMemcpy(y.data(), dy, kN * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int i = 0; i < kN; ++i) {
+      const int b = i / kThreads, t = i % kThreads;
+      const float got = y[static_cast<size_t>(i)];
+      const std::string at = std::string(full ? "full" : "half") + " launch, y[" + std::to_string(i) + "] = " +
+                             std::to_string(got);
+      if (full || t < kThreads / 2) {
+        c.that(got == static_cast<float>(b + 1), at + ", expected " + std::to_string(b + 1));
+      } else {
+        c.that(got != got, at + ": shared memory no thread wrote did not read as NaN");
+        ++unwritten;
+      }
+    }
+  }
+  c.note = std::to_string(unwritten) + " reads of unwritten shared memory, all NaN";
+}
+
 // Not a failure by itself: test/cuda-emulator.test.mjs compares the counts of two orders.
 void caseMissingSync(Check& c) {
   const std::vector<float> x = iota(kN);
@@ -354,6 +390,7 @@ const Case kCases[] = {
     {"shuffle-partial-mask", caseShufflePartialMask},
     {"stale-read", caseStaleRead},
     {"missing-sync", caseMissingSync},
+    {"shared-unwritten", caseSharedUnwritten},
     {"float4-aligned", [](Check& c) { caseFloat4(c, 4); }},
     {"float4-misaligned", [](Check& c) { caseFloat4(c, 1); }},
     {"out-of-memory", caseOutOfMemory},
