@@ -37,6 +37,17 @@ export interface RawCudaInfo {
   driverVersion?: number;
   runtimeVersion?: number;
   devices: RawCudaDevice[];
+  /** CUDA builds: the tuning overrides in effect (CRAFTGRAD_CUDA_GEMM, CRAFTGRAD_CUDA_GROUP_BYTES). */
+  tuning?: RawCudaTuning;
+}
+
+export interface RawCudaTuning {
+  /** The model's product kernel: 'auto' (by shape) unless CRAFTGRAD_CUDA_GEMM forces one. */
+  gemm: 'auto' | 'simple' | 'tiled64' | 'tiled128';
+  /** The surgery's L2 group size in bytes of a + r, or null for the default (40% of L2). */
+  groupBytes: number | null;
+  /** The values that were ignored, and why. */
+  note?: string;
 }
 
 export interface RawBackendInfo {

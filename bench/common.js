@@ -39,3 +39,12 @@ export function benchCudaDevice(flag, command) {
   }
   return { index, name: info.name, device: `cuda:${index}`, info };
 }
+
+/** The CUDA tuning overrides in effect (native/cuda/tuning.h), for a record's header. */
+export function cudaTuningText() {
+  const t = backendInfo().cuda.tuning;
+  if (!t) return 'n/a (no CUDA backend)';
+  const text = `product kernel ${t.gemm === 'auto' ? 'by shape' : `${t.gemm} (CRAFTGRAD_CUDA_GEMM)`}, surgery L2 groups of ` +
+    (t.groupBytes === null ? '40% of L2' : `${t.groupBytes} bytes (CRAFTGRAD_CUDA_GROUP_BYTES)`);
+  return t.note ? `${text}; ${t.note}` : text;
+}

@@ -15,7 +15,7 @@ import { AdapterPolicy, syntheticDataset, Sampler, gatherBatch } from '../dist/i
 import { binding } from '../dist/native.js';
 import { bestTime as bestOf, describeMachine } from '../dist/bench/timing.js';
 import { secondsPerTrainerStep } from './trainer-steps.js';
-import { benchCudaDevice, recordSection } from './common.js';
+import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
 
@@ -87,6 +87,7 @@ export async function runCudaModelBench(args) {
   const lines = [];
   lines.push(`- device: ${device} ${dev.name} (compute capability ${props.computeCapability}, ${props.multiprocessors} SMs, ${props.fp32LanesPerSM || '?'} FP32 lanes/SM, peak clock ${(props.clockKHz / 1e6).toFixed(2)} GHz)`);
   lines.push(`- fp32 CUDA-core peak from the device's properties: ${Number.isFinite(peak) ? peak.toFixed(0) : 'unknown for this architecture'} GFLOP/s (SMs × lanes × 2 × clock)`);
+  lines.push(`- CUDA tuning: ${cudaTuningText()}`);
   lines.push(`- host: ${describeMachine()}`);
   lines.push(`- command: \`node bench/model.js --device ${args.device}${args.record ? ' --record' : ''}\` (batch ${batchSize}, ${steps} steps per timing, best of 5); date ${new Date().toISOString().slice(0, 10)}`);
   lines.push(`- config: T=${c.tokens} D=${D} L=${L} r=${r} alpha=${c.alpha} m=${c.bridgeBlock} ${c.pooling}/${c.anchorType} H=${H} K=${c.chunk} A=${c.actionDims} (${model.params.numElements} trainable values)`);

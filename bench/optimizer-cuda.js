@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, recordSection } from './common.js';
+import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
 import { optimizerTable } from './optimizer-table.js';
 
 const require = createRequire(import.meta.url);
@@ -127,7 +127,7 @@ export async function runCudaOptimizerBench(args) {
     recordSection('optimizer-cuda', `## Optimizer step (fused surgery + AdamW), CUDA (\`node bench/optimizer.js --device cuda --record\`)
 
 - Date: ${result.date}
-- GPU: ${dev.name} (sm ${dev.computeCapability})
+- GPU: ${dev.name} (sm ${dev.computeCapability}); CUDA tuning: ${cudaTuningText()}
 - Layout: VLA-adapter-like (src/bench/layouts.ts), GradSets on the GPU. Floor: 32 bytes per element (a, r, p, m, v read; p, m, v written) over the bandwidth of a device-to-device copy timed with CUDA events in the same run. Wall clock of synchronous calls (one stream sync each), ${reps} reps interleaved after 3 warm-ups; median and best.
 - The trainer's step is pass 1 then the fused pass 2 + AdamW (the host decides skip and clipping in between), so a and r are read twice: 40 B/element, 1.25× the 32 B floor.
 

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { surgery, GradSet, backendInfo } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, recordSection } from './common.js';
+import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
 
 const require = createRequire(import.meta.url);
 const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
@@ -126,6 +126,7 @@ export async function runCudaBench(args) {
     recordSection('surgery-cuda', `## Surgery primitive, CUDA (\`npm run bench:surgery -- --device cuda --record\`)
 
 - Date: ${result.date}; GPU: ${dev.name} (sm ${dev.computeCapability}); driver ${info.cuda.driverVersion}, runtime ${info.cuda.runtimeVersion}
+- CUDA tuning: ${cudaTuningText()}
 - Layout: VLA-adapter-like, ${sizes.length} tensors, ${total} elements; conflict ratio ${first.conflictRatio.toFixed(2)}
 - craftgrad: synchronous \`surgery()\` on GradSets on the GPU, wall clock per call (launches, one stream sync, result object), median of ${reps}.
 - Floor: 12 bytes per element over the device-to-device copy bandwidth (CUDA events, same run).${torch ? `\n- PyTorch loop: \`python3 bench/surgery-cuda-torch.py\` on ${torch.gpu} (torch ${torch.torch}), CUDA events, median of ${torch.reps}.` : ''}

@@ -2,7 +2,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NATIVE_ENV_VARIABLES, optionNameOf } from '../dist/cli/native-env.js';
 
 const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 
@@ -51,7 +54,33 @@ test('invalid values get one line and exit code 2', () => {
   assertUsageError(cli(['bench', '--reps', '0']), /--reps must be a positive integer, got 0/);
 });
 
-test('build-time CRAFTGRAD_* variables are not mistaken for options', () => {
-  const r = cli(['info'], { CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1' });
+test('the CRAFTGRAD_* variables of the addon, its loader and its build are not mistaken for options', () => {
+  const env = {
+    CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1', CRAFTGRAD_DEBUG: '0', CRAFTGRAD_THREADS: '2',
+    CRAFTGRAD_CPU_ISA: 'generic', CRAFTGRAD_CUDA_GEMM: 'tiled64', CRAFTGRAD_CUDA_GROUP_BYTES: '1048576',
+  };
+  assert.deepEqual(Object.keys(env).sort(), NATIVE_ENV_VARIABLES.filter((v) => v !== 'CRAFTGRAD_PREBUILD').sort());
+  const r = cli(['info'], env);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /CPU kernels: generic/);
+});
+
+test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', () => {
+  // getenv("CRAFTGRAD_X") in native code, process.env.CRAFTGRAD_X in scripts and src, and
+  // node-gyp-build's <PACKAGE>_PREBUILD. A variable missing from the list breaks the CLI.
+  const found = new Set(['CRAFTGRAD_PREBUILD']);
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (/\.(cc|cu|cuh|h|ts|js|mjs)$/.test(e.name)) {
+        const text = readFileSync(p, 'utf8');
+        for (const m of text.matchAll(/(?:getenv\("|process\.env\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
+      }
+    }
+  };
+  for (const dir of ['native', 'src', 'scripts']) walk(fileURLToPath(new URL(`../${dir}`, import.meta.url)));
+  assert.ok(found.has('CRAFTGRAD_CUDA_GEMM') && found.has('CRAFTGRAD_THREADS'), [...found].join(', '));
+  assert.deepEqual([...found].sort(), [...NATIVE_ENV_VARIABLES].sort());
+  assert.equal(optionNameOf('CRAFTGRAD_CUDA_GROUP_BYTES'), 'cuda-group-bytes');
 });

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../core/model_desc.h"
+#include "tuning.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -32,9 +33,6 @@ struct DeviceProps {
 };
 DeviceProps deviceProps(int device);
 
-// The model's matrix-product kernels. Auto picks by shape (or CRAFTGRAD_CUDA_GEMM); the
-// others force one, for tests and benchmarks. Every variant gives the same bits.
-enum class GemmVariant : int { Auto = 0, Simple = 1, Tiled64 = 2, Tiled128 = 3 };
 
 // Milliseconds of each of `reps` launches of the model's matrix-product kernel
 // C = op(A)·op(B) (M×N, inner K) on scratch operands, timed with CUDA events after one

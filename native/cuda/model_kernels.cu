@@ -122,29 +122,16 @@ struct Mat {
   bool trans;
 };
 
-// Which product kernel: CRAFTGRAD_CUDA_GEMM=simple|tiled64|tiled128 forces one for the
-// whole process (tests and benchmarks compare them; read once), else by shape.
-GemmVariant processGemmVariant() {
-  static const GemmVariant v = [] {
-    const char* e = std::getenv("CRAFTGRAD_CUDA_GEMM");
-    if (e == nullptr) return GemmVariant::Auto;
-    if (std::strcmp(e, "simple") == 0) return GemmVariant::Simple;
-    if (std::strcmp(e, "tiled64") == 0) return GemmVariant::Tiled64;
-    if (std::strcmp(e, "tiled128") == 0) return GemmVariant::Tiled128;
-    return GemmVariant::Auto;
-  }();
-  return v;
-}
-
-// By shape (a first guess, to be tuned on a GPU with bench/model.js --device cuda, which
-// times every variant): the 8×8 register tiles when there are enough tiles to fill the
-// SMs (about 132 on an H100) once with 64×64 tiles or twice with 128×128 ones, else the
-// 4×4 kernel, whose 256-thread CTAs keep four times as many threads busy on the narrow
-// LoRA products.
-GemmVariant chooseGemmVariant(long long M, long long N) {
+// By shape, when neither the caller nor CRAFTGRAD_CUDA_GEMM (tuning.h) forces one. A first
+// guess, to be tuned on a GPU with bench/model.js --device cuda, which times every variant:
+// the 8×8 register tiles when there are enough tiles to give every SM of the device one
+// 64×64 tile or two 128×128 ones, else the 4×4 kernel, whose 256-thread CTAs keep four
+// times as many threads busy on the narrow LoRA products.
+GemmVariant chooseGemmVariant(long long M, long long N, int multiprocessors) {
+  const long long sms = std::max(1, multiprocessors);
   const long long tiles64 = ((M + 63) / 64) * ((N + 63) / 64), tiles128 = ((M + 127) / 128) * ((N + 127) / 128);
-  if (tiles128 >= 264) return GemmVariant::Tiled128;
-  if (tiles64 >= 132) return GemmVariant::Tiled64;
+  if (tiles128 >= 2 * sms) return GemmVariant::Tiled128;
+  if (tiles64 >= sms) return GemmVariant::Tiled64;
   return GemmVariant::Simple;
 }
 
@@ -158,11 +145,12 @@ void launchGemm(cudaStream_t s, dim3 grid, int m, int n, int k, float alpha, con
   else gemmKernel<true, true, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
 }
 
-void gemm(cudaStream_t s, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta, float* C,
-          long long ldc, GemmVariant variant = GemmVariant::Auto) {
+void gemm(const DeviceContext& ctx, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta,
+          float* C, long long ldc, GemmVariant variant = GemmVariant::Auto) {
   if (M <= 0 || N <= 0) return;
-  if (variant == GemmVariant::Auto) variant = processGemmVariant();
-  if (variant == GemmVariant::Auto) variant = chooseGemmVariant(M, N);
+  const cudaStream_t s = ctx.stream;
+  if (variant == GemmVariant::Auto) variant = tuning().gemm;
+  if (variant == GemmVariant::Auto) variant = chooseGemmVariant(M, N, ctx.multiprocessors);
   const int tileM = variant == GemmVariant::Tiled128 ? 128 : 64, tileN = tileM;
   const int n = static_cast<int>(N), k = static_cast<int>(K);
   const int lda = static_cast<int>(A.ld), ldb = static_cast<int>(B.ld), lc = static_cast<int>(ldc);
@@ -401,11 +389,11 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
     for (long long l = 0; l < n; ++l) {
       float* Wl = keep ? Weff + l * D * D : Weff;
       CG_CUDA(device, cudaMemcpyAsync(Wl, a.frozen + lay.baseW[l], sizeof(float) * D * D, cudaMemcpyDeviceToDevice, st));
-      gemm(st, D, D, r, c.loraScale(), Mat{lora + lay.loraB[l], r, false}, Mat{lora + lay.loraA[l], D, false}, 1.0f, Wl, D);
+      gemm(ctx, D, D, r, c.loraScale(), Mat{lora + lay.loraB[l], r, false}, Mat{lora + lay.loraA[l], D, false}, 1.0f, Wl, D);
       const float* Hin = keep ? H + l * MD : H + (l % 2) * MD;
       float* Hout = keep ? H + (l + 1) * MD : H + ((l + 1) % 2) * MD;
       float* Zl = keep ? Z + l * MD : Z;
-      gemm(st, M, D, D, 1.0f, Mat{Hin, D, false}, Mat{Wl, D, true}, 0.0f, Zl, D);
+      gemm(ctx, M, D, D, 1.0f, Mat{Hin, D, false}, Mat{Wl, D, true}, 0.0f, Zl, D);
       biasGeluKernel<<<blocksFor(MD), kThreads, 0, st>>>(Zl, a.frozen + lay.baseB[l], Hin, Hout, M, D);
       if (l + 1 == c.m && c.usesRaw()) poolKernel<<<blocksFor(B * D), kThreads, 0, st>>>(Hout, f, c.rawOffset(), argR, B, T, D, F, maxPool);
       if (l + 1 == c.L && c.usesAq()) poolKernel<<<blocksFor(B * D), kThreads, 0, st>>>(Hout, f, c.aqOffset(), argAq, B, T, D, F, maxPool);
@@ -414,9 +402,9 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
 
   // ---- forward ----
   features(P, bf.Weff, bf.Hs, bf.Zs, true, bf.f, bf.argR, bf.argAq);
-  gemm(st, B, Hd, F, 1.0f, Mat{bf.f, F, false}, Mat{P + lay.fc1w, F, true}, 0.0f, bf.Y1, Hd);
+  gemm(ctx, B, Hd, F, 1.0f, Mat{bf.f, F, false}, Mat{P + lay.fc1w, F, true}, 0.0f, bf.Y1, Hd);
   biasGeluKernel<<<blocksFor(B * Hd), kThreads, 0, st>>>(bf.Y1, P + lay.fc1b, nullptr, bf.G1, B, Hd);
-  gemm(st, B, KA, Hd, 1.0f, Mat{bf.G1, Hd, false}, Mat{P + lay.fc2w, Hd, true}, 0.0f, bf.O, KA);
+  gemm(ctx, B, KA, Hd, 1.0f, Mat{bf.G1, Hd, false}, Mat{P + lay.fc2w, Hd, true}, 0.0f, bf.O, KA);
   actionLossKernel<<<blocksFor(B * KA), kThreads, 0, st>>>(bf.O, P + lay.fc2b, bf.act, bf.dO, bf.terms, B, KA);
   meanKernel<<<1, kThreads, 0, st>>>(bf.terms, B * KA, bf.losses);
   if (withRet) {
@@ -428,13 +416,13 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
   if (withGrad) {
     const float sc2 = a.scale, beta = a.accumulate ? 1.0f : 0.0f;
     float* gA = a.gAct;
-    gemm(st, KA, Hd, B, sc2, Mat{bf.dO, KA, true}, Mat{bf.G1, Hd, false}, beta, gA + lay.fc2w, Hd);
+    gemm(ctx, KA, Hd, B, sc2, Mat{bf.dO, KA, true}, Mat{bf.G1, Hd, false}, beta, gA + lay.fc2w, Hd);
     colSumKernel<<<blocksFor(KA), kThreads, 0, st>>>(bf.dO, B, KA, sc2, a.accumulate, gA + lay.fc2b);
-    gemm(st, B, Hd, KA, 1.0f, Mat{bf.dO, KA, false}, Mat{P + lay.fc2w, Hd, false}, 0.0f, bf.dY1, Hd);
+    gemm(ctx, B, Hd, KA, 1.0f, Mat{bf.dO, KA, false}, Mat{P + lay.fc2w, Hd, false}, 0.0f, bf.dY1, Hd);
     geluScaleKernel<<<blocksFor(B * Hd), kThreads, 0, st>>>(bf.Y1, bf.dY1, B * Hd);
-    gemm(st, Hd, F, B, sc2, Mat{bf.dY1, Hd, true}, Mat{bf.f, F, false}, beta, gA + lay.fc1w, F);
+    gemm(ctx, Hd, F, B, sc2, Mat{bf.dY1, Hd, true}, Mat{bf.f, F, false}, beta, gA + lay.fc1w, F);
     colSumKernel<<<blocksFor(Hd), kThreads, 0, st>>>(bf.dY1, B, Hd, sc2, a.accumulate, gA + lay.fc1b);
-    gemm(st, B, F, Hd, 1.0f, Mat{bf.dY1, Hd, false}, Mat{P + lay.fc1w, F, false}, 0.0f, bf.dF, F);
+    gemm(ctx, B, F, Hd, 1.0f, Mat{bf.dY1, Hd, false}, Mat{P + lay.fc1w, F, false}, 0.0f, bf.dF, F);
     if (S == 2 && !a.accumulate)
       CG_CUDA(device, cudaMemsetAsync(a.gRet + lay.fc1w, 0, sizeof(float) * (lay.paramCount - lay.fc1w), st));
     float* gOut[2] = {a.gAct, a.gRet};
@@ -454,13 +442,13 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
       geluBackKernel<<<std::min<unsigned>(blocksFor(MD), 4096), kThreads, 0, st>>>(Zl, bf.G, bf.dZ, MD, static_cast<int>(S));
       const float* Al = P + lay.loraA[l];
       const float* Bl = P + lay.loraB[l];
-      gemm(st, M, r, D, 1.0f, Mat{Hl, D, false}, Mat{Al, D, true}, 0.0f, bf.u, r);
-      gemm(st, S * M, r, D, 1.0f, Mat{bf.dZ, D, false}, Mat{Bl, r, false}, 0.0f, bf.V, r);
+      gemm(ctx, M, r, D, 1.0f, Mat{Hl, D, false}, Mat{Al, D, true}, 0.0f, bf.u, r);
+      gemm(ctx, S * M, r, D, 1.0f, Mat{bf.dZ, D, false}, Mat{Bl, r, false}, 0.0f, bf.V, r);
       for (long long s = 0; s < S; ++s) {
-        gemm(st, D, r, M, sl, Mat{bf.dZ + s * MD, D, true}, Mat{bf.u, r, false}, beta, gOut[s] + lay.loraB[l], r);
-        gemm(st, r, D, M, sl, Mat{bf.V + s * M * r, r, true}, Mat{Hl, D, false}, beta, gOut[s] + lay.loraA[l], D);
+        gemm(ctx, D, r, M, sl, Mat{bf.dZ + s * MD, D, true}, Mat{bf.u, r, false}, beta, gOut[s] + lay.loraB[l], r);
+        gemm(ctx, r, D, M, sl, Mat{bf.V + s * M * r, r, true}, Mat{Hl, D, false}, beta, gOut[s] + lay.loraA[l], D);
       }
-      if (l > 0) gemm(st, S * M, D, D, 1.0f, Mat{bf.dZ, D, false}, Mat{bf.Weff + l * D * D, D, false}, 1.0f, bf.G, D);
+      if (l > 0) gemm(ctx, S * M, D, D, 1.0f, Mat{bf.dZ, D, false}, Mat{bf.Weff + l * D * D, D, false}, 1.0f, bf.G, D);
     }
     if (!a.accumulate)
       for (long long l = n; l < c.L; ++l)
@@ -520,10 +508,10 @@ std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool t
     CG_CUDA(device, cudaEventCreate(&e0));
     CG_CUDA(device, cudaEventCreate(&e1));
     const Mat a{A, transA ? M : K, transA}, b{Bm, transB ? K : N, transB};
-    gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);  // warm-up
+    gemm(ctx, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);  // warm-up
     for (int i = 0; i < reps; ++i) {
       CG_CUDA(device, cudaEventRecord(e0, st));
-      gemm(st, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);
+      gemm(ctx, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);
       CG_CUDA(device, cudaEventRecord(e1, st));
       CG_CUDA(device, cudaEventSynchronize(e1));
       float t = 0;
@@ -558,7 +546,7 @@ void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const fl
     // C goes up even when beta is 0: an element the kernel failed to write comes back as
     // the caller's value (tests poison it).
     if (nc) CG_CUDA(device, cudaMemcpyAsync(dC, c, sizeof(float) * nc, cudaMemcpyHostToDevice, st));
-    gemm(st, M, N, K, alpha, Mat{dA, transA ? M : K, transA}, Mat{dB, transB ? K : N, transB}, beta, dC, N, variant);
+    gemm(ctx, M, N, K, alpha, Mat{dA, transA ? M : K, transA}, Mat{dB, transB ? K : N, transB}, beta, dC, N, variant);
     check(device);
     if (nc) CG_CUDA(device, cudaMemcpyAsync(c, dC, sizeof(float) * nc, cudaMemcpyDeviceToHost, st));
     CG_CUDA(device, cudaStreamSynchronize(st));

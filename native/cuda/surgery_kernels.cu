@@ -27,6 +27,7 @@
 #include <mutex>
 
 #include "cuda_layout.cuh"
+#include "tuning.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -362,10 +363,7 @@ __global__ void __launch_bounds__(kFillThreads) fillKernel(float* p, long long n
 size_t alignUp(size_t x) { return (x + 255) & ~static_cast<size_t>(255); }
 
 long long groupBudgetBytes(const DeviceContext& ctx) {
-  if (const char* env = std::getenv("CRAFTGRAD_CUDA_GROUP_BYTES")) {
-    const long long v = std::atoll(env);
-    if (v > 0) return v;
-  }
+  if (tuning().groupBytes > 0) return tuning().groupBytes;  // CRAFTGRAD_CUDA_GROUP_BYTES
   const long long l2 = ctx.l2Bytes > 0 ? ctx.l2Bytes : 4 << 20;
   return std::max<long long>(1 << 20, l2 * 2 / 5);
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "../cuda/tuning.h"
 #include "cuda_exports.h"
 #include "cuda_objects.h"
 #include "surgery_call.h"
@@ -223,6 +224,14 @@ void fillCudaInfo(Napi::Env env, Napi::Object out) {
     devices.Set(static_cast<uint32_t>(i), o);
   }
   out.Set("devices", devices);
+  // The overrides in effect (tuning.h), so that a benchmark's record says what it timed.
+  const cuda::Tuning& t = cuda::tuning();
+  Napi::Object tuning = Napi::Object::New(env);
+  tuning.Set("gemm", cuda::gemmVariantName(t.gemm));
+  tuning.Set("groupBytes", t.groupBytes > 0 ? Napi::Value(Napi::Number::New(env, static_cast<double>(t.groupBytes)))
+                                            : env.Null());
+  if (!t.note.empty()) tuning.Set("note", t.note);
+  out.Set("tuning", tuning);
 }
 
 }  // namespace craftgrad

@@ -9,6 +9,7 @@ import { readOptionsFile } from './config-file.js';
 import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
 import { UsageError, explainUnknown } from './usage-error.js';
+import { NATIVE_ENV_VARIABLES, optionNameOf } from './native-env.js';
 
 export type Register = (y: Argv) => Argv;
 
@@ -21,9 +22,6 @@ function isCheckError(error: Error): boolean {
   return error.constructor === Error;
 }
 
-// Variables the native layer and the build read; not CLI options, so strict parsing of
-// CRAFTGRAD_* variables must not reject them.
-const NATIVE_ENV_OPTIONS = ['threads', 'cpu-isa', 'cuda', 'debug', 'build-from-source'];
 
 export async function main(argv: string[]): Promise<number> {
   let parser = yargs(argv)
@@ -39,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100));
-  for (const name of NATIVE_ENV_OPTIONS) parser = parser.option(name, { hidden: true });
+  for (const variable of NATIVE_ENV_VARIABLES) parser = parser.option(optionNameOf(variable), { hidden: true });
   for (const register of COMMANDS) parser = register(parser);
 
   // yargs calls fail() for usage errors (and for errors thrown by a command's own checks).

@@ -13,6 +13,8 @@ export function infoText(): string {
       (info.cpu.note ? ` — ${info.cpu.note}` : ''),
   ];
   const cuda = info.cuda;
+  const tuning = cuda.tuning;
+  const forced = tuning && (tuning.gemm !== 'auto' || tuning.groupBytes !== null || tuning.note);
   if (!cuda.compiled) lines.push('  CUDA: not compiled into this build');
   else if (!cuda.available) lines.push(`  CUDA: compiled, not available: ${cuda.reason ?? 'unknown reason'}`);
   else {
@@ -21,6 +23,10 @@ export function infoText(): string {
     for (const d of cuda.devices) {
       lines.push(`    cuda:${d.index} ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${d.computeCapability}`);
     }
+  }
+  if (forced) {
+    lines.push(`  CUDA tuning: product kernel ${tuning.gemm}, surgery L2 group ` +
+      (tuning.groupBytes === null ? '40% of L2' : `${tuning.groupBytes} bytes`) + (tuning.note ? ` — ${tuning.note}` : ''));
   }
   return lines.join('\n');
 }

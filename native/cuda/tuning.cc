@@ -1,0 +1,58 @@
+#include "tuning.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace craftgrad {
+namespace cuda {
+
+namespace {
+
+constexpr const char* kGemmNames[] = {"auto", "simple", "tiled64", "tiled128"};
+
+void addNote(Tuning& t, const std::string& s) { t.note += (t.note.empty() ? "" : "; ") + s; }
+
+}  // namespace
+
+const char* gemmVariantName(GemmVariant v) {
+  const int i = static_cast<int>(v);
+  return i >= 0 && i < 4 ? kGemmNames[i] : "unknown";
+}
+
+Tuning parseTuning(const char* gemm, const char* groupBytes) {
+  Tuning t;
+  if (gemm != nullptr && *gemm != '\0') {
+    bool known = false;
+    for (int i = 0; i < 4 && !known; ++i) {
+      if (std::strcmp(gemm, kGemmNames[i]) == 0) {
+        t.gemm = static_cast<GemmVariant>(i);
+        known = true;
+      }
+    }
+    if (!known) {
+      addNote(t, std::string("CRAFTGRAD_CUDA_GEMM='") + gemm +
+                     "' is not one of auto, simple, tiled64, tiled128; choosing by shape");
+    }
+  }
+  if (groupBytes != nullptr && *groupBytes != '\0') {
+    errno = 0;
+    char* end = nullptr;
+    const long long v = std::strtoll(groupBytes, &end, 10);
+    if (errno != 0 || end == groupBytes || *end != '\0' || v <= 0) {
+      addNote(t, std::string("CRAFTGRAD_CUDA_GROUP_BYTES='") + groupBytes +
+                     "' is not a positive whole number of bytes; using 40% of the L2 cache");
+    } else {
+      t.groupBytes = v;
+    }
+  }
+  return t;
+}
+
+const Tuning& tuning() {
+  static const Tuning t = parseTuning(std::getenv("CRAFTGRAD_CUDA_GEMM"), std::getenv("CRAFTGRAD_CUDA_GROUP_BYTES"));
+  return t;
+}
+
+}  // namespace cuda
+}  // namespace craftgrad

@@ -1,0 +1,30 @@
+// The CUDA backend's tuning overrides, read once per process from the environment:
+//   CRAFTGRAD_CUDA_GEMM=auto|simple|tiled64|tiled128  the model's matrix-product kernel
+//   CRAFTGRAD_CUDA_GROUP_BYTES=<positive integer>     the surgery's L2 group (bytes of a + r)
+// A value that does not parse is ignored with a note (backendInfo().cuda.tuning.note,
+// `craftgrad info`), never read as something else: "64M" is not 64 bytes.
+// Plain C++ (no CUDA headers): native/napi reports it.
+#pragma once
+#include <string>
+
+namespace craftgrad {
+namespace cuda {
+
+// The model's matrix-product kernels. Auto picks by shape; the others force one (every
+// variant gives the same bits).
+enum class GemmVariant : int { Auto = 0, Simple = 1, Tiled64 = 2, Tiled128 = 3 };
+const char* gemmVariantName(GemmVariant v);
+
+struct Tuning {
+  GemmVariant gemm = GemmVariant::Auto;
+  long long groupBytes = 0;  // 0: the default, 40% of the device's L2
+  std::string note;          // the values ignored, and why; empty when none
+};
+
+// From the variables' values (nullptr: unset).
+Tuning parseTuning(const char* gemm, const char* groupBytes);
+// parseTuning of the environment, read on first use and kept for the process.
+const Tuning& tuning();
+
+}  // namespace cuda
+}  // namespace craftgrad
