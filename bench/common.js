@@ -2,6 +2,7 @@
 // (repository only; not shipped).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { backendInfo } from '../dist/index.js';
+import { describeCudaTuning } from '../dist/cli/commands/info.js';
 
 /** Replaces (or appends) the section between the markers of `id` in bench/RESULTS.md. */
 export function recordSection(id, markdown) {
@@ -43,8 +44,5 @@ export function benchCudaDevice(flag, command) {
 /** The CUDA tuning overrides in effect (native/cuda/tuning.h), for a record's header. */
 export function cudaTuningText() {
   const t = backendInfo().cuda.tuning;
-  if (!t) return 'n/a (no CUDA backend)';
-  const text = `product kernel ${t.gemm === 'auto' ? 'by shape' : `${t.gemm} (CRAFTGRAD_CUDA_GEMM)`}, surgery L2 groups of ` +
-    (t.groupBytes === null ? '40% of L2' : `${t.groupBytes} bytes (CRAFTGRAD_CUDA_GROUP_BYTES)`);
-  return t.note ? `${text}; ${t.note}` : text;
+  return t ? describeCudaTuning(t) : 'n/a (no CUDA backend)';
 }

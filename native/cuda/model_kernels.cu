@@ -10,8 +10,6 @@
 #pragma nv_diag_suppress 20014
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <mutex>
 #include <vector>
 

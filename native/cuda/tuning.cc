@@ -3,28 +3,25 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 
 namespace craftgrad {
 namespace cuda {
 
 namespace {
 
+// Indexed by GemmVariant.
 constexpr const char* kGemmNames[] = {"auto", "simple", "tiled64", "tiled128"};
+constexpr int kGemmCount = static_cast<int>(std::size(kGemmNames));
 
 void addNote(Tuning& t, const std::string& s) { t.note += (t.note.empty() ? "" : "; ") + s; }
 
-}  // namespace
-
-const char* gemmVariantName(GemmVariant v) {
-  const int i = static_cast<int>(v);
-  return i >= 0 && i < 4 ? kGemmNames[i] : "unknown";
-}
-
+// From the variables' values (nullptr: unset).
 Tuning parseTuning(const char* gemm, const char* groupBytes) {
   Tuning t;
   if (gemm != nullptr && *gemm != '\0') {
     bool known = false;
-    for (int i = 0; i < 4 && !known; ++i) {
+    for (int i = 0; i < kGemmCount && !known; ++i) {
       if (std::strcmp(gemm, kGemmNames[i]) == 0) {
         t.gemm = static_cast<GemmVariant>(i);
         known = true;
@@ -47,6 +44,13 @@ Tuning parseTuning(const char* gemm, const char* groupBytes) {
     }
   }
   return t;
+}
+
+}  // namespace
+
+const char* gemmVariantName(GemmVariant v) {
+  const int i = static_cast<int>(v);
+  return i >= 0 && i < kGemmCount ? kGemmNames[i] : "unknown";
 }
 
 const Tuning& tuning() {

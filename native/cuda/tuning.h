@@ -21,9 +21,7 @@ struct Tuning {
   std::string note;          // the values ignored, and why; empty when none
 };
 
-// From the variables' values (nullptr: unset).
-Tuning parseTuning(const char* gemm, const char* groupBytes);
-// parseTuning of the environment, read on first use and kept for the process.
+// The environment's overrides, read on first use and kept for the process.
 const Tuning& tuning();
 
 }  // namespace cuda

@@ -1,7 +1,15 @@
 // craftgrad info: the build (backends compiled, CPU kernel variant and features), the
 // GPUs seen, and the versions.
 import type { Argv } from 'yargs';
+import type { RawCudaTuning } from '../../../binding.js';
 import { backendInfo } from '../../backend.js';
+
+/** The CUDA tuning in effect (native/cuda/tuning.h), in words; the GPU benchmarks' records use it too. */
+export function describeCudaTuning(t: RawCudaTuning): string {
+  const text = `product kernel ${t.gemm === 'auto' ? 'by shape' : `${t.gemm} (CRAFTGRAD_CUDA_GEMM)`}, surgery L2 groups of ` +
+    (t.groupBytes === null ? '40% of L2' : `${t.groupBytes} bytes (CRAFTGRAD_CUDA_GROUP_BYTES)`);
+  return t.note ? `${text}; ${t.note}` : text;
+}
 
 export function infoText(): string {
   const info = backendInfo();
@@ -24,10 +32,7 @@ export function infoText(): string {
       lines.push(`    cuda:${d.index} ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${d.computeCapability}`);
     }
   }
-  if (forced) {
-    lines.push(`  CUDA tuning: product kernel ${tuning.gemm}, surgery L2 group ` +
-      (tuning.groupBytes === null ? '40% of L2' : `${tuning.groupBytes} bytes`) + (tuning.note ? ` — ${tuning.note}` : ''));
-  }
+  if (forced) lines.push(`  CUDA tuning: ${describeCudaTuning(tuning)}`);
   return lines.join('\n');
 }
 
