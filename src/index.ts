@@ -19,12 +19,14 @@ export { trainerTensorGroups, trainerStateFromGroups } from './train/index.js';
 export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';
 export type { LrSchedule, LrScheduleKind, StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './train/index.js';
-export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups, TrainerTensorInput } from './train/index.js';
+export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult, TrainerTensorGroups, TrainerTensorInput, ShapedTensor, ShapedTrainerTensorGroups } from './train/index.js';
 export {
   AdapterPolicy, AdapterPolicySource, DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth, trainableLayout, frozenLayout, anchorLayout,
+  modelConfigFromRunConfig,
 } from './model/index.js';
 export type {
   AdapterPolicyConfig, AdapterPolicyOptions, AdapterPolicySourceOptions, AdapterPolicySourceState, AnchorType, Pooling, ModelBatch, GradWriteOptions, ModelLosses, TensorSpec,
+  BaseWeightsOrigin, ModelDescription, RunModelKeys,
 } from './model/index.js';
 export {
   syntheticDataset, taskInstruction, loadDatasetFile, saveDatasetFile, datasetFromTensors, subsetDataset, nShot,

@@ -14,11 +14,16 @@ import { GradSet } from '../gradset.js';
 import { CPU, defaultDevice, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { FormatError } from '../formats/errors.js';
-import { readSafetensorsFile } from '../formats/safetensors.js';
+import { decodeSafetensors } from '../formats/safetensors.js';
+import { readWholeFile } from '../formats/fileio.js';
+import { loadCheckpoint } from '../run/checkpoint-read.js';
 import type { Tensor } from '../formats/tensor.js';
 import { packModelConfig, resolveModelConfig, type AdapterPolicyConfig } from './config.js';
 import { anchorLayout, frozenLayout, trainableLayout, type TensorSpec } from './layout.js';
 import { initFrozen, initTrainable } from './init.js';
+import { checkpointModelDescription, shapedForLayout, type BaseWeightsOrigin, type ModelDescription } from './checkpoint.js';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 
 /** One micro-batch: `size` samples of tokens (size·T·D) and expert action chunks (size·K·A). */
 export interface ModelBatch {
@@ -71,6 +76,7 @@ export class AdapterPolicy {
   readonly anchorSpecs: readonly TensorSpec[];
   readonly #packed: Float64Array;
   readonly #device: ResolvedDevice;
+  #base: BaseWeightsOrigin = { kind: 'tensors' };
 
   private constructor(config: AdapterPolicyConfig, device: ResolvedDevice) {
     this.config = config;
@@ -107,6 +113,7 @@ export class AdapterPolicy {
       else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
       initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
       m.resetAnchor();
+      if (options.frozen === undefined) m.#base = { kind: 'seeded', seed };
       return m;
     }
     // On a device: the same values made on the host (checked before any device memory is
@@ -121,6 +128,7 @@ export class AdapterPolicy {
     m.frozen.set(frozenHost);
     m.params.set(paramsHost);
     m.resetAnchor();
+    if (options.frozen === undefined) m.#base = { kind: 'seeded', seed };
     return m;
   }
 
@@ -129,9 +137,12 @@ export class AdapterPolicy {
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, ['seed', 'device'], 'options');
     resolveModelDevice(options.device);  // before reading the file: a bad device is not a file error
-    const { tensors } = await readSafetensorsFile(path);
+    const bytes = await readWholeFile(path);
+    const { tensors } = decodeSafetensors(bytes, { source: path });
     try {
-      return AdapterPolicy.create(config, { ...options, frozen: tensors });
+      const m = AdapterPolicy.create(config, { ...options, frozen: tensors });
+      m.#base = { kind: 'file', path: resolve(path), sha256: createHash('sha256').update(bytes).digest('hex') };
+      return m;
     } catch (e) {
       if (e instanceof RangeError || e instanceof TypeError) {
         const field = /^tensor '([^']+)'/.exec(e.message)?.[1];
@@ -139,6 +150,56 @@ export class AdapterPolicy {
       }
       throw e;
     }
+  }
+
+  /**
+   * The model of a checkpoint that craftgrad wrote (`dir`: checkpoints/step-NNNNNN, a copy
+   * of one, or a run directory, whose newest valid checkpoint is read): its configuration,
+   * frozen base (base.safetensors, or for older checkpoints rebuilt from the recorded seed
+   * or file), trained weights and anchor. evaluate() then gives what the run's model gave
+   * at that step. Errors name the file and field.
+   */
+  static async fromCheckpoint(dir: string, options: { device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['device'], 'options');
+    resolveModelDevice(options.device);
+    const ck = await loadCheckpoint(dir);
+    const desc = checkpointModelDescription(ck as { model?: unknown; config: Record<string, unknown> }, join(ck.dir, 'state.json'));
+    const file = (group: string) => join(ck.dir, `${group}.safetensors`);
+    const device = options.device === undefined ? {} : { device: options.device };
+    let m: AdapterPolicy;
+    if (ck.tensors.base !== undefined) {
+      m = AdapterPolicy.create(desc.config, { ...device, frozen: shapedForLayout(frozenLayout(desc.config), ck.tensors.base, file('base')) });
+    } else if (desc.base.kind === 'seeded') {
+      m = AdapterPolicy.create(desc.config, { ...device, seed: desc.base.seed });
+    } else if (desc.base.kind === 'file') {
+      m = await AdapterPolicy.fromBaseWeightsFile(desc.base.path, desc.config, device);
+      const got = (m.#base as { sha256: string }).sha256;
+      if (desc.base.sha256 !== '' && got !== desc.base.sha256) {
+        throw new FormatError('checkpoint', `the base weights file ${desc.base.path} has sha256 ${got}, the checkpoint was trained on ${desc.base.sha256}`, { file: join(ck.dir, 'state.json'), field: 'model.base.sha256' });
+      }
+    } else {
+      throw new FormatError('checkpoint', 'the base weights were given as tensors and base.safetensors is missing', { file: join(ck.dir, 'state.json'), field: 'model.base' });
+    }
+    try {
+      m.loadTrainable(shapedForLayout(m.trainableSpecs, ck.tensors.model, file('model')), file('model'));
+      m.loadAnchor(shapedForLayout(m.anchorSpecs, ck.tensors.anchor, file('anchor')), file('anchor'));
+    } catch (e) {
+      m.dispose();
+      throw e;
+    }
+    m.#base = desc.base;
+    return m;
+  }
+
+  /** Where the frozen base weights came from (a seed, a file with its sha256, or tensors given in code). */
+  get baseOrigin(): BaseWeightsOrigin {
+    return { ...this.#base };
+  }
+
+  /** What checkpoints record about the model (state.json's `model`): resolved config and base origin. */
+  describe(): ModelDescription {
+    return { kind: 'adapter_policy', config: { ...this.config }, base: this.baseOrigin };
   }
 
   /** Names of the trainable tensors, in GradSet order. */

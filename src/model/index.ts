@@ -7,3 +7,5 @@ export { trainableLayout, frozenLayout, anchorLayout } from './layout.js';
 export type { TensorSpec } from './layout.js';
 export { AdapterPolicySource } from './source.js';
 export type { AdapterPolicySourceOptions, AdapterPolicySourceState } from './source.js';
+export { modelConfigFromRunConfig } from './checkpoint.js';
+export type { BaseWeightsOrigin, ModelDescription, RunModelKeys } from './checkpoint.js';

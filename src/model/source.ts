@@ -59,6 +59,11 @@ export class AdapterPolicySource {
     return this.model.trainableNames;
   }
 
+  /** Real shapes of the trainable tensors (layout.ts), so checkpoints store them shaped. */
+  get paramShapes(): readonly (readonly number[])[] {
+    return this.model.trainableSpecs.map((t) => t.shape);
+  }
+
   /**
    * Draws the next micro-batch and adds scale·g_act into gAct and, when gRet is given
    * (CRaFT), scale·g_ret into gRet; `overwrite` writes instead of adding.

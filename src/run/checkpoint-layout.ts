@@ -1,5 +1,5 @@
 // Names and file formats of a checkpoint directory (DESIGN.md §6):
-//   checkpoints/step-000200/{model,anchor,optimizer}.safetensors, state.json, manifest.json
+//   checkpoints/step-000200/{model,anchor,optimizer,base}.safetensors, state.json, manifest.json
 // manifest.json is written last and lists every other file with its size and sha256: a
 // directory without a valid manifest is not a checkpoint.
 import type { SafetensorsInput } from '../formats/safetensors.js';
@@ -36,12 +36,13 @@ export function isGroupName(name: string): boolean {
   return GROUP_NAME.test(name);
 }
 
-/** A tensor to save: a safetensors input, or a bare Float32Array saved with shape [length]. */
+/** A tensor to save: a safetensors input (with its real shape), or a bare Float32Array saved 1-D. */
 export type CheckpointTensor = SafetensorsInput | Float32Array;
 
 /**
  * Named tensor groups, one safetensors file each: `model` (trainable parameters, required),
- * `anchor` (the anchor weights), `optimizer` (AdamW m and v), or any other lowercase name.
+ * `anchor` (the anchor weights), `optimizer` (AdamW m and v), `base` (the frozen base
+ * weights), or any other lowercase name.
  */
 export type TensorGroups = Record<string, Record<string, CheckpointTensor>>;
 
@@ -73,4 +74,10 @@ export interface StateFile {
    * position, RNG state, λ, meters...). `inspect` shows `epoch` and `lambda` when present.
    */
   trainer: unknown;
+  /**
+   * What the model is, for loaders (absent in checkpoints of craftgrad 0.1.0 and for
+   * programs that give none): for the built-in model, its resolved config and where its
+   * frozen base came from (AdapterPolicy.describe()).
+   */
+  model?: unknown;
 }

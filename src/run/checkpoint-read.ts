@@ -9,6 +9,7 @@ import { decodeSafetensors } from '../formats/safetensors.js';
 import type { Tensor } from '../formats/tensor.js';
 import { readWholeFile } from '../formats/fileio.js';
 import { RUN_SCHEMA_VERSION } from './config.js';
+import { RunError } from './run-error.js';
 import {
   CHECKPOINT_FORMAT, MANIFEST_FILE, type Manifest, parseStepDirName, REQUIRED_GROUP, STATE_FILE, type StateFile,
 } from './checkpoint-layout.js';
@@ -73,13 +74,14 @@ function checkState(s: unknown, file: string, step: number, problems: string[]):
 /**
  * Validates a checkpoint directory. Never throws for a bad checkpoint: the problems are
  * returned, so a caller can report them and fall back to an older one. With `decode`,
- * a valid checkpoint comes back with its tensors (views into the file bytes).
+ * a valid checkpoint comes back with its tensors (views into the file bytes); with
+ * `anyName`, a directory not named step-NNNNNN (a copied checkpoint) may be valid too.
  */
-export async function checkCheckpoint(dir: string, options: { decode?: boolean } = {}): Promise<CheckpointCheck> {
+export async function checkCheckpoint(dir: string, options: { decode?: boolean; anyName?: boolean } = {}): Promise<CheckpointCheck> {
   const step = parseStepDirName(basename(dir));
   const problems: string[] = [];
   const result: CheckpointCheck = { dir, step, valid: false, problems };
-  if (step === undefined) problems.push(`${dir}: not a checkpoint directory name (step-NNNNNN)`);
+  if (step === undefined && options.anyName !== true) problems.push(`${dir}: not a checkpoint directory name (step-NNNNNN)`);
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -177,4 +179,46 @@ export async function findLatestCheckpoint(checkpointsDir: string): Promise<Late
     skipped.push(c);
   }
   return { latest: undefined, skipped };
+}
+
+/** A checkpoint as {@link loadCheckpoint} returns it. */
+export interface LoadedCheckpoint {
+  /** The checkpoint directory read (step-NNNNNN). */
+  dir: string;
+  step: number;
+  /** The run's resolved configuration (config.json's keys). */
+  config: StateFile['config'];
+  /** The trainer's state (epoch, λ, optimizer step, sampler...). */
+  trainer: unknown;
+  /** What the model is (state.json's `model`; undefined in checkpoints that predate it). */
+  model: unknown;
+  /**
+   * Tensors by group (file name without .safetensors: model, anchor, optimizer, base) and
+   * name, with the shapes the file stores. Checkpoints of craftgrad 0.1.0 store model and
+   * optimizer tensors 1-D; AdapterPolicy.fromCheckpoint reshapes those.
+   */
+  tensors: Record<string, Record<string, Tensor>>;
+}
+
+/**
+ * Reads a checkpoint: `dir` is a checkpoint directory (checkpoints/step-NNNNNN) or a run
+ * directory (its newest valid checkpoint is read). Everything is verified first (manifest,
+ * sizes, sha256, state.json). Throws a RunError naming the directory and what is wrong.
+ */
+export async function loadCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+  if (typeof dir !== 'string' || dir === '') throw new TypeError(`dir must be a path, got ${JSON.stringify(dir)}`);
+  if (!existsSync(dir)) throw new RunError('no such checkpoint or run directory', { path: dir, code: 'NO_CHECKPOINT' });
+  let check: CheckpointCheck | undefined;
+  if (existsSync(join(dir, MANIFEST_FILE)) || parseStepDirName(basename(dir)) !== undefined) {
+    check = await checkCheckpoint(dir, { decode: true, anyName: true });
+    if (!check.valid) throw new RunError(`not a valid checkpoint:\n  ${check.problems.join('\n  ')}`, { path: dir, code: 'BAD_CHECKPOINT' });
+  } else {
+    const ck = join(dir, 'checkpoints');
+    check = existsSync(ck) ? (await findLatestCheckpoint(ck)).latest : undefined;
+    if (check === undefined) {
+      throw new RunError(`neither a checkpoint (no ${MANIFEST_FILE}) nor a run directory with a valid checkpoint in checkpoints/`, { path: dir, code: 'NO_CHECKPOINT' });
+    }
+  }
+  const state = check.state!;
+  return { dir: check.dir, step: state.step, config: state.config, trainer: state.trainer, model: state.model, tensors: check.tensors! };
 }

@@ -20,6 +20,8 @@ export interface WriteCheckpointOptions {
   config: RunConfig;
   /** Keys excluded from the config hash; default RESUME_MUTABLE_KEYS. */
   mutableKeys?: readonly string[];
+  /** What the model is (JSON), stored as state.json's `model` for loaders; see StateFile.model. */
+  model?: unknown;
 }
 
 function toInput(t: CheckpointTensor): SafetensorsInput {
@@ -80,8 +82,10 @@ export async function writeCheckpoint(
     config_hash: configHash(options.config, options.mutableKeys ?? RESUME_MUTABLE_KEYS),
     config: options.config,
     trainer: trainerState,
+    ...(options.model === undefined ? {} : { model: options.model }),
   };
   checkJsonValue(trainerState, 'trainer state');
+  if (options.model !== undefined) checkJsonValue(options.model, 'model description');
   const stateJson = JSON.stringify(state, null, 2) + '\n';
 
   const name = stepDirName(step);

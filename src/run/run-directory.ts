@@ -72,7 +72,7 @@ export interface ResumePoint {
  * 2. After each optimizer step, call `log(row)` with the DESIGN §5 row (or only on
  *    logged steps). Only `step_ms` and `samples_per_s` may differ between an
  *    uninterrupted and a resumed run.
- * 3. Call `saveCheckpoint(step, groups, state)` only at step boundaries, after `log` of
+ * 3. Call `saveCheckpoint(step, groups, state, { model })` only at step boundaries, after `log` of
  *    that step: the sinks are fsynced first, so rows up to `step` are always on disk when
  *    the checkpoint is; on resume the rows after the checkpoint are truncated away.
  *    `state` must be JSON-serializable (no NaN/Infinity/BigInt: encode RNG words as
@@ -224,13 +224,16 @@ export class RunDirectory {
   /**
    * Saves checkpoints/step-NNNNNN atomically after making the metrics durable, then
    * keeps the newest `keepLast`. The tensors must not change until the promise settles
-   * (they are serialized group by group). On failure (RunError naming the path) every
+   * (they are serialized group by group). `options.model` describes the model for
+   * loaders (state.json's `model`). On failure (RunError naming the path) every
    * earlier checkpoint is intact and the run can go on or stop.
    */
-  async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown): Promise<string> {
+  async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown, options: { model?: unknown } = {}): Promise<string> {
     if (this.closed) throw new RunError('the run directory is closed', { path: this.dir });
     this.sink.flush();
-    const path = await writeCheckpoint(this.checkpointsDir, step, groups, trainerState, { config: this.config, mutableKeys: this.mutableKeys });
+    const path = await writeCheckpoint(this.checkpointsDir, step, groups, trainerState, {
+      config: this.config, mutableKeys: this.mutableKeys, ...(options.model === undefined ? {} : { model: options.model }),
+    });
     await pruneCheckpoints(this.checkpointsDir, this.keepLast, step);
     return path;
   }

@@ -13,4 +13,4 @@ export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } fr
 export type { StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 export type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './source.js';
 export { trainerTensorGroups, trainerStateFromGroups } from './checkpoint-tensors.js';
-export type { TrainerTensorGroups, TrainerTensorInput } from './checkpoint-tensors.js';
+export type { TrainerTensorGroups, TrainerTensorInput, ShapedTensor, ShapedTrainerTensorGroups } from './checkpoint-tensors.js';

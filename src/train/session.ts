@@ -2,7 +2,8 @@
 // together, the step loop with checkpoints, exact resume and graceful stop. The CLI's
 // `train` command is a thin layer over this; programs can call it directly too.
 import { syntheticDataset, loadDatasetFile, splitByEpisode, nShot, type Dataset } from '../data/index.js';
-import { AdapterPolicy, AdapterPolicySource } from '../model/index.js';
+import { AdapterPolicy, AdapterPolicySource, modelConfigFromRunConfig } from '../model/index.js';
+import { checkSameBase } from '../model/checkpoint.js';
 import { RunDirectory, float32Groups, type RunDirectoryOptions } from '../run/run-directory.js';
 import { ConflictLogWriter } from '../run/conflict-log.js';
 import type { StopHandlers } from '../run/signals.js';
@@ -76,11 +77,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   const all = await loadData(c);
   const split = splitByEpisode(all, { valFraction: c.val_fraction, seed: c.seed });
   const train = c.shots_per_task === null ? split.train : nShot(split.train, c.shots_per_task);
-  const modelConfig = {
-    tokens: c.tokens, width: c.width, blocks: c.blocks, rank: c.rank, alpha: c.alpha, pooling: c.pooling,
-    anchorType: c.anchor_type, headWidth: c.head_width, chunk: c.chunk, actionDims: c.action_dims,
-    ...(c.bridge_block === null ? {} : { bridgeBlock: c.bridge_block }),
-  };
+  const modelConfig = modelConfigFromRunConfig(c);
   const model = c.base_weights === null
     ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device })
     : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device });
@@ -105,6 +102,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     const names = source.paramNames;
     if (run.resumed) {
       const groups = float32Groups(run.resumed.tensors);
+      // Same frozen base as the checkpoint's (a base weights file may have changed since).
+      if (run.resumed.tensors.base) checkSameBase(model.frozenTensors(), run.resumed.tensors.base, `${run.resumed.dir}/base.safetensors`);
       if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
       trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
     }
@@ -113,8 +112,9 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     const save = async () => {
       conflicts?.flush();
       const st = trainer.state(false);
-      const groups = { ...trainerTensorGroups(st, names), anchor: model.anchorTensors() };
-      lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json);
+      // Shaped tensors and the frozen base: the checkpoint alone rebuilds the model.
+      const groups = { ...trainerTensorGroups(st, names, source.paramShapes), anchor: model.anchorTensors(), base: model.frozenTensors() };
+      lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: model.describe() });
     };
     let stoppedBy: NodeJS.Signals | undefined;
     while (!trainer.done) {

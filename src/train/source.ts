@@ -46,6 +46,12 @@ export interface GradientSource {
   /** One name per tensor of `params` (the names checkpoints use). */
   readonly paramNames: readonly string[];
   /**
+   * Optional: the real shape of each tensor of `params` (same order; each shape's product
+   * is the tensor's size). Checkpoints store the tensors (and their AdamW moments) with
+   * these shapes; without them, 1-D.
+   */
+  readonly paramShapes?: readonly (readonly number[])[];
+  /**
    * Draws the next micro-batch from the source's own sampler, computes its losses and
    * adds `scale · g_act` into `gAct` and, when `gRet` is given (CRaFT mode), `scale · g_ret`
    * into `gRet`. `gRet` undefined means baseline mode: no anchor forward, no retention
