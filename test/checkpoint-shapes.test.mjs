@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdapterPolicy, AdapterPolicySource, loadCheckpoint, checkCheckpoint, trainableLayout, frozenLayout, anchorLayout,
-  resolveModelConfig, modelConfigFromRunConfig, decodeSafetensors, encodeSafetensors, RunError, WALL_CLOCK_KEYS,
+  resolveModelConfig, modelConfigFromRunConfig, decodeSafetensors, encodeSafetensors, RunError, WALL_CLOCK_KEYS, Trainer, trainerTensorGroups,
 } from '../dist/index.js';
 import { SMALL, smallRun, smallValSplit } from './helpers/small-run.mjs';
 
@@ -151,4 +151,36 @@ test('a run on a base weights file records its sha256, and a resume on a changed
   writeFileSync(basePath, encodeSafetensors(frozen));
   rmSync(ck(run, 6), { recursive: true });
   await assert.rejects(smallRun(run, { base_weights: basePath }, true), /frozen base weights differ from the checkpoint's \(tensor 'blocks\.1\.bias'\)/);
+});
+
+test('trainerTensorGroups with shapes: moments get their parameter shape; a wrong shape names the tensor', () => {
+  const model = AdapterPolicy.create(modelConfigFromRunConfig(SMALL), { seed: 1 });
+  const val = smallValSplit();
+  const source = new AdapterPolicySource(model, val, { batchSize: 4 });
+  const state = new Trainer(source, { steps: 1 }).state();
+  const groups = trainerTensorGroups(state, source.paramNames, source.paramShapes);
+  assert.deepEqual(groups.model['head.fc2.weight'].shape, [SMALL.chunk * SMALL.action_dims, SMALL.head_width]);
+  assert.deepEqual(groups.optimizer['head.fc2.weight.exp_avg_sq'].shape, [SMALL.chunk * SMALL.action_dims, SMALL.head_width]);
+  assert.ok(groups.model['blocks.0.lora_A'].data instanceof Float32Array);
+  assert.ok(trainerTensorGroups(state, source.paramNames).model['blocks.0.lora_A'] instanceof Float32Array, 'without shapes: bare arrays');
+  const bad = source.paramShapes.map((s) => [...s]);
+  bad[1] = [SMALL.width, SMALL.rank + 1];
+  assert.throws(() => trainerTensorGroups(state, source.paramNames, bad), /shapes\[1\] \(blocks\.0\.lora_B\) must be dimensions whose product is 128/);
+  assert.throws(() => trainerTensorGroups(state, source.paramNames, bad.slice(1)), /shapes must list 8 shapes/);
+});
+
+test('fromCheckpoint: a tensor of the wrong shape is an error naming the file and tensor', async (t) => {
+  const run = join(tmp(t), 'run');
+  await smallRun(run);
+  const dir = ck(run, 6);
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const { tensors, metadata } = decodeSafetensors(readFileSync(join(dir, 'model.safetensors')));
+  const wrong = Object.fromEntries(Object.entries(tensors).map(([k, x]) => [k, { ...x, data: x.data.slice() }]));
+  wrong['head.fc1.bias'].shape = [2, SMALL.head_width / 2];
+  const bytes = encodeSafetensors(wrong, metadata);
+  writeFileSync(join(dir, 'model.safetensors'), bytes);
+  manifest.files['model.safetensors'] = { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
+  await assert.rejects(AdapterPolicy.fromCheckpoint(dir),
+    (e) => e.message.includes(join(dir, 'model.safetensors')) && /tensor 'head\.fc1\.bias' has shape \[2, 12\], expected \[24\]/.test(e.message));
 });

@@ -176,6 +176,7 @@ export class AdapterPolicy {
       m = await AdapterPolicy.fromBaseWeightsFile(desc.base.path, desc.config, device);
       const got = (m.#base as { sha256: string }).sha256;
       if (desc.base.sha256 !== '' && got !== desc.base.sha256) {
+        m.dispose();
         throw new FormatError('checkpoint', `the base weights file ${desc.base.path} has sha256 ${got}, the checkpoint was trained on ${desc.base.sha256}`, { file: join(ck.dir, 'state.json'), field: 'model.base.sha256' });
       }
     } else {
