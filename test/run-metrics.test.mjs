@@ -81,7 +81,7 @@ test('on a TTY: a live bar that redraws in place', async () => {
   assert.equal(p.tty, true);
   for (let s = 1; s <= 3; s++) p.update(craftRow(s));
   p.stop();
-  assert.match(out.text(), /Step 3\/3 \| Loss: 0\.1234 .* \| 312 samples\/s \| .* \| \d+:\d\d<\d+:\d\d/);
+  assert.match(out.text(), /Step 3\/3 \| Loss: 0\.1234 .* \| 312 samples\/s \| [█░]{20} \| elapsed \d+:\d\d \| ETA \d+:\d\d/);
 });
 
 test('JSONL: one object per row in key order, non-finite as null; CSV: header of every key, empty cells', (t) => {
