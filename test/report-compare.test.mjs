@@ -121,7 +121,7 @@ test('charts: validation retention of both runs with the budget line; noisy seri
     const def = LINE_CHARTS.find((d) => d.id === id);
     const plan = planLineChart(def, runs, runs.map((r) => r.label));
     const layers = plan.spec.layer;
-    assert.equal(layers[0].mark.opacity, 0.3, `${id}: raw values faint, drawn first`);
+    assert.equal(layers[0].mark.strokeOpacity, 0.3, `${id}: raw values faint, drawn first`);
     const values = plan.spec.data.values.filter((p) => p.run === 'CRaFT');
     const raw = values.filter((p) => p.style === 'raw').map((p) => p.value);
     const avg = values.filter((p) => p.style === 'line').map((p) => p.value);

@@ -147,7 +147,7 @@ export function planLineChart(def: LineChartDef, runs: readonly RunData[], runLa
   const layers = [
     ...(has('raw') ? [{
       transform: only('raw'),
-      mark: { type: 'line', strokeWidth: 1, opacity: 0.3, clip: true },
+      mark: { type: 'line', strokeWidth: 1, strokeOpacity: 0.3, clip: true },
       encoding: { x, y, color, detail: { field: 'series' } },
     }] : []),
     ...(has('line') ? [{
