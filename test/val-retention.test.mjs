@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdapterPolicy, AdapterPolicySource, Trainer, syntheticDataset, splitByEpisode, gatherBatch, CsvSink, CSV_HEADER, METRIC_KEYS,
-  truncateCsv, RunError,
+  truncateCsv, RunError, HostGradientSource,
 } from '../dist/index.js';
 import { CRAFT_METRIC_KEYS } from '../dist/train/index.js';
 
@@ -87,4 +87,19 @@ test('resume of a metrics.csv written before val_retention_loss: the header is w
   writeFileSync(path, other);
   assert.throws(() => truncateCsv(path, 1), (e) => e instanceof RunError && e.field === 'header');
   assert.equal(readFileSync(path, 'utf8'), other);
+});
+
+test('HostGradientSource: a validate() that returns retentionLoss is logged; one that does not leaves the key out', async () => {
+  for (const withRetention of [true, false]) {
+    const source = new HostGradientSource({
+      params: [new Float32Array([1, 2])],
+      compute: () => ({ actionLoss: 1, gAct: new Float32Array([0.1, 0.1]) }),
+      validate: () => (withRetention ? { actionLoss: 0.5, retentionLoss: 0.25, samples: 2 } : { actionLoss: 0.5, samples: 2 }),
+    });
+    const trainer = new Trainer(source, { steps: 1, mode: 'baseline', valEvery: 1, log: () => {} });
+    const { row } = await trainer.step();
+    assert.equal(row.val_action_loss, 0.5);
+    if (withRetention) assert.equal(row.val_retention_loss, 0.25);
+    else assert.ok(!('val_retention_loss' in row));
+  }
 });
