@@ -139,7 +139,7 @@ test('craftgrad report: default output paths, -o, usage errors', (t) => {
   const cli = (args, cwd = dir) => spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
   let r = cli(['report', 'craft']);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /report of 1 run written to .*craft\/report\.html \(7 charts; 1 notes/);
+  assert.match(r.stdout, /report of 1 run written to .*craft\/report\.html \(9 charts; 1 notes/);
   assert.ok(existsSync(join(b, 'report.html')));
   r = cli(['report', a, b]);
   assert.equal(r.status, 0, r.stderr);

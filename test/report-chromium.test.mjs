@@ -96,7 +96,7 @@ test('headless Chromium: the report renders and every chart shows its data', asy
   // Each chart on its own, plus a control: the same kind of chart (axes, grid, legend) with
   // no data, which the check must see as empty.
   const charts = [...chartsOf(report.html)].map(([id, c]) => [id, c.svg]);
-  assert.equal(charts.length, 8, 'seven line charts and one heatmap');
+  assert.equal(charts.length, 10, 'nine line charts and one heatmap');
   assert.ok(charts.every(([, svg]) => svg), 'every chart has an SVG');
   const control = ['control-empty', await renderVegaLiteSvg({
     width: 560, height: 240, data: { values: [] }, mark: 'line',
@@ -118,5 +118,66 @@ test('headless Chromium: the report renders and every chart shows its data', asy
   if (keep) {
     mkdirSync(keep, { recursive: true });
     for (const f of ['report.html', 'report.png', 'sheet.png']) writeFileSync(join(keep, f), readFileSync(join(dir, f)));
+  }
+});
+
+/** The report page with a probe script appended (its CSP, which forbids scripts, removed) that lists each card's widths. */
+function layoutProbe(html) {
+  const probe = `<script>addEventListener('load', () => {
+  const cards = [...document.querySelectorAll('figure.chart')].map((f) => {
+    const svg = f.querySelector('.svg');
+    return { id: f.dataset.chart, card: [f.scrollWidth, f.clientWidth], svg: [svg.scrollWidth, svg.clientWidth] };
+  });
+  const pre = document.createElement('pre');
+  pre.id = 'layout';
+  pre.textContent = JSON.stringify({ page: [document.documentElement.scrollWidth, document.documentElement.clientWidth], cards });
+  document.body.appendChild(pre);
+});</script>`;
+  const out = html.replace(/<meta http-equiv="Content-Security-Policy"[^>]*>/, '').replace('</body>', `${probe}</body>`);
+  assert.notEqual(out, html, 'the probe was added');
+  return out;
+}
+
+function layoutAt(chromium, htmlPath, width) {
+  const profile = mkdtempSync(join(tmpdir(), 'craftgrad-chromium-'));
+  try {
+    const r = spawnSync(chromium, [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--force-device-scale-factor=1', `--user-data-dir=${profile}`,
+      `--window-size=${width},2000`, '--dump-dom', pathToFileURL(htmlPath).href,
+    ], { encoding: 'utf8', timeout: 90_000, maxBuffer: 64 << 20 });
+    const m = /<pre id="layout">([^<]*)<\/pre>/.exec(r.stdout ?? '');
+    assert.ok(m, `chromium gave no layout (status ${r.status}, signal ${r.signal}):\n${r.stderr}`);
+    return JSON.parse(m[1].replace(/&quot;/g, '"').replace(/&amp;/g, '&'));
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+test('headless Chromium: every chart fits its card at 1400 px and 900 px (no horizontal scrollbar)', async (t) => {
+  const chromium = findChromium();
+  if (!chromium) {
+    const reason = 'chromium is not installed (apt-get install chromium); the layout check is skipped';
+    console.log(reason);
+    t.skip(reason);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-report-layout-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A long run too, so the heatmap is at its widest.
+  const baseline = writeRun(dir, 'baseline', { mode: 'baseline', seed: 1 });
+  const craft = writeRun(dir, 'craft', { mode: 'craft', seed: 2, steps: 600 });
+  const report = await buildReport([baseline, craft]);
+  const probePath = join(dir, 'probe.html');
+  writeFileSync(probePath, layoutProbe(report.html));
+  for (const width of [1400, 900]) {
+    const layout = layoutAt(chromium, probePath, width);
+    assert.equal(layout.cards.length, 10, `${width} px: every chart card measured`);
+    for (const c of layout.cards) {
+      assert.ok(c.card[1] > 300, `${width} px: card ${c.id} has a width (${c.card[1]})`);
+      assert.ok(c.card[0] <= c.card[1], `${width} px: card ${c.id} overflows (scrollWidth ${c.card[0]} > clientWidth ${c.card[1]})`);
+      assert.ok(c.svg[0] <= c.svg[1], `${width} px: chart ${c.id} overflows its card (scrollWidth ${c.svg[0]} > clientWidth ${c.svg[1]})`);
+    }
+    assert.ok(layout.page[0] <= layout.page[1], `${width} px: the page scrolls sideways (${layout.page[0]} > ${layout.page[1]})`);
   }
 });

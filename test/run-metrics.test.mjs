@@ -81,7 +81,7 @@ test('on a TTY: a live bar that redraws in place', async () => {
   assert.equal(p.tty, true);
   for (let s = 1; s <= 3; s++) p.update(craftRow(s));
   p.stop();
-  assert.match(out.text(), /Step 3\/3 \| Loss: 0\.1234 .* \| 312 samples\/s \| .* \| \d+:\d\d<\d+:\d\d/);
+  assert.match(out.text(), /Step 3\/3 \| Loss: 0\.1234 .* \| 312 samples\/s \| [█░]{20} \| elapsed \d+:\d\d \| ETA \d+:\d\d/);
 });
 
 test('JSONL: one object per row in key order, non-finite as null; CSV: header of every key, empty cells', (t) => {
@@ -93,7 +93,7 @@ test('JSONL: one object per row in key order, non-finite as null; CSV: header of
   sinks.write({ ...baseRow(2), action_loss: NaN, val_action_loss: 0.75 });
   sinks.close();
   const lines = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(Object.keys(lines[0]), METRIC_KEYS.filter((k) => k !== 'val_action_loss'));
+  assert.deepEqual(Object.keys(lines[0]), METRIC_KEYS.filter((k) => k !== 'val_action_loss' && k !== 'val_retention_loss'));
   assert.deepEqual(lines[0], craftRow(1));
   assert.equal(lines[1].action_loss, null);
   assert.equal(lines[1].val_action_loss, 0.75);
@@ -101,8 +101,8 @@ test('JSONL: one object per row in key order, non-finite as null; CSV: header of
   const csv = readFileSync(join(dir, 'm.csv'), 'utf8').trim().split('\n');
   assert.equal(csv[0], CSV_HEADER);
   assert.equal(csv[0], METRIC_KEYS.join(','));
-  assert.equal(csv[1], '1,0,0.1234,0.0812,0.1,0.05,0.052,0.2345,3,13,1.234,0.0005,0,12.5,312.4,');
-  assert.equal(csv[2], '2,1,nan,,,,,,,,2,0.001,0,3,100,0.75');
+  assert.equal(csv[1], '1,0,0.1234,0.0812,0.1,0.05,0.052,0.2345,3,13,1.234,0.0005,0,12.5,312.4,,');
+  assert.equal(csv[2], '2,1,nan,,,,,,,,2,0.001,0,3,100,0.75,');
 });
 
 test('rows are checked: unknown keys and non-numbers are refused by name', () => {

@@ -50,7 +50,7 @@ test('dual update: projected ascent, clamped at 0, untouched by a non-finite los
 test('metric keys: DESIGN.md §5, CRaFT keys absent in baseline mode', () => {
   assert.deepEqual([...METRIC_KEYS], ['step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before',
     'lambda_after', 'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr', 'nonfinite_skipped', 'step_ms',
-    'samples_per_s', 'val_action_loss']);
+    'samples_per_s', 'val_action_loss', 'val_retention_loss']);
   assert.ok(!metricKeys('baseline').includes('lambda_after'));
   assert.ok(metricKeys('baseline').includes('grad_norm'));
 });

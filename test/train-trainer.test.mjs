@@ -57,11 +57,15 @@ test('CRaFT steps match a float64 re-implementation of the update rule, step by 
 test('rows hold exactly the DESIGN.md §5 keys; baseline rows lack the CRaFT keys', async () => {
   const craft = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 2, valEvery: 2 });
   const r1 = (await craft.step()).row, r2 = (await craft.step()).row;
-  assert.deepEqual(Object.keys(r1).sort(), METRIC_KEYS.filter((k) => k !== 'val_action_loss').sort());
+  const VAL = ['val_action_loss', 'val_retention_loss'];
+  assert.deepEqual(Object.keys(r1).sort(), METRIC_KEYS.filter((k) => !VAL.includes(k)).sort());
   assert.deepEqual(Object.keys(r2).sort(), [...METRIC_KEYS].sort());
-  const base = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 1, mode: 'baseline' });
-  const b = (await base.step()).row;
-  assert.deepEqual(Object.keys(b).sort(), METRIC_KEYS.filter((k) => k !== 'val_action_loss' && !CRAFT_METRIC_KEYS.includes(k)).sort());
+  // A baseline validation step measures the retention loss too; its training rows stay without CRaFT keys.
+  const base = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 2, mode: 'baseline', valEvery: 2 });
+  const b1 = (await base.step()).row, b2 = (await base.step()).row;
+  assert.deepEqual(Object.keys(b1).sort(), METRIC_KEYS.filter((k) => !VAL.includes(k) && !CRAFT_METRIC_KEYS.includes(k)).sort());
+  assert.deepEqual(Object.keys(b2).sort(), METRIC_KEYS.filter((k) => !CRAFT_METRIC_KEYS.includes(k)).sort());
+  assert.ok(b2.val_retention_loss > 0, 'the baseline drifted from θ0');
 });
 
 test('accumulation: 8 micro-batches of 1 and 4 of 2 give the same update to rounding', async () => {

@@ -24,6 +24,21 @@ function peakLambda(rows: readonly { step: number; lambda_after?: number | null 
   return peak && peak.v > 0 ? ` (peak ${num(peak.v)} at step ${peak.step})` : '';
 }
 
+/** How a retention loss stands against the budget: "0.64× the budget" (two decimals below 10×, one above). */
+export function budgetRatio(value: number, budget: number): string {
+  const r = value / budget;
+  return `${r < 10 ? r.toFixed(2) : r.toFixed(1)}× the budget`;
+}
+
+/** The val retention line: the last retention loss on the validation split against the budget, in both modes. */
+function valRetentionLine(s: ReturnType<typeof summarize>, budget: number, craft: boolean): string {
+  const v = s.finalValRetention;
+  if (!v) return '  val retention     not measured (--val-every 0 or no validation split)';
+  const within = v.value <= budget ? 'within' : 'over';
+  return `  val retention     ${num(v.value)} (step ${v.step}) against a budget of ${num(budget)}: ${budgetRatio(v.value, budget)}` +
+    (craft ? ` (${within})` : ' (a baseline does not hold it)');
+}
+
 export function trainSummary({ dir, config, outcome, reportPath, show }: SummaryInput): string {
   const run = loadRun(dir);
   const s = summarize(run);
@@ -42,15 +57,17 @@ export function trainSummary({ dir, config, outcome, reportPath, show }: Summary
       (s.bestAction ? ` (best ${num(s.bestAction.value)} at step ${s.bestAction.step})` : ''),
     `  validation loss   ${s.finalVal ? `${num(firstVal?.val_action_loss)} → ${num(s.finalVal.value)} (step ${s.finalVal.step})` : 'not measured (--val-every 0 or no validation split)'}`,
   ];
+  const budget = s.finalBudget ?? config.budget;
   if (config.craft) {
-    const within = s.finalRetention && s.finalBudget !== undefined ? (s.finalRetention.value <= s.finalBudget ? 'within' : 'over') : '';
+    const r = s.finalRetention;
     lines.push(
-      `  retention loss    ${num(s.finalRetention?.value)} against a budget of ${num(s.finalBudget ?? config.budget)}${within ? ` (${within} budget)` : ''}`,
+      `  retention loss    ${r ? `${num(r.value)} against a budget of ${num(budget)}: ${budgetRatio(r.value, budget)} (${r.value <= budget ? 'within' : 'over'})` : '–'}`,
+      valRetentionLine(s, budget, true),
       `  λ                 ${num(last?.lambda_after)}${config.dual ? peakLambda(rows) : ' (fixed)'}`,
       `  conflict ratio    ${s.meanConflictRatio === undefined ? '–' : (100 * s.meanConflictRatio).toFixed(1) + '%'} on average`,
     );
   } else {
-    lines.push('  baseline run: no retention loss, λ or conflicts (--craft to compare)');
+    lines.push(valRetentionLine(s, budget, false), '  baseline run: no λ or conflicts (train with --craft to compare)');
   }
   if (s.nonfiniteSkipped) lines.push(`  skipped steps     ${s.nonfiniteSkipped} (non-finite gradients or losses)`);
   lines.push(

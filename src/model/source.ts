@@ -81,19 +81,28 @@ export class AdapterPolicySource {
     return { actionLoss: r.actionLoss, retentionLoss: r.retentionLoss, samples: indices.length, epoch };
   }
 
-  /** Mean action loss over the validation split, stopping after `timeLimitMs`. */
-  validate(options: { timeLimitMs: number }): { actionLoss: number; samples: number; truncated?: boolean } {
+  /**
+   * Mean action and retention loss over the validation split, stopping after `timeLimitMs`.
+   * The retention loss comes from a no-gradient anchor forward, in baseline runs too: it
+   * is how far the features drifted, whether or not training held them.
+   */
+  validate(options: { timeLimitMs: number }): { actionLoss: number; retentionLoss: number; samples: number; truncated?: boolean } {
     if (!this.val) throw new Error('AdapterPolicySource.validate: no validation split was given (options.val)');
     const start = performance.now();
-    let sum = 0, samples = 0, batch: DatasetBatch | undefined;
+    let act = 0, ret = 0, samples = 0, batch: DatasetBatch | undefined;
+    const mean = (sum: number) => (samples ? sum / samples : Number.NaN);
     for (let i = 0; i < this.val.size; i += this.#valBatchSize) {
-      if (samples > 0 && performance.now() - start > options.timeLimitMs) return { actionLoss: sum / samples, samples, truncated: true };
+      if (samples > 0 && performance.now() - start > options.timeLimitMs) {
+        return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
+      }
       const idx = Array.from({ length: Math.min(this.#valBatchSize, this.val.size - i) }, (_, k) => i + k);
       batch = gatherBatch(this.val, idx, batch);
-      sum += this.model.evaluate(batch).actionLoss * idx.length;
+      const r = this.model.evaluate(batch, { retention: true });
+      act += r.actionLoss * idx.length;
+      ret += r.retentionLoss * idx.length;
       samples += idx.length;
     }
-    return { actionLoss: samples ? sum / samples : Number.NaN, samples };
+    return { actionLoss: mean(act), retentionLoss: mean(ret), samples };
   }
 
   /** The sampler's position and RNG state (JSON). */

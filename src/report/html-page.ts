@@ -22,6 +22,8 @@ export interface PageParts {
   generated: string;
   runs: PageRun[];
   summaryTable: string;
+  /** The baseline-versus-CRaFT table (comparisonTableHtml). */
+  comparisonTable: string;
   charts: RenderedChart[];
   heatmaps: RenderedChart[];
 }
@@ -38,12 +40,14 @@ table.summary { border-collapse: collapse; font-size: 13px; }
 table.summary th, table.summary td { border: 1px solid #ddd; padding: 4px 8px; text-align: right; }
 table.summary thead th { background: #f4f4f4; text-align: center; } table.summary tbody th { text-align: left; }
 .at { color: #888; font-size: 11px; } .na { color: #999; } .ok { color: #1a7f37; } .over { color: #c62828; font-weight: bold; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(640px, 1fr)); gap: 18px; align-items: start; }
+.table-wrap { overflow-x: auto; max-width: 100%; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(600px, 100%), 1fr)); gap: 18px; align-items: start; }
 .grid.heatmaps { grid-template-columns: 1fr; }
-figure.chart { margin: 0; padding: 10px; border: 1px solid #e4e4e4; border-radius: 4px; }
-figure.chart .svg { overflow-x: auto; } figure.chart .svg svg { display: block; }
+figure.chart { margin: 0; padding: 10px; border: 1px solid #e4e4e4; border-radius: 4px; min-width: 0; box-sizing: border-box; }
+/* Charts scale down to their card (the SVGs have a viewBox): no scrollbar at any width. */
+figure.chart .svg svg { display: block; max-width: 100%; height: auto; }
 figure.chart figcaption { font-size: 12px; color: #666; margin-top: 4px; max-width: 900px; }
-figure.missing .svg { color: #a05a00; font-size: 13px; padding: 20px; min-width: 300px; }
+figure.missing .svg { color: #a05a00; font-size: 13px; padding: 20px; }
 `;
 
 function problemsHtml(runs: readonly PageRun[]): string {
@@ -81,8 +85,10 @@ export function reportPage(p: PageParts): string {
 ${runs}
 </ul>
 ${problemsHtml(p.runs)}
+<h2>What CRaFT buys: validation loss and retention</h2>
+<div class="table-wrap">${p.comparisonTable}</div>
 <h2>Summary</h2>
-${p.summaryTable}
+<div class="table-wrap">${p.summaryTable}</div>
 <h2>Curves</h2>
 <div class="grid">
 ${p.charts.map((c) => chartHtml(c)).join('\n')}

@@ -12,3 +12,5 @@ export type { RunSummary, AtStep } from './summary.js';
 export { binConflicts } from './heatmap.js';
 export type { HeatmapOptions, BinnedConflicts, HeatmapCell } from './heatmap.js';
 export { renderVegaLiteSvg } from './render-svg.js';
+export { compareRuns } from './comparison.js';
+export type { Comparison, ComparisonRow, Difference } from './comparison.js';

@@ -8,7 +8,7 @@ import { LINE_CHARTS, planLineChart, type ChartPlan } from './line-charts.js';
 import { renderVegaLiteSvg } from './render-svg.js';
 import { loadRuns, type RunData } from './run-load.js';
 import { summarize, type RunSummary } from './summary.js';
-import { summaryTableHtml } from './summary-table.js';
+import { comparisonTableHtml, summaryTableHtml } from './summary-table.js';
 import { replaceFileAtomic } from '../run/fsio.js';
 
 export const REPORT_FILE = 'report.html';
@@ -62,6 +62,7 @@ export async function buildReport(runDirs: readonly string[], options: ReportOpt
     generated: (options.generated ?? new Date()).toISOString(),
     runs: runs.map((r) => ({ label: r.label, dir: r.dir, problems: r.problems })),
     summaryTable: summaryTableHtml(summaries),
+    comparisonTable: comparisonTableHtml(summaries),
     charts,
     heatmaps,
   });

@@ -13,8 +13,10 @@ export interface RunData {
   config: Record<string, unknown> | undefined;
   rows: ReportRow[];
   conflicts: ConflictLog | null;
-  /** 'craft' when any row has CRaFT keys, 'baseline' when rows exist without them. */
+  /** What config.json says (craft: false or mode: 'baseline'), else 'craft' when any row has CRaFT keys, 'baseline' when rows exist without them. */
   mode: 'craft' | 'baseline' | 'unknown';
+  /** The retention budget ε: the last logged retention_budget, else config.json's budget (a baseline logs none). */
+  budget: number | undefined;
   problems: string[];
 }
 
@@ -27,6 +29,23 @@ function configName(file: Record<string, unknown>): string | undefined {
       if (name) return name;
     }
   }
+  return undefined;
+}
+
+/** The run's settings: the `config` object of config.json as the run layer writes it, or the flat file. */
+function settings(file: Record<string, unknown> | undefined): Record<string, unknown> {
+  const inner = file?.config;
+  return inner && typeof inner === 'object' && !Array.isArray(inner) ? inner as Record<string, unknown> : file ?? {};
+}
+
+function configMode(c: Record<string, unknown>): 'craft' | 'baseline' | undefined {
+  if (c.mode === 'baseline' || c.craft === false) return 'baseline';
+  if (c.mode === 'craft' || c.craft === true) return 'craft';
+  return undefined;
+}
+
+function configBudget(c: Record<string, unknown>): number | undefined {
+  for (const v of [c.budget, c.retention_budget]) if (typeof v === 'number' && Number.isFinite(v) && v > 0) return v;
   return undefined;
 }
 
@@ -58,7 +77,7 @@ export function loadRun(dirArg: string): RunData {
   }
   if (!isDir) {
     problems.push(`${dirArg} is not a directory: nothing to report`);
-    return { dir, label: basename(dir), config: undefined, rows: [], conflicts: null, mode: 'unknown', problems };
+    return { dir, label: basename(dir), config: undefined, rows: [], conflicts: null, mode: 'unknown', budget: undefined, problems };
   }
   const config = readConfig(dir, problems);
   const label = (config && configName(config)) ?? basename(dir);
@@ -72,11 +91,14 @@ export function loadRun(dirArg: string): RunData {
     problems.push(`the conflict log could not be read (${(e as Error).message}); no heatmap`);
   }
   const craft = metrics.rows.some((r) => r.retention_loss !== undefined || r.conflict_ratio !== undefined || r.lambda_after !== undefined);
-  const mode = craft ? 'craft' : metrics.rows.length > 0 ? 'baseline' : 'unknown';
-  if (mode === 'craft' && !conflicts && !problems.some((p) => p.startsWith('the conflict log'))) {
+  const mode = configMode(settings(config)) ?? (craft ? 'craft' : metrics.rows.length > 0 ? 'baseline' : 'unknown');
+  let budget: number | undefined;
+  for (const r of metrics.rows) if (typeof r.retention_budget === 'number' && Number.isFinite(r.retention_budget)) budget = r.retention_budget;
+  budget ??= configBudget(settings(config));
+  if (mode === 'craft' && metrics.rows.length > 0 && !conflicts && !problems.some((p) => p.startsWith('the conflict log'))) {
     problems.push('conflicts.json is missing: no heatmap of which tensors conflict');
   }
-  return { dir, label, config, rows: metrics.rows, conflicts, mode, problems };
+  return { dir, label, config, rows: metrics.rows, conflicts, mode, budget, problems };
 }
 
 /** Loads several runs and makes their labels unique (two runs named "craft" become "craft" and "craft (2)"). */

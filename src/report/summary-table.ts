@@ -1,5 +1,6 @@
 // The summary table of the runs as HTML: one row per run, numbers formatted for reading.
 import type { AtStep, RunSummary } from './summary.js';
+import { compareRuns, type Difference } from './comparison.js';
 import { escapeHtml } from './html-escape.js';
 
 /** 4 significant digits; small and large values in exponent form. */
@@ -53,4 +54,43 @@ export function summaryTableHtml(summaries: readonly RunSummary[]): string {
     return `<tr>${cells.map((c, i) => (i === 0 ? c : `<td>${c}</td>`)).join('')}</tr>`;
   }).join('\n');
   return `<table class="summary">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>`;
+}
+
+/** A difference from the baseline: signed, and as a multiple of the baseline's value. */
+export function formatDifference(d: Difference | undefined): string {
+  if (d === undefined) return '—';
+  const sign = d.delta > 0 ? '+' : d.delta < 0 ? '−' : '±';
+  const ratio = d.ratio === undefined ? '' : ` (${formatNumber(d.ratio)}×)`;
+  return `${sign}${formatNumber(Math.abs(d.delta))}${ratio}`;
+}
+
+export const COMPARISON_COLUMNS = [
+  'run', 'mode', 'final val action loss', 'vs baseline', 'final val retention loss', '× budget ε', 'vs baseline',
+] as const;
+
+/**
+ * The table that answers "what does CRaFT buy": final validation action and retention
+ * loss of each run, the retention as a multiple of the budget, and the differences from
+ * the first baseline among the runs (the columns say "—" when there is none).
+ */
+export function comparisonTableHtml(summaries: readonly RunSummary[]): string {
+  const c = compareRuns(summaries);
+  const head = COMPARISON_COLUMNS.map((h) => `<th>${escapeHtml(h)}</th>`).join('');
+  const body = c.rows.map((r) => {
+    const ratio = r.budgetRatio === undefined ? '—'
+      : `${formatNumber(r.budgetRatio)}× <span class="${r.budgetRatio <= 1 ? 'ok' : 'over'}">${r.budgetRatio <= 1 ? 'within' : 'over'}</span>`;
+    const isBase = r.label === c.baseline;
+    const cells = [
+      `<th scope="row">${escapeHtml(r.label)}</th>`,
+      r.mode === 'craft' ? 'CRaFT' : r.mode === 'baseline' ? 'baseline' : '—',
+      atStep(r.valAction), isBase ? '<span class="na">reference</span>' : formatDifference(r.valActionDiff),
+      atStep(r.valRetention), ratio, isBase ? '<span class="na">reference</span>' : formatDifference(r.valRetentionDiff),
+    ];
+    return `<tr>${cells.map((x, i) => (i === 0 ? x : `<td>${x}</td>`)).join('')}</tr>`;
+  }).join('\n');
+  const note = c.baseline === undefined
+    ? 'No baseline among these runs (train one with --no-craft) to compare with.'
+    : `Differences are from the baseline run ${c.baseline}: value − baseline (value / baseline).`;
+  return `<table class="summary comparison">\n<thead><tr>${head}</tr></thead>\n<tbody>\n${body}\n</tbody>\n</table>\n` +
+    `<p class="meta">${escapeHtml(note)} Retention loss: how far the features moved from their initial values, on the validation split.</p>`;
 }

@@ -21,6 +21,10 @@ export interface RunSummary {
   finalRetention: AtStep | undefined;
   /** The budget ε in force at the final retention value. */
   finalBudget: number | undefined;
+  /** The last retention loss measured on the validation split (baseline runs too). */
+  finalValRetention: AtStep | undefined;
+  /** The run's retention budget ε (logged, else from config.json): what val retention is measured against. */
+  budget: number | undefined;
   meanConflictRatio: number | undefined;
   /** Wall time of the optimizer steps, from step_ms (validation is not part of step_ms). */
   totalMs: number | undefined;
@@ -95,6 +99,8 @@ export function summarize(run: RunData): RunSummary {
     bestVal: bestOf(rows, 'val_action_loss'),
     finalRetention,
     finalBudget: finite(budget) ? budget : finalOf(rows, 'retention_budget')?.value,
+    finalValRetention: finalOf(rows, 'val_retention_loss'),
+    budget: run.budget,
     meanConflictRatio: meanOf(rows, 'conflict_ratio'),
     totalMs: totalStepMs(rows),
     nonfiniteSkipped: finalOf(rows, 'nonfinite_skipped')?.value,

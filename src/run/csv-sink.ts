@@ -20,6 +20,16 @@ function cell(v: number | undefined): string {
   return String(v);
 }
 
+/**
+ * The number of columns of `header` when it is this version's header or an older one
+ * (a prefix of it: new keys are only ever appended); undefined for anything else.
+ */
+function olderColumns(header: string): number | undefined {
+  if (header === CSV_HEADER) return METRIC_KEYS.length;
+  if (!CSV_HEADER.startsWith(header + ',')) return undefined;
+  return header.split(',').length;
+}
+
 /** One row as a CSV line. */
 export function csvLine(row: MetricsRow): string {
   return METRIC_KEYS.map((k) => cell(row[k])).join(',') + '\n';
@@ -27,7 +37,8 @@ export function csvLine(row: MetricsRow): string {
 
 /**
  * Keeps the header and the rows whose step (first column) is <= `step`; a torn last
- * line is dropped. A different header is refused: appending would misalign columns.
+ * line is dropped. An older version's header (fewer keys) is widened to this one's, its
+ * rows padded with empty cells; any other header is refused: appending would misalign columns.
  */
 export function truncateCsv(path: string, step: number): { kept: number; dropped: number } {
   if (!existsSync(path)) return { kept: 0, dropped: 0 };
@@ -36,27 +47,31 @@ export function truncateCsv(path: string, step: number): { kept: number; dropped
   const complete = lines[lines.length - 1] === '';
   if (complete) lines.pop();
   if (lines.length === 0 || lines[0] === '') return { kept: 0, dropped: 0 };
-  if (lines[0] !== CSV_HEADER) {
+  const columns = olderColumns(lines[0]!);
+  if (columns === undefined) {
     throw new RunError(`header does not match this version's columns (${CSV_HEADER})`, { path, field: 'header' });
   }
-  const keep = [lines[0]];
+  // An older version's file gets the new columns (empty for its rows), so the header
+  // stays true for every row appended after the resume.
+  const widen = ','.repeat(METRIC_KEYS.length - columns);
+  const keep = [CSV_HEADER];
   let dropped = 0;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
     const torn = !complete && i === lines.length - 1;
     const cells = line.split(',');
     const s = Number(cells[0]);
-    if (torn || cells.length !== METRIC_KEYS.length || cells[0] === '' || !Number.isFinite(s)) {
+    if (torn || cells.length !== columns || cells[0] === '' || !Number.isFinite(s)) {
       if (i === lines.length - 1) {
         dropped++;
         continue;
       }
       throw new RunError(`line ${i + 1} is not a valid row`, { path, field: `line ${i + 1}` });
     }
-    if (s <= step) keep.push(line);
+    if (s <= step) keep.push(line + widen);
     else dropped++;
   }
-  if (dropped > 0) replaceFileAtomic(path, keep.map((l) => l + '\n').join(''));
+  if (dropped > 0 || widen !== '') replaceFileAtomic(path, keep.map((l) => l + '\n').join(''));
   return { kept: keep.length - 1, dropped };
 }
 

@@ -1,11 +1,15 @@
 // The metric row of DESIGN.md §5 and the one interface every sink implements. The key
 // order here is the contract: CSV columns, JSONL keys and TensorBoard tags all follow it.
 
-/** Every metric key, in column order (DESIGN.md §5). */
+/**
+ * Every metric key, in column order (DESIGN.md §5). New keys go at the end: a metrics.csv
+ * written by an older version then has a header that is a prefix of this one, and a
+ * resume can widen it (csv-sink.ts) without moving any column.
+ */
 export const METRIC_KEYS = [
   'step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before',
   'lambda_after', 'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr',
-  'nonfinite_skipped', 'step_ms', 'samples_per_s', 'val_action_loss',
+  'nonfinite_skipped', 'step_ms', 'samples_per_s', 'val_action_loss', 'val_retention_loss',
 ] as const;
 
 export type MetricKey = (typeof METRIC_KEYS)[number];

@@ -6,7 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import { appendAll } from './fsio.js';
 import type { MetricsRow } from './metrics.js';
-import { clock, formatStepLine } from './progress-format.js';
+import { clock, fitProgressLine, formatStepLine, progressParts } from './progress-format.js';
 import { RunError } from './run-error.js';
 
 export interface ProgressOptions {
@@ -66,15 +66,15 @@ export class ProgressReporter {
     if (this.tty) {
       this.multi = new cliProgress.MultiBar({
         stream: this.stream,
-        // cli-progress owns {eta}, {duration}...: the payload uses its own names.
-        format: '{line} | {bar} | {spent}<{left}',
+        // The whole line is ours (fitted to the terminal's width); cli-progress only redraws it.
+        format: '{line}',
         barsize: 20,
         hideCursor: false,
         gracefulExit: false, // our stop handlers own SIGINT/SIGTERM
         clearOnComplete: false,
         linewrap: false,
       }, cliProgress.Presets.shades_classic);
-      this.bar = this.multi.create(this.total, this.startStep, { line: `Step ${this.startStep}/${this.total}`, spent: '0:00', left: '--:--' });
+      this.bar = this.multi.create(this.total, this.startStep, { line: `Step ${this.startStep}/${this.total}` });
     }
   }
 
@@ -86,6 +86,12 @@ export class ProgressReporter {
     return { elapsed: clock(sec), eta: clock(eta) };
   }
 
+  /** Columns for the live line: the terminal's width less one (a line filling the last column wraps on some terminals). */
+  private width(): number {
+    const cols = (this.stream as NodeJS.WriteStream).columns;
+    return (typeof cols === 'number' && cols > 0 ? cols : 80) - 1;
+  }
+
   /** The full plain line for a row (metrics, elapsed, ETA). */
   plainLine(row: MetricsRow): string {
     const { elapsed, eta } = this.times(row.step);
@@ -95,8 +101,7 @@ export class ProgressReporter {
   /** Reports one optimizer step's metrics. */
   update(row: MetricsRow): void {
     if (this.bar) {
-      const { elapsed, eta } = this.times(row.step);
-      this.bar.update(row.step, { line: formatStepLine(row, this.total), spent: elapsed, left: eta });
+      this.bar.update(row.step, { line: fitProgressLine(progressParts(row, this.total, this.times(row.step)), this.width()) });
       // Redraw here too (throttled): cli-progress redraws on a timer, which never fires
       // while a loop keeps the event loop busy.
       const t = this.now();

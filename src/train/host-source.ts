@@ -32,7 +32,7 @@ export interface HostGradientSourceOptions {
    * modify them); `wantRetention` is false in baseline mode (skip the anchor forward).
    */
   compute(params: readonly Float32Array[], wantRetention: boolean): HostBatch | Promise<HostBatch>;
-  /** Optional validation (action loss on held-out data, within `timeLimitMs`). */
+  /** Optional validation (action loss on held-out data, and optionally its retention loss, within `timeLimitMs`). */
   validate?(params: readonly Float32Array[], options: { timeLimitMs: number }): ValidationResult | Promise<ValidationResult>;
   /** The host's own resumable state (sampler position, RNG). Default: null. */
   saveState?(): JsonValue;

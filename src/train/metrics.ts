@@ -21,8 +21,8 @@ export function metricKeys(mode: 'craft' | 'baseline'): StepMetricKey[] {
 
 /**
  * One optimizer step's metrics. `step` is the number of optimizer steps done (1 after the
- * first), `nonfinite_skipped` the running count of skipped steps, `val_action_loss` present
- * on validation steps only, the CRaFT keys absent in baseline mode.
+ * first), `nonfinite_skipped` the running count of skipped steps, `val_action_loss` and
+ * `val_retention_loss` present on validation steps only, the CRaFT keys absent in baseline mode.
  */
 export interface StepMetrics {
   step: number;
@@ -41,6 +41,12 @@ export interface StepMetrics {
   step_ms: number;
   samples_per_s: number;
   val_action_loss?: number;
+  /**
+   * Retention loss on the validation split (no-gradient anchor forward), on validation
+   * steps when the source measures it: in baseline mode too, where it shows the drift
+   * CRaFT would have held to its budget.
+   */
+  val_retention_loss?: number;
 }
 
 /** What a step produced beyond the row (a side channel: sinks that only want rows ignore it). */

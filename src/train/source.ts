@@ -25,6 +25,11 @@ export interface MicroBatchResult {
 export interface ValidationResult {
   /** Mean action loss over the validation samples evaluated. */
   actionLoss: number;
+  /**
+   * Optional: mean retention loss (feature drift from the anchor) over the same samples,
+   * measured in baseline mode too. Logged as `val_retention_loss` when it is a number.
+   */
+  retentionLoss?: number;
   /** Samples evaluated (fewer than the split when the time limit cut the pass short). */
   samples: number;
   /** True when the time limit stopped the pass before the end of the split. */
@@ -65,7 +70,7 @@ export interface GradientSource {
    */
   readonly supportsOverwrite?: boolean;
   /**
-   * Optional: the action loss on the validation split. Should stop drawing batches once
+   * Optional: the action loss (and, optionally, the retention loss) on the validation split. Should stop drawing batches once
    * `timeLimitMs` have passed and report what it evaluated (`truncated: true`).
    */
   validate?(options: { timeLimitMs: number }): ValidationResult | Promise<ValidationResult>;

@@ -317,6 +317,7 @@ export class Trainer {
     if (o.valEvery > 0 && this.stepIndex % o.valEvery === 0) {
       const v = await this.source.validate!({ timeLimitMs: o.valTimeLimitMs });
       row.val_action_loss = v.actionLoss;
+      if (typeof v.retentionLoss === 'number') row.val_retention_loss = v.retentionLoss;
       if (v.truncated) detail.valTruncated = true;
     }
     for (const sink of this.#sinks) await sink.write(row, detail);

@@ -39,7 +39,12 @@ export function makeRows(mode, steps = 200, seed = 1) {
       grad_norm: 2.5 * Math.exp(-step / 60) + 0.3 + noise(0.1), lr: lrAt(step), nonfinite_skipped: 0,
       step_ms: stepMs, samples_per_s: (32 * 1000) / stepMs,
     });
-    if (step % 20 === 0) row.val_action_loss = action + 0.02 + noise(0.01);
+    if (step % 20 === 0) {
+      row.val_action_loss = action + 0.02 + noise(0.01);
+      // Feature drift on the validation split: the baseline's grows far past the budget, CRaFT's stays near it
+      // (wiggles from sin(), not rand(): the other curves keep their values).
+      row.val_retention_loss = mode === 'craft' ? 0.011 * (1 - Math.exp(-step / 30)) + 0.0005 * Math.sin(step) : 0.4 * (1 - Math.exp(-step / 60)) + 0.005 * Math.sin(step);
+    }
     rows.push(row);
   }
   return rows;

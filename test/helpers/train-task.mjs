@@ -71,8 +71,14 @@ export function makeTask({ sizes, seed = 1, batch = 1, wAct = 1, wRet = 4, targe
     validate(params, { timeLimitMs }) {
       const T = target(-1);
       let loss = 0;
-      sizes.forEach((n, i) => { for (let j = 0; j < n; j++) loss += 0.5 * wAct * (params[i][j] - T[i][j]) ** 2; });
-      return { actionLoss: loss, samples: 1, truncated: timeLimitMs < 0 };
+      let retentionLoss = 0;
+      sizes.forEach((n, i) => {
+        for (let j = 0; j < n; j++) {
+          loss += 0.5 * wAct * (params[i][j] - T[i][j]) ** 2;
+          retentionLoss += 0.5 * wRet * (params[i][j] - theta0[i][j]) ** 2;
+        }
+      });
+      return { actionLoss: loss, retentionLoss, samples: 1, truncated: timeLimitMs < 0 };
     },
     saveState: () => ({ next: state.next }),
     restoreState: (s) => { state.next = s.next; },
