@@ -179,7 +179,6 @@ export class RunDirectory {
         if (latest !== undefined) {
           checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable, naming);
           resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors! };
-          notes.push({ text: `craftgrad: resuming from ${latest.dir} (step ${latest.step})`, warning: false });
         }
       }
       return new RunDirectory({ options, resumed, skipped, notes, release });
@@ -221,6 +220,7 @@ export class RunDirectory {
       notes.push({ text: `craftgrad: warning: checkpoint ${s.dir} is not valid and was moved to ${aside}:\n  ${s.problems.join('\n  ')}`, warning: true });
     }
     if (this.skipped.length > 0) fsyncDir(this.checkpointsDir);
+    if (this.resumed) notes.push({ text: `craftgrad: resuming from ${this.resumed.dir} (step ${this.resumed.step})`, warning: false });
     if (o.resume && this.resumed === undefined) {
       notes.push({
         text: `craftgrad: warning: no valid checkpoint in ${this.checkpointsDir}: starting again from step 0 ` +

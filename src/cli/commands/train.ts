@@ -55,6 +55,10 @@ function impliedOptions(config: TrainRunConfig, argv: Record<string, unknown>): 
     }
     config.val_every = 0;
   }
+  // Said here in flags; the schedule's own check names its internal options.
+  if (config.schedule === 'cosine' && config.steps <= config.warmup) {
+    throw new UsageError(`--steps ${config.steps} must exceed --warmup ${config.warmup} under --schedule cosine (the decay starts after the warmup)`);
+  }
   return config;
 }
 
