@@ -114,7 +114,7 @@ export function checkResumeConfig(
     `cannot resume: the configuration differs in ${diffs.length === 1 ? 'key' : 'keys'} ${list}. ` +
       (stepsUnderCosine ? `Under a cosine schedule the learning rate follows ${name('steps')}, so it cannot change on resume. ` : '') +
       `Only ${changeable} may change on resume${stepsUnderCosine ? '' : ` (${name('steps')} not under a cosine schedule)`}; start a new run to change the others.`,
-    { path: source, field: diffs.map((d) => d.key).join(','), code: 'CONFIG_MISMATCH' },
+    { path: source, field: diffs.map((d) => name(d.key)).join(','), code: 'CONFIG_MISMATCH' },
   );
 }
 

@@ -116,9 +116,14 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     const trainer = new Trainer(source, trainerOptions(c, [everyNth(c, sinks)], log));
     const names = source.paramNames;
     if (run.resumed) {
-      const groups = float32Groups(run.resumed.tensors);
-      if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
-      trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
+      try {
+        const groups = float32Groups(run.resumed.tensors);
+        if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
+        trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
+      } catch (e) {
+        // Nothing has been changed yet (see RunDirectory.begin): say which checkpoint did not load.
+        throw new RunError(`cannot resume from this checkpoint: ${(e as Error).message}`, { path: run.resumed.dir, code: 'BAD_CHECKPOINT', cause: e });
+      }
     }
     // The conflict log's header is checked before anything changes; its records after
     // the resume step are dropped only once the state to resume from is loaded (begin()).
