@@ -43,7 +43,8 @@ export async function main(argv: string[]): Promise<number> {
   // yargs calls fail() for usage errors (and for errors thrown by a command's own checks).
   // It must throw: if it returned, yargs would go on and run the command anyway.
   parser = parser.fail((message, error) => {
-    if (error && !message && !(error instanceof UsageError) && !isCheckError(error)) throw error; // a bug: surface it
+    if (error instanceof UsageError && !message) throw error; // already one clear line (and knows whether --help helps)
+    if (error && !message && !isCheckError(error)) throw error; // a bug: surface it
     // While a command is being parsed, the instance holds that command's options.
     const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
     throw new UsageError(explainUnknown(message || error?.message || 'invalid command line', COMMAND_NAMES, known));
@@ -52,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
     await parser.parseAsync();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`craftgrad: ${error.message}\nRun craftgrad --help for usage.\n`);
+    process.stderr.write(`craftgrad: ${error.message}\n${error.help ? 'Run craftgrad --help for usage.\n' : ''}`);
     return 2;
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;

@@ -76,6 +76,9 @@ export function trainSummary({ dir, config, outcome, reportPath, show }: Summary
     `  TensorBoard       tensorboard --logdir ${show(dir)}`,
   );
   if (reportPath) lines.push(`  report            ${show(reportPath)}`);
-  lines.push(`  train further     ${resumeCommand(show(dir))} --steps ${config.steps * 2}`);
+  // Only what a resume accepts: under a cosine schedule --steps is fixed (the schedule ends there).
+  lines.push(config.schedule === 'cosine'
+    ? `  train further     a cosine schedule ends at its last step, so a resume cannot add steps: start a new run with --steps ${config.steps * 2}`
+    : `  train further     ${resumeCommand(show(dir))} --steps ${config.steps * 2}`);
   return lines.join('\n');
 }

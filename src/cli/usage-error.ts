@@ -2,6 +2,17 @@
 
 export class UsageError extends Error {
   override name = 'UsageError';
+  /**
+   * Whether "Run craftgrad --help for usage." follows the message: only for a command line
+   * that is wrong as such (unknown or misspelt options, bad values), not for a bad input
+   * file or a run that cannot be resumed, where --help has nothing to add.
+   */
+  readonly help: boolean;
+
+  constructor(message: string, options: { help?: boolean } = {}) {
+    super(message);
+    this.help = options.help ?? true;
+  }
 }
 
 /**

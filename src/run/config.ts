@@ -89,18 +89,32 @@ export function diffConfigs(saved: RunConfig, requested: RunConfig, mutable: rea
   return keys.filter((k) => a.get(k) !== b.get(k)).map((key) => ({ key, saved: a.get(key), requested: b.get(key) }));
 }
 
+/** How a refusal names things: the CLI names config keys as its flags. */
+export interface ResumeCheckNaming {
+  /** The name a user knows a key by (default: the key itself). */
+  keyName?: (key: string) => string;
+  /** The keys listed as changeable (default: the mutable keys). */
+  changeable?: readonly string[];
+}
+
 /**
  * Refuses a resume whose configuration differs in keys that matter, naming every
  * differing key with both values. `source` is the file the saved config came from.
  */
-export function checkResumeConfig(saved: RunConfig, requested: RunConfig, source: string, mutable: readonly string[] = RESUME_MUTABLE_KEYS): void {
+export function checkResumeConfig(
+  saved: RunConfig, requested: RunConfig, source: string, mutable: readonly string[] = RESUME_MUTABLE_KEYS, naming: ResumeCheckNaming = {},
+): void {
   const diffs = diffConfigs(saved, requested, mutable);
   if (diffs.length === 0) return;
-  const list = diffs.map((d) => `${d.key} (saved ${d.saved ?? 'unset'}, requested ${d.requested ?? 'unset'})`).join(', ');
+  const name = naming.keyName ?? ((k: string) => k);
+  const list = diffs.map((d) => `${name(d.key)} (saved ${d.saved ?? 'unset'}, requested ${d.requested ?? 'unset'})`).join(', ');
+  const stepsUnderCosine = diffs.some((d) => norm(d.key.split('.').pop()!) === 'steps');
+  const changeable = (naming.changeable ?? mutable).map(name).join(', ');
   throw new RunError(
     `cannot resume: the configuration differs in ${diffs.length === 1 ? 'key' : 'keys'} ${list}. ` +
-      `Only ${mutable.join(', ')} may change on resume (steps not under a cosine schedule); start a new run to change the others.`,
-    { path: source, field: diffs.map((d) => d.key).join(','), code: 'CONFIG_MISMATCH' },
+      (stepsUnderCosine ? `Under a cosine schedule the learning rate follows ${name('steps')}, so it cannot change on resume. ` : '') +
+      `Only ${changeable} may change on resume${stepsUnderCosine ? '' : ` (${name('steps')} not under a cosine schedule)`}; start a new run to change the others.`,
+    { path: source, field: diffs.map((d) => name(d.key)).join(','), code: 'CONFIG_MISMATCH' },
   );
 }
 

@@ -36,17 +36,19 @@ export function csvLine(row: MetricsRow): string {
 }
 
 /**
- * Keeps the header and the rows whose step (first column) is <= `step`; a torn last
- * line is dropped. An older version's header (fewer keys) is widened to this one's, its
- * rows padded with empty cells; any other header is refused: appending would misalign columns.
+ * The content of metrics.csv cut to the header and the rows whose step (first column)
+ * is <= `step`, or undefined when nothing would change. Reads only. A torn last line is
+ * dropped. An older version's header (fewer keys) is widened to this one's, its rows
+ * padded with empty cells; any other header is refused: appending would misalign columns.
  */
-export function truncateCsv(path: string, step: number): { kept: number; dropped: number } {
-  if (!existsSync(path)) return { kept: 0, dropped: 0 };
+export function truncatedCsv(path: string, step: number): { content: string | undefined; kept: number; dropped: number } {
+  const none = { content: undefined, kept: 0, dropped: 0 };
+  if (!existsSync(path)) return none;
   const lines = readFileSync(path, 'utf8').split('\n');
   // Ends in '\n': the last element is '' and every line is complete; otherwise the last is torn.
   const complete = lines[lines.length - 1] === '';
   if (complete) lines.pop();
-  if (lines.length === 0 || lines[0] === '') return { kept: 0, dropped: 0 };
+  if (lines.length === 0 || lines[0] === '') return none;
   const columns = olderColumns(lines[0]!);
   if (columns === undefined) {
     throw new RunError(`header does not match this version's columns (${CSV_HEADER})`, { path, field: 'header' });
@@ -71,8 +73,15 @@ export function truncateCsv(path: string, step: number): { kept: number; dropped
     if (s <= step) keep.push(line + widen);
     else dropped++;
   }
-  if (dropped > 0 || widen !== '') replaceFileAtomic(path, keep.map((l) => l + '\n').join(''));
-  return { kept: keep.length - 1, dropped };
+  const changed = dropped > 0 || widen !== '';
+  return { content: changed ? keep.map((l) => l + '\n').join('') : undefined, kept: keep.length - 1, dropped };
+}
+
+/** Cuts metrics.csv to the header and the steps <= `step` (atomically: temp file, rename). */
+export function truncateCsv(path: string, step: number): { kept: number; dropped: number } {
+  const t = truncatedCsv(path, step);
+  if (t.content !== undefined) replaceFileAtomic(path, t.content);
+  return { kept: t.kept, dropped: t.dropped };
 }
 
 /** The metrics.csv sink. */

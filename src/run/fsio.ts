@@ -1,8 +1,8 @@
 // Durable-write primitives. A rename is only crash-safe when the data was fsynced before
 // it and the directory holding the new name is fsynced after it, so each step is here.
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 /** fsyncs a directory so that entries created, renamed or removed in it are durable. */
 export function fsyncDir(dir: string): void {
@@ -63,4 +63,36 @@ export function replaceFileAtomic(path: string, data: string | Uint8Array): void
 export function appendAll(fd: number, text: string): void {
   const bytes = Buffer.from(text, 'utf8');
   for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off, bytes.length - off);
+}
+
+/**
+ * `mkdir -p` that always ends: each missing level is created on its own, from the
+ * nearest existing ancestor down. Node's `mkdirSync(path, {recursive: true})` loops
+ * forever (at 100% CPU, deaf to signals) under /proc and similar file systems that
+ * answer ENOENT to every mkdir; this throws the first level's error instead.
+ */
+export function makeDirectory(path: string): void {
+  const missing: string[] = [];
+  let p = resolve(path);
+  for (;;) {
+    let isDir: boolean | undefined;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    if (isDir === true) break;
+    if (isDir === false) throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${p}'`), { code: 'ENOTDIR', path: p });
+    missing.push(p);
+    const parent = dirname(p);
+    if (parent === p) break;
+    p = parent;
+  }
+  for (const dir of missing.reverse()) {
+    try {
+      mkdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made by someone else meanwhile: fine
+    }
+  }
 }

@@ -23,12 +23,13 @@ export function jsonlLine(row: MetricsRow): string {
 }
 
 /**
- * Keeps the lines of a JSONL metrics file whose step is <= `step`. A torn last line (a
- * kill during a write) is dropped; a torn line elsewhere means the file was damaged by
- * something else and is an error naming the line.
+ * The content of a JSONL metrics file cut to the lines whose step is <= `step`, or
+ * undefined when nothing would be dropped. Reads only. A torn last line (a kill during a
+ * write) is dropped; a torn line elsewhere means the file was damaged by something else
+ * and is an error naming the line.
  */
-export function truncateJsonl(path: string, step: number): { kept: number; dropped: number } {
-  if (!existsSync(path)) return { kept: 0, dropped: 0 };
+export function truncatedJsonl(path: string, step: number): { content: string | undefined; kept: number; dropped: number } {
+  if (!existsSync(path)) return { content: undefined, kept: 0, dropped: 0 };
   const lines = readFileSync(path, 'utf8').split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   const keep: string[] = [];
@@ -48,8 +49,14 @@ export function truncateJsonl(path: string, step: number): { kept: number; dropp
     if (s <= step) keep.push(line);
     else dropped++;
   });
-  if (dropped > 0) replaceFileAtomic(path, keep.map((l) => l + '\n').join(''));
-  return { kept: keep.length, dropped };
+  return { content: dropped > 0 ? keep.map((l) => l + '\n').join('') : undefined, kept: keep.length, dropped };
+}
+
+/** Cuts a JSONL metrics file to the steps <= `step` (atomically: temp file, rename). */
+export function truncateJsonl(path: string, step: number): { kept: number; dropped: number } {
+  const t = truncatedJsonl(path, step);
+  if (t.content !== undefined) replaceFileAtomic(path, t.content);
+  return { kept: t.kept, dropped: t.dropped };
 }
 
 /** The metrics.jsonl sink. */

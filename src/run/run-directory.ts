@@ -1,16 +1,16 @@
 // A run directory (DESIGN.md §6) from the trainer's side: create or reopen it, find the
 // checkpoint to resume from, wire the metrics sinks and the progress display, and save
 // checkpoints. The trainer's contract is in the TSDoc of RunDirectory below.
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../formats/tensor.js';
 import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig, writeConfigFile } from './config.js';
 import { INVALID_PREFIX, OLD_PREFIX, parseStepDirName, type TensorGroups, TMP_PREFIX, TRASH_PREFIX } from './checkpoint-layout.js';
 import { type CheckpointCheck, findLatestCheckpoint } from './checkpoint-read.js';
 import { pruneCheckpoints, writeCheckpoint } from './checkpoint-write.js';
-import { CsvSink } from './csv-sink.js';
-import { fsyncDir } from './fsio.js';
-import { JsonlSink } from './jsonl-sink.js';
+import { CsvSink, truncatedCsv } from './csv-sink.js';
+import { fsyncDir, makeDirectory, replaceFileAtomic } from './fsio.js';
+import { JsonlSink, truncatedJsonl } from './jsonl-sink.js';
 import { checkMetricsRow, type MetricsRow, type MetricsSink, MultiSink } from './metrics.js';
 import { type ProgressOptions, ProgressReporter } from './progress.js';
 import { RunError } from './run-error.js';
@@ -45,6 +45,14 @@ export interface RunDirectoryOptions {
   tensorboard?: boolean;
   /** Extra sinks that receive every row too. */
   extraSinks?: MetricsSink[];
+  /**
+   * Where warnings go (checkpoints set aside, a restart from step 0) when the progress
+   * display does not show them on stderr (progress: false, or another stream); default
+   * a line on stderr. Warnings are never silenced.
+   */
+  warn?: (line: string) => void;
+  /** How a refused resume names config keys (the CLI passes its flag spelling). */
+  keyName?: (key: string) => string;
 }
 
 /** What a resume hands back to the trainer. */
@@ -59,6 +67,11 @@ export interface ResumePoint {
   tensors: Record<string, Record<string, Tensor>>;
 }
 
+interface Note {
+  text: string;
+  warning: boolean;
+}
+
 /**
  * A run directory opened for training.
  *
@@ -68,16 +81,21 @@ export interface ResumePoint {
  *    `resumed.trainerState` (parameters, anchor, AdamW m and v, the step counter used for
  *    bias correction and the LR schedule, λ, RNG state, sampler position/epoch, running
  *    meters), then run steps `resumed.step + 1 ...`. Nothing may be recomputed from
- *    wall-clock time or from anything not in the checkpoint.
- * 2. After each optimizer step, call `log(row)` with the DESIGN §5 row (or only on
+ *    wall-clock time or from anything not in the checkpoint. A resume that finds no valid
+ *    checkpoint starts again from step 0 (`resumed` unset, `startStep` 0).
+ * 2. Call `begin()` once the state is restored (log() and saveCheckpoint() call it too).
+ *    Until then a resume has changed nothing a user had: the metrics files are cut back
+ *    to the resume step, invalid checkpoints set aside and config.json rewritten only in
+ *    begin(), so a resume that fails while loading leaves the run as it was.
+ * 3. After each optimizer step, call `log(row)` with the DESIGN §5 row (or only on
  *    logged steps). Only `step_ms` and `samples_per_s` may differ between an
  *    uninterrupted and a resumed run.
- * 3. Call `saveCheckpoint(step, groups, state, { model })` only at step boundaries, after `log` of
+ * 4. Call `saveCheckpoint(step, groups, state, { model })` only at step boundaries, after `log` of
  *    that step: the sinks are fsynced first, so rows up to `step` are always on disk when
  *    the checkpoint is; on resume the rows after the checkpoint are truncated away.
  *    `state` must be JSON-serializable (no NaN/Infinity/BigInt: encode RNG words as
  *    numbers or strings) and must hold `epoch` and `lambda` at top level for `inspect`.
- * 4. Call `close()` at the end (after the final checkpoint).
+ * 5. Call `close()` at the end (after the final checkpoint).
  */
 export class RunDirectory {
   readonly dir: string;
@@ -87,30 +105,29 @@ export class RunDirectory {
   readonly resumed: ResumePoint | undefined;
   /** The last completed step (0 for a fresh run or a resume with no valid checkpoint). */
   readonly startStep: number;
-  /** Newer checkpoints that were invalid and passed over (moved aside to .invalid-*). */
+  /** Newer checkpoints that were invalid and passed over (moved aside to .invalid-* by begin()). */
   readonly skipped: CheckpointCheck[];
-  /** The sinks every row goes to (JSONL, CSV, TensorBoard, extras). */
-  readonly sink: MultiSink;
-  readonly progress: ProgressReporter;
+  private readonly options: RunDirectoryOptions;
+  private readonly notes: Note[];
   private readonly keepLast: number;
   private readonly progressTotal: number;
   private readonly mutableKeys: readonly string[];
   private readonly release: () => void;
+  private opened: { sink: MultiSink; progress: ProgressReporter } | undefined;
   private closed = false;
 
   private constructor(init: {
-    options: RunDirectoryOptions; resumed: ResumePoint | undefined; skipped: CheckpointCheck[];
-    sink: MultiSink; progress: ProgressReporter; release: () => void;
+    options: RunDirectoryOptions; resumed: ResumePoint | undefined; skipped: CheckpointCheck[]; notes: Note[]; release: () => void;
   }) {
     const o = init.options;
+    this.options = o;
     this.dir = o.dir;
     this.checkpointsDir = join(o.dir, RUN_FILES.checkpoints);
     this.config = o.config;
     this.resumed = init.resumed;
     this.startStep = init.resumed?.step ?? 0;
     this.skipped = init.skipped;
-    this.sink = init.sink;
-    this.progress = init.progress;
+    this.notes = init.notes;
     this.keepLast = o.keepLast ?? 3;
     this.progressTotal = o.totalSteps;
     this.mutableKeys = o.mutableKeys ?? RESUME_MUTABLE_KEYS;
@@ -119,27 +136,28 @@ export class RunDirectory {
 
   /**
    * Creates a new run directory, or with `resume` reopens one: checks the configuration
-   * against the saved one (refusing differing keys), repairs what a crash left in
-   * checkpoints/, and loads the newest valid checkpoint. Problems found are reported
-   * through the progress display and kept in `skipped`.
+   * against the saved one (refusing differing keys), clears what a crash left in
+   * checkpoints/ (temp directories of unfinished checkpoints) and loads the newest valid
+   * checkpoint. A resume changes nothing else until begin().
    */
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
     const { dir, config } = options;
     const keepLast = options.keepLast ?? 3;
     if (!Number.isSafeInteger(keepLast) || keepLast < 2) throw new RangeError(`keep_last must be an integer >= 2, got ${keepLast}`);
     const mutable = options.mutableKeys ?? RESUME_MUTABLE_KEYS;
+    const naming = options.keyName ? { keyName: options.keyName } : {};
     const configPath = join(dir, RUN_FILES.config);
     const ckDir = join(dir, RUN_FILES.checkpoints);
     if (options.resume) {
       if (!existsSync(configPath)) {
         throw new RunError(`is not a run directory (no ${RUN_FILES.config}); start a new run instead of resuming`, { path: dir, code: 'NO_RUN' });
       }
-      checkResumeConfig(readConfigFile(configPath).config, config, configPath, mutable);
+      checkResumeConfig(readConfigFile(configPath).config, config, configPath, mutable, naming);
     } else if (existsSync(dir) && readdirSync(dir).some((n) => n === RUN_FILES.config || n === RUN_FILES.checkpoints)) {
       throw new RunError('already holds a run: resume it, or choose another run name or output directory', { path: dir, code: 'RUN_EXISTS' });
     }
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (e) {
       throw RunError.fromFs(e, dir, 'cannot create the run directory');
     }
@@ -148,56 +166,97 @@ export class RunDirectory {
       // config.json first: a process killed before it leaves a directory that a new run
       // may still take over; one killed after it leaves a run that --resume can continue.
       if (!options.resume) writeConfigFile(configPath, config);
-      try {
-        mkdirSync(ckDir, { recursive: true });
-      } catch (e) {
-        throw RunError.fromFs(e, ckDir, 'cannot create the checkpoints directory');
-      }
       // Leftovers of an atomic replace (config.json, metrics files) cut short by a kill.
       for (const n of readdirSync(dir)) if (/\.tmp-\d+$/.test(n)) rmSync(join(dir, n), { force: true });
-      fsyncDir(dir); // the new checkpoints/ entry must survive a power cut too
-      const notes: string[] = [];
+      const notes: Note[] = [];
       let resumed: ResumePoint | undefined;
       let skipped: CheckpointCheck[] = [];
       if (options.resume) {
-        notes.push(...repairCheckpointsDir(ckDir));
+        if (existsSync(ckDir)) notes.push(...repairCheckpointsDir(ckDir).map((text) => ({ text, warning: false })));
         const found = await findLatestCheckpoint(ckDir);
         skipped = found.skipped;
-        for (const s of skipped) {
-          // Set aside, not deleted: the files may matter to whoever investigates.
-          const aside = join(ckDir, `${INVALID_PREFIX}${s.dir.split(/[\\/]/).pop()}-${Date.now()}`);
-          renameSync(s.dir, aside);
-          notes.push(`craftgrad: checkpoint ${s.dir} is not valid and was moved to ${aside}:\n  ${s.problems.join('\n  ')}`);
-        }
-        if (skipped.length > 0) fsyncDir(ckDir);
         const latest = found.latest;
         if (latest !== undefined) {
-          checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable);
+          checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable, naming);
           resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors! };
-          notes.push(`craftgrad: resuming from ${latest.dir} (step ${latest.step})`);
-        } else {
-          notes.push(`craftgrad: no valid checkpoint in ${ckDir}: starting again from step 0`);
         }
       }
-      // On resume too: the mutable keys (steps, save_every...) may have changed.
-      if (options.resume) writeConfigFile(configPath, config);
-      const resumeStep = options.resume ? (resumed?.step ?? 0) : undefined;
-      const sinks: MetricsSink[] = [
-        new JsonlSink(join(dir, RUN_FILES.jsonl), { resumeStep }),
-        new CsvSink(join(dir, RUN_FILES.csv), { resumeStep }),
-      ];
-      if (options.tensorboard ?? true) sinks.push(new TensorBoardSink(dir, { resumeStep }));
-      sinks.push(...(options.extraSinks ?? []));
-      const p = options.progress === false ? { stream: nullStream(), tty: false } : (options.progress ?? {});
-      const progress = new ProgressReporter({
-        ...p, totalSteps: options.totalSteps, startStep: resumed?.step ?? 0, logFile: join(dir, RUN_FILES.progressLog),
-      });
-      for (const n of notes) progress.message(n);
-      return new RunDirectory({ options, resumed, skipped, sink: new MultiSink(sinks), progress, release });
+      return new RunDirectory({ options, resumed, skipped, notes, release });
     } catch (e) {
       release();
       throw e;
     }
+  }
+
+  /**
+   * Starts the run's output: on a resume, cuts metrics.jsonl and metrics.csv back to the
+   * resume step (a temp file renamed over each, both checked before either is touched),
+   * sets invalid checkpoints aside, rewrites config.json; then opens the sinks and the
+   * progress display and reports what was found. Idempotent; log() and saveCheckpoint()
+   * call it.
+   */
+  begin(): void {
+    if (this.opened) return;
+    if (this.closed) throw new RunError('the run directory is closed', { path: this.dir });
+    const o = this.options;
+    const jsonlPath = join(this.dir, RUN_FILES.jsonl), csvPath = join(this.dir, RUN_FILES.csv);
+    const resumeStep = o.resume ? this.startStep : undefined;
+    // Every check that can refuse comes before the first change.
+    const cuts = resumeStep === undefined ? [] : [
+      { path: jsonlPath, content: truncatedJsonl(jsonlPath, resumeStep).content },
+      { path: csvPath, content: truncatedCsv(csvPath, resumeStep).content },
+    ];
+    try {
+      makeDirectory(this.checkpointsDir);
+    } catch (e) {
+      throw RunError.fromFs(e, this.checkpointsDir, 'cannot create the checkpoints directory');
+    }
+    fsyncDir(this.dir); // the new checkpoints/ entry must survive a power cut too
+    const notes = [...this.notes];
+    for (const s of this.skipped) {
+      // Set aside, not deleted: the files may matter to whoever investigates.
+      const aside = join(this.checkpointsDir, `${INVALID_PREFIX}${s.dir.split(/[\\/]/).pop()}-${Date.now()}`);
+      renameSync(s.dir, aside);
+      notes.push({ text: `craftgrad: warning: checkpoint ${s.dir} is not valid and was moved to ${aside}:\n  ${s.problems.join('\n  ')}`, warning: true });
+    }
+    if (this.skipped.length > 0) fsyncDir(this.checkpointsDir);
+    if (this.resumed) notes.push({ text: `craftgrad: resuming from ${this.resumed.dir} (step ${this.resumed.step})`, warning: false });
+    if (o.resume && this.resumed === undefined) {
+      notes.push({
+        text: `craftgrad: warning: no valid checkpoint in ${this.checkpointsDir}: starting again from step 0 ` +
+          '(the run is deterministic: the metrics rows logged before are written again, the same)',
+        warning: true,
+      });
+    }
+    // On resume too: the mutable keys (steps, save_every...) may have changed.
+    if (o.resume) writeConfigFile(join(this.dir, RUN_FILES.config), this.config);
+    for (const c of cuts) if (c.content !== undefined) replaceFileAtomic(c.path, c.content);
+    const sinks: MetricsSink[] = [new JsonlSink(jsonlPath, { resumeStep }), new CsvSink(csvPath, { resumeStep })];
+    if (o.tensorboard ?? true) sinks.push(new TensorBoardSink(this.dir, { resumeStep }));
+    sinks.push(...(o.extraSinks ?? []));
+    const p = o.progress === false ? { stream: nullStream(), tty: false } : (o.progress ?? {});
+    const progress = new ProgressReporter({
+      ...p, totalSteps: o.totalSteps, startStep: this.startStep, logFile: join(this.dir, RUN_FILES.progressLog),
+    });
+    const shownOnStderr = o.progress !== false && (p.stream === undefined || p.stream === process.stderr);
+    const warn = o.warn ?? ((line: string) => void process.stderr.write(line + '\n'));
+    for (const n of notes) {
+      progress.message(n.text); // the console (unless quiet) and train_progress.log
+      if (n.warning && !shownOnStderr) warn(n.text);
+    }
+    this.opened = { sink: new MultiSink(sinks), progress };
+  }
+
+  /** The sinks every row goes to (JSONL, CSV, TensorBoard, extras); begins the output. */
+  get sink(): MultiSink {
+    this.begin();
+    return this.opened!.sink;
+  }
+
+  /** The progress display; begins the output. */
+  get progress(): ProgressReporter {
+    this.begin();
+    return this.opened!.progress;
   }
 
   /**
@@ -238,14 +297,14 @@ export class RunDirectory {
     return path;
   }
 
-  /** Flushes and closes the sinks and the progress display, and releases the lock. */
+  /** Flushes and closes the sinks and the progress display (if begun), and releases the lock. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.sink.close();
+      this.opened?.sink.close();
     } finally {
-      this.progress.stop();
+      this.opened?.progress.stop();
       this.release();
     }
   }

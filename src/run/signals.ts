@@ -1,7 +1,8 @@
 // Graceful stop on SIGINT/SIGTERM. The first signal only raises a flag: the loop finishes
 // its optimizer step, saves a checkpoint and exits with 128 + signal number. A second
 // signal exits at once; the checkpoint being written (if any) is abandoned in its temp
-// directory, so the previous checkpoint stays the newest valid one.
+// directory, so the previous checkpoint stays the newest valid one (with none, the next
+// resume starts again from step 0 and logs the same rows again; see RunDirectory.begin).
 //
 // Node runs signal handlers on the event loop: a training loop must await something
 // between steps (the checkpoint save does; otherwise `await setImmediate()`), or the

@@ -5,6 +5,9 @@ import { syntheticDataset, loadDatasetFile, splitByEpisode, nShot, type Dataset 
 import { AdapterPolicy, AdapterPolicySource, modelConfigFromRunConfig } from '../model/index.js';
 import { checkSameBase } from '../model/checkpoint.js';
 import { RunDirectory, float32Groups, type RunDirectoryOptions } from '../run/run-directory.js';
+import { listCheckpointDirs } from '../run/checkpoint-read.js';
+import { RunError } from '../run/run-error.js';
+import { resumeCommand } from '../run/signals.js';
 import { ConflictLogWriter } from '../run/conflict-log.js';
 import type { StopHandlers } from '../run/signals.js';
 import { Trainer, type TrainerOptions } from './trainer.js';
@@ -23,8 +26,10 @@ export interface TrainingSessionOptions {
   progress?: RunDirectoryOptions['progress'];
   /** When a stop signal arrives: finish the step, save a checkpoint, return. */
   stop?: StopHandlers;
-  /** Where notices go (skipped steps, data set sizes). */
+  /** Where notices and warnings go (skipped steps, a capped batch size, checkpoints set aside); default stderr. */
   log?: (line: string) => void;
+  /** How refusals name config keys (the CLI passes its flags: batch_size -> --batch-size). */
+  keyName?: (key: string) => string;
 }
 
 export interface TrainingOutcome {
@@ -70,13 +75,25 @@ function everyNth(c: TrainRunConfig, sinks: StepMetricsSink[]): StepMetricsSink 
 }
 
 export async function runTrainingSession(o: TrainingSessionOptions): Promise<TrainingOutcome> {
-  const c = o.config;
+  let c = o.config;
   const log = o.log ?? ((line: string) => void process.stderr.write(line + '\n'));
+  const name = o.keyName ?? ((k: string) => k);
   const started = Date.now();
 
   const all = await loadData(c);
   const split = splitByEpisode(all, { valFraction: c.val_fraction, seed: c.seed });
   const train = c.shots_per_task === null ? split.train : nShot(split.train, c.shots_per_task);
+  // Refused before anything is written: validation with nothing to validate on.
+  if (c.val_every > 0 && split.val.size === 0) {
+    throw new RangeError(`${name('val_every')} ${c.val_every} needs a validation split, but ${name('val_fraction')} ${c.val_fraction} ` +
+      `holds out no episode of ${c.data === 'synthetic' ? 'the synthetic data set' : c.data}: give ${name('val_every')} 0 or a larger ${name('val_fraction')}`);
+  }
+  if (!o.resume && c.batch_size > train.size) {
+    // The sampler would draw the whole set each step anyway; config.json records what is used.
+    log(`craftgrad: warning: ${name('batch_size')} ${c.batch_size} is larger than the training set (${train.size} samples): ` +
+      `using ${train.size}, as config.json records`);
+    c = { ...c, batch_size: train.size };
+  }
   const modelConfig = modelConfigFromRunConfig(c);
   const model = c.base_weights === null
     ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device })
@@ -87,25 +104,34 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
 
   const run = await RunDirectory.open({
     dir: o.dir, config: c as unknown as RunDirectoryOptions['config'], resume: o.resume, totalSteps: c.steps,
-    keepLast: c.keep_last, ...(o.progress === undefined ? {} : { progress: o.progress }),
+    keepLast: c.keep_last, warn: log, ...(o.progress === undefined ? {} : { progress: o.progress }),
+    ...(o.keyName ? { keyName: o.keyName } : {}),
   });
   let conflicts: ConflictLogWriter | undefined;
   try {
     const sinks: StepMetricsSink[] = [run.metricsSink];
-    if (c.craft) {
-      conflicts = new ConflictLogWriter(o.dir, source.paramNames, { replace: !o.resume });
-      if (run.resumed) conflicts.truncateAfter(run.resumed.step);
-      const writer = conflicts;
-      sinks.push({ write: (row, detail) => writer.append(row.step, detail.conflicts) });
-    }
     const trainer = new Trainer(source, trainerOptions(c, [everyNth(c, sinks)], log));
     const names = source.paramNames;
     if (run.resumed) {
-      const groups = float32Groups(run.resumed.tensors);
-      // Same frozen base as the checkpoint's (a base weights file may have changed since).
-      if (run.resumed.tensors.base) checkSameBase(model.frozenTensors(), run.resumed.tensors.base, `${run.resumed.dir}/base.safetensors`);
-      if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
-      trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
+      try {
+        const groups = float32Groups(run.resumed.tensors);
+        // Same frozen base as the checkpoint's (a base weights file may have changed since).
+        if (run.resumed.tensors.base) checkSameBase(model.frozenTensors(), run.resumed.tensors.base, `${run.resumed.dir}/base.safetensors`);
+        if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
+        trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
+      } catch (e) {
+        // Nothing has been changed yet (see RunDirectory.begin): say which checkpoint did not load.
+        throw new RunError(`cannot resume from this checkpoint: ${(e as Error).message}`, { path: run.resumed.dir, code: 'BAD_CHECKPOINT', cause: e });
+      }
+    }
+    // The conflict log's header is checked before anything changes; its records after
+    // the resume step are dropped only once the state to resume from is loaded (begin()).
+    if (c.craft) conflicts = new ConflictLogWriter(o.dir, names, { replace: !o.resume });
+    run.begin();
+    if (conflicts) {
+      if (o.resume) conflicts.truncateAfter(run.startStep);
+      const writer = conflicts;
+      sinks.push({ write: (row, detail) => writer.append(row.step, detail.conflicts) });
     }
 
     let lastCheckpoint: string | undefined;
@@ -118,7 +144,12 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     };
     let stoppedBy: NodeJS.Signals | undefined;
     while (!trainer.done) {
-      await trainer.step();
+      const before = trainer.stepIndex;
+      try {
+        await trainer.step();
+      } catch (e) {
+        throw failedDuring(before + 1, e, o.dir, run.checkpointsDir);
+      }
       const step = trainer.stepIndex;
       const stopping = o.stop?.shouldStop() ?? false;
       if (run.checkpointDue(step, c.save_every) || stopping) await save();
@@ -139,4 +170,20 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     conflicts?.close();
     run.close();
   }
+}
+
+/**
+ * The error of a step that failed: what failed, and what the run still has. The failed
+ * step may have changed part of the state (parameters, sampler), so no checkpoint is
+ * made of it; every row logged before it and every checkpoint stay, and a resume
+ * continues from the newest checkpoint, repeating the later steps exactly.
+ */
+function failedDuring(step: number, e: unknown, dir: string, checkpointsDir: string): RunError {
+  const last = listCheckpointDirs(checkpointsDir)[0];
+  return new RunError(
+    `training failed during step ${step}: ${(e as Error)?.message ?? String(e)}. ` +
+      `Kept: the metrics up to step ${step - 1} in ${dir}; ` +
+      (last ? `the checkpoint ${last.dir} (step ${last.step}); resume from it with: ${resumeCommand(dir)}` : 'no checkpoint yet (none was due)'),
+    { code: 'TRAINING_FAILED', cause: e },
+  );
 }

@@ -1,7 +1,7 @@
 // craftgrad report: the HTML report of one or several run directories (curves overlaid,
 // summary table, conflict heatmaps). The work is in src/report; this file is the command line.
-import { statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { defaultReportPath, writeReport } from '../../report/index.js';
 import { UsageError } from '../usage-error.js';
@@ -26,7 +26,10 @@ export function registerReport(y: Argv): Argv {
       // A directory that does not exist is a mistake on the command line, not a run with
       // missing files: say so instead of writing a report of nothing.
       const missing = runs.filter((r) => !isDirectory(r));
-      if (missing.length > 0) throw new UsageError(`not a run directory: ${missing.join(', ')}`);
+      if (missing.length > 0) throw new UsageError(`not a run directory: ${missing.join(', ')}`, { help: false });
+      // A directory with neither config.json nor metrics.jsonl holds no run: an empty report would hide the mistake.
+      const notRuns = runs.filter((r) => !existsSync(join(r, 'config.json')) && !existsSync(join(r, 'metrics.jsonl')));
+      if (notRuns.length > 0) throw new UsageError(`not a run directory (no config.json or metrics.jsonl): ${notRuns.join(', ')}`, { help: false });
       const out = args.output ?? defaultReportPath(runs);
       if (!isDirectory(dirname(resolve(out)))) throw new UsageError(`--output: the directory of ${out} does not exist`);
       if (isDirectory(out)) throw new UsageError(`--output: ${out} is a directory; name the file, e.g. ${out}/report.html`);

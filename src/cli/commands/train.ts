@@ -1,7 +1,7 @@
 // craftgrad train: a training run of the built-in model (the embedded default with no
 // arguments), with progress, metrics files, TensorBoard logs, checkpoints, exact resume,
 // a graceful stop on SIGINT/SIGTERM, the run's report and a summary at the end.
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { backendInfo, setThreads } from '../../backend.js';
@@ -9,13 +9,14 @@ import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../
 import { TRAIN_DEFAULTS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
 import { installStopHandlers, resumeCommand, shellQuote } from '../../run/signals.js';
-import { readConfigFile } from '../../run/config.js';
+import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig } from '../../run/config.js';
+import { makeDirectory } from '../../run/fsio.js';
 import { RunError } from '../../run/run-error.js';
 import { FormatError } from '../../formats/errors.js';
 import { writeRunReport } from '../../report/report.js';
 import { trainSummary } from '../train-summary.js';
 import { UsageError } from '../usage-error.js';
-import { applyOptions, checkTrainValues, yargsTrainOptions } from '../train-options.js';
+import { applyOptions, checkTrainValues, flag, TRAIN_OPTION_SPECS, yargsTrainOptions } from '../train-options.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -35,6 +36,45 @@ function resolveTrainDevice(spec: string): DeviceName {
   return device.name;
 }
 
+/** Config keys as the user types them: batch_size -> --batch-size. */
+const flagName = (key: string): string => `--${flag(key)}`;
+const CLI_NAMING = {
+  keyName: flagName,
+  changeable: RESUME_MUTABLE_KEYS.filter((k) => TRAIN_OPTION_SPECS.some((s) => s.key === k) && k !== 'out' && k !== 'name'),
+};
+
+/**
+ * Options that follow from others. `--val-fraction 0` holds out no validation split, so
+ * validation is off unless `--val-every` was asked for, which is refused: it cannot work.
+ */
+function impliedOptions(config: TrainRunConfig, argv: Record<string, unknown>): TrainRunConfig {
+  if (config.val_fraction === 0 && config.val_every > 0) {
+    if (argv['val-every'] !== undefined) {
+      throw new UsageError(`--val-every ${config.val_every} needs a validation split, but --val-fraction 0 holds none out: ` +
+        'drop --val-every (with --val-fraction 0 validation is off) or give --val-fraction above 0');
+    }
+    config.val_every = 0;
+  }
+  // Said here in flags; the schedule's own check names its internal options.
+  if (config.schedule === 'cosine' && config.steps <= config.warmup) {
+    throw new UsageError(`--steps ${config.steps} must exceed --warmup ${config.warmup} under --schedule cosine (the decay starts after the warmup)`);
+  }
+  return config;
+}
+
+/**
+ * Creates the directory that holds run directories now, before data and model are built:
+ * one that cannot be created or written is a line and exit code 1 at once.
+ */
+function ensureOutputDirectory(out: string): void {
+  try {
+    makeDirectory(out);
+    accessSync(out, constants.W_OK);
+  } catch (e) {
+    throw RunError.fromFs(e, `--out ${out}`, 'cannot create or write the output directory');
+  }
+}
+
 /** Where the run lives and what it is: a new run, or the saved run with the given options applied. */
 function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: string; resume: boolean } {
   for (const [flagName, path] of [['--data', argv.data], ['--base-weights', argv['base-weights']]] as const) {
@@ -45,12 +85,15 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     const file = join(dir, 'config.json');
     if (!existsSync(file)) throw new UsageError(`--resume ${dir}: not a run directory (no config.json)`);
     const saved = readConfigFile(file).config as unknown as TrainRunConfig;
-    const config = applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv);
+    const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv), argv);
     if (argv.device !== undefined) config.device = resolveTrainDevice(argv.device as string);
+    // Refused here, before the data is loaded, in the flags the user types.
+    checkResumeConfig(saved as unknown as RunConfig, config as unknown as RunConfig, file, RESUME_MUTABLE_KEYS, CLI_NAMING);
     return { config, dir, resume: true };
   }
-  const config = applyOptions({ ...TRAIN_DEFAULTS }, argv);
+  const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
   config.device = resolveTrainDevice((argv.device as string | undefined) ?? 'auto');
+  ensureOutputDirectory(config.out);
   if (!config.name) config.name = `${config.craft ? 'craft' : 'baseline'}-${timestamp()}`;
   if (config.name.includes('/') || config.name === '.' || config.name === '..') {
     throw new UsageError(`--name must be a plain name, not a path, got '${config.name}' (use --out for the parent directory)`);
@@ -58,10 +101,17 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
   return { config, dir: join(config.out, config.name), resume: false };
 }
 
-/** Errors about what the user asked for (exit 2) rather than failures while running (exit 1). */
-function isUsageProblem(e: unknown): boolean {
-  if (e instanceof UsageError || e instanceof TypeError || e instanceof RangeError || e instanceof FormatError) return true;
-  return e instanceof RunError && ['CONFIG_MISMATCH', 'RUN_EXISTS', 'NO_RUN', 'LOCKED'].includes(String(e.code));
+/**
+ * Errors about what the user asked for (exit 2) rather than failures while running
+ * (exit 1): a usage error as such (with the --help line), or a bad input file or a run
+ * that cannot be taken (without it).
+ */
+function asUsageProblem(e: unknown): UsageError | undefined {
+  if (e instanceof UsageError) return e;
+  if (e instanceof TypeError || e instanceof RangeError) return new UsageError(e.message);
+  if (e instanceof FormatError) return new UsageError(e.message, { help: false });
+  if (e instanceof RunError && ['CONFIG_MISMATCH', 'RUN_EXISTS', 'NO_RUN', 'LOCKED'].includes(String(e.code))) return new UsageError(e.message, { help: false });
+  return undefined;
 }
 
 function shown(path: string): string {
@@ -88,7 +138,7 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   let outcome: TrainingOutcome;
   try {
     outcome = await runTrainingSession({
-      config: c, dir: plan.dir, resume: plan.resume, stop,
+      config: c, dir: plan.dir, resume: plan.resume, stop, keyName: flagName,
       ...(argv.quiet ? { progress: false as const } : {}),
     });
   } finally {
@@ -123,7 +173,8 @@ export function registerTrain(y: Argv): Argv {
       try {
         process.exitCode = await train(argv as Record<string, unknown>);
       } catch (e) {
-        if (isUsageProblem(e)) throw new UsageError((e as Error).message);
+        const usage = asUsageProblem(e);
+        if (usage) throw usage;
         process.stderr.write(`craftgrad: ${(e as Error).message}\n`);
         if (process.env.CRAFTGRAD_DEBUG === '1') process.stderr.write(`${(e as Error).stack}\n`);
         process.exitCode = 1;
