@@ -5,3 +5,8 @@ export { syntheticDataset, taskInstruction, OBJECTS, GOALS, type SyntheticOption
 export { loadDatasetFile, saveDatasetFile, datasetFromTensors } from './files.js';
 export { Sampler, type SamplerOptions, type SamplerState } from './sampler.js';
 export { Rng, type RngState } from './rng.js';
+export {
+  type SequenceDataset, type SequenceModelLimits, type SequenceBatch,
+  sequenceDatasetFromTensors, loadSequenceDatasetFile, saveSequenceDatasetFile, checkSequenceDatasetFits,
+  gatherSequenceBatch, subsetSequenceDataset,
+} from './sequence-dataset.js';

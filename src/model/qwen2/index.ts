@@ -10,3 +10,11 @@ export {
   HF_CONFIG_FILE, HF_WEIGHTS_FILE, HF_INDEX_FILE, type HfModel, type HfWeightFile, readHfConfig, loadHfModel,
 } from './hf-directory.js';
 export { type BaseModelRecord, baseModelRecord, baseModelMismatch } from './base-record.js';
+export {
+  PEFT_WEIGHTS_FILE, PEFT_CONFIG_FILE, PEFT_QWEN2_DEFAULT_TARGETS, type LoraPair, type LoraAdapter, type ReadPeftOptions,
+  type PeftAdapterRead, loraTensorName, loraShapes, normalizeLoraTargets, allocateLoraAdapter, peftAdapterConfig,
+  writePeftAdapter, readPeftAdapter,
+} from './peft-adapter.js';
+export {
+  type PolicyShape, type PolicyWeights, policyTensorSpecs, allocatePolicyWeights, writePolicyFile, readPolicyFile,
+} from './policy-file.js';
