@@ -7,3 +7,5 @@ export { trainableLayout, frozenLayout, anchorLayout } from './layout.js';
 export type { TensorSpec } from './layout.js';
 export { AdapterPolicySource } from './source.js';
 export type { AdapterPolicySourceOptions, AdapterPolicySourceState } from './source.js';
+// Pretrained Qwen2 backbones: Hugging Face directories, PEFT adapters, policy files.
+export * from './qwen2/index.js';
