@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   loadSequenceDatasetFile, saveSequenceDatasetFile, checkSequenceDatasetFits, gatherSequenceBatch, subsetSequenceDataset,
+  nShotSequence, splitSequenceByEpisode, nShot, splitByEpisode, syntheticDataset,
 } from '../dist/data/index.js';
 import { FormatError, writeNpzFile, writeSafetensorsFile } from '../dist/formats/index.js';
 import { randn, rng } from './helpers/random.mjs';
@@ -108,3 +109,26 @@ test('sequence dataset: every shape disagreement, bad id and model mismatch name
   checkSequenceDatasetFits(ok, { hiddenSize: 8, vocabSize: 100, chunk: 2, actionDims: 7 });
   await assert.rejects(loadSequenceDatasetFile(join(dir, 'x.csv')), (e) => e instanceof FormatError && /unknown dataset file type/.test(e.message));
 }));
+
+test('sequence dataset: N-shot and the episode split pick the same samples as for the built-in datasets', () => {
+  const syn = syntheticDataset({ tasks: 3, episodesPerTask: 5, stepsPerEpisode: 4, tokens: 2, width: 4, chunk: 2, actionDims: 7, seed: 3 });
+  const N = syn.size;
+  // A sequence dataset whose actions are the sample index, so the chosen samples can be read back.
+  const seq = {
+    size: N, prefixTokens: 0, promptTokens: 1, width: 0, actionSize: 1, prefix: null,
+    inputIds: Int32Array.from({ length: N }, (_, i) => i % 50), actions: Float32Array.from({ length: N }, (_, i) => i),
+    task: syn.task, episode: syn.episode, source: 'seq',
+  };
+  const ids = (ds) => Array.from(ds.actions);
+  const synIds = (ds) => Array.from(ds.episode, (e, i) => [e, ds.task[i]]);
+  const two = nShotSequence(seq, 2);
+  assert.deepEqual(Array.from(two.episode, (e, i) => [e, two.task[i]]), synIds(nShot(syn, 2)));
+  assert.equal(two.source, 'seq [2-shot]');
+  assert.deepEqual(ids(two).map((i) => seq.inputIds[i]), Array.from(two.inputIds));
+  const a = splitSequenceByEpisode(seq, { valFraction: 0.4, seed: 7 }), b = splitByEpisode(syn, { valFraction: 0.4, seed: 7 });
+  assert.deepEqual(Array.from(a.val.episode), Array.from(b.val.episode));
+  assert.deepEqual(Array.from(a.train.episode), Array.from(b.train.episode));
+  assert.ok(a.val.size > 0 && a.train.size > 0);
+  assert.equal(a.val.size + a.train.size, N);
+  for (const e of a.val.episode) assert.ok(!a.train.episode.includes(e), 'no episode on both sides');
+});

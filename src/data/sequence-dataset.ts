@@ -9,6 +9,7 @@ import { FormatError } from '../formats/errors.js';
 import { readNpzFile, writeNpzFile } from '../formats/npz.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../formats/safetensors.js';
 import type { Tensor } from '../formats/tensor.js';
+import { type SplitOptions, nShotIndices, splitIndicesByEpisode } from './dataset.js';
 import { type Fail, failer, needTensor, requireFinite, taskAndEpisode } from './fields.js';
 
 export interface SequenceDataset {
@@ -175,4 +176,15 @@ export function subsetSequenceDataset(ds: SequenceDataset, indices: ArrayLike<nu
     episode[i] = ds.episode[indices[i]!]!;
   }
   return { ...ds, size: b.size, prefix: b.prefix, inputIds: b.inputIds, actions: b.actions, task, episode, source };
+}
+
+/** N-shot, as nShot: the first `n` episodes of each task. */
+export function nShotSequence(ds: SequenceDataset, n: number): SequenceDataset {
+  return subsetSequenceDataset(ds, nShotIndices(ds, n), `${ds.source} [${n}-shot]`);
+}
+
+/** The validation split by episode, as splitByEpisode (the same seeded choice). */
+export function splitSequenceByEpisode(ds: SequenceDataset, options: SplitOptions = {}): { train: SequenceDataset; val: SequenceDataset } {
+  const { train, val } = splitIndicesByEpisode(ds, options);
+  return { train: subsetSequenceDataset(ds, train, `${ds.source} [train]`), val: subsetSequenceDataset(ds, val, `${ds.source} [val]`) };
 }
