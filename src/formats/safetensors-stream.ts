@@ -66,7 +66,8 @@ export async function streamSafetensorsFile(path: string, plan: StreamPlan, opti
     const ordered = [...entries].sort((a, b) => a.begin - b.begin);
     const dest = plan(ordered, metadata);
 
-    const scratch = new Uint8Array(Math.min(pieceBytes, Math.max(8, size)));
+    // A multiple of 8 bytes, so a piece never splits an element.
+    const scratch = new Uint8Array(Math.min(pieceBytes, Math.ceil(Math.max(8, size) / 8) * 8));
     const base = 8 + n;
     for (const e of ordered) {
       const out = dest.get(e.name);
