@@ -49,7 +49,10 @@ export function subsetDataset(ds: Dataset, indices: ArrayLike<number>, source = 
 }
 
 /** Episode ids in order of first appearance, grouped by task (tasks in order of first appearance). */
-function episodesByTask(ds: Dataset): Map<number, number[]> {
+/** What the episode-level views read of a dataset (both dataset kinds have it). */
+export type EpisodeIndex = Pick<Dataset, 'size' | 'task' | 'episode'>;
+
+function episodesByTask(ds: EpisodeIndex): Map<number, number[]> {
   const byTask = new Map<number, number[]>();
   const seen = new Set<number>();
   for (let i = 0; i < ds.size; i++) {
@@ -65,12 +68,17 @@ function episodesByTask(ds: Dataset): Map<number, number[]> {
 
 /** N-shot: keeps the first `n` episodes (in order of appearance) of each task. */
 export function nShot(ds: Dataset, n: number): Dataset {
+  return subsetDataset(ds, nShotIndices(ds, n), `${ds.source} [${n}-shot]`);
+}
+
+/** The sample indices nShot keeps, in order. */
+export function nShotIndices(ds: EpisodeIndex, n: number): number[] {
   if (!Number.isInteger(n) || n < 1) throw argRangeError(`n must be a positive integer, got ${describeValue(n)}`);
   const keep = new Set<number>();
   for (const eps of episodesByTask(ds).values()) eps.slice(0, n).forEach((e) => keep.add(e));
   const idx: number[] = [];
   for (let i = 0; i < ds.size; i++) if (keep.has(ds.episode[i]!)) idx.push(i);
-  return subsetDataset(ds, idx, `${ds.source} [${n}-shot]`);
+  return idx;
 }
 
 export interface SplitOptions {
@@ -86,6 +94,12 @@ export interface SplitOptions {
  * goes to validation.
  */
 export function splitByEpisode(ds: Dataset, options: SplitOptions = {}): { train: Dataset; val: Dataset } {
+  const { train, val } = splitIndicesByEpisode(ds, options);
+  return { train: subsetDataset(ds, train, `${ds.source} [train]`), val: subsetDataset(ds, val, `${ds.source} [val]`) };
+}
+
+/** The sample indices splitByEpisode puts in each part, in order. */
+export function splitIndicesByEpisode(ds: EpisodeIndex, options: SplitOptions = {}): { train: number[]; val: number[] } {
   const frac = options.valFraction ?? 0.1;
   if (typeof frac !== 'number' || !(frac >= 0 && frac < 1)) throw argRangeError(`options.valFraction must be a number in [0, 1), got ${describeValue(frac)}`);
   const seed = options.seed ?? 0;
@@ -100,7 +114,7 @@ export function splitByEpisode(ds: Dataset, options: SplitOptions = {}): { train
   }
   const train: number[] = [], val: number[] = [];
   for (let i = 0; i < ds.size; i++) (valEpisodes.has(ds.episode[i]!) ? val : train).push(i);
-  return { train: subsetDataset(ds, train, `${ds.source} [train]`), val: subsetDataset(ds, val, `${ds.source} [val]`) };
+  return { train, val };
 }
 
 /** Copies the samples at `indices` into a batch (reusing `out` when it is large enough). */

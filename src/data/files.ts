@@ -7,6 +7,7 @@ import { readNpzFile, writeNpzFile } from '../formats/npz.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../formats/safetensors.js';
 import type { Tensor } from '../formats/tensor.js';
 import type { Dataset } from './dataset.js';
+import { failer, needTensor, requireFinite, taskAndEpisode } from './fields.js';
 
 type Kind = 'npz' | 'safetensors';
 
@@ -26,43 +27,16 @@ export async function loadDatasetFile(path: string): Promise<Dataset> {
 
 /** Builds a dataset from named tensors (as read from a file), validating every field. */
 export function datasetFromTensors(tensors: Record<string, Tensor>, file: string, format = 'dataset'): Dataset {
-  const fail = (field: string, detail: string): never => {
-    throw new FormatError(format, detail, { file, field });
-  };
-  const need = (name: string, dtype: string, rank: number): Tensor => {
-    const t = tensors[name];
-    if (t === undefined) return fail(name, `missing field '${name}'`);
-    if (t.dtype !== dtype) fail(name, `must be ${dtype === 'F32' ? 'float32' : 'int32'}, got ${t.dtype}`);
-    if (t.shape.length !== rank) fail(name, `must have ${rank} dimensions, got shape [${t.shape.join(', ')}]`);
-    return t;
-  };
-  const tok = need('tokens', 'F32', 3);
-  const act = need('actions', 'F32', 2);
+  const fail = failer(file, format);
+  const tok = needTensor(tensors, 'tokens', 'F32', 3, fail);
+  const act = needTensor(tensors, 'actions', 'F32', 2, fail);
   const [N, T, D] = tok.shape as [number, number, number];
   if (N < 1 || T < 1 || D < 1) fail('tokens', `shape [${tok.shape.join(', ')}] has an empty dimension`);
   if (act.shape[0] !== N) fail('actions', `has ${act.shape[0]} rows but tokens has ${N} samples`);
   if (act.shape[1]! < 1) fail('actions', 'has zero values per sample');
-  for (const [name, t] of [['tokens', tok], ['actions', act]] as const) {
-    const d = t.data as Float32Array;
-    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i]!)) fail(name, `has a non-finite value (${d[i]}) at flat index ${i}`);
-  }
-  const ids = (name: string): Int32Array | undefined => {
-    if (tensors[name] === undefined) return undefined;
-    const t = need(name, 'I32', 1);
-    if (t.shape[0] !== N) fail(name, `has ${t.shape[0]} entries but tokens has ${N} samples`);
-    const d = t.data as Int32Array;
-    for (let i = 0; i < N; i++) if (d[i]! < 0) fail(name, `has a negative id (${d[i]}) at index ${i}`);
-    return Int32Array.from(d);
-  };
-  const task = ids('task') ?? new Int32Array(N);
-  const episode = ids('episode') ?? Int32Array.from({ length: N }, (_, i) => i);
-  // An episode belongs to one task.
-  const taskOf = new Map<number, number>();
-  for (let i = 0; i < N; i++) {
-    const prev = taskOf.get(episode[i]!);
-    if (prev === undefined) taskOf.set(episode[i]!, task[i]!);
-    else if (prev !== task[i]) fail('episode', `episode ${episode[i]} appears under tasks ${prev} and ${task[i]} (index ${i})`);
-  }
+  requireFinite('tokens', tok.data as Float32Array, fail);
+  requireFinite('actions', act.data as Float32Array, fail);
+  const { task, episode } = taskAndEpisode(tensors, N, 'tokens', fail);
   return {
     size: N, tokensPerSample: T, width: D, actionSize: act.shape[1]!,
     tokens: Float32Array.from(tok.data as Float32Array), actions: Float32Array.from(act.data as Float32Array),

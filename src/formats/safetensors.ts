@@ -114,30 +114,43 @@ export async function writeSafetensorsFile(
   await writeChunksSynced(path, [header, ...chunks]);
 }
 
-interface Entry {
+
+/** One tensor of a parsed header: where its bytes lie in the data buffer. */
+export interface SafetensorsEntry {
   name: string;
   dtype: DType;
   shape: number[];
+  /** Byte offsets relative to the start of the data buffer (after the header). */
   begin: number;
   end: number;
 }
 
-/**
- * Decodes a safetensors buffer. Tensors are views into `bytes` when aligned (copies
- * otherwise), so keep `bytes` unmodified while they are in use. Every structural rule
- * is checked; errors are FormatError naming the file (options.source) and the field.
- */
-export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): SafetensorsContent {
-  const fail: Fail = failer(options.source);
-  if (bytes.length < 8) fail('header length', `file is ${bytes.length} bytes, shorter than the 8-byte header length`);
-  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+/** The 8-byte length prefix: the header's byte length, checked against the cap and the file size. */
+export function readHeaderLength(prefix: Uint8Array, fileLength: number, source?: string): number {
+  const fail: Fail = failer(source);
+  if (fileLength < 8 || prefix.length < 8) fail('header length', `file is ${fileLength} bytes, shorter than the 8-byte header length`);
+  const n64 = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n64 > BigInt(SAFETENSORS_MAX_HEADER)) fail('header length', `${n64} exceeds the ${SAFETENSORS_MAX_HEADER}-byte cap`);
   const n = Number(n64);
-  if (8 + n > bytes.length) fail('header length', `${n} runs past the end of the file (${bytes.length} bytes)`);
+  if (8 + n > fileLength) fail('header length', `${n} runs past the end of the file (${fileLength} bytes)`);
+  return n;
+}
 
+/**
+ * Parses and checks a header (the N bytes after the length prefix) for a data buffer of
+ * `dataLength` bytes: every structural rule, including that the tensors tile the buffer
+ * exactly. Entries come back in header order. Shared by the whole-file decoder and the
+ * streaming reader (src/formats/safetensors-stream.ts).
+ */
+export function parseSafetensorsHeader(
+  headerBytes: Uint8Array,
+  dataLength: number,
+  source?: string,
+): { entries: SafetensorsEntry[]; metadata: Record<string, string> | undefined } {
+  const fail: Fail = failer(source);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch (e) {
     return fail('header', 'is not valid UTF-8');
   }
@@ -158,8 +171,7 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
   }
 
   let metadata: Record<string, string> | undefined;
-  const dataLength = bytes.length - 8 - n;
-  const entries: Entry[] = [];
+  const entries: SafetensorsEntry[] = [];
   for (const [name, info] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       if (info === null || typeof info !== 'object' || Array.isArray(info)) fail(METADATA_KEY, 'must be an object of string -> string');
@@ -191,7 +203,7 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
   // The tensors must tile the data buffer exactly: no overlap, no gap, nothing after.
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
-  let prev: Entry | undefined;
+  let prev: SafetensorsEntry | undefined;
   for (const e of sorted) {
     if (e.begin < cursor) fail(`tensors["${e.name}"].data_offsets`, `[${e.begin}, ${e.end}] overlaps tensor "${prev!.name}" [${prev!.begin}, ${prev!.end}]`);
     if (e.begin > cursor) fail(`tensors["${e.name}"].data_offsets`, `leaves a gap: bytes [${cursor}, ${e.begin}) of the data buffer belong to no tensor`);
@@ -199,7 +211,17 @@ export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}
     prev = e;
   }
   if (cursor !== dataLength) fail('data_offsets', `tensors cover ${cursor} bytes but the data buffer has ${dataLength} (trailing bytes)`);
+  return { entries, metadata };
+}
 
+/**
+ * Decodes a safetensors buffer. Tensors are views into `bytes` when aligned (copies
+ * otherwise), so keep `bytes` unmodified while they are in use. Every structural rule
+ * is checked; errors are FormatError naming the file (options.source) and the field.
+ */
+export function decodeSafetensors(bytes: Uint8Array, options: DecodeOptions = {}): SafetensorsContent {
+  const n = readHeaderLength(bytes, bytes.length, options.source);
+  const { entries, metadata } = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, options.source);
   const data = bytes.subarray(8 + n);
   const tensors: Record<string, Tensor> = {};
   for (const e of entries) {

@@ -9,3 +9,5 @@ export { AdapterPolicySource } from './source.js';
 export type { AdapterPolicySourceOptions, AdapterPolicySourceState } from './source.js';
 export { modelConfigFromRunConfig } from './checkpoint.js';
 export type { BaseWeightsOrigin, ModelDescription, RunModelKeys } from './checkpoint.js';
+// Pretrained Qwen2 backbones: Hugging Face directories, PEFT adapters, policy files.
+export * from './qwen2/index.js';
