@@ -5,6 +5,10 @@
 // dataset): a budget ε of 2e-4 with a dual step of 100 makes λ rise and relax as the
 // retention loss meets its budget within the run; warmup 50 and lr 1e-3 learn visibly in
 // 1,500 steps. Optimizer constants follow PyTorch's AdamW.
+// One option differs on purpose: the Trainer validates only when asked (valEvery 0), since
+// a GradientSource need not have a validation split (AdapterPolicySource's validate()
+// fails without one); the CLI always splits off validation data and validates every 100
+// steps (run-config.ts).
 
 /** Every default of the Trainer's options (see TrainerOptions for what each one means). */
 export interface TrainerDefaults {
@@ -26,8 +30,6 @@ export interface TrainerDefaults {
   readonly minLr: number;
   readonly clipNorm: number;
   readonly fused: boolean;
-  /** Used only when the source has validate(); a source without one is never validated by default. */
-  readonly valEvery: number;
   readonly valTimeLimitMs: number;
 }
 
@@ -51,6 +53,5 @@ export const TRAINER_DEFAULTS: TrainerDefaults = Object.freeze({
   minLr: 0,
   clipNorm: 0,
   fused: true,
-  valEvery: 100,
   valTimeLimitMs: 10_000,
 });

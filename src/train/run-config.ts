@@ -68,7 +68,9 @@ export interface TrainRunConfig {
  * The embedded default: the built-in model on the synthetic dataset with CRaFT, sized to
  * learn visibly in a couple of minutes on two CPU cores (bench/default-run.js measures
  * it). Every option the Trainer also has takes the Trainer's default (defaults.ts);
- * only the run's size, data, model and files are stated here.
+ * only the run's size, data, model and files are stated here, and val_every: the CLI
+ * always holds out a validation split, so it validates every 100 steps where the Trainer,
+ * whose source may have none, validates only when asked.
  */
 export const TRAIN_DEFAULTS: Readonly<TrainRunConfig> = Object.freeze({
   name: '', out: 'runs', device: 'cpu', seed: 0,
@@ -79,5 +81,5 @@ export const TRAIN_DEFAULTS: Readonly<TrainRunConfig> = Object.freeze({
   dual_lr: D.lambdaLr, eps: D.surgeryEps,
   anchor_type: 'concat', pooling: 'mean', tokens: 16, width: 256, blocks: 4, rank: 16, alpha: 32, bridge_block: null,
   head_width: 256, chunk: 8, action_dims: 7, base_weights: null,
-  save_every: 500, keep_last: 3, log_every: 1, val_every: D.valEvery, val_time_limit: D.valTimeLimitMs / 1000,
+  save_every: 500, keep_last: 3, log_every: 1, val_every: 100, val_time_limit: D.valTimeLimitMs / 1000,
 } as TrainRunConfig);

@@ -58,7 +58,7 @@ export interface TrainerOptions {
   clipNorm?: number | undefined;
   /** Fused surgery + AdamW (default true); false runs surgery then AdamW (for comparison). */
   fused?: boolean | undefined;
-  /** Validate every this many steps (0: never; default 100 when the source has validate(), else 0). Needs source.validate. */
+  /** Validate every this many steps (default 0: never; the CLI's 100 needs the validation split it always makes). Needs source.validate. */
   valEvery?: number | undefined;
   /** Time limit of one validation pass in ms (default 10000). */
   valTimeLimitMs?: number | undefined;
@@ -188,7 +188,7 @@ export class Trainer {
       schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
       clipNorm: num(options.clipNorm, 'clipNorm', D.clipNorm),
       fused: bool(options.fused, 'fused', D.fused),
-      valEvery: posInt(options.valEvery ?? (typeof source.validate === 'function' ? D.valEvery : 0), 'options.valEvery', 0),
+      valEvery: posInt(options.valEvery ?? 0, 'options.valEvery', 0),
       valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', D.valTimeLimitMs),
     };
     const sinks = options.sinks ?? [];
