@@ -128,9 +128,12 @@ if (torch) lines.push(`\nPyTorch ${torch.version}, ${torch.threads} threads (tor
 const big = gemmRows.slice(0, 2), lora = gemmRows.slice(2);
 const range = (rows, key, ref) => rows.map((g) => ofPeak(g[key], ref)).join(', ');
 lines.push('');
-lines.push(`Targets: ${peakTargetVerdict(gemmRows, peak)} ` +
-  `The D×D products that carry most of the flops reach ${range(big, 'gflops', peak)} on ${threads} threads; the rank-${r} LoRA products ${range(lora, 'gflops', peak)} ` +
-  `(${range(lora, 'gflops1', peak1)} of the one-thread peak). A LoRA tile is one vector wide, so every FMA needs its own broadcast load; the weight gradients ` +
+const shares = peakMeasured(peak)
+  ? `The D×D products that carry most of the flops reach ${range(big, 'gflops', peak)} on ${threads} threads; the rank-${r} LoRA products ${range(lora, 'gflops', peak)} ` +
+    `(${range(lora, 'gflops1', peak1)} of the one-thread peak). `
+  : '';
+lines.push(`Targets: ${peakTargetVerdict(gemmRows, peak)} ${shares}` +
+  `A LoRA tile is one vector wide, so every FMA needs its own broadcast load; the weight gradients ` +
   `use a column tile (the rows as vector lanes, one cache line of A per step), and each thread packs its own copy of the B panel. ` +
   `The whole call's rate also counts GELU, pooling, copies and the losses. Step throughput >= PyTorch's: ` +
   (torch ? `${(torch.craft_s / craftS).toFixed(2)}x (CRaFT) and ${(torch.baseline_s / baseS).toFixed(2)}x (baseline).` : 'not measured (no PyTorch).'));
