@@ -7,7 +7,7 @@ import { CPU, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type R
 
 export interface GradSetOptions {
   /** 'cpu' (default), 'cuda', 'cuda:N', or 'auto' (the first GPU when there is one). */
-  device?: DeviceSpec;
+  device?: DeviceSpec | undefined;
 }
 
 type Storage =

@@ -14,7 +14,8 @@ export * from './report/index.js';
 // Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
 export * from './run/index.js';
 // Training: the CRaFT Trainer over any GradientSource, AdamW (fused with the surgery), schedules.
-export { Trainer, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
+export { Trainer, TRAINER_DEFAULTS, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
+export type { TrainerDefaults } from './train/index.js';
 export { trainerTensorGroups, trainerStateFromGroups } from './train/index.js';
 export type { TrainerOptions, ResolvedTrainerOptions, TrainerState, TrainerStateJson, TrainerMeters, StepResult } from './train/index.js';
 export type { AdamWOptions, AdamWStepOptions, AdamWState, CraftReduceResult, HostBatch, HostGradientSourceOptions } from './train/index.js';

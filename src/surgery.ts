@@ -11,19 +11,19 @@ export interface SurgeryOptions<Out> {
   /** Weight of the retention gradient added to every tensor (finite, >= 0). Required. */
   lambda: number;
   /** Added to <r,r> in the projection's denominator (finite, > 0). Default 1e-8. */
-  eps?: number;
+  eps?: number | undefined;
   /** Project conflicting action gradients off the retention gradient. Default true. */
-  projection?: boolean;
+  projection?: boolean | undefined;
   /** Preallocated outputs; may be `act` itself (in place) or `ret`. */
-  out?: Out;
+  out?: Out | undefined;
   /**
    * Where to compute. 'auto' (default) computes where the data lives: on the CPU for
    * Float32Arrays, on the set's device for GradSets. 'cuda' with Float32Arrays stages
    * them through the GPU.
    */
-  device?: DeviceSpec;
+  device?: DeviceSpec | undefined;
   /** Also return cos(a_i, r_i) per tensor. Default false. */
-  cosines?: boolean;
+  cosines?: boolean | undefined;
 }
 
 export interface SurgeryResult<Out> {

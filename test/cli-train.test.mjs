@@ -25,11 +25,9 @@ const shortWith = (steps) => [...SHORT.slice(0, -1), String(steps)];
 
 test('the embedded default: no arguments trains CRaFT, learns, and says where everything is', () => {
   const cwd = mkdtempSync(join(root, 'default-'));
-  const started = Date.now();
+  // How long it takes is measured by bench/default-run.js, not here (no test depends on speed).
   const r = cli([], { cwd });
-  const seconds = (Date.now() - started) / 1000;
   assert.equal(r.code, 0, r.stderr);
-  console.log(`# default run: ${seconds.toFixed(1)} s`);
   const [name] = readdirSync(join(cwd, 'runs'));
   const dir = join(cwd, 'runs', name);
   assert.match(name, /^craft-\d{8}-\d{6}$/);
@@ -58,7 +56,6 @@ test('the embedded default: no arguments trains CRaFT, learns, and says where ev
   assert.equal(scalars.length, 1500);
   assert.ok('conflict_ratio' in scalars[0].scalars && 'lambda_after' in scalars[0].scalars);
   assert.doesNotMatch(readFileSync(join(dir, 'train_progress.log'), 'utf8'), /\r/);
-  assert.ok(seconds < 120, `under two minutes (${seconds} s)`);
 });
 
 test('precedence: command line over CRAFTGRAD_* over --config over defaults', () => {

@@ -33,9 +33,9 @@ test('AdamW matches torch.optim.AdamW math (float64 reference) over several step
   void act;
 });
 
-test('defaults are PyTorch AdamW with lr 5e-4', () => {
+test("defaults are PyTorch AdamW with craftgrad's lr 1e-3", () => {
   const opt = new AdamW(GradSet.zeros([3]));
-  assert.deepEqual([opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weightDecay], [5e-4, 0.9, 0.999, 1e-8, 0.01]);
+  assert.deepEqual([opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weightDecay], [1e-3, 0.9, 0.999, 1e-8, 0.01]);
 });
 
 test('fused surgery+AdamW is bit-identical to surgery then AdamW', () => {

@@ -17,7 +17,7 @@ function rowsWithoutClock(rows) {
 test('CRaFT steps match a float64 re-implementation of the update rule, step by step', async () => {
   for (const clipNorm of [0, 0.5]) {
     const task = makeTask({ sizes: SIZES, seed: 3, batch: 2, targetScale: 0.5 });
-    const o = { lr: 2e-2, lambda: 0.3, lambdaLr: 0.5, retentionBudget: 0.05, clipNorm, projection: true };
+    const o = { lr: 2e-2, warmup: 0, lambda: 0.3, lambdaLr: 0.5, retentionBudget: 0.05, clipNorm, projection: true };
     const trainer = new Trainer(task.source, { steps: 12, microBatches: 3, ...o, log: quiet });
     let sawConflict = false, sawNoConflict = false, lambdaMoved = false;
     for (let s = 0; s < 12; s++) {
@@ -290,10 +290,13 @@ test('HostGradientSource: flat gradients, names, and clear errors for missing CR
   assert.throws(() => new HostGradientSource({ params: [new Float32Array(2)], names: ['a', 'b'], compute() {} }), /names/);
 });
 
-test('options: defaults resolved (DESIGN.md §5, PyTorch AdamW) and JSON-serializable', () => {
+test('options: defaults resolved (TRAINER_DEFAULTS, PyTorch AdamW) and JSON-serializable', () => {
   const t = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 10 });
   const o = JSON.parse(JSON.stringify(t.options));
-  assert.equal(o.lr, 5e-4);
+  assert.equal(o.lr, 1e-3);
+  assert.equal(o.warmup, 50);
+  assert.equal(o.retentionBudget, 2e-4);
+  assert.equal(o.lambdaLr, 100);
   assert.deepEqual(o.betas, [0.9, 0.999]);
   assert.equal(o.adamEps, 1e-8);
   assert.equal(o.weightDecay, 0.01);

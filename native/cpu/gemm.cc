@@ -13,6 +13,9 @@ namespace craftgrad {
 #if defined(CRAFTGRAD_HAVE_AVX512)
 double avx512FmaLoop(int64_t iters);
 #endif
+#if defined(CRAFTGRAD_HAVE_AVX2)
+double avx2FmaLoop(int64_t iters);
+#endif
 
 namespace {
 
@@ -208,28 +211,35 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
 }
 
 double measureFmaPeakGflops(double seconds) {
+  // The probe of the instruction set the kernels use (CRAFTGRAD_CPU_ISA included): its
+  // loop and the flops of one iteration (chains × lanes × 2). The generic variant has no
+  // probe: 0 means "not measured".
+  double (*loop)(int64_t) = nullptr;
+  double flopsPerIter = 0;
+  const std::string isa = gemmKernel().name;
 #if defined(CRAFTGRAD_HAVE_AVX512)
-  if (std::string(gemmKernel().name) == "avx512") {
-    const int64_t iters = 2000000;  // 20 FMAs × 16 lanes × 2 flops each per iteration
-    const int workers = ThreadPool::instance().size();
-    std::vector<double> sink(workers);
-    const auto t0 = std::chrono::steady_clock::now();
-    int64_t rounds = 0;
-    double elapsed = 0;
-    do {
-      const std::function<void(int)> job = [&](int w) { sink[w] += avx512FmaLoop(iters); };
-      if (!ThreadPool::instance().tryRun(job)) job(0);
-      ++rounds;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    } while (elapsed < seconds);
-    double s = 0;
-    for (double v : sink) s += v;
-    const double flops = static_cast<double>(rounds) * iters * 20 * 16 * 2 * workers;
-    return flops / elapsed / 1e9 + s * 0.0;
-  }
+  if (isa == "avx512") loop = avx512FmaLoop, flopsPerIter = 20.0 * 16 * 2;
 #endif
-  (void)seconds;
-  return 0.0;
+#if defined(CRAFTGRAD_HAVE_AVX2)
+  if (isa == "avx2") loop = avx2FmaLoop, flopsPerIter = 12.0 * 8 * 2;
+#endif
+  if (loop == nullptr) return 0.0;
+  const int64_t iters = 2000000;
+  const int workers = ThreadPool::instance().size();
+  std::vector<double> sink(workers);
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t rounds = 0;
+  double elapsed = 0;
+  do {
+    const std::function<void(int)> job = [&](int w) { sink[w] += loop(iters); };
+    if (!ThreadPool::instance().tryRun(job)) job(0);
+    ++rounds;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  } while (elapsed < seconds);
+  double s = 0;
+  for (double v : sink) s += v;
+  const double flops = static_cast<double>(rounds) * iters * flopsPerIter * workers;
+  return flops / elapsed / 1e9 + s * 0.0;
 }
 
 }  // namespace craftgrad

@@ -63,7 +63,9 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
           int64_t ldc);
 
 // The machine's measured fp32 FMA throughput (GFLOP/s) on every pool participant: a
-// tight loop of independent AVX-512 FMAs (AVX2 when that is the best), for the benchmark.
+// tight loop of independent FMAs of the instruction set in use (AVX-512 or AVX2, as
+// gemmKernel() chose, CRAFTGRAD_CPU_ISA included), for the benchmark; 0 for the generic
+// variant (not measured).
 double measureFmaPeakGflops(double seconds);
 
 }  // namespace craftgrad

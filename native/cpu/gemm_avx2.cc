@@ -52,11 +52,38 @@ void micro(int64_t K, const float* ap, int64_t astride, int64_t arow, const floa
   storeTile(acc, NR, C, ldc, rows, cols, alpha, beta);
 }
 
+// Peak probe: 12 independent FMA chains in named registers (an array could be spilled to
+// memory), enough to cover FMA latency (4-5 cycles) x 2 ports on current AVX2 cores, and
+// within the 16 ymm registers with the two operands.
+double fmaLoop(int64_t iters) {
+#define CRAFTGRAD_CHAINS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define CRAFTGRAD_INIT(i) __m256 c##i = _mm256_set1_ps(0.001f * i);
+#define CRAFTGRAD_FMA(i) c##i = _mm256_fmadd_ps(c##i, m, a);
+#define CRAFTGRAD_SUM(i) s = _mm256_add_ps(s, c##i);
+  CRAFTGRAD_CHAINS(CRAFTGRAD_INIT)
+  const __m256 m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+  for (int64_t it = 0; it < iters; ++it) {
+    CRAFTGRAD_CHAINS(CRAFTGRAD_FMA)
+  }
+  __m256 s = _mm256_setzero_ps();
+  CRAFTGRAD_CHAINS(CRAFTGRAD_SUM)
+#undef CRAFTGRAD_SUM
+#undef CRAFTGRAD_FMA
+#undef CRAFTGRAD_INIT
+#undef CRAFTGRAD_CHAINS
+  alignas(32) float out[8];
+  _mm256_store_ps(out, s);
+  return out[0];
+}
+
 }  // namespace gemm_avx2_isa
 
 const GemmKernel& gemmAvx2Kernel() {
   static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, 0, 0, nullptr, 0, 0, nullptr, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows};
   return k;
 }
+
+// Declared in gemm.cc's peak probe; exists only in AVX2 builds.
+double avx2FmaLoop(int64_t iters) { return gemm_avx2_isa::fmaLoop(iters); }
 
 }  // namespace craftgrad

@@ -65,6 +65,7 @@ export function binConflicts(log: ConflictLog, options: HeatmapOptions = {}): Bi
   return { cells, rows, stepBins: sb.length - 1, stepsPerBin: n / Math.max(1, sb.length - 1), tensorsPerBin: k / Math.max(1, tb.length - 1) };
 }
 
+/** @internal The chart of one run (report.ts); its spec is vega-lite's type, kept off the public .d.ts. */
 export function planHeatmap(label: string, log: ConflictLog | null, options: HeatmapOptions = {}): ChartPlan {
   const id = 'conflicts';
   const title = `Conflicting tensors by step — ${label}`;

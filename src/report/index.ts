@@ -11,6 +11,7 @@ export { summarize, totalStepMs } from './summary.js';
 export type { RunSummary, AtStep } from './summary.js';
 export { binConflicts } from './heatmap.js';
 export type { HeatmapOptions, BinnedConflicts, HeatmapCell } from './heatmap.js';
-export { renderVegaLiteSvg } from './render-svg.js';
 export { compareRuns } from './comparison.js';
 export type { Comparison, ComparisonRow, Difference } from './comparison.js';
+// renderVegaLiteSvg (render-svg.ts) stays internal: its spec type is vega-lite's, whose
+// declarations do not compile under skipLibCheck false, so it is not on the public surface.

@@ -10,15 +10,15 @@ export interface HostBatch {
   /** Mean action loss over the micro-batch. */
   actionLoss: number;
   /** Mean retention loss (required when `wantRetention`). */
-  retentionLoss?: number;
+  retentionLoss?: number | undefined;
   /** ∂L_act/∂θ, one array per parameter tensor (or one flat array in the parameters' layout). */
   gAct: readonly Float32Array[] | Float32Array;
   /** ∂L_ret/∂θ (required when `wantRetention`). */
-  gRet?: readonly Float32Array[] | Float32Array;
+  gRet?: readonly Float32Array[] | Float32Array | undefined;
   /** Samples in the micro-batch (default 1). */
-  samples?: number;
+  samples?: number | undefined;
   /** The epoch the samples came from. */
-  epoch?: number;
+  epoch?: number | undefined;
 }
 
 /** Options of HostGradientSource. */
@@ -26,18 +26,18 @@ export interface HostGradientSourceOptions {
   /** The trainable parameters: a CPU GradSet (used as is) or arrays (copied into one). */
   params: GradSet | readonly Float32Array[];
   /** One name per tensor (default 'param.0', 'param.1', ...). */
-  names?: readonly string[];
+  names?: readonly string[] | undefined;
   /**
    * Computes one micro-batch: `params` are live views of the current parameters (do not
    * modify them); `wantRetention` is false in baseline mode (skip the anchor forward).
    */
   compute(params: readonly Float32Array[], wantRetention: boolean): HostBatch | Promise<HostBatch>;
   /** Optional validation (action loss on held-out data, and optionally its retention loss, within `timeLimitMs`). */
-  validate?(params: readonly Float32Array[], options: { timeLimitMs: number }): ValidationResult | Promise<ValidationResult>;
+  validate?: ((params: readonly Float32Array[], options: { timeLimitMs: number }) => ValidationResult | Promise<ValidationResult>) | undefined;
   /** The host's own resumable state (sampler position, RNG). Default: null. */
-  saveState?(): JsonValue;
+  saveState?: (() => JsonValue) | undefined;
   /** Restores what saveState returned. */
-  restoreState?(state: JsonValue): void;
+  restoreState?: ((state: JsonValue) => void) | undefined;
 }
 
 /** Trains host-computed gradients with CRaFT: see HostGradientSourceOptions. */

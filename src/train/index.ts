@@ -8,6 +8,8 @@ export type { HostBatch, HostGradientSourceOptions } from './host-source.js';
 export { learningRate, resolveSchedule } from './schedule.js';
 export type { LrSchedule, LrScheduleKind } from './schedule.js';
 export { dualUpdate } from './dual.js';
+export { TRAINER_DEFAULTS } from './defaults.js';
+export type { TrainerDefaults } from './defaults.js';
 // METRIC_KEYS etc. stay inside src/train (src/run exports the file-side list at the root).
 export { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS, metricKeys } from './metrics.js';
 export type { StepMetricKey, StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';

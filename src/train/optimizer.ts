@@ -13,25 +13,26 @@ import { binding } from '../native.js';
 import { GradSet } from '../gradset.js';
 import type { DeviceBuffer, DeviceLayout, NativeBinding } from '../../binding.js';
 import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { TRAINER_DEFAULTS as D } from './defaults.js';
 
-/** AdamW hyper-parameters (PyTorch's defaults except lr, which is craftgrad's 5e-4). */
+/** AdamW hyper-parameters (defaults: TRAINER_DEFAULTS, PyTorch's except lr, which is craftgrad's 1e-3). */
 export interface AdamWOptions {
-  /** Default 5e-4 (the schedule's peak; the trainer passes the step's rate to each step). */
-  lr?: number;
+  /** Default 1e-3 (the schedule's peak; the trainer passes the step's rate to each step). */
+  lr?: number | undefined;
   /** Default [0.9, 0.999]. */
-  betas?: readonly [number, number];
+  betas?: readonly [number, number] | undefined;
   /** Default 1e-8. */
-  eps?: number;
+  eps?: number | undefined;
   /** Decoupled weight decay (p ← p·(1 − lr·wd) before the Adam update). Default 0.01. */
-  weightDecay?: number;
+  weightDecay?: number | undefined;
 }
 
 /** Per-step arguments of an AdamW step. */
 export interface AdamWStepOptions {
   /** This step's learning rate (default: the optimizer's lr). */
-  lr?: number;
+  lr?: number | undefined;
   /** Multiplies the gradient (the clipping factor). Default 1. */
-  gradScale?: number;
+  gradScale?: number | undefined;
 }
 
 /** The result of the surgery's pass 1 over two GradSets on one device (nothing is written). */
@@ -139,16 +140,16 @@ export class AdamW {
     storageOf(params, 'params');
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, OPTION_KEYS, 'options');
-    this.lr = checkFiniteNumber(options.lr ?? 5e-4, 'options.lr', 0, true);
-    const betas = options.betas ?? [0.9, 0.999];
+    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', 0, true);
+    const betas = options.betas ?? D.betas;
     if (!Array.isArray(betas) || betas.length !== 2) throw argTypeError(`options.betas must be [beta1, beta2], got ${describeValue(betas)}`);
     betas.forEach((b, i) => {
       checkFiniteNumber(b, `options.betas[${i}]`, 0, true);
       if (b >= 1) throw argRangeError(`options.betas[${i}] must be < 1, got ${b}`);
     });
     [this.beta1, this.beta2] = betas;
-    this.eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
-    this.weightDecay = checkFiniteNumber(options.weightDecay ?? 0.01, 'options.weightDecay', 0, true);
+    this.eps = checkFiniteNumber(options.eps ?? D.adamEps, 'options.eps', 0, false);
+    this.weightDecay = checkFiniteNumber(options.weightDecay ?? D.weightDecay, 'options.weightDecay', 0, true);
     this.#params = params;
     this.m = params.zerosLike();
     this.v = params.zerosLike();

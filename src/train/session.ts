@@ -55,7 +55,8 @@ async function loadData(c: TrainRunConfig): Promise<Dataset> {
   return loadDatasetFile(c.data);
 }
 
-function trainerOptions(c: TrainRunConfig, sinks: StepMetricsSink[], log: (line: string) => void): TrainerOptions {
+/** The Trainer options of a run configuration (exported for the test that the defaults agree). */
+export function trainerOptions(c: TrainRunConfig, sinks: StepMetricsSink[], log: (line: string) => void): TrainerOptions {
   return {
     steps: c.steps, microBatches: c.grad_accum, mode: c.craft ? 'craft' : 'baseline', projection: c.projection, dual: c.dual,
     lambda: c.lambda, lambdaLr: c.dual_lr, retentionBudget: c.budget, surgeryEps: c.eps, lr: c.lr, weightDecay: c.weight_decay,

@@ -14,11 +14,11 @@ export interface MicroBatchResult {
    * Mean retention loss over the micro-batch's samples. Required when the trainer asked
    * for a retention gradient (`gRet` given); ignored in baseline mode.
    */
-  retentionLoss?: number;
+  retentionLoss?: number | undefined;
   /** Number of samples in the micro-batch (for samples/s and the meters). */
   samples: number;
   /** The epoch the micro-batch's samples were drawn in (0-based), when the source tracks one. */
-  epoch?: number;
+  epoch?: number | undefined;
 }
 
 /** What a validation pass reports. */
@@ -33,7 +33,7 @@ export interface ValidationResult {
   /** Samples evaluated (fewer than the split when the time limit cut the pass short). */
   samples: number;
   /** True when the time limit stopped the pass before the end of the split. */
-  truncated?: boolean;
+  truncated?: boolean | undefined;
 }
 
 /**
@@ -68,12 +68,12 @@ export interface GradientSource {
    * Optional: true when `accumulate` honours `overwrite` (write `scale · g` instead of
    * adding it). The trainer then skips zeroing the accumulators.
    */
-  readonly supportsOverwrite?: boolean;
+  readonly supportsOverwrite?: boolean | undefined;
   /**
    * Optional: the action loss (and, optionally, the retention loss) on the validation split. Should stop drawing batches once
    * `timeLimitMs` have passed and report what it evaluated (`truncated: true`).
    */
-  validate?(options: { timeLimitMs: number }): ValidationResult | Promise<ValidationResult>;
+  validate?: ((options: { timeLimitMs: number }) => ValidationResult | Promise<ValidationResult>) | undefined;
   /** The source's state beyond `params` (sampler position, RNG, ...), for exact resume. */
   saveState(): JsonValue;
   /** Restores what `saveState` returned. */

@@ -11,57 +11,61 @@ import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnow
 import { AdamW, craftReduce } from './optimizer.js';
 import { dualUpdate } from './dual.js';
 import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
+import { TRAINER_DEFAULTS as D } from './defaults.js';
 import type { StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 import type { GradientSource, JsonValue } from './source.js';
 
-/** Trainer options. Defaults follow DESIGN.md §5 and PyTorch's AdamW. */
+/**
+ * Trainer options. Absent ones take TRAINER_DEFAULTS (src/train/defaults.ts), the table
+ * `craftgrad train` uses too; the defaults named below are that table's values.
+ */
 export interface TrainerOptions {
   /** Optimizer steps in the run (run() stops there; the cosine schedule ends there). Required. */
   steps: number;
   /** Micro-batches accumulated per optimizer step (default 1). */
-  microBatches?: number;
+  microBatches?: number | undefined;
   /** 'craft' (default) or 'baseline' (action loss only: no retention gradient, no surgery). */
-  mode?: 'craft' | 'baseline';
+  mode?: 'craft' | 'baseline' | undefined;
   /** Project conflicting action gradients off the retention gradient (default true). */
-  projection?: boolean;
+  projection?: boolean | undefined;
   /** Update λ by the dual step (default true); false keeps λ fixed at `lambda`. */
-  dual?: boolean;
+  dual?: boolean | undefined;
   /** Initial λ (default 0). */
-  lambda?: number;
-  /** Dual step size η_λ (default 0.01). */
-  lambdaLr?: number;
-  /** Retention budget ε (default 0.1). */
-  retentionBudget?: number;
+  lambda?: number | undefined;
+  /** Dual step size η_λ (default 100). */
+  lambdaLr?: number | undefined;
+  /** Retention budget ε (default 2e-4). */
+  retentionBudget?: number | undefined;
   /** eps in the projection's denominator (default 1e-8). */
-  surgeryEps?: number;
-  /** Peak learning rate (default 5e-4). */
-  lr?: number;
+  surgeryEps?: number | undefined;
+  /** Peak learning rate (default 1e-3). */
+  lr?: number | undefined;
   /** AdamW betas (default [0.9, 0.999]). */
-  betas?: readonly [number, number];
+  betas?: readonly [number, number] | undefined;
   /** AdamW eps (default 1e-8). */
-  adamEps?: number;
+  adamEps?: number | undefined;
   /** AdamW decoupled weight decay (default 0.01). */
-  weightDecay?: number;
+  weightDecay?: number | undefined;
   /** Schedule after the warmup (default 'constant'). */
-  schedule?: LrScheduleKind;
-  /** Linear warmup from 0.1·lr over this many steps (default 0). */
-  warmup?: number;
+  schedule?: LrScheduleKind | undefined;
+  /** Linear warmup from 0.1·lr over this many steps (default 50). */
+  warmup?: number | undefined;
   /** multistep: ×0.1 from each of these steps on. */
-  decayAfter?: readonly number[];
+  decayAfter?: readonly number[] | undefined;
   /** cosine: final learning rate (default 0). */
-  minLr?: number;
+  minLr?: number | undefined;
   /** Clip the global gradient norm to this value (PyTorch's clip_grad_norm_); 0 or absent: off. */
-  clipNorm?: number;
+  clipNorm?: number | undefined;
   /** Fused surgery + AdamW (default true); false runs surgery then AdamW (for comparison). */
-  fused?: boolean;
-  /** Validate every this many steps (default 0: never). Needs source.validate. */
-  valEvery?: number;
-  /** Time limit of one validation pass in ms (default 60000). */
-  valTimeLimitMs?: number;
+  fused?: boolean | undefined;
+  /** Validate every this many steps (default 0: never; the CLI's 100 needs the validation split it always makes). Needs source.validate. */
+  valEvery?: number | undefined;
+  /** Time limit of one validation pass in ms (default 10000). */
+  valTimeLimitMs?: number | undefined;
   /** Where rows go (default none). */
-  sinks?: readonly StepMetricsSink[];
+  sinks?: readonly StepMetricsSink[] | undefined;
   /** Where the trainer reports skipped steps (default console.warn). */
-  log?: (line: string) => void;
+  log?: ((line: string) => void) | undefined;
 }
 
 const OPTION_KEYS = [
@@ -70,8 +74,11 @@ const OPTION_KEYS = [
   'valTimeLimitMs', 'sinks', 'log',
 ] as const;
 
+/** Every option present and defined (an option may be given as undefined: the default). */
+type Resolved<T> = { [K in keyof T]-?: Exclude<T[K], undefined> };
+
 /** Every option with its default filled in (what config.json should record). */
-export type ResolvedTrainerOptions = Required<Omit<TrainerOptions, 'sinks' | 'log' | 'decayAfter' | 'betas'>> & {
+export type ResolvedTrainerOptions = Resolved<Omit<TrainerOptions, 'sinks' | 'log' | 'decayAfter' | 'betas'>> & {
   decayAfter: number[];
   betas: [number, number];
 };
@@ -139,7 +146,7 @@ export class Trainer {
   /** Counters carried across steps and checkpoints. */
   readonly meters: TrainerMeters = { nonfiniteSkipped: 0, samples: 0 };
 
-  readonly #o: Required<Omit<TrainerOptions, 'betas' | 'log' | 'sinks' | 'decayAfter'>> & { decayAfter: number[] };
+  readonly #o: Resolved<Omit<TrainerOptions, 'betas' | 'log' | 'sinks' | 'decayAfter'>> & { decayAfter: number[] };
   readonly #sinks: readonly StepMetricsSink[];
   readonly #log: (line: string) => void;
   readonly #gAct: GradSet;
@@ -157,32 +164,32 @@ export class Trainer {
     }
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, OPTION_KEYS, 'options');
-    const mode = options.mode ?? 'craft';
+    const mode = options.mode ?? D.mode;
     if (mode !== 'craft' && mode !== 'baseline') throw argRangeError(`options.mode must be 'craft' or 'baseline', got ${describeValue(mode)}`);
     const bool = (v: boolean | undefined, name: string, d: boolean) => (v === undefined ? d : checkBoolean(v, `options.${name}`));
     const num = (v: number | undefined, name: string, d: number, min = 0, inclusive = true) =>
       v === undefined ? d : checkFiniteNumber(v, `options.${name}`, min, inclusive);
     const steps = posInt(options.steps, 'options.steps', 0);
     const sched = resolveSchedule({
-      lr: num(options.lr, 'lr', 5e-4), kind: options.schedule ?? 'constant', warmup: options.warmup ?? 0,
-      decayAfter: options.decayAfter ?? [], minLr: options.minLr ?? 0, totalSteps: steps,
+      lr: num(options.lr, 'lr', D.lr), kind: options.schedule ?? D.schedule, warmup: options.warmup ?? D.warmup,
+      decayAfter: options.decayAfter ?? D.decayAfter, minLr: options.minLr ?? D.minLr, totalSteps: steps,
     }, 'options');
     this.#o = {
       steps, mode,
-      microBatches: posInt(options.microBatches ?? 1, 'options.microBatches', 1),
-      projection: bool(options.projection, 'projection', true),
-      dual: bool(options.dual, 'dual', true),
-      lambda: num(options.lambda, 'lambda', 0),
-      lambdaLr: num(options.lambdaLr, 'lambdaLr', 0.01),
-      retentionBudget: num(options.retentionBudget, 'retentionBudget', 0.1),
-      surgeryEps: num(options.surgeryEps, 'surgeryEps', 1e-8, 0, false),
-      lr: sched.lr, adamEps: num(options.adamEps, 'adamEps', 1e-8, 0, false),
-      weightDecay: num(options.weightDecay, 'weightDecay', 0.01),
+      microBatches: posInt(options.microBatches ?? D.microBatches, 'options.microBatches', 1),
+      projection: bool(options.projection, 'projection', D.projection),
+      dual: bool(options.dual, 'dual', D.dual),
+      lambda: num(options.lambda, 'lambda', D.lambda),
+      lambdaLr: num(options.lambdaLr, 'lambdaLr', D.lambdaLr),
+      retentionBudget: num(options.retentionBudget, 'retentionBudget', D.retentionBudget),
+      surgeryEps: num(options.surgeryEps, 'surgeryEps', D.surgeryEps, 0, false),
+      lr: sched.lr, adamEps: num(options.adamEps, 'adamEps', D.adamEps, 0, false),
+      weightDecay: num(options.weightDecay, 'weightDecay', D.weightDecay),
       schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
-      clipNorm: num(options.clipNorm, 'clipNorm', 0),
-      fused: bool(options.fused, 'fused', true),
+      clipNorm: num(options.clipNorm, 'clipNorm', D.clipNorm),
+      fused: bool(options.fused, 'fused', D.fused),
       valEvery: posInt(options.valEvery ?? 0, 'options.valEvery', 0),
-      valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', 60000),
+      valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', D.valTimeLimitMs),
     };
     const sinks = options.sinks ?? [];
     if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of StepMetricsSink, got ${describeValue(sinks)}`);
@@ -198,7 +205,7 @@ export class Trainer {
     this.mode = mode;
     this.lambda = this.#o.lambda;
     this.optimizer = new AdamW(source.params, {
-      lr: this.#o.lr, betas: options.betas ?? [0.9, 0.999], eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
+      lr: this.#o.lr, betas: options.betas ?? D.betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
     });
     this.#gAct = source.params.zerosLike();
     this.#gRet = mode === 'craft' ? source.params.zerosLike() : undefined;
