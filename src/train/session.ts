@@ -136,12 +136,14 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     }
 
     let lastCheckpoint: string | undefined;
+    let lastSaved = run.startStep;
     const save = async () => {
       conflicts?.flush();
       const st = trainer.state(false);
       // Shaped tensors and the frozen base: the checkpoint alone rebuilds the model.
       const groups = { ...trainerTensorGroups(st, names, source.paramShapes), anchor: model.anchorTensors(), base: model.frozenTensors() };
       lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: model.describe() });
+      lastSaved = st.json.step;
     };
     let stoppedBy: NodeJS.Signals | undefined;
     while (!trainer.done) {
@@ -149,6 +151,14 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
       try {
         await trainer.step();
       } catch (e) {
+        // Rolled back to the last completed step: save it, so the work up to it is kept.
+        if (trainer.atStepBoundary && trainer.stepIndex > 0 && lastSaved !== trainer.stepIndex) {
+          try {
+            await save();
+          } catch (saveError) {
+            log(`craftgrad: warning: could not save step ${trainer.stepIndex} after the failure: ${(saveError as Error).message}`);
+          }
+        }
         throw failedDuring(before + 1, e, o.dir, run.checkpointsDir);
       }
       const step = trainer.stepIndex;
@@ -174,10 +184,11 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
 }
 
 /**
- * The error of a step that failed: what failed, and what the run still has. The failed
- * step may have changed part of the state (parameters, sampler), so no checkpoint is
- * made of it; every row logged before it and every checkpoint stay, and a resume
- * continues from the newest checkpoint, repeating the later steps exactly.
+ * The error of a step that failed: what failed, and what the run still has. A step that
+ * failed before changing any state was rolled back and the last completed step saved
+ * (above); one that failed part-way is never saved. Every row logged before it and every
+ * checkpoint stay, and a resume continues from the newest checkpoint, repeating any later
+ * steps exactly.
  */
 function failedDuring(step: number, e: unknown, dir: string, checkpointsDir: string): RunError {
   const last = listCheckpointDirs(checkpointsDir)[0];

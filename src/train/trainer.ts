@@ -153,6 +153,8 @@ export class Trainer {
   readonly #gRet: GradSet | undefined;
   #scratch: GradSet | undefined;  // unfused path: the materialised surgery output
   #zeroCoefficients: Float64Array | undefined;
+  #atStepBoundary = true;  // see atStepBoundary
+  #committing = false;     // set once a step starts changing the state it keeps
 
   /**
    * Validates every option (TypeError/RangeError naming it) and allocates the gradient
@@ -234,8 +236,41 @@ export class Trainer {
    * the non-finite check (a skipped step writes nothing, leaves λ and Adam's t alone, counts
    * in `nonfinite_skipped` and is logged), clipping, the AdamW update (fused or not), the
    * dual update, validation when due, and the row to every sink.
+   *
+   * A step that throws before it changes any kept state (while drawing or computing its
+   * micro-batches, or in pass 1: the usual places for a data, device or memory error) is
+   * rolled back: the source's sampler, the epoch and the meters are put back as they were,
+   * `atStepBoundary` stays true and `state()` is the last completed step's, so a checkpoint
+   * of it resumes exactly. A step that throws later (during the update or validation)
+   * leaves `atStepBoundary` false: its state is half a step and must not be saved.
    */
   async step(): Promise<StepResult> {
+    if (!this.#atStepBoundary) throw new Error('Trainer.step: an earlier step failed part-way; restore a state (restoreState) before stepping again');
+    const before = { source: this.source.saveState(), epoch: this.epoch, meters: { ...this.meters } };
+    this.#committing = false;
+    try {
+      return await this.#step();
+    } catch (e) {
+      if (this.#committing) {
+        this.#atStepBoundary = false;
+      } else {
+        this.source.restoreState(before.source);
+        this.epoch = before.epoch;
+        Object.assign(this.meters, before.meters);
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * True between steps, and after a step that failed before changing any kept state (it was
+   * rolled back): `state()` is then exactly the state after step `stepIndex`.
+   */
+  get atStepBoundary(): boolean {
+    return this.#atStepBoundary;
+  }
+
+  async #step(): Promise<StepResult> {
     const o = this.#o;
     const craft = this.mode === 'craft';
     const t0 = performance.now();
@@ -269,6 +304,8 @@ export class Trainer {
       : { lambda: 0, eps: o.surgeryEps, projection: false });
 
     // 3. Skip before anything is written when a gradient or loss is not finite.
+    // From here on the step changes the state it keeps (meters, parameters, λ, the step).
+    this.#committing = true;
     const skipped = stats.nonFinite > 0 || !Number.isFinite(actionLoss) || (craft && !Number.isFinite(retentionLoss));
     let gradNorm = stats.gradNorm;
     let clipScale = 1;
@@ -387,6 +424,7 @@ export class Trainer {
     this.optimizer.loadState({ step: j.optimizerStep, m: state.m, v: state.v });
     this.source.params.set(state.params.toFlat());
     this.source.restoreState(j.source);
+    this.#atStepBoundary = true;
     this.stepIndex = j.step;
     this.epoch = j.epoch;
     this.lambda = j.lambda;
