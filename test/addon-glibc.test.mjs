@@ -4,7 +4,7 @@
 // own (napi_*), and, when the glibc 2.31 sysroot is here (scripts/device/glibc-sysroot.sh),
 // the addon is loaded with RTLD_NOW by glibc 2.31's own dynamic loader. A CUDA build made
 // without that toolchain links against this machine's glibc and is skipped with the reason,
-// unless CRAFTGRAD_REQUIRE_GLIBC_231=1 (pack.sh sets it) makes every CUDA build answer.
+// unless CGTEST_REQUIRE_GLIBC_231=1 (pack.sh sets it) makes every CUDA build answer.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -20,7 +20,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const addon = require('node-gyp-build').path(root);
 const settingsFile = join(dirname(dirname(addon)), 'craftgrad-settings.json');
 const settings = existsSync(settingsFile) ? readFileSync(settingsFile, 'utf8') : '';
-const sysroot = process.env.CRAFTGRAD_GLIBC_SYSROOT ?? join(homedir(), '.cache', 'craftgrad', 'glibc-2.31');
+const sysroot = join(homedir(), '.cache', 'craftgrad', 'glibc-2.31');
 const loader = join(sysroot, 'lib', 'x86_64-linux-gnu', 'ld-2.31.so');
 
 const versionOf = (v) => v.split('.').map(Number);
@@ -34,7 +34,7 @@ function skipReason() {
   if (process.platform !== 'linux' || process.arch !== 'x64') return `glibc targets are checked on x86-64 Linux only (this is ${process.platform}-${process.arch})`;
   if (!backendInfo().cuda.compiled) return 'this build has no CUDA backend (only the CUDA build travels to the GPU machine)';
   if (spawnSync('objdump', ['--version']).status !== 0) return 'objdump (binutils) is not installed';
-  if (process.env.CRAFTGRAD_REQUIRE_GLIBC_231 !== '1' && !settings.includes('glibc-2.31.cmake')) {
+  if (process.env.CGTEST_REQUIRE_GLIBC_231 !== '1' && !settings.includes('glibc-2.31.cmake')) {
     return `${addon} was built without scripts/device/glibc-2.31.cmake (it needs this machine's glibc; pack.sh makes the portable build)`;
   }
   return false;

@@ -7,11 +7,7 @@
 # test/addon-glibc.test.mjs rejects.
 #
 #   node scripts/build-native.js --CDCMAKE_TOOLCHAIN_FILE=$PWD/scripts/device/glibc-2.31.cmake
-if(DEFINED ENV{CRAFTGRAD_GLIBC_SYSROOT})
-  set(_cg_sysroot "$ENV{CRAFTGRAD_GLIBC_SYSROOT}")
-else()
-  set(_cg_sysroot "$ENV{HOME}/.cache/craftgrad/glibc-2.31")
-endif()
+set(_cg_sysroot "$ENV{HOME}/.cache/craftgrad/glibc-2.31")
 if(NOT EXISTS "${_cg_sysroot}/lib/x86_64-linux-gnu/libc.so.6")
   message(FATAL_ERROR "glibc-2.31.cmake: no glibc sysroot at ${_cg_sysroot}: run scripts/device/glibc-sysroot.sh")
 endif()

@@ -3,9 +3,9 @@
 # sysroot, for scripts/device/glibc-2.31.cmake: an addon linked against it needs
 # glibc 2.31 or later at run time, whatever glibc this machine has. Prints the sysroot's path.
 #
-#   bash scripts/device/glibc-sysroot.sh [DIR]   (default ~/.cache/craftgrad/glibc-2.31)
+#   bash scripts/device/glibc-sysroot.sh   (into ~/.cache/craftgrad/glibc-2.31)
 set -euo pipefail
-dir=${1:-${CRAFTGRAD_GLIBC_SYSROOT:-$HOME/.cache/craftgrad/glibc-2.31}}
+dir=$HOME/.cache/craftgrad/glibc-2.31
 if [ -e "$dir/lib/x86_64-linux-gnu/libc.so.6" ]; then echo "$dir"; exit 0; fi
 [ "$(uname -m)" = x86_64 ] || { echo "glibc-sysroot.sh: only x86_64 is supported (this is $(uname -m))" >&2; exit 1; }
 

@@ -11,7 +11,7 @@
 #
 # (steps, times and what comes back: see session.sh). What it does:
 #   1. the CUDA build of the addon, linked against glibc 2.31 (glibc-sysroot.sh fetches it
-#      through apt; glibc-2.31.cmake), for sm_90 only (CRAFTGRAD_CUDA_ARCHS overrides):
+#      through apt; glibc-2.31.cmake), for sm_90 only (CUDA_ARCHS=80-real;90-real overrides):
 #      the GPU machine's glibc is not this machine's;
 #   2. test/addon-glibc.test.mjs on it, required to pass (no glibc symbol above 2.31; loads
 #      under glibc 2.31's own loader);
@@ -24,16 +24,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ "$(uname -m)" = x86_64 ] || { echo "pack.sh: the GPU machine is x86-64; this machine is $(uname -m)" >&2; exit 1; }
 
-sysroot=$(bash scripts/device/glibc-sysroot.sh)
-export CRAFTGRAD_GLIBC_SYSROOT=$sysroot
+bash scripts/device/glibc-sysroot.sh > /dev/null
 CRAFTGRAD_CUDA=ON node scripts/build-native.js \
-  "--CDCMAKE_TOOLCHAIN_FILE=$PWD/scripts/device/glibc-2.31.cmake" "--CDCRAFTGRAD_CUDA_ARCHS=${CRAFTGRAD_CUDA_ARCHS:-90-real}"
+  "--CDCMAKE_TOOLCHAIN_FILE=$PWD/scripts/device/glibc-2.31.cmake" "--CDCRAFTGRAD_CUDA_ARCHS=${CUDA_ARCHS:-90-real}"
 npx tsc -p tsconfig.json
 node --input-type=module -e "
   const { backendInfo } = await import('./dist/index.js');
   if (!backendInfo().cuda.compiled) { console.error('pack.sh: the addon was built without CUDA'); process.exit(1); }
 "
-CRAFTGRAD_REQUIRE_GLIBC_231=1 node --test test/addon-glibc.test.mjs > /tmp/craftgrad-pack-glibc.tap 2>&1 ||
+CGTEST_REQUIRE_GLIBC_231=1 node --test test/addon-glibc.test.mjs > /tmp/craftgrad-pack-glibc.tap 2>&1 ||
   { cat /tmp/craftgrad-pack-glibc.tap; echo 'pack.sh: the addon would not load on glibc 2.31 (test/addon-glibc.test.mjs)' >&2; exit 1; }
 echo "pack.sh: the addon needs glibc <= $(objdump -T build/Release/craftgrad.node | grep -o 'GLIBC_[0-9.]*' | sort -Vu | tail -1) and loads under glibc 2.31"
 

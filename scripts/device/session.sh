@@ -12,7 +12,7 @@
 #                  and cmake (up to 300 s more). Stops the session (exit 3) if it still does
 #                  not load or backendInfo().cuda.available is false: the GPU tests would
 #                  all skip and report success with nothing tested.
-#   tests     110  the GPU test files with CRAFTGRAD_REQUIRE_GPU=1 (a file whose GPU tests
+#   tests     110  the GPU test files with CGTEST_REQUIRE_GPU=1 (a file whose GPU tests
 #                  would skip fails instead), and the Python safetensors interop test
 #   readers    40  a 20-step run on the GPU; safetensors.torch reads every checkpoint file
 #                  (check_safetensors.py) and TensorBoard's event reader the event file
@@ -29,16 +29,21 @@
 # here), summary.md (the table printed last); sanitize.log. Then, on the CPU machine, copy
 # the measured sections of $OUT/RESULTS.md into bench/RESULTS.md.
 #
-# CRAFTGRAD_SESSION_REHEARSE=1 tries this script on a machine without a GPU: the probe
-# notes the missing GPU instead of stopping. CRAFTGRAD_SESSION_REBUILD=1 builds the addon
-# here even when the carried one loads.
+# Options, before the stages: --rehearse tries this script on a machine without a GPU (the
+# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU);
+# --rebuild builds the addon here even when the carried one loads; --reader numpy reads
+# the checkpoints with safetensors.numpy where PyTorch is missing. (No CRAFTGRAD_*
+# variables: the CLI would take them for options.)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/craftgrad-out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-steps_file="$OUT/.steps.tsv"  # name, exit status, seconds per step (for summary.mjs)
-rehearse=${CRAFTGRAD_SESSION_REHEARSE:-0}
+# Bookkeeping outside $OUT (the device tool returns at most 8 files from there).
+work=/tmp/craftgrad-session
+rm -rf "$work"; mkdir -p "$work"
+steps_file="$work/steps.tsv"  # name, exit status, seconds per step (for summary.mjs)
+rehearse=0 rebuild=0 reader=torch
 status=0
 
 say() { echo "session.sh: $*"; }
@@ -83,6 +88,7 @@ build_here() {  # the fallback: this machine's nvcc, cmake and g++, for its own 
   local cc archs
   cc=$(timeout 15 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
   archs=${cc:+${cc}-real}
+  archs=${archs:-${CUDA_ARCHS:-}}  # no nvidia-smi (a rehearsal): CUDA_ARCHS, else the build's default
   say "building the addon here: nvcc $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*'), $(cmake --version 2>/dev/null | head -1), $(g++ --version 2>/dev/null | head -1), architectures ${archs:-(the build default)}"
   CRAFTGRAD_CUDA=ON timeout -k 5 300 node scripts/build-native.js ${archs:+--CDCRAFTGRAD_CUDA_ARCHS=$archs}
 }
@@ -95,18 +101,17 @@ probe() {
   echo "python3: $(timeout 30 python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1)"
   echo "node: $(node --version) ($(command -v node))"
   local info origin=carried
-  if [ "${CRAFTGRAD_SESSION_REBUILD:-0}" = 1 ]; then
-    origin='built here (CRAFTGRAD_SESSION_REBUILD=1)'
-  elif ! info=$(backend_info 2> "$OUT/.load-error"); then
-    say "the carried addon does not load: $(tail -3 "$OUT/.load-error")"
+  if [ "$rebuild" = 1 ]; then
+    origin='built here (--rebuild)'
+  elif ! info=$(backend_info 2> "$work/load-error"); then
+    say "the carried addon does not load: $(tail -3 "$work/load-error")"
     origin='built here (the carried one did not load)'
   fi
   if [ "$origin" != carried ]; then
     build_here || { say "the build here failed"; return 3; }
-    info=$(backend_info 2> "$OUT/.load-error") || { say "the addon built here does not load either: $(tail -3 "$OUT/.load-error")"; return 3; }
+    info=$(backend_info 2> "$work/load-error") || { say "the addon built here does not load either: $(tail -3 "$work/load-error")"; return 3; }
   fi
   echo "addon: $origin"
-  echo "$origin" > "$OUT/.addon-origin"
   echo "backendInfo(): $info"
   node -e "
     const c = JSON.parse(process.argv[1]).cuda;
@@ -124,7 +129,7 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
   record probe "$rc" "$((SECONDS - t0))"
   [ "$rc" -eq 0 ] && return 0
   status=1
-  if [ "$rehearse" = 1 ]; then say "rehearsal (CRAFTGRAD_SESSION_REHEARSE=1): going on without a usable GPU"; return 0; fi
+  if [ "$rehearse" = 1 ]; then say "rehearsal (--rehearse): going on without a usable GPU"; return 0; fi
   summary
   say "STOPPED: the addon does not load or CUDA is not usable on this machine (probe.log above); nothing was tested" >&2
   exit 3
@@ -136,18 +141,18 @@ gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs)
 run_tests() {
   local require=1
   [ "$rehearse" = 1 ] && require=0
-  step tests 110 tests.log env CRAFTGRAD_REQUIRE_GPU=$require node --test "${gpu_tests[@]}" test/formats-safetensors.test.mjs
+  step tests 110 tests.log env CGTEST_REQUIRE_GPU=$require node --test "${gpu_tests[@]}" test/formats-safetensors.test.mjs
 }
 
 readers() {  # a tiny run on the GPU, then the two independent Python readers
-  local runs=/tmp/craftgrad-readers device=cuda
+  local runs=$work/readers device=cuda
   [ "$rehearse" = 1 ] && device=auto
   rm -rf "$runs"
   node bin/craftgrad.js train --device "$device" --steps 20 --save-every 10 --val-every 10 --log-every 1 \
     --width 64 --tokens 8 --blocks 2 --head-width 64 --batch-size 8 --out "$runs" --name readers --quiet || return 1
   node scripts/device/dump-checkpoints.mjs "$runs/readers" > "$runs/craftgrad-checkpoints.json" || return 1
   local rc=0
-  python3 scripts/device/check_safetensors.py "$runs/readers" "$runs/craftgrad-checkpoints.json" --reader "${CRAFTGRAD_SAFETENSORS_READER:-torch}" || rc=1
+  python3 scripts/device/check_safetensors.py "$runs/readers" "$runs/craftgrad-checkpoints.json" --reader "$reader" || rc=1
   python3 scripts/device/check_tensorboard.py "$runs/readers" || rc=1
   return $rc
 }
@@ -165,13 +170,21 @@ sanitize() {  # memcheck; the 2^31-element case would take too long under it
     node --test --test-concurrency=1 --test-name-pattern='^(?!a set over 2\^31 elements in total$)' test/cuda.test.mjs
 }
 
-summary() { node scripts/device/summary.mjs "$OUT" | tee "$OUT/summary.md"; }
-export OUT rehearse
+summary() { node scripts/device/summary.mjs "$OUT" "$steps_file" | tee "$OUT/summary.md"; }
+export OUT rehearse reader work
 export -f readers torch_loop surgery_bench sanitize
 
 # ---- main ----
-[ $# -gt 0 ] || { sed -n '2,36p' "$0"; exit 2; }
-rm -f "$steps_file"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rehearse) rehearse=1 ;;
+    --rebuild) rebuild=1 ;;
+    --reader) reader=${2:-}; shift ;;
+    *) break ;;
+  esac
+  shift
+done
+[ $# -gt 0 ] || { sed -n '2,38p' "$0"; exit 2; }
 unpack
 stages=()
 for arg in "$@"; do

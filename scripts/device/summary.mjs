@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // The short table scripts/device/session.sh prints last (and writes to $OUT/summary.md):
 // one row per step that ran, its result and seconds, and the figures that matter from its
-// log. Reads $OUT/.steps.tsv (name, exit status, seconds) and the logs in $OUT.
-//   node scripts/device/summary.mjs OUT
+// log. Reads STEPS (lines: name, exit status, seconds) and the logs in OUT.
+//   node scripts/device/summary.mjs OUT STEPS
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const out = process.argv[2];
+const [out, stepsFile] = process.argv.slice(2);
 const read = (name) => (existsSync(join(out, name)) ? readFileSync(join(out, name), 'utf8') : '');
 const lastMatch = (text, re) => [...text.matchAll(re)].pop();
 
@@ -14,7 +14,7 @@ const figures = {
   probe: () => {
     const log = read('probe.log');
     const line = (key) => lastMatch(log, new RegExp(`^${key}: (.*)$`, 'gm'))?.[1] ?? '?';
-    return `${line('nvidia-smi')}; glibc ${line('glibc').split(' ')[0]}; addon ${line('addon')}`;
+    return `${line('nvidia-smi')}; ${line('glibc').split(' (')[0]}; addon ${line('addon')}`;
   },
   tests: () => {
     const log = read('tests.log');
@@ -47,7 +47,7 @@ const figures = {
   sanitize: () => lastMatch(read('sanitize.log'), /ERROR SUMMARY: (\d+ errors?)/g)?.[1] ?? '',
 };
 
-const steps = read('.steps.tsv').trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
+const steps = readFileSync(stepsFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t'));
 const lines = ['| step | result | s | figures |', '|---|---|---:|---|'];
 let total = 0;
 for (const [name, rc, seconds] of steps) {
