@@ -20,7 +20,8 @@
 #   torch      30  bench/surgery-cuda-torch.py (the seed's per-tensor PyTorch loop)
 #   surgery    55  bench/surgery.js --device cuda --record --sweep-groups (a process per point)
 #   optimizer  30  bench/optimizer.js --device cuda --record
-#   model      60  bench/model.js --device cuda --record (the built-in model, and PyTorch's)
+#   model      60  bench/model.js --device cuda --steps 10 --record (the built-in model, and
+#                  PyTorch's; 10 steps per timing instead of 20, to fit)
 # `sanitize` (300 s) = compute-sanitizer memcheck over test/cuda.test.mjs without the
 #   2^31-element case. Single steps can be named too: `session.sh probe readers`.
 #
@@ -189,7 +190,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ $# -gt 0 ] || { sed -n '2,37p' "$0"; exit 2; }
+[ $# -gt 0 ] || { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 2; }  # the header above
 stages=()
 for arg in "$@"; do
   case "$arg" in
@@ -208,7 +209,7 @@ for s in "${stages[@]}"; do
     torch) step torch 30 bench.log torch_loop ;;
     surgery) step surgery 55 bench.log surgery_bench ;;
     optimizer) step optimizer 30 bench.log node bench/optimizer.js --device cuda --record ;;
-    model) step model 60 bench.log node bench/model.js --device cuda --record ;;
+    model) step model 60 bench.log node bench/model.js --device cuda --steps 10 --record ;;
     sanitize) step sanitize 300 sanitize.log sanitize ;;
   esac
 done
