@@ -160,7 +160,9 @@ readers() {  # a tiny run on the GPU, then the two independent Python readers
   return $rc
 }
 
-torch_loop() { python3 bench/surgery-cuda-torch.py --reps 20 > "$OUT/surgery-torch.json"; }
+torch_loop() {  # the JSON lands in $OUT only when complete (the surgery step reads it)
+  python3 bench/surgery-cuda-torch.py --reps 20 > "$work/surgery-torch.json" && mv "$work/surgery-torch.json" "$OUT/"
+}
 
 surgery_bench() {
   local torch_json=()
