@@ -11,6 +11,7 @@
 // Called from bench/surgery.js; prints JSON and a table; --record writes the
 // 'surgery-cuda' section of bench/RESULTS.md (only figures measured in this run).
 import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -27,7 +28,7 @@ const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-function hostData(sizes, seed) {
+export function hostData(sizes, seed) {
   const total = sizes.reduce((x, y) => x + y, 0);
   const a = new Float32Array(total), r = new Float32Array(total);
   let s = seed >>> 0;
@@ -47,7 +48,7 @@ function hostData(sizes, seed) {
   return { a, r, total };
 }
 
-function timeCall(fn, reps) {
+export function timeCall(fn, reps) {
   for (let i = 0; i < 3; ++i) fn();
   const ms = [];
   for (let i = 0; i < reps; ++i) {
@@ -136,28 +137,37 @@ ${torch ? `\ncraftgrad / PyTorch loop: ${result.speedupOverTorchLoop.toFixed(1)}
     console.log('recorded in bench/RESULTS.md');
   }
   for (const s of [a, r, out, inPlaceSet]) s.dispose();
-  if (args['sweep-groups']) sweepGroupBytes(sizes, ha, hr, opts, lambda, reps, floorMs, dev);
+  if (args['sweep-groups'] && !sweepGroupBytes(device, reps, floorMs, dev)) return 1;
   return 0;
 }
 
 // --sweep-groups: the surgery at several CRAFTGRAD_CUDA_GROUP_BYTES (the a + r bytes per
-// tensor group, read when a set's layout is made: fresh sets per setting), to tune the
-// default of 40% of L2 from one run. Prints a table; records nothing.
-function sweepGroupBytes(sizes, ha, hr, opts, lambda, reps, floorMs, dev) {
+// tensor group), to tune the default of 40% of L2 from one run. The addon reads the
+// variable once per process, so each point runs in its own child process
+// (bench/surgery-cuda-point.js), which reports the budget in effect. Prints a table;
+// records nothing. Returns false if a point failed.
+function sweepGroupBytes(device, reps, floorMs, dev) {
   const l2 = dev.l2CacheBytes;
-  const saved = process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
+  const child = fileURLToPath(new URL('./surgery-cuda-point.js', import.meta.url));
   const rows = ['| group bytes (a + r) | of L2 | ms (median) | × floor |', '|---:|---:|---:|---:|'];
+  let ok = true;
   for (const fraction of [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 2.0, 1000]) {
     const bytes = Math.round(fraction * l2);
-    process.env.CRAFTGRAD_CUDA_GROUP_BYTES = String(bytes);
-    const a = GradSet.zeros(sizes, opts), r = GradSet.zeros(sizes, opts), out = GradSet.zeros(sizes, opts);
-    a.set(ha);
-    r.set(hr);
-    const t = timeCall(() => surgery(a, r, { lambda, out }), reps);
-    rows.push(`| ${fraction === 1000 ? 'one group' : bytes} | ${fraction === 1000 ? '' : `${(100 * fraction).toFixed(0)}%`} | ${t.median.toFixed(3)} | ${(t.median / floorMs).toFixed(2)} |`);
-    for (const set of [a, r, out]) set.dispose();
+    const r = spawnSync(process.execPath, [child, '--device', device, '--reps', String(reps)], {
+      env: { ...process.env, CRAFTGRAD_CUDA_GROUP_BYTES: String(bytes) }, encoding: 'utf8' });
+    let point;
+    try {
+      point = r.status === 0 ? JSON.parse(r.stdout) : undefined;
+    } catch {
+      point = undefined;
+    }
+    if (!point || point.groupBytes !== bytes) {
+      console.error(`bench:surgery --sweep-groups: the point at ${bytes} bytes failed (exit ${r.status}, budget in effect ${point?.groupBytes}): ${r.stderr.trim()}`);
+      ok = false;
+      continue;
+    }
+    rows.push(`| ${fraction === 1000 ? 'one group' : bytes} | ${fraction === 1000 ? '' : `${(100 * fraction).toFixed(0)}%`} | ${point.ms.median.toFixed(3)} | ${(point.ms.median / floorMs).toFixed(2)} |`);
   }
-  if (saved === undefined) delete process.env.CRAFTGRAD_CUDA_GROUP_BYTES;
-  else process.env.CRAFTGRAD_CUDA_GROUP_BYTES = saved;
-  console.log(`\nGroup size sweep on ${dev.name} (L2 ${(l2 / 2 ** 20).toFixed(0)} MiB):\n${rows.join('\n')}`);
+  console.log(`\nGroup size sweep on ${dev.name} (L2 ${(l2 / 2 ** 20).toFixed(0)} MiB, one process per point):\n${rows.join('\n')}`);
+  return ok;
 }

@@ -31,6 +31,9 @@ const info = backendInfo().cuda;
 const gpu = info.compiled && info.available && info.devices.length > 0;
 const skipReason = gpu ? '' : `no CUDA device: ${info.compiled ? info.reason : 'this build has no CUDA backend'}`;
 if (!gpu) console.log(`# train-cuda.test.mjs: GPU tests skipped (${skipReason})`);
+// scripts/device/session.sh sets it on the GPU machine, where a skip would report success with
+// nothing tested (a test knob, not CRAFTGRAD_*: the CLI takes those for options).
+if (!gpu && process.env.CGTEST_REQUIRE_GPU === '1') throw new Error(`CGTEST_REQUIRE_GPU=1 but the GPU tests would be skipped: ${skipReason}`);
 else console.log(`# train-cuda.test.mjs: running on ${info.devices.map((d) => `${d.name} (sm ${d.computeCapability})`).join(', ')}`);
 const DEV = 'cuda:0';
 

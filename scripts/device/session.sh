@@ -1,69 +1,220 @@
 #!/usr/bin/env bash
-# Runs craftgrad's GPU checks on the GPU machine (the `device` tool), from the repository
-# root, after scripts/device/pack.sh here and with carry [".device-carry"]:
+# craftgrad's GPU checks, on the GPU machine (the `device` tool), from the repository root,
+# after scripts/device/pack.sh here and with carry [".device-carry"]:
 #
-#   bash scripts/device/session.sh STAGE...
+#   bash scripts/device/session.sh first      one call, about 6 minutes at most (timeout_s 600)
+#   bash scripts/device/session.sh sanitize   a second call, only if device time remains
 #
-# Stages (each tees its log into $OUT; one device call runs at most 10 minutes, so split
-# the stages over calls if a run gets near that):
-#   info      nvidia-smi and backendInfo() (always run first)                  ~10 s
-#   gpu-test  the GPU test files (test/cuda, model-cuda, train-cuda) and the Python
-#             safetensors interop test, which the CPU machine cannot run            ~1-2 min
-#   test      the whole suite (npm test), on a machine where --device auto means the GPU ~2 min
-#   sanitize  compute-sanitizer memcheck, then racecheck, over the GPU test files      ~3-5 min
-#   bench     surgery (craftgrad vs the PyTorch loop vs the HBM floor), model, optimizer,
-#             all with --record; bench/RESULTS.md comes back in $OUT                 ~3-5 min
-# Then here: copy the sections of $OUT/RESULTS.md you measured into bench/RESULTS.md.
+# `first` = these steps in order, each under its own limit in seconds (with about 10 s of
+# unpacking they add up to 6 minutes, so a rerun fits in the session's 15 device minutes):
+#   probe      40  glibc, nvidia-smi (name, driver), nvcc, python3/torch; loads the addon. If
+#                  the carried addon does not load, build it here with this machine's nvcc
+#                  and cmake (up to 300 s more). Stops the session (exit 3) if it still does
+#                  not load or backendInfo().cuda.available is false: the GPU tests would
+#                  all skip and report success with nothing tested.
+#   tests     100  the GPU test files with CGTEST_REQUIRE_GPU=1 (a file whose GPU tests
+#                  would skip fails instead), and the Python safetensors interop test
+#   readers    35  a 20-step run on the GPU; safetensors.torch reads every checkpoint file
+#                  (check_safetensors.py) and TensorBoard's event reader the event file
+#                  (check_tensorboard.py), each compared with craftgrad's own
+#   torch      30  bench/surgery-cuda-torch.py (the seed's per-tensor PyTorch loop)
+#   surgery    55  bench/surgery.js --device cuda --record --sweep-groups (a process per point)
+#   optimizer  30  bench/optimizer.js --device cuda --record
+#   model      60  bench/model.js --device cuda --steps 10 --record (the built-in model, and
+#                  PyTorch's; 10 steps per timing instead of 20, to fit)
+# `sanitize` (300 s) = compute-sanitizer memcheck over test/cuda.test.mjs without the
+#   2^31-element case. Single steps can be named too: `session.sh probe readers`.
+#
+# $OUT gets (the device tool returns at most 8 files): probe.log, tests.log, readers.log,
+# bench.log, surgery-torch.json, RESULTS.md (bench/RESULTS.md with the sections measured
+# here), summary.md (the table printed last); sanitize.log. Then, on the CPU machine, copy
+# the measured sections of $OUT/RESULTS.md into bench/RESULTS.md.
+#
+# Options, before the stages: --rehearse tries this script on a machine without a GPU (the
+# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU);
+# --rebuild builds the addon here even when the carried one loads; --reader numpy reads
+# the checkpoints with safetensors.numpy where PyTorch is missing; --time-factor N multiplies
+# every step's limit (for a rerun of a step that ran out of time). (No CRAFTGRAD_*
+# variables: the CLI would take them for options.)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/craftgrad-out}
 mkdir -p "$OUT"
-kit=.device-carry
-if [ ! -f "$kit/node.xz" ] || [ ! -f "$kit/runtime.tar.xz" ]; then
-  echo "session.sh: $kit/ is missing: run 'bash scripts/device/pack.sh' on the CPU machine and carry .device-carry" >&2
-  exit 2
-fi
-mkdir -p /tmp/craftgrad-node/bin
-xz -dc "$kit/node.xz" > /tmp/craftgrad-node/bin/node && chmod +x /tmp/craftgrad-node/bin/node
-export PATH=/tmp/craftgrad-node/bin:$PATH
-tar -xJf "$kit/runtime.tar.xz"
 export PYTHONUNBUFFERED=1
-
+# Bookkeeping outside $OUT (the device tool returns at most 8 files from there).
+work=/tmp/craftgrad-session
+rm -rf "$work"; mkdir -p "$work"
+steps_file="$work/steps.tsv"  # name, exit status, seconds per step (for summary.mjs)
+rehearse=0 rebuild=0 reader=torch time_factor=1
 status=0
-run() {  # run NAME COMMAND...: tee into $OUT/NAME.log, remember a failure
-  local name=$1; shift
-  echo "=== $name: $*"
-  "$@" 2>&1 | tee -a "$OUT/$name.log"
-  local rc=${PIPESTATUS[0]}
-  [ "$rc" -eq 0 ] || { echo "=== $name: exit $rc"; status=1; }
+
+say() { echo "session.sh: $*"; }
+
+unpack() {  # node, and the addon + dist/ + node_modules that pack.sh made
+  local kit=.device-carry
+  if [ ! -f "$kit/node.xz" ] || [ ! -f "$kit/runtime.tar.xz" ]; then
+    say "$kit/ is missing: run 'bash scripts/device/pack.sh' on the CPU machine and call the device tool with carry [\".device-carry\"]" >&2
+    exit 2
+  fi
+  mkdir -p /tmp/craftgrad-node/bin
+  xz -dc "$kit/node.xz" > /tmp/craftgrad-node/bin/node && chmod +x /tmp/craftgrad-node/bin/node || { say "cannot unpack $kit/node.xz" >&2; exit 2; }
+  export PATH=/tmp/craftgrad-node/bin:$PATH
+  tar -xJf "$kit/runtime.tar.xz" || { say "cannot unpack $kit/runtime.tar.xz" >&2; exit 2; }
 }
 
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >> "$steps_file"; }
+
+# step NAME SECONDS LOG COMMAND...: COMMAND under `timeout`, its output appended to
+# $OUT/LOG and shown; the exit status and seconds go to the summary. Returns the status.
+step() {
+  local name=$1 limit=$2 log=$3; shift 3
+  local t0=$SECONDS rc
+  limit=$((limit * time_factor))
+  echo "=== $name (limit ${limit} s): $*" | tee -a "$OUT/$log"
+  # bash -c: COMMAND may be one of the functions exported below.
+  timeout -k 5 "$limit" bash -c '"$@"' "$name" "$@" 2>&1 | tee -a "$OUT/$log"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then echo "=== $name: stopped at its ${limit} s limit" | tee -a "$OUT/$log"; fi
+  [ "$rc" -eq 0 ] || { echo "=== $name: exit $rc" | tee -a "$OUT/$log"; status=1; }
+  record "$name" "$rc" "$((SECONDS - t0))"
+  return "$rc"
+}
+
+# ---- probe ----
+backend_info() {  # backendInfo() as JSON; fails if the addon does not load
+  timeout 10 node --input-type=module -e "
+    const { backendInfo } = await import('./dist/index.js');
+    console.log(JSON.stringify(backendInfo()));"
+}
+
+build_here() {  # the fallback: this machine's nvcc, cmake and g++, for its own GPU only
+  local cc archs
+  cc=$(timeout 15 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+  archs=${cc:+${cc}-real}
+  archs=${archs:-${CUDA_ARCHS:-}}  # no nvidia-smi (a rehearsal): CUDA_ARCHS, else the build's default
+  say "building the addon here: nvcc $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*'), $(cmake --version 2>/dev/null | head -1), $(g++ --version 2>/dev/null | head -1), architectures ${archs:-(the build default)}"
+  CRAFTGRAD_CUDA=ON timeout -k 5 300 node scripts/build-native.js ${archs:+--CDCRAFTGRAD_CUDA_ARCHS=$archs}
+}
+
+probe() {
+  echo "glibc: $(getconf GNU_LIBC_VERSION 2>&1) ($(ldd --version 2>&1 | head -1))"
+  echo "kernel: $(uname -r); cpus: $(nproc)"
+  echo "nvidia-smi: $(timeout 10 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -1)"
+  echo "nvcc: $(nvcc --version 2>&1 | grep -o 'release [0-9.]*' || echo 'not found')"
+  echo "python3: $(timeout 20 python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())' 2>&1 | tail -1)"
+  echo "node: $(node --version) ($(command -v node))"
+  local info origin=carried
+  if [ "$rebuild" = 1 ]; then
+    origin='built here (--rebuild)'
+  elif ! info=$(backend_info 2> "$work/load-error"); then
+    say "the carried addon does not load: $(tail -3 "$work/load-error")"
+    origin='built here (the carried one did not load)'
+  fi
+  if [ "$origin" != carried ]; then
+    build_here || { say "the build here failed"; return 3; }
+    info=$(backend_info 2> "$work/load-error") || { say "the addon built here does not load either: $(tail -3 "$work/load-error")"; return 3; }
+  fi
+  echo "addon: $origin"
+  echo "backendInfo(): $info"
+  node -e "
+    const c = JSON.parse(process.argv[1]).cuda;
+    if (!c.compiled) { console.error('session.sh: the addon has no CUDA backend'); process.exit(3); }
+    if (!c.available) { console.error('session.sh: CUDA is not usable: ' + c.reason + ' (every GPU test would skip)'); process.exit(3); }
+    console.log('CUDA: ' + c.devices.map((d) => d.name + ' (sm ' + d.computeCapability + ')').join(', ') + '; driver ' + c.driverVersion + ', runtime ' + c.runtimeVersion);
+  " "$info"
+}
+
+run_probe() {  # not under one `timeout`: the fallback build has its own limit
+  local t0=$SECONDS rc
+  echo "=== probe" | tee -a "$OUT/probe.log"
+  probe 2>&1 | tee -a "$OUT/probe.log"
+  rc=${PIPESTATUS[0]}
+  record probe "$rc" "$((SECONDS - t0))"
+  [ "$rc" -eq 0 ] && return 0
+  status=1
+  if [ "$rehearse" = 1 ]; then say "rehearsal (--rehearse): going on without a usable GPU"; return 0; fi
+  summary
+  say "STOPPED: the addon does not load or CUDA is not usable on this machine (probe.log above); nothing was tested" >&2
+  exit 3
+}
+
+# ---- the other steps ----
 gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs)
-run info nvidia-smi
-run info node -e "import('./dist/index.js').then((m) => console.log(JSON.stringify(m.backendInfo(), null, 1)))"
-for stage in "$@"; do
-  case "$stage" in
-    info) ;;
-    gpu-test) run gpu-test node --test "${gpu_tests[@]}" test/formats-safetensors.test.mjs ;;
-    test) run test node --test test/*.test.mjs ;;
-    sanitize)
-      for tool in memcheck racecheck; do
-        run sanitize compute-sanitizer --tool "$tool" --target-processes all --error-exitcode 99 \
-          node --test --test-concurrency=1 "${gpu_tests[@]}"
-      done ;;
-    bench)
-      echo "=== bench: python3 bench/surgery-cuda-torch.py (stderr into bench.log)"
-      torch_json=()
-      if python3 bench/surgery-cuda-torch.py --reps 20 > "$OUT/surgery-torch.json" 2>> "$OUT/bench.log"; then
-        torch_json=(--torch-json "$OUT/surgery-torch.json")
-      else
-        echo "=== bench: the PyTorch surgery loop failed (see bench.log)"; status=1
-      fi
-      run bench node bench/surgery.js --device cuda "${torch_json[@]}" --record --sweep-groups
-      run bench node bench/model.js --device cuda --record
-      run bench node bench/optimizer.js --device cuda --record
-      cp bench/RESULTS.md "$OUT/RESULTS.md" ;;
-    *) echo "session.sh: unknown stage '$stage' (info, gpu-test, test, sanitize, bench)" >&2; status=2 ;;
+
+run_tests() {
+  local require=1
+  [ "$rehearse" = 1 ] && require=0
+  step tests 100 tests.log env CGTEST_REQUIRE_GPU=$require node --test "${gpu_tests[@]}" test/formats-safetensors.test.mjs
+}
+
+readers() {  # a tiny run on the GPU, then the two independent Python readers
+  local runs=$work/readers device=cuda
+  [ "$rehearse" = 1 ] && device=auto
+  rm -rf "$runs"
+  node bin/craftgrad.js train --device "$device" --steps 20 --save-every 10 --val-every 10 --log-every 1 \
+    --width 64 --tokens 8 --blocks 2 --head-width 64 --batch-size 8 --out "$runs" --name readers --quiet || return 1
+  node scripts/device/dump-checkpoints.mjs "$runs/readers" > "$runs/craftgrad-checkpoints.json" || return 1
+  local rc=0
+  python3 scripts/device/check_safetensors.py "$runs/readers" "$runs/craftgrad-checkpoints.json" --reader "$reader" || rc=1
+  python3 scripts/device/check_tensorboard.py "$runs/readers" || rc=1
+  return $rc
+}
+
+torch_loop() {  # the JSON lands in $OUT only when complete (the surgery step reads it)
+  python3 bench/surgery-cuda-torch.py --reps 20 > "$work/surgery-torch.json" && mv "$work/surgery-torch.json" "$OUT/"
+}
+
+surgery_bench() {
+  local torch_json=()
+  [ -s "$OUT/surgery-torch.json" ] && torch_json=(--torch-json "$OUT/surgery-torch.json")
+  node bench/surgery.js --device cuda "${torch_json[@]}" --record --sweep-groups
+}
+
+sanitize() {  # memcheck; the 2^31-element case would take too long under it
+  # CGTEST_REQUIRE_GPU: a device the sanitizer refuses would otherwise skip every test.
+  CGTEST_REQUIRE_GPU=1 CGTEST_SKIP_2G=1 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 99 \
+    node --test --test-concurrency=1 test/cuda.test.mjs
+}
+
+summary() { node scripts/device/summary.mjs "$OUT" "$steps_file" | tee "$OUT/summary.md"; }
+export OUT rehearse reader work
+export -f readers torch_loop surgery_bench sanitize
+
+# ---- main ----
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rehearse) rehearse=1 ;;
+    --rebuild) rebuild=1 ;;
+    --reader) reader=${2:-}; shift ;;
+    --time-factor) time_factor=${2:-}; shift
+      [[ "$time_factor" =~ ^[1-9][0-9]*$ ]] || { say "--time-factor takes a whole number >= 1" >&2; exit 2; } ;;
+    *) break ;;
+  esac
+  shift
+done
+[ $# -gt 0 ] || { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 2; }  # the header above
+stages=()
+for arg in "$@"; do
+  case "$arg" in
+    first) stages+=(probe tests readers torch surgery optimizer model) ;;
+    probe|tests|readers|torch|surgery|optimizer|model|sanitize) stages+=("$arg") ;;
+    *) say "unknown stage '$arg' (first, sanitize, probe, tests, readers, torch, surgery, optimizer, model)" >&2; exit 2 ;;
   esac
 done
+unpack
+[ "${stages[0]}" = probe ] || run_probe  # every call checks the GPU first
+for s in "${stages[@]}"; do
+  case "$s" in
+    probe) run_probe ;;
+    tests) run_tests ;;
+    readers) step readers 35 readers.log readers ;;
+    torch) step torch 30 bench.log torch_loop ;;
+    surgery) step surgery 55 bench.log surgery_bench ;;
+    optimizer) step optimizer 30 bench.log node bench/optimizer.js --device cuda --record ;;
+    model) step model 60 bench.log node bench/model.js --device cuda --steps 10 --record ;;
+    sanitize) step sanitize 300 sanitize.log sanitize ;;
+  esac
+done
+if grep -qP '^(surgery|optimizer|model)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
+summary
 exit $status
