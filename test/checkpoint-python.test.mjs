@@ -24,11 +24,13 @@ test('the README quotes docs/examples/forward_from_checkpoint.py exactly', () =>
   assert.equal(block[1], readFileSync(SCRIPT, 'utf8'));
 });
 
+// The first interpreter with numpy: PYTHON, python3 on the PATH, then Debian's (which
+// .ci/run gives python3-numpy when the PATH's python3 has none).
+const PYTHONS = [...new Set([process.env.PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean))];
+const python = PYTHONS.find((p) => spawnSync(p, ['-c', 'import numpy']).status === 0);
+
 function numpyMissing() {
-  const r = spawnSync('python3', ['-c', 'import numpy'], { encoding: 'utf8' });
-  if (r.error) return `python3 is not available (${r.error.code ?? r.error.message})`;
-  if (r.status !== 0) return `numpy is not importable from python3 (${r.stderr.trim().split('\n').pop()})`;
-  return undefined;
+  return python ? undefined : `none of ${PYTHONS.join(', ')} can import numpy`;
 }
 
 const CONFIGS = [
@@ -53,7 +55,7 @@ for (const config of CONFIGS) {
     const batch = gatherBatch(smallValSplit(config), [0, 1, 2, 3, 4]);
     writeFileSync(join(dir, 'tokens.npy'), encodeNpy({ dtype: 'F32', shape: [batch.size, c.tokens, c.width], data: batch.tokens }));
 
-    const out = execFileSync('python3', [SCRIPT, outcome.lastCheckpoint, join(dir, 'tokens.npy')], { encoding: 'utf8' });
+    const out = execFileSync(python, [SCRIPT, outcome.lastCheckpoint, join(dir, 'tokens.npy')], { encoding: 'utf8' });
     const pred = JSON.parse(out);
     assert.equal(pred.length, batch.size);
     assert.ok(pred.every((s) => s.length === c.chunk && s.every((k) => k.length === c.actionDims)));
