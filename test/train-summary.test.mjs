@@ -24,6 +24,8 @@ test('budgetRatio: a multiple of the budget, two decimals below 10×', () => {
   assert.equal(budgetRatio(1.3e-4, 2e-4), '0.65× the budget');
   assert.equal(budgetRatio(1.8e-2, 2e-4), '90.0× the budget');
   assert.equal(budgetRatio(2e-4, 2e-4), '1.00× the budget');
+  assert.equal(budgetRatio(1.791e-7, 2e-4), '0.00090× the budget');  // not '0.00×'
+  assert.equal(budgetRatio(0, 2e-4), '0.00× the budget');
 });
 
 test('CRaFT: training and validation retention against the budget', (t) => {

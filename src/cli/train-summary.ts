@@ -24,10 +24,14 @@ function peakLambda(rows: readonly { step: number; lambda_after?: number | null 
   return peak && peak.v > 0 ? ` (peak ${num(peak.v)} at step ${peak.step})` : '';
 }
 
-/** How a retention loss stands against the budget: "0.64× the budget" (two decimals below 10×, one above). */
+/**
+ * How a retention loss stands against the budget: "0.64× the budget" (two decimals below
+ * 10×, one above; two significant digits below 0.01×, where two decimals would read 0.00×).
+ */
 export function budgetRatio(value: number, budget: number): string {
   const r = value / budget;
-  return `${r < 10 ? r.toFixed(2) : r.toFixed(1)}× the budget`;
+  const text = r >= 10 ? r.toFixed(1) : r >= 0.01 || r === 0 ? r.toFixed(2) : r.toPrecision(2);
+  return `${text}× the budget`;
 }
 
 /** The val retention line: the last retention loss on the validation split against the budget, in both modes. */
