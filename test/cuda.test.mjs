@@ -122,31 +122,29 @@ test('without a usable GPU, the raw CUDA binding throws JS Errors (never aborts)
     return;
   }
   const isCudaError = (e) => e instanceof Error && e.code === 'ERR_CRAFTGRAD_CUDA' && e.message.includes(info.reason);
-  assert.throws(() => binding.cudaAlloc(0, 16), isCudaError);
-  assert.throws(() => binding.cudaLayout(0, new Float64Array([1, 2])), isCudaError);
-  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
-  assert.throws(() => binding.cudaSurgeryHostAsync([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
+  const opts = { lambda: 0.1, eps: 1e-8, projection: true, cosines: false };
+  assert.throws(() => new binding.TensorSet({ device: 'cuda:0', sizes: [16] }), isCudaError);
+  assert.throws(() => binding.surgery([new Float32Array(3)], [new Float32Array(3)], { ...opts, device: 'cuda:0' }), isCudaError);
+  assert.throws(() => binding.surgeryAsync([new Float32Array(3)], [new Float32Array(3)], { ...opts, device: 'cuda:0' }), isCudaError);
   // Argument errors come first, named, as TypeError/RangeError.
-  assert.throws(() => binding.cudaSurgery({}, {}, undefined, {}, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /act must be a DeviceBuffer/.test(e.message));
-  assert.throws(() => binding.cudaAlloc(-1, 16), (e) => e instanceof RangeError && /device/.test(e.message));
-  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(4)], undefined, 0.1, 1e-8, true, false, 0),
+  assert.throws(() => binding.surgery({}, {}, { ...opts, device: 'cuda:0' }),
+    (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /act must be an Array of Float32Array/.test(e.message));
+  assert.throws(() => new binding.TensorSet({ device: 'cuda:-1', sizes: [16] }), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => binding.surgery([new Float32Array(3)], [new Float32Array(4)], { ...opts, device: 'cuda:0' }),
     (e) => e instanceof RangeError && /ret\[0\] has 4 elements/.test(e.message));
 });
 
-test('GradSet.dispose() frees a CUDA set\'s buffer and its cached layout (fake handles: runs without a GPU)', () => {
+test('GradSet.dispose() frees a CUDA set\'s native handle (its memory and cached layout) once (fake handle: runs without a GPU)', () => {
   const disposed = [];
-  const buffer = { device: 0, length: 3, disposed: false, dispose() { disposed.push('buffer'); } };
-  const layout = { device: 0, length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('layout'); } };
-  const set = GradSet.adopt(GradSet.zeros([1, 2]), buffer);
-  const storage = GradSet.internals(set).storage;
-  assert.equal(storage.kind, 'cuda');
-  storage.layout = layout; // what internals(set).layout() caches on a GPU
+  const handle = { device: 'cuda:0', length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('handle'); } };
+  const set = GradSet.adopt(GradSet.zeros([1, 2]), handle);
+  assert.equal(set.device, 'cuda:0');
+  assert.equal(GradSet.internals(set), handle);
   set.dispose();
-  assert.deepEqual(disposed.sort(), ['buffer', 'layout']);
+  assert.deepEqual(disposed, ['handle']);
   assert.equal(set.disposed, true);
   set.dispose(); // idempotent
-  assert.equal(disposed.length, 2);
+  assert.equal(disposed.length, 1);
 });
 
 // ---- GPU tests ----
@@ -249,23 +247,28 @@ gpuTest('in place (out = act) and non-finite data', () => {
 });
 
 gpuTest('the raw binding checks its arguments', () => {
-  const buf = binding.cudaAlloc(0, 10);
-  const other = binding.cudaAlloc(0, 11);
-  const layout = binding.cudaLayout(0, new Float64Array([4, 6]));
-  assert.equal(buf.device, 0);
+  const opts = { lambda: 0.1, eps: 1e-8, projection: true, cosines: false };
+  const buf = new binding.TensorSet({ device: 'cuda:0', sizes: [4, 6] });
+  const other = new binding.TensorSet({ device: 'cuda:0', sizes: [11] });
+  assert.equal(buf.device, 'cuda:0');
   assert.equal(buf.length, 10);
-  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
-    (e) => e instanceof RangeError && /ret has 11 elements but layout has 10/.test(e.message));
-  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, buf, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && /layout must be a DeviceLayout/.test(e.message));
-  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, layout, -1, 1e-8, true, false), /lambda/);
+  assert.equal(buf.numTensors, 2);
+  assert.equal(buf.data, undefined);
+  assert.throws(() => binding.surgery(buf, other, opts),
+    (e) => e instanceof RangeError && /ret has 11 elements but act has 10/.test(e.message));
+  assert.throws(() => binding.surgery(buf, {}, opts),
+    (e) => e instanceof TypeError && /ret must be a TensorSet/.test(e.message));
+  const host = new binding.TensorSet({ device: 'cpu', sizes: [4, 6] });
+  assert.throws(() => binding.surgery(buf, host, opts),
+    (e) => e instanceof RangeError && /ret is on cpu but act is on cuda:0/.test(e.message));
+  assert.throws(() => binding.surgery(buf, buf, { ...opts, lambda: -1 }), /lambda/);
   assert.throws(() => buf.upload(new Float32Array(11), 0), (e) => e instanceof RangeError && /src has 11 elements/.test(e.message));
   assert.throws(() => buf.download(new Float32Array(4), 7), (e) => e instanceof RangeError && /dst/.test(e.message));
-  assert.throws(() => binding.cudaAlloc(info.devices.length, 4), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => new binding.TensorSet({ device: `cuda:${info.devices.length}`, sizes: [4] }), (e) => e instanceof RangeError && /device/.test(e.message));
   other.dispose();
   assert.equal(other.disposed, true);
-  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && /ret is a disposed DeviceBuffer/.test(e.message));
+  assert.throws(() => binding.surgery(buf, other, opts),
+    (e) => e instanceof TypeError && /ret is a disposed TensorSet/.test(e.message));
   const src = Float32Array.from({ length: 10 }, (_, i) => i);
   buf.upload(src, 0);
   const back = new Float32Array(4);
@@ -274,8 +277,9 @@ gpuTest('the raw binding checks its arguments', () => {
   buf.fill(2.5);
   buf.download(back, 0);
   assert.deepEqual([...back], [2.5, 2.5, 2.5, 2.5]);
-  const res = binding.cudaSurgery(buf, buf, undefined, layout, 0.5, 1e-8, true, false);
+  const res = binding.surgery(buf, buf, { ...opts, lambda: 0.5 });
   assert.equal(res.out.length, 10);
+  assert.equal(res.out.device, 'cuda:0');
   assert.equal(res.numTensors, 2);
   res.out.dispose();
   buf.dispose();
@@ -303,7 +307,7 @@ gpuTest('cudaMemInfo reports the device memory now: an allocation takes its byte
   assert.equal(before.totalBytes, info.devices[0].totalMemory);
   assert.ok(before.freeBytes > 0 && before.freeBytes <= before.totalBytes, JSON.stringify(before));
   const bytes = 64 * 2 ** 20;
-  const buf = binding.cudaAlloc(0, bytes / 4);
+  const buf = new binding.TensorSet({ device: 'cuda:0', sizes: [bytes / 4] });
   const during = binding.cudaMemInfo(0);
   assert.ok(before.freeBytes - during.freeBytes >= bytes, `free ${before.freeBytes} -> ${during.freeBytes} after ${bytes} bytes`);
   buf.dispose();
@@ -328,7 +332,7 @@ gpuTest('a set over 2^31 elements in total', (t) => {
   assert.equal(res.numConflicts, 3);
   assert.equal(res.nonFinite, 0);
   let normSq = 0;
-  const buf = GradSet.internals(res.out).storage.buffer;
+  const buf = GradSet.internals(res.out); // the native TensorSet: download(dst, offset)
   sizes.forEach((n, i) => {
     const d = -0.5 * n, q = 0.25 * n;
     assert.equal(res.dots[i], d, `dots[${i}] is exact for these values`);
