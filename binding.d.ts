@@ -132,6 +132,11 @@ export interface RawModelConfig {
   actionDims: number;
 }
 
+export interface RawTensorDesc {
+  name: string;
+  shape: number[];
+}
+
 export type RawModelMode = 'craft' | 'baseline' | 'eval' | 'evalRetention';
 
 export interface RawModelStepOptions {
@@ -212,6 +217,8 @@ export interface NativeBinding {
   /** The built-in model's forward and backward (one micro-batch). */
   modelStep(options: RawModelStepOptions): RawModelLosses;
   modelStepAsync(options: RawModelStepOptions): Promise<RawModelLosses>;
+  /** The model's tensors, names and shapes, in layout order (native/core/model_desc.cc defines them). */
+  modelTensors(config: RawModelConfig): { trainable: RawTensorDesc[]; frozen: RawTensorDesc[]; anchor: RawTensorDesc[] };
   /** dst[dstOffset..+count) = src[srcOffset..+count), within one device, no overlap. */
   copy(options: { dst: TensorSet; src: TensorSet; dstOffset?: number; srcOffset?: number; count: number }): void;
   /** The model's product on host arrays, c updated in place (tests and benchmarks). */

@@ -239,6 +239,32 @@ struct GemmOp {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
+// modelTensors(config) -> { trainable, frozen, anchor }: [{ name, shape }] in layout order.
+Napi::Value ModelTensorsOf(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const ModelTensors t = modelTensors(readConfig(env, info[0]));
+    auto list = [&](const std::vector<TensorDesc>& descs) {
+      Napi::Array a = Napi::Array::New(env, descs.size());
+      for (size_t i = 0; i < descs.size(); ++i) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("name", descs[i].name);
+        Napi::Array shape = Napi::Array::New(env, descs[i].shape.size());
+        for (size_t j = 0; j < descs[i].shape.size(); ++j)
+          shape.Set(static_cast<uint32_t>(j), Napi::Number::New(env, static_cast<double>(descs[i].shape[j])));
+        o.Set("shape", shape);
+        a.Set(static_cast<uint32_t>(i), o);
+      }
+      return a;
+    };
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("trainable", list(t.trainable));
+    out.Set("frozen", list(t.frozen));
+    out.Set("anchor", list(t.anchor));
+    return out;
+  });
+}
+
 Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     const double s = readNumber(info.Env(), info[0], "seconds");
@@ -253,6 +279,7 @@ void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("modelStep", Napi::Function::New(env, callSync<ModelStepOp>, "modelStep"));
   exports.Set("modelStepAsync", Napi::Function::New(env, callAsync<ModelStepOp>, "modelStepAsync"));
   exports.Set("copy", Napi::Function::New(env, callSync<CopyOp>, "copy"));
+  exports.Set("modelTensors", Napi::Function::New(env, ModelTensorsOf, "modelTensors"));
   exports.Set("modelGemm", Napi::Function::New(env, callSync<GemmOp>, "modelGemm"));
   exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
 }

@@ -5,6 +5,8 @@
 //     config: AdapterPolicyConfig's fields (pooling 'mean'|'max', anchorType
 //     'concat'|'aq_only'|'raw_only'); mode 'craft'|'baseline'|'eval'|'evalRetention';
 //     params, frozen, anchor, gAct, gRet: TensorSets of one device; tokens, actions: host Float32Arrays
+//   modelTensors(config) -> { trainable, frozen, anchor }: [{ name, shape }], the tensor
+//     layouts of core/model_desc.h (their one definition)
 //   copy({ dst, src, dstOffset?, srcOffset?, count }): within one device, no overlap
 //   modelGemm({ M, N, K, alpha, a, transA, b, transB, beta, c, device?, variant? }): the
 //     model's product on host arrays, computed on `device` (tests, benchmarks)
