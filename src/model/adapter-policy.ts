@@ -99,16 +99,8 @@ export class AdapterPolicy {
     if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
     const device = resolveModelDevice(options.device);
     const resolved = resolveModelConfig(config);
-    if (device.kind === 'cpu') {
-      const m = new AdapterPolicy(resolved, device);
-      if (options.frozen !== undefined) m.loadFrozen(options.frozen, 'options.frozen');
-      else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
-      initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
-      m.resetAnchor();
-      return m;
-    }
-    // On a device: the same values made on the host (checked before any device memory is
-    // taken), then uploaded.
+    // The seeded values are made on the host (checked before any memory is taken), then
+    // copied in: the same values on every device.
     const frozenSpecs = frozenLayout(resolved), trainableSpecs = trainableLayout(resolved);
     const frozenHost = new Float32Array(frozenSpecs.reduce((a, t) => a + t.size, 0));
     if (options.frozen !== undefined) copyIn(frozenSpecs, frozenHost, checkTensors(frozenSpecs, options.frozen, 'options.frozen'));
@@ -301,13 +293,8 @@ function resolveModelDevice(spec: unknown): ResolvedDevice {
 
 function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  if (set.device === 'cpu') {
-    specs.forEach((t, i) => {
-      out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: set.view(i) };
-    });
-    return out;
-  }
-  const flat = set.toFlat();  // one download; each tensor a view of it
+  // A CPU set's own array (live views), else one download (each tensor a view of the copy).
+  const flat = GradSet.internals(set).data ?? set.toFlat();
   specs.forEach((t, i) => {
     out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: flat.subarray(set.offsets[i], set.offsets[i]! + set.sizes[i]!) };
   });
@@ -316,11 +303,7 @@ function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tenso
 
 function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string, Tensor>, name: string): void {
   checkTensors(specs, tensors, name);
-  if (set.device === 'cpu') {
-    specs.forEach((t, i) => set.view(i).set(tensors[t.name]!.data as Float32Array));
-    return;
-  }
-  // Every tensor of the layout is given: assemble on the host, upload once.
+  // Every tensor of the layout is given: assemble on the host, copy in once.
   const flat = new Float32Array(set.numElements);
   copyIn(specs, flat, tensors);
   set.set(flat);
