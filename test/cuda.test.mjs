@@ -286,6 +286,48 @@ gpuTest('the raw binding checks its arguments', () => {
   buf.dispose(); // idempotent
 });
 
+// A failure inside the computation (here: out of device memory for the host arrays' staging
+// and for the model's scratch, both allocated when the call runs) must reach JS as the same
+// error from the synchronous call and from its async form (native/napi/op_call.h). The
+// emulator's device memory can be made small (CGEMU_DEVICE_MEMORY); a real GPU's cannot.
+gpuTest('a failure while computing throws synchronously and rejects asynchronously with the same error (emulator)', async (t) => {
+  if (!info.devices[0].name.includes('emulator')) {
+    t.skip('needs the CUDA emulator (its device memory is set small by CGEMU_DEVICE_MEMORY)');
+    return;
+  }
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    import { surgery, surgeryAsync, AdapterPolicy } from './dist/index.js';
+    const pick = (e) => ({ name: e.name, code: e.code, device: e.device, requestedBytes: e.requestedBytes, message: e.message });
+    const both = async (sync, async) => {
+      let s, a;
+      try { sync(); } catch (e) { s = pick(e); }
+      try { await async(); } catch (e) { a = pick(e); }
+      return { sync: s, async: a };
+    };
+    const act = [new Float32Array(1 << 18)], ret = [new Float32Array(1 << 18)];
+    const opts = { lambda: 0.1, device: 'cuda:0' };
+    const model = AdapterPolicy.create({ tokens: 64, width: 64, blocks: 2, rank: 2, headWidth: 4, chunk: 1, actionDims: 2 }, { device: 'cuda:0' });
+    const batch = { tokens: new Float32Array(64 * 64 * 64), actions: new Float32Array(64 * 2), size: 64 };
+    const gA = model.newGradSet(), gR = model.newGradSet();
+    console.log(JSON.stringify({
+      surgery: await both(() => surgery(act, ret, opts), () => surgeryAsync(act, ret, opts)),
+      model: await both(() => model.craftStep(batch, gA, gR), () => model.craftStepAsync(batch, gA, gR)),
+    }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root, encoding: 'utf8', env: { ...process.env, CGEMU_DEVICE_MEMORY: String(2 ** 20) },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout.trim().split('\n').pop());
+  for (const [what, { sync, async }] of Object.entries(got)) {
+    assert.ok(sync, `${what}: the synchronous call threw`);
+    assert.equal(sync.code, 'ERR_CRAFTGRAD_CUDA_OOM', `${what}: ${sync.message}`);
+    assert.equal(sync.device, 0);
+    assert.ok(sync.requestedBytes > 2 ** 20, `${what}: requestedBytes ${sync.requestedBytes}`);
+    assert.deepEqual(async, sync, `${what}: the async form rejects with the same error`);
+  }
+});
+
 gpuTest('out of device memory is an Error that says how many bytes on which device', () => {
   const elements = 2 ** 44; // 64 TiB of float32
   assert.throws(() => GradSet.zeros([elements], { device: 'cuda' }), (e) => {
