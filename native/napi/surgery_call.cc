@@ -33,6 +33,12 @@ void checkOverlap(std::vector<MemRange>& ranges, const char* const* flatNames) {
                    " overlap in memory; an output may only alias its own tensor's act or ret exactly");
 }
 
+// Where host operands are computed: options.device, the CPU by default.
+Backend* hostBackend(Napi::Env env, const Options& o) {
+  const napi_value device = o.optional("device");
+  return device ? &readBackend(env, Napi::Value(env, device), "device") : &cpuBackend();
+}
+
 void parseSets(const Napi::CallbackInfo& info, SurgeryOp& op) {
   Napi::Env env = info.Env();
   TensorSetWrap* a = TensorSetWrap::unwrap(env, info[0], "act");
@@ -40,7 +46,8 @@ void parseSets(const Napi::CallbackInfo& info, SurgeryOp& op) {
   const Options o(env, info[2], "options");
   op.params = readSurgeryParams(o);
   op.cosines = o.boolean("cosines");
-  TensorSetWrap* out = o.has("out") ? TensorSetWrap::unwrap(env, Napi::Value(env, o.get("out")), "out") : nullptr;
+  const napi_value outValue = o.optional("out");
+  TensorSetWrap* out = outValue ? TensorSetWrap::unwrap(env, Napi::Value(env, outValue), "out") : nullptr;
   for (auto [w, name] : {std::make_pair(r, "ret"), std::make_pair(out, "out")}) {
     if (!w) continue;
     if (&w->backend() != &a->backend())
@@ -65,7 +72,7 @@ void parseSets(const Napi::CallbackInfo& info, SurgeryOp& op) {
     checkOverlap(ranges, names);
     op.out = out->memory();
     op.hold.buffer(out->hostBuffer());
-    op.outIndex = op.hold.keep(o.get("out"));
+    op.outIndex = op.hold.keep(outValue);
   } else {
     Napi::Object fresh = TensorSetWrap::create(env, *op.backend, op.layout);
     TensorSetWrap* w = TensorSetWrap::Unwrap(fresh);
@@ -96,8 +103,8 @@ void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
     op.hold.buffer(act[i].arrayBuffer);
     op.hold.buffer(ret[i].arrayBuffer);
   }
-  if (o.has("out")) {
-    const std::vector<F32View> out = readFloat32List(env, o.get("out"), "out");
+  if (const napi_value outValue = o.optional("out")) {
+    const std::vector<F32View> out = readFloat32List(env, outValue, "out");
     if (static_cast<int64_t>(out.size()) != k) throw rangeError("out has " + num(out.size()) + " tensors but act has " + num(k));
     std::vector<MemRange> ranges;
     ranges.reserve(3 * k);
@@ -112,7 +119,7 @@ void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
     for (int64_t i = 0; i < k; ++i) addRange(ranges, ret[i].data, ret[i].length, i, Role::Ret);
     for (int64_t i = 0; i < k; ++i) addRange(ranges, out[i].data, out[i].length, i, Role::Out);
     checkOverlap(ranges, nullptr);
-    op.outIndex = op.hold.keep(o.get("out"));
+    op.outIndex = op.hold.keep(outValue);
   } else {
     // One ArrayBuffer for all outputs: one allocation however many tensors there are.
     Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, static_cast<size_t>(total) * sizeof(float));
@@ -127,7 +134,7 @@ void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
     }
     op.outIndex = op.hold.keep(list);
   }
-  op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
+  op.backend = hostBackend(env, o);
 }
 
 void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
@@ -144,8 +151,8 @@ void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
   op.cosines = o.boolean("cosines");
 
   float* outData;
-  if (o.has("out")) {
-    const F32View out = readFloat32Array(env, o.get("out"), "out");
+  if (const napi_value outValue = o.optional("out")) {
+    const F32View out = readFloat32Array(env, outValue, "out");
     if (out.length != a.length) throw rangeError("out has " + num(out.length) + " elements but actFlat has " + num(a.length));
     std::vector<MemRange> ranges;
     addRange(ranges, a.data, a.length, 0, Role::Act);
@@ -155,7 +162,7 @@ void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
     checkOverlap(ranges, names);
     outData = out.data;
     op.hold.buffer(out.arrayBuffer);
-    op.outIndex = op.hold.keep(o.get("out"));
+    op.outIndex = op.hold.keep(outValue);
   } else {
     Napi::Float32Array fresh = Napi::Float32Array::New(env, static_cast<size_t>(total));
     outData = fresh.Data();
@@ -169,7 +176,7 @@ void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
     op.tensors[i] = {a.data + offset, r.data + offset, outData + offset, sizes[i]};
     offset += sizes[i];
   }
-  op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
+  op.backend = hostBackend(env, o);
 }
 
 }  // namespace

@@ -40,6 +40,11 @@ class Options {
   Options(napi_env env, napi_value value, const char* name);
   napi_value get(const char* key) const;
   bool has(const char* key) const { return !isNullish(env_, get(key)); }
+  // The value, or nullptr when it is undefined or null (one property read).
+  napi_value optional(const char* key) const {
+    napi_value v = get(key);
+    return isNullish(env_, v) ? nullptr : v;
+  }
   double number(const char* key) const { return readNumber(env_, get(key), key); }
   bool boolean(const char* key) const { return readBool(env_, get(key), key); }
   std::string string(const char* key) const;
