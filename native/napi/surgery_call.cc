@@ -194,9 +194,10 @@ SurgeryParams readSurgeryParams(const Options& o) {
 
 SurgeryOp SurgeryOp::parse(const Napi::CallbackInfo& info) {
   SurgeryOp op;
-  if (TensorSetWrap::is(info.Env(), info[0])) parseSets(info, op);
+  if (info[0].IsArray()) parseList(info, op);  // the common host form first: cheapest tests
   else if (info[0].IsTypedArray()) parseFlat(info, op);
-  else parseList(info, op);
+  else if (TensorSetWrap::is(info.Env(), info[0])) parseSets(info, op);
+  else parseList(info, op);  // its TypeError names what act must be
   return op;
 }
 
