@@ -1,6 +1,6 @@
 // Types of the raw native module (build/Release/craftgrad.node or a prebuild).
-// Internal: src/native.ts is the only code that touches it; argument order is positional
-// for speed, and every argument is validated again on the native side.
+// Internal: src/native.ts is the only code that touches it; operands are positional,
+// everything else named options, and every argument is validated again on the native side.
 
 export interface RawSurgeryResult<Out> {
   out: Out;
@@ -57,24 +57,122 @@ export interface RawBackendInfo {
   cuda: RawCudaInfo;
 }
 
-/** Device memory holding `length` float32 values (CUDA builds only). */
-export interface DeviceBuffer {
-  readonly device: number;
+/** 'cpu' or 'cuda:N' (src/device.ts resolves 'auto' and 'cuda'). */
+export type RawDeviceName = 'cpu' | `cuda:${number}`;
+
+/**
+ * Float32 tensors packed back to back in one backend's memory: a Float32Array for 'cpu'
+ * (wrapped without a copy when `data` is given), device memory for 'cuda:N'. Every
+ * operation takes its backend from its TensorSet operands.
+ */
+export interface TensorSet {
+  readonly device: RawDeviceName;
   readonly length: number;
+  readonly numTensors: number;
   readonly disposed: boolean;
-  upload(src: Float32Array, offsetElements: number): void;
-  download(dst: Float32Array, offsetElements: number): void;
+  /** The host array of a 'cpu' set (a live view); undefined on a device. */
+  readonly data: Float32Array | undefined;
+  upload(src: Float32Array, offset?: number): void;
+  download(dst: Float32Array, offset?: number): void;
   fill(value: number): void;
   dispose(): void;
 }
 
-/** A cached per-layout table (tensor sizes) on one device (CUDA builds only). */
-export interface DeviceLayout {
-  readonly device: number;
-  readonly length: number;
-  readonly numTensors: number;
-  readonly disposed: boolean;
-  dispose(): void;
+export interface TensorSetOptions {
+  device: RawDeviceName;
+  /** Tensor sizes; or `like`, whose sizes (and, on the same device, layout) the set shares. */
+  sizes?: ArrayLike<number>;
+  like?: TensorSet;
+  /** 'cpu' only: the array to wrap (sum(sizes) elements); zeros otherwise. */
+  data?: Float32Array;
+}
+
+export interface RawSurgeryOptions<Out> {
+  lambda: number;
+  eps: number;
+  projection: boolean;
+  cosines: boolean;
+  out?: Out;
+  /** Flat host arrays: the tensor sizes. */
+  sizes?: ArrayLike<number>;
+  /** Host arrays: where to compute (default 'cpu'; 'cuda:N' stages them through the device). */
+  device?: RawDeviceName;
+}
+
+export interface RawReduceOptions {
+  lambda: number;
+  eps: number;
+  projection: boolean;
+}
+
+export interface RawAdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** The optimizer's step count after this step (>= 1). */
+  step: number;
+  /** Multiplies the gradient (clipping). */
+  gradScale: number;
+}
+
+/** The built-in model's configuration (src/model/config.ts's AdapterPolicyConfig). */
+export interface RawModelConfig {
+  tokens: number;
+  width: number;
+  blocks: number;
+  rank: number;
+  alpha: number;
+  bridgeBlock: number;
+  pooling: 'mean' | 'max';
+  anchorType: 'concat' | 'aq_only' | 'raw_only';
+  headWidth: number;
+  chunk: number;
+  actionDims: number;
+}
+
+export interface RawTensorDesc {
+  name: string;
+  shape: number[];
+}
+
+export type RawModelMode = 'craft' | 'baseline' | 'eval' | 'evalRetention';
+
+export interface RawModelStepOptions {
+  config: RawModelConfig;
+  mode: RawModelMode;
+  /** TensorSets on one device; anchor for 'craft' and 'evalRetention', gAct for 'craft' and 'baseline', gRet for 'craft'. */
+  params: TensorSet;
+  frozen: TensorSet;
+  anchor?: TensorSet | null;
+  gAct?: TensorSet | null;
+  gRet?: TensorSet | null;
+  /** Host arrays: batch×T×D tokens, batch×K×A actions. */
+  tokens: Float32Array;
+  actions: Float32Array;
+  batch: number;
+  accumulate: boolean;
+  scale: number;
+}
+
+export interface RawGemmOptions {
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  a: Float32Array;
+  transA: boolean;
+  b: Float32Array;
+  transB: boolean;
+  /** 0 or 1. */
+  beta: number;
+  /** Updated in place: c = beta·c + alpha·op(a)·op(b), row-major. */
+  c: Float32Array;
+  /** Where to compute (default 'cpu'). */
+  device?: RawDeviceName;
+  /** CUDA's product kernel: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4, 2 tiled 64×64, 3 tiled 128×128 (same bits). */
+  variant?: 0 | 1 | 2 | 3;
 }
 
 /** craftReduce: the surgery's pass 1 for the trainer (no writes). */
@@ -91,91 +189,53 @@ export interface RawCraftReduceResult {
   nonFinite: number;
 }
 
+export interface RawModelLosses {
+  actionLoss: number;
+  retentionLoss: number;
+}
+
+/**
+ * One export per operation whatever the device (native/napi/addon.cc). Options are
+ * checked again natively (TypeError/RangeError naming the field); the async forms reject
+ * with the same errors the synchronous ones throw.
+ */
 export interface NativeBinding {
-  surgery(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<Float32Array[]>;
-  surgeryAsync(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<Float32Array[]>>;
-  surgeryFlat(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<Float32Array>;
-  surgeryFlatAsync(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<Float32Array>>;
+  TensorSet: new (options: TensorSetOptions) => TensorSet;
+
+  /** act, ret: TensorSets of one device (out: a TensorSet), Arrays of Float32Array, or flat Float32Arrays with options.sizes. */
+  surgery<Out extends TensorSet | Float32Array[] | Float32Array>(act: Out, ret: Out, options: RawSurgeryOptions<Out>): RawSurgeryResult<Out>;
+  surgeryAsync<Out extends TensorSet | Float32Array[] | Float32Array>(act: Out, ret: Out, options: RawSurgeryOptions<Out>): Promise<RawSurgeryResult<Out>>;
+
+  /** The surgery's pass 1 (nothing written); ret may be act. */
+  craftReduce(act: TensorSet, ret: TensorSet, options: RawReduceOptions): RawCraftReduceResult;
+  /** Surgery pass 2 fused with AdamW: p, m, v (distinct, not overlapping act or ret) updated in place. */
+  adamwFused(params: TensorSet, m: TensorSet, v: TensorSet, act: TensorSet, ret: TensorSet,
+    options: RawAdamWOptions & { coefficients: Float64Array }): void;
+  /** AdamW alone with g = grad·gradScale. */
+  adamw(params: TensorSet, m: TensorSet, v: TensorSet, grad: TensorSet, options: RawAdamWOptions): void;
+
+  /** The built-in model's forward and backward (one micro-batch). */
+  modelStep(options: RawModelStepOptions): RawModelLosses;
+  modelStepAsync(options: RawModelStepOptions): Promise<RawModelLosses>;
+  /** The model's tensors, names and shapes, in layout order (native/core/model_desc.cc defines them). */
+  modelTensors(config: RawModelConfig): { trainable: RawTensorDesc[]; frozen: RawTensorDesc[]; anchor: RawTensorDesc[] };
+  /** dst[dstOffset..+count) = src[srcOffset..+count), within one device, no overlap. */
+  copy(options: { dst: TensorSet; src: TensorSet; dstOffset?: number; srcOffset?: number; count: number }): void;
+  /** The model's product on host arrays, c updated in place (tests and benchmarks). */
+  modelGemm(options: RawGemmOptions): void;
+
   backendInfo(): RawBackendInfo;
   setThreads(threads: number): void;
 
-  // The optimizer step (CPU GradSet layouts; native/napi/adamw_call.cc).
-  craftReduce(act: Float32Array, ret: Float32Array, sizes: Float64Array, lambda: number, eps: number,
-    projection: boolean): RawCraftReduceResult;
-  adamwFused(act: Float32Array, ret: Float32Array, sizes: Float64Array, coefficients: Float64Array,
-    params: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number, beta2: number,
-    eps: number, weightDecay: number, step: number, gradScale: number): void;
-  adamw(grad: Float32Array, params: Float32Array, m: Float32Array, v: Float32Array, lr: number, beta1: number,
-    beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
-
-  // Built-in model (src/model). config: [T, D, L, r, alpha, m, pool, anchor, H, K, A];
-  // mode 0 craft, 1 baseline, 2 eval, 3 eval with retention.
-  modelStep(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
-    tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
-    mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
-  modelStepAsync(config: Float64Array, params: Float32Array, frozen: Float32Array, anchor: Float32Array | null,
-    tokens: Float32Array, actions: Float32Array, batch: number, gAct: Float32Array | null, gRet: Float32Array | null,
-    mode: number, accumulate: boolean, scale: number): Promise<{ actionLoss: number; retentionLoss: number }>;
-  /** CUDA builds only: modelStep with params, frozen, anchor, gAct, gRet as DeviceBuffers on one device. */
-  cudaModelStep?(config: Float64Array, params: DeviceBuffer, frozen: DeviceBuffer, anchor: DeviceBuffer | null,
-    tokens: Float32Array, actions: Float32Array, batch: number, gAct: DeviceBuffer | null, gRet: DeviceBuffer | null,
-    mode: number, accumulate: boolean, scale: number): { actionLoss: number; retentionLoss: number };
-  /** CUDA builds only: cudaModelStep on a libuv worker thread (buffers kept alive until it settles). */
-  cudaModelStepAsync?(config: Float64Array, params: DeviceBuffer, frozen: DeviceBuffer, anchor: DeviceBuffer | null,
-    tokens: Float32Array, actions: Float32Array, batch: number, gAct: DeviceBuffer | null, gRet: DeviceBuffer | null,
-    mode: number, accumulate: boolean, scale: number): Promise<{ actionLoss: number; retentionLoss: number }>;
-  /** CUDA builds only: device-to-device copy of `count` floats (same device, no overlap). Synchronous. */
-  cudaCopy?(dst: DeviceBuffer, dstOffset: number, src: DeviceBuffer, srcOffset: number, count: number): void;
-  /** CUDA builds only: what the fp32 CUDA-core peak is computed from (benchmarks). */
-  cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
-  /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (benchmarks). */
-  /** variant: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4, 2 tiled 64×64, 3 tiled 128×128 (same bits). */
-  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3): Float64Array;
-  /** The GPU's product on host arrays, c updated in place (tests); arguments as modelGemm's. */
-  cudaModelGemm?(device: number, M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
-    b: Float32Array, transB: boolean, beta: number, c: Float32Array, variant: 0 | 1 | 2 | 3): void;
-  /** c = beta·c + alpha·op(a)·op(b), row-major; beta 0 or 1 (tests and benchmarks). */
-  modelGemm(M: number, N: number, K: number, alpha: number, a: Float32Array, transA: boolean,
-    b: Float32Array, transB: boolean, beta: number, c: Float32Array): void;
+  // Benchmarks and tests.
   /** Measured fp32 FMA throughput of the pool's threads, GFLOP/s (0 without AVX-512). */
   fmaPeakGflops(seconds: number): number;
-
-  // CUDA builds only.
-  cudaAlloc?(device: number, length: number): DeviceBuffer;
-  cudaLayout?(device: number, sizes: Float64Array): DeviceLayout;
-  cudaSurgery?(act: DeviceBuffer, ret: DeviceBuffer, out: DeviceBuffer | undefined, layout: DeviceLayout,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): RawSurgeryResult<DeviceBuffer>;
-  cudaSurgeryAsync?(act: DeviceBuffer, ret: DeviceBuffer, out: DeviceBuffer | undefined, layout: DeviceLayout,
-    lambda: number, eps: number, projection: boolean, cosines: boolean): Promise<RawSurgeryResult<DeviceBuffer>>;
-  cudaSurgeryHost?(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array[]>;
-  cudaSurgeryHostAsync?(act: Float32Array[], ret: Float32Array[], out: Float32Array[] | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array[]>>;
-  cudaSurgeryHostFlat?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): RawSurgeryResult<Float32Array>;
-  cudaSurgeryHostFlatAsync?(act: Float32Array, ret: Float32Array, sizes: ArrayLike<number>, out: Float32Array | undefined,
-    lambda: number, eps: number, projection: boolean, cosines: boolean, device: number): Promise<RawSurgeryResult<Float32Array>>;
-  /**
-   * The optimizer step on DeviceBuffers laid out by `layout` (native/napi/cuda_adamw.cc).
-   * Hyper-parameters are checked first (RangeError), then the handles (TypeError), then
-   * every buffer against the layout (same device, layout.length elements: RangeError).
-   * cudaCraftReduce: surgery pass 1 only, one host sync; ret may be act. Same result as craftReduce.
-   */
-  cudaCraftReduce?(act: DeviceBuffer, ret: DeviceBuffer, layout: DeviceLayout, lambda: number, eps: number,
-    projection: boolean): RawCraftReduceResult;
-  /** Surgery pass 2 fused with AdamW in one launch: p, m, v (three distinct buffers) updated in place. */
-  cudaAdamwFused?(params: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, act: DeviceBuffer, ret: DeviceBuffer,
-    coefficients: Float64Array, layout: DeviceLayout, lr: number, beta1: number, beta2: number, eps: number,
-    weightDecay: number, step: number, gradScale: number): void;
-  /** AdamW alone with g = grad·gradScale. */
-  cudaAdamw?(params: DeviceBuffer, m: DeviceBuffer, v: DeviceBuffer, grad: DeviceBuffer, layout: DeviceLayout,
-    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number, gradScale: number): void;
-  /** Milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events (benchmarks). */
+  /** CUDA builds only: what the fp32 CUDA-core peak is computed from. */
+  cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
+  /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (variant as RawGemmOptions'). */
+  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events. */
   cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
-  /** Free and total memory of the device now, in bytes (cudaMemGetInfo). */
+  /** CUDA builds only: free and total memory of the device now, in bytes (cudaMemGetInfo). */
   cudaMemInfo?(device: number): { freeBytes: number; totalBytes: number };
 }

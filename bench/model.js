@@ -57,7 +57,7 @@ const gemmRows = [];
 function gemmGflops(m, n, k, ta, tb) {
   const a = new Float32Array(m * k).fill(0.5), b = new Float32Array(k * n).fill(0.25), out = new Float32Array(m * n);
   const reps = Math.max(3, Math.round(2e9 / (2 * m * n * k)));
-  const t = timeIt(() => { for (let i = 0; i < reps; i++) binding.modelGemm(m, n, k, 1, a, ta, b, tb, 0, out); }, { reps: 5, warmup: 1 }) / reps;
+  const t = timeIt(() => { for (let i = 0; i < reps; i++) binding.modelGemm({ M: m, N: n, K: k, alpha: 1, a, transA: ta, b, transB: tb, beta: 0, c: out }); }, { reps: 5, warmup: 1 }) / reps;
   return (2 * m * n * k) / t / 1e9;
 }
 for (const [label, m, n, k, ta, tb] of shapes) gemmRows.push({ label, m, n, k, gflops: gemmGflops(m, n, k, ta, tb) });

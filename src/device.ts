@@ -1,4 +1,6 @@
 // Device names: 'cpu' and 'cuda:N'; what users may ask for adds 'auto' and 'cuda' (= cuda:0).
+// The one place a device spec is resolved: the binding takes canonical names only and
+// picks the backend from them (native/napi/backends.cc).
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
 
@@ -41,4 +43,18 @@ export function requireCuda(index: number, name: string): void {
 export function defaultDevice(): ResolvedDevice {
   const info = binding.backendInfo().cuda;
   return info.available && info.devices.length > 0 ? { kind: 'cuda', index: 0, name: 'cuda:0' } : CPU;
+}
+
+/**
+ * Where new data goes: `spec` with 'auto' as {@link defaultDevice}; a CUDA device must be
+ * usable here (clear Error otherwise). `name` names the option in messages.
+ */
+export function resolveDataDevice(spec: unknown, name: string): ResolvedDevice {
+  return usable(parseDevice(spec, name, defaultDevice()), name);
+}
+
+/** `device` itself once it is known to be usable by this build on this machine (clear Error otherwise). */
+export function usable(device: ResolvedDevice, name: string): ResolvedDevice {
+  if (device.kind === 'cuda') requireCuda(device.index, name);
+  return device;
 }

@@ -1,18 +1,14 @@
 // GradSet: a list of float32 tensors in one contiguous allocation on one device. The form
 // in which gradients, parameters and optimizer state live, so a step never leaves its device.
-import type { DeviceBuffer, DeviceLayout } from '../binding.js';
+import type { TensorSet } from '../binding.js';
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
-import { CPU, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type ResolvedDevice } from './device.js';
+import { resolveDataDevice, type DeviceName, type DeviceSpec } from './device.js';
 
 export interface GradSetOptions {
   /** 'cpu' (default), 'cuda', 'cuda:N', or 'auto' (the first GPU when there is one). */
   device?: DeviceSpec | undefined;
 }
-
-type Storage =
-  | { kind: 'cpu'; data: Float32Array }
-  | { kind: 'cuda'; buffer: DeviceBuffer; layout?: DeviceLayout };
 
 const MAX_ELEMENTS = 2 ** 52;
 
@@ -40,11 +36,11 @@ export class GradSet {
   /** Element offset of each tensor in the flat storage. */
   readonly offsets: readonly number[];
   readonly numElements: number;
-  #storage: Storage | undefined;
-  readonly #sizesF64: Float64Array;
+  // The native handle (binding.d.ts TensorSet): host or device memory, and the backend.
+  #handle: TensorSet | undefined;
 
-  private constructor(device: ResolvedDevice, sizes: number[], storage: Storage) {
-    this.device = device.name;
+  private constructor(sizes: readonly number[], handle: TensorSet) {
+    this.device = handle.device;
     this.sizes = Object.freeze(sizes.slice());
     const offsets: number[] = [];
     let total = 0;
@@ -54,8 +50,7 @@ export class GradSet {
     }
     this.offsets = Object.freeze(offsets);
     this.numElements = total;
-    this.#sizesF64 = Float64Array.from(sizes);
-    this.#storage = storage;
+    this.#handle = handle;
   }
 
   get numTensors(): number {
@@ -65,12 +60,9 @@ export class GradSet {
   /** A set of zeros with the given tensor sizes. */
   static zeros(sizes: ArrayLike<number>, options: GradSetOptions = {}): GradSet {
     const list = checkSizes(sizes, 'sizes');
-    const device = resolveSetDevice(options, 'options.device');
-    const total = list.reduce((a, b) => a + b, 0);
-    if (device.kind === 'cpu') return new GradSet(device, list, { kind: 'cpu', data: new Float32Array(total) });
-    const buffer = binding.cudaAlloc!(device.index, total);
-    buffer.fill(0);
-    return new GradSet(device, list, { kind: 'cuda', buffer });
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
+    return new GradSet(list, new binding.TensorSet({ device: device.name, sizes: list }));
   }
 
   /** A copy of `arrays` as one set. */
@@ -90,18 +82,18 @@ export class GradSet {
     const list = checkSizes(sizes, 'sizes');
     const total = list.reduce((a, b) => a + b, 0);
     if (total !== flat.length) throw argRangeError(`sizes add up to ${total} elements but flat has ${flat.length}`);
-    return new GradSet(CPU, list, { kind: 'cpu', data: flat });
+    return new GradSet(list, new binding.TensorSet({ device: 'cpu', sizes: list, data: flat }));
   }
 
   get disposed(): boolean {
-    return this.#storage === undefined;
+    return this.#handle === undefined;
   }
 
   /** The flat storage of a CPU set (a live view: writes go into the set). */
   get data(): Float32Array {
-    const s = this.#live();
-    if (s.kind !== 'cpu') throw new Error(`GradSet.data is only available on the CPU; this set is on ${this.device} (use toFlat())`);
-    return s.data;
+    const data = this.#live().data;
+    if (!data) throw new Error(`GradSet.data is only available on the CPU; this set is on ${this.device} (use toFlat())`);
+    return data;
   }
 
   /** Tensor i of a CPU set, as a live view. */
@@ -118,10 +110,8 @@ export class GradSet {
 
   /** A copy of the whole set as one host array. */
   toFlat(): Float32Array {
-    const s = this.#live();
-    if (s.kind === 'cpu') return s.data.slice();
     const out = new Float32Array(this.numElements);
-    s.buffer.download(out, 0);
+    this.#live().download(out, 0);
     return out;
   }
 
@@ -132,8 +122,7 @@ export class GradSet {
       if (source.length !== this.numElements) {
         throw argRangeError(`source has ${source.length} elements but the set has ${this.numElements}`);
       }
-      if (s.kind === 'cpu') s.data.set(source);
-      else s.buffer.upload(source, 0);
+      s.upload(source, 0);
       return;
     }
     if (!Array.isArray(source)) throw argTypeError(`source must be a Float32Array or an Array of them, got ${describeValue(source)}`);
@@ -144,17 +133,12 @@ export class GradSet {
       if (!(a instanceof Float32Array)) throw argTypeError(`source[${i}] must be a Float32Array, got ${describeValue(a)}`);
       if (a.length !== this.sizes[i]) throw argRangeError(`source[${i}] has ${a.length} elements but tensor ${i} has ${this.sizes[i]}`);
     });
-    source.forEach((a, i) => {
-      if (s.kind === 'cpu') s.data.set(a, this.offsets[i]);
-      else s.buffer.upload(a, this.offsets[i]!);
-    });
+    source.forEach((a, i) => s.upload(a, this.offsets[i]!));
   }
 
   fill(value: number): void {
     if (typeof value !== 'number') throw argTypeError(`value must be a number, got ${describeValue(value)}`);
-    const s = this.#live();
-    if (s.kind === 'cpu') s.data.fill(value);
-    else s.buffer.fill(value);
+    this.#live().fill(value);
   }
 
   /** A new set with the same sizes on another device (or a copy on the same one). */
@@ -166,7 +150,9 @@ export class GradSet {
 
   /** A new set with the same sizes and device, filled with zeros. */
   zerosLike(): GradSet {
-    return GradSet.zeros(this.sizes, { device: this.device });
+    // Sharing the layout spares a device set its own copy of the tables (optimizer moments).
+    const like = this.#handle;
+    return new GradSet(this.sizes, new binding.TensorSet(like ? { device: this.device, like } : { device: this.device, sizes: this.sizes }));
   }
 
   /** True when `other` has the same device and tensor sizes. */
@@ -175,22 +161,18 @@ export class GradSet {
       other.sizes.every((n, i) => n === this.sizes[i]);
   }
 
-  /** Frees the storage now (device memory is otherwise freed when the set is collected). */
+  /**
+   * Frees the storage now (device memory is otherwise freed when the set is collected). An
+   * in-flight async call keeps what it uses alive (the native side holds a reference).
+   */
   dispose(): void {
-    const s = this.#storage;
-    this.#storage = undefined;
-    if (s?.kind === 'cuda') {
-      s.buffer.dispose();
-      // The cached layout holds device tables and pinned host memory of its own; an
-      // in-flight async call keeps what it uses alive (the native side holds a reference).
-      s.layout?.dispose();
-      s.layout = undefined;
-    }
+    this.#handle?.dispose();
+    this.#handle = undefined;
   }
 
-  #live(): Storage {
-    if (!this.#storage) throw new Error('this GradSet has been disposed');
-    return this.#storage;
+  #live(): TensorSet {
+    if (!this.#handle) throw new Error('this GradSet has been disposed');
+    return this.#handle;
   }
 
   #checkIndex(i: number, name: string): void {
@@ -199,33 +181,13 @@ export class GradSet {
     }
   }
 
-  /** @internal The pieces the surgery and trainer code hand to the native layer. */
-  static internals(set: GradSet): { storage: Storage; sizes: Float64Array; layout(): DeviceLayout } {
-    const storage = set.#live();
-    return {
-      storage,
-      sizes: set.#sizesF64,
-      layout: () => {
-        if (storage.kind !== 'cuda') throw new Error('layout() is for CUDA sets');
-        storage.layout ??= binding.cudaLayout!(storage.buffer.device, set.#sizesF64);
-        return storage.layout;
-      },
-    };
+  /** @internal The native handle the surgery, optimizer and model code hand to the binding. */
+  static internals(set: GradSet): TensorSet {
+    return set.#live();
   }
 
-  /** @internal Wraps a result produced by the native layer in the layout of `like`. */
-  static adopt(like: GradSet, out: Float32Array | DeviceBuffer): GradSet {
-    const device = parseDevice(like.device, 'device', CPU);
-    const storage: Storage = out instanceof Float32Array ? { kind: 'cpu', data: out } : { kind: 'cuda', buffer: out };
-    return new GradSet(device, like.sizes as number[], storage);
+  /** @internal Wraps a set the native layer made (a surgery's out) in the sizes of `like`. */
+  static adopt(like: GradSet, handle: TensorSet): GradSet {
+    return new GradSet(like.sizes, handle);
   }
-}
-
-function resolveSetDevice(options: GradSetOptions, name: string): ResolvedDevice {
-  if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-  const spec = options.device ?? 'cpu';
-  const auto = binding.backendInfo().cuda.available ? parseDevice('cuda:0', name, CPU) : CPU;
-  const device = parseDevice(spec, name, auto);
-  if (device.kind === 'cuda') requireCuda(device.index, name);
-  return device;
 }

@@ -1,10 +1,10 @@
 // The CRaFT gradient-surgery primitive (DESIGN.md §3). Per tensor i, with a = act[i] and
 // r = ret[i]: d = <a,r>, q = <r,r>; on conflict (projection on and d < 0) the action
 // gradient is projected off r; then out = ã + λ·r, computed as fma(c_i, r, a).
-import type { RawSurgeryResult } from '../binding.js';
+import type { RawSurgeryOptions, RawSurgeryResult, TensorSet } from '../binding.js';
 import { binding } from './native.js';
 import { GradSet } from './gradset.js';
-import { CPU, parseDevice, requireCuda, type DeviceSpec } from './device.js';
+import { CPU, parseDevice, usable, type DeviceName, type DeviceSpec } from './device.js';
 import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from './errors.js';
 
 export interface SurgeryOptions<Out> {
@@ -101,21 +101,16 @@ function runHost(act: unknown, ret: unknown, p: Params, async: boolean) {
   const a = checkArrayList(act, 'act');
   const r = checkArrayList(ret, 'ret');
   const out = p.out === undefined ? undefined : checkArrayList(p.out, 'options.out');
-  const device = parseDevice(p.device, 'options.device', CPU);
-  if (device.kind === 'cuda') {
-    requireCuda(device.index, 'options.device');
-    if (async) {
-      return binding.cudaSurgeryHostAsync!(a, r, out, p.lambda, p.eps, p.projection, p.cosines, device.index)
-        .then((raw) => tidy(raw, raw.out));
-    }
-    const raw = binding.cudaSurgeryHost!(a, r, out, p.lambda, p.eps, p.projection, p.cosines, device.index);
-    return tidy(raw, raw.out);
-  }
-  if (async) {
-    return binding.surgeryAsync(a, r, out, p.lambda, p.eps, p.projection, p.cosines).then((raw) => tidy(raw, raw.out));
-  }
-  const raw = binding.surgery(a, r, out, p.lambda, p.eps, p.projection, p.cosines);
+  const device = usable(parseDevice(p.device, 'options.device', CPU), 'options.device');
+  const options = rawOptions(p, out, undefined, device.name);
+  if (async) return binding.surgeryAsync(a, r, options).then((raw) => tidy(raw, raw.out));
+  const raw = binding.surgery(a, r, options);
   return tidy(raw, raw.out);
+}
+
+// One object literal of fixed shape (a spread costs microseconds per call on the native side).
+function rawOptions<Out>(p: Params, out: Out | undefined, sizes: ArrayLike<number> | undefined, device: DeviceName | undefined): RawSurgeryOptions<Out> {
+  return { lambda: p.lambda, eps: p.eps, projection: p.projection, cosines: p.cosines, out, sizes, device };
 }
 
 // ---- GradSet ----
@@ -147,25 +142,11 @@ function runSets(act: GradSet, ret: unknown, p: Params, async: true): Promise<Su
 function runSets(act: GradSet, ret: unknown, p: Params, async: false): SurgeryResult<GradSet>;
 function runSets(act: GradSet, ret: unknown, p: Params, async: boolean) {
   const out = checkSets(act, ret, p.out, p.device);
-  const a = GradSet.internals(act);
-  const r = GradSet.internals(ret as GradSet);
-  const o = out ? GradSet.internals(out) : undefined;
-  const wrap = (raw: RawSurgeryResult<Float32Array> | RawSurgeryResult<import('../binding.js').DeviceBuffer>) =>
-    tidy(raw, out ?? GradSet.adopt(act, raw.out));
-  if (a.storage.kind === 'cpu' && r.storage.kind === 'cpu') {
-    const outData = o?.storage.kind === 'cpu' ? o.storage.data : undefined;
-    if (async) {
-      return binding.surgeryFlatAsync(a.storage.data, r.storage.data, a.sizes, outData, p.lambda, p.eps, p.projection, p.cosines).then(wrap);
-    }
-    return wrap(binding.surgeryFlat(a.storage.data, r.storage.data, a.sizes, outData, p.lambda, p.eps, p.projection, p.cosines));
-  }
-  if (a.storage.kind === 'cuda' && r.storage.kind === 'cuda') {
-    const outBuf = o?.storage.kind === 'cuda' ? o.storage.buffer : undefined;
-    const args = [a.storage.buffer, r.storage.buffer, outBuf, a.layout(), p.lambda, p.eps, p.projection, p.cosines] as const;
-    if (async) return binding.cudaSurgeryAsync!(...args).then(wrap);
-    return wrap(binding.cudaSurgery!(...args));
-  }
-  throw argRangeError('act and ret must live on the same device');
+  const options = rawOptions(p, out ? GradSet.internals(out) : undefined, undefined, undefined);
+  const a = GradSet.internals(act), r = GradSet.internals(ret as GradSet);
+  const wrap = (raw: RawSurgeryResult<TensorSet>) => tidy(raw, out ?? GradSet.adopt(act, raw.out));
+  if (async) return binding.surgeryAsync(a, r, options).then(wrap);
+  return wrap(binding.surgery(a, r, options));
 }
 
 // ---- public API ----
@@ -204,13 +185,13 @@ function flatArgs(actFlat: unknown, retFlat: unknown, options: unknown): Params 
 /** Surgery on one contiguous buffer per set, split into tensors by `sizes`. */
 export function surgeryFlat(actFlat: Float32Array, retFlat: Float32Array, sizes: ArrayLike<number>, options: SurgeryOptions<Float32Array>): SurgeryResult<Float32Array> {
   const p = flatArgs(actFlat, retFlat, options);
-  const raw = binding.surgeryFlat(actFlat, retFlat, sizes, p.out as Float32Array | undefined, p.lambda, p.eps, p.projection, p.cosines);
+  const raw = binding.surgery(actFlat, retFlat, rawOptions(p, p.out as Float32Array | undefined, sizes, undefined));
   return tidy(raw, raw.out);
 }
 
 /** surgeryFlat() off the main thread. */
 export async function surgeryFlatAsync(actFlat: Float32Array, retFlat: Float32Array, sizes: ArrayLike<number>, options: SurgeryOptions<Float32Array>): Promise<SurgeryResult<Float32Array>> {
   const p = flatArgs(actFlat, retFlat, options);
-  const raw = await binding.surgeryFlatAsync(actFlat, retFlat, sizes, p.out as Float32Array | undefined, p.lambda, p.eps, p.projection, p.cosines);
+  const raw = await binding.surgeryAsync(actFlat, retFlat, rawOptions(p, p.out as Float32Array | undefined, sizes, undefined));
   return tidy(raw, raw.out);
 }

@@ -125,31 +125,29 @@ test('without a usable GPU, the raw CUDA binding throws JS Errors (never aborts)
     return;
   }
   const isCudaError = (e) => e instanceof Error && e.code === 'ERR_CRAFTGRAD_CUDA' && e.message.includes(info.reason);
-  assert.throws(() => binding.cudaAlloc(0, 16), isCudaError);
-  assert.throws(() => binding.cudaLayout(0, new Float64Array([1, 2])), isCudaError);
-  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
-  assert.throws(() => binding.cudaSurgeryHostAsync([new Float32Array(3)], [new Float32Array(3)], undefined, 0.1, 1e-8, true, false, 0), isCudaError);
+  const opts = { lambda: 0.1, eps: 1e-8, projection: true, cosines: false };
+  assert.throws(() => new binding.TensorSet({ device: 'cuda:0', sizes: [16] }), isCudaError);
+  assert.throws(() => binding.surgery([new Float32Array(3)], [new Float32Array(3)], { ...opts, device: 'cuda:0' }), isCudaError);
+  assert.throws(() => binding.surgeryAsync([new Float32Array(3)], [new Float32Array(3)], { ...opts, device: 'cuda:0' }), isCudaError);
   // Argument errors come first, named, as TypeError/RangeError.
-  assert.throws(() => binding.cudaSurgery({}, {}, undefined, {}, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /act must be a DeviceBuffer/.test(e.message));
-  assert.throws(() => binding.cudaAlloc(-1, 16), (e) => e instanceof RangeError && /device/.test(e.message));
-  assert.throws(() => binding.cudaSurgeryHost([new Float32Array(3)], [new Float32Array(4)], undefined, 0.1, 1e-8, true, false, 0),
+  assert.throws(() => binding.surgery({}, {}, { ...opts, device: 'cuda:0' }),
+    (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /act must be an Array of Float32Array/.test(e.message));
+  assert.throws(() => new binding.TensorSet({ device: 'cuda:-1', sizes: [16] }), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => binding.surgery([new Float32Array(3)], [new Float32Array(4)], { ...opts, device: 'cuda:0' }),
     (e) => e instanceof RangeError && /ret\[0\] has 4 elements/.test(e.message));
 });
 
-test('GradSet.dispose() frees a CUDA set\'s buffer and its cached layout (fake handles: runs without a GPU)', () => {
+test('GradSet.dispose() frees a CUDA set\'s native handle (its memory and cached layout) once (fake handle: runs without a GPU)', () => {
   const disposed = [];
-  const buffer = { device: 0, length: 3, disposed: false, dispose() { disposed.push('buffer'); } };
-  const layout = { device: 0, length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('layout'); } };
-  const set = GradSet.adopt(GradSet.zeros([1, 2]), buffer);
-  const storage = GradSet.internals(set).storage;
-  assert.equal(storage.kind, 'cuda');
-  storage.layout = layout; // what internals(set).layout() caches on a GPU
+  const handle = { device: 'cuda:0', length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('handle'); } };
+  const set = GradSet.adopt(GradSet.zeros([1, 2]), handle);
+  assert.equal(set.device, 'cuda:0');
+  assert.equal(GradSet.internals(set), handle);
   set.dispose();
-  assert.deepEqual(disposed.sort(), ['buffer', 'layout']);
+  assert.deepEqual(disposed, ['handle']);
   assert.equal(set.disposed, true);
   set.dispose(); // idempotent
-  assert.equal(disposed.length, 2);
+  assert.equal(disposed.length, 1);
 });
 
 // ---- GPU tests ----
@@ -252,23 +250,28 @@ gpuTest('in place (out = act) and non-finite data', () => {
 });
 
 gpuTest('the raw binding checks its arguments', () => {
-  const buf = binding.cudaAlloc(0, 10);
-  const other = binding.cudaAlloc(0, 11);
-  const layout = binding.cudaLayout(0, new Float64Array([4, 6]));
-  assert.equal(buf.device, 0);
+  const opts = { lambda: 0.1, eps: 1e-8, projection: true, cosines: false };
+  const buf = new binding.TensorSet({ device: 'cuda:0', sizes: [4, 6] });
+  const other = new binding.TensorSet({ device: 'cuda:0', sizes: [11] });
+  assert.equal(buf.device, 'cuda:0');
   assert.equal(buf.length, 10);
-  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
-    (e) => e instanceof RangeError && /ret has 11 elements but layout has 10/.test(e.message));
-  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, buf, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && /layout must be a DeviceLayout/.test(e.message));
-  assert.throws(() => binding.cudaSurgery(buf, buf, undefined, layout, -1, 1e-8, true, false), /lambda/);
+  assert.equal(buf.numTensors, 2);
+  assert.equal(buf.data, undefined);
+  assert.throws(() => binding.surgery(buf, other, opts),
+    (e) => e instanceof RangeError && /ret has 11 elements but act has 10/.test(e.message));
+  assert.throws(() => binding.surgery(buf, {}, opts),
+    (e) => e instanceof TypeError && /ret must be a TensorSet/.test(e.message));
+  const host = new binding.TensorSet({ device: 'cpu', sizes: [4, 6] });
+  assert.throws(() => binding.surgery(buf, host, opts),
+    (e) => e instanceof RangeError && /ret is on cpu but act is on cuda:0/.test(e.message));
+  assert.throws(() => binding.surgery(buf, buf, { ...opts, lambda: -1 }), /lambda/);
   assert.throws(() => buf.upload(new Float32Array(11), 0), (e) => e instanceof RangeError && /src has 11 elements/.test(e.message));
   assert.throws(() => buf.download(new Float32Array(4), 7), (e) => e instanceof RangeError && /dst/.test(e.message));
-  assert.throws(() => binding.cudaAlloc(info.devices.length, 4), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => new binding.TensorSet({ device: `cuda:${info.devices.length}`, sizes: [4] }), (e) => e instanceof RangeError && /device/.test(e.message));
   other.dispose();
   assert.equal(other.disposed, true);
-  assert.throws(() => binding.cudaSurgery(buf, other, undefined, layout, 0.1, 1e-8, true, false),
-    (e) => e instanceof TypeError && /ret is a disposed DeviceBuffer/.test(e.message));
+  assert.throws(() => binding.surgery(buf, other, opts),
+    (e) => e instanceof TypeError && /ret is a disposed TensorSet/.test(e.message));
   const src = Float32Array.from({ length: 10 }, (_, i) => i);
   buf.upload(src, 0);
   const back = new Float32Array(4);
@@ -277,12 +280,55 @@ gpuTest('the raw binding checks its arguments', () => {
   buf.fill(2.5);
   buf.download(back, 0);
   assert.deepEqual([...back], [2.5, 2.5, 2.5, 2.5]);
-  const res = binding.cudaSurgery(buf, buf, undefined, layout, 0.5, 1e-8, true, false);
+  const res = binding.surgery(buf, buf, { ...opts, lambda: 0.5 });
   assert.equal(res.out.length, 10);
+  assert.equal(res.out.device, 'cuda:0');
   assert.equal(res.numTensors, 2);
   res.out.dispose();
   buf.dispose();
   buf.dispose(); // idempotent
+});
+
+// A failure inside the computation (here: out of device memory for the host arrays' staging
+// and for the model's scratch, both allocated when the call runs) must reach JS as the same
+// error from the synchronous call and from its async form (native/napi/op_call.h). The
+// emulator's device memory can be made small (CGEMU_DEVICE_MEMORY); a real GPU's cannot.
+gpuTest('a failure while computing throws synchronously and rejects asynchronously with the same error (emulator)', async (t) => {
+  if (!info.devices[0].name.includes('emulator')) {
+    t.skip('needs the CUDA emulator (its device memory is set small by CGEMU_DEVICE_MEMORY)');
+    return;
+  }
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    import { surgery, surgeryAsync, AdapterPolicy } from './dist/index.js';
+    const pick = (e) => ({ name: e.name, code: e.code, device: e.device, requestedBytes: e.requestedBytes, message: e.message });
+    const both = async (sync, async) => {
+      let s, a;
+      try { sync(); } catch (e) { s = pick(e); }
+      try { await async(); } catch (e) { a = pick(e); }
+      return { sync: s, async: a };
+    };
+    const act = [new Float32Array(1 << 18)], ret = [new Float32Array(1 << 18)];
+    const opts = { lambda: 0.1, device: 'cuda:0' };
+    const model = AdapterPolicy.create({ tokens: 64, width: 64, blocks: 2, rank: 2, headWidth: 4, chunk: 1, actionDims: 2 }, { device: 'cuda:0' });
+    const batch = { tokens: new Float32Array(64 * 64 * 64), actions: new Float32Array(64 * 2), size: 64 };
+    const gA = model.newGradSet(), gR = model.newGradSet();
+    console.log(JSON.stringify({
+      surgery: await both(() => surgery(act, ret, opts), () => surgeryAsync(act, ret, opts)),
+      model: await both(() => model.craftStep(batch, gA, gR), () => model.craftStepAsync(batch, gA, gR)),
+    }));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root, encoding: 'utf8', env: { ...process.env, CGEMU_DEVICE_MEMORY: String(2 ** 20) },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const got = JSON.parse(r.stdout.trim().split('\n').pop());
+  for (const [what, { sync, async }] of Object.entries(got)) {
+    assert.ok(sync, `${what}: the synchronous call threw`);
+    assert.equal(sync.code, 'ERR_CRAFTGRAD_CUDA_OOM', `${what}: ${sync.message}`);
+    assert.equal(sync.device, 0);
+    assert.ok(sync.requestedBytes > 2 ** 20, `${what}: requestedBytes ${sync.requestedBytes}`);
+    assert.deepEqual(async, sync, `${what}: the async form rejects with the same error`);
+  }
 });
 
 gpuTest('out of device memory is an Error that says how many bytes on which device', () => {
@@ -306,7 +352,7 @@ gpuTest('cudaMemInfo reports the device memory now: an allocation takes its byte
   assert.equal(before.totalBytes, info.devices[0].totalMemory);
   assert.ok(before.freeBytes > 0 && before.freeBytes <= before.totalBytes, JSON.stringify(before));
   const bytes = 64 * 2 ** 20;
-  const buf = binding.cudaAlloc(0, bytes / 4);
+  const buf = new binding.TensorSet({ device: 'cuda:0', sizes: [bytes / 4] });
   const during = binding.cudaMemInfo(0);
   assert.ok(before.freeBytes - during.freeBytes >= bytes, `free ${before.freeBytes} -> ${during.freeBytes} after ${bytes} bytes`);
   buf.dispose();
@@ -335,7 +381,7 @@ gpuTest('a set over 2^31 elements in total', (t) => {
   assert.equal(res.numConflicts, 3);
   assert.equal(res.nonFinite, 0);
   let normSq = 0;
-  const buf = GradSet.internals(res.out).storage.buffer;
+  const buf = GradSet.internals(res.out); // the native TensorSet: download(dst, offset)
   sizes.forEach((n, i) => {
     const d = -0.5 * n, q = 0.25 * n;
     assert.equal(res.dots[i], d, `dots[${i}] is exact for these values`);

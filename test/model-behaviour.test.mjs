@@ -104,7 +104,7 @@ test('native matrix product matches a float64 product for every transpose', () =
       for (let k = 0; k < K; k++) s += (ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
       want[i * N + j] = beta * c[i * N + j] + 0.5 * s;
     }
-    binding.modelGemm(M, N, K, 0.5, a, ta, b, tb, beta, c);
+    binding.modelGemm({ M, N, K, alpha: 0.5, a, transA: ta, b, transB: tb, beta, c });
     for (let i = 0; i < M * N; i++) assert.ok(Math.abs(c[i] - want[i]) <= 1e-5 * (1 + K), `${M}x${N}x${K} ta=${ta} tb=${tb}: ${c[i]} vs ${want[i]}`);
   }
 });
@@ -128,15 +128,18 @@ test('bad arguments throw TypeError/RangeError naming the argument', () => {
   assert.throws(() => model.baselineStep(batch, g, { scale: Infinity }), /options\.scale/);
   assert.throws(() => model.baselineStep(batch, g, { acumulate: true }), /unknown option 'acumulate'/);
   // The native boundary checks again, naming its arguments.
-  const cfg = Float64Array.of(4, 8, 2, 2, 2, 1, 0, 0, 256, 8, 7);
-  const p = model.params.data, f = model.frozen.data, a = model.anchor.data;
-  assert.throws(() => binding.modelStep(cfg, p.subarray(1), f, a, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), { name: 'RangeError', message: /^params has/ });
-  assert.throws(() => binding.modelStep(cfg, p, f, null, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), { name: 'TypeError', message: /anchor/ });
-  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, g.data, g.data, 0, false, 1), /gAct and gRet overlap/);
-  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, p, r.data, 0, false, 1), /gAct and params overlap/);
-  assert.throws(() => binding.modelStep(Float64Array.of(4, 8, 2, 2, 2, 3, 0, 0, 256, 8, 7), p, f, a, batch.tokens, batch.actions, 2, g.data, r.data, 0, false, 1), /config\.bridgeBlock/);
-  assert.throws(() => binding.modelStep(cfg, p, f, a, batch.tokens, batch.actions, 2, g.data, r.data, 7, false, 1), /mode/);
-  assert.throws(() => binding.modelGemm(2, 2, 2, 1, new Float32Array(3), false, new Float32Array(4), false, 0, new Float32Array(4)), /^RangeError: a has 3/);
+  // Host TensorSets wrapping the model's arrays (or parts of them) without a copy.
+  const set = (data) => new binding.TensorSet({ device: 'cpu', sizes: [data.length], data });
+  const p = model.params.data, f = set(model.frozen.data), a = set(model.anchor.data);
+  const call = (o) => binding.modelStep({ config: model.config, mode: 'craft', params: set(p), frozen: f, anchor: a, gAct: set(g.data), gRet: set(r.data),
+    tokens: batch.tokens, actions: batch.actions, batch: 2, accumulate: false, scale: 1, ...o });
+  assert.throws(() => call({ params: set(p.subarray(1)) }), { name: 'RangeError', message: /^params has/ });
+  assert.throws(() => call({ anchor: null }), { name: 'TypeError', message: /anchor/ });
+  assert.throws(() => call({ gRet: set(g.data) }), /gAct and gRet overlap/);
+  assert.throws(() => call({ gAct: set(p) }), /gAct and params overlap/);
+  assert.throws(() => call({ config: { ...model.config, bridgeBlock: 3 } }), /config\.bridgeBlock/);
+  assert.throws(() => call({ mode: 'train' }), /mode/);
+  assert.throws(() => binding.modelGemm({ M: 2, N: 2, K: 2, alpha: 1, a: new Float32Array(3), transA: false, b: new Float32Array(4), transB: false, beta: 0, c: new Float32Array(4) }), /^RangeError: a has 3/);
 });
 
 test('same bits on every CPU kernel variant and thread count (child processes)', async () => {

@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdapterPolicy, AdapterPolicySource, GradSet, backendInfo, syntheticDataset, splitByEpisode, gatherBatch, Sampler } from '../dist/index.js';
 import { binding } from '../dist/native.js';
-import { packModelConfig } from '../dist/model/config.js';
 import { Rng } from '../dist/data/rng.js';
 
 const cuda = backendInfo().cuda;
@@ -20,7 +19,7 @@ const onGpu = (set) => {
   g.set(set.toFlat());
   return g;
 };
-const buf = (set) => GradSet.internals(set).storage.buffer;
+const buf = (set) => GradSet.internals(set); // the native TensorSet
 
 for (const variant of [
   { tokens: 5, width: 24, blocks: 3, rank: 4, headWidth: 16, chunk: 2, actionDims: 3, pooling: 'mean', anchorType: 'concat' },
@@ -38,10 +37,10 @@ for (const variant of [
     const want = model.craftStep({ tokens, actions, size: n }, cpuA, cpuR, { scale: 0.5 });
     const P = onGpu(model.params), Fz = onGpu(model.frozen), An = onGpu(model.anchor);
     const gA = GradSet.zeros(model.params.sizes, { device: 'cuda:0' }), gR = GradSet.zeros(model.params.sizes, { device: 'cuda:0' });
-    const cfg = packModelConfig(c);
+    const step = (o) => binding.modelStep({ config: c, params: buf(P), frozen: buf(Fz), tokens, actions, batch: n, accumulate: false, ...o });
     const runs = [];
     for (let rep = 0; rep < 2; rep++) {
-      const got = binding.cudaModelStep(cfg, buf(P), buf(Fz), buf(An), tokens, actions, n, buf(gA), buf(gR), 0, false, 0.5);
+      const got = step({ mode: 'craft', anchor: buf(An), gAct: buf(gA), gRet: buf(gR), scale: 0.5 });
       runs.push({ got, a: gA.toFlat(), r: gR.toFlat() });
     }
     assert.deepEqual(runs[1], runs[0], 'run-to-run determinism');
@@ -60,23 +59,25 @@ for (const variant of [
     // Designed to be bit-identical (model_cuda.h); report rather than fail if it is not.
     if (!identical) console.log(`# note: CUDA and CPU gradients agree to 1e-5 but are not bit-identical (${variant.pooling}, ${variant.anchorType})`);
     // Baseline and evaluation modes.
-    const base = binding.cudaModelStep(cfg, buf(P), buf(Fz), null, tokens, actions, n, buf(gA), null, 1, false, 0.5);
+    const base = step({ mode: 'baseline', gAct: buf(gA), scale: 0.5 });
     assert.ok(Math.abs(base.actionLoss - want.actionLoss) <= 1e-6 * Math.max(1, want.actionLoss));
     assert.deepEqual(gA.toFlat(), a);
-    const ev = binding.cudaModelStep(cfg, buf(P), buf(Fz), buf(An), tokens, actions, n, null, null, 3, false, 1);
+    const ev = step({ mode: 'evalRetention', anchor: buf(An), scale: 1 });
     assert.ok(Math.abs(ev.retentionLoss - want.retentionLoss) <= 1e-6 * Math.max(1e-6, want.retentionLoss));
   });
 }
 
-test('cudaModelStep checks its arguments', { skip }, () => {
+test('modelStep on CUDA TensorSets checks its arguments', { skip }, () => {
   const model = AdapterPolicy.create({ tokens: 2, width: 4, blocks: 2, rank: 2, headWidth: 3, chunk: 1, actionDims: 2 });
   const P = onGpu(model.params), Fz = onGpu(model.frozen), An = onGpu(model.anchor), g = onGpu(model.params);
-  const cfg = packModelConfig(model.config);
   const tokens = new Float32Array(8), actions = new Float32Array(2);
-  assert.throws(() => binding.cudaModelStep(cfg, buf(Fz), buf(Fz), buf(An), tokens, actions, 1, buf(g), null, 1, false, 1), /^RangeError: params has/);
-  assert.throws(() => binding.cudaModelStep(cfg, buf(P), buf(Fz), buf(An), new Float32Array(3), actions, 1, buf(g), null, 1, false, 1), /tokens has 3/);
-  assert.throws(() => binding.cudaModelStep(cfg, buf(P), buf(Fz), buf(An), tokens, actions, 1, buf(P), null, 1, false, 1), /input buffer/);
-  assert.throws(() => binding.cudaModelStep(cfg, buf(P), buf(Fz), buf(An), tokens, actions, 1, new Float32Array(3), null, 1, false, 1), TypeError);
+  const step = (o) => () => binding.modelStep({ config: model.config, mode: 'baseline', params: buf(P), frozen: buf(Fz), anchor: buf(An),
+    gAct: buf(g), tokens, actions, batch: 1, accumulate: false, scale: 1, ...o });
+  assert.throws(step({ params: buf(Fz) }), /^RangeError: params has/);
+  assert.throws(step({ tokens: new Float32Array(3) }), /tokens has 3/);
+  assert.throws(step({ gAct: buf(P) }), /gAct and params overlap in memory/);
+  assert.throws(step({ gAct: new Float32Array(3) }), TypeError);
+  assert.throws(step({ gAct: buf(model.newGradSet()) }), (e) => e instanceof RangeError && /gAct is on cpu, params on cuda:0/.test(e.message));
 });
 
 // ---- AdapterPolicy({ device: 'cuda' }) ----
@@ -323,11 +324,11 @@ test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, trans
     const b = Float32Array.from({ length: K * N }, () => rng.range(-1, 1));
     const c0 = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
     const want = Float32Array.from(c0);
-    binding.modelGemm(M, N, K, 0.75, a, ta, b, tb, beta, want);
+    binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: want });
     for (const variant of [0, 1, 2, 3]) {
       // With beta 0 the output starts poisoned: an element the kernel skips stays NaN.
       const got = beta === 0 ? new Float32Array(M * N).fill(NaN) : Float32Array.from(c0);
-      binding.cudaModelGemm(0, M, N, K, 0.75, a, ta, b, tb, beta, got, variant);
+      binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: got, device: 'cuda:0', variant });
       assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `${M}x${N}x${K} ta=${ta} tb=${tb} beta=${beta} variant ${variant}`);
     }
   }

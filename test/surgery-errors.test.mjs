@@ -53,6 +53,8 @@ const CASES = [
   ['flat: out overlapping', () => surgeryFlat(shared.subarray(0, 3), f(1, 2, 3), [3], { lambda: 0, out: shared.subarray(1, 4) }), RangeError, /^actFlat and out overlap in memory/],
   ['GradSet with an Array', () => surgery(GradSet.fromArrays(A), R, { lambda: 0 }), TypeError, /^ret must be a GradSet like act/],
   ['GradSets of different layouts', () => surgery(GradSet.fromArrays(A), GradSet.fromArrays([R[0], f(1, 2)]), { lambda: 0 }), RangeError, /^ret\[1\] has 2 elements but act\[1\] has 3$/],
+  ['GradSets wrapping overlapping memory', () => surgery(GradSet.wrap(shared.subarray(0, 4), [4]), GradSet.wrap(f(1, 1, 1, 1), [4]), { lambda: 0, out: GradSet.wrap(shared.subarray(2, 6), [4]) }), RangeError, /^act and out overlap in memory/],
+  ['a GradSet whose array was detached', () => { const g = GradSet.wrap(new Float32Array(2), [2]); structuredClone(g.data.buffer, { transfer: [g.data.buffer] }); return surgery(GradSet.wrap(f(1, 2), [2]), g, { lambda: 0 }); }, TypeError, /^ret is backed by a detached ArrayBuffer$/],
   ['a disposed GradSet', () => { const g = GradSet.fromArrays(R); g.dispose(); return surgery(GradSet.fromArrays(A), g, { lambda: 0 }); }, TypeError, /^ret is a disposed GradSet$/],
 ];
 

@@ -129,35 +129,48 @@ test('bad arguments throw before anything is written', () => {
 
 test('the raw binding validates every argument (TypeError/RangeError, never an abort)', async () => {
   const { binding } = await import('../dist/native.js');
-  const n = 10, f = () => new Float32Array(n), sizes = Float64Array.from([4, 6]);
-  const coef = new Float64Array(2);
-  const good = () => [f(), f(), sizes, coef, f(), f(), f(), 1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1];
-  const call = (patch) => { const a = good(); for (const [i, v] of Object.entries(patch)) a[i] = v; return binding.adamwFused(...a); };
+  const n = 10, f = () => new Float32Array(n);
+  // Host TensorSets of sizes [4, 6] wrapping their arrays (no copy).
+  const set = (data = f(), sizes = [4, 6]) => new binding.TensorSet({ device: 'cpu', sizes, data });
+  const hp = { coefficients: new Float64Array(2), lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale: 1 };
+  const good = () => [set(), set(), set(), set(), set(), { ...hp }];
+  const call = (patch, options = {}) => {
+    const a = good();
+    for (const [i, v] of Object.entries(patch)) a[i] = v;
+    Object.assign(a[5], options);
+    return binding.adamwFused(...a);
+  };
   assert.equal(call({}), undefined);
   const cases = [
-    [{ 0: [1, 2] }, TypeError, /actFlat must be a Float32Array/],
-    [{ 1: new Float64Array(n) }, TypeError, /retFlat must be a Float32Array/],
-    [{ 2: Float64Array.from([4, 5]) }, RangeError, /sizes add up to 9/],
-    [{ 2: Float64Array.from([4, -6]) }, RangeError, /sizes\[1\]/],
-    [{ 3: [0, 0] }, TypeError, /coefficients must be a Float64Array/],
-    [{ 3: new Float64Array(3) }, RangeError, /coefficients has 3 entries/],
-    [{ 5: new Float32Array(n + 1) }, RangeError, /m has 11 elements/],
-    [{ 7: NaN }, RangeError, /lr must be a finite number/],
-    [{ 7: '1' }, TypeError, /lr must be a number/],
-    [{ 8: 1 }, RangeError, /beta1/],
-    [{ 9: -0.1 }, RangeError, /beta2/],
-    [{ 10: 0 }, RangeError, /eps/],
-    [{ 11: Infinity }, RangeError, /weightDecay/],
-    [{ 12: 0 }, RangeError, /step/],
-    [{ 12: 1.5 }, RangeError, /step must be an integer/],
-    [{ 13: -1 }, RangeError, /gradScale/],
-    [{ 13: undefined }, TypeError, /gradScale must be a number/],
+    [{ 3: [1, 2] }, {}, TypeError, /act must be a TensorSet/],
+    [{ 4: new Float64Array(n) }, {}, TypeError, /ret must be a TensorSet/],
+    [{ 3: set(new Float32Array(9), [4, 5]) }, {}, RangeError, /act has 9 elements but params has 10/],
+    [{ 3: set(f(), [5, 5]) }, {}, RangeError, /act does not have the tensor sizes of params/],
+    [{}, { coefficients: [0, 0] }, TypeError, /coefficients must be a Float64Array/],
+    [{}, { coefficients: new Float64Array(3) }, RangeError, /coefficients has 3 entries/],
+    [{ 1: set(new Float32Array(n + 1), [4, 7]) }, {}, RangeError, /m has 11 elements/],
+    [{}, { lr: NaN }, RangeError, /lr must be a finite number/],
+    [{}, { lr: '1' }, TypeError, /lr must be a number/],
+    [{}, { beta1: 1 }, RangeError, /beta1/],
+    [{}, { beta2: -0.1 }, RangeError, /beta2/],
+    [{}, { eps: 0 }, RangeError, /eps/],
+    [{}, { weightDecay: Infinity }, RangeError, /weightDecay/],
+    [{}, { step: 0 }, RangeError, /step/],
+    [{}, { step: 1.5 }, RangeError, /step must be an integer/],
+    [{}, { gradScale: -1 }, RangeError, /gradScale/],
+    [{}, { gradScale: undefined }, TypeError, /gradScale must be a number/],
+    [{ 5: 3 }, {}, TypeError, /options must be an object/],
   ];
-  for (const [patch, type, re] of cases) assert.throws(() => call(patch), (e) => e instanceof type && re.test(e.message), JSON.stringify(Object.keys(patch)));
+  for (const [patch, options, type, re] of cases) {
+    assert.throws(() => call(patch, options), (e) => e instanceof type && re.test(e.message), JSON.stringify([Object.keys(patch), options]));
+  }
   const shared = f();
-  assert.throws(() => call({ 4: shared, 6: shared }), /params and v overlap/);
-  assert.throws(() => call({ 0: shared, 5: shared }), /m and actFlat overlap/);
-  assert.throws(() => binding.adamw(f(), f(), f()), TypeError);
-  assert.throws(() => binding.craftReduce(f(), f(), sizes, -1, 1e-8, true), /lambda/);
-  assert.throws(() => binding.craftReduce(f(), f(), sizes, 0, 1e-8, 1), /projection must be a boolean/);
+  assert.throws(() => call({ 0: set(shared), 2: set(shared) }), /params and v overlap/);
+  assert.throws(() => call({ 3: set(shared), 1: set(shared) }), /m and act overlap/);
+  const disposed = set();
+  disposed.dispose();
+  assert.throws(() => call({ 3: disposed }), (e) => e instanceof TypeError && /act is a disposed TensorSet/.test(e.message));
+  assert.throws(() => binding.adamw(set(), set(), set()), TypeError);
+  assert.throws(() => binding.craftReduce(set(), set(), { lambda: -1, eps: 1e-8, projection: true }), /lambda/);
+  assert.throws(() => binding.craftReduce(set(), set(), { lambda: 0, eps: 1e-8, projection: 1 }), /projection must be a boolean/);
 });

@@ -1,5 +1,5 @@
 // The trainer's optimizer step on CUDA GradSets (native/cuda/adamw_kernels.cu,
-// native/napi/cuda_adamw.cc). With a GPU: craftReduce, AdamW.step and AdamW.stepFused on
+// native/napi/adamw_call.cc). With a GPU: craftReduce, AdamW.step and AdamW.stepFused on
 // the device against the CPU (1e-6 relative; both follow the same operation order, so
 // they are expected to agree bit for bit) and bit-identical run to run; a Trainer driving
 // a device-resident GradientSource against the same trainer on the CPU over 10 steps; the
@@ -76,55 +76,46 @@ const sameReduceBits = (x, y) =>
 
 // ---------------------------------------------------------------- without a device
 
-test('the CUDA optimizer bindings exist in a CUDA build and reject bad arguments before touching the device', (t) => {
+test('the optimizer bindings take CUDA TensorSets in a CUDA build and reject bad arguments before touching the device', (t) => {
+  for (const f of ['craftReduce', 'adamwFused', 'adamw']) assert.equal(typeof binding[f], 'function', f);
   if (!info.compiled) {
-    assert.equal(binding.cudaCraftReduce, undefined);
-    assert.equal(binding.cudaAdamwFused, undefined);
-    assert.equal(binding.cudaAdamw, undefined);
+    assert.throws(() => new binding.TensorSet({ device: 'cuda:0', sizes: [1] }), (e) => e instanceof RangeError && /no CUDA backend/.test(e.message));
     t.skip('this build has no CUDA backend');
     return;
   }
-  for (const f of ['cudaCraftReduce', 'cudaAdamwFused', 'cudaAdamw']) assert.equal(typeof binding[f], 'function', f);
-  const hp = [1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1];
+  const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale: 1 };
   const typeErr = (re) => (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && re.test(e.message);
   const rangeErr = (re) => (e) => e instanceof RangeError && e.code === 'ERR_INVALID_ARG_VALUE' && re.test(e.message);
+  const reduce = (o) => () => binding.craftReduce({}, {}, { lambda: 0.1, eps: 1e-8, projection: true, ...o });
 
-  // Hyper-parameters are checked first (no handle needed to see these).
-  assert.throws(() => binding.cudaCraftReduce({}, {}, {}, -1, 1e-8, true), rangeErr(/lambda/));
-  assert.throws(() => binding.cudaCraftReduce({}, {}, {}, 0.1, 0, true), rangeErr(/eps/));
-  assert.throws(() => binding.cudaCraftReduce({}, {}, {}, NaN, 1e-8, true), rangeErr(/lambda/));
-  assert.throws(() => binding.cudaCraftReduce({}, {}, {}, 0.1, 1e-8, 'yes'), TypeError);
-  const fused = (over = {}, coef = new Float64Array(1)) => {
-    const a = [...hp];
-    for (const [i, x] of Object.entries(over)) a[i] = x;
-    return () => binding.cudaAdamwFused({}, {}, {}, {}, {}, coef, {}, ...a);
-  };
-  assert.throws(fused({ 0: -1 }), rangeErr(/lr/));
-  assert.throws(fused({ 0: Infinity }), rangeErr(/lr/));
-  assert.throws(fused({ 1: 1 }), rangeErr(/beta1/));
-  assert.throws(fused({ 2: -0.1 }), rangeErr(/beta2/));
-  assert.throws(fused({ 3: 0 }), rangeErr(/eps/));
-  assert.throws(fused({ 4: -1 }), rangeErr(/weightDecay/));
-  assert.throws(fused({ 5: 0 }), rangeErr(/step/));
-  assert.throws(fused({ 5: 1.5 }), rangeErr(/step/));
-  assert.throws(fused({ 6: NaN }), rangeErr(/gradScale/));
-  assert.throws(fused({ 0: '1e-3' }), TypeError);
+  // Options are checked first (no handle needed to see these).
+  assert.throws(reduce({ lambda: -1 }), rangeErr(/lambda/));
+  assert.throws(reduce({ eps: 0 }), rangeErr(/eps/));
+  assert.throws(reduce({ lambda: NaN }), rangeErr(/lambda/));
+  assert.throws(reduce({ projection: 'yes' }), TypeError);
+  const fused = (over = {}, coef = new Float64Array(1)) => () => binding.adamwFused({}, {}, {}, {}, {}, { ...hp, coefficients: coef, ...over });
+  assert.throws(fused({ lr: -1 }), rangeErr(/lr/));
+  assert.throws(fused({ lr: Infinity }), rangeErr(/lr/));
+  assert.throws(fused({ beta1: 1 }), rangeErr(/beta1/));
+  assert.throws(fused({ beta2: -0.1 }), rangeErr(/beta2/));
+  assert.throws(fused({ eps: 0 }), rangeErr(/eps/));
+  assert.throws(fused({ weightDecay: -1 }), rangeErr(/weightDecay/));
+  assert.throws(fused({ step: 0 }), rangeErr(/step/));
+  assert.throws(fused({ step: 1.5 }), rangeErr(/step/));
+  assert.throws(fused({ gradScale: NaN }), rangeErr(/gradScale/));
+  assert.throws(fused({ lr: '1e-3' }), TypeError);
   assert.throws(fused({}, new Float32Array(1)), typeErr(/coefficients must be a Float64Array/));
   assert.throws(fused({}, [0.5]), typeErr(/coefficients must be a Float64Array/));
-  const plain = (over = {}) => {
-    const a = [...hp];
-    for (const [i, x] of Object.entries(over)) a[i] = x;
-    return () => binding.cudaAdamw({}, {}, {}, {}, {}, ...a);
-  };
-  assert.throws(plain({ 5: 0 }), rangeErr(/step/));
-  assert.throws(plain({ 1: 1.5 }), rangeErr(/beta1/));
+  const plain = (over = {}) => () => binding.adamw({}, {}, {}, {}, { ...hp, ...over });
+  assert.throws(plain({ step: 0 }), rangeErr(/step/));
+  assert.throws(plain({ beta1: 1.5 }), rangeErr(/beta1/));
 
-  // Then the handles: anything but a live DeviceBuffer / DeviceLayout is a TypeError.
-  assert.throws(() => binding.cudaCraftReduce({}, {}, {}, 0.1, 1e-8, true), typeErr(/act must be a DeviceBuffer/));
-  assert.throws(() => binding.cudaCraftReduce(new Float32Array(4), {}, {}, 0.1, 1e-8, true), typeErr(/act must be a DeviceBuffer, got a typed array/));
-  assert.throws(fused(), typeErr(/params must be a DeviceBuffer/));
-  assert.throws(plain(), typeErr(/params must be a DeviceBuffer/));
-  assert.throws(() => binding.cudaAdamw(null, null, null, null, null, ...hp), typeErr(/params must be a DeviceBuffer, got null/));
+  // Then the handles: anything but a live TensorSet is a TypeError.
+  assert.throws(reduce(), typeErr(/act must be a TensorSet/));
+  assert.throws(() => binding.craftReduce(new Float32Array(4), {}, { lambda: 0.1, eps: 1e-8, projection: true }), typeErr(/act must be a TensorSet, got Float32Array/));
+  assert.throws(fused(), typeErr(/params must be a TensorSet/));
+  assert.throws(plain(), typeErr(/params must be a TensorSet/));
+  assert.throws(() => binding.adamw(null, null, null, null, hp), typeErr(/params must be a TensorSet, got null/));
 });
 
 test('CPU GradSets still take the CPU path of craftReduce/AdamW in a CUDA build', () => {
@@ -248,28 +239,32 @@ gpuTest('the CUDA bindings check buffers against the layout and aliasing (RangeE
   const sizes = [3, 7];
   const set = () => GradSet.fromArrays(randomArrays(sizes, 7), { device: DEV });
   const p = set(), m = set(), v = set(), a = set(), r = set();
-  const buf = (s) => GradSet.internals(s).storage.buffer;
-  const layout = GradSet.internals(p).layout();
-  const hp = [1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1];
+  const h = (s) => GradSet.internals(s); // the native TensorSets
+  const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale: 1 };
   const before = p.toFlat();
-  const short = binding.cudaAlloc(0, 9);
-  assert.throws(() => binding.cudaAdamw(buf(p), buf(m), buf(v), short, layout, ...hp), (e) => e instanceof RangeError && /grad has 9 elements but layout has 10/.test(e.message));
-  assert.throws(() => binding.cudaAdamw(buf(p), buf(p), buf(v), buf(a), layout, ...hp), (e) => e instanceof RangeError && /params and m are the same DeviceBuffer/.test(e.message));
-  assert.throws(() => binding.cudaAdamw(buf(p), buf(m), buf(v), buf(v), layout, ...hp), (e) => e instanceof RangeError && /v and grad are the same DeviceBuffer/.test(e.message));
-  assert.throws(() => binding.cudaAdamwFused(buf(p), buf(m), buf(v), buf(a), buf(r), new Float64Array(3), layout, ...hp),
+  const short = new binding.TensorSet({ device: DEV, sizes: [9] });
+  const other = new binding.TensorSet({ device: DEV, sizes: [7, 3] });
+  assert.throws(() => binding.adamw(h(p), h(m), h(v), short, hp), (e) => e instanceof RangeError && /grad has 9 elements but params has 10/.test(e.message));
+  assert.throws(() => binding.adamw(h(p), h(m), h(v), other, hp), (e) => e instanceof RangeError && /grad does not have the tensor sizes of params/.test(e.message));
+  assert.throws(() => binding.adamw(h(p), h(p), h(v), h(a), hp), (e) => e instanceof RangeError && /params and m overlap in memory/.test(e.message));
+  assert.throws(() => binding.adamw(h(p), h(m), h(v), h(v), hp), (e) => e instanceof RangeError && /v and grad overlap in memory/.test(e.message));
+  assert.throws(() => binding.adamwFused(h(p), h(m), h(v), h(a), h(r), { ...hp, coefficients: new Float64Array(3) }),
     (e) => e instanceof RangeError && /coefficients has 3 entries but there are 2 tensors/.test(e.message));
-  assert.throws(() => binding.cudaAdamwFused(buf(p), buf(m), buf(v), buf(a), buf(r), new Float64Array([0, NaN]), layout, ...hp),
+  assert.throws(() => binding.adamwFused(h(p), h(m), h(v), h(a), h(r), { ...hp, coefficients: new Float64Array([0, NaN]) }),
     (e) => e instanceof RangeError && /coefficients\[1\] must be finite/.test(e.message));
-  assert.throws(() => binding.cudaAdamwFused(buf(p), buf(m), buf(v), buf(p), buf(r), new Float64Array(2), layout, ...hp),
-    (e) => e instanceof RangeError && /params and act are the same DeviceBuffer/.test(e.message));
-  assert.throws(() => binding.cudaCraftReduce(buf(a), short, layout, 0.1, 1e-8, true), (e) => e instanceof RangeError && /ret has 9/.test(e.message));
+  assert.throws(() => binding.adamwFused(h(p), h(m), h(v), h(p), h(r), { ...hp, coefficients: new Float64Array(2) }),
+    (e) => e instanceof RangeError && /params and act overlap in memory/.test(e.message));
+  assert.throws(() => binding.craftReduce(h(a), short, { lambda: 0.1, eps: 1e-8, projection: true }), (e) => e instanceof RangeError && /ret has 9/.test(e.message));
   // act = ret is allowed for the fused step (the baseline).
-  binding.cudaAdamwFused(buf(p), buf(m), buf(v), buf(a), buf(a), new Float64Array(2), layout, ...hp);
+  binding.adamwFused(h(p), h(m), h(v), h(a), h(a), { ...hp, coefficients: new Float64Array(2) });
   assert.ok(!sameBits(p.toFlat(), before), 'the valid call wrote the parameters');
-  // Mixed devices are rejected by the TypeScript layer.
+  // Mixed devices are rejected by the TypeScript layer, and again natively.
   const opt = new AdamW(p);
   assert.throws(() => opt.step(GradSet.fromArrays(randomArrays(sizes, 8))), RangeError);
+  const host = GradSet.fromArrays(randomArrays(sizes, 9));
+  assert.throws(() => binding.adamw(h(p), h(m), h(v), h(host), hp), (e) => e instanceof RangeError && /grad is on cpu but params is on cuda:0/.test(e.message));
   short.dispose();
+  other.dispose();
 });
 
 // A GradientSource whose parameters live on the GPU: closed-form gradients of the

@@ -4,31 +4,48 @@
 
 namespace craftgrad {
 
+ModelTensors modelTensors(const ModelConfig& c) {
+  ModelTensors t;
+  for (int64_t l = 0; l < c.L; ++l) {
+    const std::string block = "blocks." + std::to_string(l) + ".";
+    t.trainable.push_back({block + "lora_A", {c.r, c.D}});
+    t.trainable.push_back({block + "lora_B", {c.D, c.r}});
+    t.frozen.push_back({block + "weight", {c.D, c.D}});
+    t.frozen.push_back({block + "bias", {c.D}});
+  }
+  t.anchor = t.trainable;  // the initial LoRA weights: the first 2L trainable tensors
+  t.trainable.push_back({"head.fc1.weight", {c.H, c.F()}});
+  t.trainable.push_back({"head.fc1.bias", {c.H}});
+  t.trainable.push_back({"head.fc2.weight", {c.actionDim(), c.H}});
+  t.trainable.push_back({"head.fc2.bias", {c.actionDim()}});
+  return t;
+}
+
 ModelLayout modelLayout(const ModelConfig& c) {
+  const ModelTensors t = modelTensors(c);
   ModelLayout l;
   int64_t o = 0;
-  for (int64_t b = 0; b < c.L; ++b) {
-    l.loraA.push_back(o);
-    o += c.r * c.D;
-    l.loraB.push_back(o);
-    o += c.D * c.r;
+  std::vector<int64_t> offsets;
+  for (const TensorDesc& d : t.trainable) {
+    offsets.push_back(o);
+    o += d.size();
   }
-  l.anchorCount = o;
-  l.fc1w = o;
-  o += c.H * c.F();
-  l.fc1b = o;
-  o += c.H;
-  l.fc2w = o;
-  o += c.actionDim() * c.H;
-  l.fc2b = o;
-  o += c.actionDim();
+  for (int64_t b = 0; b < c.L; ++b) {
+    l.loraA.push_back(offsets[2 * b]);
+    l.loraB.push_back(offsets[2 * b + 1]);
+  }
+  l.anchorCount = c.L > 0 ? offsets[2 * c.L] : 0;
+  l.fc1w = offsets[2 * c.L];
+  l.fc1b = offsets[2 * c.L + 1];
+  l.fc2w = offsets[2 * c.L + 2];
+  l.fc2b = offsets[2 * c.L + 3];
   l.paramCount = o;
   int64_t f = 0;
   for (int64_t b = 0; b < c.L; ++b) {
     l.baseW.push_back(f);
-    f += c.D * c.D;
+    f += t.frozen[2 * b].size();
     l.baseB.push_back(f);
-    f += c.D;
+    f += t.frozen[2 * b + 1].size();
   }
   l.frozenCount = f;
   return l;
@@ -47,23 +64,6 @@ std::string modelConfigError(const ModelConfig& c) {
     return "config.bridgeBlock must be an integer from 1 to L=" + std::to_string(c.L) + ", got " + std::to_string(c.m);
   if (!std::isfinite(c.alpha) || c.alpha <= 0) return "config.alpha must be a finite number > 0";
   return "";
-}
-
-ModelConfig unpackModelConfig(const double* v) {
-  ModelConfig c;
-  auto i = [&](int k) { return std::isfinite(v[k]) && v[k] == std::floor(v[k]) ? static_cast<int64_t>(v[k]) : -1; };
-  c.T = i(0);
-  c.D = i(1);
-  c.L = i(2);
-  c.r = i(3);
-  c.alpha = v[4];
-  c.m = i(5);
-  c.pool = i(6) == 1 ? Pooling::Max : Pooling::Mean;
-  c.anchor = i(7) == 1 ? AnchorType::AqOnly : (i(7) == 2 ? AnchorType::RawOnly : AnchorType::Concat);
-  c.H = i(8);
-  c.K = i(9);
-  c.A = i(10);
-  return c;
 }
 
 }  // namespace craftgrad

@@ -2,7 +2,8 @@
 // the fixed order and sizes of its tensors, and validation. Kernels live per backend
 // (native/cpu/model_cpu.*); N-API parsing in native/napi/model_call.*.
 //
-// Tensor order (names as in checkpoints; src/model mirrors this exactly):
+// Tensor order (names as in checkpoints), defined once by modelTensors() (model_desc.cc);
+// src/model/layout.ts reads it through the binding (modelTensors):
 //   trainable: for l in 0..L-1: blocks.l.lora_A (r×D), blocks.l.lora_B (D×r);
 //              then head.fc1.weight (H×F), head.fc1.bias (H), head.fc2.weight (K·A×H), head.fc2.bias (K·A)
 //   frozen:    for l in 0..L-1: blocks.l.weight (D×D), blocks.l.bias (D)
@@ -37,7 +38,25 @@ struct ModelConfig {
   float loraScale() const { return static_cast<float>(alpha / static_cast<double>(r)); }
 };
 
-// Element offsets of each tensor in the flat trainable / frozen / anchor buffers.
+// One named tensor of a layout, in order.
+struct TensorDesc {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t size() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+};
+
+struct ModelTensors {
+  std::vector<TensorDesc> trainable, frozen, anchor;
+};
+
+// The model's tensors, names and shapes, in the order above (the one definition).
+ModelTensors modelTensors(const ModelConfig& c);
+
+// Element offsets of each tensor in the flat trainable / frozen / anchor buffers (from modelTensors).
 struct ModelLayout {
   std::vector<int64_t> loraA, loraB;       // into params (and, same offsets, anchor)
   int64_t fc1w = 0, fc1b = 0, fc2w = 0, fc2b = 0;
@@ -78,10 +97,5 @@ struct ModelStepResult {
   double actionLoss = 0;     // mean |O − Y| over batch·K·A
   double retentionLoss = 0;  // mean (f − f̃)² over batch·F (0 unless Craft / EvalRet)
 };
-
-// Number of values in the packed config array the binding receives.
-constexpr int kModelConfigFields = 11;
-// Unpacks [T, D, L, r, alpha, m, pool, anchor, H, K, A]; the caller validates.
-ModelConfig unpackModelConfig(const double* v);
 
 }  // namespace craftgrad

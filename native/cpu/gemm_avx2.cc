@@ -2,7 +2,7 @@
 // Compiled with -mavx2 -mfma; used only after cpu_features.cc confirmed support.
 #include <immintrin.h>
 
-#include "gelu_math.h"
+#include "../core/gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {

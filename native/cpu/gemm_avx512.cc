@@ -8,7 +8,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-#include "gelu_math.h"
+#include "../core/gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {

@@ -1,7 +1,7 @@
 // Portable micro-kernel: std::fma per step so that its bits equal the FMA variants'.
 #include <cmath>
 
-#include "gelu_math.h"
+#include "../core/gelu_math.h"
 #include "gemm.h"
 
 namespace craftgrad {

@@ -12,7 +12,7 @@
 #include <cstring>
 #include <vector>
 
-#include "gelu_math.h"
+#include "../core/gelu_math.h"
 #include "gemm.h"
 #include "parallel.h"
 

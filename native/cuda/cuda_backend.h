@@ -2,9 +2,10 @@
 // includes it like any other header. Everything is compiled only with
 // CRAFTGRAD_HAVE_CUDA (native/cuda/cuda.cmake).
 //
-// Errors: every CUDA call is checked; a failure throws CudaError (a std::runtime_error
-// whose message names the call, the device and CUDA's own words). Out-of-memory throws
-// CudaOutOfMemory, which also says how many bytes were asked for and on which device.
+// Errors: every CUDA call is checked; a failure throws CudaError (a BackendError, code
+// ERR_CRAFTGRAD_CUDA, whose message names the call, the device and CUDA's own words).
+// Out-of-memory throws CudaOutOfMemory (code ERR_CRAFTGRAD_CUDA_OOM), which also says how
+// many bytes were asked for and on which device.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,21 +15,28 @@
 #include <vector>
 
 #include "../core/adamw_params.h"
+#include "../core/backend.h"
+#include "../core/backend_error.h"
 #include "../core/numerics.h"
 #include "../core/tensor_span.h"
 
 namespace craftgrad {
 namespace cuda {
 
-struct CudaError : std::runtime_error {
-  explicit CudaError(const std::string& msg) : std::runtime_error(msg) {}
+struct CudaError : BackendError {
+  explicit CudaError(const std::string& msg, const char* code = "ERR_CRAFTGRAD_CUDA") : BackendError(msg, code) {}
 };
 
 struct CudaOutOfMemory : CudaError {
-  int device;
-  size_t requestedBytes;
-  CudaOutOfMemory(const std::string& msg, int dev, size_t bytes) : CudaError(msg), device(dev), requestedBytes(bytes) {}
+  CudaOutOfMemory(const std::string& msg, int dev, size_t bytes) : CudaError(msg, "ERR_CRAFTGRAD_CUDA_OOM") {
+    device = dev;
+    requestedBytes = static_cast<int64_t>(bytes);
+  }
 };
+
+// The CUDA backend of core/backend.h on one device (cuda_backend.cc): throws CudaError
+// unless CUDA is usable and `device` is visible. One per device, kept for the process.
+Backend& backend(int device);
 
 // ---- What the machine offers ----
 struct DeviceInfo {
@@ -64,16 +72,16 @@ void requireDevice(int device, const char* what);
 // ---- Device memory ----
 // One cudaMalloc'd range of floats on one device. Freed by the destructor (errors while
 // freeing are ignored: the process may be shutting the runtime down).
-class DeviceMemory {
+class DeviceMemory final : public Memory {
  public:
   DeviceMemory(int device, int64_t length);  // throws CudaOutOfMemory
-  ~DeviceMemory();
+  ~DeviceMemory() override;
   DeviceMemory(const DeviceMemory&) = delete;
   DeviceMemory& operator=(const DeviceMemory&) = delete;
 
   int device() const { return device_; }
-  int64_t length() const { return length_; }
-  float* data() const { return data_; }
+  int64_t length() const override { return length_; }
+  float* data() const override { return data_; }
 
   // Synchronous with respect to the host (they return when the data has arrived).
   void upload(const float* src, int64_t offset, int64_t count);

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <vector>
 
-#include "../cpu/gelu_math.h"
+#include "../core/gelu_math.h"
 #include "cuda_internal.h"
 #include "model_cuda.h"
 

@@ -1,12 +1,18 @@
 #include "adamw_call.h"
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "../core/adamw_params.h"
+#include "../core/backend.h"
+#include "../core/numerics.h"
 #include "../cpu/adamw_cpu.h"
-#include "../cpu/surgery_cpu.h"
 #include "arg_error.h"
+#include "op_call.h"
+#include "surgery_call.h"
+#include "tensor_set.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {
@@ -14,44 +20,9 @@ namespace {
 
 std::string num(double d) { return std::to_string(d); }
 
-struct Flat {
-  const char* name;
-  F32View view;
-};
-
-// A GradSet layout: flat buffers that all hold sum(sizes) elements.
-std::vector<int64_t> readLayout(napi_env env, napi_value sizesValue, const std::vector<Flat>& flats) {
-  const std::vector<int64_t> sizes = readSizes(env, sizesValue, "sizes");
-  int64_t total = 0;
-  for (int64_t s : sizes) total += s;
-  for (const Flat& f : flats)
-    if (f.view.length != total)
-      throw rangeError(std::string(f.name) + " has " + std::to_string(f.view.length) +
-                       " elements but sizes add up to " + std::to_string(total));
-  return sizes;
-}
-
-bool overlaps(const F32View& x, const F32View& y) {
-  if (x.length == 0 || y.length == 0) return false;
-  return x.data < y.data + y.length && y.data < x.data + x.length;
-}
-
-// Written buffers must not overlap each other or any read buffer (reads may alias reads).
-void checkDisjoint(const std::vector<Flat>& written, const std::vector<Flat>& read) {
-  for (size_t i = 0; i < written.size(); ++i) {
-    for (size_t j = i + 1; j < written.size(); ++j)
-      if (overlaps(written[i].view, written[j].view))
-        throw rangeError(std::string(written[i].name) + " and " + written[j].name + " overlap in memory");
-    for (const Flat& r : read)
-      if (overlaps(written[i].view, r.view))
-        throw rangeError(std::string(written[i].name) + " and " + r.name + " overlap in memory");
-  }
-}
-
-}  // namespace
-
-double readRange(napi_env env, napi_value v, const char* name, double lo, bool loInclusive, double hi, bool hiInclusive) {
-  const double d = readNumber(env, v, name);
+// A number that must be finite and in the given range (RangeError naming it otherwise).
+double readRange(const Options& o, const char* name, double lo, bool loInclusive, double hi, bool hiInclusive) {
+  const double d = o.number(name);
   const bool ok = std::isfinite(d) && (loInclusive ? d >= lo : d > lo) && (hiInclusive ? d <= hi : d < hi);
   if (!ok)
     throw rangeError(std::string(name) + " must be a finite number in " + (loInclusive ? "[" : "(") + num(lo) + ", " +
@@ -59,157 +30,189 @@ double readRange(napi_env env, napi_value v, const char* name, double lo, bool l
   return d;
 }
 
-// lr, beta1, beta2, eps, weightDecay, step, gradScale starting at info[first].
-AdamWParams readAdamW(const Napi::CallbackInfo& info, size_t first) {
-  napi_env env = info.Env();
+AdamWParams readAdamW(const Options& o) {
   const double inf = INFINITY;
   AdamWParams p;
-  p.lr = readRange(env, info[first], "lr", 0, true, inf, false);
-  p.beta1 = readRange(env, info[first + 1], "beta1", 0, true, 1, false);
-  p.beta2 = readRange(env, info[first + 2], "beta2", 0, true, 1, false);
-  p.eps = readRange(env, info[first + 3], "eps", 0, false, inf, false);
-  p.weightDecay = readRange(env, info[first + 4], "weightDecay", 0, true, inf, false);
-  p.step = readRange(env, info[first + 5], "step", 1, true, 9007199254740991.0, true);
+  p.lr = readRange(o, "lr", 0, true, inf, false);
+  p.beta1 = readRange(o, "beta1", 0, true, 1, false);
+  p.beta2 = readRange(o, "beta2", 0, true, 1, false);
+  p.eps = readRange(o, "eps", 0, false, inf, false);
+  p.weightDecay = readRange(o, "weightDecay", 0, true, inf, false);
+  p.step = readRange(o, "step", 1, true, 9007199254740991.0, true);
   if (p.step != std::floor(p.step)) throw rangeError("step must be an integer >= 1, got " + num(p.step));
-  p.gradScale = readRange(env, info[first + 6], "gradScale", 0, true, inf, false);
+  p.gradScale = readRange(o, "gradScale", 0, true, inf, false);
   return p;
 }
 
-const double* readFloat64(napi_env env, napi_value value, const char* name, int64_t expected) {
-  bool isTyped = false;
-  NAPI_THROW_IF_FAILED(env, napi_is_typedarray(env, value, &isTyped), nullptr);
-  napi_typedarray_type type = napi_int8_array;
-  size_t length = 0;
-  void* data = nullptr;
-  if (isTyped) NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr), nullptr);
-  if (!isTyped || type != napi_float64_array) throw typeError(std::string(name) + " must be a Float64Array");
-  if (static_cast<int64_t>(length) != expected)
-    throw rangeError(std::string(name) + " has " + std::to_string(length) + " entries but there are " +
-                     std::to_string(expected) + " tensors");
-  const double* d = static_cast<const double*>(data);
-  for (int64_t i = 0; i < expected; ++i)
-    if (!std::isfinite(d[i])) throw rangeError(std::string(name) + "[" + std::to_string(i) + "] must be finite, got " + num(d[i]));
-  return d;
-}
+// The operand sets of one call, in argument order: the first is the reference every
+// other must match (device, sizes); the first `written` are written by the call.
+struct Sets {
+  std::vector<TensorSetWrap*> sets;
+  std::vector<const char*> names;
 
-Napi::Object craftReduceResult(Napi::Env env, const std::vector<ReduceSums>& sums, const SurgeryParams& sp) {
-  const size_t k = sums.size();
-  Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
-  Napi::Float64Array dots = Napi::Float64Array::New(env, k);
-  Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
-  uint32_t numConflicts = 0, nonFinite = 0;
-  double normSq = 0.0;  // in tensor order: deterministic
-  for (size_t i = 0; i < k; ++i) {
-    bool conflict;
-    const double c = surgeryCoefficient(sums[i], sp, &conflict);
-    conflicts[i] = conflict ? 1 : 0;
-    dots[i] = sums[i].dot;
-    coefficients[i] = c;
-    numConflicts += conflict ? 1 : 0;
-    nonFinite += sums[i].nonFinite ? 1 : 0;
-    normSq += outSquaredNorm(sums[i], c);
+  Sets(Napi::Env env, JsHold& hold, std::initializer_list<std::pair<Napi::Value, const char*>> args) {
+    for (const auto& [value, name] : args) {
+      sets.push_back(TensorSetWrap::unwrap(env, value, name));
+      names.push_back(name);
+    }
+    TensorSetWrap* first = sets[0];
+    for (size_t i = 1; i < sets.size(); ++i) {
+      TensorSetWrap* w = sets[i];
+      if (&w->backend() != &first->backend())
+        throw rangeError(std::string(names[i]) + " is on " + w->backend().name() + " but " + names[0] + " is on " +
+                         first->backend().name());
+      if (w->length() != first->length())
+        throw rangeError(std::string(names[i]) + " has " + std::to_string(w->length()) + " elements but " + names[0] +
+                         " has " + std::to_string(first->length()));
+      if (!w->layout()->sameSizes(*first->layout()))
+        throw rangeError(std::string(names[i]) + " does not have the tensor sizes of " + names[0]);
+    }
+    for (TensorSetWrap* w : sets) hold.buffer(w->hostBuffer());
   }
-  Napi::Object res = Napi::Object::New(env);
-  res.Set("conflicts", conflicts);
-  res.Set("dots", dots);
-  res.Set("coefficients", coefficients);
-  res.Set("numConflicts", Napi::Number::New(env, numConflicts));
-  res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
-  res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
-  res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
-  res.Set("nonFinite", Napi::Number::New(env, nonFinite));
-  return res;
+
+  // Written sets may not overlap any other operand (reads may alias reads).
+  void requireWrittenDisjoint(size_t written) const {
+    auto overlaps = [](const TensorSetWrap* x, const TensorSetWrap* y) {
+      if (x->length() == 0 || y->length() == 0) return false;
+      return x->data() < y->data() + y->length() && y->data() < x->data() + x->length();
+    };
+    for (size_t i = 0; i < written; ++i)
+      for (size_t j = i + 1; j < sets.size(); ++j)
+        if (overlaps(sets[i], sets[j]))
+          throw rangeError(std::string(names[i]) + " and " + names[j] + " overlap in memory");
+  }
+  Backend& backend() const { return sets[0]->backend(); }
+  const std::shared_ptr<Layout>& layout() const { return sets[0]->layout(); }
+  std::shared_ptr<Memory> memory(size_t i) const { return sets[i]->memory(); }
+};
+
+// A Float64Array of finite values (its length is checked against the layout later).
+Napi::Float64Array readCoefficients(const Options& o) {
+  Napi::Value v(o.env(), o.get("coefficients"));
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw typeError("coefficients must be a Float64Array");
+  return v.As<Napi::Float64Array>();
 }
 
-SurgeryParams readReduceParams(const Napi::CallbackInfo& info, size_t first) {
-  napi_env env = info.Env();
-  SurgeryParams sp;
-  sp.lambda = readRange(env, info[first], "lambda", 0, true, INFINITY, false);
-  sp.eps = readRange(env, info[first + 1], "eps", 0, false, INFINITY, false);
-  sp.projection = readBool(env, info[first + 2], "projection");
-  return sp;
-}
+struct CraftReduceOp {
+  static constexpr const char* kName = "craftgrad.craftReduce";
+  Backend* backend = nullptr;
+  std::shared_ptr<Layout> layout;
+  std::shared_ptr<Memory> a, r;
+  SurgeryParams params;
+  std::vector<ReduceSums> sums;
+  JsHold hold;
 
-namespace {
-
-// craftReduce(actFlat, retFlat, sizes, lambda, eps, projection): surgery pass 1 only.
-// retFlat may be actFlat itself (the baseline's gradient norm: aa with c = 0).
-Napi::Value CraftReduce(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
+  static CraftReduceOp parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const F32View a = readFloat32Array(env, info[0], "actFlat");
-    const F32View r = readFloat32Array(env, info[1], "retFlat");
-    const std::vector<int64_t> sizes = readLayout(env, info[2], {{"actFlat", a}, {"retFlat", r}});
-    const SurgeryParams sp = readReduceParams(info, 3);
-
-    const size_t k = sizes.size();
-    std::vector<HostTensor> tensors(k);
-    int64_t off = 0;
+    CraftReduceOp op;
+    op.params = readSurgeryParams(Options(env, info[2], "options"));
+    const Sets s(env, op.hold, {{info[0], "act"}, {info[1], "ret"}});  // ret may be act
+    op.backend = &s.backend();
+    op.layout = s.layout();
+    op.a = s.memory(0);
+    op.r = s.memory(1);
+    return op;
+  }
+  void compute() {
+    sums.resize(static_cast<size_t>(layout->count()));
+    backend->reduce(*layout, a->data(), r->data(), sums.data());
+  }
+  Napi::Value result(Napi::Env env) {
+    const size_t k = sums.size();
+    Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
+    Napi::Float64Array dots = Napi::Float64Array::New(env, k);
+    Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
+    uint32_t numConflicts = 0, nonFinite = 0;
+    double normSq = 0.0;  // in tensor order: deterministic
     for (size_t i = 0; i < k; ++i) {
-      tensors[i] = {a.data + off, r.data + off, nullptr, sizes[i]};
-      off += sizes[i];
+      bool conflict;
+      const double c = surgeryCoefficient(sums[i], params, &conflict);
+      conflicts[i] = conflict ? 1 : 0;
+      dots[i] = sums[i].dot;
+      coefficients[i] = c;
+      numConflicts += conflict ? 1 : 0;
+      nonFinite += sums[i].nonFinite ? 1 : 0;
+      normSq += outSquaredNorm(sums[i], c);
     }
-    std::vector<ReduceSums> sums(k);
-    reduceAllCpu(tensors.data(), static_cast<int64_t>(k), sums.data());
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("conflicts", conflicts);
+    res.Set("dots", dots);
+    res.Set("coefficients", coefficients);
+    res.Set("numConflicts", Napi::Number::New(env, numConflicts));
+    res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
+    res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
+    res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
+    res.Set("nonFinite", Napi::Number::New(env, nonFinite));
+    return res;
+  }
+};
 
-    return craftReduceResult(env, sums, sp);
-  });
-}
+struct AdamWFusedOp {
+  static constexpr const char* kName = "craftgrad.adamwFused";
+  Backend* backend = nullptr;
+  std::shared_ptr<Layout> layout;
+  std::shared_ptr<Memory> p, m, v, a, r;
+  std::vector<double> coefficients;
+  AdamWParams hp;
+  JsHold hold;
 
-// adamwFused(actFlat, retFlat, sizes, coefficients, params, m, v, lr, beta1, beta2, eps,
-//            weightDecay, step, gradScale)
-Napi::Value AdamWFused(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
+  static AdamWFusedOp parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const F32View a = readFloat32Array(env, info[0], "actFlat");
-    const F32View r = readFloat32Array(env, info[1], "retFlat");
-    const F32View p = readFloat32Array(env, info[4], "params");
-    const F32View m = readFloat32Array(env, info[5], "m");
-    const F32View v = readFloat32Array(env, info[6], "v");
-    const std::vector<int64_t> sizes =
-        readLayout(env, info[2], {{"actFlat", a}, {"retFlat", r}, {"params", p}, {"m", m}, {"v", v}});
-    const int64_t k = static_cast<int64_t>(sizes.size());
-    const double* coef = readFloat64(env, info[3], "coefficients", k);
-    const AdamWParams hp = readAdamW(info, 7);
-    checkDisjoint({{"params", p}, {"m", m}, {"v", v}}, {{"actFlat", a}, {"retFlat", r}});
+    AdamWFusedOp op;
+    const Options o(env, info[5], "options");
+    op.hp = readAdamW(o);
+    const Napi::Float64Array coef = readCoefficients(o);
+    const Sets s(env, op.hold, {{info[0], "params"}, {info[1], "m"}, {info[2], "v"}, {info[3], "act"}, {info[4], "ret"}});
+    const size_t k = static_cast<size_t>(s.layout()->count());
+    if (coef.ElementLength() != k)
+      throw rangeError("coefficients has " + std::to_string(coef.ElementLength()) + " entries but there are " +
+                       std::to_string(k) + " tensors");
+    op.coefficients.assign(coef.Data(), coef.Data() + k);
+    for (size_t i = 0; i < k; ++i)
+      if (!std::isfinite(op.coefficients[i]))
+        throw rangeError("coefficients[" + std::to_string(i) + "] must be finite, got " + num(op.coefficients[i]));
+    s.requireWrittenDisjoint(3);
+    op.backend = &s.backend();
+    op.layout = s.layout();
+    op.p = s.memory(0), op.m = s.memory(1), op.v = s.memory(2), op.a = s.memory(3), op.r = s.memory(4);
+    return op;
+  }
+  void compute() {
+    backend->adamwFused(*layout, a->data(), r->data(), coefficients.data(), p->data(), m->data(), v->data(), hp);
+  }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
 
-    std::vector<FusedTensor> tensors(k);
-    int64_t off = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      tensors[i] = {a.data + off, r.data + off, p.data + off, m.data + off, v.data + off, sizes[i],
-                    static_cast<float>(coef[i])};
-      off += sizes[i];
-    }
-    adamwFusedCpu(tensors.data(), k, hp);
-    return env.Undefined();
-  });
-}
+struct AdamWOp {
+  static constexpr const char* kName = "craftgrad.adamw";
+  Backend* backend = nullptr;
+  std::shared_ptr<Layout> layout;
+  std::shared_ptr<Memory> p, m, v, g;
+  AdamWParams hp;
+  JsHold hold;
 
-// adamw(grad, params, m, v, lr, beta1, beta2, eps, weightDecay, step, gradScale)
-Napi::Value AdamW(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
+  static AdamWOp parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const F32View g = readFloat32Array(env, info[0], "grad");
-    const F32View p = readFloat32Array(env, info[1], "params");
-    const F32View m = readFloat32Array(env, info[2], "m");
-    const F32View v = readFloat32Array(env, info[3], "v");
-    for (const Flat& f : std::vector<Flat>{{"params", p}, {"m", m}, {"v", v}})
-      if (f.view.length != g.length)
-        throw rangeError(std::string(f.name) + " has " + std::to_string(f.view.length) + " elements but grad has " +
-                         std::to_string(g.length));
-    const AdamWParams hp = readAdamW(info, 4);
-    checkDisjoint({{"params", p}, {"m", m}, {"v", v}}, {{"grad", g}});
-    adamwCpu(g.data, p.data, m.data, v.data, g.length, hp);
-    return env.Undefined();
-  });
-}
+    AdamWOp op;
+    op.hp = readAdamW(Options(env, info[4], "options"));
+    const Sets s(env, op.hold, {{info[0], "params"}, {info[1], "m"}, {info[2], "v"}, {info[3], "grad"}});
+    s.requireWrittenDisjoint(3);
+    op.backend = &s.backend();
+    op.layout = s.layout();
+    op.p = s.memory(0), op.m = s.memory(1), op.v = s.memory(2), op.g = s.memory(3);
+    return op;
+  }
+  void compute() { backend->adamw(*layout, g->data(), p->data(), m->data(), v->data(), hp); }
+  Napi::Value result(Napi::Env env) { return env.Undefined(); }
+};
 
 }  // namespace
 
 void registerAdamW(Napi::Env env, Napi::Object exports) {
-  exports.Set("craftReduce", Napi::Function::New(env, CraftReduce, "craftReduce"));
-  exports.Set("adamwFused", Napi::Function::New(env, AdamWFused, "adamwFused"));
-  exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
+  exports.Set("craftReduce", Napi::Function::New(env, callSync<CraftReduceOp>, "craftReduce"));
+  exports.Set("adamwFused", Napi::Function::New(env, callSync<AdamWFusedOp>, "adamwFused"));
+  exports.Set("adamw", Napi::Function::New(env, callSync<AdamWOp>, "adamw"));
 }
 
 }  // namespace craftgrad

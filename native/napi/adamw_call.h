@@ -1,31 +1,18 @@
-// The optimizer-step entry points (parse + validate + run): craftReduce (surgery pass 1
-// for the trainer, no writes), adamwFused (surgery pass 2 fused with AdamW) and adamw
-// (AdamW alone). Every check happens before any kernel runs, so a bad call changes nothing.
+// The optimizer step over TensorSets of one device (binding.d.ts):
+//   craftReduce(act, ret, { lambda, eps, projection })  surgery pass 1, nothing written
+//   adamwFused(params, m, v, act, ret, { coefficients, lr, beta1, beta2, eps, weightDecay, step, gradScale })
+//   adamw(params, m, v, grad, { lr, beta1, beta2, eps, weightDecay, step, gradScale })
+// Checks, all before anything runs: the options first (RangeError/TypeError naming the
+// field), then the handles (TypeError unless live TensorSets), then every set against the
+// first one (same device, same sizes: RangeError), then aliasing (params, m, v written:
+// none may overlap another operand: RangeError). craftReduce's coefficients, conflicts and
+// norm are computed on the host, in double, from the backend's pass-1 sums.
 #pragma once
 #include <napi.h>
-
-#include <vector>
-
-#include "../core/adamw_params.h"
-#include "../core/numerics.h"
 
 namespace craftgrad {
 
 // Adds craftReduce, adamwFused and adamw to the module's exports.
 void registerAdamW(Napi::Env env, Napi::Object exports);
-
-// Shared with the CUDA entry points (native/napi/cuda_adamw.cc): the same checks and the
-// same result on both backends.
-// A number that must be finite and in the given range (RangeError naming it otherwise).
-double readRange(napi_env env, napi_value v, const char* name, double lo, bool loInclusive, double hi, bool hiInclusive);
-// lr, beta1, beta2, eps, weightDecay, step, gradScale from info[first ...].
-AdamWParams readAdamW(const Napi::CallbackInfo& info, size_t first);
-// A Float64Array of `expected` finite entries (the per-tensor coefficients).
-const double* readFloat64(napi_env env, napi_value value, const char* name, int64_t expected);
-// lambda, eps, projection from info[first ...].
-SurgeryParams readReduceParams(const Napi::CallbackInfo& info, size_t first);
-// craftReduce's result from the pass-1 sums: coefficients, conflicts and the norm are
-// computed here, on the host, in double, for both backends.
-Napi::Object craftReduceResult(Napi::Env env, const std::vector<ReduceSums>& sums, const SurgeryParams& sp);
 
 }  // namespace craftgrad

@@ -1,48 +1,20 @@
-// The native module's entry point: the only place that lists what JS can call.
-// Argument order is internal (binding.d.ts); src/native.ts is the only caller.
+// The native module's entry point: the only place that lists what JS can call
+// (binding.d.ts). Each operation is one export whatever the device: it takes the backend
+// from its TensorSet operands (native/napi/tensor_set.h) or from options.device.
 #include <napi.h>
 
 #include "../core/thread_pool.h"
 #include "adamw_call.h"
 #include "arg_error.h"
-#include "backend_info.h"
+#include "backends.h"
 #include "model_call.h"
+#include "op_call.h"
 #include "surgery_call.h"
-#include "surgery_worker.h"
+#include "tensor_set.h"
 #include "typed_arrays.h"
-#ifdef CRAFTGRAD_HAVE_CUDA
-#include "cuda_exports.h"
-#endif
 
 namespace craftgrad {
 namespace {
-
-Napi::Value Surgery(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    SurgeryCall call = SurgeryCall::parseList(info);
-    call.compute();
-    return call.result(info.Env());
-  });
-}
-
-Napi::Value SurgeryFlat(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    SurgeryCall call = SurgeryCall::parseFlat(info);
-    call.compute();
-    return call.result(info.Env());
-  });
-}
-
-template <bool Flat>
-Napi::Value SurgeryAsync(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    SurgeryCall call = Flat ? SurgeryCall::parseFlat(info) : SurgeryCall::parseList(info);
-    auto* worker = new SurgeryWorker(info.Env(), std::move(call));
-    Napi::Promise promise = worker->promise();
-    worker->Queue();  // the worker deletes itself when done
-    return promise;
-  });
-}
 
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return backendInfo(info.Env()); });
@@ -59,17 +31,14 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("surgery", Napi::Function::New(env, Surgery, "surgery"));
-  exports.Set("surgeryFlat", Napi::Function::New(env, SurgeryFlat, "surgeryFlat"));
-  exports.Set("surgeryAsync", Napi::Function::New(env, SurgeryAsync<false>, "surgeryAsync"));
-  exports.Set("surgeryFlatAsync", Napi::Function::New(env, SurgeryAsync<true>, "surgeryFlatAsync"));
+  exports.Set("TensorSet", TensorSetWrap::define(env));
+  exports.Set("surgery", Napi::Function::New(env, callSync<SurgeryOp>, "surgery"));
+  exports.Set("surgeryAsync", Napi::Function::New(env, callAsync<SurgeryOp>, "surgeryAsync"));
+  registerAdamW(env, exports);         // craftReduce, adamwFused, adamw
+  registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelGemm, fmaPeakGflops
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  registerModelExports(env, exports);
-#ifdef CRAFTGRAD_HAVE_CUDA
-  registerCuda(env, exports);
-#endif
-  registerAdamW(env, exports);  // craftReduce, adamwFused, adamw (the optimizer step)
+  registerCudaTools(env, exports);     // CUDA builds: cudaTimeCopy, cudaMemInfo, cudaDeviceProps, cudaModelGemmTime
   return exports;
 }
 

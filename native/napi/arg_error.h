@@ -1,12 +1,18 @@
-// Argument errors raised while parsing a call, turned into a JS TypeError or RangeError
-// (with a Node-style `code`) at the boundary. Parsing happens before any kernel runs, so
-// a bad call changes nothing.
+// Errors at the boundary, mapped in one place: argument errors raised while parsing a call
+// (a JS TypeError or RangeError with a Node-style `code`), a backend's BackendError (an
+// Error with its code, and `device` and `requestedBytes` when out of memory), bad_alloc
+// (RangeError "out of memory"). The synchronous call throws, and its asynchronous form
+// rejects with, the same error (op_call.h). Parsing happens before any kernel runs, so a
+// bad call changes nothing.
 #pragma once
 #include <napi.h>
 
+#include <exception>
 #include <new>
 #include <stdexcept>
 #include <string>
+
+#include "../core/backend_error.h"
 
 namespace craftgrad {
 
@@ -19,28 +25,11 @@ struct ArgError : std::runtime_error {
 inline ArgError typeError(const std::string& msg) { return ArgError(ArgError::Kind::Type, msg); }
 inline ArgError rangeError(const std::string& msg) { return ArgError(ArgError::Kind::Range, msg); }
 
-// Converts an ArgError into the matching JS error object.
-inline Napi::Error toJsError(Napi::Env env, const ArgError& e) {
-  if (e.kind == ArgError::Kind::Type) {
-    Napi::TypeError err = Napi::TypeError::New(env, e.what());
-    err.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_TYPE"));
-    return err;
-  }
-  Napi::RangeError err = Napi::RangeError::New(env, e.what());
-  err.Set("code", Napi::String::New(env, "ERR_INVALID_ARG_VALUE"));
-  return err;
-}
+// The JS error for a C++ exception that reached the boundary.
+Napi::Error jsErrorFor(Napi::Env env, const std::exception& e);
 
-// The JS error for a C++ exception that reached the boundary: an ArgError as its
-// TypeError or RangeError, bad_alloc as a RangeError, anything else as an internal error.
-inline Napi::Error jsErrorFor(Napi::Env env, const std::exception& e) {
-  if (const auto* arg = dynamic_cast<const ArgError*>(&e)) return toJsError(env, *arg);
-  if (dynamic_cast<const std::bad_alloc*>(&e) != nullptr) return Napi::RangeError::New(env, "craftgrad: out of memory");
-  return Napi::Error::New(env, std::string("craftgrad internal error: ") + e.what());
-}
-
-// Runs a binding body, converting ArgError and any stray C++ exception into a JS
-// exception (jsErrorFor): nothing escapes to N-API as a C++ exception or an abort.
+// Runs a binding body, converting any C++ exception into a JS exception (jsErrorFor):
+// nothing escapes to N-API as a C++ exception or an abort.
 template <typename Body>
 Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
   Napi::Env env = info.Env();
@@ -53,5 +42,20 @@ Napi::Value guarded(const Napi::CallbackInfo& info, Body body) {
   }
   return env.Undefined();
 }
+
+// What a worker caught off the JS thread, kept until the JS thread can build the error
+// the synchronous call would have thrown (jsErrorFor on the exception itself).
+class WorkerFailure {
+ public:
+  // From a catch block; returns the message for AsyncWorker::SetError.
+  std::string capture(const std::exception& e) {
+    caught_ = std::current_exception();
+    return e.what();
+  }
+  Napi::Error toJs(Napi::Env env) const;
+
+ private:
+  std::exception_ptr caught_;
+};
 
 }  // namespace craftgrad

@@ -1,35 +1,41 @@
-// One parsed, validated surgery call: the tensors as raw spans, the parameters, and the
-// JS values the result refers to. Parsing does every check before any kernel runs.
+// surgery(act, ret, options) and surgeryAsync: the CRaFT surgery (numerics.h) on
+//   TensorSets: act, ret (and options.out) on one device with the same sizes; computed by
+//     their backend; a new set (sharing act's layout) when there is no out;
+//   host lists: act, ret Arrays of Float32Array (options.out an Array too);
+//   host flat arrays: act, ret Float32Arrays split by options.sizes (options.out a Float32Array);
+//     host operands are computed on options.device ('cpu' by default, or 'cuda:N': staged).
+// options: { lambda, eps, projection, cosines, out?, sizes?, device? }.
+// Result: { out, conflicts, dots, cosines?, numConflicts, numTensors, conflictRatio, gradNorm, nonFinite }.
 #pragma once
 #include <napi.h>
 
+#include <memory>
 #include <vector>
 
-#include "../core/numerics.h"
-#include "../core/tensor_span.h"
+#include "../core/backend.h"
+#include "op_call.h"
 
 namespace craftgrad {
 
-struct SurgeryCall {
-  bool flat = false;
-  bool cosines = false;
+struct SurgeryOp {
+  static constexpr const char* kName = "craftgrad.surgery";
+  Backend* backend = nullptr;
   SurgeryParams params;
-  int cudaDevice = -1;                      // >= 0: compute() stages through this GPU (cuda_calls.cc)
-  std::vector<HostTensor> tensors;
+  bool cosines = false;
+  std::shared_ptr<Layout> layout;     // TensorSets
+  std::shared_ptr<Memory> a, r, out;  // TensorSets
+  std::vector<HostTensor> tensors;    // host operands
   std::vector<TensorStats> stats;
-  napi_value out = nullptr;                 // out list / flat array, given or allocated
-  std::vector<napi_value> keepAlive;        // backing buffers an async call must hold
+  JsHold hold;
+  size_t outIndex = 0;
 
-  // surgery(act, ret, out?, lambda, eps, projection, cosines)
-  static SurgeryCall parseList(const Napi::CallbackInfo& info);
-  // surgeryFlat(actFlat, retFlat, sizes, out?, lambda, eps, projection, cosines)
-  static SurgeryCall parseFlat(const Napi::CallbackInfo& info);
-
-  void compute();                             // any thread (CPU, or CUDA when cudaDevice >= 0)
-  Napi::Object result(Napi::Env env) const;   // main thread
+  static SurgeryOp parse(const Napi::CallbackInfo& info);
+  void compute();
+  Napi::Value result(Napi::Env env);
 };
 
-// lambda, eps, projection, cosines at info[first..first+3], checked as every surgery call does.
-SurgeryParams readSurgeryParams(const Napi::CallbackInfo& info, size_t first, bool* cosines);
+// lambda (finite >= 0), eps (finite > 0), projection (boolean) of an options object.
+class Options;
+SurgeryParams readSurgeryParams(const Options& o);
 
 }  // namespace craftgrad

@@ -65,6 +65,39 @@ std::string describe(napi_env env, napi_value v) {
 
 }  // namespace
 
+std::string describeValue(napi_env env, napi_value value) { return describe(env, value); }
+
+int64_t readCount(napi_env env, napi_value value, const char* name) {
+  const double d = readNumber(env, value, name);
+  if (!(d >= 0) || d != std::floor(d) || d > 9007199254740991.0)
+    throw rangeError(std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+Options::Options(napi_env env, napi_value value, const char* name) : env_(env), object_(value) {
+  napi_valuetype t;
+  check(env, napi_typeof(env, value, &t));
+  if (t != napi_object) throw typeError(std::string(name) + " must be an object, got " + describe(env, value));
+}
+
+napi_value Options::get(const char* key) const {
+  napi_value v;
+  check(env_, napi_get_named_property(env_, object_, key, &v));
+  return v;
+}
+
+std::string Options::string(const char* key) const {
+  napi_value v = get(key);
+  napi_valuetype t;
+  check(env_, napi_typeof(env_, v, &t));
+  if (t != napi_string) throw typeError(std::string(key) + " must be a string, got " + describe(env_, v));
+  size_t len = 0;
+  check(env_, napi_get_value_string_utf8(env_, v, nullptr, 0, &len));
+  std::string s(len, '\0');
+  check(env_, napi_get_value_string_utf8(env_, v, &s[0], len + 1, &len));
+  return s;
+}
+
 bool isNullish(napi_env env, napi_value value) {
   napi_valuetype t;
   check(env, napi_typeof(env, value, &t));

@@ -25,8 +25,35 @@ F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64
 std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* name);
 
 bool isNullish(napi_env env, napi_value value);
+// "undefined", "a number", "an Array", "Float64Array", "an object", ... for error messages.
+std::string describeValue(napi_env env, napi_value value);
 double readNumber(napi_env env, napi_value value, const char* name);
 bool readBool(napi_env env, napi_value value, const char* name);
+
+// A non-negative integer up to 2^53 - 1 (RangeError naming it otherwise).
+int64_t readCount(napi_env env, napi_value value, const char* name);
+
+// Named options: `value` must be an object (TypeError naming `name` otherwise); each
+// field is read by its key and reported by it ("lambda must be a number ...").
+class Options {
+ public:
+  Options(napi_env env, napi_value value, const char* name);
+  napi_value get(const char* key) const;
+  bool has(const char* key) const { return !isNullish(env_, get(key)); }
+  // The value, or nullptr when it is undefined or null (one property read).
+  napi_value optional(const char* key) const {
+    napi_value v = get(key);
+    return isNullish(env_, v) ? nullptr : v;
+  }
+  double number(const char* key) const { return readNumber(env_, get(key), key); }
+  bool boolean(const char* key) const { return readBool(env_, get(key), key); }
+  std::string string(const char* key) const;
+  napi_env env() const { return env_; }
+
+ private:
+  napi_env env_;
+  napi_value object_;
+};
 
 // Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name);

@@ -3,22 +3,22 @@
 // (initial LoRA weights, in their own buffer) and gradients are GradSets in the fixed
 // tensor order of layout.ts.
 //
-// On a CUDA device ('cuda' or 'cuda:N') the four sets live in device memory and every call
-// goes to cudaModelStep: the batch's tokens and actions are staged through the device's
+// On a CUDA device ('cuda' or 'cuda:N') the four sets live in device memory and the binding's
+// modelStep runs on their backend: the batch's tokens and actions are staged through the device's
 // model scratch (cached by the native layer, grown only when a larger batch comes), so a
 // warm step allocates nothing in proportion to the data. The initial weights are made on
 // the host with the same seeded values as on the CPU, then uploaded.
 import { binding } from '../native.js';
-import type { DeviceBuffer } from '../../binding.js';
+import type { RawModelMode, RawModelStepOptions } from '../../binding.js';
 import { GradSet } from '../gradset.js';
-import { CPU, defaultDevice, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
+import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { FormatError } from '../formats/errors.js';
 import { decodeSafetensors } from '../formats/safetensors.js';
 import { readWholeFile } from '../formats/fileio.js';
 import { loadCheckpoint } from '../run/checkpoint-read.js';
 import type { Tensor } from '../formats/tensor.js';
-import { packModelConfig, resolveModelConfig, type AdapterPolicyConfig } from './config.js';
+import { resolveModelConfig, type AdapterPolicyConfig } from './config.js';
 import { anchorLayout, frozenLayout, trainableLayout, type TensorSpec } from './layout.js';
 import { initFrozen, initTrainable } from './init.js';
 import { checkpointModelDescription, shapedForLayout, type BaseWeightsOrigin, type ModelDescription } from './checkpoint.js';
@@ -59,8 +59,8 @@ export interface AdapterPolicyOptions {
   device?: DeviceSpec;
 }
 
-type Mode = 0 | 1 | 2 | 3;
-const MODE_CRAFT = 0, MODE_BASELINE = 1, MODE_EVAL = 2, MODE_EVAL_RET = 3;
+type Mode = RawModelMode;
+const MODE_CRAFT = 'craft', MODE_BASELINE = 'baseline', MODE_EVAL = 'eval', MODE_EVAL_RET = 'evalRetention';
 
 export class AdapterPolicy {
   /** The resolved configuration. */
@@ -74,7 +74,6 @@ export class AdapterPolicy {
   readonly trainableSpecs: readonly TensorSpec[];
   readonly frozenSpecs: readonly TensorSpec[];
   readonly anchorSpecs: readonly TensorSpec[];
-  readonly #packed: Float64Array;
   readonly #device: ResolvedDevice;
   #base: BaseWeightsOrigin = { kind: 'tensors' };
 
@@ -88,7 +87,6 @@ export class AdapterPolicy {
     this.params = GradSet.zeros(this.trainableSpecs.map((t) => t.size), opts);
     this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size), opts);
     this.anchor = GradSet.zeros(this.anchorSpecs.map((t) => t.size), opts);
-    this.#packed = packModelConfig(config);
   }
 
   /** Where the weights live and the steps run: 'cpu' or 'cuda:N'. */
@@ -107,17 +105,8 @@ export class AdapterPolicy {
     if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
     const device = resolveModelDevice(options.device);
     const resolved = resolveModelConfig(config);
-    if (device.kind === 'cpu') {
-      const m = new AdapterPolicy(resolved, device);
-      if (options.frozen !== undefined) m.loadFrozen(options.frozen, 'options.frozen');
-      else initFrozen(m.config, m.frozenSpecs as TensorSpec[], m.frozen.data, seed);
-      initTrainable(m.config, m.trainableSpecs as TensorSpec[], m.params.data, seed);
-      m.resetAnchor();
-      if (options.frozen === undefined) m.#base = { kind: 'seeded', seed };
-      return m;
-    }
-    // On a device: the same values made on the host (checked before any device memory is
-    // taken), then uploaded.
+    // The seeded values are made on the host (checked before any memory is taken), then
+    // copied in: the same values on every device.
     const frozenSpecs = frozenLayout(resolved), trainableSpecs = trainableLayout(resolved);
     const frozenHost = new Float32Array(frozenSpecs.reduce((a, t) => a + t.size, 0));
     if (options.frozen !== undefined) copyIn(frozenSpecs, frozenHost, checkTensors(frozenSpecs, options.frozen, 'options.frozen'));
@@ -219,11 +208,7 @@ export class AdapterPolicy {
    * the first anchor.numElements values of params.
    */
   resetAnchor(): void {
-    if (this.#device.kind === 'cpu') {
-      this.anchor.data.set(this.params.data.subarray(0, this.anchor.numElements));
-      return;
-    }
-    binding.cudaCopy!(deviceBuffer(this.anchor), 0, deviceBuffer(this.params), 0, this.anchor.numElements);
+    binding.copy({ dst: GradSet.internals(this.anchor), src: GradSet.internals(this.params), count: this.anchor.numElements });
   }
 
   /** Frees the model's device memory now (otherwise freed when the sets are collected). The model is unusable after. */
@@ -322,29 +307,21 @@ export class AdapterPolicy {
   }
 
   #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
-    if (this.#device.kind === 'cuda') return binding.cudaModelStep!(...this.#cudaArgs(mode, batch, gAct, gRet, options));
-    return binding.modelStep(...this.#args(mode, batch, gAct, gRet, options));
+    return binding.modelStep(this.#args(mode, batch, gAct, gRet, options));
   }
 
   async #callAsync(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): Promise<ModelLosses> {
-    if (this.#device.kind === 'cuda') return binding.cudaModelStepAsync!(...this.#cudaArgs(mode, batch, gAct, gRet, options));
-    return binding.modelStepAsync(...this.#args(mode, batch, gAct, gRet, options));
+    return binding.modelStepAsync(this.#args(mode, batch, gAct, gRet, options));
   }
 
-  /** {@link AdapterPolicy.#args} with the sets as DeviceBuffers. */
-  #cudaArgs(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions) {
+  /** Checks a call's arguments and names them for the binding (the sets as their native handles). */
+  #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawModelStepOptions {
     const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
     const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    return [this.#packed, deviceBuffer(this.params), deviceBuffer(this.frozen), withRet ? deviceBuffer(this.anchor) : null,
-      tokens, actions, size, gAct ? deviceBuffer(gAct) : null, gRet ? deviceBuffer(gRet) : null, mode, accumulate, scale] as const;
-  }
-
-  /** Checks a call's arguments and lays them out for the binding. */
-  #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions) {
-    const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
-    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    return [this.#packed, this.params.data, this.frozen.data, withRet ? this.anchor.data : null,
-      tokens, actions, size, gAct ? gAct.data : null, gRet ? gRet.data : null, mode, accumulate, scale] as const;
+    const handle = (set: GradSet | undefined) => (set ? GradSet.internals(set) : null);
+    return { config: this.config, mode, params: handle(this.params)!, frozen: handle(this.frozen)!,
+      anchor: withRet ? handle(this.anchor) : null, gAct: handle(gAct), gRet: handle(gRet),
+      tokens, actions, batch: size, accumulate, scale };
   }
 
   /** Checks a call's batch and write options (both backends). */
@@ -372,26 +349,13 @@ export class AdapterPolicy {
 
 /** The device of a model: 'cpu' by default; a CUDA device must be usable (clear Error otherwise). */
 function resolveModelDevice(spec: unknown): ResolvedDevice {
-  const device = parseDevice(spec ?? 'cpu', 'options.device', defaultDevice());
-  if (device.kind === 'cuda') requireCuda(device.index, 'options.device');
-  return device;
-}
-
-function deviceBuffer(set: GradSet): DeviceBuffer {
-  const s = GradSet.internals(set).storage;
-  if (s.kind !== 'cuda') throw new Error(`internal: expected a CUDA GradSet, got one on ${set.device}`);
-  return s.buffer;
+  return resolveDataDevice(spec ?? 'cpu', 'options.device');
 }
 
 function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  if (set.device === 'cpu') {
-    specs.forEach((t, i) => {
-      out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: set.view(i) };
-    });
-    return out;
-  }
-  const flat = set.toFlat();  // one download; each tensor a view of it
+  // A CPU set's own array (live views), else one download (each tensor a view of the copy).
+  const flat = GradSet.internals(set).data ?? set.toFlat();
   specs.forEach((t, i) => {
     out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: flat.subarray(set.offsets[i], set.offsets[i]! + set.sizes[i]!) };
   });
@@ -400,11 +364,7 @@ function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tenso
 
 function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string, Tensor>, name: string): void {
   checkTensors(specs, tensors, name);
-  if (set.device === 'cpu') {
-    specs.forEach((t, i) => set.view(i).set(tensors[t.name]!.data as Float32Array));
-    return;
-  }
-  // Every tensor of the layout is given: assemble on the host, upload once.
+  // Every tensor of the layout is given: assemble on the host, copy in once.
   const flat = new Float32Array(set.numElements);
   copyIn(specs, flat, tensors);
   set.set(flat);

@@ -68,9 +68,3 @@ export function resolveModelConfig(config: Partial<AdapterPolicyConfig> = {}): A
 export function featureWidth(c: AdapterPolicyConfig): number {
   return c.anchorType === 'concat' ? 2 * c.width : c.width;
 }
-
-/** @internal The packed form for the native layer: [T, D, L, r, alpha, m, pool, anchor, H, K, A]. */
-export function packModelConfig(c: AdapterPolicyConfig): Float64Array {
-  return Float64Array.of(c.tokens, c.width, c.blocks, c.rank, c.alpha, c.bridgeBlock, c.pooling === 'max' ? 1 : 0,
-    c.anchorType === 'aq_only' ? 1 : c.anchorType === 'raw_only' ? 2 : 0, c.headWidth, c.chunk, c.actionDims);
-}

@@ -1,6 +1,7 @@
-// The fixed tensor order of the built-in model (mirrors native/core/model_desc.h): names
-// as they appear in checkpoints, shapes and element counts.
-import { featureWidth, type AdapterPolicyConfig } from './config.js';
+// The fixed tensor order of the built-in model: names as they appear in checkpoints, shapes
+// and element counts, as native/core/model_desc.cc defines them (its one definition).
+import { binding } from '../native.js';
+import type { AdapterPolicyConfig } from './config.js';
 
 /** One named tensor of a layout. */
 export interface TensorSpec {
@@ -17,24 +18,15 @@ const spec = (name: string, shape: number[]): TensorSpec => ({ name, shape, size
  * (K·A×H), `head.fc2.bias` (K·A). Gradient sets use the same order.
  */
 export function trainableLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  const out: TensorSpec[] = [];
-  for (let l = 0; l < c.blocks; l++) {
-    out.push(spec(`blocks.${l}.lora_A`, [c.rank, c.width]), spec(`blocks.${l}.lora_B`, [c.width, c.rank]));
-  }
-  const KA = c.chunk * c.actionDims;
-  out.push(spec('head.fc1.weight', [c.headWidth, featureWidth(c)]), spec('head.fc1.bias', [c.headWidth]),
-    spec('head.fc2.weight', [KA, c.headWidth]), spec('head.fc2.bias', [KA]));
-  return out;
+  return binding.modelTensors(c).trainable.map((t) => spec(t.name, t.shape));
 }
 
 /** Frozen base tensors, in order: `blocks.{l}.weight` (D×D, applied as W·h), `blocks.{l}.bias` (D). */
 export function frozenLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  const out: TensorSpec[] = [];
-  for (let l = 0; l < c.blocks; l++) out.push(spec(`blocks.${l}.weight`, [c.width, c.width]), spec(`blocks.${l}.bias`, [c.width]));
-  return out;
+  return binding.modelTensors(c).frozen.map((t) => spec(t.name, t.shape));
 }
 
 /** Anchor tensors: the first 2L entries of the trainable layout (initial LoRA A and B). */
 export function anchorLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  return trainableLayout(c).slice(0, 2 * c.blocks);
+  return binding.modelTensors(c).anchor.map((t) => spec(t.name, t.shape));
 }

@@ -1,0 +1,203 @@
+#include "tensor_set.h"
+
+#include <cmath>
+#include <vector>
+
+#include "arg_error.h"
+#include "backends.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+// A random 128-bit tag: what an object must carry to be unwrapped as a TensorSet.
+constexpr napi_type_tag kSetTag = {0x6a1c3f1e9b2d4c07ULL, 0x8f0e2a5d7c3b1e46ULL};
+
+// The constructor of each environment (main thread and worker threads), for create().
+struct AddonData {
+  Napi::FunctionReference tensorSet;
+};
+
+// What create() hands the constructor through an External (JS code cannot make one).
+struct Pending {
+  Backend* backend;
+  std::shared_ptr<Layout> layout;
+};
+
+std::string num(int64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+Napi::Function TensorSetWrap::define(Napi::Env env) {
+  Napi::Function ctor = DefineClass(
+      env, "TensorSet",
+      {InstanceAccessor<&TensorSetWrap::deviceName>("device"),
+       InstanceAccessor<&TensorSetWrap::lengthValue>("length"),
+       InstanceAccessor<&TensorSetWrap::numTensors>("numTensors"),
+       InstanceAccessor<&TensorSetWrap::disposed>("disposed"),
+       InstanceAccessor<&TensorSetWrap::hostData>("data"),
+       InstanceMethod<&TensorSetWrap::upload>("upload"),
+       InstanceMethod<&TensorSetWrap::download>("download"),
+       InstanceMethod<&TensorSetWrap::fill>("fill"),
+       InstanceMethod<&TensorSetWrap::dispose>("dispose")});
+  auto* data = new AddonData();
+  data->tensorSet = Napi::Persistent(ctor);
+  env.SetInstanceData(data);  // deleted with the environment
+  return ctor;
+}
+
+Napi::Object TensorSetWrap::create(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout) {
+  Pending pending{&backend, std::move(layout)};
+  return env.GetInstanceData<AddonData>()->tensorSet.New({Napi::External<Pending>::New(env, &pending)});
+}
+
+bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
+  if (!v.IsObject()) return false;
+  bool result = false;
+  return napi_check_object_type_tag(env, v, &kSetTag, &result) == napi_ok && result;
+}
+
+TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const std::string& name) {
+  if (!is(env, v)) throw typeError(name + " must be a TensorSet, got " + describeValue(env, v));
+  TensorSetWrap* w = Unwrap(v.As<Napi::Object>());
+  w->live(env, name);
+  return w;
+}
+
+void TensorSetWrap::live(Napi::Env env, const std::string& name) {
+  if (!mem_) throw typeError(name + " is a disposed TensorSet");
+  hostBuffer_ = nullptr;
+  if (host_.IsEmpty()) return;
+  // The array may have been detached (transferred) since the set was made.
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  NAPI_THROW_IF_FAILED_VOID(env, napi_get_typedarray_info(env, host_.Value(), nullptr, &length, &data, &buffer, nullptr));
+  if (static_cast<int64_t>(length) != mem_->length() || (length > 0 && data != mem_->data()))
+    throw typeError(name + " is backed by a detached ArrayBuffer");
+  hostBuffer_ = buffer;
+}
+
+// new TensorSet({ device, sizes | like, data? }); create() passes an External instead.
+TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorSetWrap>(info) {
+  Napi::Env env = info.Env();
+  try {
+    if (info[0].IsExternal()) {
+      Pending* p = info[0].As<Napi::External<Pending>>().Data();
+      init(env, *p->backend, p->layout, env.Undefined(), false);
+    } else {
+      const Options o(env, info[0], "options");
+      const napi_value likeValue = o.get("like");
+      TensorSetWrap* like = isNullish(env, likeValue) ? nullptr : unwrap(env, Napi::Value(env, likeValue), "like");
+      if (!like && !o.has("sizes")) throw typeError("options must have sizes or like");
+      const std::vector<int64_t> sizes = like ? like->layout_->sizes() : readSizes(env, o.get("sizes"), "sizes");
+      int64_t total = 0;
+      for (int64_t s : sizes) {
+        total += s;
+        if (total > (int64_t{1} << 52)) throw rangeError("sizes add up to more than 2^52 elements");
+      }
+      Backend& backend = readBackend(env, Napi::Value(env, o.get("device")), "device");
+      std::shared_ptr<Layout> layout = like && &like->backend() == &backend ? like->layout_ : backend.layout(sizes);
+      init(env, backend, std::move(layout), Napi::Value(env, o.get("data")), true);
+    }
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw jsErrorFor(env, e);
+  }
+  napi_type_tag_object(env, info.This(), &kSetTag);
+}
+
+void TensorSetWrap::init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero) {
+  const int64_t total = layout->total();
+  if (backend.hostMemory()) {
+    Napi::Value array = data;
+    if (isNullish(env, data)) {
+      array = Napi::Float32Array::New(env, static_cast<size_t>(total));  // zeros
+    } else {
+      const F32View v = readFloat32Array(env, data, "data");
+      if (v.length != total) throw rangeError("data has " + num(v.length) + " elements but sizes add up to " + num(total));
+    }
+    const F32View v = readFloat32Array(env, array, "data");
+    mem_ = std::make_shared<HostSpan>(v.data, v.length);
+    host_ = Napi::Persistent(array);
+  } else {
+    if (!isNullish(env, data)) throw rangeError("data is only for 'cpu' sets; upload() fills a device set");
+    mem_ = backend.allocate(total);
+    if (zero) backend.fill(*mem_, 0.0f);
+  }
+  backend_ = &backend;
+  total_ = total;
+  count_ = layout->count();
+  layout_ = std::move(layout);
+}
+
+Napi::Value TensorSetWrap::deviceName(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), backend_ ? backend_->name() : "cpu");
+}
+Napi::Value TensorSetWrap::lengthValue(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(total_));
+}
+Napi::Value TensorSetWrap::numTensors(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(count_));
+}
+Napi::Value TensorSetWrap::disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !mem_); }
+Napi::Value TensorSetWrap::hostData(const Napi::CallbackInfo& info) {
+  return host_.IsEmpty() ? info.Env().Undefined() : host_.Value();
+}
+
+namespace {
+
+// The host array and element offset of upload/download, checked to fit in the set.
+F32View readHostRange(const Napi::CallbackInfo& info, const char* name, int64_t length, int64_t* offset) {
+  Napi::Env env = info.Env();
+  const F32View v = readFloat32Array(env, info[0], name);
+  *offset = isNullish(env, info[1]) ? 0 : readCount(env, info[1], "offset");
+  if (*offset > length || v.length > length - *offset)
+    throw rangeError(std::string(name) + " has " + num(v.length) + " elements, which at offset " + num(*offset) +
+                     " do not fit in the set's " + num(length));
+  return v;
+}
+
+}  // namespace
+
+// upload(src, offset = 0): copies src into elements [offset, offset + src.length).
+Napi::Value TensorSetWrap::upload(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    live(info.Env(), "TensorSet.upload: the set");
+    int64_t offset = 0;
+    const F32View src = readHostRange(info, "src", mem_->length(), &offset);
+    backend_->upload(*mem_, src.data, offset, src.length);
+    return info.Env().Undefined();
+  });
+}
+
+// download(dst, offset = 0): copies elements [offset, offset + dst.length) into dst.
+Napi::Value TensorSetWrap::download(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    live(info.Env(), "TensorSet.download: the set");
+    int64_t offset = 0;
+    const F32View dst = readHostRange(info, "dst", mem_->length(), &offset);
+    backend_->download(*mem_, dst.data, offset, dst.length);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value TensorSetWrap::fill(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    live(info.Env(), "TensorSet.fill: the set");
+    const double v = readNumber(info.Env(), info[0], "value");
+    backend_->fill(*mem_, static_cast<float>(v));
+    return info.Env().Undefined();
+  });
+}
+
+// Idempotent. An async call in flight keeps what it uses (it holds the shared_ptrs and the array).
+Napi::Value TensorSetWrap::dispose(const Napi::CallbackInfo& info) {
+  mem_.reset();
+  layout_.reset();  // a device layout's tables: freed now unless a set or a call still shares them
+  host_.Reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace craftgrad

@@ -1,0 +1,64 @@
+// TensorSet: the binding's one handle on a set of float32 tensors packed back to back in
+// one backend's memory (host memory for 'cpu': a Float32Array wrapped without a copy;
+// device memory for 'cuda:N'). Every operation takes the backend from its operands'
+// handles. The handle holds its memory and layout by shared_ptr, so an in-flight async
+// call keeps them alive even if JS disposes or drops the handle meanwhile. Instances carry
+// an N-API type tag, so a foreign object is rejected with a TypeError, never unwrapped.
+//
+//   new TensorSet({ device: 'cpu' | 'cuda:N', sizes?: ArrayLike<number>, like?: TensorSet,
+//                   data?: Float32Array })   zeros (or, on the CPU, `data` itself)
+//   .device .length .numTensors .disposed .data (the Float32Array of a 'cpu' set)
+//   .upload(src, offset = 0) .download(dst, offset = 0) .fill(value) .dispose()
+#pragma once
+#include <napi.h>
+
+#include <memory>
+#include <string>
+
+#include "../core/backend.h"
+
+namespace craftgrad {
+
+class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  // A new set of `layout` on `backend`: uninitialised device memory, or a fresh (zero)
+  // Float32Array on the host.
+  static Napi::Object create(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout);
+  static bool is(Napi::Env env, Napi::Value v);
+  // Checks type, tag, liveness and (host sets) that the array is not detached; `name` is
+  // the argument ("act", "options.out"). TypeError otherwise.
+  static TensorSetWrap* unwrap(Napi::Env env, Napi::Value v, const std::string& name);
+
+  explicit TensorSetWrap(const Napi::CallbackInfo& info);
+
+  Backend& backend() const { return *backend_; }
+  const std::shared_ptr<Memory>& memory() const { return mem_; }
+  const std::shared_ptr<Layout>& layout() const { return layout_; }
+  float* data() const { return mem_->data(); }
+  int64_t length() const { return mem_->length(); }
+  // The ArrayBuffer behind a host set (to keep alive while an async call runs), else null.
+  napi_value hostBuffer() const { return hostBuffer_; }
+
+ private:
+  Napi::Value deviceName(const Napi::CallbackInfo& info);
+  Napi::Value lengthValue(const Napi::CallbackInfo& info);
+  Napi::Value numTensors(const Napi::CallbackInfo& info);
+  Napi::Value disposed(const Napi::CallbackInfo& info);
+  Napi::Value hostData(const Napi::CallbackInfo& info);
+  Napi::Value upload(const Napi::CallbackInfo& info);
+  Napi::Value download(const Napi::CallbackInfo& info);
+  Napi::Value fill(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+  void init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero);
+  void live(Napi::Env env, const std::string& name);
+
+  Backend* backend_ = nullptr;
+  std::shared_ptr<Memory> mem_;
+  std::shared_ptr<Layout> layout_;
+  Napi::Reference<Napi::Value> host_;  // the Float32Array of a host set
+  napi_value hostBuffer_ = nullptr;    // valid during the call that unwrapped this set
+  int64_t total_ = 0, count_ = 0;      // kept after dispose()
+};
+
+}  // namespace craftgrad
