@@ -1,0 +1,110 @@
+// The layers of docs/ARCHITECTURE.md §2, checked against the code: every relative import in
+// src/ and every quoted #include in native/ must go to the same layer or one the table
+// allows. A new dependency that breaks the picture fails here with the file and the line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function filesUnder(dir, suffixes) {
+  const out = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...filesUnder(path, suffixes));
+    else if (suffixes.some((s) => entry.name.endsWith(s))) out.push(path);
+  }
+  return out;
+}
+
+// TypeScript layers, lowest first. `core` is the top-level src/*.ts (native loader, errors,
+// devices, GradSet, surgery) except the public entry point index.ts.
+const SRC_ALLOWED = {
+  formats: [],
+  core: ['formats'],
+  data: ['core', 'formats'],
+  model: ['core', 'data', 'formats'],
+  run: ['core', 'formats'],
+  train: ['core', 'data', 'model', 'run', 'formats'],
+  report: ['core', 'run', 'formats'],
+  bench: ['core', 'formats'],
+  cli: ['core', 'data', 'model', 'run', 'train', 'report', 'bench', 'formats'],
+  index: ['core', 'data', 'model', 'run', 'train', 'report', 'formats'],
+  binding: [],
+};
+
+function srcLayerOf(absPath) {
+  const rel = relative(root, absPath).split('\\').join('/');
+  if (rel === 'binding.d.ts' || rel === 'binding.ts' || rel === 'binding.js') return 'binding';
+  if (!rel.startsWith('src/')) return `outside:${rel}`;
+  const parts = rel.slice(4).split('/');
+  if (parts.length === 1) return parts[0] === 'index.ts' ? 'index' : 'core';
+  return parts[0];
+}
+
+test('src/: every relative import goes to the same layer or a lower one', () => {
+  const problems = [];
+  for (const file of filesUnder(join(root, 'src'), ['.ts'])) {
+    const from = srcLayerOf(file);
+    const allowed = SRC_ALLOWED[from];
+    assert.ok(allowed, `${relative(root, file)}: layer '${from}' is not in the table; add it to docs/ARCHITECTURE.md §2 and here`);
+    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+      const m = /(?:from|import)\s*\(?\s*'(\.[^']+)'/.exec(line);
+      if (!m) return;
+      const target = resolve(dirname(file), m[1].replace(/\.js$/, '.ts'));
+      const to = srcLayerOf(target);
+      if (to === from || allowed.includes(to)) return;
+      if (to === 'binding' && from === 'core') return; // only the core layer sees the raw binding's types
+      problems.push(`${relative(root, file)}:${i + 1} (${from}) imports ${m[1]} (${to})`);
+    });
+  }
+  assert.deepEqual(problems, [], `imports that break the layers:\n${problems.join('\n')}`);
+});
+
+// Native layers: core is backend-neutral C++; each backend sees core only; napi sees all.
+const NATIVE_ALLOWED = {
+  core: ['core'],
+  cpu: ['core', 'cpu'],
+  cuda: ['core', 'cuda'],
+  napi: ['core', 'cpu', 'cuda', 'napi'],
+};
+const SYSTEM_FORBIDDEN = {
+  core: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cub\//, /^thrust\//],
+  cpu: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
+  cuda: [/^napi\.h$/, /^node_api\.h$/],
+  napi: [],
+};
+
+test('native/: core includes neither N-API nor CUDA; the backends include core only, never each other', () => {
+  const problems = [];
+  for (const layer of Object.keys(NATIVE_ALLOWED)) {
+    const dir = join(root, 'native', layer);
+    for (const file of filesUnder(dir, ['.h', '.cc', '.cu', '.cuh', '.inc'])) {
+      readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+        const m = /^\s*#\s*include\s*([<"])([^>"]+)[>"]/.exec(line);
+        if (!m) return;
+        const [, kind, name] = m;
+        const where = `${relative(root, file)}:${i + 1}`;
+        if (SYSTEM_FORBIDDEN[layer].some((re) => re.test(name))) {
+          problems.push(`${where} (${layer}) includes ${kind}${name}`);
+          return;
+        }
+        if (kind !== '"') return;
+        const target = relative(join(root, 'native'), resolve(dirname(file), name)).split('\\').join('/');
+        const to = target.split('/')[0];
+        if (target.startsWith('..') || !(to in NATIVE_ALLOWED)) return; // outside native/: node-addon-api, system
+        if (!NATIVE_ALLOWED[layer].includes(to)) problems.push(`${where} (${layer}) includes "${name}" (${to})`);
+      });
+    }
+  }
+  assert.deepEqual(problems, [], `includes that break the layers:\n${problems.join('\n')}`);
+});
+
+test('the layer checks see the files they check (the tables cannot pass on an empty tree)', () => {
+  assert.ok(filesUnder(join(root, 'src'), ['.ts']).length > 50);
+  for (const layer of Object.keys(NATIVE_ALLOWED)) {
+    assert.ok(filesUnder(join(root, 'native', layer), ['.h', '.cc', '.cu']).length > 0, layer);
+  }
+});
