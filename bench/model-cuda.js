@@ -1,5 +1,5 @@
 // The GPU section of bench/model.js (node bench/model.js --device cuda [--record]): the
-// built-in AdapterPolicy on a CUDA device in the larger configuration of issue 5 (T=64,
+// built-in AdapterPolicy on a CUDA device in its larger GPU configuration (T=64,
 // D=896, L=24, r=64), everything resident on the device:
 //  1. the model's matrix-product kernels (each variant) on the model's own shapes, CUDA events
 //     (cudaModelGemmTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
@@ -104,8 +104,8 @@ export async function runCudaModelBench(args) {
   row('baseline (Trainer.step: model, AdamW)', baseS, torch?.baseline_s);
   lines.push(`| model call alone (craftStep) | ${(B / modelOnlyS).toFixed(1)} | | |`);
   if (torch) lines.push(`\nPyTorch ${torch.version} on ${torch.device}, fp32 (TF32 off), CRaFT as the seed's per-tensor loop (one host sync per tensor).`);
-  lines.push('\nTargets (issue 5): GPU matrix products >= 30% of the fp32 CUDA-core peak; step throughput >= 1.5x PyTorch.');
+  lines.push('\nTargets: GPU matrix products >= 30% of the fp32 CUDA-core peak; step throughput >= 1.5x PyTorch.');
   const text = lines.join('\n');
   console.log(text);
-  if (args.record) recordSection('model-cuda', `## Built-in model on the GPU (issue 5)\n\n${text}`);
+  if (args.record) recordSection('model-cuda', `## Built-in model on the GPU\n\n${text}`);
 }

@@ -9,7 +9,7 @@
 //  2. training-step throughput (samples/s): Trainer.step over the built-in source, CRaFT
 //     (craftStep: shared forward, anchor forward, stacked backward; the fused surgery +
 //     AdamW kernel; the dual update) and baseline, against the same
-//     model and the per-tensor CRaFT loop of DESIGN.md §1 in PyTorch (bench/model_torch.py,
+//     model and the per-tensor CRaFT loop of ARCHITECTURE.md §1 in PyTorch (bench/model_torch.py,
 //     run with /usr/bin/python3 on the same threads).
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -143,4 +143,4 @@ lines.push('Debian\'s python3-torch calls the system libblas.so.3, which is the 
   'The machine is shared with other sessions: every timing is the best of 5, and the peak is re-measured in each run.');
 const text = lines.join('\n');
 console.log(text);
-if (args.record) recordSection('model-cpu', `## Built-in model on the CPU (issue 5)\n\n${text}`);
+if (args.record) recordSection('model-cpu', `## Built-in model on the CPU\n\n${text}`);

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """PyTorch peer baseline for bench/model.js (bench only, never a test dependency).
 
-The same AdapterPolicy (DESIGN.md §4) in fp32 on the CPU (or, with --device cuda, on the
+The same AdapterPolicy (ARCHITECTURE.md §4) in fp32 on the CPU (or, with --device cuda, on the
 GPU: bench/model.js --device cuda, the larger configuration via --tokens/--width/...), trained with the seed's
-per-tensor CRaFT loop (DESIGN.md §1): g_act and g_ret by two autograd passes, the anchor
+per-tensor CRaFT loop (ARCHITECTURE.md §1): g_act and g_ret by two autograd passes, the anchor
 features by a no-grad forward with the anchor LoRA weights switched in, then per tensor
 dot/norm, `if dot < 0` (a host sync), projection, out = a' + lambda*r, AdamW, dual update.
 Prints one JSON line: seconds per CRaFT step and per baseline step (on a GPU also the

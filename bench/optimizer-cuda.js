@@ -1,11 +1,11 @@
 // node bench/optimizer.js --device cuda[:N] [--reps N] [--record]
-// The GPU side of the optimizer-step benchmark (issue 6), on the VLA-adapter-like layout,
+// The GPU side of the optimizer-step benchmark (ARCHITECTURE.md §3, §5), on the VLA-adapter-like layout,
 // GradSets that live on the GPU (synchronous calls, wall clock: launches, the call's one
 // stream sync and, for craftReduce, the result object included):
 //   fused   = craftReduce (pass 1: a, r read; statistics copied back once) + stepFused
 //             (one launch: a, r, p, m, v read once; p, m, v written once)
 //   unfused = surgery into a buffer (a, r read; out written) + AdamW (out, p, m, v read; p, m, v written)
-// against the HBM floor of DESIGN.md (20 bytes per element read + 12 written) over the
+// against the HBM floor of docs/ARCHITECTURE.md §3 (20 bytes per element read + 12 written) over the
 // bandwidth of a device-to-device copy timed with CUDA events in the same run
 // (binding.cudaTimeCopy: the faster of a same-size copy and a 256 M-element one).
 // Called from bench/optimizer.js; prints JSON and a table; --record writes the

@@ -5,7 +5,7 @@
 //   fused   = craftReduce (surgery pass 1: a, r read) + adamwFused (pass 2 + AdamW:
 //             a, r, p, m, v read once; p, m, v written once; `out` never materialised)
 //   unfused = surgery into a buffer (a, r read; out written) + AdamW (out, p, m, v read; p, m, v written)
-// against the memory floor of DESIGN.md (20 bytes/element read + 12 written) over the
+// against the memory floor of docs/ARCHITECTURE.md §3 (20 bytes/element read + 12 written) over the
 // bandwidth of a plain copy measured in the same run.
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';

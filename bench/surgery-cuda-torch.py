@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch side of the GPU surgery benchmark (issue 4; DESIGN.md §1, §7).
+"""The PyTorch side of the GPU surgery benchmark (ARCHITECTURE.md §1, §3).
 
 Times, on one GPU and the VLA-adapter-like layout of src/bench/layouts.ts:
   * the per-tensor loop a PyTorch user writes (the seed's loop): per tensor a dot

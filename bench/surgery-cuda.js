@@ -1,5 +1,5 @@
 // npm run bench:surgery -- --device cuda [--reps N] [--torch-json FILE] [--record] [--sweep-groups]
-// The GPU side of the surgery benchmark (issue 4), on the VLA-adapter-like layout:
+// The GPU side of the surgery benchmark (ARCHITECTURE.md §3), on the VLA-adapter-like layout:
 //   * craftgrad on GradSets that live on the GPU (synchronous call, wall clock: launches,
 //     the one stream sync and the result object included), with a preallocated out and
 //     in place;

@@ -1,4 +1,4 @@
-// The CRaFT gradient-surgery primitive (DESIGN.md §3). Per tensor i, with a = act[i] and
+// The CRaFT gradient-surgery primitive (ARCHITECTURE.md §3). Per tensor i, with a = act[i] and
 // r = ret[i]: d = <a,r>, q = <r,r>; on conflict (projection on and d < 0) the action
 // gradient is projected off r; then out = ã + λ·r, computed as fma(c_i, r, a).
 import type { RawSurgeryOptions, RawSurgeryResult, TensorSet } from '../binding.js';

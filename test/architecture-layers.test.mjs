@@ -25,7 +25,7 @@ const SRC_ALLOWED = {
   formats: [],
   core: ['formats'],
   data: ['core', 'formats'],
-  model: ['core', 'data', 'formats'],
+  model: ['core', 'data', 'run', 'formats'],
   run: ['core', 'formats'],
   train: ['core', 'data', 'model', 'run', 'formats'],
   report: ['core', 'run', 'formats'],
@@ -56,7 +56,8 @@ test('src/: every relative import goes to the same layer or a lower one', () => 
       const target = resolve(dirname(file), m[1].replace(/\.js$/, '.ts'));
       const to = srcLayerOf(target);
       if (to === from || allowed.includes(to)) return;
-      if (to === 'binding' && from === 'core') return; // only the core layer sees the raw binding's types
+      // The raw binding's types may be named anywhere; its values are reached through core only.
+      if (to === 'binding' && (from === 'core' || /^\s*import type\b/.test(line))) return;
       problems.push(`${relative(root, file)}:${i + 1} (${from}) imports ${m[1]} (${to})`);
     });
   }

@@ -47,7 +47,7 @@ test('dual update: projected ascent, clamped at 0, untouched by a non-finite los
   assert.equal(dualUpdate(0.05, 1, Infinity, 0.1), 0.05);
 });
 
-test('metric keys: DESIGN.md §5, CRaFT keys absent in baseline mode', () => {
+test('metric keys: ARCHITECTURE.md §5, CRaFT keys absent in baseline mode', () => {
   assert.deepEqual([...METRIC_KEYS], ['step', 'epoch', 'action_loss', 'retention_loss', 'retention_budget', 'lambda_before',
     'lambda_after', 'conflict_ratio', 'num_conflicts', 'num_tensors', 'grad_norm', 'lr', 'nonfinite_skipped', 'step_ms',
     'samples_per_s', 'val_action_loss', 'val_retention_loss']);

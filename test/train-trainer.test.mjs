@@ -54,7 +54,7 @@ test('CRaFT steps match a float64 re-implementation of the update rule, step by 
   }
 });
 
-test('rows hold exactly the DESIGN.md §5 keys; baseline rows lack the CRaFT keys', async () => {
+test('rows hold exactly the ARCHITECTURE.md §5 keys; baseline rows lack the CRaFT keys', async () => {
   const craft = new Trainer(makeTask({ sizes: SIZES }).source, { steps: 2, valEvery: 2 });
   const r1 = (await craft.step()).row, r2 = (await craft.step()).row;
   const VAL = ['val_action_loss', 'val_retention_loss'];

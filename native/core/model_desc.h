@@ -1,4 +1,4 @@
-// The built-in AdapterPolicy model (DESIGN.md §4), backend-neutral: its configuration,
+// The built-in AdapterPolicy model (ARCHITECTURE.md §4), backend-neutral: its configuration,
 // the fixed order and sizes of its tensors, and validation. Kernels live per backend
 // (native/cpu/model_cpu.*); N-API parsing in native/napi/model_call.*.
 //

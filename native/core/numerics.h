@@ -1,4 +1,4 @@
-// The numeric contract shared by every backend (DESIGN.md §3).
+// The numeric contract shared by every backend (ARCHITECTURE.md §3).
 //
 // Reductions accumulate fp32 products in kLanes independent lanes over fixed blocks of
 // kBlock elements; each block's lanes are combined in float64 by a fixed tree, blocks are

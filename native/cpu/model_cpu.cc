@@ -1,4 +1,4 @@
-// AdapterPolicy on the CPU (math in DESIGN.md §4; tensor layout in core/model_desc.h).
+// AdapterPolicy on the CPU (math in ARCHITECTURE.md §4; tensor layout in core/model_desc.h).
 //
 // Forward per block: W_eff = W + s·B·A (s = α/r, formed once per call: D²r flops, and with
 // B = 0 it is W bit for bit, so B = 0 gives retention loss exactly 0), z = h·W_effᵀ + b,

@@ -1,4 +1,4 @@
-// AdapterPolicy: the built-in model of DESIGN.md §4, with its forward and backward in
+// AdapterPolicy: the built-in model of ARCHITECTURE.md §4, with its forward and backward in
 // native code (one call per micro-batch). Parameters, frozen base weights, the anchor
 // (initial LoRA weights, in their own buffer) and gradients are GradSets in the fixed
 // tensor order of layout.ts.

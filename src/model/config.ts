@@ -1,4 +1,4 @@
-// AdapterPolicy configuration: the options of DESIGN.md §4, their defaults and checks,
+// AdapterPolicy configuration: the options of ARCHITECTURE.md §4, their defaults and checks,
 // and the packed form the native layer takes.
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 

@@ -1,5 +1,5 @@
 // AdapterPolicySource: the built-in model plus its training data, in the shape of the
-// Trainer's GradientSource (src/train, issue 6): it owns its sampler, draws micro-batches,
+// Trainer's GradientSource (src/train; ARCHITECTURE.md §5): it owns its sampler, draws micro-batches,
 // writes g_act / g_ret into the trainer's accumulators and reports validation loss.
 // Declared structurally (no import of src/train) so that the model layer stays below it.
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';

@@ -4,7 +4,7 @@
 import { METRIC_KEYS } from '../run/metrics.js';
 import { existsSync, readFileSync } from 'node:fs';
 
-/** The metric keys of DESIGN.md §5 (the run layer's list: the same contract as the files). */
+/** The metric keys of ARCHITECTURE.md §5 (the run layer's list: the same contract as the files). */
 export const REPORT_METRIC_KEYS = METRIC_KEYS;
 export type ReportMetricKey = (typeof REPORT_METRIC_KEYS)[number];
 

@@ -1,4 +1,4 @@
-// Names and file formats of a checkpoint directory (DESIGN.md §6):
+// Names and file formats of a checkpoint directory (ARCHITECTURE.md §6):
 //   checkpoints/step-000200/{model,anchor,optimizer,base}.safetensors, state.json, manifest.json
 // manifest.json is written last and lists every other file with its size and sha256: a
 // directory without a valid manifest is not a checkpoint.

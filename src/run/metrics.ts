@@ -1,8 +1,8 @@
-// The metric row of DESIGN.md §5 and the one interface every sink implements. The key
+// The metric row of ARCHITECTURE.md §5 and the one interface every sink implements. The key
 // order here is the contract: CSV columns, JSONL keys and TensorBoard tags all follow it.
 
 /**
- * Every metric key, in column order (DESIGN.md §5). New keys go at the end: a metrics.csv
+ * Every metric key, in column order (ARCHITECTURE.md §5). New keys go at the end: a metrics.csv
  * written by an older version then has a header that is a prefix of this one, and a
  * resume can widen it (csv-sink.ts) without moving any column.
  */

@@ -1,4 +1,4 @@
-// A run directory (DESIGN.md §6) from the trainer's side: create or reopen it, find the
+// A run directory (ARCHITECTURE.md §6) from the trainer's side: create or reopen it, find the
 // checkpoint to resume from, wire the metrics sinks and the progress display, and save
 // checkpoints. The trainer's contract is in the TSDoc of RunDirectory below.
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -87,7 +87,7 @@ interface Note {
  *    Until then a resume has changed nothing a user had: the metrics files are cut back
  *    to the resume step, invalid checkpoints set aside and config.json rewritten only in
  *    begin(), so a resume that fails while loading leaves the run as it was.
- * 3. After each optimizer step, call `log(row)` with the DESIGN §5 row (or only on
+ * 3. After each optimizer step, call `log(row)` with the ARCHITECTURE.md §5 row (or only on
  *    logged steps). Only `step_ms` and `samples_per_s` may differ between an
  *    uninterrupted and a resumed run.
  * 4. Call `saveCheckpoint(step, groups, state, { model })` only at step boundaries, after `log` of

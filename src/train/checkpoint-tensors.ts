@@ -1,5 +1,5 @@
 // The trainer's state as named tensors, grouped the way the run layer writes checkpoint
-// files (DESIGN.md §6: model.safetensors, optimizer.safetensors), and back. Names: the
+// files (ARCHITECTURE.md §6: model.safetensors, optimizer.safetensors), and back. Names: the
 // source's parameter names for `model`; `<name>.exp_avg` and `<name>.exp_avg_sq`
 // (torch.optim.AdamW's state names) for `optimizer`.
 import { GradSet } from '../gradset.js';

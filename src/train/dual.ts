@@ -1,4 +1,4 @@
-// The dual (Lagrange multiplier) update of CRaFT (DESIGN.md §1).
+// The dual (Lagrange multiplier) update of CRaFT (ARCHITECTURE.md §1).
 
 /**
  * λ ← max(0, λ + η_λ·(L_ret − ε)). A non-finite retention loss leaves λ unchanged: the

@@ -1,4 +1,4 @@
-// Per-step metrics: the keys of DESIGN.md §5 and the one interface sinks implement.
+// Per-step metrics: the keys of ARCHITECTURE.md §5 and the one interface sinks implement.
 // The key list itself is the run layer's (src/run/metrics.ts): one list for the trainer's
 // rows and the files' columns. A run-layer MetricsSink (write(row): void) is a valid
 // StepMetricsSink: pass it in `sinks` as is.

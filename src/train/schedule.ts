@@ -1,4 +1,4 @@
-// The learning rate as a pure function of the optimizer step (DESIGN.md §5): a resumed run
+// The learning rate as a pure function of the optimizer step (ARCHITECTURE.md §5): a resumed run
 // needs no scheduler state, only the step number.
 import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
 

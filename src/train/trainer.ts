@@ -1,4 +1,4 @@
-// The CRaFT training loop (DESIGN.md §1, §5). Per optimizer step: accumulate the mean of
+// The CRaFT training loop (ARCHITECTURE.md §1, §5). Per optimizer step: accumulate the mean of
 // the raw g_act and g_ret over the micro-batches; surgery pass 1 (conflicts, coefficients,
 // norm; nothing written); skip the step if anything is non-finite; clip; the fused surgery
 // pass 2 + AdamW (or, unfused, surgery into a buffer then AdamW); the dual update of λ;

@@ -1,4 +1,4 @@
-// A float64 re-implementation of the AdapterPolicy forward and backward (DESIGN.md §4,
+// A float64 re-implementation of the AdapterPolicy forward and backward (ARCHITECTURE.md §4,
 // tensor order of src/model/layout.ts), written plainly for checking the native kernels.
 // Not a test file by itself; the model tests import it.
 

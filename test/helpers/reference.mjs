@@ -1,4 +1,4 @@
-// The surgery rule of DESIGN.md §3 in float64, written independently of the native code.
+// The surgery rule of ARCHITECTURE.md §3 in float64, written independently of the native code.
 export function referenceSurgery(act, ret, { lambda, eps = 1e-8, projection = true }) {
   const out = [], dots = [], conflicts = [], coefficients = [];
   let normSq = 0;

@@ -1,5 +1,5 @@
 // Shared by the train-*.test.mjs files: a host-side task with closed-form gradients and a
-// float64 re-implementation of the CRaFT update rule (DESIGN.md §1, §5) to check against.
+// float64 re-implementation of the CRaFT update rule (ARCHITECTURE.md §1, §5) to check against.
 // Not a test file itself (no .test. in the name).
 import { GradSet, HostGradientSource } from '../../dist/index.js';
 
@@ -124,7 +124,7 @@ export function adamwReference(p, g, m, v, { lr, beta1 = 0.9, beta2 = 0.999, eps
 }
 
 /**
- * One CRaFT step in float64 (DESIGN.md §1): surgery per tensor, global norm, clip, AdamW,
+ * One CRaFT step in float64 (ARCHITECTURE.md §1): surgery per tensor, global norm, clip, AdamW,
  * dual. theta/m/v: arrays per tensor (copied); returns the new state and the statistics.
  */
 export function craftStepReference({ theta, m, v, lambda, optimizerStep }, grads, o) {
