@@ -32,6 +32,10 @@ export function checkSizes(sizes: unknown, name: string): number[] {
   return list as number[];
 }
 
+// Set by the class's static block, which alone sees its private fields (see gradSetInternals).
+let internalsOf: (set: GradSet) => GradSetInternals;
+let adoptInto: (like: GradSet, out: Float32Array | DeviceBuffer) => GradSet;
+
 export class GradSet {
   /** 'cpu' or 'cuda:N'. */
   readonly device: DeviceName;
@@ -199,26 +203,44 @@ export class GradSet {
     }
   }
 
-  /** @internal The pieces the surgery and trainer code hand to the native layer. */
-  static internals(set: GradSet): { storage: Storage; sizes: Float64Array; layout(): DeviceLayout } {
-    const storage = set.#live();
-    return {
-      storage,
-      sizes: set.#sizesF64,
-      layout: () => {
-        if (storage.kind !== 'cuda') throw new Error('layout() is for CUDA sets');
-        storage.layout ??= binding.cudaLayout!(storage.buffer.device, set.#sizesF64);
-        return storage.layout;
-      },
+  // The accessors below (gradSetInternals, adoptResult) are the native layer's way in:
+  // module functions, not statics, so they are not part of the class a user sees.
+  static {
+    internalsOf = (set) => {
+      const storage = set.#live();
+      return {
+        storage,
+        sizes: set.#sizesF64,
+        layout: () => {
+          if (storage.kind !== 'cuda') throw new Error('layout() is for CUDA sets');
+          storage.layout ??= binding.cudaLayout!(storage.buffer.device, set.#sizesF64);
+          return storage.layout;
+        },
+      };
+    };
+    adoptInto = (like, out) => {
+      const device = parseDevice(like.device, 'device', CPU);
+      const storage: Storage = out instanceof Float32Array ? { kind: 'cpu', data: out } : { kind: 'cuda', buffer: out };
+      return new GradSet(device, like.sizes as number[], storage);
     };
   }
+}
 
-  /** @internal Wraps a result produced by the native layer in the layout of `like`. */
-  static adopt(like: GradSet, out: Float32Array | DeviceBuffer): GradSet {
-    const device = parseDevice(like.device, 'device', CPU);
-    const storage: Storage = out instanceof Float32Array ? { kind: 'cpu', data: out } : { kind: 'cuda', buffer: out };
-    return new GradSet(device, like.sizes as number[], storage);
-  }
+/** What the surgery and trainer code hand to the native layer. Internal: src/index.ts does not export it. */
+export interface GradSetInternals {
+  storage: Storage;
+  sizes: Float64Array;
+  layout(): DeviceLayout;
+}
+
+/** The native pieces of a live set (throws if it has been disposed). Internal. */
+export function gradSetInternals(set: GradSet): GradSetInternals {
+  return internalsOf(set);
+}
+
+/** Wraps a result produced by the native layer in the layout of `like`. Internal. */
+export function adoptResult(like: GradSet, out: Float32Array | DeviceBuffer): GradSet {
+  return adoptInto(like, out);
 }
 
 function resolveSetDevice(options: GradSetOptions, name: string): ResolvedDevice {

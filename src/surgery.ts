@@ -3,7 +3,7 @@
 // gradient is projected off r; then out = ã + λ·r, computed as fma(c_i, r, a).
 import type { RawSurgeryResult } from '../binding.js';
 import { binding } from './native.js';
-import { GradSet } from './gradset.js';
+import { adoptResult, GradSet, gradSetInternals } from './gradset.js';
 import { CPU, parseDevice, requireCuda, type DeviceSpec } from './device.js';
 import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from './errors.js';
 
@@ -147,11 +147,11 @@ function runSets(act: GradSet, ret: unknown, p: Params, async: true): Promise<Su
 function runSets(act: GradSet, ret: unknown, p: Params, async: false): SurgeryResult<GradSet>;
 function runSets(act: GradSet, ret: unknown, p: Params, async: boolean) {
   const out = checkSets(act, ret, p.out, p.device);
-  const a = GradSet.internals(act);
-  const r = GradSet.internals(ret as GradSet);
-  const o = out ? GradSet.internals(out) : undefined;
+  const a = gradSetInternals(act);
+  const r = gradSetInternals(ret as GradSet);
+  const o = out ? gradSetInternals(out) : undefined;
   const wrap = (raw: RawSurgeryResult<Float32Array> | RawSurgeryResult<import('../binding.js').DeviceBuffer>) =>
-    tidy(raw, out ?? GradSet.adopt(act, raw.out));
+    tidy(raw, out ?? adoptResult(act, raw.out));
   if (a.storage.kind === 'cpu' && r.storage.kind === 'cpu') {
     const outData = o?.storage.kind === 'cpu' ? o.storage.data : undefined;
     if (async) {

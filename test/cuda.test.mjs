@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { surgery, surgeryAsync, GradSet, backendInfo } from '../dist/index.js';
+import { adoptResult, gradSetInternals } from '../dist/gradset.js';
 import { gradPairs, bytesEqual, rng } from './helpers/random.mjs';
 import { referenceSurgery, relError } from './helpers/reference.mjs';
 
@@ -138,8 +139,8 @@ test('GradSet.dispose() frees a CUDA set\'s buffer and its cached layout (fake h
   const disposed = [];
   const buffer = { device: 0, length: 3, disposed: false, dispose() { disposed.push('buffer'); } };
   const layout = { device: 0, length: 3, numTensors: 2, disposed: false, dispose() { disposed.push('layout'); } };
-  const set = GradSet.adopt(GradSet.zeros([1, 2]), buffer);
-  const storage = GradSet.internals(set).storage;
+  const set = adoptResult(GradSet.zeros([1, 2]), buffer);
+  const storage = gradSetInternals(set).storage;
   assert.equal(storage.kind, 'cuda');
   storage.layout = layout; // what internals(set).layout() caches on a GPU
   set.dispose();
@@ -328,7 +329,7 @@ gpuTest('a set over 2^31 elements in total', (t) => {
   assert.equal(res.numConflicts, 3);
   assert.equal(res.nonFinite, 0);
   let normSq = 0;
-  const buf = GradSet.internals(res.out).storage.buffer;
+  const buf = gradSetInternals(res.out).storage.buffer;
   sizes.forEach((n, i) => {
     const d = -0.5 * n, q = 0.25 * n;
     assert.equal(res.dots[i], d, `dots[${i}] is exact for these values`);

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdapterPolicy, AdapterPolicySource, GradSet, backendInfo, syntheticDataset, splitByEpisode, gatherBatch, Sampler } from '../dist/index.js';
+import { gradSetInternals } from '../dist/gradset.js';
 import { binding } from '../dist/native.js';
 import { packModelConfig } from '../dist/model/config.js';
 import { Rng } from '../dist/data/rng.js';
@@ -17,7 +18,7 @@ const onGpu = (set) => {
   g.set(set.toFlat());
   return g;
 };
-const buf = (set) => GradSet.internals(set).storage.buffer;
+const buf = (set) => gradSetInternals(set).storage.buffer;
 
 for (const variant of [
   { tokens: 5, width: 24, blocks: 3, rank: 4, headWidth: 16, chunk: 2, actionDims: 3, pooling: 'mean', anchorType: 'concat' },

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { AdamW, GradSet, Trainer, backendInfo, craftReduce, surgery, trainerTensorGroups } from '../dist/index.js';
+import { gradSetInternals } from '../dist/gradset.js';
 import { randomArrays, maxRelErr, rng } from './helpers/train-task.mjs';
 
 // Byte-for-byte equality of two typed arrays (any element type).
@@ -245,8 +246,8 @@ gpuTest('the CUDA bindings check buffers against the layout and aliasing (RangeE
   const sizes = [3, 7];
   const set = () => GradSet.fromArrays(randomArrays(sizes, 7), { device: DEV });
   const p = set(), m = set(), v = set(), a = set(), r = set();
-  const buf = (s) => GradSet.internals(s).storage.buffer;
-  const layout = GradSet.internals(p).layout();
+  const buf = (s) => gradSetInternals(s).storage.buffer;
+  const layout = gradSetInternals(p).layout();
   const hp = [1e-3, 0.9, 0.999, 1e-8, 0.01, 1, 1];
   const before = p.toFlat();
   const short = binding.cudaAlloc(0, 9);

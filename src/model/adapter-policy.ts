@@ -10,7 +10,7 @@
 // the host with the same seeded values as on the CPU, then uploaded.
 import { binding } from '../native.js';
 import type { DeviceBuffer } from '../../binding.js';
-import { GradSet } from '../gradset.js';
+import { GradSet, gradSetInternals } from '../gradset.js';
 import { CPU, defaultDevice, parseDevice, requireCuda, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { FormatError } from '../formats/errors.js';
@@ -378,7 +378,7 @@ function resolveModelDevice(spec: unknown): ResolvedDevice {
 }
 
 function deviceBuffer(set: GradSet): DeviceBuffer {
-  const s = GradSet.internals(set).storage;
+  const s = gradSetInternals(set).storage;
   if (s.kind !== 'cuda') throw new Error(`internal: expected a CUDA GradSet, got one on ${set.device}`);
   return s.buffer;
 }

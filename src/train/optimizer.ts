@@ -10,7 +10,7 @@
 // AdamW), never leaving the device. The coefficients, conflicts and norm are computed on
 // the host from the pass-1 sums by the same code on both backends.
 import { binding } from '../native.js';
-import { GradSet } from '../gradset.js';
+import { GradSet, gradSetInternals } from '../gradset.js';
 import type { DeviceBuffer, DeviceLayout, NativeBinding } from '../../binding.js';
 import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
 import { TRAINER_DEFAULTS as D } from './defaults.js';
@@ -61,7 +61,7 @@ type Resolved =
 
 function storageOf(set: unknown, name: string): Resolved {
   if (!(set instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(set)}`);
-  const internals = GradSet.internals(set);
+  const internals = gradSetInternals(set);
   const s = internals.storage;
   if (s.kind === 'cpu') return { kind: 'cpu', data: s.data };
   return { kind: 'cuda', buffer: s.buffer, layout: () => internals.layout() };
@@ -102,7 +102,7 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
   if (a.kind === 'cuda' && r.kind === 'cuda') {
     return cudaBinding().cudaCraftReduce(a.buffer, r.buffer, a.layout(), lambda, eps, projection);
   }
-  if (a.kind === 'cpu' && r.kind === 'cpu') return binding.craftReduce(a.data, r.data, GradSet.internals(act).sizes, lambda, eps, projection);
+  if (a.kind === 'cpu' && r.kind === 'cpu') return binding.craftReduce(a.data, r.data, gradSetInternals(act).sizes, lambda, eps, projection);
   throw argRangeError('act and ret must live on the same device');  // unreachable: checkLayout compares devices
 }
 
@@ -196,7 +196,7 @@ export class AdamW {
       cudaBinding().cudaAdamwFused(p.buffer, m.buffer, v.buffer, a.buffer, r.buffer, coefficients, p.layout(),
         ...this.#hyper(options));
     } else if (a.kind === 'cpu' && r.kind === 'cpu' && p.kind === 'cpu' && m.kind === 'cpu' && v.kind === 'cpu') {
-      binding.adamwFused(a.data, r.data, GradSet.internals(act).sizes, coefficients, p.data, m.data, v.data,
+      binding.adamwFused(a.data, r.data, gradSetInternals(act).sizes, coefficients, p.data, m.data, v.data,
         ...this.#hyper(options));
     } else {
       throw argRangeError('act, ret, params and the moments must live on one device');

@@ -4,6 +4,7 @@
 // (signal) or an abort is the bug this looks for. Usage: node fuzz-mutate-child.mjs <seed> <calls>
 import { createRequire } from 'node:module';
 import { AdapterPolicy, GradSet } from '../../dist/index.js';
+import { gradSetInternals } from '../../dist/gradset.js';
 import { rng } from './random.mjs';
 
 const require = createRequire(import.meta.url);
@@ -18,9 +19,9 @@ const config = Float64Array.of(c.tokens, c.width, c.blocks, c.rank, c.alpha, c.b
 const batch = 2;
 const tokens = new Float32Array(batch * c.tokens * c.width).fill(0.1);
 const actions = new Float32Array(batch * c.chunk * c.actionDims).fill(0.2);
-const P = () => GradSet.internals(model.params).storage.data;
-const F = () => GradSet.internals(model.frozen).storage.data;
-const A = () => GradSet.internals(model.anchor).storage.data;
+const P = () => gradSetInternals(model.params).storage.data;
+const F = () => gradSetInternals(model.frozen).storage.data;
+const A = () => gradSetInternals(model.anchor).storage.data;
 const n = model.params.numElements;
 const sizes = Float64Array.from(model.params.sizes);
 const vec = (k) => new Float32Array(k).map(() => rand() - 0.5);
