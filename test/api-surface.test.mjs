@@ -54,10 +54,10 @@ test("the implementation's helpers are not exported from the root or craftgrad/f
   // The reports are a separate entry point, not the root's.
   assert.ok(!('buildReport' in api), 'buildReport is in craftgrad/report, not the root');
   // GradSet's native handles are reached by a module-private accessor, not a static.
-  for (const name of ['internals', 'adopt']) assert.equal(GradSetStatic(api.GradSet, name), undefined, `GradSet.${name}`);
+  for (const name of ['internals', 'adopt']) assert.equal(staticOf(api.GradSet, name), undefined, `GradSet.${name}`);
 });
 
-function GradSetStatic(cls, name) {
+function staticOf(cls, name) {
   return Object.getOwnPropertyDescriptor(cls, name);
 }
 
