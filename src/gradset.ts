@@ -28,6 +28,10 @@ export function checkSizes(sizes: unknown, name: string): number[] {
   return list as number[];
 }
 
+// Set in GradSet's static block (it alone can read #handle): see gradSetInternals below.
+let internalsOf: (set: GradSet) => TensorSet;
+let adoptInto: (like: GradSet, handle: TensorSet) => GradSet;
+
 export class GradSet {
   /** 'cpu' or 'cuda:N'. */
   readonly device: DeviceName;
@@ -181,13 +185,21 @@ export class GradSet {
     }
   }
 
-  /** @internal The native handle the surgery, optimizer and model code hand to the binding. */
-  static internals(set: GradSet): TensorSet {
-    return set.#live();
+  // Module-private access (not a public static): set by this block, exported below as
+  // functions that src/index.ts does not re-export.
+  static {
+    internalsOf = (set) => set.#live();
+    adoptInto = (like, handle) => new GradSet(like.sizes, handle);
   }
+}
 
-  /** @internal Wraps a set the native layer made (a surgery's out) in the sizes of `like`. */
-  static adopt(like: GradSet, handle: TensorSet): GradSet {
-    return new GradSet(like.sizes, handle);
-  }
+
+/** The native handle the surgery, optimizer and model code hand to the binding (internal). */
+export function gradSetInternals(set: GradSet): TensorSet {
+  return internalsOf(set);
+}
+
+/** Wraps a set the native layer made (a surgery's out) in the sizes of `like` (internal). */
+export function adoptResult(like: GradSet, handle: TensorSet): GradSet {
+  return adoptInto(like, handle);
 }

@@ -1,4 +1,17 @@
-// craftgrad's public API.
+// craftgrad's public API: what `import … from 'craftgrad'` gives.
+//
+// The rule: a symbol is exported here when a user needs it to do what the README shows:
+// the surgery primitive and GradSet, the Trainer with its gradient sources, optimizer and
+// schedule, the built-in model and its datasets, the run files a user writes or reads
+// (metrics sinks, the conflict log, checkpoints, run directories, inspect) and the file
+// formats. What only the implementation uses (repairing or truncating files after a crash,
+// config hashes, checksums, shell quoting, file-name and binary-layout helpers, the native
+// handles behind a GradSet) is not exported: it may change in any release, and the tests
+// that exercise it import it from its own module under dist/.
+//
+// Groups that are public but separate have their own entry points (package.json "exports"):
+//   craftgrad/formats  safetensors, npy/npz and TensorBoard event files (no native addon)
+//   craftgrad/report   run reports: curves, summary table, conflict heatmaps as HTML
 export { surgery, surgeryAsync, surgeryFlat, surgeryFlatAsync } from './surgery.js';
 export type { SurgeryOptions, SurgeryResult } from './surgery.js';
 export { GradSet } from './gradset.js';
@@ -6,12 +19,7 @@ export type { GradSetOptions } from './gradset.js';
 export type { DeviceName, DeviceSpec } from './device.js';
 export { backendInfo, setThreads, version } from './backend.js';
 export type { BackendInfo } from './backend.js';
-// Per-tensor conflict flags of each logged step (conflicts.json + conflicts.bin in a run directory).
-export { ConflictLogWriter, readConflictLog, parseConflictLogHeader, conflictRecordBytes, CONFLICT_LOG_FORMAT, CONFLICT_LOG_VERSION } from './run/conflict-log.js';
-export type { ConflictLog, ConflictLogHeader, ConflictLogWriterOptions } from './run/conflict-log.js';
-// Run reports (craftgrad report): curves, summary table and conflict heatmaps as one HTML file.
-export * from './report/index.js';
-// Runs: metrics sinks, progress, checkpoints and exact resume, stop signals, inspect.
+// Runs: metrics sinks, progress, the conflict log, checkpoints and exact resume, stop signals, inspect.
 export * from './run/index.js';
 // Training: the CRaFT Trainer over any GradientSource, AdamW (fused with the surgery), schedules.
 export { Trainer, TRAINER_DEFAULTS, AdamW, craftReduce, HostGradientSource, learningRate, resolveSchedule, dualUpdate } from './train/index.js';
@@ -34,11 +42,11 @@ export {
   splitByEpisode, gatherBatch, checkDatasetFits, Sampler, Rng,
 } from './data/index.js';
 export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, RngState } from './data/index.js';
+// File formats (the same group as craftgrad/formats): safetensors, npy/npz, TensorBoard event files.
+export * from './formats/index.js';
 
 // Compile-time check (emits nothing): the built-in model's source satisfies the Trainer's contract.
 import type { GradientSource as TrainerGradientSource } from './train/index.js';
 import type { AdapterPolicySource as BuiltInSource } from './model/index.js';
 type AssertGradientSource<T extends TrainerGradientSource> = T;
 export type BuiltInGradientSource = AssertGradientSource<BuiltInSource>;
-// File formats: safetensors, npy/npz, TensorBoard event files (reader and writer).
-export * from './formats/index.js';

@@ -3,7 +3,7 @@
 // gradient is projected off r; then out = ã + λ·r, computed as fma(c_i, r, a).
 import type { RawSurgeryOptions, RawSurgeryResult, TensorSet } from '../binding.js';
 import { binding } from './native.js';
-import { GradSet } from './gradset.js';
+import { GradSet, gradSetInternals, adoptResult } from './gradset.js';
 import { CPU, parseDevice, usable, type DeviceName, type DeviceSpec } from './device.js';
 import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from './errors.js';
 
@@ -142,9 +142,9 @@ function runSets(act: GradSet, ret: unknown, p: Params, async: true): Promise<Su
 function runSets(act: GradSet, ret: unknown, p: Params, async: false): SurgeryResult<GradSet>;
 function runSets(act: GradSet, ret: unknown, p: Params, async: boolean) {
   const out = checkSets(act, ret, p.out, p.device);
-  const options = rawOptions(p, out ? GradSet.internals(out) : undefined, undefined, undefined);
-  const a = GradSet.internals(act), r = GradSet.internals(ret as GradSet);
-  const wrap = (raw: RawSurgeryResult<TensorSet>) => tidy(raw, out ?? GradSet.adopt(act, raw.out));
+  const options = rawOptions(p, out ? gradSetInternals(out) : undefined, undefined, undefined);
+  const a = gradSetInternals(act), r = gradSetInternals(ret as GradSet);
+  const wrap = (raw: RawSurgeryResult<TensorSet>) => tidy(raw, out ?? adoptResult(act, raw.out));
   if (async) return binding.surgeryAsync(a, r, options).then(wrap);
   return wrap(binding.surgery(a, r, options));
 }

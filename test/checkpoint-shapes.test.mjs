@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdapterPolicy, AdapterPolicySource, loadCheckpoint, checkCheckpoint, trainableLayout, frozenLayout, anchorLayout,
-  resolveModelConfig, modelConfigFromRunConfig, decodeSafetensors, encodeSafetensors, RunError, WALL_CLOCK_KEYS, Trainer, trainerTensorGroups,
+  resolveModelConfig, modelConfigFromRunConfig, decodeSafetensors, encodeSafetensors, RunError, Trainer, trainerTensorGroups,
 } from '../dist/index.js';
+import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { SMALL, smallRun, smallValSplit } from './helpers/small-run.mjs';
 
 function tmp(t) {

@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  FormatError, decodeNpy, encodeNpy, decodeNpz, encodeNpz, readNpzFile, readZip, writeZip, crc32,
+  FormatError, decodeNpy, encodeNpy, decodeNpz, encodeNpz, readNpzFile,
 } from '../dist/formats/index.js';
+import { readZip, writeZip } from '../dist/formats/zip.js';
+import { crc32 } from '../dist/formats/crc.js';
 
 const enc = new TextEncoder();
 

@@ -6,8 +6,10 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import {
-  FormatError, TfEventsWriter, readTfEvents, crc32c, maskCrc, frameRecord, FILE_VERSION,
+  FormatError, TfEventsWriter, readTfEvents,
 } from '../dist/formats/index.js';
+import { crc32c } from '../dist/formats/crc.js';
+import { maskCrc, frameRecord, FILE_VERSION } from '../dist/formats/tfevents.js';
 import { crc32cTable, crc32Table } from '../dist/formats/crc.js';
 
 function tmp(t) {

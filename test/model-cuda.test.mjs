@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdapterPolicy, AdapterPolicySource, GradSet, backendInfo, syntheticDataset, splitByEpisode, gatherBatch, Sampler } from '../dist/index.js';
 import { binding } from '../dist/native.js';
+import { gradSetInternals } from '../dist/gradset.js';
 import { Rng } from '../dist/data/rng.js';
 
 const cuda = backendInfo().cuda;
@@ -19,7 +20,7 @@ const onGpu = (set) => {
   g.set(set.toFlat());
   return g;
 };
-const buf = (set) => GradSet.internals(set); // the native TensorSet
+const buf = (set) => gradSetInternals(set); // the native TensorSet
 
 for (const variant of [
   { tokens: 5, width: 24, blocks: 3, rank: 4, headWidth: 16, chunk: 2, actionDims: 3, pooling: 'mean', anchorType: 'concat' },

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { buildReport, writeRunReport, binConflicts, readConflictLog } from '../dist/index.js';
+import { readConflictLog } from '../dist/index.js';
+import { buildReport, writeRunReport, binConflicts } from '../dist/report/index.js';
 import { makeRows, writeRun, TENSOR_NAMES } from './helpers/report-runs.mjs';
 import { chartsOf, marksOf, pageText } from './helpers/report-html.mjs';
 

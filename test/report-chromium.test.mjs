@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { buildReport, writeReport } from '../dist/index.js';
+import { buildReport, writeReport } from '../dist/report/index.js';
 import { renderVegaLiteSvg } from '../dist/report/render-svg.js';
 import { writeRun } from './helpers/report-runs.mjs';
 import { chartsOf } from './helpers/report-html.mjs';

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildReport, compareRuns, loadRun } from '../dist/index.js';
+import { buildReport, compareRuns, loadRun } from '../dist/report/index.js';
 import { movingAverage, smoothingWindow } from '../dist/report/moving-average.js';
 import { LINE_CHARTS, planLineChart } from '../dist/report/line-charts.js';
 import { formatDifference } from '../dist/report/summary-table.js';

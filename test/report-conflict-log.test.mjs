@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, statSync, truncateSync, appendFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConflictLogWriter, readConflictLog, conflictRecordBytes } from '../dist/index.js';
+import { ConflictLogWriter, readConflictLog } from '../dist/index.js';
+import { conflictRecordBytes } from '../dist/run/conflict-log.js';
 
 function tempDir(t) {
   const dir = mkdtempSync(join(tmpdir(), 'craftgrad-conflicts-'));

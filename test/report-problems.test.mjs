@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildReport, parseMetricsJsonl } from '../dist/index.js';
+import { buildReport, parseMetricsJsonl } from '../dist/report/index.js';
 import { makeRows, writeRun } from './helpers/report-runs.mjs';
 import { chartsOf, pageText } from './helpers/report-html.mjs';
 

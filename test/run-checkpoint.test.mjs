@@ -11,7 +11,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkCheckpoint, findLatestCheckpoint, writeCheckpoint, pruneCheckpoints, RunError } from '../dist/index.js';
+import { checkCheckpoint, findLatestCheckpoint, writeCheckpoint, RunError } from '../dist/index.js';
+import { pruneCheckpoints } from '../dist/run/checkpoint-write.js';
 import { train } from './fixtures/run-loop.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));

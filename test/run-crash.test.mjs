@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WALL_CLOCK_KEYS } from '../dist/index.js';
+import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { readTfEvents } from '../dist/formats/index.js';
 import { train } from './fixtures/run-loop.mjs';
 

@@ -7,8 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
-  JsonlSink, CsvSink, CSV_HEADER, METRIC_KEYS, MultiSink, ProgressReporter, formatStepLine, truncateCsv, truncateJsonl, RunError,
+  JsonlSink, CsvSink, METRIC_KEYS, MultiSink, ProgressReporter, RunError,
 } from '../dist/index.js';
+import { CSV_HEADER, truncateCsv } from '../dist/run/csv-sink.js';
+import { formatStepLine } from '../dist/run/progress-format.js';
+import { truncateJsonl } from '../dist/run/jsonl-sink.js';
 
 function tmp(t) {
   const dir = mkdtempSync(join(tmpdir(), 'craftgrad-metrics-'));

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunDirectory, RunError, WALL_CLOCK_KEYS, inspect, formatInspection } from '../dist/index.js';
+import { RunDirectory, RunError, inspect, formatInspection } from '../dist/index.js';
+import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { readTfEvents } from '../dist/formats/index.js';
 import { train } from './fixtures/run-loop.mjs';
 
@@ -178,7 +179,7 @@ test('inspect reports a run and a checkpoint: tensors, shapes, step, λ, validit
 });
 
 test('resume-mutable keys match at any depth and in any spelling; steps matters under a cosine schedule', async () => {
-  const { diffConfigs, configHash } = await import('../dist/index.js');
+  const { diffConfigs, configHash } = await import('../dist/run/config.js');
   const saved = { trainer: { steps: 10, saveEvery: 5, lr: 1e-3, schedule: 'constant' }, run: { 'log-every': 1, out: 'runs' }, model: { hidden: [8, 8] } };
   const same = { trainer: { steps: 20, saveEvery: 7, lr: 1e-3, schedule: 'constant' }, run: { 'log-every': 3, out: 'elsewhere' }, model: { hidden: [8, 8] } };
   assert.deepEqual(diffConfigs(saved, same), []);

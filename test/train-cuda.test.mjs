@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { AdamW, GradSet, Trainer, backendInfo, craftReduce, surgery, trainerTensorGroups } from '../dist/index.js';
+import { gradSetInternals } from '../dist/gradset.js';
 import { randomArrays, maxRelErr, rng } from './helpers/train-task.mjs';
 
 // Byte-for-byte equality of two typed arrays (any element type).
@@ -239,7 +240,7 @@ gpuTest('the CUDA bindings check buffers against the layout and aliasing (RangeE
   const sizes = [3, 7];
   const set = () => GradSet.fromArrays(randomArrays(sizes, 7), { device: DEV });
   const p = set(), m = set(), v = set(), a = set(), r = set();
-  const h = (s) => GradSet.internals(s); // the native TensorSets
+  const h = (s) => gradSetInternals(s); // the native TensorSets
   const hp = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step: 1, gradScale: 1 };
   const before = p.toFlat();
   const short = new binding.TensorSet({ device: DEV, sizes: [9] });

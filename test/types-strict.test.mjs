@@ -2,7 +2,8 @@
 // strict, exactOptionalPropertyTypes, noUncheckedIndexedAccess, skipLibCheck false (so
 // every .d.ts the package pulls in is checked too), module NodeNext. The consumer imports
 // 'craftgrad' (a link to this checkout, resolved through package.json "exports" to
-// dist/index.d.ts) and compiles the README's own examples, taken from README.md.
+// dist/index.d.ts), 'craftgrad/formats' and 'craftgrad/report' (the subpath entries) and
+// compiles the README's own examples, taken from README.md.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -55,6 +56,23 @@ surgery(set, set, s);
 export { lr, first };
 `;
 
+// The subpath entry points, typed: a user reading files and building a report.
+const SUBPATH_USE = `
+import { readSafetensorsFile, encodeNpz, readTfEvents, FormatError, type Tensor, type TfEvent } from 'craftgrad/formats';
+import { buildReport, writeRunReport, type Report, type ReportOptions } from 'craftgrad/report';
+const t: Tensor = { dtype: 'F32', shape: [1], data: new Float32Array(1) };
+const npz: Uint8Array = encodeNpz({ t });
+const events: TfEvent[] = readTfEvents('events.out.tfevents');
+const options: ReportOptions = {};
+async function use(): Promise<number> {
+  const content = await readSafetensorsFile('w.safetensors');
+  const report: Report = await buildReport(['runs/a'], options);
+  const path: string | undefined = await writeRunReport('runs/a');
+  return Object.keys(content.tensors).length + report.html.length + (path ?? '').length + npz.length + events.length;
+}
+export { use, FormatError };
+`;
+
 test('the public types compile under strict, exactOptionalPropertyTypes, noUncheckedIndexedAccess, skipLibCheck false', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'craftgrad-types-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,6 +91,7 @@ test('the public types compile under strict, exactOptionalPropertyTypes, noUnche
   writeFileSync(join(dir, 'trainer-example.ts'), TRAINER_PRELUDE + readmeExample('new Trainer(') + '\nexport {};\n');
   writeFileSync(join(dir, 'surgery-example.ts'), SURGERY_PRELUDE + readmeExample('surgery(act, ret') + '\nexport {};\n');
   writeFileSync(join(dir, 'api-use.ts'), API_USE);
+  writeFileSync(join(dir, 'subpath-use.ts'), SUBPATH_USE);
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
   assert.equal(tsc.status, 0, `tsc reported errors:\n${tsc.stdout}${tsc.stderr}`);
 });

@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdapterPolicy, AdapterPolicySource, Trainer, syntheticDataset, splitByEpisode, gatherBatch, CsvSink, CSV_HEADER, METRIC_KEYS,
-  truncateCsv, RunError, HostGradientSource,
+  AdapterPolicy, AdapterPolicySource, Trainer, syntheticDataset, splitByEpisode, gatherBatch, CsvSink, METRIC_KEYS, RunError, HostGradientSource,
 } from '../dist/index.js';
+import { CSV_HEADER, truncateCsv } from '../dist/run/csv-sink.js';
 import { CRAFT_METRIC_KEYS } from '../dist/train/index.js';
 
 const CFG = { tokens: 4, width: 16, blocks: 2, rank: 2, headWidth: 8, chunk: 2, actionDims: 3 };

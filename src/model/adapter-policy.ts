@@ -10,7 +10,7 @@
 // the host with the same seeded values as on the CPU, then uploaded.
 import { binding } from '../native.js';
 import type { RawModelMode, RawModelStepOptions } from '../../binding.js';
-import { GradSet } from '../gradset.js';
+import { GradSet, gradSetInternals } from '../gradset.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { FormatError } from '../formats/errors.js';
@@ -208,7 +208,7 @@ export class AdapterPolicy {
    * the first anchor.numElements values of params.
    */
   resetAnchor(): void {
-    binding.copy({ dst: GradSet.internals(this.anchor), src: GradSet.internals(this.params), count: this.anchor.numElements });
+    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
   }
 
   /** Frees the model's device memory now (otherwise freed when the sets are collected). The model is unusable after. */
@@ -318,7 +318,7 @@ export class AdapterPolicy {
   #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawModelStepOptions {
     const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
     const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    const handle = (set: GradSet | undefined) => (set ? GradSet.internals(set) : null);
+    const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
     return { config: this.config, mode, params: handle(this.params)!, frozen: handle(this.frozen)!,
       anchor: withRet ? handle(this.anchor) : null, gAct: handle(gAct), gRet: handle(gRet),
       tokens, actions, batch: size, accumulate, scale };
@@ -355,7 +355,7 @@ function resolveModelDevice(spec: unknown): ResolvedDevice {
 function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
   // A CPU set's own array (live views), else one download (each tensor a view of the copy).
-  const flat = GradSet.internals(set).data ?? set.toFlat();
+  const flat = gradSetInternals(set).data ?? set.toFlat();
   specs.forEach((t, i) => {
     out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: flat.subarray(set.offsets[i], set.offsets[i]! + set.sizes[i]!) };
   });

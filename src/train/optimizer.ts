@@ -11,7 +11,7 @@
 // coefficients, conflicts and norm are computed on the host from the pass-1 sums by the
 // same code for every backend.
 import { binding } from '../native.js';
-import { GradSet } from '../gradset.js';
+import { GradSet, gradSetInternals } from '../gradset.js';
 import type { RawAdamWOptions, TensorSet } from '../../binding.js';
 import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
 import { TRAINER_DEFAULTS as D } from './defaults.js';
@@ -58,7 +58,7 @@ export interface CraftReduceResult {
 
 function handleOf(set: unknown, name: string): TensorSet {
   if (!(set instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(set)}`);
-  return GradSet.internals(set);
+  return gradSetInternals(set);
 }
 
 function checkLayout(like: GradSet, other: GradSet, name: string, likeName: string): void {

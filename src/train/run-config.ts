@@ -1,8 +1,9 @@
 // The fully resolved configuration of a training run on the built-in model: what
 // config.json holds and what a resume is checked against. Flat, snake_case keys named
 // like the command-line options, so a refused resume names keys the user recognises.
+// Keys, defaults and help text come from the one table of training options (options.ts).
 import type { DeviceName } from '../device.js';
-import { TRAINER_DEFAULTS as D } from './defaults.js';
+import { configDefaults } from './options.js';
 
 export interface TrainRunConfig {
   /** Run name: the run directory is `<out>/<name>`. */
@@ -67,19 +68,7 @@ export interface TrainRunConfig {
 /**
  * The embedded default: the built-in model on the synthetic dataset with CRaFT, sized to
  * learn visibly in a couple of minutes on two CPU cores (bench/default-run.js measures
- * it). Every option the Trainer also has takes the Trainer's default (defaults.ts);
- * only the run's size, data, model and files are stated here, and val_every: the CLI
- * always holds out a validation split, so it validates every 100 steps where the Trainer,
- * whose source may have none, validates only when asked.
+ * it). Generated from the table (options.ts), in config.json's key order; every option the
+ * Trainer also has takes the Trainer's default but val_every (see options.ts).
  */
-export const TRAIN_DEFAULTS: Readonly<TrainRunConfig> = Object.freeze({
-  name: '', out: 'runs', device: 'cpu', seed: 0,
-  data: 'synthetic', shots_per_task: null, val_fraction: 0.1,
-  steps: 1500, batch_size: 32, grad_accum: D.microBatches, lr: D.lr, warmup: D.warmup, schedule: D.schedule,
-  decay_after: [...D.decayAfter], min_lr: D.minLr, clip: D.clipNorm, weight_decay: D.weightDecay,
-  craft: D.mode === 'craft', projection: D.projection, dual: D.dual, lambda: D.lambda, budget: D.retentionBudget,
-  dual_lr: D.lambdaLr, eps: D.surgeryEps,
-  anchor_type: 'concat', pooling: 'mean', tokens: 16, width: 256, blocks: 4, rank: 16, alpha: 32, bridge_block: null,
-  head_width: 256, chunk: 8, action_dims: 7, base_weights: null,
-  save_every: 500, keep_last: 3, log_every: 1, val_every: 100, val_time_limit: D.valTimeLimitMs / 1000,
-} as TrainRunConfig);
+export const TRAIN_DEFAULTS: Readonly<TrainRunConfig> = Object.freeze(configDefaults() as unknown as TrainRunConfig);

@@ -15,6 +15,7 @@ import { trainerTensorGroups, trainerStateFromGroups } from './checkpoint-tensor
 import type { StepDetail, StepMetrics, StepMetricsSink } from './metrics.js';
 import type { TrainerStateJson } from './trainer.js';
 import type { TrainRunConfig } from './run-config.js';
+import { trainerOptionsFromConfig } from './options.js';
 
 export interface TrainingSessionOptions {
   config: TrainRunConfig;
@@ -55,14 +56,9 @@ async function loadData(c: TrainRunConfig): Promise<Dataset> {
   return loadDatasetFile(c.data);
 }
 
-/** The Trainer options of a run configuration (exported for the test that the defaults agree). */
+/** The Trainer options of a run configuration, through the table of options (exported for the test that the defaults agree). */
 export function trainerOptions(c: TrainRunConfig, sinks: StepMetricsSink[], log: (line: string) => void): TrainerOptions {
-  return {
-    steps: c.steps, microBatches: c.grad_accum, mode: c.craft ? 'craft' : 'baseline', projection: c.projection, dual: c.dual,
-    lambda: c.lambda, lambdaLr: c.dual_lr, retentionBudget: c.budget, surgeryEps: c.eps, lr: c.lr, weightDecay: c.weight_decay,
-    schedule: c.schedule, warmup: c.warmup, decayAfter: c.decay_after, minLr: c.min_lr, clipNorm: c.clip,
-    valEvery: c.val_every, valTimeLimitMs: c.val_time_limit * 1000, sinks, log,
-  };
+  return { ...(trainerOptionsFromConfig(c as unknown as Record<string, unknown>) as unknown as TrainerOptions), sinks, log };
 }
 
 /** Rows of logged steps only (every `log_every`, the last step, validation steps). */

@@ -16,7 +16,8 @@ import { FormatError } from '../../formats/errors.js';
 import { writeRunReport } from '../../report/report.js';
 import { trainSummary } from '../train-summary.js';
 import { UsageError } from '../usage-error.js';
-import { applyOptions, checkTrainValues, flag, TRAIN_OPTION_SPECS, yargsTrainOptions } from '../train-options.js';
+import { applyOptions, checkTrainValues, flag, yargsTrainOptions } from '../train-options.js';
+import { CONFIG_OPTIONS, configKey } from '../../train/options.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -40,7 +41,7 @@ function resolveTrainDevice(spec: string): DeviceName {
 const flagName = (key: string): string => `--${flag(key)}`;
 const CLI_NAMING = {
   keyName: flagName,
-  changeable: RESUME_MUTABLE_KEYS.filter((k) => TRAIN_OPTION_SPECS.some((s) => s.key === k) && k !== 'out' && k !== 'name'),
+  changeable: RESUME_MUTABLE_KEYS.filter((k) => CONFIG_OPTIONS.some((o) => configKey(o) === k) && k !== 'out' && k !== 'name'),
 };
 
 /**
