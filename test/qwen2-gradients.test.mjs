@@ -49,8 +49,8 @@ function centralDifference(model, pol, p64, a64, batch, base, e) {
   throw new Error(`${e.name}[${e.index}]: the reference losses have a kink within 1e-6 (no usable central difference)`);
 }
 
-async function checkVariant(options, seed) {
-  const { policy, model, pol, batch, params, anchor } = await tinyPolicy(written, options, { seed });
+async function checkVariant(options, seed, dir = written) {
+  const { policy, model, pol, batch, params, anchor } = await tinyPolicy(dir, options, { seed });
   const gAct = policy.newGradSet(), gRet = policy.newGradSet();
   const native = policy.craftStep(batch, gAct, gRet);
   const p64 = f64Map(params), a64 = f64Map(anchor);
@@ -94,6 +94,10 @@ test('LoRA on a subset of the linear layers; no prefix (prompt only) and no prom
   await checkVariant({ targets: ['v_proj', 'down_proj'], bridgeSpan: 'prefix+prompt' }, 61);
   await checkVariant({ prefixTokens: 0, bridgeSpan: 'prefix+prompt' }, 62);
   await checkVariant({ promptTokens: 0 }, 63);
+});
+
+test('a bf16 directory: the widened weights give the reference losses and gradients', async () => {
+  await checkVariant({ pooling: 'max' }, 64, tinyDir(SMALL, { dtype: 'BF16', seed: 2 }));
 });
 
 test('baseline and eval forms: the same action loss and g_act as the CRaFT step, no anchor needed', async () => {
