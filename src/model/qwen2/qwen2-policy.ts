@@ -155,6 +155,12 @@ export class Qwen2Policy {
     return binding.qwen2StepAsync(this.#args('craft', batch, gAct, gRet, options));
   }
 
+  /** {@link Qwen2Policy.baselineStep} on a worker thread (same rules as craftStepAsync). */
+  async baselineStepAsync(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
+    this.#checkGrad(gAct, 'gAct');
+    return { actionLoss: (await binding.qwen2StepAsync(this.#args('baseline', batch, gAct, undefined, options))).actionLoss };
+  }
+
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss; else NaN). */
   evaluate(batch: Qwen2Batch, options: { retention?: boolean } = {}): ModelLosses {
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
