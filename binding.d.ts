@@ -156,6 +156,52 @@ export interface RawModelStepOptions {
   scale: number;
 }
 
+/** The Qwen2 policy's configuration (native/core/qwen2_desc.h; src/model/qwen2/qwen2-policy.ts fills it). */
+export interface RawQwen2Config {
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  prefixTokens: number;
+  promptTokens: number;
+  /** Q = K, the action queries. */
+  queries: number;
+  rank: number;
+  alpha: number;
+  /** Linear layers with LoRA: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. */
+  targets: readonly string[];
+  actionDims: number;
+  headWidth: number;
+  /** C_R = hidden_states[bridgeLayer], 0..numLayers. */
+  bridgeLayer: number;
+  bridgeSpan: 'prefix' | 'prefix+prompt';
+  pooling: 'mean' | 'max';
+  anchorType: 'concat' | 'aq_only' | 'raw_only';
+}
+
+export interface RawQwen2StepOptions {
+  config: RawQwen2Config;
+  mode: RawModelMode;
+  /** TensorSets on one device; anchor for 'craft' and 'evalRetention', gAct for 'craft' and 'baseline', gRet for 'craft'. */
+  params: TensorSet;
+  anchor?: TensorSet | null;
+  gAct?: TensorSet | null;
+  gRet?: TensorSet | null;
+  /** The frozen backbone, host arrays: (V·D), one buffer per decoder layer (weights.ts order), (D). */
+  frozen: { embedTokens: Float32Array; layers: readonly Float32Array[]; finalNorm: Float32Array };
+  /** Host arrays: batch×P×D prefix (when P > 0), batch×S token ids (when S > 0), batch×Q×A actions. */
+  prefix?: Float32Array | null;
+  inputIds?: Int32Array | null;
+  actions: Float32Array;
+  batch: number;
+  accumulate: boolean;
+  scale: number;
+}
+
 export interface RawGemmOptions {
   M: number;
   N: number;
@@ -219,6 +265,11 @@ export interface NativeBinding {
   modelStepAsync(options: RawModelStepOptions): Promise<RawModelLosses>;
   /** The model's tensors, names and shapes, in layout order (native/core/model_desc.cc defines them). */
   modelTensors(config: RawModelConfig): { trainable: RawTensorDesc[]; frozen: RawTensorDesc[]; anchor: RawTensorDesc[] };
+  /** The Qwen2 policy's forward and backward (one micro-batch; CPU only for now). */
+  qwen2Step(options: RawQwen2StepOptions): RawModelLosses;
+  qwen2StepAsync(options: RawQwen2StepOptions): Promise<RawModelLosses>;
+  /** The Qwen2 policy's trainable tensors in layout order (native/core/qwen2_desc.cc); the anchor is the first anchorTensors. */
+  qwen2Tensors(config: RawQwen2Config): { trainable: RawTensorDesc[]; anchorTensors: number };
   /** dst[dstOffset..+count) = src[srcOffset..+count), within one device, no overlap. */
   copy(options: { dst: TensorSet; src: TensorSet; dstOffset?: number; srcOffset?: number; count: number }): void;
   /** The model's product on host arrays, c updated in place (tests and benchmarks). */

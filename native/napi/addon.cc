@@ -9,6 +9,7 @@
 #include "backends.h"
 #include "model_call.h"
 #include "op_call.h"
+#include "qwen2_call.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
@@ -36,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("surgeryAsync", Napi::Function::New(env, callAsync<SurgeryOp>, "surgeryAsync"));
   registerAdamW(env, exports);         // craftReduce, adamwFused, adamw
   registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelGemm, fmaPeakGflops
+  registerQwen2Exports(env, exports);  // qwen2Step, qwen2StepAsync, qwen2Tensors
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   registerCudaTools(env, exports);     // CUDA builds: cudaTimeCopy, cudaMemInfo, cudaDeviceProps, cudaModelGemmTime

@@ -18,3 +18,4 @@ export {
 export {
   type PolicyShape, type PolicyWeights, policyTensorSpecs, allocatePolicyWeights, writePolicyFile, readPolicyFile,
 } from './policy-file.js';
+export { Qwen2Policy, type Qwen2PolicyOptions, type Qwen2Batch } from './qwen2-policy.js';

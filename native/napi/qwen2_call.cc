@@ -1,0 +1,245 @@
+#include "qwen2_call.h"
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/backend.h"
+#include "../core/qwen2_desc.h"
+#include "arg_error.h"
+#include "op_call.h"
+#include "tensor_set.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+std::string str(int64_t v) { return std::to_string(v); }
+
+int readChoice(const Options& o, const char* name, std::initializer_list<const char*> choices) {
+  const std::string s = o.string(name);
+  int i = 0;
+  std::string list;
+  for (const char* c : choices) {
+    if (s == c) return i;
+    list += (i ? ", '" : "'") + std::string(c) + "'";
+    ++i;
+  }
+  throw rangeError(std::string(name) + " must be one of " + list + ", got '" + s + "'");
+}
+
+Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
+  const Options o(env, value, "config");
+  auto field = [&](const char* key) {
+    const double d = o.number(key);
+    if (!(d >= 0 && d < 2147483648.0) || d != std::floor(d))
+      throw rangeError(std::string("config.") + key + " must be a non-negative integer, got " + std::to_string(d));
+    return static_cast<int64_t>(d);
+  };
+  Qwen2Config c;
+  c.D = field("hiddenSize");
+  c.L = field("numLayers");
+  c.heads = field("numHeads");
+  c.kvHeads = field("numKvHeads");
+  c.I = field("intermediateSize");
+  c.V = field("vocabSize");
+  c.eps = o.number("rmsNormEps");
+  c.theta = o.number("ropeTheta");
+  c.P = field("prefixTokens");
+  c.S = field("promptTokens");
+  c.Q = field("queries");
+  c.r = field("rank");
+  c.alpha = o.number("alpha");
+  c.A = field("actionDims");
+  c.Hh = field("headWidth");
+  c.m = field("bridgeLayer");
+  c.span = static_cast<BridgeSpan>(readChoice(o, "bridgeSpan", {"prefix", "prefix+prompt"}));
+  c.pool = static_cast<Pooling>(readChoice(o, "pooling", {"mean", "max"}));
+  c.anchor = static_cast<AnchorType>(readChoice(o, "anchorType", {"concat", "aq_only", "raw_only"}));
+  const Napi::Value t(env, o.get("targets"));
+  if (!t.IsArray()) throw typeError("config.targets must be an Array of linear layer names");
+  const Napi::Array list = t.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const Napi::Value v = list.Get(i);
+    int found = -1;
+    if (v.IsString())
+      for (int k = 0; k < kQwen2Linears; ++k)
+        if (v.As<Napi::String>().Utf8Value() == qwen2LinearName(k)) found = k;
+    if (found < 0) throw rangeError("config.targets[" + std::to_string(i) + "] must be one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
+    c.targets |= 1u << found;
+  }
+  const std::string err = qwen2ConfigError(c);
+  if (!err.empty()) throw rangeError(err);
+  return c;
+}
+
+struct I32View {
+  const int32_t* data = nullptr;
+  int64_t length = 0;
+  napi_value arrayBuffer = nullptr;
+};
+
+I32View readInt32Array(napi_env env, napi_value v, const char* name) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  napi_typedarray_type type{};
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value ab = nullptr;
+  size_t offset = 0;
+  if (is) napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset);
+  if (!is || type != napi_int32_array)
+    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, v));
+  if (length > 0 && data == nullptr) throw typeError(std::string(name) + "'s buffer is detached");
+  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), ab};
+}
+
+bool overlaps(const void* x, int64_t nx, const void* y, int64_t ny) {
+  if (!x || !y || nx == 0 || ny == 0) return false;
+  const char* a = static_cast<const char*>(x);
+  const char* b = static_cast<const char*>(y);
+  return a < b + ny && b < a + nx;
+}
+
+struct Qwen2StepOp {
+  static constexpr const char* kName = "craftgrad.qwen2Step";
+  Backend* backend = nullptr;
+  Qwen2Config config;
+  Qwen2StepArgs args;
+  std::vector<std::shared_ptr<Memory>> memory;
+  ModelStepResult out;
+  JsHold hold;
+
+  static Qwen2StepOp parse(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Qwen2StepOp op;
+    const Options o(env, info[0], "options");
+    const Qwen2Config c = readQwen2Config(env, o.get("config"));
+    op.config = c;
+    const Qwen2Layout lay = qwen2Layout(c);
+    Qwen2StepArgs& a = op.args;
+    a.mode = static_cast<ModelMode>(readChoice(o, "mode", {"craft", "baseline", "eval", "evalRetention"}));
+    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
+    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
+    const double batch = o.number("batch");
+    if (!(batch >= 1 && batch <= (1 << 24)) || batch != std::floor(batch))
+      throw rangeError("batch must be an integer from 1 to 16777216, got " + std::to_string(batch));
+    a.batch = static_cast<int64_t>(batch);
+    const int64_t B = a.batch;
+
+    // Byte ranges read (inputs) and written (outputs), for the aliasing check.
+    struct Range { const char* name; const void* p; int64_t bytes; };
+    std::vector<Range> inputs, outputs;
+    auto set = [&](const char* name, int64_t need, const char* what, bool written) -> float* {
+      TensorSetWrap* w = TensorSetWrap::unwrap(env, Napi::Value(env, o.get(name)), name);
+      if (w->length() != need)
+        throw rangeError(std::string(name) + " has " + str(w->length()) + " elements but " + what + " needs " + str(need));
+      if (!op.backend) op.backend = &w->backend();
+      else if (&w->backend() != op.backend)
+        throw rangeError(std::string(name) + " is on " + w->backend().name() + ", params on " + op.backend->name());
+      op.memory.push_back(w->memory());
+      op.hold.buffer(w->hostBuffer());
+      (written ? outputs : inputs).push_back({name, w->data(), w->length() * 4});
+      return w->data();
+    };
+    a.params = set("params", lay.paramCount, "the policy's trainable layout", false);
+    if (withRet) a.anchor = set("anchor", lay.anchorCount, "the policy's anchor layout", false);
+    if (withGrad) a.gAct = set("gAct", lay.paramCount, "the policy's trainable layout", true);
+    if (a.mode == ModelMode::Craft) a.gRet = set("gRet", lay.paramCount, "the policy's trainable layout", true);
+
+    auto host = [&](napi_value v, const char* name, int64_t need, const char* what) {
+      const F32View f = readFloat32Array(env, v, name);
+      if (f.length != need)
+        throw rangeError(std::string(name) + " has " + str(f.length) + " elements but " + what + " needs " + str(need));
+      op.hold.buffer(f.arrayBuffer);
+      inputs.push_back({name, f.data, f.length * 4});
+      return f.data;
+    };
+    const Options fr(env, o.get("frozen"), "frozen");
+    a.embed = host(fr.get("embedTokens"), "frozen.embedTokens", c.V * c.D, "vocabSize×hiddenSize");
+    a.finalNorm = host(fr.get("finalNorm"), "frozen.finalNorm", c.D, "hiddenSize");
+    const Napi::Value lv(env, fr.get("layers"));
+    if (!lv.IsArray()) throw typeError("frozen.layers must be an Array of Float32Array, one per layer");
+    const Napi::Array layers = lv.As<Napi::Array>();
+    if (layers.Length() != static_cast<uint32_t>(c.L))
+      throw rangeError("frozen.layers has " + str(layers.Length()) + " entries but numLayers is " + str(c.L));
+    const int64_t layerFloats = qwen2LayerOffsets(c).floats;
+    std::vector<std::string> layerNames(c.L);
+    for (int64_t l = 0; l < c.L; ++l) {
+      layerNames[l] = "frozen.layers[" + str(l) + "]";
+      a.layers.push_back(host(layers.Get(static_cast<uint32_t>(l)), layerNames[l].c_str(), layerFloats, "one decoder layer"));
+    }
+    if (c.P > 0) a.prefix = host(o.get("prefix"), "prefix", B * c.P * c.D, "batch×prefixTokens×hiddenSize");
+    else if (o.has("prefix") && readFloat32Array(env, o.get("prefix"), "prefix").length != 0)
+      throw rangeError("prefix must be empty: config.prefixTokens is 0");
+    if (c.S > 0) {
+      const I32View ids = readInt32Array(env, o.get("inputIds"), "inputIds");
+      if (ids.length != B * c.S)
+        throw rangeError("inputIds has " + str(ids.length) + " elements but batch×promptTokens needs " + str(B * c.S));
+      for (int64_t i = 0; i < ids.length; ++i)
+        if (ids.data[i] < 0 || ids.data[i] >= c.V)
+          throw rangeError("inputIds[" + str(i) + "] is " + str(ids.data[i]) + ", outside the vocabulary [0, " + str(c.V) + ")");
+      a.inputIds = ids.data;
+      op.hold.buffer(ids.arrayBuffer);
+      inputs.push_back({"inputIds", ids.data, ids.length * 4});
+    }
+    a.actions = host(o.get("actions"), "actions", B * c.Q * c.A, "batch×queries×actionDims");
+    a.accumulate = o.boolean("accumulate");
+    const double scale = o.number("scale");
+    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
+    a.scale = static_cast<float>(scale);
+    // Outputs are written while inputs are still read: no aliasing (host inputs only matter
+    // when the sets are host memory too).
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      for (size_t j = 0; j < i; ++j)
+        if (overlaps(outputs[i].p, outputs[i].bytes, outputs[j].p, outputs[j].bytes))
+          throw rangeError(std::string(outputs[j].name) + " and " + outputs[i].name + " overlap in memory");
+      for (size_t j = 0; j < inputs.size(); ++j) {
+        const bool isSet = j < (withRet ? 2u : 1u);
+        if ((isSet || op.backend->hostMemory()) && overlaps(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
+          throw rangeError(std::string(outputs[i].name) + " and " + inputs[j].name + " overlap in memory");
+      }
+    }
+    return op;
+  }
+  void compute() { out = backend->qwen2Step(config, args); }
+  Napi::Value result(Napi::Env env) {
+    Napi::Object res = Napi::Object::New(env);
+    res.Set("actionLoss", out.actionLoss);
+    res.Set("retentionLoss", out.retentionLoss);
+    return res;
+  }
+};
+
+Napi::Value Qwen2TensorsOf(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const Qwen2Config c = readQwen2Config(env, info[0]);
+    const std::vector<TensorDesc> t = qwen2Trainable(c);
+    Napi::Array list = Napi::Array::New(env, t.size());
+    for (size_t i = 0; i < t.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", t[i].name);
+      Napi::Array shape = Napi::Array::New(env, t[i].shape.size());
+      for (size_t j = 0; j < t[i].shape.size(); ++j)
+        shape.Set(static_cast<uint32_t>(j), Napi::Number::New(env, static_cast<double>(t[i].shape[j])));
+      o.Set("shape", shape);
+      list.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("trainable", list);
+    out.Set("anchorTensors", Napi::Number::New(env, static_cast<double>(t.size() - 4)));  // all but the head's four
+    return out;
+  });
+}
+
+}  // namespace
+
+void registerQwen2Exports(Napi::Env env, Napi::Object exports) {
+  exports.Set("qwen2Step", Napi::Function::New(env, callSync<Qwen2StepOp>, "qwen2Step"));
+  exports.Set("qwen2StepAsync", Napi::Function::New(env, callAsync<Qwen2StepOp>, "qwen2StepAsync"));
+  exports.Set("qwen2Tensors", Napi::Function::New(env, Qwen2TensorsOf, "qwen2Tensors"));
+}
+
+}  // namespace craftgrad

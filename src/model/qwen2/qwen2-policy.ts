@@ -1,0 +1,226 @@
+// Qwen2Policy: a Hugging Face Qwen2 backbone (frozen, as loadHfModel reads it) with LoRA on
+// the chosen linear layers, learnable action queries and a per-query action head
+// (ARCHITECTURE.md §4b). One native call per micro-batch (binding.qwen2Step) gives the
+// action and retention losses and both gradient sets; the frozen weights stay in the
+// loader's host arrays and are never copied. CPU only for now (the CUDA backend refuses).
+import { binding } from '../../native.js';
+import type { RawModelMode, RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
+import { GradSet, gradSetInternals } from '../../gradset.js';
+import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
+import { Rng } from '../../data/rng.js';
+import type { GradWriteOptions, ModelLosses } from '../adapter-policy.js';
+import { loadHfModel, type HfModel } from './hf-directory.js';
+import { QWEN2_LINEARS, type Qwen2Linear } from './weights.js';
+import { normalizeLoraTargets } from './peft-adapter.js';
+
+export interface Qwen2PolicyOptions {
+  /** LoRA rank r (default 64). */
+  rank?: number;
+  /** LoRA alpha: the update is (alpha / rank)·B·A (default 2·rank). */
+  alpha?: number;
+  /** Linear layers with LoRA (default all seven). */
+  targets?: readonly Qwen2Linear[];
+  /** P, prefix vectors per sample (default 0). */
+  prefixTokens?: number;
+  /** S, prompt tokens per sample (default 0). */
+  promptTokens?: number;
+  /** Q = K, action queries (the chunk length). */
+  chunk: number;
+  /** A, action dimensions per step. */
+  actionDims: number;
+  /** The head's hidden width (default 256). */
+  headWidth?: number;
+  /** m: C_R = hidden_states[m], 0..L (default ⌊(L+1)/2⌋). */
+  bridgeLayer?: number;
+  bridgeSpan?: 'prefix' | 'prefix+prompt';
+  pooling?: 'mean' | 'max';
+  anchorType?: 'concat' | 'aq_only' | 'raw_only';
+  /** Seed of the initial LoRA A, queries and head (default 0). */
+  seed?: number;
+}
+
+/** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
+export interface Qwen2Batch {
+  prefix?: Float32Array;
+  inputIds?: Int32Array;
+  actions: Float32Array;
+  size: number;
+}
+
+const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens', 'chunk', 'actionDims', 'headWidth',
+  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed'];
+
+function intOption(o: Record<string, unknown>, key: string, fallback: number | undefined, lo: number): number {
+  const v = o[key] ?? fallback;
+  if (v === undefined) throw argTypeError(`options.${key} is required`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo) throw argRangeError(`options.${key} must be an integer >= ${lo}, got ${describeValue(v)}`);
+  return v;
+}
+
+function choice<T extends string>(o: Record<string, unknown>, key: string, choices: readonly T[], fallback: T): T {
+  const v = o[key] ?? fallback;
+  if (!choices.includes(v as T)) throw argRangeError(`options.${key} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${describeValue(v)}`);
+  return v as T;
+}
+
+export class Qwen2Policy {
+  readonly hf: HfModel;
+  /** The native configuration (binding.d.ts RawQwen2Config). */
+  readonly config: RawQwen2Config;
+  /** Trainable tensors, in the order of {@link Qwen2Policy.trainableNames}. */
+  readonly params: GradSet;
+  /** The anchor: the initial LoRA factors and action queries, read in place by the anchor forward. */
+  readonly anchor: GradSet;
+  readonly trainableSpecs: readonly { name: string; shape: number[]; size: number }[];
+  readonly #frozen: RawQwen2StepOptions['frozen'];
+
+  private constructor(hf: HfModel, config: RawQwen2Config) {
+    this.hf = hf;
+    this.config = Object.freeze(config);
+    const t = binding.qwen2Tensors(config);
+    this.trainableSpecs = Object.freeze(t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) })));
+    this.params = GradSet.zeros(this.trainableSpecs.map((d) => d.size));
+    this.anchor = GradSet.zeros(this.trainableSpecs.slice(0, t.anchorTensors).map((d) => d.size));
+    const w = hf.weights;
+    this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
+  }
+
+  /** Loads the backbone of a Hugging Face directory and makes a seeded policy on it (LoRA B = 0, anchor = initial weights). */
+  static async fromHfDirectory(dir: string, options: Qwen2PolicyOptions): Promise<Qwen2Policy> {
+    return Qwen2Policy.fromHfModel(await loadHfModel(dir), options);
+  }
+
+  /** The same on an already loaded model (its weights are used in place, not copied). */
+  static fromHfModel(hf: HfModel, options: Qwen2PolicyOptions): Qwen2Policy {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, OPTION_KEYS, 'options');
+    const o = options as unknown as Record<string, unknown>;
+    const c = hf.config;
+    const rank = intOption(o, 'rank', 64, 1);
+    const alpha = o.alpha ?? 2 * rank;
+    if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw argRangeError(`options.alpha must be a finite number > 0, got ${describeValue(alpha)}`);
+    const seed = intOption(o, 'seed', 0, 0);
+    const config: RawQwen2Config = {
+      hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
+      intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
+      prefixTokens: intOption(o, 'prefixTokens', 0, 0), promptTokens: intOption(o, 'promptTokens', 0, 0),
+      queries: intOption(o, 'chunk', undefined, 1), rank, alpha,
+      targets: normalizeLoraTargets((options.targets ?? QWEN2_LINEARS) as readonly unknown[], 'options.targets'),
+      actionDims: intOption(o, 'actionDims', undefined, 1), headWidth: intOption(o, 'headWidth', 256, 1),
+      bridgeLayer: intOption(o, 'bridgeLayer', Math.floor((c.numLayers + 1) / 2), 0),
+      bridgeSpan: choice(o, 'bridgeSpan', ['prefix', 'prefix+prompt'] as const, 'prefix'),
+      pooling: choice(o, 'pooling', ['mean', 'max'] as const, 'mean'),
+      anchorType: choice(o, 'anchorType', ['concat', 'aq_only', 'raw_only'] as const, 'concat'),
+    };
+    const p = new Qwen2Policy(hf, config);
+    p.params.set(initialParams(p.trainableSpecs, seed));
+    p.resetAnchor();
+    return p;
+  }
+
+  /** Names of the trainable tensors (PEFT's and policy.safetensors'), in GradSet order. */
+  get trainableNames(): string[] {
+    return this.trainableSpecs.map((t) => t.name);
+  }
+
+  /** A zero GradSet with the trainable layout (for g_act, g_ret, optimizer state). */
+  newGradSet(): GradSet {
+    return this.params.zerosLike();
+  }
+
+  /** Sets the anchor to the current LoRA factors and action queries (they lead the layout). */
+  resetAnchor(): void {
+    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
+  }
+
+  /** One CRaFT micro-batch: both losses, g_act into `gAct` and g_ret into `gRet`, from one shared forward. */
+  craftStep(batch: Qwen2Batch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): ModelLosses {
+    this.#checkGrad(gAct, 'gAct');
+    this.#checkGrad(gRet, 'gRet');
+    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
+    return binding.qwen2Step(this.#args('craft', batch, gAct, gRet, options));
+  }
+
+  /** Plain fine-tuning: the action loss and g_act only (no anchor forward). */
+  baselineStep(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): { actionLoss: number } {
+    this.#checkGrad(gAct, 'gAct');
+    return { actionLoss: binding.qwen2Step(this.#args('baseline', batch, gAct, undefined, options)).actionLoss };
+  }
+
+  /** {@link Qwen2Policy.craftStep} on a worker thread; nothing it reads or writes may change until it settles. */
+  async craftStepAsync(batch: Qwen2Batch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): Promise<ModelLosses> {
+    this.#checkGrad(gAct, 'gAct');
+    this.#checkGrad(gRet, 'gRet');
+    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
+    return binding.qwen2StepAsync(this.#args('craft', batch, gAct, gRet, options));
+  }
+
+  /** {@link Qwen2Policy.baselineStep} on a worker thread (same rules as craftStepAsync). */
+  async baselineStepAsync(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
+    this.#checkGrad(gAct, 'gAct');
+    return { actionLoss: (await binding.qwen2StepAsync(this.#args('baseline', batch, gAct, undefined, options))).actionLoss };
+  }
+
+  /** No-grad evaluation: the action loss (and, with `retention`, the retention loss; else NaN). */
+  evaluate(batch: Qwen2Batch, options: { retention?: boolean } = {}): ModelLosses {
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['retention'], 'options');
+    if (options.retention !== undefined && typeof options.retention !== 'boolean') throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
+    const ret = options.retention === true;
+    const r = binding.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
+    return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
+  }
+
+  /** Frees the policy's sets now. The frozen weights belong to `hf`. */
+  dispose(): void {
+    this.params.dispose();
+    this.anchor.dispose();
+  }
+
+  #checkGrad(g: unknown, name: string): void {
+    if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
+    if (g.disposed) throw argRangeError(`${name} has been disposed`);
+    if (!g.sameLayout(this.params)) throw argRangeError(`${name} does not have the policy's trainable layout (use policy.newGradSet())`);
+  }
+
+  #args(mode: RawModelMode, batch: Qwen2Batch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawQwen2StepOptions {
+    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
+    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
+    const accumulate = options.accumulate ?? false;
+    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
+    const scale = options.scale ?? 1;
+    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
+    const withRet = mode === 'craft' || mode === 'evalRetention';
+    const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
+    return {
+      config: this.config, mode, params: gradSetInternals(this.params), anchor: withRet ? handle(this.anchor) : null,
+      gAct: handle(gAct), gRet: handle(gRet), frozen: this.#frozen,
+      prefix: batch.prefix ?? null, inputIds: batch.inputIds ?? null, actions: batch.actions, batch: batch.size,
+      accumulate, scale,
+    };
+  }
+}
+
+/**
+ * Seeded initial values: LoRA A as PEFT's default (kaiming-uniform, a = √5: U(±1/√in)),
+ * B = 0; action queries N(0, 0.02²); the head's layers as nn.Linear's default (U(±1/√in)).
+ */
+function initialParams(specs: readonly { name: string; shape: number[]; size: number }[], seed: number): Float32Array {
+  const rng = new Rng(seed);
+  const out = new Float32Array(specs.reduce((a, s) => a + s.size, 0));
+  let o = 0;
+  for (const s of specs) {
+    const v = out.subarray(o, o + s.size);
+    o += s.size;
+    if (s.name.endsWith('lora_B.weight')) continue;
+    if (s.name === 'action_queries') {
+      for (let i = 0; i < v.length; i++) v[i] = 0.02 * rng.normal();
+      continue;
+    }
+    const fanIn = s.name.endsWith('.bias') ? (specs.find((t) => t.name === s.name.replace('.bias', '.weight'))!.shape[1]) : s.shape[1];
+    const b = 1 / Math.sqrt(fanIn);
+    for (let i = 0; i < v.length; i++) v[i] = rng.range(-b, b);
+  }
+  return out;
+}
