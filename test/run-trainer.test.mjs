@@ -8,8 +8,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as craftgrad from '../dist/index.js';
+import { float32Groups } from '../dist/run/run-directory.js';
+import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 
-const { RunDirectory, float32Groups, WALL_CLOCK_KEYS } = craftgrad;
+const { RunDirectory } = craftgrad;
 const haveTrainer = typeof craftgrad.Trainer === 'function' && typeof craftgrad.trainerTensorGroups === 'function';
 const SIZES = [3, 40, 17, 300];
 
