@@ -32,14 +32,20 @@ struct ChunkPart {
   int flag, pad;
 };
 
+// Several CTAs share a chunk (surgery_kernels.cu): each writes the partial sums of its
+// element blocks; the chunk's last CTA (ticket chunkCount*) adds the chunk's blocks in
+// order, and the tensor's last chunk (ticket count*) adds its chunks in order.
 struct Tables {
   const int* chunkTensor;     // numChunks: the chunk -> tensor table
   const TensorDesc* tensors;  // k
   ChunkPart* chunks;          // numChunks partial sums
+  ChunkPart* blocks;          // numChunks * (kChunk / kBlock) partial sums of element blocks
   DevStats* stats;            // k
   float* coef;                // k
   unsigned* count1;           // k, chunks of pass 1 done per tensor
-  unsigned* count2;           // k, chunks of pass 2 done (stats and counters are zeroed per call)
+  unsigned* count2;           // k, chunks of pass 2 done
+  unsigned* chunkCount1;      // numChunks, CTAs of pass 1 done per chunk
+  unsigned* chunkCount2;      // numChunks, CTAs of pass 2 done (stats and every counter are zeroed per call)
 };
 
 // Global chunk gc (an entry of the chunk -> tensor table): its tensor, first element, length.
