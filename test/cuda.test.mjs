@@ -12,6 +12,7 @@ import { surgery, surgeryAsync, GradSet, backendInfo } from '../dist/index.js';
 import { adoptResult, gradSetInternals } from '../dist/gradset.js';
 import { gradPairs, bytesEqual, rng } from './helpers/random.mjs';
 import { referenceSurgery, relError } from './helpers/reference.mjs';
+import { overflowPairs, OVERFLOW_SIZES } from './helpers/overflow.mjs';
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -420,4 +421,31 @@ gpuTest('many tensors in many L2 groups (launch g: pass 2 of group g-1 with pass
     assertSameResult(cuda, cpu, `group budget ${budget ?? 'default'}`);
     outDiffers.forEach((differs, i) => assert.ok(!differs, `budget ${budget ?? 'default'}: out[${i}]`));
   }
+});
+
+gpuTest('fp32 block sums that overflow on finite data: the float64 fallback per block, the CPU\'s bits, run to run', () => {
+  const { act, ret, huge } = overflowPairs(OVERFLOW_SIZES, 31);
+  assert.ok(huge.some((h) => h > 0));
+  const cpu = surgery(act, ret, { lambda: 0.01, cosines: true });
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const runs = [surgery(a, r, { lambda: 0.01, cosines: true }), surgery(a, r, { lambda: 0.01, cosines: true })];
+  runs.push(surgery(act, ret, { lambda: 0.01, cosines: true, device: 'cuda' }));
+  for (const [k, g] of runs.entries()) {
+    assert.equal(g.nonFinite, 0, `run ${k}`);
+    const out = g.out instanceof GradSet ? g.out.toArrays() : g.out;
+    for (let i = 0; i < act.length; ++i) {
+      // float64 reference (products of floats are exact in float64)
+      let d = 0;
+      for (let j = 0; j < act[i].length; ++j) d += act[i][j] * ret[i][j];
+      const scale = Math.sqrt(act[i].reduce((s, x) => s + x * x, 0) * ret[i].reduce((s, x) => s + x * x, 0));
+      assert.ok(Number.isFinite(g.dots[i]) && Math.abs(g.dots[i] - d) <= 1e-6 * scale, `run ${k}: dots[${i}] ${g.dots[i]} vs ${d}`);
+      assert.ok(bytesEqual(out[i], cpu.out[i]), `run ${k}: out[${i}]`);
+    }
+    assert.deepEqual([...g.dots], [...cpu.dots], `run ${k}: dots are the CPU's bits`);
+    assert.deepEqual([...g.cosines], [...cpu.cosines], `run ${k}: cosines`);
+    if (g.out instanceof GradSet) g.out.dispose();
+  }
+  a.dispose();
+  r.dispose();
 });
