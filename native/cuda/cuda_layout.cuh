@@ -81,10 +81,9 @@ class Layout {
   float* pinnedCoef = nullptr;   // k coefficients staged for the fused optimizer step (same allocation)
   std::mutex mu;
 
-  ~Layout() {
-    if (cudaSetDevice(device) != cudaSuccess) cudaGetLastError();
-    freeDevice(block);
-    if (pinned != nullptr && cudaFreeHost(pinned) != cudaSuccess) cudaGetLastError();
+  ~Layout() {  // on the release thread: a layout may die on the JS main thread
+    releaseDevice(device, block);
+    releasePinned(device, pinned);
   }
 };
 

@@ -3,16 +3,18 @@
 // the CPU backend's bits (and bit-identical run to run: no floating-point atomics).
 //
 // Work decomposition. A tensor is cut into chunks of kChunk = 65536 elements and those
-// into element blocks ("eb") of kBlock = 1024, as on the CPU. One CTA of 256 threads owns
-// one chunk (an entry of the chunk -> tensor table, built once per layout and cached on
-// the device); four threads ("a quad") own one eb: thread q holds fp32 lanes 4q..4q+3
-// and walks the eb's 64 rows of 16 in order, so each lane's sum is the CPU's sequential
-// sum. With a 16-byte aligned tensor each row is one float4 load per thread (scalar
-// loads otherwise, same arithmetic). The quad combines its 16 lanes in float64 with the
-// CPU's tree (two shuffles); the CTA adds its ebs in order (the chunk's partial sums);
-// the CTA that finishes a tensor's last chunk (an integer counter per tensor) adds the
-// tensor's chunk partials in order and computes the coefficient. No floating-point
-// atomics anywhere: the bits do not depend on scheduling.
+// into element blocks ("eb") of kBlock = 1024, as on the CPU. kSplit = 4 CTAs of 64
+// threads share one chunk (an entry of the chunk -> tensor table, built once per layout
+// and cached on the device), 16 ebs each; four threads ("a quad") own one eb: thread q
+// holds fp32 lanes 4q..4q+3 and walks the eb's 64 rows of 16 in order, so each lane's sum
+// is the CPU's sequential sum. With a 16-byte aligned tensor each row is one float4 load
+// per thread (scalar loads otherwise, same arithmetic). The quad combines its 16 lanes in
+// float64 with the CPU's tree (two shuffles) and writes the eb's sums; the chunk's last CTA
+// (an integer ticket per chunk) adds the chunk's ebs in order, and the CTA that finishes a
+// tensor's last chunk (a ticket per tensor) adds the tensor's chunk partials in order and
+// computes the coefficient, both through shared memory. No floating-point atomics
+// anywhere: the bits do not depend on scheduling. An eb whose fp32 lanes overflow on
+// finite data is summed again in float64 by its quad (numerics.h).
 //
 // L2 reuse. Tensors are processed in groups of about 40% of the L2 cache
 // (CRAFTGRAD_CUDA_GROUP_BYTES overrides it); launch g runs pass 2 of group g-1, whose a
@@ -404,8 +406,10 @@ __device__ void pass2Cta(const Tables& T, const float* a, const float* r, float*
 }
 
 // Launch g: CTAs [0, cta2) run pass 2 of the chunks of group g-1 (from chunk c2), the
-// rest pass 1 of the chunks of group g (from chunk c1); kSplit CTAs per chunk.
-__global__ void __launch_bounds__(kThreads) stepKernel(Tables T, const float* a, const float* r, float* out,
+// rest pass 1 of the chunks of group g (from chunk c1); kSplit CTAs per chunk. At least 8
+// CTAs per SM (the 512 threads of the former 2 CTAs of 256): under ptxas's own register
+// choice (80) the overflow fallback spilled 8 bytes; with this bound it takes 127, no spill.
+__global__ void __launch_bounds__(kThreads, 8) stepKernel(Tables T, const float* a, const float* r, float* out,
                                                        long long c2, long long cta2, long long c1, double lambda,
                                                        double eps, int projection) {
   const long long b = blockIdx.x;
@@ -599,6 +603,30 @@ void reduce(Layout& l, const float* a, const float* r, ReduceSums* sums) {
   }
 }
 
+namespace {
+
+// The pinned host staging of host-array surgery (3 arrays of at least n floats), grown when
+// needed and kept like the device staging; nullptr when pinned memory cannot be had (the
+// caller then copies from pageable memory, as before).
+float* pinnedStaging(DeviceContext& ctx, int64_t n) {
+  if (n > ctx.pinnedCapacity) {
+    releasePinned(ctx.device, ctx.pinnedStaging);
+    ctx.pinnedStaging = nullptr;
+    ctx.pinnedCapacity = 0;
+    const int64_t capacity = (n + 3) / 4 * 4;  // each array 16-byte aligned
+    try {
+      ctx.pinnedStaging = static_cast<float*>(
+          mallocPinned(ctx.device, 3 * static_cast<size_t>(capacity) * sizeof(float), "pinned staging for host arrays"));
+    } catch (const CudaOutOfMemory&) {
+      return nullptr;
+    }
+    ctx.pinnedCapacity = capacity;
+  }
+  return ctx.pinnedStaging;
+}
+
+}  // namespace
+
 void surgeryHost(int device, const HostTensor* tensors, int64_t count, const SurgeryParams& params,
                  TensorStats* stats) {
   DeviceContext& ctx = deviceContext(device);
@@ -626,23 +654,58 @@ void surgeryHost(int device, const HostTensor* tensors, int64_t count, const Sur
   float* dr = da + ctx.stagingCapacity;
   float* dout = dr + ctx.stagingCapacity;
   std::lock_guard<std::mutex> lock(l.mu);
+  float* host = pinnedStaging(ctx, l.total);
+  if (host == nullptr) {  // no pinned memory to spare: one pageable copy per tensor
+    int64_t off = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
+      if (bytes) {
+        CG_CUDA(device, cudaMemcpyAsync(da + off, tensors[i].a, bytes, cudaMemcpyHostToDevice, ctx.stream));
+        CG_CUDA(device, cudaMemcpyAsync(dr + off, tensors[i].r, bytes, cudaMemcpyHostToDevice, ctx.stream));
+      }
+      off += tensors[i].n;
+    }
+    enqueue(ctx, l, da, dr, dout, params);
+    off = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
+      if (bytes)
+        CG_CUDA(device, cudaMemcpyAsync(tensors[i].out, dout + off, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+      off += tensors[i].n;
+    }
+    CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+    collect(l, params, stats);
+    return;
+  }
+  // Packed into pinned memory on the CPU, then one DMA copy per array each way (a pageable
+  // copy per tensor is staged by the driver through its own small pinned buffer, and
+  // waits for it, tensor by tensor).
+  float* ha = host;
+  float* hr = ha + ctx.pinnedCapacity;
+  float* hout = hr + ctx.pinnedCapacity;
   int64_t off = 0;
   for (int64_t i = 0; i < count; ++i) {
     const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
     if (bytes) {
-      CG_CUDA(device, cudaMemcpyAsync(da + off, tensors[i].a, bytes, cudaMemcpyHostToDevice, ctx.stream));
-      CG_CUDA(device, cudaMemcpyAsync(dr + off, tensors[i].r, bytes, cudaMemcpyHostToDevice, ctx.stream));
+      std::memcpy(ha + off, tensors[i].a, bytes);
+      std::memcpy(hr + off, tensors[i].r, bytes);
     }
     off += tensors[i].n;
   }
+  const size_t total = static_cast<size_t>(l.total) * sizeof(float);
+  if (total) {
+    CG_CUDA(device, cudaMemcpyAsync(da, ha, total, cudaMemcpyHostToDevice, ctx.stream));
+    CG_CUDA(device, cudaMemcpyAsync(dr, hr, total, cudaMemcpyHostToDevice, ctx.stream));
+  }
   enqueue(ctx, l, da, dr, dout, params);
+  if (total) CG_CUDA(device, cudaMemcpyAsync(hout, dout, total, cudaMemcpyDeviceToHost, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
   off = 0;
   for (int64_t i = 0; i < count; ++i) {
     const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
-    if (bytes) CG_CUDA(device, cudaMemcpyAsync(tensors[i].out, dout + off, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+    if (bytes) std::memcpy(tensors[i].out, hout + off, bytes);
     off += tensors[i].n;
   }
-  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
   collect(l, params, stats);
 }
 
