@@ -6,12 +6,14 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { surgery, surgeryAsync, GradSet, backendInfo } from '../dist/index.js';
 import { adoptResult, gradSetInternals } from '../dist/gradset.js';
 import { gradPairs, bytesEqual, rng } from './helpers/random.mjs';
 import { referenceSurgery, relError } from './helpers/reference.mjs';
+import { overflowPairs, OVERFLOW_SIZES } from './helpers/overflow.mjs';
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -420,4 +422,56 @@ gpuTest('many tensors in many L2 groups (launch g: pass 2 of group g-1 with pass
     assertSameResult(cuda, cpu, `group budget ${budget ?? 'default'}`);
     outDiffers.forEach((differs, i) => assert.ok(!differs, `budget ${budget ?? 'default'}: out[${i}]`));
   }
+});
+
+gpuTest('fp32 block sums that overflow on finite data: the float64 fallback per block, the CPU\'s bits, run to run', () => {
+  const { act, ret, huge } = overflowPairs(OVERFLOW_SIZES, 31);
+  assert.ok(huge.some((h) => h > 0));
+  const cpu = surgery(act, ret, { lambda: 0.01, cosines: true });
+  const a = GradSet.fromArrays(act, { device: 'cuda' });
+  const r = GradSet.fromArrays(ret, { device: 'cuda' });
+  const runs = [surgery(a, r, { lambda: 0.01, cosines: true }), surgery(a, r, { lambda: 0.01, cosines: true })];
+  runs.push(surgery(act, ret, { lambda: 0.01, cosines: true, device: 'cuda' }));
+  for (const [k, g] of runs.entries()) {
+    assert.equal(g.nonFinite, 0, `run ${k}`);
+    const out = g.out instanceof GradSet ? g.out.toArrays() : g.out;
+    for (let i = 0; i < act.length; ++i) {
+      // float64 reference (products of floats are exact in float64)
+      let d = 0;
+      for (let j = 0; j < act[i].length; ++j) d += act[i][j] * ret[i][j];
+      const scale = Math.sqrt(act[i].reduce((s, x) => s + x * x, 0) * ret[i].reduce((s, x) => s + x * x, 0));
+      assert.ok(Number.isFinite(g.dots[i]) && Math.abs(g.dots[i] - d) <= 1e-6 * scale, `run ${k}: dots[${i}] ${g.dots[i]} vs ${d}`);
+      assert.ok(bytesEqual(out[i], cpu.out[i]), `run ${k}: out[${i}]`);
+    }
+    assert.deepEqual([...g.dots], [...cpu.dots], `run ${k}: dots are the CPU's bits`);
+    assert.deepEqual([...g.cosines], [...cpu.cosines], `run ${k}: cosines`);
+    if (g.out instanceof GradSet) g.out.dispose();
+  }
+  a.dispose();
+  r.dispose();
+});
+
+gpuTest('disposed device memory is freed off the main thread, and is free for the next allocation and in cudaMemInfo', (t) => {
+  const bytes = 64 * 2 ** 20;
+  const before = binding.cudaMemInfo(0);
+  for (let i = 0; i < 3; ++i) new binding.TensorSet({ device: 'cuda:0', sizes: [bytes / 4] }).dispose();
+  // The frees are queued to the release thread; cudaMemInfo waits for them.
+  const after = binding.cudaMemInfo(0);
+  assert.ok(after.freeBytes >= before.freeBytes, `free ${before.freeBytes} -> ${after.freeBytes} after dispose`);
+  if (!/emulator/i.test(info.devices[0].name)) {
+    t.diagnostic('the allocate-dispose loop near the memory limit runs on the emulator only (CGEMU_DEVICE_MEMORY)');
+    return;
+  }
+  // Each allocation takes 60% of the device: it fits only if the previous one was freed
+  // by the time the allocation asks (a release still queued is waited for, then retried).
+  const script = `import { createRequire } from 'node:module';
+    const binding = createRequire(import.meta.url)('node-gyp-build')(${JSON.stringify(root)});
+    for (let i = 0; i < 8; ++i) new binding.TensorSet({ device: 'cuda:0', sizes: [${(96 * 2 ** 20) / 4}] }).dispose();
+    process.stdout.write('ok');`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: root,
+    env: { ...process.env, CGEMU_DEVICE_MEMORY: String(160 * 2 ** 20) },
+    encoding: 'utf8',
+  });
+  assert.equal(out, 'ok');
 });

@@ -25,6 +25,18 @@ inline double combineLanes(const float lanes[kLanes]) {
   return s[0];
 }
 
+// The same tree over float64 lanes: the overflow fallback. A block whose fp32 lanes
+// overflow on finite data (|x| > ~1.8e19, e.g. exploding gradients) is summed again with
+// float64 lanes (same lanes, same order) and combined by this tree; every other block
+// keeps its fp32 sums. Per block, so the fallback costs what overflowed and nothing else.
+inline double combineLanes64(const double lanes[kLanes]) {
+  double s[kLanes];
+  for (int j = 0; j < kLanes; ++j) s[j] = lanes[j];
+  for (int w = kLanes / 2; w >= 1; w /= 2)
+    for (int j = 0; j < w; ++j) s[j] += s[j + w];
+  return s[0];
+}
+
 // Per-tensor statistics of pass 1.
 struct ReduceSums {
   double dot = 0.0;     // <a, r>

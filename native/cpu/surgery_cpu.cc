@@ -30,24 +30,58 @@ void addChunk(ReduceSums& s, const ChunkSums& c) {
   s.nonFinite = s.nonFinite || c.nonFinite != 0;
 }
 
-// Finite data whose fp32 products overflowed (|x| > ~1.8e19): recompute in float64 so a
-// finite input never yields a silently infinite statistic. Rare, so plain loops.
-void reduceFloat64(const HostTensor& t, ReduceSums& s) {
-  double dot = 0.0, rr = 0.0, aa = 0.0;
-  for (int64_t i = 0; i < t.n; ++i) {
-    const double x = t.a[i], y = t.r[i];
-    dot += x * y;
-    rr += y * y;
-    aa += x * x;
+// The overflow fallback (numerics.h): a block whose fp32 lanes overflowed on finite data
+// (|x| > ~1.8e19) is summed again in float64: the same 16 lanes in the same order with
+// float64 accumulators (a product of two floats is exact in float64), combined by the same
+// tree. The CUDA backend does the same per block, so both give these bits.
+void reduceBlockFloat64(const float* a, const float* r, int64_t len, ChunkSums& out) {
+  double ld[kLanes] = {}, lq[kLanes] = {}, la[kLanes] = {};
+  for (int64_t i = 0; i < len; ++i) {
+    const int j = static_cast<int>(i % kLanes);
+    const double x = a[i], y = r[i];
+    ld[j] += x * y;
+    lq[j] += y * y;
+    la[j] += x * x;
   }
-  s.dot = dot;
-  s.rr = rr;
-  s.aa = aa;
+  out.dot = combineLanes64(ld);
+  out.rr = combineLanes64(lq);
+  out.aa = combineLanes64(la);
 }
 
-void finishReduction(const HostTensor& t, ReduceSums& s) {
-  if (!s.nonFinite && !(std::isfinite(s.dot) && std::isfinite(s.rr) && std::isfinite(s.aa)))
-    reduceFloat64(t, s);
+// Chunk c of t block by block with the fallback: each block reduced by the kernel (a
+// chunk of one block gives that block's sum exactly as the chunk reduction adds it), an
+// overflowed one again in float64, blocks added in order as the kernel adds them.
+ChunkSums reduceChunkBlocked(const KernelTable& k, const HostTensor& t, int64_t c) {
+  const int64_t start = c * kChunk, len = chunkLength(t.n, c);
+  ChunkSums cs{0.0, 0.0, 0.0, 0};
+  for (int64_t b = 0; b < len; b += kBlock) {
+    const float* a = t.a + start + b;
+    const float* r = t.r + start + b;
+    const int64_t n = std::min<int64_t>(kBlock, len - b);
+    ChunkSums bs;
+    k.reduce(a, r, n, &bs);
+    if (!bs.nonFinite && !(std::isfinite(bs.dot) && std::isfinite(bs.rr) && std::isfinite(bs.aa)))
+      reduceBlockFloat64(a, r, n, bs);
+    cs.dot += bs.dot;
+    cs.rr += bs.rr;
+    cs.aa += bs.aa;
+    cs.nonFinite = cs.nonFinite || bs.nonFinite;
+  }
+  return cs;
+}
+
+// Non-finite sums: some block overflowed on finite data, or the data is not finite (then
+// the flagged blocks keep the sums non-finite, and finite blocks that overflowed are still
+// recomputed, as the GPU does it per block). Chunks in parallel when `parallel` (a fixed
+// decomposition: the same bits for any thread count), summed in chunk order.
+void finishReduction(const KernelTable& k, const HostTensor& t, ReduceSums& s, bool parallel) {
+  if (std::isfinite(s.dot) && std::isfinite(s.rr) && std::isfinite(s.aa)) return;
+  const int64_t chunks = chunkCount(t.n);
+  std::vector<ChunkSums> part(static_cast<size_t>(chunks));
+  if (parallel) parallelFor(chunks, 1, [&](int64_t c) { part[c] = reduceChunkBlocked(k, t, c); });
+  else for (int64_t c = 0; c < chunks; ++c) part[c] = reduceChunkBlocked(k, t, c);
+  s = ReduceSums();
+  for (int64_t c = 0; c < chunks; ++c) addChunk(s, part[c]);
 }
 
 void recordStats(const ReduceSums& s, double coefficient, bool conflict, double outSq,
@@ -107,7 +141,7 @@ ReduceSums reduceTensorWhole(const KernelTable& k, const HostTensor& t) {
     k.reduce(t.a + c * kChunk, t.r + c * kChunk, chunkLength(t.n, c), &cs);
     addChunk(s, cs);
   }
-  finishReduction(t, s);
+  finishReduction(k, t, s, false);
   return s;
 }
 
@@ -125,7 +159,7 @@ ReduceSums reduceTensorCooperative(const KernelTable& k, const HostTensor& t) {
   });
   ReduceSums s;
   for (int64_t c = 0; c < chunks; ++c) addChunk(s, part[c]);
-  finishReduction(t, s);
+  finishReduction(k, t, s, true);
   return s;
 }
 

@@ -1,8 +1,12 @@
 // Device discovery, error reporting, memory and the per-device contexts.
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "cuda_internal.h"
 
@@ -73,7 +77,95 @@ Info queryInfo() {
   return in;
 }
 
+// Frees device and pinned memory on a thread of its own. cudaFree and cudaFreeHost wait
+// for the whole device (every in-flight step), and the destructors that free run where the
+// last reference drops: for a set collected by the GC or disposed, the JS main thread.
+// One thread for the process, started on first use, never joined (like the contexts); at
+// exit it stops taking work and what is still queued is left to the driver.
+class Releaser {
+ public:
+  static Releaser& instance() {
+    static Releaser* r = new Releaser();  // never destroyed
+    return *r;
+  }
+  void push(int device, void* p, bool pinned) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (exiting_) return;
+    if (!started_) {
+      std::thread([this] { run(); }).detach();
+      std::atexit([] { Releaser::instance().stop(); });
+      started_ = true;
+    }
+    queue_.push_back({device, p, pinned});
+    work_.notify_one();
+  }
+  // Returns when every free queued so far has been done (before a retry after out of
+  // memory, and before the free memory is reported).
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return exiting_ || (queue_.empty() && !busy_); });
+  }
+
+ private:
+  struct Item {
+    int device;
+    void* p;
+    bool pinned;
+  };
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_.wait(lock, [this] { return !queue_.empty() && !exiting_; });
+      const Item it = queue_.front();
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      // Errors are ignored, as in freeDevice: nothing can be done about them here.
+      if (cudaSetDevice(it.device) == cudaSuccess) {
+        if ((it.pinned ? cudaFreeHost(it.p) : cudaFree(it.p)) != cudaSuccess) cudaGetLastError();
+      } else {
+        cudaGetLastError();
+      }
+      lock.lock();
+      busy_ = false;
+      idle_.notify_all();
+    }
+  }
+  // At exit: finish the free in progress (the runtime is still loaded), take no more.
+  void stop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    exiting_ = true;
+    idle_.wait(lock, [this] { return !busy_; });
+    idle_.notify_all();
+  }
+
+  std::mutex mu_;
+  std::condition_variable work_, idle_;
+  std::deque<Item> queue_;
+  bool busy_ = false, started_ = false, exiting_ = false;
+};
+
 }  // namespace
+
+void releaseDevice(int device, void* p) noexcept {
+  if (p == nullptr) return;
+  try {
+    Releaser::instance().push(device, p, false);
+  } catch (...) {  // no thread or no memory for the queue: free here
+    if (cudaSetDevice(device) == cudaSuccess) freeDevice(p);
+  }
+}
+
+void releasePinned(int device, void* p) noexcept {
+  if (p == nullptr) return;
+  try {
+    Releaser::instance().push(device, p, true);
+  } catch (...) {
+    if (cudaFreeHost(p) != cudaSuccess) cudaGetLastError();
+  }
+}
+
+void waitForReleases() { Releaser::instance().wait(); }
 
 [[noreturn]] void throwCuda(cudaError_t err, const char* call, int device) {
   cudaGetLastError();  // clear non-sticky errors
@@ -97,6 +189,7 @@ void useDevice(int device) { CG_CUDA(device, cudaSetDevice(device)); }
 
 MemoryInfo memoryInfo(int device) {
   deviceContext(device);  // checks the device, makes it current
+  waitForReleases();      // what was disposed is free
   MemoryInfo m;
   CG_CUDA(device, cudaMemGetInfo(&m.freeBytes, &m.totalBytes));
   return m;
@@ -106,7 +199,14 @@ void* mallocDevice(int device, size_t bytes, const char* what) {
   if (bytes == 0) return nullptr;
   useDevice(device);
   void* p = nullptr;
-  const cudaError_t err = cudaMalloc(&p, bytes);
+  cudaError_t err = cudaMalloc(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    // Memory disposed just before may still be queued for the release thread.
+    cudaGetLastError();
+    waitForReleases();
+    useDevice(device);
+    err = cudaMalloc(&p, bytes);
+  }
   if (err == cudaErrorMemoryAllocation) {
     cudaGetLastError();
     size_t freeB = 0, totalB = 0;
@@ -125,7 +225,12 @@ void* mallocDevice(int device, size_t bytes, const char* what) {
 
 void* mallocPinned(int device, size_t bytes, const char* what) {
   void* p = nullptr;
-  const cudaError_t err = cudaMallocHost(&p, bytes);
+  cudaError_t err = cudaMallocHost(&p, bytes);
+  if (err == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    waitForReleases();
+    err = cudaMallocHost(&p, bytes);
+  }
   if (err == cudaErrorMemoryAllocation) {
     cudaGetLastError();
     throw CudaOutOfMemory("craftgrad: out of pinned host memory: " + std::string(what) + " asked for " +
@@ -174,10 +279,7 @@ DeviceMemory::DeviceMemory(int device, int64_t length) : device_(device), length
   data_ = static_cast<float*>(mallocDevice(device, static_cast<size_t>(length) * sizeof(float), "cudaAlloc"));
 }
 
-DeviceMemory::~DeviceMemory() {
-  if (data_ != nullptr && cudaSetDevice(device_) == cudaSuccess) freeDevice(data_);
-  else cudaGetLastError();
-}
+DeviceMemory::~DeviceMemory() { releaseDevice(device_, data_); }
 
 void DeviceMemory::upload(const float* src, int64_t offset, int64_t count) {
   if (count == 0) return;

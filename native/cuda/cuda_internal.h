@@ -27,6 +27,13 @@ namespace cuda {
 // cudaMalloc with an out-of-memory error that says how much and where.
 void* mallocDevice(int device, size_t bytes, const char* what);
 void freeDevice(void* p) noexcept;
+// Queues p for cudaFree / cudaFreeHost on the release thread (cuda_device.cc): for
+// destructors, which may run on the JS main thread, so that it never waits for the device.
+void releaseDevice(int device, void* p) noexcept;
+void releasePinned(int device, void* p) noexcept;
+// Returns when every queued release is done (mallocDevice and mallocPinned call it before
+// retrying an allocation that ran out of memory).
+void waitForReleases();
 // cudaMallocHost (page-locked host memory for asynchronous copies), the same way.
 void* mallocPinned(int device, size_t bytes, const char* what);
 
@@ -45,6 +52,8 @@ struct DeviceContext {
   std::mutex stagingMutex;
   float* staging = nullptr;      // 3 * stagingCapacity floats
   int64_t stagingCapacity = 0;
+  float* pinnedStaging = nullptr;  // the host side: 3 * pinnedCapacity floats of pinned memory
+  int64_t pinnedCapacity = 0;
   std::shared_ptr<Layout> hostLayout;
 };
 

@@ -32,14 +32,20 @@ struct ChunkPart {
   int flag, pad;
 };
 
+// Several CTAs share a chunk (surgery_kernels.cu): each writes the partial sums of its
+// element blocks; the chunk's last CTA (ticket chunkCount*) adds the chunk's blocks in
+// order, and the tensor's last chunk (ticket count*) adds its chunks in order.
 struct Tables {
   const int* chunkTensor;     // numChunks: the chunk -> tensor table
   const TensorDesc* tensors;  // k
   ChunkPart* chunks;          // numChunks partial sums
+  ChunkPart* blocks;          // numChunks * (kChunk / kBlock) partial sums of element blocks
   DevStats* stats;            // k
   float* coef;                // k
   unsigned* count1;           // k, chunks of pass 1 done per tensor
-  unsigned* count2;           // k, chunks of pass 2 done (stats and counters are zeroed per call)
+  unsigned* count2;           // k, chunks of pass 2 done
+  unsigned* chunkCount1;      // numChunks, CTAs of pass 1 done per chunk
+  unsigned* chunkCount2;      // numChunks, CTAs of pass 2 done (stats and every counter are zeroed per call)
 };
 
 // Global chunk gc (an entry of the chunk -> tensor table): its tensor, first element, length.
@@ -75,10 +81,9 @@ class Layout {
   float* pinnedCoef = nullptr;   // k coefficients staged for the fused optimizer step (same allocation)
   std::mutex mu;
 
-  ~Layout() {
-    if (cudaSetDevice(device) != cudaSuccess) cudaGetLastError();
-    freeDevice(block);
-    if (pinned != nullptr && cudaFreeHost(pinned) != cudaSuccess) cudaGetLastError();
+  ~Layout() {  // on the release thread: a layout may die on the JS main thread
+    releaseDevice(device, block);
+    releasePinned(device, pinned);
   }
 };
 

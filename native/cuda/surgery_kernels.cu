@@ -3,16 +3,18 @@
 // the CPU backend's bits (and bit-identical run to run: no floating-point atomics).
 //
 // Work decomposition. A tensor is cut into chunks of kChunk = 65536 elements and those
-// into element blocks ("eb") of kBlock = 1024, as on the CPU. One CTA of 256 threads owns
-// one chunk (an entry of the chunk -> tensor table, built once per layout and cached on
-// the device); four threads ("a quad") own one eb: thread q holds fp32 lanes 4q..4q+3
-// and walks the eb's 64 rows of 16 in order, so each lane's sum is the CPU's sequential
-// sum. With a 16-byte aligned tensor each row is one float4 load per thread (scalar
-// loads otherwise, same arithmetic). The quad combines its 16 lanes in float64 with the
-// CPU's tree (two shuffles); the CTA adds its ebs in order (the chunk's partial sums);
-// the CTA that finishes a tensor's last chunk (an integer counter per tensor) adds the
-// tensor's chunk partials in order and computes the coefficient. No floating-point
-// atomics anywhere: the bits do not depend on scheduling.
+// into element blocks ("eb") of kBlock = 1024, as on the CPU. kSplit = 4 CTAs of 64
+// threads share one chunk (an entry of the chunk -> tensor table, built once per layout
+// and cached on the device), 16 ebs each; four threads ("a quad") own one eb: thread q
+// holds fp32 lanes 4q..4q+3 and walks the eb's 64 rows of 16 in order, so each lane's sum
+// is the CPU's sequential sum. With a 16-byte aligned tensor each row is one float4 load
+// per thread (scalar loads otherwise, same arithmetic). The quad combines its 16 lanes in
+// float64 with the CPU's tree (two shuffles) and writes the eb's sums; the chunk's last CTA
+// (an integer ticket per chunk) adds the chunk's ebs in order, and the CTA that finishes a
+// tensor's last chunk (a ticket per tensor) adds the tensor's chunk partials in order and
+// computes the coefficient, both through shared memory. No floating-point atomics
+// anywhere: the bits do not depend on scheduling. An eb whose fp32 lanes overflow on
+// finite data is summed again in float64 by its quad (numerics.h).
 //
 // L2 reuse. Tensors are processed in groups of about 40% of the L2 cache
 // (CRAFTGRAD_CUDA_GROUP_BYTES overrides it); launch g runs pass 2 of group g-1, whose a
@@ -34,12 +36,15 @@ namespace {
 
 constexpr int kEbElems = 1024;         // == kBlock
 constexpr int kEbPerChunk = 64;        // == kChunk / kBlock
-constexpr int kThreads = 4 * kEbPerChunk;  // one CTA per chunk, one quad per eb
+constexpr int kSplit = 4;              // CTAs per chunk
+constexpr int kEbPerCta = kEbPerChunk / kSplit;
+constexpr int kThreads = 4 * kEbPerCta;  // one quad per eb
 constexpr int kUnroll = 8;             // rows loaded ahead per thread
 constexpr unsigned kFull = 0xffffffffu;
 constexpr int kFillThreads = 256;
 
 static_assert(kEbElems == kBlock && kEbPerChunk * kEbElems == kChunk, "numerics.h block sizes");
+static_assert(kThreads >= 4 && kEbPerCta * kSplit == kEbPerChunk, "sumParts1 needs 4 threads; parts cover a chunk");
 
 
 // ---------------------------------------------------------------- device helpers
@@ -164,7 +169,8 @@ __device__ void axpyQuad(const float* a, const float* r, float* out, int len, in
 // The 16 lanes of a quad combined in float64 by numerics.h's tree:
 // s[j] += s[j+w] for w = 8, 4, 2, 1. Thread q holds lanes 4q..4q+3. Every thread of the
 // warp must call it; the result is valid in thread q == 0.
-__device__ __forceinline__ double quadCombine(const float (&v)[4], int q) {
+template <typename T>
+__device__ __forceinline__ double quadCombine(const T (&v)[4], int q) {
   double s0 = v[0], s1 = v[1], s2 = v[2], s3 = v[3];
   double t0 = __shfl_down_sync(kFull, s0, 2), t1 = __shfl_down_sync(kFull, s1, 2);
   double t2 = __shfl_down_sync(kFull, s2, 2), t3 = __shfl_down_sync(kFull, s3, 2);
@@ -190,132 +196,194 @@ __device__ __forceinline__ double quadCombine(const float (&v)[4], int q) {
 }
 
 
-// Sums x[0..n) in order in float64, loading ahead in batches (the loads do not wait for
-// the adds). x is read through L2 (written by other CTAs of this launch).
-__device__ double sumInOrder(const double* x, long long n, long long stride) {
-  double s = 0.0;
-  constexpr int kBatch = 8;
-  long long i = 0;
-  for (; i + kBatch <= n; i += kBatch) {
-    double v[kBatch];
+// Pass 1 of one eb in float64, thread q of its quad: the fallback for a block whose fp32
+// lanes overflowed on finite data (|x| > ~1.8e19). The same lanes in the same order, with
+// float64 accumulators (a product of two floats is exact in float64), so the CPU's
+// fallback (surgery_cpu.cc reduceBlockFloat64) gives the same bits. Rare: scalar loads.
+__device__ void reduceQuad64(const float* a, const float* r, int len, int q, double (&d)[4], double (&rr)[4],
+                             double (&aa)[4]) {
+#pragma unroll 1
+  for (int row = 0; row * 16 + 4 * q < len; ++row) {
 #pragma unroll
-    for (int j = 0; j < kBatch; ++j) v[j] = __ldcg(x + (i + j) * stride);
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) s = __dadd_rn(s, v[j]);
-  }
-  for (; i < n; ++i) s = __dadd_rn(s, __ldcg(x + i * stride));
-  return s;
-}
-
-constexpr long long kPartStride = sizeof(ChunkPart) / sizeof(double);
-
-// Pass 1 finalize of tensor t (one thread): chunk partials in order, the float64 fallback
-// of the CPU, the coefficient.
-__device__ void finalize1(const Tables& T, int t, const float* a, const float* r, double lambda, double eps,
-                          int projection) {
-  const TensorDesc td = T.tensors[t];
-  const ChunkPart* cp = T.chunks + td.firstChunk;
-  double sd = sumInOrder(&cp->dot, td.nChunks, kPartStride);
-  double sq = sumInOrder(&cp->rr, td.nChunks, kPartStride);
-  double sa = sumInOrder(&cp->aa, td.nChunks, kPartStride);
-  int f = 0;
-  for (long long c = 0; c < td.nChunks; ++c) f |= __ldcg(&cp[c].flag);
-  if (!f && !(isfinite(sd) && isfinite(sq) && isfinite(sa))) {
-    // Finite data whose fp32 products overflowed: float64 in element order, as the CPU
-    // does (surgery_cpu.cc reduceFloat64). Rare (|x| > ~1.8e19), so one thread.
-    sd = sq = sa = 0.0;
-    const float* pa = a + td.offset;
-    const float* pr = r + td.offset;
-    for (long long i = 0; i < td.n; ++i) {
-      const double x = pa[i], y = pr[i];
-      sd = __dadd_rn(sd, __dmul_rn(x, y));
-      sq = __dadd_rn(sq, __dmul_rn(y, y));
-      sa = __dadd_rn(sa, __dmul_rn(x, x));
+    for (int l = 0; l < 4; ++l) {
+      const int idx = row * 16 + 4 * q + l;
+      if (idx < len) {
+        const double x = a[idx], y = r[idx];
+        d[l] = __dadd_rn(d[l], __dmul_rn(x, y));
+        rr[l] = __dadd_rn(rr[l], __dmul_rn(y, y));
+        aa[l] = __dadd_rn(aa[l], __dmul_rn(x, x));
+      }
     }
   }
-  const bool conflict = projection && sd < 0.0;
-  const double coef = __dsub_rn(lambda, conflict ? __ddiv_rn(sd, __dadd_rn(sq, eps)) : 0.0);
+}
+
+// The partial sums a CTA adds in order, loaded cooperatively into shared memory.
+struct Sums1 {
+  double dot, rr, aa;
+  int flag;
+};
+
+// Adds the pass-1 parts src[0..n) in order (float64, from 0.0; flags ORed): tiles of
+// kThreads parts are loaded by every thread into shared memory, then threads 0..2 add one
+// quantity each and thread 3 ORs the flags. Every thread of the CTA must call it; the
+// result is returned to all of them. src was written by other CTAs: read through L2.
+__device__ Sums1 sumParts1(const ChunkPart* src, long long n) {
+  __shared__ double tile[3][kThreads];
+  __shared__ int tileFlag[kThreads];
+  __shared__ Sums1 result;
+  const int t = threadIdx.x;
+  double acc = 0.0;
+  int flag = 0;
+  for (long long base = 0; base < n; base += kThreads) {
+    const int m = static_cast<int>(min(static_cast<long long>(kThreads), n - base));
+    if (t < m) {
+      const ChunkPart* p = src + base + t;
+      tile[0][t] = __ldcg(&p->dot);
+      tile[1][t] = __ldcg(&p->rr);
+      tile[2][t] = __ldcg(&p->aa);
+      tileFlag[t] = __ldcg(&p->flag);
+    }
+    __syncthreads();
+    if (t < 3) {
+      for (int i = 0; i < m; ++i) acc = __dadd_rn(acc, tile[t][i]);
+    } else if (t == 3) {
+      for (int i = 0; i < m; ++i) flag |= tileFlag[i];
+    }
+    __syncthreads();
+  }
+  if (t == 0) result.dot = acc;
+  else if (t == 1) result.rr = acc;
+  else if (t == 2) result.aa = acc;
+  else if (t == 3) result.flag = flag;
+  __syncthreads();
+  const Sums1 out = result;
+  __syncthreads();  // the next call may overwrite `result`
+  return out;
+}
+
+// The same for pass 2's ‖out‖² parts (thread 0 adds); the result is valid in thread 0.
+__device__ double sumPartsSq(const ChunkPart* src, long long n) {
+  __shared__ double tile[kThreads];
+  const int t = threadIdx.x;
+  double acc = 0.0;
+  for (long long base = 0; base < n; base += kThreads) {
+    const int m = static_cast<int>(min(static_cast<long long>(kThreads), n - base));
+    if (t < m) tile[t] = __ldcg(&src[base + t].sq);
+    __syncthreads();
+    if (t == 0)
+      for (int i = 0; i < m; ++i) acc = __dadd_rn(acc, tile[i]);
+    __syncthreads();
+  }
+  return acc;
+}
+
+// True in every thread of the CTA that takes the last of `of` tickets at *counter. Every
+// thread must call it after writing what the last CTA will read: the fence makes those
+// writes visible device-wide before the ticket is taken (the threadFenceReduction pattern).
+__device__ bool lastTicket(unsigned* counter, unsigned of) {
+  __shared__ int last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1u) + 1u == of ? 1 : 0;
+  __syncthreads();
+  const bool isLast = last != 0;
+  if (isLast) __threadfence();  // order the reads of the other CTAs' parts after the ticket
+  return isLast;
+}
+
+// Pass 1 finalize of tensor t (thread 0): the coefficient from the tensor's sums.
+__device__ void finalize1(const Tables& T, int t, const Sums1& s, double lambda, double eps, int projection) {
+  const bool conflict = projection && s.dot < 0.0;
+  const double coef = __dsub_rn(lambda, conflict ? __ddiv_rn(s.dot, __dadd_rn(s.rr, eps)) : 0.0);
   DevStats& st = T.stats[t];
-  st.dot = sd;
-  st.rr = sq;
-  st.aa = sa;
+  st.dot = s.dot;
+  st.rr = s.rr;
+  st.aa = s.aa;
   st.coef = coef;
   st.conflict = conflict ? 1 : 0;
-  st.nonFinite = f ? 1 : 0;
+  st.nonFinite = s.flag ? 1 : 0;
   T.coef[t] = __double2float_rn(coef);
 }
 
-__device__ void pass1Cta(const Tables& T, const float* a, const float* r, long long gc, double lambda, double eps,
+// CTA `cta` of pass 1: part cta % kSplit (kEbPerCta ebs) of chunk cta / kSplit.
+__device__ void pass1Cta(const Tables& T, const float* a, const float* r, long long cta, double lambda, double eps,
                          int projection) {
-  __shared__ double ebDot[kEbPerChunk], ebRR[kEbPerChunk], ebAA[kEbPerChunk];
-  __shared__ int ebBad[kEbPerChunk];
+  const long long gc = cta / kSplit;
+  const int part = static_cast<int>(cta % kSplit);
   const ChunkWork w = chunkWork(T, gc);
   const int quad = threadIdx.x >> 2, q = threadIdx.x & 3;
+  const int eb = part * kEbPerCta + quad;
   const int nEb = static_cast<int>((w.len + kEbElems - 1) / kEbElems);
-  const bool valid = quad < nEb;
+  const bool valid = eb < nEb;
+  const long long e = static_cast<long long>(eb) * kEbElems;
+  const int len = valid ? static_cast<int>(min(static_cast<long long>(kEbElems), w.len - e)) : 0;
+  const float* pa = a + w.start + e;
+  const float* pr = r + w.start + e;
   Acc1 s;
 #pragma unroll
   for (int l = 0; l < 4; ++l) s.d[l] = s.q[l] = s.a[l] = 0.0f;
   s.f = 0.0f;
   if (valid) {
-    const long long e = static_cast<long long>(quad) * kEbElems;
-    const int len = static_cast<int>(min(static_cast<long long>(kEbElems), w.len - e));
-    const float* pa = a + w.start + e;
-    const float* pr = r + w.start + e;
     if (((reinterpret_cast<uintptr_t>(pa) | reinterpret_cast<uintptr_t>(pr)) & 15) == 0)
       reduceQuad<true>(pa, pr, len, q, s);
     else
       reduceQuad<false>(pa, pr, len, q, s);
   }
-  const double sd = quadCombine(s.d, q);
-  const double sq = quadCombine(s.q, q);
-  const double sa = quadCombine(s.a, q);
+  double sd = quadCombine(s.d, q);
+  double sq = quadCombine(s.q, q);
+  double sa = quadCombine(s.a, q);
   int bad = (s.f != 0.0f) ? 1 : 0;  // NaN != 0 is true
   bad |= __shfl_down_sync(kFull, bad, 2);
   bad |= __shfl_down_sync(kFull, bad, 1);
+  // Finite data whose fp32 lanes overflowed: this eb again in float64 (numerics.h). The
+  // decision is the quad leader's, shared with its quad; the shuffles need the whole warp.
+  int need = (valid && q == 0 && !bad && !(isfinite(sd) && isfinite(sq) && isfinite(sa))) ? 1 : 0;
+  need = __shfl_sync(kFull, need, (threadIdx.x & 31) & ~3);
+  int anyNeed = need;
+#pragma unroll
+  for (int m = 16; m >= 1; m >>= 1) anyNeed |= __shfl_xor_sync(kFull, anyNeed, m);
+  if (anyNeed) {
+    double d[4] = {0.0, 0.0, 0.0, 0.0}, rr[4] = {0.0, 0.0, 0.0, 0.0}, aa[4] = {0.0, 0.0, 0.0, 0.0};
+    if (need) reduceQuad64(pa, pr, len, q, d, rr, aa);
+    const double fd = quadCombine(d, q), fq = quadCombine(rr, q), fa = quadCombine(aa, q);
+    if (need) sd = fd, sq = fq, sa = fa;
+  }
   if (valid && q == 0) {
-    ebDot[quad] = sd;
-    ebRR[quad] = sq;
-    ebAA[quad] = sa;
-    ebBad[quad] = bad;
+    ChunkPart* p = T.blocks + gc * kEbPerChunk + eb;
+    __stcg(&p->dot, sd);
+    __stcg(&p->rr, sq);
+    __stcg(&p->aa, sa);
+    __stcg(&p->flag, bad);
   }
-  __syncthreads();
-  // The chunk's partials: its ebs in order (three threads, one quantity each).
-  ChunkPart* part = T.chunks + gc;
-  if (threadIdx.x < 4) {
-    const double* src = threadIdx.x == 0 ? ebDot : threadIdx.x == 1 ? ebRR : ebAA;
-    double acc = 0.0;
-    int f = 0;
-    for (int e = 0; e < nEb; ++e) {
-      if (threadIdx.x < 3) acc = __dadd_rn(acc, src[e]);
-      else f |= ebBad[e];
-    }
-    if (threadIdx.x == 0) __stcg(&part->dot, acc);
-    else if (threadIdx.x == 1) __stcg(&part->rr, acc);
-    else if (threadIdx.x == 2) __stcg(&part->aa, acc);
-    else __stcg(&part->flag, f);
-    __threadfence();
-  }
-  __syncthreads();
+  // The chunk's last CTA: its ebs in order, then, for the tensor's last chunk, its chunks.
+  if (!lastTicket(T.chunkCount1 + gc, kSplit)) return;
+  const Sums1 c = sumParts1(T.blocks + gc * kEbPerChunk, nEb);
+  ChunkPart* cp = T.chunks + gc;
   if (threadIdx.x == 0) {
-    const TensorDesc td = T.tensors[w.tensor];
-    if (atomicAdd(T.count1 + w.tensor, 1u) + 1u == static_cast<unsigned>(td.nChunks)) {
-      __threadfence();
-      finalize1(T, w.tensor, a, r, lambda, eps, projection);
-    }
+    __stcg(&cp->dot, c.dot);
+    __stcg(&cp->rr, c.rr);
+    __stcg(&cp->aa, c.aa);
+    __stcg(&cp->flag, c.flag);
   }
+  const TensorDesc td = T.tensors[w.tensor];
+  if (!lastTicket(T.count1 + w.tensor, static_cast<unsigned>(td.nChunks))) return;
+  const Sums1 t = sumParts1(T.chunks + td.firstChunk, td.nChunks);
+  if (threadIdx.x == 0) finalize1(T, w.tensor, t, lambda, eps, projection);
 }
 
-__device__ void pass2Cta(const Tables& T, const float* a, const float* r, float* out, long long gc) {
-  __shared__ double ebSq[kEbPerChunk];
+// CTA `cta` of pass 2: out = fma(c, r, a) over its ebs, ‖out‖² summed like pass 1's sums.
+__device__ void pass2Cta(const Tables& T, const float* a, const float* r, float* out, long long cta) {
+  const long long gc = cta / kSplit;
+  const int part = static_cast<int>(cta % kSplit);
   const ChunkWork w = chunkWork(T, gc);
   const int quad = threadIdx.x >> 2, q = threadIdx.x & 3;
+  const int eb = part * kEbPerCta + quad;
   const int nEb = static_cast<int>((w.len + kEbElems - 1) / kEbElems);
-  const bool valid = quad < nEb;
+  const bool valid = eb < nEb;
   float sq[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   if (valid) {
     const float c = __ldcg(T.coef + w.tensor);
-    const long long e = static_cast<long long>(quad) * kEbElems;
+    const long long e = static_cast<long long>(eb) * kEbElems;
     const int len = static_cast<int>(min(static_cast<long long>(kEbElems), w.len - e));
     const float* pa = a + w.start + e;
     const float* pr = r + w.start + e;
@@ -327,31 +395,28 @@ __device__ void pass2Cta(const Tables& T, const float* a, const float* r, float*
       axpyQuad<false>(pa, pr, po, len, q, c, sq);
   }
   const double s = quadCombine(sq, q);
-  if (valid && q == 0) ebSq[quad] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double acc = 0.0;
-    for (int e = 0; e < nEb; ++e) acc = __dadd_rn(acc, ebSq[e]);
-    __stcg(&T.chunks[gc].sq, acc);
-    __threadfence();
-    const TensorDesc td = T.tensors[w.tensor];
-    if (atomicAdd(T.count2 + w.tensor, 1u) + 1u == static_cast<unsigned>(td.nChunks)) {
-      __threadfence();
-      T.stats[w.tensor].outSq = sumInOrder(&T.chunks[td.firstChunk].sq, td.nChunks, kPartStride);
-    }
-  }
+  if (valid && q == 0) __stcg(&T.blocks[gc * kEbPerChunk + eb].sq, s);
+  if (!lastTicket(T.chunkCount2 + gc, kSplit)) return;
+  const double c = sumPartsSq(T.blocks + gc * kEbPerChunk, nEb);
+  if (threadIdx.x == 0) __stcg(&T.chunks[gc].sq, c);
+  const TensorDesc td = T.tensors[w.tensor];
+  if (!lastTicket(T.count2 + w.tensor, static_cast<unsigned>(td.nChunks))) return;
+  const double t = sumPartsSq(T.chunks + td.firstChunk, td.nChunks);
+  if (threadIdx.x == 0) T.stats[w.tensor].outSq = t;
 }
 
 // Launch g: CTAs [0, cta2) run pass 2 of the chunks of group g-1 (from chunk c2), the
-// rest pass 1 of the chunks of group g (from chunk c1).
-__global__ void __launch_bounds__(kThreads) stepKernel(Tables T, const float* a, const float* r, float* out,
+// rest pass 1 of the chunks of group g (from chunk c1); kSplit CTAs per chunk. At least 8
+// CTAs per SM (the 512 threads of the former 2 CTAs of 256): under ptxas's own register
+// choice (80) the overflow fallback spilled 8 bytes; with this bound it takes 127, no spill.
+__global__ void __launch_bounds__(kThreads, 8) stepKernel(Tables T, const float* a, const float* r, float* out,
                                                        long long c2, long long cta2, long long c1, double lambda,
                                                        double eps, int projection) {
   const long long b = blockIdx.x;
   if (b < cta2)
-    pass2Cta(T, a, r, out, c2 + b);
+    pass2Cta(T, a, r, out, c2 * kSplit + b);
   else
-    pass1Cta(T, a, r, c1 + (b - cta2), lambda, eps, projection);
+    pass1Cta(T, a, r, c1 * kSplit + (b - cta2), lambda, eps, projection);
 }
 
 __global__ void __launch_bounds__(kFillThreads) fillKernel(float* p, long long n, float value) {
@@ -422,9 +487,10 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
   const size_t oDesc = take(k * sizeof(TensorDesc));
   const size_t oChunkT = take(nCh * sizeof(int));
   const size_t oChunks = take(nCh * sizeof(ChunkPart));
+  const size_t oBlocks = take(nCh * kEbPerChunk * sizeof(ChunkPart));
   const size_t oCoef = take(k * sizeof(float));
   const size_t oStats = take(k * sizeof(DevStats));  // stats and counters: contiguous, zeroed per call
-  take(2 * k * sizeof(unsigned));
+  take((2 * k + 2 * nCh) * sizeof(unsigned));
   const size_t oCount = oStats + alignUp(k * sizeof(DevStats));
   l->resetBytes = off - oStats;
   if (k > 0) {
@@ -434,10 +500,13 @@ std::shared_ptr<Layout> makeLayout(int device, const std::vector<int64_t>& sizes
     T.tensors = reinterpret_cast<const TensorDesc*>(base + oDesc);
     T.chunkTensor = reinterpret_cast<const int*>(base + oChunkT);
     T.chunks = reinterpret_cast<ChunkPart*>(base + oChunks);
+    T.blocks = reinterpret_cast<ChunkPart*>(base + oBlocks);
     T.coef = reinterpret_cast<float*>(base + oCoef);
     T.stats = reinterpret_cast<DevStats*>(base + oStats);
     T.count1 = reinterpret_cast<unsigned*>(base + oCount);
     T.count2 = T.count1 + k;
+    T.chunkCount1 = T.count2 + k;
+    T.chunkCount2 = T.chunkCount1 + nCh;
     l->resetBase = base + oStats;
     CG_CUDA(device, cudaMemcpyAsync(base + oDesc, desc.data(), k * sizeof(TensorDesc), cudaMemcpyHostToDevice,
                                     ctx.stream));
@@ -464,8 +533,8 @@ void enqueue(DeviceContext& ctx, Layout& l, const float* a, const float* r, floa
   const size_t G = l.groups.size();
   for (size_t g = 0; g <= G; ++g) {
     long long c2 = 0, cta2 = 0, c1 = 0, cta1 = 0;
-    if (g > 0) c2 = l.groups[g - 1].first, cta2 = l.groups[g - 1].second - c2;
-    if (g < G) c1 = l.groups[g].first, cta1 = l.groups[g].second - c1;
+    if (g > 0) c2 = l.groups[g - 1].first, cta2 = (l.groups[g - 1].second - c2) * kSplit;
+    if (g < G) c1 = l.groups[g].first, cta1 = (l.groups[g].second - c1) * kSplit;
     if (cta1 + cta2 == 0) continue;
     if (cta1 + cta2 > 0x7fffffffLL) throw CudaError("craftgrad: tensor group too large for one launch");
     stepKernel<<<static_cast<unsigned>(cta1 + cta2), kThreads, 0, ctx.stream>>>(
@@ -482,8 +551,8 @@ void enqueueReduce(DeviceContext& ctx, Layout& l, const float* a, const float* r
   const int dev = l.device;
   CG_CUDA(dev, cudaMemsetAsync(l.resetBase, 0, l.resetBytes, ctx.stream));
   if (l.numChunks > 0) {
-    if (l.numChunks > 0x7fffffffLL) throw CudaError("craftgrad: too many chunks for one launch");
-    stepKernel<<<static_cast<unsigned>(l.numChunks), kThreads, 0, ctx.stream>>>(l.tables, a, r, nullptr, 0, 0, 0,
+    if (l.numChunks * kSplit > 0x7fffffffLL) throw CudaError("craftgrad: too many chunks for one launch");
+    stepKernel<<<static_cast<unsigned>(l.numChunks * kSplit), kThreads, 0, ctx.stream>>>(l.tables, a, r, nullptr, 0, 0, 0,
                                                                                p.lambda, p.eps, p.projection ? 1 : 0);
     CG_CUDA(dev, cudaGetLastError());
   }
@@ -534,6 +603,30 @@ void reduce(Layout& l, const float* a, const float* r, ReduceSums* sums) {
   }
 }
 
+namespace {
+
+// The pinned host staging of host-array surgery (3 arrays of at least n floats), grown when
+// needed and kept like the device staging; nullptr when pinned memory cannot be had (the
+// caller then copies from pageable memory, as before).
+float* pinnedStaging(DeviceContext& ctx, int64_t n) {
+  if (n > ctx.pinnedCapacity) {
+    releasePinned(ctx.device, ctx.pinnedStaging);
+    ctx.pinnedStaging = nullptr;
+    ctx.pinnedCapacity = 0;
+    const int64_t capacity = (n + 3) / 4 * 4;  // each array 16-byte aligned
+    try {
+      ctx.pinnedStaging = static_cast<float*>(
+          mallocPinned(ctx.device, 3 * static_cast<size_t>(capacity) * sizeof(float), "pinned staging for host arrays"));
+    } catch (const CudaOutOfMemory&) {
+      return nullptr;
+    }
+    ctx.pinnedCapacity = capacity;
+  }
+  return ctx.pinnedStaging;
+}
+
+}  // namespace
+
 void surgeryHost(int device, const HostTensor* tensors, int64_t count, const SurgeryParams& params,
                  TensorStats* stats) {
   DeviceContext& ctx = deviceContext(device);
@@ -561,23 +654,58 @@ void surgeryHost(int device, const HostTensor* tensors, int64_t count, const Sur
   float* dr = da + ctx.stagingCapacity;
   float* dout = dr + ctx.stagingCapacity;
   std::lock_guard<std::mutex> lock(l.mu);
+  float* host = pinnedStaging(ctx, l.total);
+  if (host == nullptr) {  // no pinned memory to spare: one pageable copy per tensor
+    int64_t off = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
+      if (bytes) {
+        CG_CUDA(device, cudaMemcpyAsync(da + off, tensors[i].a, bytes, cudaMemcpyHostToDevice, ctx.stream));
+        CG_CUDA(device, cudaMemcpyAsync(dr + off, tensors[i].r, bytes, cudaMemcpyHostToDevice, ctx.stream));
+      }
+      off += tensors[i].n;
+    }
+    enqueue(ctx, l, da, dr, dout, params);
+    off = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
+      if (bytes)
+        CG_CUDA(device, cudaMemcpyAsync(tensors[i].out, dout + off, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+      off += tensors[i].n;
+    }
+    CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+    collect(l, params, stats);
+    return;
+  }
+  // Packed into pinned memory on the CPU, then one DMA copy per array each way (a pageable
+  // copy per tensor is staged by the driver through its own small pinned buffer, and
+  // waits for it, tensor by tensor).
+  float* ha = host;
+  float* hr = ha + ctx.pinnedCapacity;
+  float* hout = hr + ctx.pinnedCapacity;
   int64_t off = 0;
   for (int64_t i = 0; i < count; ++i) {
     const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
     if (bytes) {
-      CG_CUDA(device, cudaMemcpyAsync(da + off, tensors[i].a, bytes, cudaMemcpyHostToDevice, ctx.stream));
-      CG_CUDA(device, cudaMemcpyAsync(dr + off, tensors[i].r, bytes, cudaMemcpyHostToDevice, ctx.stream));
+      std::memcpy(ha + off, tensors[i].a, bytes);
+      std::memcpy(hr + off, tensors[i].r, bytes);
     }
     off += tensors[i].n;
   }
+  const size_t total = static_cast<size_t>(l.total) * sizeof(float);
+  if (total) {
+    CG_CUDA(device, cudaMemcpyAsync(da, ha, total, cudaMemcpyHostToDevice, ctx.stream));
+    CG_CUDA(device, cudaMemcpyAsync(dr, hr, total, cudaMemcpyHostToDevice, ctx.stream));
+  }
   enqueue(ctx, l, da, dr, dout, params);
+  if (total) CG_CUDA(device, cudaMemcpyAsync(hout, dout, total, cudaMemcpyDeviceToHost, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
   off = 0;
   for (int64_t i = 0; i < count; ++i) {
     const size_t bytes = static_cast<size_t>(tensors[i].n) * sizeof(float);
-    if (bytes) CG_CUDA(device, cudaMemcpyAsync(tensors[i].out, dout + off, bytes, cudaMemcpyDeviceToHost, ctx.stream));
+    if (bytes) std::memcpy(tensors[i].out, hout + off, bytes);
     off += tensors[i].n;
   }
-  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
   collect(l, params, stats);
 }
 
