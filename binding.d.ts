@@ -278,7 +278,15 @@ export interface NativeBinding {
   backendInfo(): RawBackendInfo;
   setThreads(threads: number): void;
 
-  // Benchmarks and tests.
+  /**
+   * @internal Benchmark-only natives (bench/native), present only in a build made in the
+   * repository: the npm package and its prebuilds do not have them. src/ never uses them.
+   */
+  bench?: RawBenchNatives;
+}
+
+/** @internal `binding.bench`: measurements for bench/*.js and a few GPU tests. */
+export interface RawBenchNatives {
   /** Measured fp32 FMA throughput of the pool's threads, GFLOP/s (0 without AVX-512). */
   fmaPeakGflops(seconds: number): number;
   /** CUDA builds only: what the fp32 CUDA-core peak is computed from. */

@@ -2,9 +2,20 @@
 // (repository only; not shipped).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { backendInfo } from '../dist/index.js';
+import { binding } from '../dist/native.js';
 import { describeCudaTuning } from '../dist/cli/commands/info.js';
 
 /** Replaces (or appends) the section between the markers of `id` in bench/RESULTS.md. */
+/**
+ * The benchmark-only natives (bench/native, `binding.bench`): a build made in this repository
+ * has them; an addon from the npm package or a prebuild does not, and the benchmark stops.
+ */
+export function benchNatives(command) {
+  if (binding.bench) return binding.bench;
+  console.error(`${command}: this addon has no benchmark natives (bench/native); build it in the repository with \`npm run build:native\`.`);
+  process.exit(1);
+}
+
 export function recordSection(id, markdown) {
   const file = new URL('./RESULTS.md', import.meta.url);
   const start = `<!-- ${id}:start -->`, end = `<!-- ${id}:end -->`;
@@ -18,7 +29,7 @@ export function recordSection(id, markdown) {
 
 /**
  * The CUDA device a GPU benchmark runs on, from `--device cuda|cuda:N`, or null after
- * saying why there is none. The CPU emulator (native/cuda-emulator) is refused: its
+ * saying why there is none. The CPU emulator (test/cuda-emulator) is refused: its
  * timings say nothing about a GPU and must never reach bench/RESULTS.md.
  * @returns {{ index: number, name: string, device: string, info: object } | null}
  */
@@ -35,7 +46,7 @@ export function benchCudaDevice(flag, command) {
     return null;
   }
   if (/emulator/i.test(info.name)) {
-    console.error(`${command}: cuda:${index} is ${info.name}, whose timings mean nothing (native/cuda-emulator/README.md); nothing measured.`);
+    console.error(`${command}: cuda:${index} is ${info.name}, whose timings mean nothing (test/cuda-emulator/README.md); nothing measured.`);
     return null;
   }
   return { index, name: info.name, device: `cuda:${index}`, info };

@@ -12,10 +12,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
-import { binding } from '../dist/native.js';
 import { bestTime as bestOf, describeMachine } from '../dist/bench/timing.js';
 import { secondsPerTrainerStep } from './trainer-steps.js';
-import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
+import { benchCudaDevice, benchNatives, cudaTuningText, recordSection } from './common.js';
 
 const LARGE = { tokens: 64, width: 896, blocks: 24, rank: 64 };
 
@@ -23,10 +22,11 @@ export async function runCudaModelBench(args) {
   const picked = benchCudaDevice(args.device, 'bench/model.js');
   if (!picked) process.exit(1);
   const { device, index } = picked;
+  const bench = benchNatives('bench/model.js');
   const batchSize = Number(args.batch), steps = Number(args.steps);
 
   // ---- peak ----
-  const props = binding.cudaDeviceProps(index);
+  const props = bench.cudaDeviceProps(index);
   const dev = picked.info;
   const peak = props.fp32LanesPerSM > 0 ? (props.multiprocessors * props.fp32LanesPerSM * 2 * props.clockKHz * 1e3) / 1e9 : Number.NaN;
 
@@ -46,7 +46,7 @@ export async function runCudaModelBench(args) {
   // register tiles of 64×64 and 128×128), so that the choice can be tuned from one run.
   const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128'];
   const gflopsOf = (m, n, k, ta, tb, variant) => {
-    const ms = binding.cudaModelGemmTime(index, m, n, k, ta, tb, 20, variant);
+    const ms = bench.cudaModelGemmTime(index, m, n, k, ta, tb, 20, variant);
     return (2 * m * n * k) / (Math.min(...ms) / 1e3) / 1e9;
   };
   const gemmRows = shapes.map(([label, m, n, k, ta, tb]) => {

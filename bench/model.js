@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, backendInfo, setThreads, syntheticDataset, Sampler, gatherBatch } from '../dist/index.js';
 import { binding } from '../dist/native.js';
-import { recordSection } from './common.js';
+import { benchNatives, recordSection } from './common.js';
 import { describeMachine as machine, bestTime as timeIt } from '../dist/bench/timing.js';
 import { secondsPerTrainerStep } from './trainer-steps.js';
 import { ofPeak, peakMeasured, peakTargetVerdict } from './peak-verdict.js';
@@ -40,7 +40,7 @@ const info = backendInfo();
 const threads = info.cpu.threads;
 
 // ---- peak ----
-const peak = binding.fmaPeakGflops(1.0);
+const peak = benchNatives('bench/model.js').fmaPeakGflops(1.0);
 
 // ---- matrix products on the model's shapes ----
 const model = AdapterPolicy.create({}, { seed: 0 });
@@ -64,7 +64,7 @@ for (const [label, m, n, k, ta, tb] of shapes) gemmRows.push({ label, m, n, k, g
 // The same on one thread against the one-thread peak: the kernels' own efficiency, without
 // the fork-join cost that dominates the small products on two threads.
 setThreads(1);
-const peak1 = binding.fmaPeakGflops(0.5);
+const peak1 = benchNatives('bench/model.js').fmaPeakGflops(0.5);
 shapes.forEach(([, m, n, k, ta, tb], i) => { gemmRows[i].gflops1 = gemmGflops(m, n, k, ta, tb); });
 setThreads(threads);
 

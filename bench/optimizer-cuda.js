@@ -7,20 +7,14 @@
 //   unfused = surgery into a buffer (a, r read; out written) + AdamW (out, p, m, v read; p, m, v written)
 // against the HBM floor of docs/ARCHITECTURE.md §3 (20 bytes per element read + 12 written) over the
 // bandwidth of a device-to-device copy timed with CUDA events in the same run
-// (binding.cudaTimeCopy: the faster of a same-size copy and a 256 M-element one).
+// (binding.bench.cudaTimeCopy: the faster of a same-size copy and a 256 M-element one).
 // Called from bench/optimizer.js; prints JSON and a table; --record writes the
 // 'optimizer-cuda' section of bench/RESULTS.md (only figures measured in this run).
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
+import { benchCudaDevice, benchNatives, cudaTuningText, recordSection } from './common.js';
 import { optimizerTable } from './optimizer-table.js';
-
-const require = createRequire(import.meta.url);
-const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
 
 const median = (xs) => {
   const s = [...xs].sort((x, y) => x - y);
@@ -89,7 +83,7 @@ export async function runCudaOptimizerBench(args) {
     best[k] = Math.min(...t);
   }
 
-  const copyMs = (elements) => median(binding.cudaTimeCopy(device, elements, reps));
+  const copyMs = (elements) => median(benchNatives('bench/optimizer-cuda.js').cudaTimeCopy(device, elements, reps));
   const copySame = (8 * n) / (copyMs(n) * 1e-3) / 1e9;
   const copyBig = (8 * 256 * 2 ** 20) / (copyMs(256 * 2 ** 20) * 1e-3) / 1e9;
   const copyGBs = Math.max(copySame, copyBig);

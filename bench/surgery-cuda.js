@@ -12,16 +12,11 @@
 // 'surgery-cuda' section of bench/RESULTS.md (only figures measured in this run).
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { surgery, GradSet, backendInfo } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, cudaTuningText, recordSection } from './common.js';
-
-const require = createRequire(import.meta.url);
-const binding = require('node-gyp-build')(join(dirname(fileURLToPath(import.meta.url)), '..'));
+import { benchCudaDevice, benchNatives, cudaTuningText, recordSection } from './common.js';
 
 const median = (xs) => {
   const s = [...xs].sort((x, y) => x - y);
@@ -79,7 +74,7 @@ export async function runCudaBench(args) {
   inPlaceSet.set(ha);
   const inPlace = timeCall(() => surgery(inPlaceSet, r, { lambda, out: inPlaceSet }), reps);
 
-  const copyMs = (n) => median(binding.cudaTimeCopy(Number(device), n, reps));
+  const copyMs = (n) => median(benchNatives('bench/surgery-cuda.js').cudaTimeCopy(Number(device), n, reps));
   const copySame = (8 * total) / (copyMs(total) * 1e-3) / 1e9;
   const copyBig = (8 * 256 * 2 ** 20) / (copyMs(256 * 2 ** 20) * 1e-3) / 1e9;
   const copyGBs = Math.max(copySame, copyBig);

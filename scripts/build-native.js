@@ -20,7 +20,7 @@ function which(cmd) {
  * @param {string[]} extraArgs passed to cmake-js
  * @param {{ cuda?: string, buildDir?: string }} [options] the CUDA mode (default: the
  *   CRAFTGRAD_CUDA variable, checked) and the build directory (default build/);
- *   scripts/cuda-emulator/test.js builds the EMULATOR mode into its own directory.
+ *   test/cuda-emulator/run.js builds the EMULATOR mode into its own directory.
  */
 export function buildNative(extraArgs = [], options = {}) {
   if (!which('cmake')) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Stands in for node-gyp when prebuildify calls `node-gyp rebuild --target=.. --arch=..
-// --release`: a clean cmake-js build into build/Release, where prebuildify looks.
+// --release`: a clean cmake-js build into build/Release, where prebuildify looks. Without
+// the benchmark-only natives (bench/native): a prebuild ships in the npm package.
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +13,7 @@ if (args[0] !== 'rebuild') {
   console.error(`prebuildify-cmake-shim: expected 'rebuild', got '${args[0]}'`);
   process.exit(1);
 }
-const passed = [];
+const passed = ['--CDCRAFTGRAD_BENCH=OFF'];
 for (const a of args.slice(1)) {
   if (a.startsWith('--arch=')) passed.push(a);
   else if (a === '--debug') process.env.CRAFTGRAD_DEBUG = '1';

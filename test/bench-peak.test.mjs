@@ -11,10 +11,10 @@ import { ofPeak, peakTargetVerdict } from '../bench/peak-verdict.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const available = backendInfo().cpu.available;
 
-/** fmaPeakGflops and the active ISA in a child started with CRAFTGRAD_CPU_ISA=isa. */
+/** binding.bench.fmaPeakGflops (a repository build's) and the active ISA in a child started with CRAFTGRAD_CPU_ISA=isa. */
 function peakWith(isa) {
   const script = "const { binding } = await import('./dist/native.js'); const { backendInfo } = await import('./dist/index.js');" +
-    'console.log(JSON.stringify({ isa: backendInfo().cpu.isa, peak: binding.fmaPeakGflops(0.1) }));';
+    'console.log(JSON.stringify({ isa: backendInfo().cpu.isa, peak: binding.bench.fmaPeakGflops(0.1) }));';
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, CRAFTGRAD_CPU_ISA: isa } });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').pop());

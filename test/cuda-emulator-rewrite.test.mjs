@@ -1,4 +1,4 @@
-// scripts/cuda-emulator/rewrite-launches.mjs, which turns each `kernel<<<config>>>(args)`
+// test/cuda-emulator/rewrite-launches.mjs, which turns each `kernel<<<config>>>(args)`
 // of a .cu file into a ::cgemu::Launch call for the CUDA emulator build. Pure JS: runs in
 // plain `npm test`, no build needed.
 import test from 'node:test';
@@ -8,9 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rewriteLaunches } from '../scripts/cuda-emulator/rewrite-launches.mjs';
+import { rewriteLaunches } from './cuda-emulator/rewrite-launches.mjs';
 
-const script = fileURLToPath(new URL('../scripts/cuda-emulator/rewrite-launches.mjs', import.meta.url));
+const script = fileURLToPath(new URL('./cuda-emulator/rewrite-launches.mjs', import.meta.url));
 const rewrite = (source) => rewriteLaunches(source, 'k.cu');
 
 test('a template callee keeps its commas in the name and in the call', () => {

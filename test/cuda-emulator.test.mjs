@@ -1,5 +1,5 @@
-// What the CUDA emulator catches (native/cuda-emulator/README.md): each case of its
-// self-test (native/cuda-emulator/selftest/selftest.cu) plants one mistake in a small
+// What the CUDA emulator catches (test/cuda-emulator/README.md): each case of its
+// self-test (test/cuda-emulator/selftest/selftest.cu) plants one mistake in a small
 // kernel, or is a correct control, and runs in a child process here. The binary exists
 // only after an emulator build (npm run test:cuda-emulator); without it every test is
 // skipped with the reason. The AddressSanitizer case needs build-emulator-asan/ as well.
@@ -136,7 +136,7 @@ selftest('oob-write: a build without AddressSanitizer refuses the case rather th
   assert.match(r.stdout, /^fail oob-write: this build has no AddressSanitizer/);
 });
 
-// Run by scripts/cuda-emulator/test.js again after it builds build-emulator-asan/.
+// Run by test/cuda-emulator/run.js again after it builds build-emulator-asan/.
 selftest('AddressSanitizer: the ok case runs clean', () => {
   const r = runCase(ASAN_BIN, 'ok', { ASAN_OPTIONS: 'detect_leaks=0' });
   expectPass(r, 'ok');

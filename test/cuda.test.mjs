@@ -351,15 +351,15 @@ gpuTest('out of device memory is an Error that says how many bytes on which devi
 });
 
 gpuTest('cudaMemInfo reports the device memory now: an allocation takes its bytes from the free count', () => {
-  const before = binding.cudaMemInfo(0);
+  const before = binding.bench.cudaMemInfo(0);
   assert.equal(before.totalBytes, info.devices[0].totalMemory);
   assert.ok(before.freeBytes > 0 && before.freeBytes <= before.totalBytes, JSON.stringify(before));
   const bytes = 64 * 2 ** 20;
   const buf = new binding.TensorSet({ device: 'cuda:0', sizes: [bytes / 4] });
-  const during = binding.cudaMemInfo(0);
+  const during = binding.bench.cudaMemInfo(0);
   assert.ok(before.freeBytes - during.freeBytes >= bytes, `free ${before.freeBytes} -> ${during.freeBytes} after ${bytes} bytes`);
   buf.dispose();
-  assert.throws(() => binding.cudaMemInfo(info.devices.length), (e) => e instanceof RangeError && /device/.test(e.message));
+  assert.throws(() => binding.bench.cudaMemInfo(info.devices.length), (e) => e instanceof RangeError && /device/.test(e.message));
 });
 
 gpuTest('a set over 2^31 elements in total', (t) => {
@@ -370,7 +370,7 @@ gpuTest('a set over 2^31 elements in total', (t) => {
   const sizes = [2 ** 31 + 5, 1001, 2 ** 20 + 7]; // one tensor alone crosses element 2^31
   const total = sizes.reduce((x, y) => x + y, 0);
   const need = 3 * total * 4 + 512 * 2 ** 20;
-  const { freeBytes } = binding.cudaMemInfo(0);
+  const { freeBytes } = binding.bench.cudaMemInfo(0);
   if (freeBytes < need * 1.1) {
     t.skip(`needs about ${(need / 2 ** 30).toFixed(1)} GiB of device memory, ${info.devices[0].name} has ${(freeBytes / 2 ** 30).toFixed(1)} GiB free`);
     return;

@@ -274,7 +274,7 @@ test('AdapterPolicy on cuda checks its GradSets', { skip }, () => {
   assert.throws(() => gpu.baselineStep(batch, d), /disposed/);
 });
 
-// On the CPU emulator (native/cuda-emulator) this one step is 16 million emulated threads:
+// On the CPU emulator (test/cuda-emulator) this one step is 16 million emulated threads:
 // minutes. `npm run test:cuda-emulator -- --full` (CGEMU_FULL=1) runs it there too.
 const emulated = cuda.available && cuda.devices.every((d) => /emulator/i.test(d.name));
 const rowsSkip = skip || (emulated && process.env.CGEMU_FULL !== '1' ? 'takes minutes on the CPU emulator (CGEMU_FULL=1 runs it)' : false);

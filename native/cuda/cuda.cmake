@@ -1,5 +1,5 @@
-# The CUDA backend, included by CMakeLists.txt on target `craftgrad` when nvcc is found
-# and native/cuda has sources. Sources come from the CUDA_SOURCES glob there.
+# The CUDA backend, included by CMakeLists.txt on target `craftgrad` when nvcc is found.
+# Its sources are listed in native/sources.cmake.
 #
 # Machine code for sm_75..sm_90 plus PTX for compute_90 (JIT-compiled by the driver on
 # newer GPUs). The CUDA runtime is linked statically, so the addon needs only the driver
@@ -15,7 +15,7 @@ endif()
 set(CRAFTGRAD_CUDA_ARCHS "75-real;80-real;86-real;89-real;90-real;90-virtual"
     CACHE STRING "CUDA architectures of the craftgrad CUDA backend")
 
-target_sources(craftgrad PRIVATE ${CUDA_SOURCES})
+target_sources(craftgrad PRIVATE ${CRAFTGRAD_CUDA_KERNEL_SOURCES} ${CRAFTGRAD_CUDA_HOST_SOURCES})
 set_target_properties(craftgrad PROPERTIES
   CUDA_ARCHITECTURES "${CRAFTGRAD_CUDA_ARCHS}"
   CUDA_RUNTIME_LIBRARY Static
@@ -25,25 +25,12 @@ set_target_properties(craftgrad PROPERTIES
 # The .cc files of the backend call the runtime API directly and need its headers.
 target_include_directories(craftgrad PRIVATE ${CMAKE_CUDA_TOOLKIT_INCLUDE_DIRECTORIES})
 target_compile_definitions(craftgrad PRIVATE CRAFTGRAD_HAVE_CUDA)
-# The warning and ISA flags CMakeLists.txt sets as plain target options are for the C++
-# compiler; nvcc would reject -march etc. Restrict them to CXX sources (before adding ours).
-get_target_property(_cg_opts craftgrad COMPILE_OPTIONS)
-if(_cg_opts)
-  set(_cg_new_opts "")
-  foreach(_o IN LISTS _cg_opts)
-    if(_o MATCHES "^\\$<")
-      list(APPEND _cg_new_opts "${_o}")
-    else()
-      list(APPEND _cg_new_opts "$<$<COMPILE_LANGUAGE:CXX>:${_o}>")
-    endif()
-  endforeach()
-  set_property(TARGET craftgrad PROPERTY COMPILE_OPTIONS "${_cg_new_opts}")
-endif()
-# -O3 for host and device code; -Xptxas -O3 is nvcc's default but said explicitly.
-# --fmad=false keeps nvcc from contracting any a*b+c we did not write as an fma.
-foreach(_o IN ITEMS -O3 --fmad=false -Xptxas=-O3)
-  target_compile_options(craftgrad PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${_o}>)
-endforeach()
+# nvcc's options, for the .cu files only (CMakeLists.txt guards the C++ compiler's options
+# the same way). -O3 for host and device code; -Xptxas=-O3 is nvcc's default but said
+# explicitly; --fmad=false keeps nvcc from contracting any a*b+c we did not write as an fma.
+# scripts/cuda-resources reads this list to compile the kernels as the build does.
+set(CRAFTGRAD_CUDA_OPTIONS -O3 --fmad=false -Xptxas=-O3)
+target_compile_options(craftgrad PRIVATE "$<$<COMPILE_LANGUAGE:CUDA>:${CRAFTGRAD_CUDA_OPTIONS}>")
 # Host code in .cu files computes per-step constants (native/core/adamw_params.h) that must
 # round as in the C++ build, which never contracts a*b+c (CMakeLists.txt).
 if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")

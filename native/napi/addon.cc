@@ -13,6 +13,9 @@
 #include "surgery_call.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
+#ifdef CRAFTGRAD_BENCH
+#include "../../bench/native/bench_natives.h"
+#endif
 
 namespace craftgrad {
 namespace {
@@ -36,11 +39,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("surgery", Napi::Function::New(env, callSync<SurgeryOp>, "surgery"));
   exports.Set("surgeryAsync", Napi::Function::New(env, callAsync<SurgeryOp>, "surgeryAsync"));
   registerAdamW(env, exports);         // craftReduce, adamwFused, adamw
-  registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelGemm, fmaPeakGflops
+  registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelTensors, modelGemm
   registerQwen2Exports(env, exports);  // qwen2Step, qwen2StepAsync, qwen2Tensors
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
-  registerCudaTools(env, exports);     // CUDA builds: cudaTimeCopy, cudaMemInfo, cudaDeviceProps, cudaModelGemmTime
+#ifdef CRAFTGRAD_BENCH
+  // Measurements for bench/ and some tests, in repository builds only (CMakeLists.txt).
+  registerBenchNatives(env, exports);  // bench.{fmaPeakGflops, cudaTimeCopy, cudaMemInfo, ...}
+#endif
   return exports;
 }
 

@@ -18,8 +18,5 @@ Backend& readBackend(Napi::Env env, Napi::Value v, const std::string& name);
 
 // backendInfo(): { backends, napiVersion, cpu: {...}, cuda: {...} }.
 Napi::Object backendInfo(Napi::Env env);
-// Adds the CUDA builds' benchmark and test helpers (cudaTimeCopy, cudaMemInfo,
-// cudaDeviceProps, cudaModelGemmTime) to `exports`; nothing in other builds.
-void registerCudaTools(Napi::Env env, Napi::Object exports);
 
 }  // namespace craftgrad

@@ -8,7 +8,6 @@
 #include "../core/backend.h"
 #include "../core/model_desc.h"
 #include "../cpu/cpu_backend.h"
-#include "../cpu/gemm.h"
 #include "arg_error.h"
 #include "backends.h"
 #include "op_call.h"
@@ -265,14 +264,6 @@ Napi::Value ModelTensorsOf(const Napi::CallbackInfo& info) {
   });
 }
 
-Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
-  return guarded(info, [&]() -> Napi::Value {
-    const double s = readNumber(info.Env(), info[0], "seconds");
-    if (!(s > 0 && s <= 60)) throw rangeError("seconds must be in (0, 60]");
-    return Napi::Number::New(info.Env(), measureFmaPeakGflops(s));
-  });
-}
-
 }  // namespace
 
 void registerModelExports(Napi::Env env, Napi::Object exports) {
@@ -281,7 +272,6 @@ void registerModelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("copy", Napi::Function::New(env, callSync<CopyOp>, "copy"));
   exports.Set("modelTensors", Napi::Function::New(env, ModelTensorsOf, "modelTensors"));
   exports.Set("modelGemm", Napi::Function::New(env, callSync<GemmOp>, "modelGemm"));
-  exports.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
 }
 
 }  // namespace craftgrad

@@ -10,7 +10,6 @@
 //   copy({ dst, src, dstOffset?, srcOffset?, count }): within one device, no overlap
 //   modelGemm({ M, N, K, alpha, a, transA, b, transB, beta, c, device?, variant? }): the
 //     model's product on host arrays, computed on `device` (tests, benchmarks)
-//   fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads (bench)
 #pragma once
 #include <napi.h>
 

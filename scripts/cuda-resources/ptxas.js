@@ -28,9 +28,8 @@ export function findNvcc() {
  */
 export function buildSettings(cmakeText = readFileSync(join(cudaDir, 'cuda.cmake'), 'utf8')) {
   const archs = /set\(CRAFTGRAD_CUDA_ARCHS\s+"([^"]+)"/.exec(cmakeText);
-  const opts = /foreach\(_o IN ITEMS ([^)]+)\)\s*\n\s*target_compile_options\(craftgrad PRIVATE \$<\$<COMPILE_LANGUAGE:CUDA>/
-    .exec(cmakeText);
-  if (!archs || !opts) throw new Error('cuda-resources: cannot find CRAFTGRAD_CUDA_ARCHS or the CUDA options in cuda.cmake');
+  const opts = /set\(CRAFTGRAD_CUDA_OPTIONS ([^)]+)\)/.exec(cmakeText);
+  if (!archs || !opts) throw new Error('cuda-resources: cannot find CRAFTGRAD_CUDA_ARCHS or CRAFTGRAD_CUDA_OPTIONS in cuda.cmake');
   const sms = archs[1].split(';').filter((a) => a.endsWith('-real')).map((a) => Number.parseInt(a, 10));
   const std = /CUDA_STANDARD (\d+)/.exec(cmakeText);
   return { options: [...opts[1].trim().split(/\s+/), `-std=c++${std ? std[1] : 17}`], sms };

@@ -1,21 +1,38 @@
-// The CUDA builds' benchmark and test helpers (binding.d.ts), not operations of the backend
-// interface: cudaTimeCopy(device, elements, reps), cudaMemInfo(device),
-// cudaDeviceProps(device), cudaModelGemmTime(device, M, N, K, transA, transB, reps, variant).
+// The benchmark-only natives, `binding.bench` of a repository build (CMakeLists.txt,
+// CRAFTGRAD_BENCH; never in the npm package or the prebuilds). Not operations of the backend
+// interface: measurements for bench/*.js and a few GPU tests.
+//   fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads
+//   CUDA builds only:
+//   cudaTimeCopy(device, elements, reps) -> Float64Array of ms per device-to-device copy
+//   cudaMemInfo(device) -> { freeBytes, totalBytes }
+//   cudaDeviceProps(device) -> { multiprocessors, clockKHz, computeCapability, fp32LanesPerSM }
+//   cudaModelGemmTime(device, M, N, K, transA, transB, reps, variant) -> Float64Array of ms
+#include "bench_natives.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include "arg_error.h"
-#include "backends.h"
-#include "typed_arrays.h"
+#include "../../native/cpu/gemm.h"
+#include "../../native/napi/arg_error.h"
+#include "../../native/napi/typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
-#include "../cuda/cuda_backend.h"
-#include "../cuda/model_cuda.h"
+#include "../../native/cuda/cuda_backend.h"
+#include "../../native/cuda/model_cuda.h"
 #endif
 
 namespace craftgrad {
-#ifdef CRAFTGRAD_HAVE_CUDA
 namespace {
+
+Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const double s = readNumber(info.Env(), info[0], "seconds");
+    if (!(s > 0 && s <= 60)) throw rangeError("seconds must be in (0, 60]");
+    return Napi::Number::New(info.Env(), measureFmaPeakGflops(s));
+  });
+}
+
+#ifdef CRAFTGRAD_HAVE_CUDA
 
 // A device index naming a visible device (RangeError otherwise); CudaError when CUDA is unavailable.
 int readDeviceIndex(Napi::Env env, Napi::Value v, const char* name) {
@@ -97,15 +114,20 @@ Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
   });
 }
 
+#endif  // CRAFTGRAD_HAVE_CUDA
+
 }  // namespace
 
-void registerCudaTools(Napi::Env env, Napi::Object exports) {
-  exports.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
-  exports.Set("cudaMemInfo", Napi::Function::New(env, CudaMemInfo, "cudaMemInfo"));
-  exports.Set("cudaDeviceProps", Napi::Function::New(env, CudaDeviceProps, "cudaDeviceProps"));
-  exports.Set("cudaModelGemmTime", Napi::Function::New(env, CudaModelGemmTime, "cudaModelGemmTime"));
-}
-#else
-void registerCudaTools(Napi::Env, Napi::Object) {}
+void registerBenchNatives(Napi::Env env, Napi::Object exports) {
+  Napi::Object bench = Napi::Object::New(env);
+  bench.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
+#ifdef CRAFTGRAD_HAVE_CUDA
+  bench.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
+  bench.Set("cudaMemInfo", Napi::Function::New(env, CudaMemInfo, "cudaMemInfo"));
+  bench.Set("cudaDeviceProps", Napi::Function::New(env, CudaDeviceProps, "cudaDeviceProps"));
+  bench.Set("cudaModelGemmTime", Napi::Function::New(env, CudaModelGemmTime, "cudaModelGemmTime"));
 #endif
+  exports.Set("bench", bench);
+}
+
 }  // namespace craftgrad

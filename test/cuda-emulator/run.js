@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // npm run test:cuda-emulator: runs the GPU test files on the CUDA backend built against the
-// CPU emulator (native/cuda-emulator/README.md), in two builds of their own:
+// CPU emulator (test/cuda-emulator/README.md), in two builds of their own:
 //   build-emulator/       first the emulator's self-test (test/cuda-emulator.test.mjs: each
 //                         mistake it must catch, planted in a small kernel), then every GPU
 //                         test file in the natural thread and CTA order, then the surgery and
@@ -10,13 +10,13 @@
 //                         reads or writes past its allocation stops with a report, and the
 //                         self-test's AddressSanitizer cases.
 // The regular build in build/ is left alone.
-//   node scripts/cuda-emulator/test.js [--full] [--no-asan]
+//   node test/cuda-emulator/run.js [--full] [--no-asan]
 //   --full: also the tests that take minutes on a CPU; --no-asan: skip the second build.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildNative } from '../build-native.js';
+import { buildNative } from '../../scripts/build-native.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const full = process.argv.includes('--full');

@@ -1,5 +1,5 @@
 // The CUDA runtime API as far as craftgrad's CUDA backend uses it, implemented on the CPU
-// by native/cuda-emulator/runtime.cc. Only for the emulator build (README.md here): it lets
+// by test/cuda-emulator/runtime.cc. Only for the emulator build (README.md here): it lets
 // the backend's host code and kernels run and be tested on a machine without a GPU.
 // Names, enumerator values and signatures follow the real header, so the backend compiles
 // unchanged against either.

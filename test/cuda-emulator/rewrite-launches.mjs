@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-// Turns a .cu file into C++ for the CUDA emulator build (native/cuda-emulator/README.md):
+// Turns a .cu file into C++ for the CUDA emulator build (test/cuda-emulator/README.md):
 // every `kernel<<<config>>>(args)` becomes
 // `::cgemu::Launch("kernel", __FILE__, __LINE__, config)(kernel, args)`, and nothing else
 // changes (same lines, a #line naming the original file), so the emulator runs exactly
 // the source nvcc compiles. A launch it cannot parse is an error, never a silent skip.
-//   node scripts/cuda-emulator/rewrite-launches.mjs <in.cu> <out.cc>
+//   node test/cuda-emulator/rewrite-launches.mjs <in.cu> <out.cc>
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,5 +1,5 @@
 // The device side of the CUDA emulator: built-in variables, intrinsics, __syncthreads,
-// warp shuffles and the launch that scripts/cuda-emulator/rewrite-launches.mjs puts in
+// warp shuffles and the launch that test/cuda-emulator/rewrite-launches.mjs puts in
 // place of `kernel<<<grid, block, smem, stream>>>(args)`. Kernels are plain C++ functions;
 // runtime.cc runs each CTA's threads as fibers on one CPU thread, switching at barriers.
 // Emulator build only (README.md here).

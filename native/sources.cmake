@@ -1,0 +1,56 @@
+# Every source file of the addon, once, by layer (docs/ARCHITECTURE.md §2). Adding a file is
+# one line in its layer's list; CMakeLists.txt decides which lists a build compiles and with
+# which flags. Headers and .inc files are not listed: the compiler finds them.
+
+set(CRAFTGRAD_CORE_SOURCES
+  native/core/backend.cc
+  native/core/model_desc.cc
+  native/core/overlap.cc
+  native/core/qwen2_desc.cc
+  native/core/thread_pool.cc)
+
+set(CRAFTGRAD_NAPI_SOURCES
+  native/napi/adamw_call.cc
+  native/napi/addon.cc
+  native/napi/arg_error.cc
+  native/napi/backends.cc
+  native/napi/model_call.cc
+  native/napi/qwen2_call.cc
+  native/napi/surgery_call.cc
+  native/napi/tensor_set.cc
+  native/napi/typed_arrays.cc)
+
+# The CPU backend: files built with the baseline flags on every machine (including the
+# generic instruction-set variants), then the variants built once per wider instruction set
+# (x86-64 only; CMakeLists.txt gives each list its flags).
+set(CRAFTGRAD_CPU_SOURCES
+  native/cpu/adamw_cpu.cc
+  native/cpu/adamw_generic.cc
+  native/cpu/cpu_backend.cc
+  native/cpu/cpu_features.cc
+  native/cpu/gemm.cc
+  native/cpu/gemm_generic.cc
+  native/cpu/kernels_generic.cc
+  native/cpu/model_cpu.cc
+  native/cpu/qwen2_attention.cc
+  native/cpu/qwen2_cpu.cc
+  native/cpu/qwen2_layer.cc
+  native/cpu/surgery_cpu.cc)
+set(CRAFTGRAD_CPU_AVX2_SOURCES
+  native/cpu/adamw_avx2.cc
+  native/cpu/gemm_avx2.cc
+  native/cpu/kernels_avx2.cc)
+set(CRAFTGRAD_CPU_AVX512_SOURCES
+  native/cpu/adamw_avx512.cc
+  native/cpu/gemm_avx512.cc
+  native/cpu/kernels_avx512.cc)
+
+# The CUDA backend: kernels (nvcc, or the emulator's launch rewriter) and host code (C++).
+set(CRAFTGRAD_CUDA_KERNEL_SOURCES
+  native/cuda/adamw_kernels.cu
+  native/cuda/model_kernels.cu
+  native/cuda/surgery_kernels.cu)
+set(CRAFTGRAD_CUDA_HOST_SOURCES
+  native/cuda/cuda_backend.cc
+  native/cuda/cuda_device.cc
+  native/cuda/tuning.cc)
