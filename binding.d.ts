@@ -175,6 +175,20 @@ export interface RawGemmOptions {
   variant?: 0 | 1 | 2 | 3;
 }
 
+/** One product of cudaModelGemmBatch: c = beta·c + alpha·op(a)·op(b) (transposes given for the batch). */
+export interface RawGemmProduct {
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  a: Float32Array;
+  b: Float32Array;
+  /** 0 or 1. */
+  beta: number;
+  /** Updated in place, row-major. */
+  c: Float32Array;
+}
+
 /** craftReduce: the surgery's pass 1 for the trainer (no writes). */
 export interface RawCraftReduceResult {
   conflicts: Uint8Array;
@@ -234,6 +248,10 @@ export interface NativeBinding {
   cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
   /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (variant as RawGemmOptions'). */
   cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` runs of the products `shapes` ([M, N, K], 1 to 8, same transposes): batched (one launch per 4 products, as the model's LoRA gradients) or one launch each. */
+  cudaModelGemmSetTime?(device: number, shapes: Array<[number, number, number]>, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3, batched: boolean): Float64Array;
+  /** CUDA builds only (tests): the products (1 to 8, same transposes; each c overwritten) batched as the model batches its LoRA gradients. */
+  cudaModelGemmBatch?(device: number, products: RawGemmProduct[], transA: boolean, transB: boolean, variant: 0 | 1 | 2 | 3): void;
   /** CUDA builds only: milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events. */
   cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
   /** CUDA builds only: free and total memory of the device now, in bytes (cudaMemGetInfo). */
