@@ -278,7 +278,7 @@ test('AdapterPolicy on cuda checks its GradSets', { skip }, () => {
 // minutes. `npm run test:cuda-emulator -- --full` (CGEMU_FULL=1) runs it there too.
 const emulated = cuda.available && cuda.devices.every((d) => /emulator/i.test(d.name));
 const rowsSkip = skip || (emulated && process.env.CGEMU_FULL !== '1' ? 'takes minutes on the CPU emulator (CGEMU_FULL=1 runs it)' : false);
-test('AdapterPolicy on cuda: more than 65535·64 stacked backward rows (gridDim.y limit of the matrix product)', { skip: rowsSkip }, () => {
+test('AdapterPolicy on cuda: more than 65535·64 stacked backward rows (over 65535 row tiles in one product)', { skip: rowsSkip }, () => {
   // Craft stacks S·B·T = 2·32769·64 = 4,194,432 rows, past 65535 row tiles of 64.
   const { cpu, gpu } = twins({ tokens: 64, width: 4, blocks: 2, rank: 1, headWidth: 4, chunk: 1, actionDims: 2 });
   const batch = randomBatch(cpu, 32769, 21);
