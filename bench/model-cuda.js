@@ -45,7 +45,7 @@ export async function runCudaModelBench(args) {
   ];
   // Every product kernel (0: the one the model picks by shape; 1 simple 4×4; 2, 3: 8×8
   // register tiles of 64×64 and 128×128), so that the choice can be tuned from one run.
-  const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128'];
+  const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128', 'small32'];
   const gflopsOf = (m, n, k, ta, tb, variant) => {
     const ms = binding.cudaModelGemmTime(index, m, n, k, ta, tb, 20, variant);
     return (2 * m * n * k) / (Math.min(...ms) / 1e3) / 1e9;

@@ -122,7 +122,7 @@ test('the CUDA kernels, as ptxas builds them for every SM version we ship', { sk
     // each operand's 8-deep k tile, at two fetch sites (the first tile, the pipelined next
     // one), each with a whole-tile path and an edge path: 4·(perA + perB) 16-byte loads.
     const gemms = named('gemmKernel');
-    assert.equal(gemms.length, 12, gemms.map((k) => k.name).join(', '));
+    assert.equal(gemms.length, 16, gemms.map((k) => k.name).join(', '));
     for (const k of gemms) {
       const m = /^gemmKernel<(?:true|false), (?:true|false), (\d+), (\d+), (\d+)>$/.exec(k.name);
       assert.ok(m, `unexpected product kernel ${k.name}`);

@@ -317,7 +317,7 @@ test('AdapterPolicySource drives a cuda model unchanged (accumulators on the par
 
 test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, transposes, beta 0 and 1)', { skip }, () => {
   // Variants: 0 by shape, 1 the 4×4 kernel, 2 and 3 the 8×8 register-tiled ones (64×64 and
-  // 128×128 tiles). Each output is one fma accumulator over k in order on both backends.
+  // 128×128 tiles), 4 the 4×4 kernel in 32×32 tiles. Each output is one fma accumulator over k in order on both backends.
   const rng = new Rng(31);
   // [128, 256, 64] and [64, 64, 8]: whole tiles, 16-byte aligned (the unrolled float4 path).
   const shapes = [[1, 1, 1], [13, 33, 7], [64, 64, 8], [128, 256, 64], [65, 130, 17], [200, 70, 129], [3, 300, 40], [257, 129, 300], [130, 257, 1000]];
@@ -327,7 +327,7 @@ test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, trans
     const c0 = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
     const want = Float32Array.from(c0);
     binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: want });
-    for (const variant of [0, 1, 2, 3]) {
+    for (const variant of [0, 1, 2, 3, 4]) {
       // With beta 0 the output starts poisoned: an element the kernel skips stays NaN.
       const got = beta === 0 ? new Float32Array(M * N).fill(NaN) : Float32Array.from(c0);
       binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: got, device: 'cuda:0', variant });
@@ -355,7 +355,7 @@ test('batched CUDA products (one launch for several, as the LoRA gradients) give
       binding.modelGemm({ ...p, transA: ta, transB: tb, c });
       return c;
     });
-    for (const variant of [0, 1, 2, 3]) {
+    for (const variant of [0, 1, 2, 3, 4]) {
       const batch = products.map((p) => ({ ...p, c: start(p) }));
       binding.cudaModelGemmBatch(0, batch, ta, tb, variant);
       products.forEach((p, i) => {
@@ -378,7 +378,7 @@ test('the CUDA model step gives the same bits with every product kernel (CRAFTGR
   const { spawnSync } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const script = fileURLToPath(new URL('./fixtures/model-step-digest.mjs', import.meta.url));
-  const results = ['simple', 'tiled64', 'tiled128'].map((kernel) => {
+  const results = ['simple', 'tiled64', 'tiled128', 'small32'].map((kernel) => {
     const r = spawnSync(process.execPath, [script, 'max', 'cuda:0'], { env: { ...process.env, CRAFTGRAD_CUDA_GEMM: kernel }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     return { kernel, ...JSON.parse(r.stdout) };

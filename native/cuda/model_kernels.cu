@@ -244,17 +244,21 @@ struct Product {
 // guess, to be tuned on a GPU with bench/model.js --device cuda, which times every variant:
 // the 8×8 register tiles when there are enough tiles (over the whole batch) to give every
 // SM of the device one 64×64 tile or two 128×128 ones, else the 4×4 kernel, whose
-// 256-thread CTAs keep four times as many threads busy on the narrow LoRA products.
+// 256-thread CTAs keep four times as many threads busy on the narrow LoRA products; and
+// when even its 64×64 tiles would leave half of the SMs idle (a layer's LoRA gradients:
+// few outputs, long K that the fixed summation order cannot split), `small32`: the same
+// 4×4 outputs a thread in 32×32 tiles (64-thread CTAs), spread over four times as many SMs.
 GemmVariant chooseGemmVariant(const Product* p, int count, int multiprocessors) {
   const long long sms = std::max(1, multiprocessors);
-  long long tiles64 = 0, tiles128 = 0;
+  long long tiles64 = 0, tiles128 = 0;  // 64×64 and 128×128 tiles
   for (int i = 0; i < count; ++i) {
     tiles64 += ((p[i].M + 63) / 64) * ((p[i].N + 63) / 64);
     tiles128 += ((p[i].M + 127) / 128) * ((p[i].N + 127) / 128);
   }
   if (tiles128 >= 2 * sms) return GemmVariant::Tiled128;
   if (tiles64 >= sms) return GemmVariant::Tiled64;
-  return GemmVariant::Simple;
+  if (2 * tiles64 >= sms) return GemmVariant::Simple;
+  return GemmVariant::Small32;
 }
 
 bool aligned16(const float* p, long long ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; }
@@ -277,7 +281,7 @@ void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVarian
   for (int first = 0; first < count; first += kMaxBatch) {
     const int n = std::min(kMaxBatch, count - first);
     const GemmVariant v = variant == GemmVariant::Auto ? chooseGemmVariant(p + first, n, ctx.multiprocessors) : variant;
-    const long long tile = v == GemmVariant::Tiled128 ? 128 : 64;
+    const long long tile = v == GemmVariant::Tiled128 ? 128 : v == GemmVariant::Small32 ? 32 : 64;
     GemmBatch b{};
     long long tiles = 0;
     for (int i = 0; i < n; ++i) {
@@ -298,6 +302,7 @@ void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVarian
     switch (v) {
       case GemmVariant::Tiled128: launchGemm<128, 128, 8>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
       case GemmVariant::Tiled64: launchGemm<64, 64, 8>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
+      case GemmVariant::Small32: launchGemm<32, 32, 4>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
       default: launchGemm<64, 64, 4>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b);
     }
   }

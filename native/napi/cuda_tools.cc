@@ -84,7 +84,7 @@ Napi::Value CudaDeviceProps(const Napi::CallbackInfo& info) {
 }
 
 // Milliseconds of each launch of the model's product kernel (variant: 0 by shape, 1 simple,
-// 2 tiled64, 3 tiled128).
+// 2 tiled64, 3 tiled128, 4 small32).
 Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -94,7 +94,7 @@ Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
                   K = readInt(env, info[3], "K", 1, lim);
     const bool ta = readBool(env, info[4], "transA"), tb = readBool(env, info[5], "transB");
     const int reps = static_cast<int>(readInt(env, info[6], "reps", 1, 10000));
-    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[7], "variant", 0, 3));
+    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[7], "variant", 0, 4));
     return toArray(env, cuda::timeGemm(device, M, N, K, ta, tb, reps, variant));
   });
 }
@@ -119,7 +119,7 @@ Napi::Value CudaModelGemmSetTime(const Napi::CallbackInfo& info) {
     }
     const bool ta = readBool(env, info[2], "transA"), tb = readBool(env, info[3], "transB");
     const int reps = static_cast<int>(readInt(env, info[4], "reps", 1, 10000));
-    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[5], "variant", 0, 3));
+    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[5], "variant", 0, 4));
     const bool batched = readBool(env, info[6], "batched");
     return toArray(env, cuda::timeGemmSet(device, shapes, ta, tb, reps, variant, batched));
   });
@@ -135,7 +135,7 @@ Napi::Value CudaModelGemmBatch(const Napi::CallbackInfo& info) {
     const Napi::Array list = info[1].As<Napi::Array>();
     if (list.Length() < 1 || list.Length() > 8) throw rangeError("products must hold 1 to 8 products");
     const bool ta = readBool(env, info[2], "transA"), tb = readBool(env, info[3], "transB");
-    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[4], "variant", 0, 3));
+    const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[4], "variant", 0, 4));
     const int64_t lim = int64_t{1} << 16;
     std::vector<cuda::HostProduct> products;
     std::vector<F32View> outs;
