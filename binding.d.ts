@@ -43,7 +43,7 @@ export interface RawCudaInfo {
 
 export interface RawCudaTuning {
   /** The model's product kernel: 'auto' (by shape) unless CRAFTGRAD_CUDA_GEMM forces one. */
-  gemm: 'auto' | 'simple' | 'tiled64' | 'tiled128';
+  gemm: 'auto' | 'simple' | 'tiled64' | 'tiled128' | 'small32';
   /** The surgery's L2 group size in bytes of a + r, or null for the default (40% of L2). */
   groupBytes: number | null;
   /** The values that were ignored, and why. */
@@ -217,8 +217,22 @@ export interface RawGemmOptions {
   c: Float32Array;
   /** Where to compute (default 'cpu'). */
   device?: RawDeviceName;
-  /** CUDA's product kernel: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4, 2 tiled 64×64, 3 tiled 128×128 (same bits). */
-  variant?: 0 | 1 | 2 | 3;
+  /** CUDA's product kernel: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4 in 64×64 tiles, 2 tiled 64×64, 3 tiled 128×128, 4 small32 (4×4 in 32×32 tiles) (same bits). */
+  variant?: 0 | 1 | 2 | 3 | 4;
+}
+
+/** One product of cudaModelGemmBatch: c = beta·c + alpha·op(a)·op(b) (transposes given for the batch). */
+export interface RawGemmProduct {
+  M: number;
+  N: number;
+  K: number;
+  alpha: number;
+  a: Float32Array;
+  b: Float32Array;
+  /** 0 or 1. */
+  beta: number;
+  /** Updated in place, row-major. */
+  c: Float32Array;
 }
 
 /** craftReduce: the surgery's pass 1 for the trainer (no writes). */
@@ -292,7 +306,11 @@ export interface RawBenchNatives {
   /** CUDA builds only: what the fp32 CUDA-core peak is computed from. */
   cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
   /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (variant as RawGemmOptions'). */
-  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3): Float64Array;
+  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` runs of the products `shapes` ([M, N, K], 1 to 8, same transposes): batched (one launch per 4 products, as the model's LoRA gradients) or one launch each. */
+  cudaModelGemmSetTime?(device: number, shapes: Array<[number, number, number]>, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4, batched: boolean): Float64Array;
+  /** CUDA builds only (tests): the products (1 to 8, same transposes; each c overwritten) batched as the model batches its LoRA gradients. */
+  cudaModelGemmBatch?(device: number, products: RawGemmProduct[], transA: boolean, transB: boolean, variant: 0 | 1 | 2 | 3 | 4): void;
   /** CUDA builds only: milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events. */
   cudaTimeCopy?(device: number, elements: number, reps: number): Float64Array;
   /** CUDA builds only: free and total memory of the device now, in bytes (cudaMemGetInfo). */

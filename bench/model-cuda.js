@@ -2,7 +2,8 @@
 // built-in AdapterPolicy on a CUDA device in its larger GPU configuration (T=64,
 // D=896, L=24, r=64), everything resident on the device:
 //  1. the model's matrix-product kernels (each variant) on the model's own shapes, CUDA events
-//     (cudaModelGemmTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
+//     (cudaModelGemmTime), and a layer's four LoRA-gradient products batched in one launch
+//     against one launch each (cudaModelGemmSetTime), in GFLOP/s and as a fraction of the fp32 CUDA-core peak computed
 //     from the device's properties (SMs × FP32 lanes per SM × 2 × peak SM clock);
 //  2. training-step throughput (samples/s): Trainer.step over the built-in source (model
 //     call, the fused surgery + AdamW kernel on the device, the dual update), CRaFT and
@@ -44,7 +45,7 @@ export async function runCudaModelBench(args) {
   ];
   // Every product kernel (0: the one the model picks by shape; 1 simple 4×4; 2, 3: 8×8
   // register tiles of 64×64 and 128×128), so that the choice can be tuned from one run.
-  const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128'];
+  const KERNELS = ['by shape', 'simple', 'tiled64', 'tiled128', 'small32'];
   const gflopsOf = (m, n, k, ta, tb, variant) => {
     const ms = bench.cudaModelGemmTime(index, m, n, k, ta, tb, 20, variant);
     return (2 * m * n * k) / (Math.min(...ms) / 1e3) / 1e9;
@@ -52,6 +53,17 @@ export async function runCudaModelBench(args) {
   const gemmRows = shapes.map(([label, m, n, k, ta, tb]) => {
     const perKernel = KERNELS.map((_, v) => gflopsOf(m, n, k, ta, tb, v));
     return { label, m, n, k, gflops: perKernel[0], perKernel };
+  });
+  // A layer's LoRA gradients (dZᵀ·u and Vᵀ·h for the craft and ret streams): the model runs
+  // them as one batched launch; timed both ways, with every kernel.
+  const loraShapes = [[D, r, M], [r, D, M], [D, r, M], [r, D, M]];
+  const loraFlops = loraShapes.reduce((s, [m, n, k]) => s + 2 * m * n * k, 0);
+  const loraRows = [false, true].map((batched) => {
+    const perKernel = KERNELS.map((_, v) => {
+      const ms = bench.cudaModelGemmSetTime(index, loraShapes, true, false, 20, v, batched);
+      return loraFlops / (Math.min(...ms) / 1e3) / 1e9;
+    });
+    return { label: `LoRA grads, 4 products, ${batched ? 'one batched launch (the model\'s)' : 'one launch each'}`, gflops: perKernel[0], perKernel };
   });
 
   // ---- steps ----
@@ -95,6 +107,7 @@ export async function runCudaModelBench(args) {
   lines.push(`| matrix product (M×N×K) | GFLOP/s (kernel by shape) | of fp32 peak | ${KERNELS.slice(1).map((k) => `${k} GFLOP/s`).join(' | ')} |`);
   lines.push(`|---|---:|---:|${KERNELS.slice(1).map(() => '---:').join('|')}|`);
   for (const g of gemmRows) lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} | ${g.perKernel.slice(1).map((x) => x.toFixed(0)).join(' | ')} |`);
+  for (const g of loraRows) lines.push(`| ${g.label} (2× ${D}×${r}×${M}, 2× ${r}×${D}×${M}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak)} | ${g.perKernel.slice(1).map((x) => x.toFixed(0)).join(' | ')} |`);
   lines.push(`| whole craftStep call (matmul flops / call time, incl. element-wise work and the batch upload) | ${(stepFlops / modelOnlyS / 1e9).toFixed(0)} | ${pct(stepFlops / modelOnlyS / 1e9 / peak)} |${KERNELS.slice(1).map(() => ' |').join('')}`);
   lines.push('');
   lines.push('| training step | craftgrad samples/s | PyTorch samples/s | ratio |');

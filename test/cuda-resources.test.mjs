@@ -116,4 +116,22 @@ test('the CUDA kernels, as ptxas builds them for every SM version we ship', { sk
   await t.test('the matrix products read their tiles with 16-byte shared loads', () => {
     for (const k of named('gemmKernel')) assert.ok(k.sharedLoads128 > 0, `${k.name}: ${JSON.stringify(k)}`);
   });
+
+  await t.test('the matrix products fetch their k tiles with 16-byte global loads', () => {
+    // gemmKernel<TA, TB, TBM, TBN, R>: each thread stages ceil(TB·8/4 / threads) float4s of
+    // each operand's 8-deep k tile, at two fetch sites (the first tile, the pipelined next
+    // one), each with a whole-tile path and an edge path: 4·(perA + perB) 16-byte loads.
+    const gemms = named('gemmKernel');
+    assert.equal(gemms.length, 16, gemms.map((k) => k.name).join(', '));
+    for (const k of gemms) {
+      const m = /^gemmKernel<(?:true|false), (?:true|false), (\d+), (\d+), (\d+)>$/.exec(k.name);
+      assert.ok(m, `unexpected product kernel ${k.name}`);
+      const [tbm, tbn, r] = m.slice(1).map(Number);
+      const threads = (tbm / r) * (tbn / r);
+      assert.equal(k.threads, threads, k.name);
+      const per = (tb) => Math.ceil((tb * 8) / 4 / threads);
+      const want = 4 * (per(tbm) + per(tbn));
+      assert.ok(k.globalLoads128 >= want, `${k.name}: ${k.globalLoads128} 16-byte global loads, want >= ${want}`);
+    }
+  });
 });

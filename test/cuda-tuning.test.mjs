@@ -28,7 +28,7 @@ test('without overrides: kernels by shape, groups of 40% of L2', { skip }, () =>
 });
 
 test('valid overrides are reported as read', { skip }, () => {
-  for (const gemm of ['auto', 'simple', 'tiled64', 'tiled128']) assert.equal(tuningWith({ CRAFTGRAD_CUDA_GEMM: gemm }).gemm, gemm);
+  for (const gemm of ['auto', 'simple', 'tiled64', 'tiled128', 'small32']) assert.equal(tuningWith({ CRAFTGRAD_CUDA_GEMM: gemm }).gemm, gemm);
   assert.deepEqual(tuningWith({ CRAFTGRAD_CUDA_GEMM: 'tiled128', CRAFTGRAD_CUDA_GROUP_BYTES: '33554432' }),
     { gemm: 'tiled128', groupBytes: 33554432 });
 });
@@ -36,7 +36,7 @@ test('valid overrides are reported as read', { skip }, () => {
 test('a value that does not parse is ignored with a note naming the variable and the value', { skip }, () => {
   const t = tuningWith({ CRAFTGRAD_CUDA_GEMM: 'tiled65' });
   assert.equal(t.gemm, 'auto');
-  assert.match(t.note, /CRAFTGRAD_CUDA_GEMM='tiled65' is not one of auto, simple, tiled64, tiled128/);
+  assert.match(t.note, /CRAFTGRAD_CUDA_GEMM='tiled65' is not one of auto, simple, tiled64, tiled128, small32/);
   for (const bad of ['64M', '0', '-5', '1e6', 'lots', '99999999999999999999']) {
     const g = tuningWith({ CRAFTGRAD_CUDA_GROUP_BYTES: bad });
     assert.equal(g.groupBytes, null, bad);

@@ -278,7 +278,7 @@ test('AdapterPolicy on cuda checks its GradSets', { skip }, () => {
 // minutes. `npm run test:cuda-emulator -- --full` (CGEMU_FULL=1) runs it there too.
 const emulated = cuda.available && cuda.devices.every((d) => /emulator/i.test(d.name));
 const rowsSkip = skip || (emulated && process.env.CGEMU_FULL !== '1' ? 'takes minutes on the CPU emulator (CGEMU_FULL=1 runs it)' : false);
-test('AdapterPolicy on cuda: more than 65535·64 stacked backward rows (gridDim.y limit of the matrix product)', { skip: rowsSkip }, () => {
+test('AdapterPolicy on cuda: more than 65535·64 stacked backward rows (over 65535 row tiles in one product)', { skip: rowsSkip }, () => {
   // Craft stacks S·B·T = 2·32769·64 = 4,194,432 rows, past 65535 row tiles of 64.
   const { cpu, gpu } = twins({ tokens: 64, width: 4, blocks: 2, rank: 1, headWidth: 4, chunk: 1, actionDims: 2 });
   const batch = randomBatch(cpu, 32769, 21);
@@ -317,16 +317,17 @@ test('AdapterPolicySource drives a cuda model unchanged (accumulators on the par
 
 test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, transposes, beta 0 and 1)', { skip }, () => {
   // Variants: 0 by shape, 1 the 4×4 kernel, 2 and 3 the 8×8 register-tiled ones (64×64 and
-  // 128×128 tiles). Each output is one fma accumulator over k in order on both backends.
+  // 128×128 tiles), 4 the 4×4 kernel in 32×32 tiles. Each output is one fma accumulator over k in order on both backends.
   const rng = new Rng(31);
-  const shapes = [[1, 1, 1], [13, 33, 7], [64, 64, 8], [65, 130, 17], [200, 70, 129], [3, 300, 40], [257, 129, 300], [130, 257, 1000]];
+  // [128, 256, 64] and [64, 64, 8]: whole tiles, 16-byte aligned (the unrolled float4 path).
+  const shapes = [[1, 1, 1], [13, 33, 7], [64, 64, 8], [128, 256, 64], [65, 130, 17], [200, 70, 129], [3, 300, 40], [257, 129, 300], [130, 257, 1000]];
   for (const [M, N, K] of shapes) for (const ta of [false, true]) for (const tb of [false, true]) for (const beta of [0, 1]) {
     const a = Float32Array.from({ length: M * K }, () => rng.range(-1, 1));
     const b = Float32Array.from({ length: K * N }, () => rng.range(-1, 1));
     const c0 = Float32Array.from({ length: M * N }, () => rng.range(-1, 1));
     const want = Float32Array.from(c0);
     binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: want });
-    for (const variant of [0, 1, 2, 3]) {
+    for (const variant of [0, 1, 2, 3, 4]) {
       // With beta 0 the output starts poisoned: an element the kernel skips stays NaN.
       const got = beta === 0 ? new Float32Array(M * N).fill(NaN) : Float32Array.from(c0);
       binding.modelGemm({ M, N, K, alpha: 0.75, a, transA: ta, b, transB: tb, beta, c: got, device: 'cuda:0', variant });
@@ -335,11 +336,49 @@ test('every CUDA product kernel gives the CPU product\'s bits (odd shapes, trans
   }
 });
 
+test('batched CUDA products (one launch for several, as the LoRA gradients) give the unbatched and the CPU\'s bits', { skip }, () => {
+  const rng = new Rng(37);
+  // Shapes of a layer's LoRA gradients (D×r and r×D over K = B·T) and odd ones; 6 products
+  // make two launches (4 per launch). Operands are carved one after another on the device,
+  // so odd sizes leave some of them not 16-byte aligned (the scalar-load path).
+  const shapes = [[70, 6, 35], [6, 70, 35], [64, 16, 128], [16, 64, 128], [1, 1, 1], [33, 130, 9]];
+  for (const ta of [false, true]) for (const tb of [false, true]) {
+    const products = shapes.map(([M, N, K], i) => ({
+      M, N, K, alpha: i % 2 ? 0.5 : 1.25, beta: i % 3 === 0 ? 0 : 1,
+      a: Float32Array.from({ length: M * K }, () => rng.range(-1, 1)),
+      b: Float32Array.from({ length: K * N }, () => rng.range(-1, 1)),
+      c0: Float32Array.from({ length: M * N }, () => rng.range(-1, 1)),
+    }));
+    const start = (p) => (p.beta === 0 ? new Float32Array(p.M * p.N).fill(NaN) : Float32Array.from(p.c0));
+    const cpu = products.map((p) => {
+      const c = Float32Array.from(p.c0);
+      binding.modelGemm({ ...p, transA: ta, transB: tb, c });
+      return c;
+    });
+    for (const variant of [0, 1, 2, 3, 4]) {
+      const batch = products.map((p) => ({ ...p, c: start(p) }));
+      binding.bench.cudaModelGemmBatch(0, batch, ta, tb, variant);
+      products.forEach((p, i) => {
+        const one = start(p);
+        binding.modelGemm({ ...p, transA: ta, transB: tb, c: one, device: 'cuda:0', variant });
+        const what = `product ${i} ${p.M}x${p.N}x${p.K} ta=${ta} tb=${tb} variant ${variant}`;
+        assert.deepEqual(new Uint32Array(batch[i].c.buffer), new Uint32Array(one.buffer), `batched vs unbatched, ${what}`);
+        assert.deepEqual(new Uint32Array(one.buffer), new Uint32Array(cpu[i].buffer), `CUDA vs CPU, ${what}`);
+      });
+    }
+  }
+  assert.throws(() => binding.bench.cudaModelGemmBatch(0, [], false, false, 0), /1 to 8/);
+  const c = new Float32Array(4);
+  const p = { M: 2, N: 2, K: 1, alpha: 1, beta: 0, a: new Float32Array(2), b: new Float32Array(2), c };
+  assert.throws(() => binding.bench.cudaModelGemmBatch(0, [p, p], false, false, 0), /products\[1\]\.c overlaps/);
+  assert.throws(() => binding.bench.cudaModelGemmBatch(0, [{ ...p, a: new Float32Array(3) }], false, false, 0), /products\[0\]\.a has 3 elements/);
+});
+
 test('the CUDA model step gives the same bits with every product kernel (CRAFTGRAD_CUDA_GEMM, child processes)', { skip }, async () => {
   const { spawnSync } = await import('node:child_process');
   const { fileURLToPath } = await import('node:url');
   const script = fileURLToPath(new URL('./fixtures/model-step-digest.mjs', import.meta.url));
-  const results = ['simple', 'tiled64', 'tiled128'].map((kernel) => {
+  const results = ['simple', 'tiled64', 'tiled128', 'small32'].map((kernel) => {
     const r = spawnSync(process.execPath, [script, 'max', 'cuda:0'], { env: { ...process.env, CRAFTGRAD_CUDA_GEMM: kernel }, encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     return { kernel, ...JSON.parse(r.stdout) };

@@ -40,11 +40,33 @@ DeviceProps deviceProps(int device);
 std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
                              GemmVariant variant);
 
+// Milliseconds of each of `reps` runs of the products of `shapes` (same transposes, each
+// with operands of its own): in one batched launch (as the model's LoRA gradients of a
+// layer) or one launch each (benchmarks: what batching saves).
+struct GemmShape {
+  int64_t M, N, K;
+};
+std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
+                                GemmVariant variant, bool batched);
+
 // C = beta·C + alpha·op(A)·op(B) on host arrays (row-major; A is M×K, or K×M when
 // transposed; B likewise): upload, the product on the device, download; one stream sync.
 // For tests: the GPU's products against the CPU's, bit for bit.
 void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
               bool transB, float beta, float* c, GemmVariant variant);
+
+// Several independent products of the same transposes on host arrays, batched as the model
+// batches its LoRA gradients (launches of up to 4 products); otherwise as gemmHost. For
+// tests: batched results against unbatched ones and the CPU's, bit for bit.
+struct HostProduct {
+  int64_t M, N, K;
+  float alpha;
+  const float* a;
+  const float* b;
+  float beta;
+  float* c;
+};
+void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant);
 
 }  // namespace cuda
 }  // namespace craftgrad

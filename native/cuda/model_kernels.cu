@@ -1,7 +1,7 @@
 // AdapterPolicy on a CUDA device: the CPU backend's algorithm (native/cpu/model_cpu.cc)
 // step for step, with hand-written kernels (no cuBLAS). See model_cuda.h for the numeric
 // contract. Status: never run on a GPU by its author (no GPU was available); it passes
-// test/model-cuda.test.mjs on the CPU emulator (native/cuda-emulator), and that file checks
+// test/model-cuda.test.mjs on the CPU emulator (test/cuda-emulator), and that file checks
 // it against the CPU backend on a GPU.
 #include <cuda_runtime.h>
 
@@ -47,20 +47,110 @@ inline unsigned blocksFor(long long n) { return static_cast<unsigned>(std::max<l
 // 4 rows and R/4 runs of 4 columns, the runs TBM/(R/4) apart, so its operands for one k
 // are float4 shared loads: 2·R/4 loads for R² FMAs. k goes in tiles of BK through shared
 // memory padded by 4 floats a row (tile stores free of bank conflicts, rows 16-byte
-// aligned). Each output is one accumulator over k = 0..K-1 in order (fmaf), as on the CPU,
-// then alpha·acc, then + C; the tail tile stops at K (no padded terms: fma(0, 0, -0) would
-// give +0). Every variant therefore gives the same bits.
+// aligned), two buffers deep: the next k tile is loaded from global memory into registers
+// (16-byte loads where the operand is aligned) while the current one is multiplied, then
+// stored to the other buffer; one barrier per k tile. Each output is one accumulator over
+// k = 0..K-1 in order (fmaf), as on the CPU, then alpha·acc, then + C; the tail tile stops
+// at K (no padded terms: fma(0, 0, -0) would give +0). Every variant, batched or not,
+// therefore gives the same bits: the pipeline changes when operands arrive, not the chain.
+//
+// One launch computes up to kMaxBatch independent products of the same transposes (the
+// LoRA gradients of a layer): blockIdx.x runs over the tiles of every product in turn, so
+// products of different shapes (D×r and r×D) launch no idle CTAs.
 constexpr int BK = 8;
+constexpr int kMaxBatch = 4;
+
+struct GemmDesc {
+  const float* A;
+  const float* B;
+  float* C;
+  int M, N, K, lda, ldb, ldc;
+  float alpha, beta;
+  int vecA, vecB;  // base 16-byte aligned and ld a multiple of 4: float4 global loads allowed
+  int tilesN;      // column tiles of this product
+  int firstTile;   // its first tile in the launch's blockIdx.x
+};
+
+struct GemmBatch {
+  GemmDesc d[kMaxBatch];
+  int count;
+};
+
+// One operand's k tile (BK × TBX, X the rows of op(A) or the columns of op(B)), staged
+// through registers, PER float4s a thread. kContig: k is the operand's contiguous dimension
+// (A row-major, B transposed); a float4 then holds 4 consecutive k of one x and is stored
+// transposed, else it holds 4 consecutive x of one k and is stored as one float4.
+template <int TBX, bool kContig, int NT>
+struct TileStage {
+  static constexpr int F4 = TBX * BK / 4, PER = (F4 + NT - 1) / NT;
+  float4 v[PER];
+
+  __device__ static void coords(int e, int& x, int& k) {
+    if (kContig) x = e / (BK / 4), k = (e % (BK / 4)) * 4;
+    else k = e / (TBX / 4), x = (e % (TBX / 4)) * 4;
+  }
+  __device__ static long long at(int ld, int x, int k) {
+    return kContig ? static_cast<long long>(x) * ld + k : static_cast<long long>(k) * ld + x;
+  }
+  // full: the whole tile lies inside the operand and vec holds (unconditional float4 loads).
+  __device__ void load(const float* __restrict__ p, int ld, int x0, int X, int k0, int K, bool vec, bool full) {
+#pragma unroll
+    for (int q = 0; q < PER; ++q) {
+      const int e = static_cast<int>(threadIdx.x) + q * NT;
+      if (F4 % NT != 0 && e >= F4) break;
+      int x, k;
+      coords(e, x, k);
+      const int gx = x0 + x, gk = k0 + k;
+      if (full) {
+        v[q] = __ldg(reinterpret_cast<const float4*>(p + at(ld, gx, gk)));
+        continue;
+      }
+      const bool inside = kContig ? (gx < X && gk + 3 < K) : (gk < K && gx + 3 < X);
+      if (vec && inside) {
+        v[q] = __ldg(reinterpret_cast<const float4*>(p + at(ld, gx, gk)));
+        continue;
+      }
+      float t[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int ux = kContig ? gx : gx + u, uk = kContig ? gk + u : gk;
+        t[u] = (ux < X && uk < K) ? p[at(ld, ux, uk)] : 0.0f;
+      }
+      v[q] = make_float4(t[0], t[1], t[2], t[3]);
+    }
+  }
+  __device__ void store(float (*s)[TBX + 4]) const {
+#pragma unroll
+    for (int q = 0; q < PER; ++q) {
+      const int e = static_cast<int>(threadIdx.x) + q * NT;
+      if (F4 % NT != 0 && e >= F4) break;
+      int x, k;
+      coords(e, x, k);
+      if (kContig) {
+        s[k][x] = v[q].x, s[k + 1][x] = v[q].y, s[k + 2][x] = v[q].z, s[k + 3][x] = v[q].w;
+      } else {
+        *reinterpret_cast<float4*>(&s[k][x]) = v[q];
+      }
+    }
+  }
+};
 
 template <bool TA, bool TB, int TBM, int TBN, int R>
-__global__ void __launch_bounds__((TBM / R) * (TBN / R))
-    gemmKernel(int M, int N, int K, float alpha, const float* __restrict__ A, int lda, const float* __restrict__ B,
-               int ldb, float beta, float* __restrict__ C, int ldc) {
+__global__ void __launch_bounds__((TBM / R) * (TBN / R)) gemmKernel(const GemmBatch batch) {
   constexpr int RUNS = R / 4, TX = TBN / R, NT = (TBM / R) * (TBN / R);
-  __shared__ __align__(16) float As[BK][TBM + 4];
-  __shared__ __align__(16) float Bs[BK][TBN + 4];
+  __shared__ __align__(16) float As[2][BK][TBM + 4];
+  __shared__ __align__(16) float Bs[2][BK][TBN + 4];
+  // This CTA's product: selected with constant indices (a run-time index into the
+  // parameter would copy the batch to local memory).
+  const int tile = static_cast<int>(blockIdx.x);
+  GemmDesc d = batch.d[0];
+#pragma unroll
+  for (int z = 1; z < kMaxBatch; ++z)
+    if (z < batch.count && tile >= batch.d[z].firstTile) d = batch.d[z];
+  const int t = tile - d.firstTile;
+  const int i0 = (t / d.tilesN) * TBM, j0 = (t % d.tilesN) * TBN;
+  const int M = d.M, N = d.N, K = d.K;
   const int tid = threadIdx.x, tx = tid % TX, ty = tid / TX;
-  const int i0 = blockIdx.y * TBM, j0 = blockIdx.x * TBN;
   // Output (r, c) of this thread is tile row rowOf(r), tile column colOf(c).
   auto rowOf = [&](int r) { return (r / 4) * (TBM / RUNS) + ty * 4 + r % 4; };
   auto colOf = [&](int c) { return (c / 4) * (TBN / RUNS) + tx * 4 + c % 4; };
@@ -69,33 +159,53 @@ __global__ void __launch_bounds__((TBM / R) * (TBN / R))
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int c = 0; c < R; ++c) acc[r][c] = 0.0f;
-  for (int k0 = 0; k0 < K; k0 += BK) {
-    for (int e = tid; e < TBM * BK; e += NT) {
-      // Coalesced along the operand's contiguous dimension.
-      const int i = TA ? e % TBM : e / BK, k = TA ? e / TBM : e % BK;
-      const int gi = i0 + i, gk = k0 + k;
-      As[k][i] = (gi < M && gk < K) ? (TA ? A[static_cast<long long>(gk) * lda + gi] : A[static_cast<long long>(gi) * lda + gk]) : 0.0f;
+
+  TileStage<TBM, !TA, NT> sa;
+  TileStage<TBN, TB, NT> sb;
+  const bool fullA = d.vecA && i0 + TBM <= M, fullB = d.vecB && j0 + TBN <= N;
+  auto fetch = [&](int k0) {
+    const bool kIn = k0 + BK <= K;
+    sa.load(d.A, d.lda, i0, M, k0, K, d.vecA, fullA && kIn);
+    sb.load(d.B, d.ldb, j0, N, k0, K, d.vecB, fullB && kIn);
+  };
+  // acc += the k rows [0, kmax) of one staged tile, in order.
+  auto multiply = [&](const float (*as)[TBM + 4], const float (*bs)[TBN + 4], int k) {
+    float a[R], b[R];
+#pragma unroll
+    for (int q = 0; q < RUNS; ++q) {
+      const float4 av = *reinterpret_cast<const float4*>(&as[k][rowOf(4 * q)]);
+      const float4 bv = *reinterpret_cast<const float4*>(&bs[k][colOf(4 * q)]);
+      a[4 * q] = av.x, a[4 * q + 1] = av.y, a[4 * q + 2] = av.z, a[4 * q + 3] = av.w;
+      b[4 * q] = bv.x, b[4 * q + 1] = bv.y, b[4 * q + 2] = bv.z, b[4 * q + 3] = bv.w;
     }
-    for (int e = tid; e < TBN * BK; e += NT) {
-      const int j = TB ? e / BK : e % TBN, k = TB ? e % BK : e / TBN;
-      const int gj = j0 + j, gk = k0 + k;
-      Bs[k][j] = (gj < N && gk < K) ? (TB ? B[static_cast<long long>(gj) * ldb + gk] : B[static_cast<long long>(gk) * ldb + gj]) : 0.0f;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int c = 0; c < R; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
+  };
+
+  const int tiles = (K + BK - 1) / BK;
+  if (tiles > 0) {
+    fetch(0);
+    sa.store(As[0]);
+    sb.store(Bs[0]);
+  }
+  __syncthreads();
+  for (int kt = 0; kt < tiles; ++kt) {
+    const int cur = kt & 1;
+    const bool more = kt + 1 < tiles;
+    if (more) fetch((kt + 1) * BK);  // in flight while the current tile is multiplied
+    const int kmax = min(BK, K - kt * BK);
+    if (kmax == BK) {
+#pragma unroll
+      for (int k = 0; k < BK; ++k) multiply(As[cur], Bs[cur], k);
+    } else {
+      for (int k = 0; k < kmax; ++k) multiply(As[cur], Bs[cur], k);
     }
-    __syncthreads();
-    const int kmax = min(BK, K - k0);
-    for (int k = 0; k < kmax; ++k) {
-      float a[R], b[R];
-#pragma unroll
-      for (int q = 0; q < RUNS; ++q) {
-        const float4 av = *reinterpret_cast<const float4*>(&As[k][rowOf(4 * q)]);
-        const float4 bv = *reinterpret_cast<const float4*>(&Bs[k][colOf(4 * q)]);
-        a[4 * q] = av.x, a[4 * q + 1] = av.y, a[4 * q + 2] = av.z, a[4 * q + 3] = av.w;
-        b[4 * q] = bv.x, b[4 * q + 1] = bv.y, b[4 * q + 2] = bv.z, b[4 * q + 3] = bv.w;
-      }
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-#pragma unroll
-        for (int c = 0; c < R; ++c) acc[r][c] = __fmaf_rn(a[r], b[c], acc[r][c]);
+    if (more) {
+      // The other buffer was last read before the previous iteration's barrier.
+      sa.store(As[cur ^ 1]);
+      sb.store(Bs[cur ^ 1]);
     }
     __syncthreads();
   }
@@ -107,9 +217,9 @@ __global__ void __launch_bounds__((TBM / R) * (TBN / R))
     for (int c = 0; c < R; ++c) {
       const int gj = j0 + colOf(c);
       if (gj >= N) continue;
-      float* p = C + static_cast<long long>(gi) * ldc + gj;
-      const float t = __fmul_rn(alpha, acc[r][c]);
-      *p = beta == 0.0f ? t : __fadd_rn(*p, t);
+      float* p = d.C + static_cast<long long>(gi) * d.ldc + gj;
+      const float v = __fmul_rn(d.alpha, acc[r][c]);
+      *p = d.beta == 0.0f ? v : __fadd_rn(*p, v);
     }
   }
 }
@@ -120,54 +230,88 @@ struct Mat {
   bool trans;
 };
 
+// One product of a batch: C (M×N, leading dimension ldc) = beta·C + alpha·op(A)·op(B).
+struct Product {
+  long long M, N, K;
+  float alpha;
+  Mat A, B;
+  float beta;
+  float* C;
+  long long ldc;
+};
+
 // By shape, when neither the caller nor CRAFTGRAD_CUDA_GEMM (tuning.h) forces one. A first
 // guess, to be tuned on a GPU with bench/model.js --device cuda, which times every variant:
-// the 8×8 register tiles when there are enough tiles to give every SM of the device one
-// 64×64 tile or two 128×128 ones, else the 4×4 kernel, whose 256-thread CTAs keep four
-// times as many threads busy on the narrow LoRA products.
-GemmVariant chooseGemmVariant(long long M, long long N, int multiprocessors) {
+// the 8×8 register tiles when there are enough tiles (over the whole batch) to give every
+// SM of the device one 64×64 tile or two 128×128 ones, else the 4×4 kernel, whose
+// 256-thread CTAs keep four times as many threads busy on the narrow LoRA products; and
+// when even its 64×64 tiles would leave half of the SMs idle (a layer's LoRA gradients:
+// few outputs, long K that the fixed summation order cannot split), `small32`: the same
+// 4×4 outputs a thread in 32×32 tiles (64-thread CTAs), spread over four times as many SMs.
+GemmVariant chooseGemmVariant(const Product* p, int count, int multiprocessors) {
   const long long sms = std::max(1, multiprocessors);
-  const long long tiles64 = ((M + 63) / 64) * ((N + 63) / 64), tiles128 = ((M + 127) / 128) * ((N + 127) / 128);
+  long long tiles64 = 0, tiles128 = 0;  // 64×64 and 128×128 tiles
+  for (int i = 0; i < count; ++i) {
+    tiles64 += ((p[i].M + 63) / 64) * ((p[i].N + 63) / 64);
+    tiles128 += ((p[i].M + 127) / 128) * ((p[i].N + 127) / 128);
+  }
   if (tiles128 >= 2 * sms) return GemmVariant::Tiled128;
   if (tiles64 >= sms) return GemmVariant::Tiled64;
-  return GemmVariant::Simple;
+  if (2 * tiles64 >= sms) return GemmVariant::Simple;
+  return GemmVariant::Small32;
 }
 
+bool aligned16(const float* p, long long ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; }
+
 template <int TBM, int TBN, int R>
-void launchGemm(cudaStream_t s, dim3 grid, int m, int n, int k, float alpha, const float* a, int lda, bool ta, Mat B,
-                int ldb, float beta, float* c, int lc) {
+void launchGemm(cudaStream_t s, unsigned tiles, bool ta, bool tb, const GemmBatch& b) {
   constexpr unsigned threads = (TBM / R) * (TBN / R);
-  if (!ta && !B.trans) gemmKernel<false, false, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else if (!ta && B.trans) gemmKernel<false, true, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else if (ta && !B.trans) gemmKernel<true, false, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
-  else gemmKernel<true, true, TBM, TBN, R><<<grid, threads, 0, s>>>(m, n, k, alpha, a, lda, B.p, ldb, beta, c, lc);
+  if (!ta && !tb) gemmKernel<false, false, TBM, TBN, R><<<tiles, threads, 0, s>>>(b);
+  else if (!ta && tb) gemmKernel<false, true, TBM, TBN, R><<<tiles, threads, 0, s>>>(b);
+  else if (ta && !tb) gemmKernel<true, false, TBM, TBN, R><<<tiles, threads, 0, s>>>(b);
+  else gemmKernel<true, true, TBM, TBN, R><<<tiles, threads, 0, s>>>(b);
+}
+
+// The products p[0..count), independent (no C is another's operand or overlaps another C),
+// all with A.trans and B.trans equal to the first's, in launches of up to kMaxBatch. Their
+// operands are read through the read-only data cache: no C may overlap an A or B.
+void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant = GemmVariant::Auto) {
+  if (variant == GemmVariant::Auto) variant = tuning().gemm;
+  const bool ta = count > 0 && p[0].A.trans, tb = count > 0 && p[0].B.trans;
+  for (int first = 0; first < count; first += kMaxBatch) {
+    const int n = std::min(kMaxBatch, count - first);
+    const GemmVariant v = variant == GemmVariant::Auto ? chooseGemmVariant(p + first, n, ctx.multiprocessors) : variant;
+    const long long tile = v == GemmVariant::Tiled128 ? 128 : v == GemmVariant::Small32 ? 32 : 64;
+    GemmBatch b{};
+    long long tiles = 0;
+    for (int i = 0; i < n; ++i) {
+      const Product& q = p[first + i];
+      if (q.A.trans != ta || q.B.trans != tb) throw CudaError("craftgrad: internal error: a batch of products mixes transposes");
+      GemmDesc& d = b.d[b.count];
+      if (q.M <= 0 || q.N <= 0) continue;  // nothing to write
+      d = GemmDesc{q.A.p, q.B.p, q.C, static_cast<int>(q.M), static_cast<int>(q.N), static_cast<int>(q.K),
+                   static_cast<int>(q.A.ld), static_cast<int>(q.B.ld), static_cast<int>(q.ldc), q.alpha, q.beta,
+                   aligned16(q.A.p, q.A.ld), aligned16(q.B.p, q.B.ld), static_cast<int>((q.N + tile - 1) / tile),
+                   static_cast<int>(tiles)};
+      tiles += ((q.M + tile - 1) / tile) * d.tilesN;
+      ++b.count;
+    }
+    if (b.count == 0) continue;
+    // blockIdx.x (up to 2^31 - 1) counts the tiles of the whole launch.
+    if (tiles > 2147483647LL) throw CudaError("craftgrad: matrix product too large for one launch (over 2^31 tiles)");
+    switch (v) {
+      case GemmVariant::Tiled128: launchGemm<128, 128, 8>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
+      case GemmVariant::Tiled64: launchGemm<64, 64, 8>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
+      case GemmVariant::Small32: launchGemm<32, 32, 4>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b); break;
+      default: launchGemm<64, 64, 4>(ctx.stream, static_cast<unsigned>(tiles), ta, tb, b);
+    }
+  }
 }
 
 void gemm(const DeviceContext& ctx, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta,
           float* C, long long ldc, GemmVariant variant = GemmVariant::Auto) {
-  if (M <= 0 || N <= 0) return;
-  const cudaStream_t s = ctx.stream;
-  if (variant == GemmVariant::Auto) variant = tuning().gemm;
-  if (variant == GemmVariant::Auto) variant = chooseGemmVariant(M, N, ctx.multiprocessors);
-  const int tileM = variant == GemmVariant::Tiled128 ? 128 : 64, tileN = tileM;
-  const int n = static_cast<int>(N), k = static_cast<int>(K);
-  const int lda = static_cast<int>(A.ld), ldb = static_cast<int>(B.ld), lc = static_cast<int>(ldc);
-  // Row tiles go on gridDim.y, which is limited to 65535: a product with more rows (the
-  // stacked backward's S·B·T rows, the head's B or K·A rows) runs as several launches over
-  // row ranges. Each output element is still one accumulator over k: the same bits.
-  const long long maxRows = 65535LL * tileM;
-  for (long long m0 = 0; m0 < M; m0 += maxRows) {
-    const long long rows = std::min(maxRows, M - m0);
-    const dim3 grid(static_cast<unsigned>((N + tileN - 1) / tileN), static_cast<unsigned>((rows + tileM - 1) / tileM));
-    const int m = static_cast<int>(rows);
-    const float* a = A.trans ? A.p + m0 : A.p + m0 * A.ld;  // row m0 of op(A)
-    float* c = C + m0 * ldc;
-    switch (variant) {
-      case GemmVariant::Tiled128: launchGemm<128, 128, 8>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc); break;
-      case GemmVariant::Tiled64: launchGemm<64, 64, 8>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc); break;
-      default: launchGemm<64, 64, 4>(s, grid, m, n, k, alpha, a, lda, A.trans, B, ldb, beta, c, lc);
-    }
-  }
+  const Product p{M, N, K, alpha, A, B, beta, C, ldc};
+  gemmBatch(ctx, &p, 1, variant);
 }
 
 // ---- element-wise and small kernels ----
@@ -442,10 +586,14 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
       const float* Bl = P + lay.loraB[l];
       gemm(ctx, M, r, D, 1.0f, Mat{Hl, D, false}, Mat{Al, D, true}, 0.0f, bf.u, r);
       gemm(ctx, S * M, r, D, 1.0f, Mat{bf.dZ, D, false}, Mat{Bl, r, false}, 0.0f, bf.V, r);
+      // The LoRA gradients of both streams: independent products, one launch.
+      Product grads[4];
+      int ng = 0;
       for (long long s = 0; s < S; ++s) {
-        gemm(ctx, D, r, M, sl, Mat{bf.dZ + s * MD, D, true}, Mat{bf.u, r, false}, beta, gOut[s] + lay.loraB[l], r);
-        gemm(ctx, r, D, M, sl, Mat{bf.V + s * M * r, r, true}, Mat{Hl, D, false}, beta, gOut[s] + lay.loraA[l], D);
+        grads[ng++] = Product{D, r, M, sl, Mat{bf.dZ + s * MD, D, true}, Mat{bf.u, r, false}, beta, gOut[s] + lay.loraB[l], r};
+        grads[ng++] = Product{r, D, M, sl, Mat{bf.V + s * M * r, r, true}, Mat{Hl, D, false}, beta, gOut[s] + lay.loraA[l], D};
       }
+      gemmBatch(ctx, grads, ng);
       if (l > 0) gemm(ctx, S * M, D, D, 1.0f, Mat{bf.dZ, D, false}, Mat{bf.Weff + l * D * D, D, false}, 1.0f, bf.G, D);
     }
     if (!a.accumulate)
@@ -489,27 +637,39 @@ DeviceProps deviceProps(int device) {
   return p;
 }
 
-std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
-                             GemmVariant variant) {
+std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
+                                GemmVariant variant, bool batched) {
   DeviceContext& ctx = deviceContext(device);
   cudaStream_t st = ctx.stream;
-  const size_t bytes = sizeof(float) * static_cast<size_t>(M * K + K * N + M * N);
-  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(bytes, 4), "gemm benchmark"));
+  size_t elems = 0;
+  for (const GemmShape& g : shapes) elems += static_cast<size_t>(g.M * g.K + g.K * g.N + g.M * g.N);
+  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * elems, 4), "gemm benchmark"));
   std::vector<double> ms;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   try {
-    float* A = base;
-    float* Bm = A + M * K;
-    float* C = Bm + K * N;
-    launchFill(ctx, A, M * K, 0.5f);
-    launchFill(ctx, Bm, K * N, 0.25f);
+    std::vector<Product> prods;
+    float* at = base;
+    for (const GemmShape& g : shapes) {
+      float* A = at;
+      float* Bm = A + g.M * g.K;
+      float* C = Bm + g.K * g.N;
+      at = C + g.M * g.N;
+      launchFill(ctx, A, g.M * g.K, 0.5f);
+      launchFill(ctx, Bm, g.K * g.N, 0.25f);
+      prods.push_back(Product{g.M, g.N, g.K, 1.0f, Mat{A, transA ? g.M : g.K, transA}, Mat{Bm, transB ? g.K : g.N, transB},
+                              0.0f, C, g.N});
+    }
     CG_CUDA(device, cudaEventCreate(&e0));
     CG_CUDA(device, cudaEventCreate(&e1));
-    const Mat a{A, transA ? M : K, transA}, b{Bm, transB ? K : N, transB};
-    gemm(ctx, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);  // warm-up
+    auto launch = [&]() {
+      if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant);
+      else
+        for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant);
+    };
+    launch();  // warm-up
     for (int i = 0; i < reps; ++i) {
       CG_CUDA(device, cudaEventRecord(e0, st));
-      gemm(ctx, M, N, K, 1.0f, a, b, 0.0f, C, N, variant);
+      launch();
       CG_CUDA(device, cudaEventRecord(e1, st));
       CG_CUDA(device, cudaEventSynchronize(e1));
       float t = 0;
@@ -529,30 +689,51 @@ std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool t
   return ms;
 }
 
-void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
-              bool transB, float beta, float* c, GemmVariant variant) {
+std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
+                             GemmVariant variant) {
+  return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false);
+}
+
+void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant) {
   DeviceContext& ctx = deviceContext(device);
   cudaStream_t st = ctx.stream;
-  const size_t na = static_cast<size_t>(M * K), nb = static_cast<size_t>(K * N), nc = static_cast<size_t>(M * N);
-  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * (na + nb + nc), 4), "gemm operands"));
+  size_t elems = 0;
+  for (const HostProduct& h : products) elems += static_cast<size_t>(h.M * h.K + h.K * h.N + h.M * h.N);
+  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * elems, 4), "gemm operands"));
   try {
-    float* dA = base;
-    float* dB = dA + na;
-    float* dC = dB + nb;
-    if (na) CG_CUDA(device, cudaMemcpyAsync(dA, a, sizeof(float) * na, cudaMemcpyHostToDevice, st));
-    if (nb) CG_CUDA(device, cudaMemcpyAsync(dB, b, sizeof(float) * nb, cudaMemcpyHostToDevice, st));
-    // C goes up even when beta is 0: an element the kernel failed to write comes back as
-    // the caller's value (tests poison it).
-    if (nc) CG_CUDA(device, cudaMemcpyAsync(dC, c, sizeof(float) * nc, cudaMemcpyHostToDevice, st));
-    gemm(ctx, M, N, K, alpha, Mat{dA, transA ? M : K, transA}, Mat{dB, transB ? K : N, transB}, beta, dC, N, variant);
+    std::vector<Product> prods;
+    float* at = base;
+    for (const HostProduct& h : products) {
+      const size_t na = static_cast<size_t>(h.M * h.K), nb = static_cast<size_t>(h.K * h.N), nc = static_cast<size_t>(h.M * h.N);
+      float* dA = at;
+      float* dB = dA + na;
+      float* dC = dB + nb;
+      at = dC + nc;
+      if (na) CG_CUDA(device, cudaMemcpyAsync(dA, h.a, sizeof(float) * na, cudaMemcpyHostToDevice, st));
+      if (nb) CG_CUDA(device, cudaMemcpyAsync(dB, h.b, sizeof(float) * nb, cudaMemcpyHostToDevice, st));
+      // C goes up even when beta is 0: an element the kernel failed to write comes back as
+      // the caller's value (tests poison it).
+      if (nc) CG_CUDA(device, cudaMemcpyAsync(dC, h.c, sizeof(float) * nc, cudaMemcpyHostToDevice, st));
+      prods.push_back(Product{h.M, h.N, h.K, h.alpha, Mat{dA, transA ? h.M : h.K, transA},
+                              Mat{dB, transB ? h.K : h.N, transB}, h.beta, dC, h.N});
+    }
+    gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant);
     check(device);
-    if (nc) CG_CUDA(device, cudaMemcpyAsync(c, dC, sizeof(float) * nc, cudaMemcpyDeviceToHost, st));
+    for (size_t i = 0; i < products.size(); ++i) {
+      const size_t nc = static_cast<size_t>(products[i].M * products[i].N);
+      if (nc) CG_CUDA(device, cudaMemcpyAsync(products[i].c, prods[i].C, sizeof(float) * nc, cudaMemcpyDeviceToHost, st));
+    }
     CG_CUDA(device, cudaStreamSynchronize(st));
   } catch (...) {
     freeDevice(base);
     throw;
   }
   freeDevice(base);
+}
+
+void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
+              bool transB, float beta, float* c, GemmVariant variant) {
+  gemmHostBatch(device, {HostProduct{M, N, K, alpha, a, b, beta, c}}, transA, transB, variant);
 }
 
 }  // namespace cuda

@@ -11,7 +11,7 @@ namespace cuda {
 namespace {
 
 // Indexed by GemmVariant.
-constexpr const char* kGemmNames[] = {"auto", "simple", "tiled64", "tiled128"};
+constexpr const char* kGemmNames[] = {"auto", "simple", "tiled64", "tiled128", "small32"};
 constexpr int kGemmCount = static_cast<int>(std::size(kGemmNames));
 
 void addNote(Tuning& t, const std::string& s) { t.note += (t.note.empty() ? "" : "; ") + s; }
@@ -29,7 +29,7 @@ Tuning parseTuning(const char* gemm, const char* groupBytes) {
     }
     if (!known) {
       addNote(t, std::string("CRAFTGRAD_CUDA_GEMM='") + gemm +
-                     "' is not one of auto, simple, tiled64, tiled128; choosing by shape");
+                     "' is not one of auto, simple, tiled64, tiled128, small32; choosing by shape");
     }
   }
   if (groupBytes != nullptr && *groupBytes != '\0') {

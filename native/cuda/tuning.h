@@ -1,6 +1,6 @@
 // The CUDA backend's tuning overrides, read once per process from the environment:
-//   CRAFTGRAD_CUDA_GEMM=auto|simple|tiled64|tiled128  the model's matrix-product kernel
-//   CRAFTGRAD_CUDA_GROUP_BYTES=<positive integer>     the surgery's L2 group (bytes of a + r)
+//   CRAFTGRAD_CUDA_GEMM=auto|simple|tiled64|tiled128|small32  the model's matrix-product kernel
+//   CRAFTGRAD_CUDA_GROUP_BYTES=<positive integer>  the surgery's L2 group (bytes of a + r)
 // A value that does not parse is ignored with a note (backendInfo().cuda.tuning.note,
 // `craftgrad info`), never read as something else: "64M" is not 64 bytes.
 // Plain C++ (no CUDA headers): native/napi reports it.
@@ -12,7 +12,7 @@ namespace cuda {
 
 // The model's matrix-product kernels. Auto picks by shape; the others force one (every
 // variant gives the same bits).
-enum class GemmVariant : int { Auto = 0, Simple = 1, Tiled64 = 2, Tiled128 = 3 };
+enum class GemmVariant : int { Auto = 0, Simple = 1, Tiled64 = 2, Tiled128 = 3, Small32 = 4 };
 const char* gemmVariantName(GemmVariant v);
 
 struct Tuning {

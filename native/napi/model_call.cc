@@ -229,7 +229,7 @@ struct GemmOp {
     if (overlaps(c.data, c.length, a.data, a.length) || overlaps(c.data, c.length, b.data, b.length))
       throw rangeError("c overlaps a or b in memory");
     g.a = a.data, g.b = b.data, g.c = c.data;
-    g.variant = o.has("variant") ? static_cast<int>(readInt(o, "variant", 0, 3)) : 0;
+    g.variant = o.has("variant") ? static_cast<int>(readInt(o, "variant", 0, 4)) : 0;
     op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
     for (const F32View* v : {&a, &b, &c}) op.hold.buffer(v->arrayBuffer);
     return op;
