@@ -1,39 +1,30 @@
-// End to end with the real Trainer (issue 6) and a HostGradientSource: a run directory
-// with checkpoints, K steps, a resume through the checkpoint files, N − K more, against N
-// straight. Skipped (saying so) on a branch where the Trainer is not exported yet; the
-// surgery + JS AdamW loop of run-resume.test.mjs covers the run layer either way.
+// End to end with the real Trainer (ARCHITECTURE.md §5) and a HostGradientSource: a run
+// directory with checkpoints, K steps, a resume through the checkpoint files, N − K more,
+// against N straight (ARCHITECTURE.md §6). run-resume.test.mjs checks the run layer alone,
+// with the surgery + JS AdamW loop of fixtures/run-loop.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as craftgrad from '../dist/index.js';
+import { float32Groups } from '../dist/run/run-directory.js';
+import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
+import { rng } from './helpers/random.mjs';
 
-const { RunDirectory, float32Groups, WALL_CLOCK_KEYS } = craftgrad;
-const haveTrainer = typeof craftgrad.Trainer === 'function' && typeof craftgrad.trainerTensorGroups === 'function';
+const { RunDirectory } = craftgrad;
 const SIZES = [3, 40, 17, 300];
-
-function mulberry(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 // Closed-form task: g_act = θ − T_s (T_s pseudo-random per sample index), g_ret = 4(θ − θ0).
 function makeSource() {
-  const r = mulberry(5);
+  const r = rng(5, { centered: true });
   const theta0 = SIZES.map((n) => Float32Array.from({ length: n }, () => r()));
   const state = { next: 0 };
   const source = new craftgrad.HostGradientSource({
     params: theta0.map((a) => a.slice()),
     names: SIZES.map((_, i) => `t${i}`),
     compute(params, wantRetention) {
-      const rt = mulberry(1000 + state.next++);
+      const rt = rng(1000 + state.next++, { centered: true });
       let actionLoss = 0;
       const gAct = SIZES.map((n, i) => Float32Array.from({ length: n }, (_, j) => {
         const e = params[i][j] - rt() * 2;
@@ -92,7 +83,7 @@ function rows(dir) {
   });
 }
 
-test('Trainer + RunDirectory: K steps, resume from the checkpoint files, N − K more equals N straight', { skip: !haveTrainer && 'the Trainer (issue 6) is not on this branch yet' }, async (t) => {
+test('Trainer + RunDirectory: K steps, resume from the checkpoint files, N − K more equals N straight', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'craftgrad-trainer-run-'));
   t.after(() => rmSync(root, { recursive: true, force: true }));
   const straight = await trainTo(join(root, 'a'), 10, false);

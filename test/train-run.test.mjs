@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer, RunDirectory, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
-import { makeTask, sameBits } from './helpers/train-task.mjs';
+import { makeTask } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
 
 const SIZES = [3, 40, 17, 1100];
 const OPTS = { steps: 8, microBatches: 2, lr: 1e-2, lambda: 0.3, lambdaLr: 0.5, retentionBudget: 0.01, warmup: 2, schedule: 'cosine', clipNorm: 1 };

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer, AdapterPolicySource, HostGradientSource } from '../dist/index.js';
-import { makeTask, sameBits } from './helpers/train-task.mjs';
+import { makeTask } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
 import { smallRun } from './helpers/small-run.mjs';
 
 const SIZES = [3, 40, 17];

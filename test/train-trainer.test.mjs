@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Trainer, setThreads, backendInfo, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
 import { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS } from '../dist/train/index.js';
-import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr, sameBits } from './helpers/train-task.mjs';
+import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
 
 const SIZES = [3, 40, 17, 1100];
 const quiet = () => {};
