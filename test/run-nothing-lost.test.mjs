@@ -1,4 +1,4 @@
-// Nothing a run had is lost off the happy path (issue 15): a resume either completes or
+// Nothing a run had is lost off the happy path (ARCHITECTURE.md §6): a resume either completes or
 // changes nothing (every file of the run hashed before and after), a run killed before
 // its first checkpoint or left by a double SIGINT resumes and repeats the lost rows
 // exactly, and impossible options or outputs are refused before training, in one line.

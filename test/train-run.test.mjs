@@ -1,4 +1,4 @@
-// The Trainer with the run layer (issue 7): rows into a RunDirectory's sinks, checkpoints
+// The Trainer with the run layer (ARCHITECTURE.md §6): rows into a RunDirectory's sinks, checkpoints
 // through its files, and a resume from them that continues bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,7 +1,7 @@
 // A step that fails: rolled back to the last completed step when it failed before changing
 // any kept state (so a checkpoint of it resumes exactly), refused further steps when it
 // failed part-way; and the run session saves the last completed step before it reports
-// the failure (issue 15, "a failure during training saves what can be saved").
+// the failure (ARCHITECTURE.md §5: a failure during training saves what can be saved).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';

@@ -340,7 +340,7 @@ test('a source that overwrites on the first micro-batch gives the same bits as z
   assert.equal(ta.lambda, tb.lambda);
 });
 
-test('per-tensor conflict flags reach the conflict log (issue 9) through a sink', async () => {
+test('per-tensor conflict flags reach the conflict log (conflicts.json, conflicts.bin) through a sink', async () => {
   const { ConflictLogWriter, readConflictLog } = await import('../dist/index.js');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
