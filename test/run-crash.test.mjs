@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { readTfEvents } from '../dist/formats/index.js';
 import { train } from './fixtures/run-loop.mjs';
+import { rng } from './helpers/random.mjs';
 
 const loop = fileURLToPath(new URL('./fixtures/run-loop.mjs', import.meta.url));
 const STEPS = 150;
@@ -59,9 +60,9 @@ test('kill -9 at random moments, many times: every resume starts from a valid ch
 
   const dir = join(root, 'run');
   // A seeded generator for the kill times, so a failure can be replayed.
-  let seed = Number(process.env.CRAFTGRAD_CRASH_SEED ?? Date.now() % 100000);
+  const seed = Number(process.env.CRAFTGRAD_CRASH_SEED ?? Date.now() % 100000);
   t.diagnostic(`kill-time seed ${seed} (CRAFTGRAD_CRASH_SEED to replay)`);
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = rng(seed);
   const started = Date.now();
   let kills = 0;
   let tmpLeftovers = 0;
