@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSafetensors, encodeSafetensors } from '../dist/formats/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsCsv, metricsRows } from './helpers/run-files.mjs';
 
 const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
-const root = mkdtempSync(join(tmpdir(), 'craftgrad-lost-'));
-test.after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir(test, 'craftgrad-lost-');
 
 function cli(args, cwd = root) {
   const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 180_000 });
@@ -25,14 +25,6 @@ function cli(args, cwd = root) {
 // not change the numbers, so every run here must log the reference's rows.
 const STEPS = 24;
 const RUN = ['--steps', String(STEPS), '--val-every', '8', '--quiet'];
-const CLOCK = new Set(['step_ms', 'samples_per_s']);
-const rows = (dir) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => Object.fromEntries(Object.entries(JSON.parse(l)).filter(([k]) => !CLOCK.has(k))));
-function csvRows(dir) {
-  const [header, ...lines] = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
-  const keep = header.split(',').map((k) => !CLOCK.has(k));
-  return [header, ...lines.map((l) => l.split(',').filter((_, i) => keep[i]).join(','))];
-}
 
 let reference;
 function ref() {
@@ -46,8 +38,8 @@ function ref() {
 
 /** The run's rows, CSV and conflict log equal the uninterrupted reference's. */
 function assertSameAsReference(dir) {
-  assert.deepEqual(rows(dir), rows(ref()), 'metrics.jsonl rows (wall-clock fields aside)');
-  assert.deepEqual(csvRows(dir), csvRows(ref()), 'metrics.csv rows');
+  assert.deepEqual(metricsRows(dir), metricsRows(ref()), 'metrics.jsonl rows (wall-clock fields aside)');
+  assert.deepEqual(metricsCsv(dir), metricsCsv(ref()), 'metrics.csv header and rows');
   assert.ok(readFileSync(join(dir, 'conflicts.bin')).equals(readFileSync(join(ref(), 'conflicts.bin'))), 'conflicts.bin');
 }
 

@@ -4,13 +4,13 @@
 // with the surgery + JS AdamW loop of fixtures/run-loop.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as craftgrad from '../dist/index.js';
 import { float32Groups } from '../dist/run/run-directory.js';
-import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { rng } from './helpers/random.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 const { RunDirectory } = craftgrad;
 const SIZES = [3, 40, 17, 300];
@@ -75,23 +75,14 @@ async function trainTo(dir, steps, resume) {
   return { params: source.params.toFlat(), startStep: run.startStep };
 }
 
-function rows(dir) {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-    const r = JSON.parse(l);
-    for (const k of WALL_CLOCK_KEYS) delete r[k];
-    return r;
-  });
-}
-
 test('Trainer + RunDirectory: K steps, resume from the checkpoint files, N − K more equals N straight', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'craftgrad-trainer-run-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'craftgrad-trainer-run-');
   const straight = await trainTo(join(root, 'a'), 10, false);
   await trainTo(join(root, 'b'), 5, false); // checkpoints at 3 and the end (5)
   rmSync(join(root, 'b', 'checkpoints', 'step-000005'), { recursive: true }); // resume from 3: rows 4, 5 replaced
   const resumed = await trainTo(join(root, 'b'), 10, true);
   assert.equal(resumed.startStep, 3);
-  assert.deepEqual(rows(join(root, 'b')), rows(join(root, 'a')));
+  assert.deepEqual(metricsRows(join(root, 'b')), metricsRows(join(root, 'a')));
   assert.ok(Buffer.from(resumed.params.buffer).equals(Buffer.from(straight.params.buffer)), 'final weights bit-identical');
   const a = readFileSync(join(root, 'a', 'checkpoints', 'step-000010', 'optimizer.safetensors'));
   const b = readFileSync(join(root, 'b', 'checkpoints', 'step-000010', 'optimizer.safetensors'));
