@@ -5,18 +5,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readTfEvents, backendInfo } from '../dist/index.js';
 import { tempDir } from './helpers/temp-dir.mjs';
 import { metricsRows } from './helpers/run-files.mjs';
+import { cliPath, runCli } from './helpers/cli.mjs';
 
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 const root = tempDir(test, 'craftgrad-cli-');
 
-function cli(args, { cwd = root, env = {} } = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args, { cwd = root, env = {} } = {}) => runCli(args, { cwd, env });
 const rows = (dir) => metricsRows(dir, { wallClock: true });
 const savedConfig = (dir) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).config;
 const SHORT = ['--save-every', '20', '--val-every', '20', '--quiet', '--steps', '40'];
@@ -97,7 +93,7 @@ test('resume refuses a changed configuration and names the keys', () => {
 });
 
 test('SIGTERM: finish the step, save, print the resume command, exit 143; the resume completes the run', async () => {
-  const child = spawn(process.execPath, [bin, 'train', '--name', 'sig', '--steps', '3000', '--save-every', '1000', '--quiet'], { cwd: root });
+  const child = spawn(process.execPath, [cliPath, 'train', '--name', 'sig', '--steps', '3000', '--save-every', '1000', '--quiet'], { cwd: root });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
@@ -142,7 +138,7 @@ test('inspect: a run directory and a checkpoint; a damaged checkpoint exits 1', 
 });
 
 test('a closed output pipe ends the command quietly', () => {
-  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" --help | head -1`], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${cliPath}" --help | head -1`], { encoding: 'utf8' });
   assert.equal(r.status, 0);
   assert.doesNotMatch(r.stderr, /EPIPE|Error/);
 });

@@ -4,16 +4,14 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { readConflictLog } from '../dist/index.js';
 import { buildReport, writeRunReport, binConflicts } from '../dist/report/index.js';
 import { makeRows, writeRun, TENSOR_NAMES } from './helpers/report-runs.mjs';
 import { chartsOf, marksOf, pageText } from './helpers/report-html.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
+import { runCli } from './helpers/cli.mjs';
 
 const LINE_CHARTS = ['loss', 'retention', 'lambda', 'conflict-ratio', 'grad-norm', 'lr', 'throughput'];
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 
 test('report of baseline and CRaFT: every chart drawn, runs overlaid and labelled', async (t) => {
   const dir = tempDir(t, 'craftgrad-report-');
@@ -131,16 +129,16 @@ test('craftgrad report: default output paths, -o, usage errors', (t) => {
   const dir = tempDir(t, 'craftgrad-report-');
   const a = writeRun(dir, 'baseline', { mode: 'baseline' });
   const b = writeRun(dir, 'craft', { mode: 'craft', conflicts: false });
-  const cli = (args, cwd = dir) => spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const cli = (args, cwd = dir) => runCli(args, { cwd, timeout: 120_000 });
   let r = cli(['report', 'craft']);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /report of 1 run written to .*craft\/report\.html \(9 charts; 1 notes/);
   assert.ok(existsSync(join(b, 'report.html')));
   r = cli(['report', a, b]);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(join(dir, 'report.html')), 'several runs: in the current directory');
   r = cli(['report', a, b, '-o', join(dir, 'compare.html')]);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(pageText(readFileSync(join(dir, 'compare.html'), 'utf8')), /no conflict log in this run directory/);
   for (const [args, pattern] of [
     [['report'], /Not enough non-option arguments/],
@@ -149,7 +147,7 @@ test('craftgrad report: default output paths, -o, usage errors', (t) => {
     [['report', 'craft', '--ouput', 'x'], /did you mean '--output'/],
   ]) {
     r = cli(args);
-    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
