@@ -23,7 +23,7 @@ function readmeImports(specifier) {
   return [...names];
 }
 
-// What only the implementation uses: each is one of the issue's examples or their kind.
+// What only the implementation uses (run-directory repair, file-format and CRC internals): never on the root.
 const INTERNALS = [
   'repairCheckpointsDir', 'float32Groups', 'truncateJsonl', 'truncateCsv', 'jsonlLine', 'csvLine', 'CSV_HEADER',
   'shellQuote', 'resumeCommand', 'SIGNAL_EXIT_CODES', 'configHash', 'diffConfigs', 'checkResumeConfig', 'writeConfigFile',
@@ -37,7 +37,7 @@ test('the package root exports every name the README imports from it', async () 
   const documented = readmeImports('craftgrad');
   assert.ok(documented.includes('Trainer') && documented.includes('surgery'), 'the README imports from craftgrad');
   for (const name of documented) assert.ok(name in api, `craftgrad exports ${name}`);
-  // The groups the issue names: surgery, GradSet, the Trainer and its sources, models, datasets, formats.
+  // The product's groups: surgery, GradSet, the Trainer and its sources, models, datasets, formats.
   for (const name of ['surgery', 'GradSet', 'Trainer', 'HostGradientSource', 'AdapterPolicySource', 'AdapterPolicy',
     'syntheticDataset', 'loadDatasetFile', 'readSafetensorsFile', 'readTfEvents', 'loadCheckpoint', 'RunDirectory']) {
     assert.equal(typeof api[name], 'function', `craftgrad exports ${name}`);

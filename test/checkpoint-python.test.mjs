@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdapterPolicy, encodeNpy, gatherBatch } from '../dist/index.js';
 import { smallRun, smallValSplit } from './helpers/small-run.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SCRIPT = join(root, 'docs', 'examples', 'forward_from_checkpoint.py');
@@ -47,8 +47,7 @@ for (const config of CONFIGS) {
       t.skip(missing);
       return;
     }
-    const dir = mkdtempSync(join(tmpdir(), 'craftgrad-pyforward-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'craftgrad-pyforward-');
     const outcome = await smallRun(join(dir, 'run'), config);
     const model = await AdapterPolicy.fromCheckpoint(outcome.lastCheckpoint);
     const c = model.config;

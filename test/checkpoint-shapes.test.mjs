@@ -4,30 +4,24 @@
 // tensors 1-D, no base, no description) still loaded and resumed bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   AdapterPolicy, AdapterPolicySource, loadCheckpoint, checkCheckpoint, trainableLayout, frozenLayout, anchorLayout,
   resolveModelConfig, modelConfigFromRunConfig, decodeSafetensors, encodeSafetensors, RunError, Trainer, trainerTensorGroups,
 } from '../dist/index.js';
-import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { SMALL, smallRun, smallValSplit } from './helpers/small-run.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-ckshape-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-ckshape-');
   return dir;
 }
 
 const shapesOf = (file) => Object.fromEntries(Object.entries(decodeSafetensors(readFileSync(file)).tensors).map(([k, t]) => [k, t.shape]));
 const ck = (run, step) => join(run, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
-const rows = (run) => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-  const r = JSON.parse(l);
-  for (const k of WALL_CLOCK_KEYS) delete r[k];
-  return r;
-});
 
 /** Rewrites a checkpoint as craftgrad 0.1.0 wrote it: model and optimizer 1-D, no base.safetensors, no state.model. */
 function rewriteAsPreviousVersion(dir) {
@@ -97,7 +91,7 @@ test('loadCheckpoint reads a checkpoint, a copy of one, or a run directory (its 
 test("AdapterPolicy.fromCheckpoint gives the run's model: its validation loss is the run's, bit for bit", async (t) => {
   const run = join(tmp(t), 'run');
   await smallRun(run);
-  const logged = rows(run).find((r) => r.step === 6).val_action_loss;
+  const logged = metricsRows(run).find((r) => r.step === 6).val_action_loss;
   assert.equal(typeof logged, 'number');
   for (const dir of [run, ck(run, 6)]) {
     const model = await AdapterPolicy.fromCheckpoint(dir);
@@ -130,7 +124,7 @@ test('a checkpoint of the previous version (1-D tensors, no base) still loads an
 
   // Resumed: the same rows and byte-identical tensors at step 6.
   await smallRun(resumed, {}, true);
-  assert.deepEqual(rows(resumed), rows(straight));
+  assert.deepEqual(metricsRows(resumed), metricsRows(straight));
   for (const f of ['model', 'optimizer', 'anchor', 'base']) {
     assert.ok(readFileSync(join(ck(resumed, 6), `${f}.safetensors`)).equals(readFileSync(join(ck(straight, 6), `${f}.safetensors`))), f);
   }

@@ -3,22 +3,17 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readTfEvents, backendInfo } from '../dist/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
+import { cliPath, runCli } from './helpers/cli.mjs';
 
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
-const root = mkdtempSync(join(tmpdir(), 'craftgrad-cli-'));
-test.after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir(test, 'craftgrad-cli-');
 
-function cli(args, { cwd = root, env = {} } = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 180_000 });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
-const rows = (dir) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const withoutClock = (rs) => rs.map(({ step_ms, samples_per_s, ...r }) => r);
+const cli = (args, { cwd = root, env = {} } = {}) => runCli(args, { cwd, env });
+const rows = (dir) => metricsRows(dir, { wallClock: true });
 const savedConfig = (dir) => JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).config;
 const SHORT = ['--save-every', '20', '--val-every', '20', '--quiet', '--steps', '40'];
 const shortWith = (steps) => [...SHORT.slice(0, -1), String(steps)];
@@ -82,7 +77,7 @@ test('resume: a run continued with more steps equals one run straight through', 
   const r = cli(['train', '--resume', join('runs', 'parts'), '--steps', '60', '--quiet']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /resumed after step 40/);
-  assert.deepEqual(withoutClock(rows(join(root, 'runs', 'parts'))), withoutClock(rows(join(root, 'runs', 'straight'))));
+  assert.deepEqual(metricsRows(join(root, 'runs', 'parts')), metricsRows(join(root, 'runs', 'straight')));
   const final = (n) => readFileSync(join(root, 'runs', n, 'checkpoints', 'step-000060', 'model.safetensors'));
   assert.ok(final('parts').equals(final('straight')), 'same final weights');
 });
@@ -98,7 +93,7 @@ test('resume refuses a changed configuration and names the keys', () => {
 });
 
 test('SIGTERM: finish the step, save, print the resume command, exit 143; the resume completes the run', async () => {
-  const child = spawn(process.execPath, [bin, 'train', '--name', 'sig', '--steps', '3000', '--save-every', '1000', '--quiet'], { cwd: root });
+  const child = spawn(process.execPath, [cliPath, 'train', '--name', 'sig', '--steps', '3000', '--save-every', '1000', '--quiet'], { cwd: root });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   child.stderr.on('data', (d) => { out += d; });
@@ -143,7 +138,7 @@ test('inspect: a run directory and a checkpoint; a damaged checkpoint exits 1', 
 });
 
 test('a closed output pipe ends the command quietly', () => {
-  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${bin}" --help | head -1`], { encoding: 'utf8' });
+  const r = spawnSync('sh', ['-c', `"${process.execPath}" "${cliPath}" --help | head -1`], { encoding: 'utf8' });
   assert.equal(r.status, 0);
   assert.doesNotMatch(r.stderr, /EPIPE|Error/);
 });

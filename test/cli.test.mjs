@@ -1,18 +1,14 @@
 // The command line as a user meets it: exit codes, one-line usage errors, suggestions.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NATIVE_ENV_VARIABLES, optionNameOf } from '../dist/cli/native-env.js';
+import { runCli } from './helpers/cli.mjs';
 
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 
-export function cli(args, env = {}) {
-  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args, env = {}) => runCli(args, { env, timeout: 120_000 });
 
 function assertUsageError(r, pattern) {
   assert.equal(r.code, 2, `exit code 2 expected, got ${r.code}\n${r.stderr}`);

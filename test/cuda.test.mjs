@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { surgery, surgeryAsync, GradSet, backendInfo } from '../dist/index.js';
 import { adoptResult, gradSetInternals } from '../dist/gradset.js';
-import { gradPairs, bytesEqual, rng } from './helpers/random.mjs';
+import { gradPairs, rng } from './helpers/random.mjs';
+import { sameBits as bytesEqual } from './helpers/same-bits.mjs';
+import { announceGpu, gpu, gpuTest } from './helpers/gpu.mjs';
 import { referenceSurgery, relError } from './helpers/reference.mjs';
 import { overflowPairs, OVERFLOW_SIZES } from './helpers/overflow.mjs';
 
@@ -20,23 +22,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binding = require('node-gyp-build')(root);
 
 const info = backendInfo().cuda;
-const gpu = info.compiled && info.available && info.devices.length > 0;
-const skipReason = gpu ? '' : `no CUDA device: ${info.compiled ? info.reason : 'this build has no CUDA backend'}`;
-if (!gpu) console.log(`# cuda.test.mjs: GPU tests skipped (${skipReason})`);
-// scripts/device/session.sh sets it on the GPU machine, where a skip would report success with
-// nothing tested (a test knob, not CRAFTGRAD_*: the CLI takes those for options).
-if (!gpu && process.env.CGTEST_REQUIRE_GPU === '1') throw new Error(`CGTEST_REQUIRE_GPU=1 but the GPU tests would be skipped: ${skipReason}`);
-else console.log(`# cuda.test.mjs: running on ${info.devices.map((d) => `${d.name} (sm ${d.computeCapability})`).join(', ')}`);
-
-function gpuTest(name, fn) {
-  test(name, async (t) => {
-    if (!gpu) {
-      t.skip(skipReason);
-      return;
-    }
-    await fn(t);
-  });
-}
+announceGpu(import.meta.url);
 
 // Odd sizes, zero-length tensors, sizes around the block (1024) and chunk (65536)
 // boundaries; packed back to back in a GradSet, most tensors start unaligned.

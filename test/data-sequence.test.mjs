@@ -2,8 +2,6 @@
 // task/episode; .npz and .safetensors; every error names the file and the field.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   loadSequenceDatasetFile, saveSequenceDatasetFile, checkSequenceDatasetFits, gatherSequenceBatch, subsetSequenceDataset,
@@ -11,6 +9,7 @@ import {
 } from '../dist/data/index.js';
 import { FormatError, writeNpzFile, writeSafetensorsFile } from '../dist/formats/index.js';
 import { randn, rng } from './helpers/random.mjs';
+import { withTempDir } from './helpers/temp-dir.mjs';
 
 const LIMITS = { hiddenSize: 8, vocabSize: 50 };
 
@@ -25,12 +24,7 @@ function fields({ N = 6, P = 3, D = 8, S = 4, KA = 14, prefix = true, ids = true
   return t;
 }
 
-function withTmp(fn) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-seq-'));
-  return Promise.resolve(fn(dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
-}
-
-test('sequence dataset: prefix + input_ids, prefix only and input_ids only, in .npz and .safetensors, round trip', () => withTmp(async (dir) => {
+test('sequence dataset: prefix + input_ids, prefix only and input_ids only, in .npz and .safetensors, round trip', () => withTempDir('craftgrad-seq-', async (dir) => {
   for (const [prefix, ids] of [[true, true], [true, false], [false, true]]) {
     for (const ext of ['npz', 'safetensors']) {
       const t = fields({ prefix, ids });
@@ -55,7 +49,7 @@ test('sequence dataset: prefix + input_ids, prefix only and input_ids only, in .
   }
 }));
 
-test('sequence dataset: batches and subsets copy the right samples', () => withTmp(async (dir) => {
+test('sequence dataset: batches and subsets copy the right samples', () => withTempDir('craftgrad-seq-', async (dir) => {
   const path = join(dir, 'd.safetensors');
   const t = fields();
   await writeSafetensorsFile(path, t);
@@ -73,7 +67,7 @@ test('sequence dataset: batches and subsets copy the right samples', () => withT
   assert.throws(() => gatherSequenceBatch(ds, [6]), /indices\[0\] must be an integer from 0 to 5/);
 }));
 
-test('sequence dataset: every shape disagreement, bad id and model mismatch names the file and the field', () => withTmp(async (dir) => {
+test('sequence dataset: every shape disagreement, bad id and model mismatch names the file and the field', () => withTempDir('craftgrad-seq-', async (dir) => {
   const path = join(dir, 'bad.safetensors');
   const cases = [
     [(t) => { delete t.prefix; delete t.input_ids; }, 'prefix', /needs 'prefix'.*'input_ids'/],

@@ -6,10 +6,10 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const python = process.env.PYTHON ?? 'python3';
@@ -20,8 +20,7 @@ if (skip) console.log(`# device-readers: skipped: ${skip}`);
 const reader = has('torch') ? 'torch' : 'numpy';
 
 function tinyRun(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-readers-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-readers-');
   const train = spawnSync(process.execPath, [join(root, 'bin', 'craftgrad.js'), 'train', '--device', 'cpu', '--steps', '6', '--save-every', '3',
     '--val-every', '3', '--width', '32', '--tokens', '4', '--blocks', '2', '--head-width', '32', '--batch-size', '4',
     '--out', dir, '--name', 'r', '--quiet'], { encoding: 'utf8' });

@@ -4,13 +4,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { widenF16, widenBF16, f16BitsToF32Bits } from '../dist/formats/float16.js';
 import { streamSafetensorsFile, sha256File } from '../dist/formats/safetensors-stream.js';
 import { encodeSafetensors, FormatError } from '../dist/formats/index.js';
 import { randn, rng } from './helpers/random.mjs';
+import { withTempDir } from './helpers/temp-dir.mjs';
 
 const f32bits = (x) => { const dv = new DataView(new ArrayBuffer(4)); dv.setFloat32(0, x, true); return dv.getUint32(0, true); };
 
@@ -52,12 +52,7 @@ test('bf16: the upper half of float32, hand-computed values and a float32 subnor
   assert.equal(f32bits(nan[0]), 0x7fc10000);
 });
 
-function withTmp(fn) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-f16-'));
-  return Promise.resolve(fn(dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
-}
-
-test('streamed reader: every dtype and piece size gives the tensors decodeSafetensors gives, and the file sha256', () => withTmp(async (dir) => {
+test('streamed reader: every dtype and piece size gives the tensors decodeSafetensors gives, and the file sha256', () => withTempDir('craftgrad-f16-', async (dir) => {
   const rand = rng(5);
   const a = randn(37, rand), b = Uint16Array.from({ length: 29 }, () => Math.floor(rand() * 0x7c00));
   const c = Uint16Array.from({ length: 13 }, () => Math.floor(rand() * 0x7f00));
@@ -84,7 +79,7 @@ test('streamed reader: every dtype and piece size gives the tensors decodeSafete
     (e) => e instanceof FormatError && e.file === path && e.field === 'tensors["n"].dtype');
 }));
 
-test('streamed reader: a non-finite weight, a truncated file and a bad header are named errors', () => withTmp(async (dir) => {
+test('streamed reader: a non-finite weight, a truncated file and a bad header are named errors', () => withTempDir('craftgrad-f16-', async (dir) => {
   const path = join(dir, 'm.safetensors');
   writeFileSync(path, encodeSafetensors({ w: { dtype: 'BF16', shape: [3], data: Uint16Array.of(0x3f80, 0x7fc0, 0) } }));
   await assert.rejects(streamSafetensorsFile(path, () => new Map([['w', new Float32Array(3)]])),

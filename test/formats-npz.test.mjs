@@ -3,14 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FormatError, decodeNpy, encodeNpy, decodeNpz, encodeNpz, readNpzFile,
 } from '../dist/formats/index.js';
 import { readZip, writeZip } from '../dist/formats/zip.js';
 import { crc32 } from '../dist/formats/crc.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const enc = new TextEncoder();
 
@@ -195,8 +195,7 @@ test('numpy reads our .npy/.npz and we read numpy\'s np.savez / np.savez_compres
     t.skip('python3 with numpy not installed (Debian package python3-numpy)');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-npz-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-npz-');
   const ours = { f4: samples.f4, i8: samples.i8, b1: samples.b1, scalar: samples.scalar, empty: samples.empty };
   writeFileSync(join(dir, 'ours.npz'), encodeNpz(ours, { compress: true, forceZip64: true }));
   writeFileSync(join(dir, 'ours_stored.npz'), encodeNpz(ours));

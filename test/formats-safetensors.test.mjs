@@ -3,12 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   FormatError, encodeSafetensors, decodeSafetensors, writeSafetensorsFile, readSafetensorsFile,
 } from '../dist/formats/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const enc = new TextEncoder();
 
@@ -119,8 +119,7 @@ test('tensors may be listed in any offset order and a "__proto__" name is an ord
 });
 
 test('writeSafetensorsFile / readSafetensorsFile round trip; errors name the file', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-st-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-st-');
   const path = join(dir, 'model.safetensors');
   await writeSafetensorsFile(path, samples, { step: '200' });
   assert.deepEqual(readFileSync(path), Buffer.from(encodeSafetensors(samples, { step: '200' })));
@@ -218,8 +217,7 @@ test('Python safetensors.torch.load_file reads what we write', (t) => {
     t.skip('python3 with safetensors + torch not installed (Debian has no python3-safetensors; PyPI unreachable)');
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-stpy-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-stpy-');
   const path = join(dir, 'x.safetensors');
   writeFileSync(path, encodeSafetensors({ a: samples.f32, b: samples.i64, c: samples.u8, d: samples.f64, e: samples.i32, s: samples.scalar }, { k: 'v' }));
   const r = spawnSync(py, ['-c', `

@@ -2,8 +2,7 @@
 // CRC checked, corruption detection, the CRC32C known vector and the masking rule.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   FormatError, TfEventsWriter, readTfEvents,
@@ -11,10 +10,10 @@ import {
 import { crc32c } from '../dist/formats/crc.js';
 import { maskCrc, frameRecord, FILE_VERSION } from '../dist/formats/tfevents.js';
 import { crc32cTable, crc32Table } from '../dist/formats/crc.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-tfe-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-tfe-');
   return dir;
 }
 

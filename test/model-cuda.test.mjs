@@ -7,13 +7,10 @@ import { AdapterPolicy, AdapterPolicySource, GradSet, backendInfo, syntheticData
 import { binding } from '../dist/native.js';
 import { gradSetInternals } from '../dist/gradset.js';
 import { Rng } from '../dist/data/rng.js';
+import { announceGpu } from './helpers/gpu.mjs';
 
 const cuda = backendInfo().cuda;
-const skip = !cuda.available ? `no usable GPU (${cuda.compiled ? cuda.reason : 'CUDA backend not compiled'})` : false;
-if (skip) console.log(`# model-cuda: GPU tests skipped: ${skip}`);
-// scripts/device/session.sh sets it on the GPU machine, where a skip would report success with
-// nothing tested (a test knob, not CRAFTGRAD_*: the CLI takes those for options).
-if (skip && process.env.CGTEST_REQUIRE_GPU === '1') throw new Error(`CGTEST_REQUIRE_GPU=1 but the GPU tests would be skipped: ${skip}`);
+const skip = announceGpu(import.meta.url); // node:test's skip option for the GPU tests
 
 const onGpu = (set) => {
   const g = GradSet.zeros(set.sizes, { device: 'cuda:0' });

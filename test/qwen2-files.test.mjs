@@ -4,19 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   loadHfModel, readHfConfig, parseQwen2Config, qwen2LayerLayout, qwen2ParameterCount, baseModelRecord, baseModelMismatch,
 } from '../dist/model/qwen2/index.js';
 import { FormatError } from '../dist/formats/index.js';
 import { TINY_QWEN2_CONFIG, qwen2TensorShapes, writeTinyHfModel } from './helpers/hf-tiny.mjs';
-
-function withTmp(fn) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-qwen2-'));
-  return Promise.resolve(fn(dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
-}
+import { withTempDir } from './helpers/temp-dir.mjs';
 
 /** Every tensor of the loaded weights, by its Hugging Face name. */
 function loadedByName(m) {
@@ -107,7 +102,7 @@ test('config: every unsupported architecture or option is refused naming the fil
 });
 
 for (const [dtype, shards] of [['F32', 1], ['BF16', 1], ['F16', 1], ['BF16', 3]]) {
-  test(`load: ${dtype} ${shards === 1 ? 'model.safetensors' : `${shards} shards + index`} gives the stored values exactly, and each file's sha256`, () => withTmp(async (dir) => {
+  test(`load: ${dtype} ${shards === 1 ? 'model.safetensors' : `${shards} shards + index`} gives the stored values exactly, and each file's sha256`, () => withTempDir('craftgrad-qwen2-', async (dir) => {
     const w = writeTinyHfModel(dir, { dtype, shards, seed: 11 });
     const m = await loadHfModel(dir, { pieceBytes: 64 }); // small pieces: reads cross tensor boundaries
     assertLoadedEquals(m, w.expected);
@@ -126,7 +121,7 @@ for (const [dtype, shards] of [['F32', 1], ['BF16', 1], ['F16', 1], ['BF16', 3]]
   }));
 }
 
-test('load: an untied model stores lm_head.weight, which is allowed and skipped; a wrong lm_head shape is not', () => withTmp(async (dir) => {
+test('load: an untied model stores lm_head.weight, which is allowed and skipped; a wrong lm_head shape is not', () => withTempDir('craftgrad-qwen2-', async (dir) => {
   const w = writeTinyHfModel(join(dir, 'a'), { config: { tie_word_embeddings: false } });
   assert.ok(w.expected.has('lm_head.weight'));
   const m = await loadHfModel(join(dir, 'a'));
@@ -136,7 +131,7 @@ test('load: an untied model stores lm_head.weight, which is allowed and skipped;
   await assert.rejects(loadHfModel(join(dir, 'b')), (e) => e instanceof FormatError && e.field === 'tensors["lm_head.weight"]' && /shape \[64, 128\]/.test(e.message));
 }));
 
-test('load: missing, extra, misshapen and integer tensors are errors naming the file and the tensor', () => withTmp(async (dir) => {
+test('load: missing, extra, misshapen and integer tensors are errors naming the file and the tensor', () => withTempDir('craftgrad-qwen2-', async (dir) => {
   const file = (d) => join(dir, d, 'model.safetensors');
   const cases = [
     ['missing', (t) => { delete t['model.layers.2.mlp.up_proj.weight']; }, 'tensors["model.layers.2.mlp.up_proj.weight"]', /missing/],
@@ -154,7 +149,7 @@ test('load: missing, extra, misshapen and integer tensors are errors naming the 
   }
 }));
 
-test('load: shard index errors name the index or the shard, and the tensor', () => withTmp(async (dir) => {
+test('load: shard index errors name the index or the shard, and the tensor', () => withTempDir('craftgrad-qwen2-', async (dir) => {
   const idx = (d) => join(dir, d, 'model.safetensors.index.json');
   // The index points to a shard that is not there.
   writeTinyHfModel(join(dir, 'gone'), { shards: 2 });
@@ -182,7 +177,7 @@ test('load: shard index errors name the index or the shard, and the tensor', () 
   await assert.rejects(loadHfModel(join(dir, 'badjson')), (e) => e instanceof FormatError && e.file === idx('badjson') && /not valid JSON/.test(e.message));
 }));
 
-test('load: directory-level errors (not a directory, no config.json, no weights, bad config)', () => withTmp(async (dir) => {
+test('load: directory-level errors (not a directory, no config.json, no weights, bad config)', () => withTempDir('craftgrad-qwen2-', async (dir) => {
   await assert.rejects(loadHfModel(join(dir, 'nope')), (e) => e instanceof FormatError && e.file === join(dir, 'nope') && /not a directory/.test(e.message));
   writeTinyHfModel(join(dir, 'a'));
   unlinkSync(join(dir, 'a', 'config.json'));
@@ -197,7 +192,7 @@ test('load: directory-level errors (not a directory, no config.json, no weights,
   assert.equal(config.hiddenSize, 64);
 }));
 
-test('base-model record: equal for the same files, names the config field or the file whose sha256 differs', () => withTmp(async (dir) => {
+test('base-model record: equal for the same files, names the config field or the file whose sha256 differs', () => withTempDir('craftgrad-qwen2-', async (dir) => {
   writeTinyHfModel(join(dir, 'a'), { seed: 1 });
   writeTinyHfModel(join(dir, 'b'), { seed: 1 });
   writeTinyHfModel(join(dir, 'c'), { seed: 2 });

@@ -2,8 +2,7 @@
 // them; read back with PEFT's defaults and named refusals) and policy.safetensors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   parseQwen2Config, allocateLoraAdapter, writePeftAdapter, readPeftAdapter, loraTensorName,
@@ -13,17 +12,13 @@ import { FormatError, decodeSafetensors, encodeSafetensors } from '../dist/forma
 import { TINY_QWEN2_CONFIG } from './helpers/hf-tiny.mjs';
 import { toBF16 } from './helpers/hf-tiny.mjs';
 import { randn, rng } from './helpers/random.mjs';
+import { withTempDir } from './helpers/temp-dir.mjs';
 
 const cfg = parseQwen2Config(TINY_QWEN2_CONFIG, 'config.json');
 const ALL = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 // (out, in) of each linear layer for D=64, 4 heads of 16, 2 KV heads, MLP 128 — by hand.
 const IO = { q_proj: [64, 64], k_proj: [32, 64], v_proj: [32, 64], o_proj: [64, 64], gate_proj: [128, 64], up_proj: [128, 64], down_proj: [64, 128] };
 const GROUP = { q_proj: 'self_attn', k_proj: 'self_attn', v_proj: 'self_attn', o_proj: 'self_attn', gate_proj: 'mlp', up_proj: 'mlp', down_proj: 'mlp' };
-
-function withTmp(fn) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-peft-'));
-  return Promise.resolve(fn(dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
-}
 
 function seededAdapter(rank, alpha, targets, seed) {
   const a = allocateLoraAdapter(cfg, { rank, alpha, targets });
@@ -32,7 +27,7 @@ function seededAdapter(rank, alpha, targets, seed) {
   return a;
 }
 
-test('PEFT adapter: tensor names and shapes, adapter_config.json keys and values as PEFT writes them', () => withTmp(async (dir) => {
+test('PEFT adapter: tensor names and shapes, adapter_config.json keys and values as PEFT writes them', () => withTempDir('craftgrad-peft-', async (dir) => {
   const ad = seededAdapter(8, 16, ALL, 1);
   await writePeftAdapter(dir, cfg, ad, { baseModelNameOrPath: 'Qwen/Qwen2.5-0.5B' });
   assert.deepEqual(readdirSync(dir).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
@@ -62,7 +57,7 @@ test('PEFT adapter: tensor names and shapes, adapter_config.json keys and values
   });
 }));
 
-test('PEFT adapter: round trip, a subset of targets, and a bf16 adapter written by someone else', () => withTmp(async (dir) => {
+test('PEFT adapter: round trip, a subset of targets, and a bf16 adapter written by someone else', () => withTempDir('craftgrad-peft-', async (dir) => {
   const ad = seededAdapter(4, 6, ['v_proj', 'q_proj', 'down_proj'], 2);
   assert.deepEqual(ad.targets, ['q_proj', 'v_proj', 'down_proj']);
   await writePeftAdapter(join(dir, 'a'), cfg, ad);
@@ -102,7 +97,7 @@ test('PEFT adapter: round trip, a subset of targets, and a bf16 adapter written 
   assert.match(r.warnings[0], /lora_dropout 0\.05 is ignored/);
 }));
 
-test('PEFT adapter: unsupported settings, mismatches, and missing/extra/misshapen tensors are named errors', () => withTmp(async (dir) => {
+test('PEFT adapter: unsupported settings, mismatches, and missing/extra/misshapen tensors are named errors', () => withTempDir('craftgrad-peft-', async (dir) => {
   const ad = seededAdapter(4, 8, ['q_proj', 'o_proj'], 5);
   await writePeftAdapter(dir, cfg, ad);
   const cfgPath = join(dir, 'adapter_config.json'), wPath = join(dir, 'adapter_model.safetensors');
@@ -146,7 +141,7 @@ test('PEFT adapter: unsupported settings, mismatches, and missing/extra/misshape
   await assert.rejects(writePeftAdapter(join(dir, 'w'), cfg, bad), /adapter\.layers\[2\]\.q_proj\.b must be a Float32Array of 64×4/);
 }));
 
-test('policy file: round trip with exact shapes, and every error named', () => withTmp(async (dir) => {
+test('policy file: round trip with exact shapes, and every error named', () => withTempDir('craftgrad-peft-', async (dir) => {
   const shape = { queries: 8, width: 64, headWidth: 32, actionDims: 7 };
   const p = allocatePolicyWeights(shape);
   const rand = rng(9);

@@ -2,27 +2,19 @@
 // data, the summary numbers, labels, a self-contained page, the CLI.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { readConflictLog } from '../dist/index.js';
 import { buildReport, writeRunReport, binConflicts } from '../dist/report/index.js';
 import { makeRows, writeRun, TENSOR_NAMES } from './helpers/report-runs.mjs';
 import { chartsOf, marksOf, pageText } from './helpers/report-html.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { runCli } from './helpers/cli.mjs';
 
 const LINE_CHARTS = ['loss', 'retention', 'lambda', 'conflict-ratio', 'grad-norm', 'lr', 'throughput'];
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
-
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-report-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 test('report of baseline and CRaFT: every chart drawn, runs overlaid and labelled', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const baseline = writeRun(dir, 'run-a', { mode: 'baseline', name: 'baseline', seed: 1 });
   const craft = writeRun(dir, 'run-b', { mode: 'craft', name: 'CRaFT', seed: 2 });
   const report = await buildReport([baseline, craft]);
@@ -74,7 +66,7 @@ test('report of baseline and CRaFT: every chart drawn, runs overlaid and labelle
 });
 
 test('the page is self-contained: no scripts, no external references, a CSP that forbids fetching', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const report = await buildReport([writeRun(dir, 'craft', { mode: 'craft' })]);
   const html = report.html;
   assert.match(html, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'/);
@@ -84,7 +76,7 @@ test('the page is self-contained: no scripts, no external references, a CSP that
 });
 
 test('labels: config name, else the directory name; duplicates made unique; names are escaped', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const a = writeRun(dir, 'a', { mode: 'baseline', name: 'same' });
   const b = writeRun(dir, 'b', { mode: 'craft', name: 'same' });
   const c = writeRun(dir, 'dir-label', { mode: 'baseline' });
@@ -98,7 +90,7 @@ test('labels: config name, else the directory name; duplicates made unique; name
 });
 
 test('a single baseline run: CRaFT-only charts say why they are empty', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const report = await buildReport([writeRun(dir, 'base', { mode: 'baseline' })]);
   const charts = chartsOf(report.html);
   for (const id of ['retention', 'lambda', 'conflict-ratio']) {
@@ -126,7 +118,7 @@ test('heatmap binning: many steps and tensors become frequency bins', () => {
 });
 
 test('writeRunReport writes RUN_DIR/report.html', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const run = writeRun(dir, 'craft', { mode: 'craft' });
   const path = await writeRunReport(run);
   assert.equal(path, join(run, 'report.html'));
@@ -134,19 +126,19 @@ test('writeRunReport writes RUN_DIR/report.html', async (t) => {
 });
 
 test('craftgrad report: default output paths, -o, usage errors', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const a = writeRun(dir, 'baseline', { mode: 'baseline' });
   const b = writeRun(dir, 'craft', { mode: 'craft', conflicts: false });
-  const cli = (args, cwd = dir) => spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 120_000 });
+  const cli = (args, cwd = dir) => runCli(args, { cwd, timeout: 120_000 });
   let r = cli(['report', 'craft']);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /report of 1 run written to .*craft\/report\.html \(9 charts; 1 notes/);
   assert.ok(existsSync(join(b, 'report.html')));
   r = cli(['report', a, b]);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.ok(existsSync(join(dir, 'report.html')), 'several runs: in the current directory');
   r = cli(['report', a, b, '-o', join(dir, 'compare.html')]);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(pageText(readFileSync(join(dir, 'compare.html'), 'utf8')), /no conflict log in this run directory/);
   for (const [args, pattern] of [
     [['report'], /Not enough non-option arguments/],
@@ -155,14 +147,14 @@ test('craftgrad report: default output paths, -o, usage errors', (t) => {
     [['report', 'craft', '--ouput', 'x'], /did you mean '--output'/],
   ]) {
     r = cli(args);
-    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern);
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   }
 });
 
 test('fixture sanity: the conflict log follows num_conflicts', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-report-');
   const run = writeRun(dir, 'craft', { mode: 'craft' });
   const log = readConflictLog(run);
   const rows = makeRows('craft', 200, 1);

@@ -12,6 +12,7 @@ import { buildReport, writeReport } from '../dist/report/index.js';
 import { renderVegaLiteSvg } from '../dist/report/render-svg.js';
 import { writeRun } from './helpers/report-runs.mjs';
 import { chartsOf } from './helpers/report-html.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 // CRAFTGRAD_CHROMIUM: a browser binary to use, or 'none' to skip this test.
 function findChromium() {
@@ -81,8 +82,7 @@ test('headless Chromium: the report renders and every chart shows its data', asy
     t.skip(reason);
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-report-shot-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-report-shot-');
   const runs = join(dir, 'runs');
   mkdirSync(runs);
   const baseline = writeRun(runs, 'baseline', { mode: 'baseline', seed: 1 });
@@ -163,8 +163,7 @@ test('headless Chromium: every chart fits its card at 1400 px and 900 px (no hor
     t.skip(reason);
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-report-layout-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-report-layout-');
   // A long run too, so the heatmap is at its widest.
   const baseline = writeRun(dir, 'baseline', { mode: 'baseline', seed: 1 });
   const craft = writeRun(dir, 'craft', { mode: 'craft', seed: 2, steps: 600 });

@@ -3,8 +3,7 @@
 // series, and the run's mode and budget as config.json states them.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, compareRuns, loadRun } from '../dist/report/index.js';
 import { movingAverage, smoothingWindow } from '../dist/report/moving-average.js';
@@ -12,17 +11,12 @@ import { LINE_CHARTS, planLineChart } from '../dist/report/line-charts.js';
 import { formatDifference } from '../dist/report/summary-table.js';
 import { makeRows, writeRun } from './helpers/report-runs.mjs';
 import { chartsOf, marksOf, pageText } from './helpers/report-html.mjs';
-
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-compare-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const lastVal = (rows, key) => rows.filter((r) => r[key] !== undefined).at(-1)[key];
 
 test('comparison: final validation losses, × budget, and differences from the baseline', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-compare-');
   const craft = writeRun(dir, 'c', { mode: 'craft', name: 'craft', seed: 2 });
   const baseline = writeRun(dir, 'b', { mode: 'baseline', name: 'baseline', seed: 1 });
   // The baseline need not come first: it is found by its mode.
@@ -52,7 +46,7 @@ test('comparison: final validation losses, × budget, and differences from the b
 });
 
 test('comparison without a baseline: values only, and the page says what to train', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-compare-');
   const report = await buildReport([writeRun(dir, 'c', { mode: 'craft', seed: 2 })]);
   const c = compareRuns(report.summaries);
   assert.equal(c.baseline, undefined);
@@ -70,7 +64,7 @@ test('differences are signed, with the multiple of the baseline', () => {
 });
 
 test('mode and budget come from config.json as the run layer writes it (craft: false, budget)', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-compare-');
   const run = join(dir, 'r');
   mkdirSync(run);
   // Rows with CRaFT keys would say 'craft': config.json wins.
@@ -100,7 +94,7 @@ test('moving average: centred, shrinking at the ends, exact on a line', () => {
 });
 
 test('charts: validation retention of both runs with the budget line; noisy series smoothed; validation drawn last', async (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-compare-');
   const baseline = writeRun(dir, 'b', { mode: 'baseline', name: 'baseline', seed: 1 });
   const craft = writeRun(dir, 'c', { mode: 'craft', name: 'CRaFT', seed: 2 });
   const report = await buildReport([baseline, craft]);

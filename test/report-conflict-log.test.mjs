@@ -2,24 +2,18 @@
 // resume truncation, refusals.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, truncateSync, appendFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConflictLogWriter, readConflictLog } from '../dist/index.js';
 import { conflictRecordBytes } from '../dist/run/conflict-log.js';
-
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-conflicts-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from './helpers/temp-dir.mjs';
 
 // 19 tensors: the flags span three bytes, the last one partly.
 const NAMES = Array.from({ length: 19 }, (_, i) => `block${i >> 1}.lora_${i & 1 ? 'B' : 'A'}`);
 const flagsAt = (step) => Uint8Array.from(NAMES, (_, t) => ((step * 7 + t * 3) % 5 === 0 ? 1 : 0));
 
 test('conflict log: round trip of steps, names and flags', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-conflicts-');
   const w = new ConflictLogWriter(dir, NAMES);
   const steps = [1, 2, 3, 5, 8, 13, 2 ** 40];
   for (const s of steps) w.append(s, flagsAt(s));
@@ -37,7 +31,7 @@ test('conflict log: round trip of steps, names and flags', (t) => {
 });
 
 test('conflict log: a torn last record is dropped by the reader and by a reopening writer', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-conflicts-');
   const w = new ConflictLogWriter(dir, NAMES);
   for (let s = 1; s <= 4; ++s) w.append(s, flagsAt(s));
   w.close();
@@ -57,7 +51,7 @@ test('conflict log: a torn last record is dropped by the reader and by a reopeni
 });
 
 test('conflict log: truncateAfter drops the steps after a checkpoint, then appending goes on', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-conflicts-');
   const w = new ConflictLogWriter(dir, NAMES);
   for (let s = 10; s <= 100; s += 10) w.append(s, flagsAt(s));
   w.close();
@@ -78,7 +72,7 @@ test('conflict log: truncateAfter drops the steps after a checkpoint, then appen
 });
 
 test('conflict log: bad arguments, other tensors, no log, bad header', (t) => {
-  const dir = tempDir(t);
+  const dir = tempDir(t, 'craftgrad-conflicts-');
   assert.equal(readConflictLog(dir), null, 'no log: null');
   const w = new ConflictLogWriter(dir, NAMES);
   assert.throws(() => w.append(1, new Uint8Array(3)), /flags has 3 entries, expected 19/);

@@ -1,18 +1,12 @@
 // Broken runs: the report says what is missing or skipped, draws what it can, never throws.
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, mkdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildReport, parseMetricsJsonl } from '../dist/report/index.js';
 import { makeRows, writeRun } from './helpers/report-runs.mjs';
 import { chartsOf, pageText } from './helpers/report-html.mjs';
-
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-report-bad-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const lines = (rows) => rows.map((r) => JSON.stringify(r) + '\n').join('');
 
@@ -22,7 +16,7 @@ async function reportOf(dir) {
 }
 
 test('empty metrics.jsonl: the page says no steps were logged; every chart is a placeholder', async (t) => {
-  const dir = join(tempDir(t), 'run');
+  const dir = join(tempDir(t, 'craftgrad-report-bad-'), 'run');
   mkdirSync(dir);
   writeFileSync(join(dir, 'metrics.jsonl'), '');
   const { text, charts, report } = await reportOf(dir);
@@ -36,7 +30,7 @@ test('empty metrics.jsonl: the page says no steps were logged; every chart is a 
 });
 
 test('missing metrics.jsonl and a directory that does not exist', async (t) => {
-  const parent = tempDir(t);
+  const parent = tempDir(t, 'craftgrad-report-bad-');
   const dir = join(parent, 'run');
   mkdirSync(dir);
   let { text } = await reportOf(dir);
@@ -46,7 +40,7 @@ test('missing metrics.jsonl and a directory that does not exist', async (t) => {
 });
 
 test('partial file (last line cut by a kill): the complete rows are drawn and the cut is reported', async (t) => {
-  const dir = writeRun(tempDir(t), 'craft', { mode: 'craft', steps: 50 });
+  const dir = writeRun(tempDir(t, 'craftgrad-report-bad-'), 'craft', { mode: 'craft', steps: 50 });
   const path = join(dir, 'metrics.jsonl');
   truncateSync(path, statSync(path).size - 40);
   const { text, charts, report } = await reportOf(dir);
@@ -56,7 +50,7 @@ test('partial file (last line cut by a kill): the complete rows are drawn and th
 });
 
 test('malformed lines are skipped and listed by line number and reason', async (t) => {
-  const dir = writeRun(tempDir(t), 'craft', { mode: 'craft', steps: 30 });
+  const dir = writeRun(tempDir(t, 'craftgrad-report-bad-'), 'craft', { mode: 'craft', steps: 30 });
   const rows = makeRows('craft', 30, 1);
   const text0 = [
     lines(rows.slice(0, 10)),
@@ -88,7 +82,7 @@ test('steps that restart (an interrupted run resumed without truncation): the la
 });
 
 test('non-finite values (null in JSON) are left out, not crashes; an all-null metric is "no data"', async (t) => {
-  const dir = writeRun(tempDir(t), 'base', { mode: 'baseline', steps: 40 });
+  const dir = writeRun(tempDir(t, 'craftgrad-report-bad-'), 'base', { mode: 'baseline', steps: 40 });
   const rows = makeRows('baseline', 40, 1).map((r, i) => ({ ...r, action_loss: i === 7 ? null : r.action_loss, samples_per_s: null }));
   writeFileSync(join(dir, 'metrics.jsonl'), lines(rows));
   const { charts, report } = await reportOf(dir);
@@ -98,7 +92,7 @@ test('non-finite values (null in JSON) are left out, not crashes; an all-null me
 });
 
 test('malformed config.json and a damaged conflict log are reported; the curves are still drawn', async (t) => {
-  const dir = writeRun(tempDir(t), 'craft-dir', { mode: 'craft', steps: 30 });
+  const dir = writeRun(tempDir(t, 'craftgrad-report-bad-'), 'craft-dir', { mode: 'craft', steps: 30 });
   writeFileSync(join(dir, 'config.json'), '{"name": "cut');
   appendFileSync(join(dir, 'conflicts.bin'), Buffer.from([1, 2, 3]));
   let { text, report, charts } = await reportOf(dir);
@@ -114,7 +108,7 @@ test('malformed config.json and a damaged conflict log are reported; the curves 
 });
 
 test('a baseline run next to a broken one: the page names the broken run only', async (t) => {
-  const parent = tempDir(t);
+  const parent = tempDir(t, 'craftgrad-report-bad-');
   const good = writeRun(parent, 'good', { mode: 'baseline', steps: 20 });
   const bad = join(parent, 'bad');
   mkdirSync(bad);

@@ -5,21 +5,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkCheckpoint, findLatestCheckpoint, writeCheckpoint, RunError } from '../dist/index.js';
 import { pruneCheckpoints } from '../dist/run/checkpoint-write.js';
 import { train } from './fixtures/run-loop.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-ckpt-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-ckpt-');
   return dir;
 }
 

@@ -5,26 +5,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { readTfEvents } from '../dist/formats/index.js';
 import { train } from './fixtures/run-loop.mjs';
+import { rng } from './helpers/random.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 const loop = fileURLToPath(new URL('./fixtures/run-loop.mjs', import.meta.url));
 const STEPS = 150;
 const SIZE = 100000;
 const BUDGET_MS = 30000;
 
-function rows(dir) {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-    const r = JSON.parse(l);
-    for (const k of WALL_CLOCK_KEYS) delete r[k];
-    return r;
-  });
-}
 
 // Kills after `kill.ms` milliseconds, or (kill.tmpDirs) right after the n-th checkpoint
 // temp directory appears, i.e. in the middle of a checkpoint write.
@@ -52,16 +46,15 @@ function spawnLoop(dir, resume, kill) {
 }
 
 test('kill -9 at random moments, many times: every resume starts from a valid checkpoint and the run completes exactly', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'craftgrad-crash-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'craftgrad-crash-');
   const refDir = join(root, 'ref');
   const ref = await train({ dir: refDir, steps: STEPS, saveEvery: 3, size: SIZE });
 
   const dir = join(root, 'run');
   // A seeded generator for the kill times, so a failure can be replayed.
-  let seed = Number(process.env.CRAFTGRAD_CRASH_SEED ?? Date.now() % 100000);
+  const seed = Number(process.env.CRAFTGRAD_CRASH_SEED ?? Date.now() % 100000);
   t.diagnostic(`kill-time seed ${seed} (CRAFTGRAD_CRASH_SEED to replay)`);
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = rng(seed);
   const started = Date.now();
   let kills = 0;
   let tmpLeftovers = 0;
@@ -90,7 +83,7 @@ test('kill -9 at random moments, many times: every resume starts from a valid ch
   }
   t.diagnostic(`${kills} kills, ${tmpLeftovers} of them during a checkpoint write, in ${Date.now() - started} ms`);
   assert.ok(kills >= 10, `only ${kills} kills`);
-  assert.deepEqual(rows(dir), rows(refDir));
+  assert.deepEqual(metricsRows(dir), metricsRows(refDir));
   const final = `step-${String(STEPS).padStart(6, '0')}`;
   for (const f of ['model.safetensors', 'optimizer.safetensors', 'anchor.safetensors', 'state.json']) {
     assert.ok(readFileSync(join(dir, 'checkpoints', final, f)).equals(readFileSync(join(refDir, 'checkpoints', final, f))), f);

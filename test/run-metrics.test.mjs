@@ -2,8 +2,7 @@
 // seed's progress line format, and no carriage returns off a TTY.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
@@ -12,10 +11,10 @@ import {
 import { CSV_HEADER, truncateCsv } from '../dist/run/csv-sink.js';
 import { formatStepLine } from '../dist/run/progress-format.js';
 import { truncateJsonl } from '../dist/run/jsonl-sink.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-metrics-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-metrics-');
   return dir;
 }
 

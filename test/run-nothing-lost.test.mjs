@@ -1,4 +1,4 @@
-// Nothing a run had is lost off the happy path (issue 15): a resume either completes or
+// Nothing a run had is lost off the happy path (ARCHITECTURE.md §6): a resume either completes or
 // changes nothing (every file of the run hashed before and after), a run killed before
 // its first checkpoint or left by a double SIGINT resumes and repeats the lost rows
 // exactly, and impossible options or outputs are refused before training, in one line.
@@ -7,32 +7,20 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, appendFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { decodeSafetensors, encodeSafetensors } from '../dist/formats/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsCsv, metricsRows } from './helpers/run-files.mjs';
+import { cliPath, runCli } from './helpers/cli.mjs';
 
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
-const root = mkdtempSync(join(tmpdir(), 'craftgrad-lost-'));
-test.after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempDir(test, 'craftgrad-lost-');
 
-function cli(args, cwd = root) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd, encoding: 'utf8', timeout: 180_000 });
-  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
+const cli = (args, cwd = root) => runCli(args, { cwd });
 
 // One run configuration for every test: save_every is the only difference, and it does
 // not change the numbers, so every run here must log the reference's rows.
 const STEPS = 24;
 const RUN = ['--steps', String(STEPS), '--val-every', '8', '--quiet'];
-const CLOCK = new Set(['step_ms', 'samples_per_s']);
-const rows = (dir) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-  .map((l) => Object.fromEntries(Object.entries(JSON.parse(l)).filter(([k]) => !CLOCK.has(k))));
-function csvRows(dir) {
-  const [header, ...lines] = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
-  const keep = header.split(',').map((k) => !CLOCK.has(k));
-  return [header, ...lines.map((l) => l.split(',').filter((_, i) => keep[i]).join(','))];
-}
 
 let reference;
 function ref() {
@@ -46,8 +34,8 @@ function ref() {
 
 /** The run's rows, CSV and conflict log equal the uninterrupted reference's. */
 function assertSameAsReference(dir) {
-  assert.deepEqual(rows(dir), rows(ref()), 'metrics.jsonl rows (wall-clock fields aside)');
-  assert.deepEqual(csvRows(dir), csvRows(ref()), 'metrics.csv rows');
+  assert.deepEqual(metricsRows(dir), metricsRows(ref()), 'metrics.jsonl rows (wall-clock fields aside)');
+  assert.deepEqual(metricsCsv(dir), metricsCsv(ref()), 'metrics.csv header and rows');
   assert.ok(readFileSync(join(dir, 'conflicts.bin')).equals(readFileSync(join(ref(), 'conflicts.bin'))), 'conflicts.bin');
 }
 
@@ -103,7 +91,7 @@ test('a run killed before its first checkpoint resumes from step 0 and writes th
 
 test('a real kill -9 before the first checkpoint: the resume completes the run exactly', async () => {
   const dir = join(root, 'runs', 'sigkill');
-  const child = spawn(process.execPath, [bin, 'train', '--name', 'sigkill', '--save-every', '0', ...RUN], { cwd: root, stdio: 'ignore' });
+  const child = spawn(process.execPath, [cliPath, 'train', '--name', 'sigkill', '--save-every', '0', ...RUN], { cwd: root, stdio: 'ignore' });
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   // Killed as soon as rows are on disk (no checkpoint is due before the last step).
   for (let i = 0; i < 6000 && child.exitCode === null; i++) {
@@ -194,7 +182,7 @@ test('a double SIGINT leaves a run that the next resume completes exactly', asyn
     const name = `sigint-${i}`;
     const dir = join(root, 'runs', name);
     // A checkpoint every step: the second signal most likely lands in the middle of one.
-    const child = spawn(process.execPath, [bin, 'train', '--name', name, '--save-every', '1', ...RUN], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath, 'train', '--name', name, '--save-every', '1', ...RUN], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d) => { err += d; });
     const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
@@ -234,7 +222,7 @@ test('an output directory that cannot be created: one line, exit 1, no hang', (t
   if (existsSync('/proc/self')) cases.push('/proc/craftgrad-test');
   else t.diagnostic('no /proc here: the /proc case (Node\'s recursive mkdir looping there) is not exercised');
   for (const out of cases) {
-    const r = spawnSync(process.execPath, [bin, 'train', '--out', out, '--steps', '2', '--quiet'], { cwd, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
+    const r = spawnSync(process.execPath, [cliPath, 'train', '--out', out, '--steps', '2', '--quiet'], { cwd, encoding: 'utf8', timeout: 60_000, killSignal: 'SIGKILL' });
     assert.equal(r.signal, null, `${out}: ended by itself`);
     assert.equal(r.status, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`^craftgrad: --out ${out.replace(/[/.-]/g, '\\$&')}: cannot create or write the output directory: \\S+`));

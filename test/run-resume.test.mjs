@@ -10,29 +10,15 @@ import { RunDirectory, RunError, inspect, formatInspection } from '../dist/index
 import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
 import { readTfEvents } from '../dist/formats/index.js';
 import { train } from './fixtures/run-loop.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsCsv, metricsRows } from './helpers/run-files.mjs';
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-resume-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-resume-');
   return dir;
 }
 
 const N = 30;
-
-function rows(dir) {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-    const r = JSON.parse(l);
-    for (const k of WALL_CLOCK_KEYS) delete r[k];
-    return r;
-  });
-}
-
-function csvRows(dir) {
-  const [header, ...lines] = readFileSync(join(dir, 'metrics.csv'), 'utf8').trim().split('\n');
-  const keys = header.split(',');
-  const drop = keys.map((k) => WALL_CLOCK_KEYS.includes(k));
-  return lines.map((l) => l.split(',').filter((_, i) => !drop[i]).join(','));
-}
 
 // What TensorBoard shows: files in name order, each START at step s purging the points
 // read so far whose step is >= s. Every record's CRCs are checked by readTfEvents.
@@ -73,9 +59,9 @@ async function uninterrupted(t) {
 }
 
 function assertSameRun(ref, dir, r) {
-  assert.deepEqual(rows(dir), rows(ref.dir), 'metrics.jsonl rows');
-  assert.deepEqual(csvRows(dir), csvRows(ref.dir), 'metrics.csv rows');
-  assert.deepEqual(rows(dir).map((x) => x.step), Array.from({ length: N }, (_, i) => i + 1));
+  assert.deepEqual(metricsRows(dir), metricsRows(ref.dir), 'metrics.jsonl rows');
+  assert.deepEqual(metricsCsv(dir).rows, metricsCsv(ref.dir).rows, 'metrics.csv rows');
+  assert.deepEqual(metricsRows(dir).map((x) => x.step), Array.from({ length: N }, (_, i) => i + 1));
   for (let i = 0; i < ref.theta.length; i++) {
     assert.deepEqual(Buffer.from(r.theta[i].buffer), Buffer.from(ref.theta[i].buffer), `theta[${i}] bit-identical`);
   }
@@ -114,7 +100,7 @@ test('resume from an earlier checkpoint drops the later rows and TensorBoard poi
   assert.equal(startEvent.step, 11, 'START at the first step the resumed segment logs');
   assert.deepEqual(view.points, refView.points, 'TensorBoard shows the same curves');
   assert.deepEqual(Object.keys(refView.points[0].scalars).sort(),
-    Object.keys(rows(ref.dir)[0]).filter((k) => k !== 'step').sort(), 'tags equal the JSONL keys');
+    Object.keys(metricsRows(ref.dir)[0]).filter((k) => k !== 'step').sort(), 'tags equal the JSONL keys');
 });
 
 test('a resume with no valid checkpoint starts again from step 0 and still matches', async (t) => {

@@ -4,17 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkCheckpoint, findLatestCheckpoint } from '../dist/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const loop = fileURLToPath(new URL('./fixtures/run-loop.mjs', import.meta.url));
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-sig-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-sig-');
   return dir;
 }
 

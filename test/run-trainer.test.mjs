@@ -1,41 +1,30 @@
-// End to end with the real Trainer (issue 6) and a HostGradientSource: a run directory
-// with checkpoints, K steps, a resume through the checkpoint files, N − K more, against N
-// straight. Skipped (saying so) on a branch where the Trainer is not exported yet; the
-// surgery + JS AdamW loop of run-resume.test.mjs covers the run layer either way.
+// End to end with the real Trainer (ARCHITECTURE.md §5) and a HostGradientSource: a run
+// directory with checkpoints, K steps, a resume through the checkpoint files, N − K more,
+// against N straight (ARCHITECTURE.md §6). run-resume.test.mjs checks the run layer alone,
+// with the surgery + JS AdamW loop of fixtures/run-loop.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import * as craftgrad from '../dist/index.js';
 import { float32Groups } from '../dist/run/run-directory.js';
-import { WALL_CLOCK_KEYS } from '../dist/run/metrics.js';
+import { rng } from './helpers/random.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 const { RunDirectory } = craftgrad;
-const haveTrainer = typeof craftgrad.Trainer === 'function' && typeof craftgrad.trainerTensorGroups === 'function';
 const SIZES = [3, 40, 17, 300];
-
-function mulberry(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
 
 // Closed-form task: g_act = θ − T_s (T_s pseudo-random per sample index), g_ret = 4(θ − θ0).
 function makeSource() {
-  const r = mulberry(5);
+  const r = rng(5, { centered: true });
   const theta0 = SIZES.map((n) => Float32Array.from({ length: n }, () => r()));
   const state = { next: 0 };
   const source = new craftgrad.HostGradientSource({
     params: theta0.map((a) => a.slice()),
     names: SIZES.map((_, i) => `t${i}`),
     compute(params, wantRetention) {
-      const rt = mulberry(1000 + state.next++);
+      const rt = rng(1000 + state.next++, { centered: true });
       let actionLoss = 0;
       const gAct = SIZES.map((n, i) => Float32Array.from({ length: n }, (_, j) => {
         const e = params[i][j] - rt() * 2;
@@ -86,23 +75,14 @@ async function trainTo(dir, steps, resume) {
   return { params: source.params.toFlat(), startStep: run.startStep };
 }
 
-function rows(dir) {
-  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-    const r = JSON.parse(l);
-    for (const k of WALL_CLOCK_KEYS) delete r[k];
-    return r;
-  });
-}
-
-test('Trainer + RunDirectory: K steps, resume from the checkpoint files, N − K more equals N straight', { skip: !haveTrainer && 'the Trainer (issue 6) is not on this branch yet' }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'craftgrad-trainer-run-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+test('Trainer + RunDirectory: K steps, resume from the checkpoint files, N − K more equals N straight', async (t) => {
+  const root = tempDir(t, 'craftgrad-trainer-run-');
   const straight = await trainTo(join(root, 'a'), 10, false);
   await trainTo(join(root, 'b'), 5, false); // checkpoints at 3 and the end (5)
   rmSync(join(root, 'b', 'checkpoints', 'step-000005'), { recursive: true }); // resume from 3: rows 4, 5 replaced
   const resumed = await trainTo(join(root, 'b'), 10, true);
   assert.equal(resumed.startStep, 3);
-  assert.deepEqual(rows(join(root, 'b')), rows(join(root, 'a')));
+  assert.deepEqual(metricsRows(join(root, 'b')), metricsRows(join(root, 'a')));
   assert.ok(Buffer.from(resumed.params.buffer).equals(Buffer.from(straight.params.buffer)), 'final weights bit-identical');
   const a = readFileSync(join(root, 'a', 'checkpoints', 'step-000010', 'optimizer.safetensors'));
   const b = readFileSync(join(root, 'b', 'checkpoints', 'step-000010', 'optimizer.safetensors'));

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { AdamW, craftReduce, surgery, setThreads, backendInfo, GradSet } from '../dist/index.js';
-import { adamwReference, randomArrays, maxRelErr, sameBits } from './helpers/train-task.mjs';
+import { adamwReference, maxRelErr } from './helpers/train-task.mjs';
+import { randomArrays } from './helpers/random.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
 
 const SIZES = [5, 1024 + 17, 3000, 70000];
 
@@ -84,7 +86,7 @@ test('every CPU instruction set gives the same bits', (t) => {
   const available = backendInfo().cpu.available;
   const script = `
     import { AdamW, craftReduce, GradSet } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
-    import { randomArrays } from ${JSON.stringify(new URL('./helpers/train-task.mjs', import.meta.url).href)};
+    import { randomArrays } from ${JSON.stringify(new URL('./helpers/random.mjs', import.meta.url).href)};
     import { createHash } from 'node:crypto';
     const sizes = [7, 1024 + 33, 70001];
     const params = GradSet.fromArrays(randomArrays(sizes, 1));

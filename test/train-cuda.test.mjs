@@ -14,39 +14,18 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { AdamW, GradSet, Trainer, backendInfo, craftReduce, surgery, trainerTensorGroups } from '../dist/index.js';
 import { gradSetInternals } from '../dist/gradset.js';
-import { randomArrays, maxRelErr, rng } from './helpers/train-task.mjs';
-
-// Byte-for-byte equality of two typed arrays (any element type).
-function sameBits(a, b) {
-  if (a.length !== b.length || a.byteLength !== b.byteLength) return false;
-  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength), y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
-  return true;
-}
+import { maxRelErr } from './helpers/train-task.mjs';
+import { randomArrays, rng } from './helpers/random.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
+import { announceGpu, gpuTest } from './helpers/gpu.mjs';
 
 const require = createRequire(import.meta.url);
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const binding = require('node-gyp-build')(root);
 
 const info = backendInfo().cuda;
-const gpu = info.compiled && info.available && info.devices.length > 0;
-const skipReason = gpu ? '' : `no CUDA device: ${info.compiled ? info.reason : 'this build has no CUDA backend'}`;
-if (!gpu) console.log(`# train-cuda.test.mjs: GPU tests skipped (${skipReason})`);
-// scripts/device/session.sh sets it on the GPU machine, where a skip would report success with
-// nothing tested (a test knob, not CRAFTGRAD_*: the CLI takes those for options).
-if (!gpu && process.env.CGTEST_REQUIRE_GPU === '1') throw new Error(`CGTEST_REQUIRE_GPU=1 but the GPU tests would be skipped: ${skipReason}`);
-else console.log(`# train-cuda.test.mjs: running on ${info.devices.map((d) => `${d.name} (sm ${d.computeCapability})`).join(', ')}`);
+announceGpu(import.meta.url);
 const DEV = 'cuda:0';
-
-function gpuTest(name, fn) {
-  test(name, async (t) => {
-    if (!gpu) {
-      t.skip(skipReason);
-      return;
-    }
-    await fn(t);
-  });
-}
 
 // Odd sizes, empty tensors, block (1024) and chunk (65536) boundaries: most tensors start
 // unaligned in the flat buffers, so both the vector and the scalar paths run.
@@ -296,7 +275,7 @@ class DeviceTaskSource {
     const theta0 = this.theta0;
     let actionLoss = 0, retentionLoss = 0;
     for (let b = 0; b < this.batch; b++) {
-      const rand = rng(1000 + this.seed * 7919 + this.next++);
+      const rand = rng(1000 + this.seed * 7919 + this.next++, { centered: true });
       let o = 0;
       this.sizes.forEach((n, i) => {
         for (let j = 0; j < n; j++, o++) {

@@ -1,12 +1,14 @@
-// The Trainer with the run layer (issue 7): rows into a RunDirectory's sinks, checkpoints
+// The Trainer with the run layer (ARCHITECTURE.md §6): rows into a RunDirectory's sinks, checkpoints
 // through its files, and a resume from them that continues bit for bit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Trainer, RunDirectory, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
-import { makeTask, sameBits } from './helpers/train-task.mjs';
+import { makeTask } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 const SIZES = [3, 40, 17, 1100];
 const OPTS = { steps: 8, microBatches: 2, lr: 1e-2, lambda: 0.3, lambdaLr: 0.5, retentionBudget: 0.01, warmup: 2, schedule: 'cosine', clipNorm: 1 };
@@ -31,12 +33,6 @@ async function trainInto(dir, { resume = false, until }) {
   return { task, trainer };
 }
 
-const rowsOf = (dir) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => {
-  const r = JSON.parse(l);
-  delete r.step_ms;
-  delete r.samples_per_s;
-  return r;
-});
 
 test('trainer + RunDirectory: stop after 5 steps, resume from the files, equal to 8 steps straight', async () => {
   const root = mkdtempSync(join(tmpdir(), 'craftgrad-train-run-'));
@@ -48,8 +44,8 @@ test('trainer + RunDirectory: stop after 5 steps, resume from the files, equal t
     assert.ok(sameBits(resumed.task.source.params.data, straight.task.source.params.data));
     assert.ok(sameBits(resumed.trainer.optimizer.m.data, straight.trainer.optimizer.m.data));
     assert.equal(resumed.trainer.lambda, straight.trainer.lambda);
-    assert.deepEqual(rowsOf(join(root, 'resumed')), rowsOf(join(root, 'straight')));
-    assert.equal(rowsOf(join(root, 'straight')).length, 8);
+    assert.deepEqual(metricsRows(join(root, 'resumed')), metricsRows(join(root, 'straight')));
+    assert.equal(metricsRows(join(root, 'straight')).length, 8);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,15 +1,17 @@
 // A step that fails: rolled back to the last completed step when it failed before changing
 // any kept state (so a checkpoint of it resumes exactly), refused further steps when it
 // failed part-way; and the run session saves the last completed step before it reports
-// the failure (issue 15, "a failure during training saves what can be saved").
+// the failure (ARCHITECTURE.md §5: a failure during training saves what can be saved).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Trainer, AdapterPolicySource, HostGradientSource } from '../dist/index.js';
-import { makeTask, sameBits } from './helpers/train-task.mjs';
+import { makeTask } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
 import { smallRun } from './helpers/small-run.mjs';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
 
 const SIZES = [3, 40, 17];
 
@@ -73,8 +75,7 @@ test('a step that fails after it changed the state refuses further steps until a
 });
 
 test('the run session saves the last completed step when a step fails, and a resume from it ends as an uninterrupted run', async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'craftgrad-stepfail-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const root = tempDir(t, 'craftgrad-stepfail-');
   const config = { steps: 6, save_every: 100, val_every: 3 };
 
   const original = AdapterPolicySource.prototype.accumulate;
@@ -101,9 +102,7 @@ test('the run session saves the last completed step when a step fails, and a res
   await smallRun(failed, config, true);
   const straight = join(root, 'straight');
   await smallRun(straight, config);
-  const rows = (dir) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => { const r = JSON.parse(l); delete r.step_ms; delete r.samples_per_s; return r; });
-  assert.deepEqual(rows(failed), rows(straight));
+  assert.deepEqual(metricsRows(failed), metricsRows(straight));
   for (const file of ['model.safetensors', 'optimizer.safetensors']) {
     assert.ok(readFileSync(join(failed, 'checkpoints', 'step-000006', file)).equals(readFileSync(join(straight, 'checkpoints', 'step-000006', file))), file);
   }

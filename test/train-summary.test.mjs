@@ -2,14 +2,13 @@
 // the run ended: CRaFT's training and validation retention, a baseline's validation drift.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainSummary, budgetRatio } from '../dist/cli/train-summary.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 function run(t, rows, craft) {
-  const dir = join(mkdtempSync(join(tmpdir(), 'craftgrad-summary-')), craft ? 'craft' : 'baseline');
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = join(tempDir(t, 'craftgrad-summary-'), craft ? 'craft' : 'baseline');
   mkdirSync(dir);
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ schema_version: 1, config: { craft, budget: 2e-4 } }));
   writeFileSync(join(dir, 'metrics.jsonl'), rows.map((r) => JSON.stringify(r) + '\n').join(''));

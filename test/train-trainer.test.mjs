@@ -4,15 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Trainer, setThreads, backendInfo, trainerTensorGroups, trainerStateFromGroups } from '../dist/index.js';
-import { METRIC_KEYS, CRAFT_METRIC_KEYS, WALL_CLOCK_METRIC_KEYS } from '../dist/train/index.js';
-import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr, sameBits } from './helpers/train-task.mjs';
+import { METRIC_KEYS, CRAFT_METRIC_KEYS } from '../dist/train/index.js';
+import { makeTask, taskGradients, craftStepReference, splitSet, maxRelErr } from './helpers/train-task.mjs';
+import { sameBits } from './helpers/same-bits.mjs';
+import { withoutWallClock } from './helpers/run-files.mjs';
 
 const SIZES = [3, 40, 17, 1100];
 const quiet = () => {};
 
-function rowsWithoutClock(rows) {
-  return rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !WALL_CLOCK_METRIC_KEYS.includes(k))));
-}
 
 test('CRaFT steps match a float64 re-implementation of the update rule, step by step', async () => {
   for (const clipNorm of [0, 0.5]) {
@@ -120,7 +119,7 @@ async function runRows(options, taskOptions = {}, steps = 3) {
     const r = await trainer.step();
     rows.push(r.row); details.push(r.detail); params.push(task.source.params.data.slice());
   }
-  return { rows: rowsWithoutClock(rows), details, params, task, trainer };
+  return { rows: rows.map(withoutWallClock), details, params, task, trainer };
 }
 
 test('ablation: projection off changes only the conflicting tensors and the conflict/norm metrics', async () => {
@@ -234,7 +233,7 @@ test('exact resume: N steps straight equal K steps + state/restore into a fresh 
   resumed.restoreState(trainerStateFromGroups(json, copied, names, resumedTask.source.params));
   const tail = [];
   while (!resumed.done) tail.push((await resumed.step()).row);
-  assert.deepEqual(rowsWithoutClock(tail), rowsWithoutClock(rows.slice(4)));
+  assert.deepEqual(tail.map(withoutWallClock), rows.slice(4).map(withoutWallClock));
   assert.ok(sameBits(resumedTask.source.params.data, straightTask.source.params.data));
   assert.ok(sameBits(resumed.optimizer.m.data, straight.optimizer.m.data));
   assert.ok(sameBits(resumed.optimizer.v.data, straight.optimizer.v.data));
@@ -251,7 +250,7 @@ test('a trainer run gives the same bits for any thread count', async () => {
     const trainer = new Trainer(task.source, { steps: 2, lambda: 0.2, clipNorm: 10 });
     const rows = [];
     while (!trainer.done) rows.push((await trainer.step()).row);
-    return { p: task.source.params.data, rows: rowsWithoutClock(rows) };
+    return { p: task.source.params.data, rows: rows.map(withoutWallClock) };
   };
   try {
     const one = await run(1), four = await run(4);
@@ -339,7 +338,7 @@ test('a source that overwrites on the first micro-batch gives the same bits as z
   assert.equal(ta.lambda, tb.lambda);
 });
 
-test('per-tensor conflict flags reach the conflict log (issue 9) through a sink', async () => {
+test('per-tensor conflict flags reach the conflict log (conflicts.json, conflicts.bin) through a sink', async () => {
   const { ConflictLogWriter, readConflictLog } = await import('../dist/index.js');
   const { mkdtempSync, rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');

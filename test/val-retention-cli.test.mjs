@@ -2,25 +2,23 @@
 // metrics.csv column and the TensorBoard tag on validation steps, and the report compares.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readTfEvents, METRIC_KEYS } from '../dist/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
+import { metricsRows } from './helpers/run-files.mjs';
+import { runCli } from './helpers/cli.mjs';
 
-const bin = fileURLToPath(new URL('../bin/craftgrad.js', import.meta.url));
 
 test('baseline and CRaFT runs log val_retention_loss in every metrics file; the report compares them', (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'craftgrad-valret-cli-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
-  const cli = (args) => spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 });
+  const root = tempDir(t, 'craftgrad-valret-cli-');
+  const cli = (args) => runCli(args, { cwd: root });
   const retention = {};
   for (const [name, extra] of [['baseline', ['--no-craft']], ['craft', []]]) {
     const r = cli(['train', ...extra, '--name', name, '--steps', '40', '--val-every', '20', '--save-every', '20', '--quiet']);
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.code, 0, r.stderr);
     const dir = join(root, 'runs', name);
-    const rows = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rows = metricsRows(dir, { wallClock: true });
     assert.deepEqual(rows.filter((x) => 'val_retention_loss' in x).map((x) => x.step), [20, 40], name);
     assert.ok(rows.every((x) => ('val_retention_loss' in x) === ('val_action_loss' in x)), `${name}: logged with val_action_loss`);
     if (name === 'baseline') assert.ok(rows.every((x) => !('retention_loss' in x) && !('lambda_after' in x)), 'baseline rows carry no CRaFT keys');
@@ -36,7 +34,7 @@ test('baseline and CRaFT runs log val_retention_loss in every metrics file; the 
   }
   assert.ok(retention.baseline > retention.craft, `the baseline drifts further (${retention.baseline} vs ${retention.craft})`);
   const r = cli(['report', 'runs/baseline', 'runs/craft', '-o', 'compare.html']);
-  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.code, 0, r.stderr);
   const html = readFileSync(join(root, 'compare.html'), 'utf8');
   assert.match(html, /data-chart="val-retention"/);
   assert.match(html, /Differences are from the baseline run baseline/);

@@ -3,14 +3,14 @@
 // key existed is widened on resume so its header stays true for every row.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   AdapterPolicy, AdapterPolicySource, Trainer, syntheticDataset, splitByEpisode, gatherBatch, CsvSink, METRIC_KEYS, RunError, HostGradientSource,
 } from '../dist/index.js';
 import { CSV_HEADER, truncateCsv } from '../dist/run/csv-sink.js';
 import { CRAFT_METRIC_KEYS } from '../dist/train/index.js';
+import { tempDir } from './helpers/temp-dir.mjs';
 
 const CFG = { tokens: 4, width: 16, blocks: 2, rank: 2, headWidth: 8, chunk: 2, actionDims: 3 };
 const data = () => splitByEpisode(syntheticDataset({ tasks: 2, episodesPerTask: 5, stepsPerEpisode: 4, tokens: 4, width: 16, chunk: 2, actionDims: 3 }), { valFraction: 0.2 });
@@ -58,8 +58,7 @@ test('baseline and CRaFT runs log val_retention_loss on validation steps only; t
 });
 
 function tmp(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'craftgrad-valret-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'craftgrad-valret-');
   return dir;
 }
 

@@ -1,15 +1,39 @@
-// Seeded random data for tests: the same seed gives the same arrays on every run.
+// Seeded random data for tests: the same seed gives the same arrays on every run. The one
+// generator of the test suite (mulberry32: small, fast, well distributed, no seed package).
 
-/** mulberry32: a small, fast, well-distributed 32-bit PRNG. */
-export function rng(seed) {
+const INCREMENT = 0x6d2b79f5;
+
+// mulberry32's output for a state already advanced by INCREMENT: a value in [0, 1).
+function output(s) {
+  let t = s;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+/**
+ * A generator of values in [0, 1) from `seed`; with `{ centered: true }` in [-0.5, 0.5)
+ * (the same draw minus 0.5).
+ */
+export function rng(seed, { centered = false } = {}) {
   let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  if (centered) return () => output(s = (s + INCREMENT) >>> 0) - 0.5;
+  return () => output(s = (s + INCREMENT) >>> 0);
+}
+
+/**
+ * One draw for a caller that keeps the state itself (a uint32, e.g. saved in a checkpoint):
+ * [value in [0, 1), next state]. rng(seed) gives the same values from the same state.
+ */
+export function rngStep(state) {
+  const s = (state + INCREMENT) >>> 0;
+  return [output(s), s];
+}
+
+/** Float32Arrays of the given sizes, uniform in [-scale/2, scale/2) (centered rng). */
+export function randomArrays(sizes, seed, scale = 1) {
+  const r = rng(seed, { centered: true });
+  return sizes.map((n) => Float32Array.from({ length: n }, () => r() * scale));
 }
 
 /** Standard normal samples (Box-Muller). */
@@ -38,10 +62,4 @@ export function gradPairs(sizes, seed) {
     ret.push(r);
   }
   return { act, ret };
-}
-
-export function bytesEqual(x, y) {
-  const bx = Buffer.from(x.buffer, x.byteOffset, x.byteLength);
-  const by = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
-  return bx.equals(by);
 }

@@ -1,24 +1,8 @@
 // Shared by the train-*.test.mjs files: a host-side task with closed-form gradients and a
 // float64 re-implementation of the CRaFT update rule (ARCHITECTURE.md §1, §5) to check against.
 // Not a test file itself (no .test. in the name).
-import { GradSet, HostGradientSource } from '../../dist/index.js';
-
-/** A small deterministic PRNG (mulberry32) so tests need no seed package. */
-export function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
-
-export function randomArrays(sizes, seed, scale = 1) {
-  const r = rng(seed);
-  return sizes.map((n) => Float32Array.from({ length: n }, () => r() * scale));
-}
+import { HostGradientSource } from '../../dist/index.js';
+import { randomArrays } from './random.mjs';
 
 /**
  * The task: per sample s, action target T_s (fixed pseudo-random per sample index) and
@@ -164,12 +148,3 @@ export function maxRelErr(got, want) {
   }
   return worst;
 }
-
-export function sameBits(a, b) {
-  if (a.length !== b.length) return false;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let j = 0; j < x.length; j++) if (x[j] !== y[j]) return false;
-  return true;
-}
-
-export { GradSet };
