@@ -439,10 +439,10 @@ gpuTest('fp32 block sums that overflow on finite data: the float64 fallback per 
 
 gpuTest('disposed device memory is freed off the main thread, and is free for the next allocation and in cudaMemInfo', (t) => {
   const bytes = 64 * 2 ** 20;
-  const before = binding.cudaMemInfo(0);
+  const before = binding.bench.cudaMemInfo(0);
   for (let i = 0; i < 3; ++i) new binding.TensorSet({ device: 'cuda:0', sizes: [bytes / 4] }).dispose();
   // The frees are queued to the release thread; cudaMemInfo waits for them.
-  const after = binding.cudaMemInfo(0);
+  const after = binding.bench.cudaMemInfo(0);
   assert.ok(after.freeBytes >= before.freeBytes, `free ${before.freeBytes} -> ${after.freeBytes} after dispose`);
   if (!/emulator/i.test(info.devices[0].name)) {
     t.diagnostic('the allocate-dispose loop near the memory limit runs on the emulator only (CGEMU_DEVICE_MEMORY)');
