@@ -27,48 +27,28 @@ int64_t readInt(const Options& o, const char* name, int64_t lo, int64_t hi) {
   return static_cast<int64_t>(d);
 }
 
-// A string option that must be one of `choices` (RangeError listing them otherwise).
-int readChoice(const Options& o, const char* name, std::initializer_list<const char*> choices) {
-  const std::string s = o.string(name);
-  int i = 0;
-  std::string list;
-  for (const char* c : choices) {
-    if (s == c) return i;
-    list += (i ? ", '" : "'") + std::string(c) + "'";
-    ++i;
-  }
-  throw rangeError(std::string(name) + " must be one of " + list + ", got '" + s + "'");
-}
-
 ModelConfig readConfig(Napi::Env env, napi_value value) {
   const Options o(env, value, "config");
-  const int64_t big = int64_t{1} << 31;
-  auto field = [&](const char* key) {
-    const double d = o.number(key);
-    if (!(d >= 0 && d < static_cast<double>(big)) || d != std::floor(d))
-      throw rangeError(std::string("config.") + key + " must be a non-negative integer, got " + std::to_string(d));
-    return static_cast<int64_t>(d);
-  };
   ModelConfig c;
-  c.T = field("tokens");
-  c.D = field("width");
-  c.L = field("blocks");
-  c.r = field("rank");
+  c.T = o.configSize("tokens");
+  c.D = o.configSize("width");
+  c.L = o.configSize("blocks");
+  c.r = o.configSize("rank");
   c.alpha = o.number("alpha");
-  c.m = field("bridgeBlock");
-  c.pool = static_cast<Pooling>(readChoice(o, "pooling", {"mean", "max"}));
-  c.anchor = static_cast<AnchorType>(readChoice(o, "anchorType", {"concat", "aq_only", "raw_only"}));
-  c.H = field("headWidth");
-  c.K = field("chunk");
-  c.A = field("actionDims");
+  c.m = o.configSize("bridgeBlock");
+  c.pool = static_cast<Pooling>(o.choice("pooling", {"mean", "max"}));
+  c.anchor = static_cast<AnchorType>(o.choice("anchorType", {"concat", "aq_only", "raw_only"}));
+  c.H = o.configSize("headWidth");
+  c.K = o.configSize("chunk");
+  c.A = o.configSize("actionDims");
   const std::string err = modelConfigError(c);
   if (!err.empty()) throw rangeError(err);
   return c;
 }
 
+// Whether the float ranges [x, x + nx) and [y, y + ny) share an element.
 bool overlaps(const float* x, int64_t nx, const float* y, int64_t ny) {
-  if (!x || !y || nx == 0 || ny == 0) return false;
-  return x < y + ny && y < x + nx;
+  return bytesOverlap(x, nx * int64_t{sizeof(float)}, y, ny * int64_t{sizeof(float)});
 }
 
 struct ModelStepOp {
@@ -88,7 +68,7 @@ struct ModelStepOp {
     op.config = c;
     const ModelLayout lay = modelLayout(c);
     ModelStepArgs& a = op.args;
-    a.mode = static_cast<ModelMode>(readChoice(o, "mode", {"craft", "baseline", "eval", "evalRetention"}));
+    a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
     const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
     const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
     a.batch = readInt(o, "batch", 1, int64_t{1} << 24);

@@ -17,46 +17,28 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-int readChoice(const Options& o, const char* name, std::initializer_list<const char*> choices) {
-  const std::string s = o.string(name);
-  int i = 0;
-  std::string list;
-  for (const char* c : choices) {
-    if (s == c) return i;
-    list += (i ? ", '" : "'") + std::string(c) + "'";
-    ++i;
-  }
-  throw rangeError(std::string(name) + " must be one of " + list + ", got '" + s + "'");
-}
-
 Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
   const Options o(env, value, "config");
-  auto field = [&](const char* key) {
-    const double d = o.number(key);
-    if (!(d >= 0 && d < 2147483648.0) || d != std::floor(d))
-      throw rangeError(std::string("config.") + key + " must be a non-negative integer, got " + std::to_string(d));
-    return static_cast<int64_t>(d);
-  };
   Qwen2Config c;
-  c.D = field("hiddenSize");
-  c.L = field("numLayers");
-  c.heads = field("numHeads");
-  c.kvHeads = field("numKvHeads");
-  c.I = field("intermediateSize");
-  c.V = field("vocabSize");
+  c.D = o.configSize("hiddenSize");
+  c.L = o.configSize("numLayers");
+  c.heads = o.configSize("numHeads");
+  c.kvHeads = o.configSize("numKvHeads");
+  c.I = o.configSize("intermediateSize");
+  c.V = o.configSize("vocabSize");
   c.eps = o.number("rmsNormEps");
   c.theta = o.number("ropeTheta");
-  c.P = field("prefixTokens");
-  c.S = field("promptTokens");
-  c.Q = field("queries");
-  c.r = field("rank");
+  c.P = o.configSize("prefixTokens");
+  c.S = o.configSize("promptTokens");
+  c.Q = o.configSize("queries");
+  c.r = o.configSize("rank");
   c.alpha = o.number("alpha");
-  c.A = field("actionDims");
-  c.Hh = field("headWidth");
-  c.m = field("bridgeLayer");
-  c.span = static_cast<BridgeSpan>(readChoice(o, "bridgeSpan", {"prefix", "prefix+prompt"}));
-  c.pool = static_cast<Pooling>(readChoice(o, "pooling", {"mean", "max"}));
-  c.anchor = static_cast<AnchorType>(readChoice(o, "anchorType", {"concat", "aq_only", "raw_only"}));
+  c.A = o.configSize("actionDims");
+  c.Hh = o.configSize("headWidth");
+  c.m = o.configSize("bridgeLayer");
+  c.span = static_cast<BridgeSpan>(o.choice("bridgeSpan", {"prefix", "prefix+prompt"}));
+  c.pool = static_cast<Pooling>(o.choice("pooling", {"mean", "max"}));
+  c.anchor = static_cast<AnchorType>(o.choice("anchorType", {"concat", "aq_only", "raw_only"}));
   const Napi::Value t(env, o.get("targets"));
   if (!t.IsArray()) throw typeError("config.targets must be an Array of linear layer names");
   const Napi::Array list = t.As<Napi::Array>();
@@ -95,13 +77,6 @@ I32View readInt32Array(napi_env env, napi_value v, const char* name) {
   return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), ab};
 }
 
-bool overlaps(const void* x, int64_t nx, const void* y, int64_t ny) {
-  if (!x || !y || nx == 0 || ny == 0) return false;
-  const char* a = static_cast<const char*>(x);
-  const char* b = static_cast<const char*>(y);
-  return a < b + ny && b < a + nx;
-}
-
 struct Qwen2StepOp {
   static constexpr const char* kName = "craftgrad.qwen2Step";
   Backend* backend = nullptr;
@@ -119,7 +94,7 @@ struct Qwen2StepOp {
     op.config = c;
     const Qwen2Layout lay = qwen2Layout(c);
     Qwen2StepArgs& a = op.args;
-    a.mode = static_cast<ModelMode>(readChoice(o, "mode", {"craft", "baseline", "eval", "evalRetention"}));
+    a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
     const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
     const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
     const double batch = o.number("batch");
@@ -193,11 +168,11 @@ struct Qwen2StepOp {
     // when the sets are host memory too).
     for (size_t i = 0; i < outputs.size(); ++i) {
       for (size_t j = 0; j < i; ++j)
-        if (overlaps(outputs[i].p, outputs[i].bytes, outputs[j].p, outputs[j].bytes))
+        if (bytesOverlap(outputs[i].p, outputs[i].bytes, outputs[j].p, outputs[j].bytes))
           throw rangeError(std::string(outputs[j].name) + " and " + outputs[i].name + " overlap in memory");
       for (size_t j = 0; j < inputs.size(); ++j) {
         const bool isSet = j < (withRet ? 2u : 1u);
-        if ((isSet || op.backend->hostMemory()) && overlaps(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
+        if ((isSet || op.backend->hostMemory()) && bytesOverlap(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
           throw rangeError(std::string(outputs[i].name) + " and " + inputs[j].name + " overlap in memory");
       }
     }

@@ -98,6 +98,32 @@ std::string Options::string(const char* key) const {
   return s;
 }
 
+int Options::choice(const char* key, std::initializer_list<const char*> choices) const {
+  const std::string s = string(key);
+  int i = 0;
+  std::string list;
+  for (const char* c : choices) {
+    if (s == c) return i;
+    list += (i ? ", '" : "'") + std::string(c) + "'";
+    ++i;
+  }
+  throw rangeError(std::string(key) + " must be one of " + list + ", got '" + s + "'");
+}
+
+int64_t Options::configSize(const char* key) const {
+  const double d = number(key);
+  if (!(d >= 0 && d < 2147483648.0) || d != std::floor(d))
+    throw rangeError(std::string("config.") + key + " must be a non-negative integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+bool bytesOverlap(const void* x, int64_t nx, const void* y, int64_t ny) {
+  if (!x || !y || nx == 0 || ny == 0) return false;
+  const char* a = static_cast<const char*>(x);
+  const char* b = static_cast<const char*>(y);
+  return a < b + ny && b < a + nx;
+}
+
 bool isNullish(napi_env env, napi_value value) {
   napi_valuetype t;
   check(env, napi_typeof(env, value, &t));

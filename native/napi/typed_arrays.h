@@ -5,6 +5,7 @@
 #include <node_api.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -48,12 +49,19 @@ class Options {
   double number(const char* key) const { return readNumber(env_, get(key), key); }
   bool boolean(const char* key) const { return readBool(env_, get(key), key); }
   std::string string(const char* key) const;
+  // The index of the string option in `choices` (RangeError listing them otherwise).
+  int choice(const char* key, std::initializer_list<const char*> choices) const;
+  // A model-configuration size: an integer from 0 to 2^31 - 1, reported as `config.<key>`.
+  int64_t configSize(const char* key) const;
   napi_env env() const { return env_; }
 
  private:
   napi_env env_;
   napi_value object_;
 };
+
+// Whether the byte ranges [x, x + nx) and [y, y + ny) share a byte (empty ranges never do).
+bool bytesOverlap(const void* x, int64_t nx, const void* y, int64_t ny);
 
 // Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name);
