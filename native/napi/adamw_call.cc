@@ -139,11 +139,7 @@ struct CraftReduceOp {
     res.Set("conflicts", conflicts);
     res.Set("dots", dots);
     res.Set("coefficients", coefficients);
-    res.Set("numConflicts", Napi::Number::New(env, numConflicts));
-    res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
-    res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
-    res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
-    res.Set("nonFinite", Napi::Number::New(env, nonFinite));
+    setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
     return res;
   }
 };

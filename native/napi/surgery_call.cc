@@ -236,12 +236,17 @@ Napi::Value SurgeryOp::result(Napi::Env env) {
     }
     res.Set("cosines", cos);
   }
+  setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
+  return res;
+}
+
+void setSurgeryTotals(Napi::Env env, Napi::Object& res, size_t k, uint32_t numConflicts, double normSq,
+                      uint32_t nonFinite) {
   res.Set("numConflicts", Napi::Number::New(env, numConflicts));
   res.Set("numTensors", Napi::Number::New(env, static_cast<double>(k)));
   res.Set("conflictRatio", Napi::Number::New(env, k ? static_cast<double>(numConflicts) / k : 0.0));
   res.Set("gradNorm", Napi::Number::New(env, std::sqrt(normSq)));
   res.Set("nonFinite", Napi::Number::New(env, nonFinite));
-  return res;
 }
 
 }  // namespace craftgrad
