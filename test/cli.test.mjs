@@ -28,6 +28,14 @@ test('info describes the build and exits 0', () => {
   assert.ok(Array.isArray(json.backends) && json.cpu.threads >= 1);
 });
 
+test('--threads is one global option: every command takes it, bad values are usage errors', () => {
+  const json = JSON.parse(cli(['info', '--json', '--threads', '3']).stdout);
+  assert.equal(json.cpu.threads, 3);
+  assertUsageError(cli(['info', '--threads', '0']), /--threads must be an integer from 1 to 1024, got 0/);
+  assertUsageError(cli(['train', '--threads', '1.5', '--steps', '1']), /--threads must be an integer from 1 to 1024, got 1.5/);
+  assert.match(cli(['train', '--help']).stdout, /--threads/);
+});
+
 test('--help lists the commands; --version prints the version', () => {
   const help = cli(['--help']);
   assert.equal(help.code, 0);

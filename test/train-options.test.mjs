@@ -18,7 +18,7 @@ import { makeTask } from './helpers/train-task.mjs';
 
 const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 /** The command's own options, not run options: they are not in config.json. */
-const COMMAND_ONLY = ['resume', 'threads', 'quiet'];
+const COMMAND_ONLY = ['resume', 'quiet'];
 
 function assertOneToOne(pairs, what) {
   const left = new Map(), right = new Map();

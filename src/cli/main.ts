@@ -10,12 +10,20 @@ import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
 import { UsageError, explainUnknown } from './usage-error.js';
 import { NATIVE_ENV_VARIABLES, optionNameOf } from './native-env.js';
+import { setThreads } from '../backend.js';
 
 export type Register = (y: Argv) => Argv;
 
 /** Commands in the order `--help` lists them. */
 const COMMANDS: Register[] = [registerTrain, registerInspect, registerReport, registerInfo, registerBench];
 const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
+
+function checkThreads(threads: unknown): true {
+  if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > 1024)) {
+    throw new Error(`--threads must be an integer from 1 to 1024, got ${String(threads)}`);
+  }
+  return true;
+}
 
 /** Errors thrown inside yargs .check() callbacks: usage errors by construction. */
 function isCheckError(error: Error): boolean {
@@ -37,7 +45,17 @@ export async function main(argv: string[]): Promise<number> {
     .alias('h', 'help')
     .version()
     .wrap(Math.min(110, process.stdout.columns || 100));
-  for (const variable of NATIVE_ENV_VARIABLES) parser = parser.option(optionNameOf(variable), { hidden: true });
+  // --threads applies to every command (the addon also reads CRAFTGRAD_THREADS when it loads):
+  // one visible global option. The other native variables are hidden options nothing reads.
+  parser = parser
+    .option('threads', { type: 'number', describe: 'CPU threads (also CRAFTGRAD_THREADS)', defaultDescription: 'the number of cores', global: true })
+    .check((args) => checkThreads(args.threads))
+    .middleware((args) => {
+      if (typeof args.threads === 'number') setThreads(args.threads);
+    });
+  for (const variable of NATIVE_ENV_VARIABLES) {
+    if (variable !== 'CRAFTGRAD_THREADS') parser = parser.option(optionNameOf(variable), { hidden: true });
+  }
   for (const register of COMMANDS) parser = register(parser);
 
   // yargs calls fail() for usage errors (and for errors thrown by a command's own checks).

@@ -41,7 +41,6 @@ export function yargsTrainOptions(): Record<string, Options> {
   }
   const RUN = OPTION_GROUPS.run;
   out.resume = { type: 'string', group: RUN, describe: 'Continue the run in RUN_DIR from its newest valid checkpoint', requiresArg: true };
-  out.threads = { type: 'number', group: RUN, describe: 'CPU threads (also CRAFTGRAD_THREADS)', defaultDescription: 'the number of cores' };
   out.quiet = { type: 'boolean', group: RUN, describe: 'No progress display (train_progress.log is still written)' };
   return out;
 }
@@ -64,10 +63,6 @@ export function checkTrainValues(argv: Record<string, unknown>): true {
       if (s.min !== undefined && (s.exclusive ? v <= s.min : v < s.min)) throw new Error(`${name} must be ${s.exclusive ? '>' : '>='} ${s.min}, got ${v}`);
       if (s.max !== undefined && v >= s.max) throw new Error(`${name} must be < ${s.max}, got ${v}`);
     }
-  }
-  const threads = argv.threads;
-  if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > 1024)) {
-    throw new Error(`--threads must be an integer from 1 to 1024, got ${String(threads)}`);
   }
   return true;
 }

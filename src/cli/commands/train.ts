@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { backendInfo, setThreads } from '../../backend.js';
+import { backendInfo } from '../../backend.js';
 import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
 import { TRAIN_DEFAULTS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
@@ -127,7 +127,6 @@ function gpuName(device: DeviceName): string {
 }
 
 async function train(argv: Record<string, unknown>): Promise<number> {
-  if (typeof argv.threads === 'number') setThreads(argv.threads);
   const plan = planRun(argv);
   const info = backendInfo();
   const c = plan.config;
