@@ -44,14 +44,13 @@ export class FixedBatchSource {
   restoreState() {}
 }
 
-/** Sets every LoRA B to small nonzero values (mid-training: the retention stream is not trivially zero). */
+/** Sets every LoRA B to small nonzero values (mid-training: the retention stream is not trivially zero); any device. */
 export function midTrainingB(policy) {
-  const names = policy.trainableNames;
-  names.forEach((n, i) => {
-    if (!n.endsWith('lora_B.weight')) return;
-    const v = policy.params.view(i);
-    for (let j = 0; j < v.length; j++) v[j] = 0.01 * Math.sin(j);
+  const arrays = policy.params.toArrays();
+  policy.trainableNames.forEach((n, i) => {
+    if (n.endsWith('lora_B.weight')) for (let j = 0; j < arrays[i].length; j++) arrays[i][j] = 0.01 * Math.sin(j);
   });
+  policy.params.set(arrays);
 }
 
 /** [label, M, N, K, transA, transB] of the step's matrix products (M = batch·T rows). */
