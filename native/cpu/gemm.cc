@@ -75,6 +75,8 @@ void packB(const MatRef& B, int64_t N, int64_t K, int nr, int64_t jp, float* dst
       for (; j < cols; ++j) d[j] = src[j];
       for (; j < nr; ++j) d[j] = 0.0f;
     }
+  } else if (cols == nr && gemmKernel().packTrans && nr % gemmKernel().packTransWidth == 0) {
+    gemmKernel().packTrans(B.p + j0 * B.ld, B.ld, K, nr, dst);
   } else {
     // Transposed B: same gather as packA's row-major case, over nr columns.
     const float* src[32];
