@@ -75,6 +75,8 @@ void packB(const MatRef& B, int64_t N, int64_t K, int nr, int64_t jp, float* dst
       for (; j < cols; ++j) d[j] = src[j];
       for (; j < nr; ++j) d[j] = 0.0f;
     }
+  } else if (cols == nr && gemmKernel().packTrans && nr % gemmKernel().packTransWidth == 0) {
+    gemmKernel().packTrans(B.p + j0 * B.ld, B.ld, K, nr, dst);
   } else {
     // Transposed B: same gather as packA's row-major case, over nr columns.
     const float* src[32];
@@ -155,10 +157,17 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
     // Enough column panels: each worker packs its own B panels and computes their tiles,
     // one fork-join per product (as fast as the row split below on the model's square
     // products, 2-2.5x faster on the head's few-row ones).
+    // A worker's panels go in groups of about 1 MiB (half an L2), each group packed and
+    // then swept by every row panel, so the sweep reads B from L2 rather than L3 (the
+    // MLP's 4864-wide products: a worker's panels of B are ~9 MB).
+    const int64_t group = std::max<int64_t>(1, (int64_t{1} << 18) / (static_cast<int64_t>(nr) * K));
     parallelRanges(nNp, std::max<int64_t>(1, kMinWork / panelWork), [&](int64_t b, int64_t e) {
-      for (int64_t jp = b; jp < e; ++jp) packB(B, N, K, nr, jp, pb + jp * nr * K);
-      for (int64_t ip = 0; ip < nMp; ++ip)
-        for (int64_t jp = b; jp < e; ++jp) tile(ip, jp, pa, pb + jp * nr * K);
+      for (int64_t g0 = b; g0 < e; g0 += group) {
+        const int64_t g1 = std::min(e, g0 + group);
+        for (int64_t jp = g0; jp < g1; ++jp) packB(B, N, K, nr, jp, pb + jp * nr * K);
+        for (int64_t ip = 0; ip < nMp; ++ip)
+          for (int64_t jp = g0; jp < g1; ++jp) tile(ip, jp, pa, pb + jp * nr * K);
+      }
     });
     return;
   }

@@ -37,6 +37,11 @@ struct GemmKernel {
   void (*biasGeluResidual)(float* Z, const float* b, const float* H, float* Hn, int64_t rows, int64_t D);
   // out[i] = gelu'(Z[i]).
   void (*geluGrad)(const float* Z, float* out, int64_t n);
+  // Optional: packs a full panel of a transposed B (the frozen weights W in x·Wᵀ):
+  // dst[k*nr + j] = B[j*ld + k] for j < nr (a multiple of packTransWidth), k < K, by
+  // vector transposes instead of one scalar gather per value. Null if none.
+  int packTransWidth;
+  void (*packTrans)(const float* B, int64_t ld, int64_t K, int nr, float* dst);
 };
 
 const GemmKernel& gemmGenericKernel();

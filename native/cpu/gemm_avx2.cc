@@ -78,8 +78,42 @@ double fmaLoop(int64_t iters) {
 
 }  // namespace gemm_avx2_isa
 
+namespace gemm_avx2_isa {
+
+// dst[k*nr + j] = B[j*ld + k]: 8×8 blocks transposed in registers (unpack, shuffle, 128-bit
+// lane permute); the k tail past a multiple of 8 one value at a time. A pure copy.
+void packTrans(const float* B, int64_t ld, int64_t K, int nr, float* dst) {
+  const int64_t K8 = K & ~int64_t{7};
+  for (int j0 = 0; j0 < nr; j0 += 8) {
+    const float* src = B + j0 * ld;
+    for (int64_t k0 = 0; k0 < K8; k0 += 8) {
+      __m256 r[8], t[8], u[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld + k0);
+      for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int h = 0; h < 2; ++h) {
+        u[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+        u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+        u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+        u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+      }
+      for (int n = 0; n < 4; ++n) {
+        r[n] = _mm256_permute2f128_ps(u[n], u[4 + n], 0x20);
+        r[4 + n] = _mm256_permute2f128_ps(u[n], u[4 + n], 0x31);
+      }
+      for (int n = 0; n < 8; ++n) _mm256_storeu_ps(dst + (k0 + n) * nr + j0, r[n]);
+    }
+    for (int64_t k = K8; k < K; ++k)
+      for (int j = 0; j < 8; ++j) dst[k * nr + j0 + j] = src[j * ld + k];
+  }
+}
+
+}  // namespace gemm_avx2_isa
+
 const GemmKernel& gemmAvx2Kernel() {
-  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, 0, 0, nullptr, 0, 0, nullptr, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows};
+  static const GemmKernel k{"avx2", gemm_avx2_isa::MR, gemm_avx2_isa::NR, gemm_avx2_isa::micro, 0, 0, nullptr, 0, 0, nullptr, gemm_avx2_isa::biasGeluResidual, gemm_avx2_isa::geluGradRows, 8, gemm_avx2_isa::packTrans};
   return k;
 }
 

@@ -233,8 +233,51 @@ double fmaLoop(int64_t iters) {
 
 }  // namespace gemm_avx512_isa
 
+namespace gemm_avx512_isa {
+
+// dst[k*nr + j] = B[j*ld + k]: 16×16 blocks (16 rows of B, 16 k) loaded as 16 vectors and
+// transposed in registers (unpack 32-bit, unpack 64-bit, two 128-bit lane shuffles); the
+// k tail past a multiple of 16 is copied one value at a time. A pure copy: no rounding.
+void packTrans(const float* B, int64_t ld, int64_t K, int nr, float* dst) {
+  const int64_t K16 = K & ~int64_t{15};
+  for (int j0 = 0; j0 < nr; j0 += 16) {
+    const float* src = B + j0 * ld;
+    for (int64_t k0 = 0; k0 < K16; k0 += 16) {
+      __m512 r[16], t[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * ld + k0);
+      for (int i = 0; i < 8; ++i) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+      }
+      for (int i = 0; i < 4; ++i) {
+        const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+      }
+      for (int q = 0; q < 2; ++q)
+        for (int m = 0; m < 4; ++m) {
+          t[8 * q + m] = _mm512_shuffle_f32x4(r[8 * q + m], r[8 * q + 4 + m], 0x88);      // lanes 0,2 | 0,2
+          t[8 * q + 4 + m] = _mm512_shuffle_f32x4(r[8 * q + m], r[8 * q + 4 + m], 0xdd);  // lanes 1,3 | 1,3
+        }
+      for (int m = 0; m < 8; ++m) {
+        r[m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(t[m], t[8 + m], 0xdd);
+      }
+      // r[n] now holds k = k0 + n, columns j0..j0+15.
+      for (int n = 0; n < 16; ++n) _mm512_storeu_ps(dst + (k0 + n) * nr + j0, r[n]);
+    }
+    for (int64_t k = K16; k < K; ++k)
+      for (int j = 0; j < 16; ++j) dst[k * nr + j0 + j] = src[j * ld + k];
+  }
+}
+
+}  // namespace gemm_avx512_isa
+
 const GemmKernel& gemmAvx512Kernel() {
-  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::MRN, gemm_avx512_isa::NRN, gemm_avx512_isa::microNarrow, gemm_avx512_isa::MRC, gemm_avx512_isa::NRC, gemm_avx512_isa::microColumns, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows};
+  static const GemmKernel k{"avx512", gemm_avx512_isa::MR, gemm_avx512_isa::NR, gemm_avx512_isa::micro, gemm_avx512_isa::MRN, gemm_avx512_isa::NRN, gemm_avx512_isa::microNarrow, gemm_avx512_isa::MRC, gemm_avx512_isa::NRC, gemm_avx512_isa::microColumns, gemm_avx512_isa::biasGeluResidual, gemm_avx512_isa::geluGradRows, 16, gemm_avx512_isa::packTrans};
   return k;
 }
 
