@@ -55,6 +55,43 @@ export interface RawBackendInfo {
   napiVersion: number;
   cpu: RawCpuInfo;
   cuda: RawCudaInfo;
+  mpi: RawMpiInfo;
+  nccl: { available: false; reason: string };
+}
+
+/** Whether this build has MPI (native/mpi), the implementation, and this process's place in its world. */
+export interface RawMpiInfo {
+  compiled: boolean;
+  reason?: string;
+  /** The implementation's version line, e.g. "Open MPI v4.1.4". */
+  library?: string;
+  initialized?: boolean;
+  rank?: number;
+  size?: number;
+}
+
+/**
+ * MPI's collectives (native/napi/mpi_call.h), for src/dist. Every call but `compiled` and
+ * `info` throws (code ERR_CRAFTGRAD_MPI) in a build without MPI, or before init().
+ */
+export interface RawMpi {
+  readonly compiled: boolean;
+  info(): RawMpiInfo;
+  init(): void;
+  rank(): number;
+  size(): number;
+  /** Each array summed across ranks in place, in rank order (bit-identical on every rank). */
+  sumInRankOrder(arrays: Float32Array[]): void;
+  /** MPI_Allreduce(MPI_SUM) in place, in the implementation's order. */
+  allreduceSum(arrays: Float32Array[]): void;
+  /** Root's bytes into every rank's view. */
+  broadcast(data: ArrayBufferView, root: number): void;
+  /** Every rank's values, rank by rank. */
+  allgather(values: Float64Array): Float64Array;
+  barrier(): void;
+  /** MPI_Abort: ends every rank of the job with `code` (1-255). */
+  abort(code: number): never;
+  finalize(): void;
 }
 
 /** 'cpu' or 'cuda:N' (src/device.ts resolves 'auto' and 'cuda'). */
@@ -290,6 +327,7 @@ export interface NativeBinding {
   modelGemm(options: RawGemmOptions): void;
 
   backendInfo(): RawBackendInfo;
+  mpi: RawMpi;
   setThreads(threads: number): void;
 
   /**

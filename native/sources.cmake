@@ -15,6 +15,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/arg_error.cc
   native/napi/backends.cc
   native/napi/model_call.cc
+  native/napi/mpi_call.cc
   native/napi/qwen2_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc
@@ -54,3 +55,8 @@ set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
   native/cuda/tuning.cc)
+
+# MPI (native/mpi): the collectives of multi-process training, with MPI when CMake finds it,
+# else the stand-in that says this build has none.
+set(CRAFTGRAD_MPI_SOURCES native/mpi/mpi_comm.cc)
+set(CRAFTGRAD_MPI_NONE_SOURCES native/mpi/mpi_none.cc)

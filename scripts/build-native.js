@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the native addon with cmake-js into build/Release/craftgrad.node.
 //   CRAFTGRAD_CUDA=AUTO|ON|OFF (default AUTO: CUDA when nvcc is found)
+//   CRAFTGRAD_MPI=AUTO|ON|OFF (default AUTO: multi-process training when MPI is found)
 //   CRAFTGRAD_DEBUG=1 for a debug build.
 // Extra arguments are passed to cmake-js (e.g. --arch=x64 from the prebuild shim).
 import { spawnSync } from 'node:child_process';
@@ -33,15 +34,20 @@ export function buildNative(extraArgs = [], options = {}) {
     console.error(`craftgrad: CRAFTGRAD_CUDA must be AUTO, ON or OFF, got '${process.env.CRAFTGRAD_CUDA}'`);
     return 1;
   }
+  const mpi = (process.env.CRAFTGRAD_MPI ?? 'AUTO').toUpperCase();
+  if (!['AUTO', 'ON', 'OFF'].includes(mpi)) {
+    console.error(`craftgrad: CRAFTGRAD_MPI must be AUTO, ON or OFF, got '${process.env.CRAFTGRAD_MPI}'`);
+    return 1;
+  }
   const buildDir = options.buildDir ?? join(root, 'build');
   const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   // cmake-js `compile` configures only when build/ has no CMake cache, so a changed
   // setting would be silently ignored: rebuild from scratch when it differs from the
   // one the existing build/ was configured with.
-  const settings = JSON.stringify({ cuda, debug: process.env.CRAFTGRAD_DEBUG === '1', extraArgs });
+  const settings = JSON.stringify({ cuda, mpi, debug: process.env.CRAFTGRAD_DEBUG === '1', extraArgs });
   const stamp = join(buildDir, 'craftgrad-settings.json');
   const same = existsSync(stamp) && readFileSync(stamp, 'utf8') === settings;
-  const args = [cmakeJs, same ? 'compile' : 'rebuild', '--out', buildDir, `--CDCRAFTGRAD_CUDA=${cuda}`, ...extraArgs];
+  const args = [cmakeJs, same ? 'compile' : 'rebuild', '--out', buildDir, `--CDCRAFTGRAD_CUDA=${cuda}`, `--CDCRAFTGRAD_MPI=${mpi}`, ...extraArgs];
   if (process.env.CRAFTGRAD_DEBUG === '1') args.push('--debug');
   const started = Date.now();
   const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });

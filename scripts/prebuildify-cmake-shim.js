@@ -13,7 +13,8 @@ if (args[0] !== 'rebuild') {
   console.error(`prebuildify-cmake-shim: expected 'rebuild', got '${args[0]}'`);
   process.exit(1);
 }
-const passed = ['--CDCRAFTGRAD_BENCH=OFF'];
+// Nor MPI: a prebuild must load where no MPI library is installed.
+const passed = ['--CDCRAFTGRAD_BENCH=OFF', '--CDCRAFTGRAD_MPI=OFF'];
 for (const a of args.slice(1)) {
   if (a.startsWith('--arch=')) passed.push(a);
   else if (a === '--debug') process.env.CRAFTGRAD_DEBUG = '1';

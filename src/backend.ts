@@ -1,6 +1,6 @@
 // What this build and machine offer, and the CPU thread count.
 import { createRequire } from 'node:module';
-import type { RawCpuInfo, RawCudaInfo } from '../binding.js';
+import type { RawCpuInfo, RawCudaInfo, RawMpiInfo } from '../binding.js';
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
 
@@ -17,11 +17,15 @@ export interface BackendInfo {
   cpu: RawCpuInfo;
   /** Whether CUDA is compiled and usable, and every visible device. */
   cuda: RawCudaInfo;
+  /** Whether MPI (multi-process training) is compiled in, and the implementation. */
+  mpi: RawMpiInfo;
+  /** NCCL (multi-GPU reductions): not yet implemented. */
+  nccl: { available: false; reason: string };
 }
 
 export function backendInfo(): BackendInfo {
   const raw = binding.backendInfo();
-  return { version, backends: raw.backends, napiVersion: raw.napiVersion, cpu: raw.cpu, cuda: raw.cuda };
+  return { version, backends: raw.backends, napiVersion: raw.napiVersion, cpu: raw.cpu, cuda: raw.cuda, mpi: raw.mpi, nccl: raw.nccl };
 }
 
 /**

@@ -27,10 +27,11 @@ const SRC_ALLOWED = {
   data: ['core', 'formats'],
   model: ['core', 'data', 'run', 'formats'],
   run: ['core', 'formats'],
-  train: ['core', 'data', 'model', 'run', 'formats'],
+  dist: ['core', 'data', 'run', 'formats'],
+  train: ['core', 'data', 'model', 'run', 'dist', 'formats'],
   report: ['core', 'run', 'formats'],
   bench: ['core', 'formats'],
-  cli: ['core', 'data', 'model', 'run', 'train', 'report', 'bench', 'formats'],
+  cli: ['core', 'data', 'model', 'run', 'dist', 'train', 'report', 'bench', 'formats'],
   index: ['core', 'data', 'model', 'run', 'train', 'report', 'formats'],
   binding: [],
 };
@@ -69,12 +70,14 @@ const NATIVE_ALLOWED = {
   core: ['core'],
   cpu: ['core', 'cpu'],
   cuda: ['core', 'cuda'],
-  napi: ['core', 'cpu', 'cuda', 'napi'],
+  mpi: ['core', 'mpi'],
+  napi: ['core', 'cpu', 'cuda', 'mpi', 'napi'],
 };
 const SYSTEM_FORBIDDEN = {
   core: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cub\//, /^thrust\//],
   cpu: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   cuda: [/^napi\.h$/, /^node_api\.h$/],
+  mpi: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   napi: [],
 };
 

@@ -8,6 +8,7 @@
 #include "arg_error.h"
 #include "backends.h"
 #include "model_call.h"
+#include "mpi_call.h"
 #include "op_call.h"
 #include "qwen2_call.h"
 #include "surgery_call.h"
@@ -41,6 +42,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAdamW(env, exports);         // craftReduce, adamwFused, adamw
   registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelTensors, modelGemm
   registerQwen2Exports(env, exports);  // qwen2Step, qwen2StepAsync, qwen2Tensors
+  registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 #ifdef CRAFTGRAD_BENCH

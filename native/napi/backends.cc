@@ -7,6 +7,7 @@
 #include "../cpu/cpu_backend.h"
 #include "../cpu/cpu_features.h"
 #include "arg_error.h"
+#include "mpi_call.h"
 #include "typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../cuda/cuda_backend.h"
@@ -104,6 +105,12 @@ Napi::Object backendInfo(Napi::Env env) {
   info.Set("napiVersion", NAPI_VERSION);
   info.Set("cpu", cpu);
   info.Set("cuda", cuda);
+  info.Set("mpi", mpiInfo(env));
+  // NCCL (multi-GPU reductions) is planned to be loaded at run time with dlopen: not yet.
+  Napi::Object nccl = Napi::Object::New(env);
+  nccl.Set("available", false);
+  nccl.Set("reason", "NCCL support is not implemented yet (multi-process runs reduce on the host through MPI)");
+  info.Set("nccl", nccl);
   return info;
 }
 

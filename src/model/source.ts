@@ -6,6 +6,7 @@ import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../e
 import type { GradSet } from '../gradset.js';
 import { checkDatasetFits, gatherBatch, type Dataset, type DatasetBatch } from '../data/dataset.js';
 import { Sampler, type SamplerState } from '../data/sampler.js';
+import { checkShard, shareOf, type Shard } from '../data/shard.js';
 import type { AdapterPolicy } from './adapter-policy.js';
 
 export interface AdapterPolicySourceOptions {
@@ -17,11 +18,20 @@ export interface AdapterPolicySourceOptions {
   val?: Dataset;
   /** Samples per validation batch. Default batchSize. */
   valBatchSize?: number;
+  /**
+   * Multi-process training: this rank's place. Every rank draws the same global batch of
+   * `batchSize` and computes only its contiguous share, weighted by share/batchSize so that
+   * the ranks' gradients sum to the batch mean; validation covers the rank's share of the
+   * split. Default: one rank.
+   */
+  shard?: Shard;
 }
 
 /** What saveState() returns: plain JSON. */
 export type AdapterPolicySourceState = {
   sampler: SamplerState;
+  /** Ranks of the run that saved it, when more than one (absent: one). */
+  ranks?: number;
 };
 
 export class AdapterPolicySource {
@@ -30,15 +40,20 @@ export class AdapterPolicySource {
   readonly val: Dataset | undefined;
   /** First micro-batch of a step may overwrite the accumulators (no zeroing pass). */
   readonly supportsOverwrite = true;
+  readonly shard: Shard;
   #sampler: Sampler;
   #batch: DatasetBatch | undefined;
   readonly #valBatchSize: number;
 
   constructor(model: AdapterPolicy, train: Dataset, options: AdapterPolicySourceOptions) {
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize'], 'options');
+    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
     checkDatasetFits(train, model.config);
     if (options.val !== undefined) checkDatasetFits(options.val, model.config);
+    this.shard = options.shard === undefined ? { rank: 0, ranks: 1 } : checkShard(options.shard, 'options.shard');
+    if (this.shard.ranks > 1 && !(options.batchSize >= this.shard.ranks)) {
+      throw argRangeError(`options.batchSize ${describeValue(options.batchSize)} must be at least the number of ranks (${this.shard.ranks}): every rank computes a share of each batch`);
+    }
     this.model = model;
     this.train = train;
     this.val = options.val;
@@ -69,10 +84,13 @@ export class AdapterPolicySource {
    * (CRaFT), scale·g_ret into gRet; `overwrite` writes instead of adding.
    */
   accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): { actionLoss: number; retentionLoss?: number; samples: number; epoch: number } {
-    const indices = this.#sampler.next();
+    const drawn = this.#sampler.next();
     const epoch = this.#sampler.epoch;
+    const { start, end } = shareOf(drawn.length, this.shard);
+    const indices = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
     this.#batch = gatherBatch(this.train, indices, this.#batch);
-    const opts = { accumulate: !overwrite, scale };
+    // Weighted by the share of the batch: the ranks' gradients then sum to the batch mean.
+    const opts = { accumulate: !overwrite, scale: this.shard.ranks > 1 ? scale * (indices.length / drawn.length) : scale };
     if (gRet === undefined) {
       const { actionLoss } = this.model.baselineStep(this.#batch, gAct, opts);
       return { actionLoss, samples: indices.length, epoch };
@@ -91,11 +109,12 @@ export class AdapterPolicySource {
     const start = performance.now();
     let act = 0, ret = 0, samples = 0, batch: DatasetBatch | undefined;
     const mean = (sum: number) => (samples ? sum / samples : Number.NaN);
-    for (let i = 0; i < this.val.size; i += this.#valBatchSize) {
+    const share = shareOf(this.val.size, this.shard);
+    for (let i = share.start; i < share.end; i += this.#valBatchSize) {
       if (samples > 0 && performance.now() - start > options.timeLimitMs) {
         return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
       }
-      const idx = Array.from({ length: Math.min(this.#valBatchSize, this.val.size - i) }, (_, k) => i + k);
+      const idx = Array.from({ length: Math.min(this.#valBatchSize, share.end - i) }, (_, k) => i + k);
       batch = gatherBatch(this.val, idx, batch);
       const r = this.model.evaluate(batch, { retention: true });
       act += r.actionLoss * idx.length;
@@ -107,13 +126,19 @@ export class AdapterPolicySource {
 
   /** The sampler's position and RNG state (JSON). */
   saveState(): AdapterPolicySourceState {
-    return { sampler: this.#sampler.state() };
+    return { sampler: this.#sampler.state(), ...(this.shard.ranks > 1 ? { ranks: this.shard.ranks } : {}) };
   }
 
   /** Continues exactly from saveState()'s value. */
   restoreState(state: unknown): void {
     const s = state as AdapterPolicySourceState | null;
     if (s === null || typeof s !== 'object' || typeof s.sampler !== 'object') throw argTypeError('state must be what saveState() returned');
+    // Another number of ranks sums each gradient in another order: the run would not continue exactly.
+    const ranks = s.ranks ?? 1;
+    if (ranks !== this.shard.ranks) {
+      throw argRangeError(`state was saved by a run of ${ranks} process${ranks === 1 ? '' : 'es'} (ranks), this one has ${this.shard.ranks}: ` +
+        `resume it with ${ranks === 1 ? 'no launcher (or mpirun -np 1)' : `mpirun -np ${ranks}`}, since another number of ranks would not continue it exactly`);
+    }
     if (s.sampler.size !== this.train.size) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.train.size}`);
     this.#sampler = Sampler.fromState(s.sampler);
   }

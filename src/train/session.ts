@@ -16,6 +16,8 @@ import type { StepDetail, StepMetrics, StepMetricsSink } from './metrics.js';
 import type { TrainerStateJson } from './trainer.js';
 import type { TrainRunConfig } from './run-config.js';
 import { trainerOptionsFromConfig } from './options.js';
+// Multi-process training (src/dist): used only when `world` is given.
+import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, startRanks, type World } from '../dist/index.js';
 
 export interface TrainingSessionOptions {
   config: TrainRunConfig;
@@ -31,6 +33,8 @@ export interface TrainingSessionOptions {
   log?: (line: string) => void;
   /** How refusals name config keys (the CLI passes its flags: batch_size -> --batch-size). */
   keyName?: (key: string) => string;
+  /** Multi-process training: this process's rank among the others (src/dist); absent: one process. */
+  world?: World | undefined;
 }
 
 export interface TrainingOutcome {
@@ -97,9 +101,13 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device });
   const source = new AdapterPolicySource(model, train, {
     batchSize: c.batch_size, seed: c.seed, ...(split.val.size > 0 ? { val: split.val } : {}),
+    ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}),
   });
+  // Multi-process: rank 0 alone has a run directory; the others write nothing.
+  const leader = !o.world || o.world.rank === 0;
+  const stop = o.world ? agreedStop(o.world, o.stop) : o.stop;
 
-  const run = await RunDirectory.open({
+  const run = !leader ? new FollowerRun(o.dir) : await RunDirectory.open({
     dir: o.dir, config: c as unknown as RunDirectoryOptions['config'], resume: o.resume, totalSteps: c.steps,
     keepLast: c.keep_last, warn: log, ...(o.progress === undefined ? {} : { progress: o.progress }),
     ...(o.keyName ? { keyName: o.keyName } : {}),
@@ -107,7 +115,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   let conflicts: ConflictLogWriter | undefined;
   try {
     const sinks: StepMetricsSink[] = [run.metricsSink];
-    const trainer = new Trainer(source, trainerOptions(c, [everyNth(c, sinks)], log));
+    const options = trainerOptions(c, [everyNth(c, sinks)], log);
+    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1) : source, options);
     const names = source.paramNames;
     if (run.resumed) {
       try {
@@ -123,7 +132,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     }
     // The conflict log's header is checked before anything changes; its records after
     // the resume step are dropped only once the state to resume from is loaded (begin()).
-    if (c.craft) conflicts = new ConflictLogWriter(o.dir, names, { replace: !o.resume });
+    if (o.world) startRanks(o.world, trainer, model, run);
+    if (c.craft && leader) conflicts = new ConflictLogWriter(o.dir, names, { replace: !o.resume });
     run.begin();
     if (conflicts) {
       if (o.resume) conflicts.truncateAfter(run.startStep);
@@ -134,6 +144,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     let lastCheckpoint: string | undefined;
     let lastSaved = run.startStep;
     const save = async () => {
+      if (!leader) return;
       conflicts?.flush();
       const st = trainer.state(false);
       // Shaped tensors and the frozen base: the checkpoint alone rebuilds the model.
@@ -158,14 +169,18 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
         throw failedDuring(before + 1, e, o.dir, run.checkpointsDir);
       }
       const step = trainer.stepIndex;
-      const stopping = o.stop?.shouldStop() ?? false;
+      const stopping = stop?.shouldStop() ?? false;
       if (run.checkpointDue(step, c.save_every) || stopping) await save();
       if (stopping) {
-        stoppedBy = o.stop!.signal;
+        stoppedBy = stop!.signal;
         break;
       }
       // Signals are delivered on the event loop: let it turn once per step.
       await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (o.world) {
+      const weights = checkSameWeights(o.world, source.params);
+      if (leader) log(`craftgrad: the ${o.world.size} ranks hold identical weights (digest ${weights})`);
     }
     if (run.resumed && trainer.stepIndex === run.startStep) lastCheckpoint = run.resumed.dir; // nothing left to run
     await trainer.close();

@@ -33,6 +33,10 @@ export function infoText(): string {
     }
   }
   if (forced) lines.push(`  CUDA tuning: ${describeCudaTuning(tuning)}`);
+  lines.push(info.mpi.compiled
+    ? `  MPI: ${info.mpi.library || 'compiled'} (multi-process training: mpirun -np N craftgrad train ...)`
+    : '  MPI: not compiled into this build (multi-process training needs an MPI implementation at build time)');
+  lines.push(`  NCCL: not available: ${info.nccl.reason}`);
   return lines.join('\n');
 }
 

@@ -8,7 +8,7 @@ import { backendInfo } from '../../backend.js';
 import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
 import { TRAIN_DEFAULTS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
-import { installStopHandlers, resumeCommand, shellQuote } from '../../run/signals.js';
+import { installStopHandlers, resumeCommand, shellQuote, SIGNAL_EXIT_CODES } from '../../run/signals.js';
 import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig } from '../../run/config.js';
 import { makeDirectory } from '../../run/fsio.js';
 import { RunError } from '../../run/run-error.js';
@@ -18,6 +18,7 @@ import { trainSummary } from '../train-summary.js';
 import { UsageError } from '../usage-error.js';
 import { applyOptions, checkTrainValues, flag, yargsTrainOptions } from '../train-options.js';
 import { CONFIG_OPTIONS, configKey } from '../../train/options.js';
+import { World } from '../../dist/world.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -127,27 +128,32 @@ function gpuName(device: DeviceName): string {
 }
 
 async function train(argv: Record<string, unknown>): Promise<number> {
-  const plan = planRun(argv);
+  // Under an MPI launcher: one run over all ranks, planned by rank 0 (same name, same config).
+  const world = World.open();
+  const plan = world ? world.broadcastJson(world.rank === 0 ? planRun(argv) : undefined) : planRun(argv);
+  if (world && world.rank > 0) return followRun(plan, world, argv);
   const info = backendInfo();
   const c = plan.config;
   const out = process.stdout;
   out.write(`craftgrad ${info.version}: ${plan.resume ? 'resuming' : 'training'} ${c.craft ? 'CRaFT' : 'the baseline (no CRaFT)'} ` +
     `on the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank}), ${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
-    `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}\n  run directory: ${shown(plan.dir)}\n`);
+    `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}` +
+    `${world ? `, ${world.size} ranks (MPI)` : ''}\n  run directory: ${shown(plan.dir)}\n`);
   const stop = installStopHandlers();
   let outcome: TrainingOutcome;
   try {
     outcome = await runTrainingSession({
-      config: c, dir: plan.dir, resume: plan.resume, stop, keyName: flagName,
+      config: c, dir: plan.dir, resume: plan.resume, stop, keyName: flagName, world,
       ...(argv.quiet ? { progress: false as const } : {}),
     });
+    world?.markComplete();
   } finally {
     stop.dispose();
   }
   if (outcome.stoppedBy) {
     out.write(`Stopped by ${outcome.stoppedBy} after step ${outcome.step}; checkpoint ${shown(outcome.lastCheckpoint ?? outcome.checkpointsDir)}.\n` +
       `Resume with: ${resumeCommand(shown(plan.dir))}\n`);
-    return stop.exitCode ?? 1;
+    return stop.exitCode ?? SIGNAL_EXIT_CODES[outcome.stoppedBy] ?? 1;
   }
   let reportPath: string | undefined;
   try {
@@ -157,6 +163,21 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   }
   out.write(trainSummary({ dir: plan.dir, config: c, outcome, reportPath, show: shown }) + '\n');
   return 0;
+}
+
+/** A rank other than 0: the same steps, silently; rank 0 reports and writes the run. */
+async function followRun(plan: ReturnType<typeof planRun>, world: World, argv: Record<string, unknown>): Promise<number> {
+  const stop = installStopHandlers({ notify: () => {} });
+  try {
+    const outcome = await runTrainingSession({
+      config: plan.config, dir: plan.dir, resume: plan.resume, stop, keyName: flagName, world, progress: false,
+      log: (line) => void (line.startsWith('craftgrad: warning') ? undefined : process.stderr.write(`[rank ${world.rank}] ${line}\n`)),
+    });
+    world.markComplete();
+    return outcome.stoppedBy ? (stop.exitCode ?? SIGNAL_EXIT_CODES[outcome.stoppedBy] ?? 1) : 0;
+  } finally {
+    stop.dispose();
+  }
 }
 
 export function registerTrain(y: Argv): Argv {

@@ -1,0 +1,130 @@
+#include "mpi_call.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../mpi/mpi_comm.h"
+#include "arg_error.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+using Body = Napi::Value (*)(const Napi::CallbackInfo&);
+
+template <Body body>
+Napi::Value call(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value { return body(info); });
+}
+
+// A non-empty JS array of Float32Array (each reduced in turn).
+std::vector<F32View> readSets(const Napi::CallbackInfo& info) {
+  if (!info[0].IsArray()) throw typeError("arrays must be an Array of Float32Array, got " + describeValue(info.Env(), info[0]));
+  return readFloat32List(info.Env(), info[0], "arrays");
+}
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  mpi::init();
+  return info.Env().Undefined();
+}
+
+Napi::Value Rank(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), mpi::rank()); }
+Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), mpi::size()); }
+
+Napi::Value SumInRankOrder(const Napi::CallbackInfo& info) {
+  for (const F32View& v : readSets(info)) mpi::sumInRankOrder(v.data, v.length);
+  return info.Env().Undefined();
+}
+
+Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
+  for (const F32View& v : readSets(info)) mpi::allreduceSum(v.data, v.length);
+  return info.Env().Undefined();
+}
+
+int readRoot(Napi::Env env, Napi::Value v) {
+  const double r = readNumber(env, v, "root");
+  if (!(r >= 0 && r < 1e9) || r != std::floor(r)) throw rangeError("root must be a rank (an integer >= 0), got " + std::to_string(r));
+  return static_cast<int>(r);
+}
+
+// broadcast(view: any TypedArray, root): root's bytes into every rank's view.
+Napi::Value Broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw typeError("data must be a TypedArray, got " + describeValue(env, info[0]));
+  const Napi::TypedArray a = info[0].As<Napi::TypedArray>();
+  if (a.ArrayBuffer().ByteLength() == 0 && a.ByteLength() > 0) throw typeError("data's buffer is detached");
+  const int root = readRoot(env, info[1]);
+  if (root >= mpi::size()) throw rangeError("root is " + std::to_string(root) + " but there are " + std::to_string(mpi::size()) + " ranks");
+  auto* bytes = static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset();
+  mpi::broadcast(bytes, static_cast<int64_t>(a.ByteLength()), root);
+  return env.Undefined();
+}
+
+// allgather(values: Float64Array) -> Float64Array of size()·k, rank by rank.
+Napi::Value Allgather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw typeError("values must be a Float64Array, got " + describeValue(env, info[0]));
+  const Napi::Float64Array v = info[0].As<Napi::Float64Array>();
+  const std::vector<double> all = mpi::allgather(v.Data(), static_cast<int64_t>(v.ElementLength()));
+  Napi::Float64Array out = Napi::Float64Array::New(env, all.size());
+  for (size_t i = 0; i < all.size(); ++i) out[i] = all[i];
+  return out;
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  mpi::barrier();
+  return info.Env().Undefined();
+}
+
+Napi::Value Abort(const Napi::CallbackInfo& info) {
+  const double c = readNumber(info.Env(), info[0], "code");
+  if (!(c >= 1 && c <= 255) || c != std::floor(c)) throw rangeError("code must be an integer from 1 to 255, got " + std::to_string(c));
+  mpi::abort(static_cast<int>(c));
+}
+
+Napi::Value Finalize(const Napi::CallbackInfo& info) {
+  mpi::finalize();
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) { return mpiInfo(info.Env()); }
+
+}  // namespace
+
+Napi::Object mpiInfo(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("compiled", mpi::compiled());
+  if (!mpi::compiled()) {
+    o.Set("reason", "this build of craftgrad has no MPI support (no MPI implementation was found when it was built)");
+    return o;
+  }
+  o.Set("library", mpi::libraryVersion());
+  const bool live = mpi::initialized() && !mpi::finalized();
+  o.Set("initialized", live);
+  if (live) {
+    o.Set("rank", mpi::rank());
+    o.Set("size", mpi::size());
+  }
+  return o;
+}
+
+void registerMpiExports(Napi::Env env, Napi::Object exports) {
+  Napi::Object m = Napi::Object::New(env);
+  m.Set("compiled", mpi::compiled());
+  m.Set("info", Napi::Function::New(env, call<Info>, "info"));
+  m.Set("init", Napi::Function::New(env, call<Init>, "init"));
+  m.Set("rank", Napi::Function::New(env, call<Rank>, "rank"));
+  m.Set("size", Napi::Function::New(env, call<Size>, "size"));
+  m.Set("sumInRankOrder", Napi::Function::New(env, call<SumInRankOrder>, "sumInRankOrder"));
+  m.Set("allreduceSum", Napi::Function::New(env, call<AllreduceSum>, "allreduceSum"));
+  m.Set("broadcast", Napi::Function::New(env, call<Broadcast>, "broadcast"));
+  m.Set("allgather", Napi::Function::New(env, call<Allgather>, "allgather"));
+  m.Set("barrier", Napi::Function::New(env, call<Barrier>, "barrier"));
+  m.Set("abort", Napi::Function::New(env, call<Abort>, "abort"));
+  m.Set("finalize", Napi::Function::New(env, call<Finalize>, "finalize"));
+  exports.Set("mpi", m);
+}
+
+}  // namespace craftgrad

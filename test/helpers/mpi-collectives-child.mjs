@@ -1,0 +1,53 @@
+// Run by test/mpi-collectives.test.mjs under mpirun: the World's collectives on every
+// rank, each result checked here against what the rank computes on its own. Prints one
+// JSON line per rank: { rank, size, results }.
+import { World } from '../../dist/dist/world.js';
+import { binding } from '../../dist/native.js';
+
+const world = World.open();
+const { rank, size } = world;
+const results = {};
+const expectThrow = (name, fn, pattern) => {
+  try {
+    fn();
+    results[name] = 'did not throw';
+  } catch (e) {
+    results[name] = pattern.test(e.message) ? 'ok' : `wrong error: ${e.message}`;
+  }
+};
+
+// Values that round differently in different orders: each rank's array is a pure
+// function of (rank, i), so every rank can compute the rank-order sum itself.
+const n = 1001;
+const valueOf = (r, i) => Math.fround(Math.sin(i * 12.9898 + r * 78.233) * 10 ** ((i + r) % 7 - 3));
+const mine = Float32Array.from({ length: n }, (_, i) => valueOf(rank, i));
+const expected = new Float32Array(n);
+for (let i = 0; i < n; i++) {
+  let s = valueOf(0, i);
+  for (let r = 1; r < size; r++) s = Math.fround(s + valueOf(r, i));
+  expected[i] = s;
+}
+world.sumInRankOrder([mine]);
+results.sumInRankOrder = mine.every((v, i) => Object.is(v, expected[i])) ? 'ok' : 'differs from the rank-order sum';
+
+// An empty array and a shorter-than-ranks array.
+const tiny = Float32Array.from({ length: 1 }, () => rank + 1);
+world.sumInRankOrder([new Float32Array(0), tiny]);
+results.tiny = tiny[0] === (size * (size + 1)) / 2 ? 'ok' : `got ${tiny[0]}`;
+
+results.sum = JSON.stringify(world.sum([rank, 1])) === JSON.stringify([(size * (size - 1)) / 2, size]) ? 'ok' : 'wrong';
+results.broadcastJson = JSON.stringify(world.broadcastJson(rank === 0 ? { a: [1, 'x'] } : undefined)) === '{"a":[1,"x"]}' ? 'ok' : 'wrong';
+
+// Errors found on every rank together, none of them fatal to the job.
+expectThrow('lengths differ', () => world.sumInRankOrder([new Float32Array(3 + rank)]), /differs across ranks/);
+expectThrow('broadcast sizes differ', () => world.broadcast(new Uint8Array(2 + rank)), /another size/);
+expectThrow('bad root', () => binding.mpi.broadcast(new Uint8Array(1), size), /root is \d+ but there are \d+ ranks/);
+expectThrow('not a list', () => binding.mpi.sumInRankOrder(new Float32Array(2)), /arrays must be an Array of Float32Array/);
+expectThrow('not floats', () => binding.mpi.sumInRankOrder([new Float64Array(2)]), /Float32Array/);
+expectThrow('gather type', () => binding.mpi.allgather([1, 2]), /values must be a Float64Array/);
+expectThrow('abort code', () => binding.mpi.abort(0), /code must be an integer from 1 to 255/);
+
+// Still in step after the refused calls: one more collective agrees.
+results.after = world.sum([1])[0] === size ? 'ok' : 'out of step';
+console.log(JSON.stringify({ rank, size, results }));
+world.markComplete();

@@ -1,0 +1,65 @@
+// native/mpi through binding.mpi and src/dist/world.ts: the checks at the N-API boundary
+// (in this process, no launcher), and the collectives on 2 and 3 ranks under mpirun
+// (test/helpers/mpi-collectives-child.mjs).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { binding } from '../dist/native.js';
+import { backendInfo } from '../dist/backend.js';
+import { detectLauncher } from '../dist/dist/launcher.js';
+import { mpiSkipReason, mpirun } from './helpers/mpi.mjs';
+
+const child = fileURLToPath(new URL('./helpers/mpi-collectives-child.mjs', import.meta.url));
+
+test('backendInfo says whether MPI is compiled, and that NCCL is not there yet', () => {
+  const info = backendInfo();
+  assert.equal(typeof info.mpi.compiled, 'boolean');
+  assert.equal(info.mpi.compiled, binding.mpi.compiled);
+  if (info.mpi.compiled) assert.match(info.mpi.library, /MPI/);
+  else assert.match(info.mpi.reason, /no MPI support/);
+  assert.equal(info.nccl.available, false);
+  assert.match(info.nccl.reason, /not implemented yet/);
+});
+
+test('a launcher is recognised by its environment only', () => {
+  assert.equal(detectLauncher({}), undefined);
+  assert.equal(detectLauncher({ PATH: '/bin', OMPI_COMM_WORLD_SIZE: '' }), undefined);
+  assert.deepEqual(detectLauncher({ OMPI_COMM_WORLD_SIZE: '2' }), { evidence: 'OMPI_COMM_WORLD_SIZE=2' });
+  assert.deepEqual(detectLauncher({ PMI_RANK: '0' }), { evidence: 'PMI_RANK=0' });
+});
+
+test('binding.mpi refuses bad arguments and calls before init with a clear error, never an abort', () => {
+  // This process was not started by a launcher: MPI is never initialised here.
+  const notLive = binding.mpi.compiled ? /not initialised/ : /no MPI support/;
+  for (const call of [() => binding.mpi.rank(), () => binding.mpi.size(), () => binding.mpi.barrier(),
+    () => binding.mpi.sumInRankOrder([new Float32Array(4)]), () => binding.mpi.allgather(new Float64Array(1))]) {
+    assert.throws(call, (e) => e.code === 'ERR_CRAFTGRAD_MPI' && notLive.test(e.message));
+  }
+  assert.throws(() => binding.mpi.sumInRankOrder('x'), { name: 'TypeError', message: /arrays must be an Array of Float32Array, got a string/ });
+  assert.throws(() => binding.mpi.sumInRankOrder([new Float32Array(2), 3]), { name: 'TypeError', message: /arrays\[1\]/ });
+  assert.throws(() => binding.mpi.allgather([1]), { name: 'TypeError', message: /values must be a Float64Array/ });
+  assert.throws(() => binding.mpi.broadcast('x', 0), { name: 'TypeError', message: /data must be a TypedArray/ });
+  assert.throws(() => binding.mpi.broadcast(new Uint8Array(1), -1), { name: 'RangeError', message: /root must be a rank/ });
+  assert.throws(() => binding.mpi.broadcast(new Uint8Array(1), 0.5), { name: 'RangeError', message: /root must be a rank/ });
+  for (const code of [0, 256, 1.5, Number.NaN]) {
+    assert.throws(() => binding.mpi.abort(code), { name: 'RangeError', message: /code must be an integer from 1 to 255/ });
+  }
+  assert.throws(() => binding.mpi.abort('1'), { name: 'TypeError' });
+  assert.equal(binding.mpi.finalize(), undefined);  // nothing to finalize: a no-op
+});
+
+for (const ranks of [2, 3]) {
+  test(`${ranks} ranks: rank-order sums bit-exact on every rank, mismatches refused on every rank without ending the job`, (t) => {
+    const skip = mpiSkipReason();
+    if (skip) return t.skip(skip);
+    const r = mpirun(ranks, [process.execPath, child], { timeout: 60_000 });
+    assert.equal(r.code, 0, `mpirun failed:\n${r.stdout}\n${r.stderr}`);
+    const lines = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => l.rank).sort(), Array.from({ length: ranks }, (_, i) => i));
+    for (const l of lines) {
+      assert.equal(l.size, ranks);
+      for (const [name, result] of Object.entries(l.results)) assert.equal(result, 'ok', `rank ${l.rank}: ${name}`);
+      assert.equal(Object.keys(l.results).length, 12);
+    }
+  });
+}
