@@ -71,7 +71,7 @@ export interface RawMpiInfo {
 }
 
 /**
- * MPI's collectives (native/napi/mpi_call.h), for src/dist. Every call but `compiled` and
+ * MPI's collectives (native/napi/mpi_call.h), for src/parallel. Every call but `compiled` and
  * `info` throws (code ERR_CRAFTGRAD_MPI) in a build without MPI, or before init().
  */
 export interface RawMpi {

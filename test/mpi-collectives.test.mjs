@@ -1,4 +1,4 @@
-// native/mpi through binding.mpi and src/dist/world.ts: the checks at the N-API boundary
+// native/mpi through binding.mpi and src/parallel/world.ts: the checks at the N-API boundary
 // (in this process, no launcher), and the collectives on 2 and 3 ranks under mpirun
 // (test/helpers/mpi-collectives-child.mjs).
 import { test } from 'node:test';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { binding } from '../dist/native.js';
 import { backendInfo } from '../dist/backend.js';
-import { detectLauncher } from '../dist/dist/launcher.js';
+import { detectLauncher } from '../dist/parallel/launcher.js';
 import { mpiSkipReason, mpirun } from './helpers/mpi.mjs';
 
 const child = fileURLToPath(new URL('./helpers/mpi-collectives-child.mjs', import.meta.url));

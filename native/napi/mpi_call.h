@@ -1,4 +1,4 @@
-// binding.mpi: the MPI collectives of native/mpi, for src/dist (README "Multi-process
+// binding.mpi: the MPI collectives of native/mpi, for src/parallel (README "Multi-process
 // training"). Every argument is checked here; a bad one throws a TypeError/RangeError and
 // never reaches MPI (so never aborts the job).
 #pragma once

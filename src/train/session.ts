@@ -16,8 +16,8 @@ import type { StepDetail, StepMetrics, StepMetricsSink } from './metrics.js';
 import type { TrainerStateJson } from './trainer.js';
 import type { TrainRunConfig } from './run-config.js';
 import { trainerOptionsFromConfig } from './options.js';
-// Multi-process training (src/dist): used only when `world` is given.
-import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, startRanks, type World } from '../dist/index.js';
+// Multi-process training (src/parallel): used only when `world` is given.
+import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, startRanks, type World } from '../parallel/index.js';
 
 export interface TrainingSessionOptions {
   config: TrainRunConfig;
@@ -33,7 +33,7 @@ export interface TrainingSessionOptions {
   log?: (line: string) => void;
   /** How refusals name config keys (the CLI passes its flags: batch_size -> --batch-size). */
   keyName?: (key: string) => string;
-  /** Multi-process training: this process's rank among the others (src/dist); absent: one process. */
+  /** Multi-process training: this process's rank among the others (src/parallel); absent: one process. */
   world?: World | undefined;
 }
 

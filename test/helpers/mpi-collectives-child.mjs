@@ -1,7 +1,7 @@
 // Run by test/mpi-collectives.test.mjs under mpirun: the World's collectives on every
 // rank, each result checked here against what the rank computes on its own. Prints one
 // JSON line per rank: { rank, size, results }.
-import { World } from '../../dist/dist/world.js';
+import { World } from '../../dist/parallel/world.js';
 import { binding } from '../../dist/native.js';
 
 const world = World.open();

@@ -18,7 +18,7 @@ import { trainSummary } from '../train-summary.js';
 import { UsageError } from '../usage-error.js';
 import { applyOptions, checkTrainValues, flag, yargsTrainOptions } from '../train-options.js';
 import { CONFIG_OPTIONS, configKey } from '../../train/options.js';
-import { World } from '../../dist/world.js';
+import { World } from '../../parallel/world.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');

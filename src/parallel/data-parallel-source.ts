@@ -1,0 +1,114 @@
+// A GradientSource for one rank of a data-parallel run: the rank's own source (which
+// computes its contiguous share of every global batch, weighted so that the shares sum to
+// the batch mean: AdapterPolicySource's `shard`), plus the reductions that make every rank
+// see the same step. After a step's last micro-batch both raw gradient sets are summed
+// across ranks in rank order (World.sumInRankOrder), so the surgery, λ and the conflict
+// statistics that follow are identical on every rank, bit for bit; each micro-batch's
+// losses and sample count, and every validation pass, are reduced too. A non-finite value
+// on any rank makes the sum non-finite on every rank, so all ranks skip the same steps.
+//
+// This is the plain design: all-reducing both sets moves 2 × 2 gradient-sizes per rank
+// per step. The sharded (ZeRO-1) design of docs/multi-process.md moves 3 and divides the
+// optimizer state by N; it needs the surgery and AdamW to run on one shard (not yet).
+import type { GradSet } from '../gradset.js';
+import type { World } from './world.js';
+
+// The Trainer's GradientSource (src/train/source.ts), declared structurally: src/train sits
+// above this layer (docs/ARCHITECTURE.md §2).
+type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+interface MicroBatchResult { actionLoss: number; retentionLoss?: number | undefined; samples: number; epoch?: number | undefined }
+interface ValidationResult { actionLoss: number; retentionLoss?: number; samples: number; truncated?: boolean | undefined }
+export interface GradientSource {
+  readonly params: GradSet;
+  readonly paramNames: readonly string[];
+  readonly paramShapes?: readonly (readonly number[])[];
+  readonly supportsOverwrite?: boolean | undefined;
+  accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite?: boolean): MicroBatchResult | Promise<MicroBatchResult>;
+  validate?: ((options: { timeLimitMs: number }) => ValidationResult | Promise<ValidationResult>) | undefined;
+  saveState(): JsonValue;
+  restoreState(state: JsonValue): void;
+}
+
+export class DataParallelSource implements GradientSource {
+  readonly #inner: GradientSource;
+  readonly #world: World;
+  readonly #microBatches: number;
+  #drawn = 0;  // micro-batches drawn in the current step
+
+  /** `microBatches`: the trainer's micro-batches per step (the gradients are reduced after the last). */
+  constructor(inner: GradientSource, world: World, microBatches: number) {
+    this.#inner = inner;
+    this.#world = world;
+    this.#microBatches = microBatches;
+  }
+
+  get params(): GradSet {
+    return this.#inner.params;
+  }
+  get paramNames(): readonly string[] {
+    return this.#inner.paramNames;
+  }
+  get paramShapes(): readonly (readonly number[])[] {
+    return this.#inner.paramShapes ?? this.#inner.params.sizes.map((n) => [n]);
+  }
+  get supportsOverwrite(): boolean | undefined {
+    return this.#inner.supportsOverwrite;
+  }
+
+  async accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite?: boolean): Promise<MicroBatchResult> {
+    if (overwrite) this.#drawn = 0;  // the first micro-batch of a step
+    const r = await this.#inner.accumulate(gAct, gRet, scale, overwrite);
+    this.#drawn += 1;
+    // Means over the whole global batch: sums weighted by each rank's samples, in rank order.
+    const ret = typeof r.retentionLoss === 'number' ? r.retentionLoss : 0;
+    const [act, retSum, samples] = this.#world.sum([r.actionLoss * r.samples, ret * r.samples, r.samples]) as [number, number, number];
+    if (this.#drawn === this.#microBatches) {
+      this.#drawn = 0;
+      this.#reduce(gAct);
+      if (gRet) this.#reduce(gRet);
+    }
+    return {
+      actionLoss: act / samples, samples, ...(r.epoch === undefined ? {} : { epoch: r.epoch }),
+      ...(typeof r.retentionLoss === 'number' ? { retentionLoss: retSum / samples } : {}),
+    };
+  }
+
+  // Host sets in place; a device set through a host copy (NCCL would reduce on the device: not yet).
+  #reduce(set: GradSet): void {
+    if (set.device === 'cpu') {
+      this.#world.sumInRankOrder([set.data]);
+      return;
+    }
+    const flat = set.toFlat();
+    this.#world.sumInRankOrder([flat]);
+    set.set(flat);
+  }
+
+  get validate(): ((options: { timeLimitMs: number }) => Promise<ValidationResult>) | undefined {
+    const inner = this.#inner.validate?.bind(this.#inner);
+    if (!inner) return undefined;
+    return async (options) => {
+      const v = await inner(options);
+      // A rank whose share of the split is empty evaluated nothing: it adds nothing.
+      const w = v.samples > 0 ? v.samples : 0;
+      const ret = typeof v.retentionLoss === 'number';
+      const [act, retSum, samples, truncated, withRet] = this.#world.sum([
+        w ? v.actionLoss * w : 0, w && ret ? v.retentionLoss! * w : 0, w, v.truncated ? 1 : 0, ret ? 1 : 0,
+      ]) as [number, number, number, number, number];
+      return {
+        actionLoss: samples ? act / samples : Number.NaN, samples,
+        ...(withRet === this.#world.size ? { retentionLoss: samples ? retSum / samples : Number.NaN } : {}),
+        ...(truncated > 0 ? { truncated: true } : {}),
+      };
+    };
+  }
+
+  saveState(): JsonValue {
+    return this.#inner.saveState();
+  }
+
+  restoreState(state: JsonValue): void {
+    this.#drawn = 0;
+    this.#inner.restoreState(state);
+  }
+}

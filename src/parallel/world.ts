@@ -1,0 +1,101 @@
+// The ranks of a multi-process run (README "Multi-process training"): MPI's world, with
+// the few collectives training needs, every one of them deterministic (sums in rank order),
+// and the end-of-process rule that keeps a job from hanging: a rank that ends without
+// `markComplete()` aborts the whole job (MPI_Abort), so its peers never wait forever in a
+// collective; one that completed finalizes MPI (which waits for the others).
+import type { NativeBinding } from '../../binding.js';
+import { binding } from '../native.js';
+import { shareOf } from '../data/shard.js';
+import { detectLauncher } from './launcher.js';
+
+type Mpi = NativeBinding['mpi'];
+
+export class World {
+  readonly rank: number;
+  readonly size: number;
+  readonly #mpi: Mpi;
+  #complete = false;
+
+  private constructor(mpi: Mpi) {
+    this.#mpi = mpi;
+    this.rank = mpi.rank();
+    this.size = mpi.size();
+    process.on('exit', (code) => {
+      if (this.#complete) this.#mpi.finalize();
+      else this.#mpi.abort(Math.min(255, Math.max(1, code || 1)));
+    });
+  }
+
+  /**
+   * The world when a launcher started this process (MPI initialised once), else undefined.
+   * A launcher with a build that has no MPI is an error, not a silent single-process run:
+   * every rank would train the whole run on its own.
+   */
+  static open(env: NodeJS.ProcessEnv = process.env): World | undefined {
+    const launcher = detectLauncher(env);
+    if (!launcher) return undefined;
+    if (!binding.mpi.compiled) {
+      throw new Error(`craftgrad: started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
+        'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it (npm rebuild craftgrad)');
+    }
+    binding.mpi.init();
+    return (World.#opened ??= new World(binding.mpi));
+  }
+  static #opened: World | undefined;
+
+  /** This rank's contiguous share [start, end) of `count` items: the first count % size ranks take one more. */
+  share(count: number): { start: number; end: number } {
+    return shareOf(count, { rank: this.rank, ranks: this.size });
+  }
+
+  /** Sums each Float32Array across ranks, in place, in rank order (bit-identical on every rank). */
+  sumInRankOrder(arrays: Float32Array[]): void {
+    this.#mpi.sumInRankOrder(arrays);
+  }
+
+  /** MPI_Allreduce(MPI_SUM) in place: the implementation's order (for benchmarks only). */
+  allreduceSum(arrays: Float32Array[]): void {
+    this.#mpi.allreduceSum(arrays);
+  }
+
+  /** Each rank's `values`, rank by rank. */
+  allgather(values: readonly number[]): number[][] {
+    const flat = this.#mpi.allgather(Float64Array.from(values));
+    const k = values.length;
+    return Array.from({ length: this.size }, (_, r) => Array.from(flat.subarray(r * k, (r + 1) * k)));
+  }
+
+  /** The sums of `values` across ranks, added in rank order (the same doubles on every rank). */
+  sum(values: readonly number[]): number[] {
+    const all = this.allgather(values);
+    return values.map((_, i) => all.reduce((s, row) => s + row[i]!, 0));
+  }
+
+  /** Root's bytes into every rank's `data` (the same length on every rank). */
+  broadcast(data: ArrayBufferView & { length: number }, root = 0): void {
+    this.#mpi.broadcast(data, root);
+  }
+
+  /** Root's JSON value on every rank (others pass undefined). */
+  broadcastJson<T>(value: T | undefined, root = 0): T {
+    const text = this.rank === root ? Buffer.from(JSON.stringify(value ?? null)) : undefined;
+    const length = new Float64Array([text?.length ?? 0]);
+    this.broadcast(length, root);
+    const bytes = text ? new Uint8Array(text) : new Uint8Array(length[0]!);
+    this.broadcast(bytes, root);
+    return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+  }
+
+  barrier(): void {
+    this.#mpi.barrier();
+  }
+
+  /**
+   * Says that this rank ended the run as its peers did (all reached the same point, the
+   * barrier below): at exit MPI is finalized, not aborted, whatever the exit code.
+   */
+  markComplete(): void {
+    this.barrier();
+    this.#complete = true;
+  }
+}
