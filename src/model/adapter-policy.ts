@@ -21,6 +21,7 @@ import type { Tensor } from '../formats/tensor.js';
 import { resolveModelConfig, type AdapterPolicyConfig } from './config.js';
 import { anchorLayout, frozenLayout, trainableLayout, type TensorSpec } from './layout.js';
 import { initFrozen, initTrainable } from './init.js';
+import { namedTensors as named, loadNamedTensors as load, copyIn, checkTensors } from './named-tensors.js';
 import { checkpointModelDescription, shapedForLayout, type BaseWeightsOrigin, type ModelDescription } from './checkpoint.js';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -350,48 +351,4 @@ export class AdapterPolicy {
 /** The device of a model: 'cpu' by default; a CUDA device must be usable (clear Error otherwise). */
 function resolveModelDevice(spec: unknown): ResolvedDevice {
   return resolveDataDevice(spec ?? 'cpu', 'options.device');
-}
-
-function named(specs: readonly TensorSpec[], set: GradSet): Record<string, Tensor> {
-  const out: Record<string, Tensor> = {};
-  // A CPU set's own array (live views), else one download (each tensor a view of the copy).
-  const flat = gradSetInternals(set).data ?? set.toFlat();
-  specs.forEach((t, i) => {
-    out[t.name] = { dtype: 'F32', shape: t.shape.slice(), data: flat.subarray(set.offsets[i], set.offsets[i]! + set.sizes[i]!) };
-  });
-  return out;
-}
-
-function load(specs: readonly TensorSpec[], set: GradSet, tensors: Record<string, Tensor>, name: string): void {
-  checkTensors(specs, tensors, name);
-  // Every tensor of the layout is given: assemble on the host, copy in once.
-  const flat = new Float32Array(set.numElements);
-  copyIn(specs, flat, tensors);
-  set.set(flat);
-}
-
-function copyIn(specs: readonly TensorSpec[], flat: Float32Array, tensors: Record<string, Tensor>): void {
-  let o = 0;
-  for (const t of specs) {
-    flat.set(tensors[t.name]!.data as Float32Array, o);
-    o += t.size;
-  }
-}
-
-/** Checks every tensor of `specs` is in `tensors` (F32, the right shape, finite) before anything is copied. */
-function checkTensors(specs: readonly TensorSpec[], tensors: Record<string, Tensor>, name: string): Record<string, Tensor> {
-  if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
-  // Check everything before copying anything: a bad file changes nothing.
-  for (const t of specs) {
-    const x = tensors[t.name];
-    if (x === undefined) throw argRangeError(`tensor '${t.name}' is missing from ${name}`);
-    if (x.dtype !== 'F32' || !(x.data instanceof Float32Array)) throw argTypeError(`tensor '${t.name}' in ${name} must be F32, got ${x.dtype}`);
-    if (x.shape.length !== t.shape.length || x.shape.some((d, i) => d !== t.shape[i])) {
-      throw argRangeError(`tensor '${t.name}' in ${name} has shape [${x.shape.join(', ')}], expected [${t.shape.join(', ')}]`);
-    }
-    for (let i = 0; i < x.data.length; i++) {
-      if (!Number.isFinite(x.data[i]!)) throw argRangeError(`tensor '${t.name}' in ${name} has a non-finite value at index ${i}`);
-    }
-  }
-  return tensors;
 }

@@ -1,145 +1,34 @@
 // AdapterPolicySource: the built-in model plus its training data, in the shape of the
-// Trainer's GradientSource (src/train; ARCHITECTURE.md §5): it owns its sampler, draws micro-batches,
-// writes g_act / g_ret into the trainer's accumulators and reports validation loss.
-// Declared structurally (no import of src/train) so that the model layer stays below it.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
-import type { GradSet } from '../gradset.js';
+// Trainer's GradientSource (src/train; ARCHITECTURE.md §5): BatchSource's sampler, shares,
+// validation and state over a Dataset of token features.
+import { argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { checkDatasetFits, gatherBatch, type Dataset, type DatasetBatch } from '../data/dataset.js';
-import { Sampler, type SamplerState } from '../data/sampler.js';
-import { checkShard, shareOf, type Shard } from '../data/shard.js';
 import type { AdapterPolicy } from './adapter-policy.js';
+import { BatchSource, type BatchSourceOptions, type BatchSourceState } from './batch-source.js';
 
-export interface AdapterPolicySourceOptions {
-  /** Samples per micro-batch. */
-  batchSize: number;
-  /** Sampler seed. Default 0. */
-  seed?: number;
+export interface AdapterPolicySourceOptions extends BatchSourceOptions {
   /** Validation split (for validate()). */
   val?: Dataset;
-  /** Samples per validation batch. Default batchSize. */
-  valBatchSize?: number;
-  /**
-   * Multi-process training: this rank's place. Every rank draws the same global batch of
-   * `batchSize` and computes only its contiguous share, weighted by share/batchSize so that
-   * the ranks' gradients sum to the batch mean; validation covers the rank's share of the
-   * split. Default: one rank.
-   */
-  shard?: Shard;
 }
 
 /** What saveState() returns: plain JSON. */
-export type AdapterPolicySourceState = {
-  sampler: SamplerState;
-  /** Ranks of the run that saved it, when more than one (absent: one). */
-  ranks?: number;
-};
+export type AdapterPolicySourceState = BatchSourceState;
 
-export class AdapterPolicySource {
+const split = (ds: Dataset) => ({ size: ds.size, gather: (idx: ArrayLike<number>, reuse: DatasetBatch | undefined) => gatherBatch(ds, idx, reuse) });
+
+export class AdapterPolicySource extends BatchSource<DatasetBatch> {
   readonly model: AdapterPolicy;
   readonly train: Dataset;
   readonly val: Dataset | undefined;
-  /** First micro-batch of a step may overwrite the accumulators (no zeroing pass). */
-  readonly supportsOverwrite = true;
-  readonly shard: Shard;
-  #sampler: Sampler;
-  #batch: DatasetBatch | undefined;
-  readonly #valBatchSize: number;
 
   constructor(model: AdapterPolicy, train: Dataset, options: AdapterPolicySourceOptions) {
     if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
     checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
     checkDatasetFits(train, model.config);
     if (options.val !== undefined) checkDatasetFits(options.val, model.config);
-    this.shard = options.shard === undefined ? { rank: 0, ranks: 1 } : checkShard(options.shard, 'options.shard');
-    if (this.shard.ranks > 1 && !(options.batchSize >= this.shard.ranks)) {
-      throw argRangeError(`options.batchSize ${describeValue(options.batchSize)} must be at least the number of ranks (${this.shard.ranks}): every rank computes a share of each batch`);
-    }
+    super(model, split(train), options.val === undefined ? undefined : split(options.val), options);
     this.model = model;
     this.train = train;
     this.val = options.val;
-    // Equal-size micro-batches: the trainer's mean over micro-batches is then the mean over samples.
-    this.#sampler = new Sampler(train.size, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= train.size });
-    const vb = options.valBatchSize ?? options.batchSize;
-    if (!Number.isSafeInteger(vb) || vb < 1) throw argRangeError(`options.valBatchSize must be a positive integer, got ${describeValue(vb)}`);
-    this.#valBatchSize = vb;
-  }
-
-  /** The trainable parameters (updated in place by the trainer). */
-  get params(): GradSet {
-    return this.model.params;
-  }
-
-  /** Checkpoint names of the trainable tensors, in GradSet order. */
-  get paramNames(): readonly string[] {
-    return this.model.trainableNames;
-  }
-
-  /** Real shapes of the trainable tensors (layout.ts), so checkpoints store them shaped. */
-  get paramShapes(): readonly (readonly number[])[] {
-    return this.model.trainableSpecs.map((t) => t.shape);
-  }
-
-  /**
-   * Draws the next micro-batch and adds scale·g_act into gAct and, when gRet is given
-   * (CRaFT), scale·g_ret into gRet; `overwrite` writes instead of adding.
-   */
-  accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): { actionLoss: number; retentionLoss?: number; samples: number; epoch: number } {
-    const drawn = this.#sampler.next();
-    const epoch = this.#sampler.epoch;
-    const { start, end } = shareOf(drawn.length, this.shard);
-    const indices = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
-    this.#batch = gatherBatch(this.train, indices, this.#batch);
-    // Weighted by the share of the batch: the ranks' gradients then sum to the batch mean.
-    const opts = { accumulate: !overwrite, scale: this.shard.ranks > 1 ? scale * (indices.length / drawn.length) : scale };
-    if (gRet === undefined) {
-      const { actionLoss } = this.model.baselineStep(this.#batch, gAct, opts);
-      return { actionLoss, samples: indices.length, epoch };
-    }
-    const r = this.model.craftStep(this.#batch, gAct, gRet, opts);
-    return { actionLoss: r.actionLoss, retentionLoss: r.retentionLoss, samples: indices.length, epoch };
-  }
-
-  /**
-   * Mean action and retention loss over the validation split, stopping after `timeLimitMs`.
-   * The retention loss comes from a no-gradient anchor forward, in baseline runs too: it
-   * is how far the features drifted, whether or not training held them.
-   */
-  validate(options: { timeLimitMs: number }): { actionLoss: number; retentionLoss: number; samples: number; truncated?: boolean } {
-    if (!this.val) throw new Error('AdapterPolicySource.validate: no validation split was given (options.val)');
-    const start = performance.now();
-    let act = 0, ret = 0, samples = 0, batch: DatasetBatch | undefined;
-    const mean = (sum: number) => (samples ? sum / samples : Number.NaN);
-    const share = shareOf(this.val.size, this.shard);
-    for (let i = share.start; i < share.end; i += this.#valBatchSize) {
-      if (samples > 0 && performance.now() - start > options.timeLimitMs) {
-        return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
-      }
-      const idx = Array.from({ length: Math.min(this.#valBatchSize, share.end - i) }, (_, k) => i + k);
-      batch = gatherBatch(this.val, idx, batch);
-      const r = this.model.evaluate(batch, { retention: true });
-      act += r.actionLoss * idx.length;
-      ret += r.retentionLoss * idx.length;
-      samples += idx.length;
-    }
-    return { actionLoss: mean(act), retentionLoss: mean(ret), samples };
-  }
-
-  /** The sampler's position and RNG state (JSON). */
-  saveState(): AdapterPolicySourceState {
-    return { sampler: this.#sampler.state(), ...(this.shard.ranks > 1 ? { ranks: this.shard.ranks } : {}) };
-  }
-
-  /** Continues exactly from saveState()'s value. */
-  restoreState(state: unknown): void {
-    const s = state as AdapterPolicySourceState | null;
-    if (s === null || typeof s !== 'object' || typeof s.sampler !== 'object') throw argTypeError('state must be what saveState() returned');
-    // Another number of ranks sums each gradient in another order: the run would not continue exactly.
-    const ranks = s.ranks ?? 1;
-    if (ranks !== this.shard.ranks) {
-      throw argRangeError(`state was saved by a run of ${ranks} process${ranks === 1 ? '' : 'es'} (ranks), this one has ${this.shard.ranks}: ` +
-        `resume it with ${ranks === 1 ? 'no launcher (or mpirun -np 1)' : `mpirun -np ${ranks}`}, since another number of ranks would not continue it exactly`);
-    }
-    if (s.sampler.size !== this.train.size) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.train.size}`);
-    this.#sampler = Sampler.fromState(s.sampler);
   }
 }

@@ -34,6 +34,31 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/**
+ * A file a manifest may list: a plain name, or one folder deep ('adapter/adapter_model.safetensors':
+ * a PEFT adapter directory inside the checkpoint); never the manifest, a hidden name or '..'.
+ */
+function isAllowedFileName(name: string): boolean {
+  const parts = name.split('/');
+  if (name.includes('\\') || parts.length > 2 || name === MANIFEST_FILE) return false;
+  return parts.every((p) => p.length > 0 && !p.startsWith('.'));
+}
+
+/** The files of a checkpoint directory, one folder deep ('adapter/…'), as manifest names. */
+function listFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory()) {
+      out.push(e.name);
+      continue;
+    }
+    const inner = readdirSync(join(dir, e.name));
+    if (inner.length === 0) out.push(e.name); // an empty folder is an extra entry too
+    for (const n of inner) out.push(`${e.name}/${n}`);
+  }
+  return out;
+}
+
 function checkManifest(m: unknown, file: string, problems: string[]): m is Manifest {
   const before = problems.length;
   if (!isObject(m)) {
@@ -49,7 +74,7 @@ function checkManifest(m: unknown, file: string, problems: string[]): m is Manif
     for (const [name, e] of Object.entries(m.files)) {
       if (!isObject(e) || !Number.isSafeInteger(e.size) || typeof e.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(e.sha256)) {
         problems.push(`${file} (files["${name}"]): must be {size: integer, sha256: 64 hex digits}`);
-      } else if (name.includes('/') || name.includes('\\') || name === MANIFEST_FILE || name.startsWith('.')) {
+      } else if (!isAllowedFileName(name)) {
         problems.push(`${file} (files["${name}"]): not an allowed file name`);
       }
     }
@@ -84,7 +109,7 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
   if (step === undefined && options.anyName !== true) problems.push(`${dir}: not a checkpoint directory name (step-NNNNNN)`);
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = listFiles(dir);
   } catch (e) {
     problems.push(`${dir}: cannot list (${(e as Error).message})`);
     return result;
@@ -131,7 +156,8 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
       problems.push(`${path} (sha256): ${got} does not match the manifest's ${want.sha256}`);
       continue;
     }
-    if (name.endsWith('.safetensors')) {
+    // Top-level .safetensors files are tensor groups; files in a folder are only verified.
+    if (name.endsWith('.safetensors') && !name.includes('/')) {
       try {
         const content = decodeSafetensors(bytes, { source: path });
         const group = name.slice(0, -'.safetensors'.length);

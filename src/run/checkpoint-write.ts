@@ -22,7 +22,14 @@ export interface WriteCheckpointOptions {
   mutableKeys?: readonly string[];
   /** What the model is (JSON), stored as state.json's `model` for loaders; see StateFile.model. */
   model?: unknown;
+  /**
+   * Other files, by name: a plain name or one folder deep ('adapter/adapter_config.json').
+   * Listed in the manifest and verified like the groups, but not decoded on resume.
+   */
+  files?: Record<string, Uint8Array>;
 }
+
+const EXTRA_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.-]*(\/[A-Za-z0-9_][A-Za-z0-9_.-]*)?$/;
 
 function toInput(t: CheckpointTensor): SafetensorsInput {
   return t instanceof Float32Array ? { dtype: 'F32', shape: [t.length], data: t } : t;
@@ -84,6 +91,13 @@ export async function writeCheckpoint(
     trainer: trainerState,
     ...(options.model === undefined ? {} : { model: options.model }),
   };
+  const extra = options.files ?? {};
+  for (const f of Object.keys(extra)) {
+    if (!EXTRA_FILE.test(f) || f === MANIFEST_FILE || f === STATE_FILE || (!f.includes('/') && f.endsWith('.safetensors'))) {
+      throw new RangeError(`extra checkpoint file name '${f}' must be a plain name or one folder deep, and not a group's .safetensors, ${STATE_FILE} or ${MANIFEST_FILE}`);
+    }
+    if (!(extra[f] instanceof Uint8Array)) throw new TypeError(`extra checkpoint file '${f}' must be a Uint8Array`);
+  }
   checkJsonValue(trainerState, 'trainer state');
   if (options.model !== undefined) checkJsonValue(options.model, 'model description');
   const stateJson = JSON.stringify(state, null, 2) + '\n';
@@ -108,6 +122,16 @@ export async function writeCheckpoint(
       // Encoded one group at a time: the extra memory is one group, not the checkpoint.
       await put(`${group}.safetensors`, encodeSafetensors(inputs, { format: 'pt', craftgrad_step: String(step) }));
     }
+    const folders = new Set<string>();
+    for (const f of Object.keys(extra).sort()) {
+      const slash = f.indexOf('/');
+      if (slash > 0 && !folders.has(f.slice(0, slash))) {
+        folders.add(f.slice(0, slash));
+        mkdirSync(join(tmpDir, f.slice(0, slash)));
+      }
+      await put(f, extra[f]!);
+    }
+    for (const folder of folders) await fsyncDirAsync(join(tmpDir, folder));
     await put(STATE_FILE, Buffer.from(stateJson, 'utf8'));
     const manifest: Manifest = { format: CHECKPOINT_FORMAT, schema_version: RUN_SCHEMA_VERSION, step, files };
     current = join(tmpDir, MANIFEST_FILE);

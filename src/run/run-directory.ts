@@ -65,6 +65,8 @@ export interface ResumePoint {
   trainerState: unknown;
   /** The tensor groups exactly as saved (typed-array views; copy them into place). */
   tensors: Record<string, Record<string, Tensor>>;
+  /** state.json's `model`: what the model was (absent in checkpoints that predate it). */
+  model?: unknown;
 }
 
 interface Note {
@@ -178,7 +180,7 @@ export class RunDirectory {
         const latest = found.latest;
         if (latest !== undefined) {
           checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable, naming);
-          resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors! };
+          resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors!, model: latest.state!.model };
         }
       }
       return new RunDirectory({ options, resumed, skipped, notes, release });
@@ -287,11 +289,12 @@ export class RunDirectory {
    * loaders (state.json's `model`). On failure (RunError naming the path) every
    * earlier checkpoint is intact and the run can go on or stop.
    */
-  async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown, options: { model?: unknown } = {}): Promise<string> {
+  async saveCheckpoint(step: number, groups: TensorGroups, trainerState: unknown, options: { model?: unknown; files?: Record<string, Uint8Array> } = {}): Promise<string> {
     if (this.closed) throw new RunError('the run directory is closed', { path: this.dir });
     this.sink.flush();
     const path = await writeCheckpoint(this.checkpointsDir, step, groups, trainerState, {
       config: this.config, mutableKeys: this.mutableKeys, ...(options.model === undefined ? {} : { model: options.model }),
+      ...(options.files === undefined ? {} : { files: options.files }),
     });
     await pruneCheckpoints(this.checkpointsDir, this.keepLast, step);
     return path;

@@ -104,6 +104,19 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
   { name: 'chunk', type: 'number', int: 1, default: 8, group: 'model', describe: 'Action chunk length K' },
   { name: 'actionDims', type: 'number', int: 1, default: 7, group: 'model', describe: 'Action dimensions A' },
   { name: 'baseWeights', type: 'string', nullable: true, default: null, group: 'model', describe: 'Frozen base weights from a safetensors file (default: seeded initialisation)' },
+  // A pretrained backbone instead of the built-in model (README "Fine-tuning a Qwen2 model").
+  // Appended after the built-in model's rows: config.json keeps their order.
+  {
+    name: 'model', type: 'string', nullable: true, default: null, shownDefault: 'the built-in model', group: 'model',
+    describe: 'Fine-tune a Hugging Face Qwen2 model directory (config.json + model.safetensors) with LoRA; --data must then be a sequence dataset file',
+  },
+  {
+    name: 'loraTargets', type: 'string', array: true, choices: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+    default: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], group: 'model', describe: 'With --model: the linear layers that get LoRA',
+  },
+  { name: 'bridgeSpan', type: 'string', choices: ['prefix', 'prefix+prompt'], default: 'prefix', group: 'model', describe: 'With --model: the positions the raw latent C_R covers' },
+  { name: 'initAdapter', type: 'string', nullable: true, default: null, group: 'model', describe: 'With --model: start from this PEFT adapter directory instead of LoRA B = 0' },
+  { name: 'initPolicy', type: 'string', nullable: true, default: null, group: 'model', describe: 'With --model: start from this safetensors file of action_queries and the head instead of the seeded initialisation' },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

@@ -57,6 +57,16 @@ export interface TrainRunConfig {
   action_dims: number;
   /** Frozen base weights from a safetensors file (null: seeded initialisation). */
   base_weights: string | null;
+  /** A Hugging Face Qwen2 model directory to fine-tune (null: the built-in model). */
+  model: string | null;
+  /** With model: the linear layers with LoRA. */
+  lora_targets: ('q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj')[];
+  /** With model: the positions C_R covers. */
+  bridge_span: 'prefix' | 'prefix+prompt';
+  /** With model: a PEFT adapter directory to start from (null: LoRA B = 0). */
+  init_adapter: string | null;
+  /** With model: a policy safetensors file to start from (null: seeded). */
+  init_policy: string | null;
   save_every: number;
   keep_last: number;
   log_every: number;

@@ -1,9 +1,6 @@
-// A whole training run of the built-in model: data, model, trainer and run directory put
-// together, the step loop with checkpoints, exact resume and graceful stop. The CLI's
+// A whole training run (of the built-in model or of a Qwen2 backbone, session-model.ts):
+// data, model, trainer and run directory put together, the step loop with checkpoints, exact resume and graceful stop. The CLI's
 // `train` command is a thin layer over this; programs can call it directly too.
-import { syntheticDataset, loadDatasetFile, splitByEpisode, nShot, type Dataset } from '../data/index.js';
-import { AdapterPolicy, AdapterPolicySource, modelConfigFromRunConfig } from '../model/index.js';
-import { checkSameBase } from '../model/checkpoint.js';
 import { RunDirectory, float32Groups, type RunDirectoryOptions } from '../run/run-directory.js';
 import { listCheckpointDirs } from '../run/checkpoint-read.js';
 import { RunError } from '../run/run-error.js';
@@ -16,6 +13,7 @@ import type { StepDetail, StepMetrics, StepMetricsSink } from './metrics.js';
 import type { TrainerStateJson } from './trainer.js';
 import type { TrainRunConfig } from './run-config.js';
 import { trainerOptionsFromConfig } from './options.js';
+import { openSessionModel } from './session-model.js';
 // Multi-process training (src/parallel): used only when `world` is given.
 import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, startRanks, type World } from '../parallel/index.js';
 
@@ -53,13 +51,6 @@ export interface TrainingOutcome {
   elapsedMs: number;
 }
 
-async function loadData(c: TrainRunConfig): Promise<Dataset> {
-  if (c.data === 'synthetic') {
-    return syntheticDataset({ seed: c.seed, tokens: c.tokens, width: c.width, chunk: c.chunk, actionDims: c.action_dims });
-  }
-  return loadDatasetFile(c.data);
-}
-
 /** The Trainer options of a run configuration, through the table of options (exported for the test that the defaults agree). */
 export function trainerOptions(c: TrainRunConfig, sinks: StepMetricsSink[], log: (line: string) => void): TrainerOptions {
   return { ...(trainerOptionsFromConfig(c as unknown as Record<string, unknown>) as unknown as TrainerOptions), sinks, log };
@@ -81,28 +72,9 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   const name = o.keyName ?? ((k: string) => k);
   const started = Date.now();
 
-  const all = await loadData(c);
-  const split = splitByEpisode(all, { valFraction: c.val_fraction, seed: c.seed });
-  const train = c.shots_per_task === null ? split.train : nShot(split.train, c.shots_per_task);
-  // Refused before anything is written: validation with nothing to validate on.
-  if (c.val_every > 0 && split.val.size === 0) {
-    throw new RangeError(`${name('val_every')} ${c.val_every} needs a validation split, but ${name('val_fraction')} ${c.val_fraction} ` +
-      `holds out no episode of ${c.data === 'synthetic' ? 'the synthetic data set' : c.data}: give ${name('val_every')} 0 or a larger ${name('val_fraction')}`);
-  }
-  if (!o.resume && c.batch_size > train.size) {
-    // The sampler would draw the whole set each step anyway; config.json records what is used.
-    log(`craftgrad: warning: ${name('batch_size')} ${c.batch_size} is larger than the training set (${train.size} samples): ` +
-      `using ${train.size}, as config.json records`);
-    c = { ...c, batch_size: train.size };
-  }
-  const modelConfig = modelConfigFromRunConfig(c);
-  const model = c.base_weights === null
-    ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device })
-    : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device });
-  const source = new AdapterPolicySource(model, train, {
-    batchSize: c.batch_size, seed: c.seed, ...(split.val.size > 0 ? { val: split.val } : {}),
-    ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}),
-  });
+  const opened = await openSessionModel(c, { resume: o.resume, log, keyName: name, ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}) });
+  c = opened.config;
+  const source = opened.source;
   // Multi-process: rank 0 alone has a run directory; the others write nothing.
   const leader = !o.world || o.world.rank === 0;
   const stop = o.world ? agreedStop(o.world, o.stop) : o.stop;
@@ -121,9 +93,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     if (run.resumed) {
       try {
         const groups = float32Groups(run.resumed.tensors);
-        // Same frozen base as the checkpoint's (a base weights file may have changed since).
-        if (run.resumed.tensors.base) checkSameBase(model.frozenTensors(), run.resumed.tensors.base, `${run.resumed.dir}/base.safetensors`);
-        if (groups.anchor) model.loadAnchor(run.resumed.tensors.anchor!, 'anchor.safetensors');
+        opened.restore(run.resumed);
         trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
       } catch (e) {
         // Nothing has been changed yet (see RunDirectory.begin): say which checkpoint did not load.
@@ -132,7 +102,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     }
     // The conflict log's header is checked before anything changes; its records after
     // the resume step are dropped only once the state to resume from is loaded (begin()).
-    if (o.world) startRanks(o.world, trainer, model, run);
+    if (o.world) startRanks(o.world, trainer, opened.rankModel, run);
     if (c.craft && leader) conflicts = new ConflictLogWriter(o.dir, names, { replace: !o.resume });
     run.begin();
     if (conflicts) {
@@ -147,9 +117,9 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
       if (!leader) return;
       conflicts?.flush();
       const st = trainer.state(false);
-      // Shaped tensors and the frozen base: the checkpoint alone rebuilds the model.
-      const groups = { ...trainerTensorGroups(st, names, source.paramShapes), anchor: model.anchorTensors(), base: model.frozenTensors() };
-      lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: model.describe() });
+      const parts = opened.checkpointParts();
+      const groups = { ...trainerTensorGroups(st, names, source.paramShapes), ...parts.groups };
+      lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: parts.model, ...(parts.files ? { files: parts.files } : {}) });
       lastSaved = st.json.step;
     };
     let stoppedBy: NodeJS.Signals | undefined;
@@ -186,7 +156,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     await trainer.close();
     return {
       dir: o.dir, checkpointsDir: run.checkpointsDir, lastCheckpoint, startStep: run.startStep, step: trainer.stepIndex,
-      stoppedBy, trainSamples: train.size, valSamples: split.val.size, elapsedMs: Date.now() - started,
+      stoppedBy, trainSamples: opened.trainSamples, valSamples: opened.valSamples, elapsedMs: Date.now() - started,
     };
   } finally {
     conflicts?.close();

@@ -1,5 +1,5 @@
 // craftgrad train: a training run of the built-in model (the embedded default with no
-// arguments), with progress, metrics files, TensorBoard logs, checkpoints, exact resume,
+// arguments) or, with --model DIR, of a Hugging Face Qwen2 model with LoRA, with progress, metrics files, TensorBoard logs, checkpoints, exact resume,
 // a graceful stop on SIGINT/SIGTERM, the run's report and a summary at the end.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -79,8 +79,9 @@ function ensureOutputDirectory(out: string): void {
 
 /** Where the run lives and what it is: a new run, or the saved run with the given options applied. */
 function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: string; resume: boolean } {
-  for (const [flagName, path] of [['--data', argv.data], ['--base-weights', argv['base-weights']]] as const) {
-    if (typeof path === 'string' && path !== 'synthetic' && !existsSync(path)) throw new UsageError(`${flagName} ${path}: no such file`);
+  for (const [flagName, path] of [['--data', argv.data], ['--base-weights', argv['base-weights']], ['--model', argv.model],
+    ['--init-adapter', argv['init-adapter']], ['--init-policy', argv['init-policy']]] as const) {
+    if (typeof path === 'string' && path !== 'synthetic' && !existsSync(path)) throw new UsageError(`${flagName} ${path}: no such file or directory`);
   }
   if (typeof argv.resume === 'string') {
     const dir = argv.resume;
@@ -94,7 +95,8 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     return { config, dir, resume: true };
   }
   const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
-  config.device = resolveTrainDevice((argv.device as string | undefined) ?? 'auto');
+  // 'auto' picks the CPU for a Qwen2 model: its CUDA kernels are not built yet.
+  config.device = resolveTrainDevice((argv.device as string | undefined) ?? (config.model === null ? 'auto' : 'cpu'));
   ensureOutputDirectory(config.out);
   if (!config.name) config.name = `${config.craft ? 'craft' : 'baseline'}-${timestamp()}`;
   if (config.name.includes('/') || config.name === '.' || config.name === '..') {
@@ -136,7 +138,8 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   const c = plan.config;
   const out = process.stdout;
   out.write(`craftgrad ${info.version}: ${plan.resume ? 'resuming' : 'training'} ${c.craft ? 'CRaFT' : 'the baseline (no CRaFT)'} ` +
-    `on the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank}), ${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
+    `on ${c.model === null ? `the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank})` : `${c.model} (Qwen2, LoRA r=${c.rank} on ${c.lora_targets.length} linear layers)`}, ` +
+    `${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
     `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}` +
     `${world ? `, ${world.size} ranks (MPI)` : ''}\n  run directory: ${shown(plan.dir)}\n`);
   const stop = installStopHandlers();
@@ -181,13 +184,14 @@ async function followRun(plan: ReturnType<typeof planRun>, world: World, argv: R
 }
 
 export function registerTrain(y: Argv): Argv {
-  return y.command(['train', '$0'], 'Train the built-in model with CRaFT (the default command)',
+  return y.command(['train', '$0'], 'Train with CRaFT: the built-in model, or a Qwen2 model with --model (the default command)',
     (b) => b.options(yargsTrainOptions()).check((argv) => checkTrainValues(argv as Record<string, unknown>))
       .example('$0 train', 'the embedded default: CRaFT on the synthetic dataset')
       .example('$0 train --no-craft --name baseline', 'the baseline, plain fine-tuning')
       .example('$0 train --no-projection', 'ablation: no gradient projection')
       .example('$0 train --no-dual --lambda 0.5', 'ablation: fixed λ')
       .example('$0 train --shots-per-task 5', 'few-shot: 5 episodes per task')
+      .example('$0 train --model Qwen2.5-0.5B --data episodes.npz', 'LoRA on a Hugging Face Qwen2 directory')
       .example('$0 train --resume runs/NAME', 'continue a stopped run exactly where it stopped')
       .example('$0 train --config run.yaml', 'options from a JSON or YAML file'),
     async (argv) => {

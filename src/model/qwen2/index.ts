@@ -1,5 +1,5 @@
 // Qwen2 backbones from Hugging Face directories, PEFT adapters and policy files: the
-// file layer of a pretrained-backbone run (the training itself is not built yet).
+// layer of a pretrained-backbone run, the policy and its training source.
 export { type Qwen2Config, parseQwen2Config, qwen2ConfigToJson } from './config.js';
 export {
   QWEN2_LINEARS, type Qwen2Linear, isQwen2Linear, linearModulePath, linearShape,
@@ -13,9 +13,10 @@ export { type BaseModelRecord, baseModelRecord, baseModelMismatch } from './base
 export {
   PEFT_WEIGHTS_FILE, PEFT_CONFIG_FILE, PEFT_QWEN2_DEFAULT_TARGETS, type LoraPair, type LoraAdapter, type ReadPeftOptions,
   type PeftAdapterRead, loraTensorName, loraShapes, normalizeLoraTargets, allocateLoraAdapter, peftAdapterConfig,
-  writePeftAdapter, readPeftAdapter,
+  encodePeftAdapter, writePeftAdapter, readPeftAdapter,
 } from './peft-adapter.js';
 export {
   type PolicyShape, type PolicyWeights, policyTensorSpecs, allocatePolicyWeights, writePolicyFile, readPolicyFile,
 } from './policy-file.js';
 export { Qwen2Policy, type Qwen2PolicyOptions, type Qwen2Batch } from './qwen2-policy.js';
+export { Qwen2PolicySource, type Qwen2PolicySourceOptions } from './qwen2-source.js';

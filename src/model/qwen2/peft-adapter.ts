@@ -13,7 +13,8 @@
 import { readFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
-import { readSafetensorsFile, writeSafetensorsFile, type SafetensorsInput } from '../../formats/safetensors.js';
+import { encodeSafetensors, readSafetensorsFile, type SafetensorsInput } from '../../formats/safetensors.js';
+import type { Tensor } from '../../formats/tensor.js';
 import { argRangeError, argTypeError, describeValue } from '../../errors.js';
 import { writeFileSyncedAsync } from '../../run/fsio.js';
 import { publishFile } from './atomic-file.js';
@@ -132,24 +133,38 @@ function checkAdapter(c: Qwen2Config, adapter: LoraAdapter): void {
 }
 
 /**
- * Writes `dir`/adapter_model.safetensors (F32, metadata {"format": "pt"} as PEFT writes)
- * and `dir`/adapter_config.json, each atomically (the directory is created if needed).
+ * The two files of a PEFT adapter directory as bytes: adapter_model.safetensors (F32,
+ * metadata {"format": "pt"} as PEFT writes) from LoRA tensors already named and shaped as
+ * PEFT names them, and adapter_config.json. Checkpoints put these bytes in `adapter/`.
+ */
+export function encodePeftAdapter(
+  lora: Record<string, { shape: readonly number[]; data: Float32Array | Tensor['data'] }>, adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 'targets'>, baseModelNameOrPath: string | null,
+): { weights: Uint8Array; config: Uint8Array } {
+  const tensors: Record<string, SafetensorsInput> = {};
+  for (const [name, t] of Object.entries(lora)) tensors[name] = { dtype: 'F32', shape: [...t.shape], data: t.data as Float32Array };
+  const json = JSON.stringify(peftAdapterConfig(adapter, baseModelNameOrPath), null, 2) + '\n';
+  return { weights: encodeSafetensors(tensors, { format: 'pt' }), config: new TextEncoder().encode(json) };
+}
+
+/**
+ * Writes `dir`/adapter_model.safetensors and `dir`/adapter_config.json (encodePeftAdapter),
+ * each atomically (the directory is created if needed).
  */
 export async function writePeftAdapter(dir: string, c: Qwen2Config, adapter: LoraAdapter, options: { baseModelNameOrPath?: string | null } = {}): Promise<void> {
   checkAdapter(c, adapter);
   const targets = normalizeLoraTargets(adapter.targets as unknown[], 'adapter.targets');
-  const tensors: Record<string, SafetensorsInput> = {};
+  const lora: Record<string, { shape: number[]; data: Float32Array }> = {};
   adapter.layers.forEach((pairs, l) => {
     for (const t of targets) {
       const s = loraShapes(c, t, adapter.rank);
-      tensors[loraTensorName(l, t, 'A')] = { dtype: 'F32', shape: s.a, data: pairs[t]!.a };
-      tensors[loraTensorName(l, t, 'B')] = { dtype: 'F32', shape: s.b, data: pairs[t]!.b };
+      lora[loraTensorName(l, t, 'A')] = { shape: s.a, data: pairs[t]!.a };
+      lora[loraTensorName(l, t, 'B')] = { shape: s.b, data: pairs[t]!.b };
     }
   });
+  const files = encodePeftAdapter(lora, { ...adapter, targets }, options.baseModelNameOrPath ?? null);
   await mkdir(dir, { recursive: true });
-  await publishFile(join(dir, PEFT_WEIGHTS_FILE), (tmp) => writeSafetensorsFile(tmp, tensors, { format: 'pt' }));
-  const json = JSON.stringify(peftAdapterConfig({ ...adapter, targets }, options.baseModelNameOrPath ?? null), null, 2) + '\n';
-  await publishFile(join(dir, PEFT_CONFIG_FILE), (tmp) => writeFileSyncedAsync(tmp, json));
+  await publishFile(join(dir, PEFT_WEIGHTS_FILE), (tmp) => writeFileSyncedAsync(tmp, files.weights));
+  await publishFile(join(dir, PEFT_CONFIG_FILE), (tmp) => writeFileSyncedAsync(tmp, files.config));
 }
 
 export interface ReadPeftOptions {

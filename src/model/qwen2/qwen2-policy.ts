@@ -11,7 +11,10 @@ import { Rng } from '../../data/rng.js';
 import type { GradWriteOptions, ModelLosses } from '../adapter-policy.js';
 import { loadHfModel, type HfModel } from './hf-directory.js';
 import { QWEN2_LINEARS, type Qwen2Linear } from './weights.js';
-import { normalizeLoraTargets } from './peft-adapter.js';
+import { encodePeftAdapter, normalizeLoraTargets, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from './peft-adapter.js';
+import { baseModelRecord, type BaseModelRecord } from './base-record.js';
+import type { Tensor } from '../../formats/tensor.js';
+import { checkTensors, copyIn, loadNamedTensors, namedTensors } from '../named-tensors.js';
 
 export interface Qwen2PolicyOptions {
   /** LoRA rank r (default 64). */
@@ -41,8 +44,8 @@ export interface Qwen2PolicyOptions {
 
 /** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
 export interface Qwen2Batch {
-  prefix?: Float32Array;
-  inputIds?: Int32Array;
+  prefix?: Float32Array | null;
+  inputIds?: Int32Array | null;
   actions: Float32Array;
   size: number;
 }
@@ -72,13 +75,23 @@ export class Qwen2Policy {
   /** The anchor: the initial LoRA factors and action queries, read in place by the anchor forward. */
   readonly anchor: GradSet;
   readonly trainableSpecs: readonly { name: string; shape: number[]; size: number }[];
+  /** The anchor's tensors: the leading LoRA factors and action_queries of the trainable layout. */
+  readonly anchorSpecs: readonly { name: string; shape: number[]; size: number }[];
+  /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
+  readonly options: Readonly<Required<Qwen2PolicyOptions>>;
   readonly #frozen: RawQwen2StepOptions['frozen'];
 
-  private constructor(hf: HfModel, config: RawQwen2Config) {
+  private constructor(hf: HfModel, config: RawQwen2Config, seed: number) {
     this.hf = hf;
     this.config = Object.freeze(config);
     const t = binding.qwen2Tensors(config);
     this.trainableSpecs = Object.freeze(t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) })));
+    this.anchorSpecs = this.trainableSpecs.slice(0, t.anchorTensors);
+    this.options = Object.freeze({
+      rank: config.rank, alpha: config.alpha, targets: Object.freeze([...config.targets] as Qwen2Linear[]), prefixTokens: config.prefixTokens,
+      promptTokens: config.promptTokens, chunk: config.queries, actionDims: config.actionDims, headWidth: config.headWidth,
+      bridgeLayer: config.bridgeLayer, bridgeSpan: config.bridgeSpan, pooling: config.pooling, anchorType: config.anchorType, seed,
+    });
     this.params = GradSet.zeros(this.trainableSpecs.map((d) => d.size));
     this.anchor = GradSet.zeros(this.trainableSpecs.slice(0, t.anchorTensors).map((d) => d.size));
     const w = hf.weights;
@@ -112,7 +125,7 @@ export class Qwen2Policy {
       pooling: choice(o, 'pooling', ['mean', 'max'] as const, 'mean'),
       anchorType: choice(o, 'anchorType', ['concat', 'aq_only', 'raw_only'] as const, 'concat'),
     };
-    const p = new Qwen2Policy(hf, config);
+    const p = new Qwen2Policy(hf, config, seed);
     p.params.set(initialParams(p.trainableSpecs, seed));
     p.resetAnchor();
     return p;
@@ -169,6 +182,74 @@ export class Qwen2Policy {
     const ret = options.retention === true;
     const r = binding.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
+  }
+
+  /** The anchor's tensors by name (views on the set's memory). */
+  anchorTensors(): Record<string, Tensor> {
+    return namedTensors(this.anchorSpecs, this.anchor);
+  }
+
+  /** Copies named anchor tensors in (every name required, shapes checked). */
+  loadAnchor(tensors: Record<string, Tensor>, name = 'tensors'): void {
+    loadNamedTensors(this.anchorSpecs, this.anchor, tensors, name);
+  }
+
+  /** The trainable tensors by name (views on the set's memory). */
+  trainableTensors(): Record<string, Tensor> {
+    return namedTensors(this.trainableSpecs, this.params);
+  }
+
+  /**
+   * Replaces some trainable tensors (e.g. a PEFT adapter's LoRA factors, or a policy file's
+   * queries and head), keeping the others: every given name must be trainable and every
+   * value checked before anything is copied. Returns how many tensors were replaced.
+   */
+  loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
+    if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+    const given = new Set(Object.keys(tensors));
+    const specs = this.trainableSpecs.filter((t) => given.has(t.name));
+    const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
+    if (unknown.length > 0) throw argRangeError(`${name} holds tensors this policy does not train: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ', …' : ''}`);
+    checkTensors(specs, tensors, name);
+    const flat = this.params.toFlat();
+    for (const t of specs) {
+      const i = this.trainableSpecs.indexOf(t);
+      copyIn([t], flat.subarray(this.params.offsets[i], this.params.offsets[i]! + t.size), tensors);
+    }
+    this.params.set(flat);
+    return specs.length;
+  }
+
+  /** The frozen base weights as tensors (views of the loader's arrays, never copied): for comparing ranks' bases. */
+  frozenTensors(): Record<string, Tensor> {
+    const w = this.hf.weights, out: Record<string, Tensor> = {};
+    out['model.embed_tokens.weight'] = { dtype: 'F32', shape: [w.embedTokens.length], data: w.embedTokens };
+    w.layers.forEach((l, i) => (out[`model.layers.${i}`] = { dtype: 'F32', shape: [l.data.length], data: l.data }));
+    out['model.norm.weight'] = { dtype: 'F32', shape: [w.finalNorm.length], data: w.finalNorm };
+    return out;
+  }
+
+  /** What the base model is (its config and the sha256 of its weight files), for checkpoints. */
+  baseRecord(): BaseModelRecord {
+    return baseModelRecord(this.hf);
+  }
+
+  /**
+   * The current LoRA factors as a PEFT adapter directory's two files (adapter_model.safetensors,
+   * adapter_config.json), as bytes: `PeftModel.from_pretrained(base, dir)` loads them.
+   */
+  peftAdapterFiles(baseModelNameOrPath: string | null = this.hf.dir): Record<string, Uint8Array> {
+    const lora: Record<string, Tensor> = {};
+    for (const [n, t] of Object.entries(this.trainableTensors())) if (n.includes('.lora_')) lora[n] = t;
+    const { weights, config } = encodePeftAdapter(lora, { rank: this.config.rank, alpha: this.config.alpha, targets: this.config.targets as readonly Qwen2Linear[] }, baseModelNameOrPath);
+    return { [PEFT_WEIGHTS_FILE]: weights, [PEFT_CONFIG_FILE]: config };
+  }
+
+  /** The action queries and the head, named as policy.safetensors names them. */
+  policyTensors(): Record<string, Tensor> {
+    const out: Record<string, Tensor> = {};
+    for (const [n, t] of Object.entries(this.trainableTensors())) if (!n.includes('.lora_')) out[n] = t;
+    return out;
   }
 
   /** Frees the policy's sets now. The frozen weights belong to `hf`. */

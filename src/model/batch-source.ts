@@ -1,0 +1,157 @@
+// What every model's training source shares (the Trainer's GradientSource, ARCHITECTURE.md
+// §5): a seeded sampler over the training split, this rank's contiguous share of each drawn
+// batch (multi-process training), one model call per micro-batch writing g_act / g_ret into
+// the trainer's accumulators, validation over the rank's share of the split, and the
+// sampler's state for exact resume. A model plugs in its step calls and its batch gathering.
+// Declared structurally (no import of src/train) so that the model layer stays below it.
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import type { GradSet } from '../gradset.js';
+import { Sampler, type SamplerState } from '../data/sampler.js';
+import { checkShard, shareOf, type Shard } from '../data/shard.js';
+import type { GradWriteOptions, ModelLosses } from './adapter-policy.js';
+
+/** The calls of a model the source drives, for batches of type B. */
+export interface SteppableModel<B> {
+  readonly params: GradSet;
+  readonly trainableNames: readonly string[];
+  readonly trainableSpecs: readonly { readonly shape: readonly number[] }[];
+  craftStep(batch: B, gAct: GradSet, gRet: GradSet, options: GradWriteOptions): ModelLosses;
+  baselineStep(batch: B, gAct: GradSet, options: GradWriteOptions): { actionLoss: number };
+  evaluate(batch: B, options: { retention: boolean }): ModelLosses;
+}
+
+/** A split the source samples from: its size, and how to copy samples into a batch. */
+export interface BatchSplit<B> {
+  readonly size: number;
+  gather(indices: ArrayLike<number>, reuse: B | undefined): B;
+}
+
+export interface BatchSourceOptions {
+  /** Samples per micro-batch. */
+  batchSize: number;
+  /** Sampler seed. Default 0. */
+  seed?: number;
+  /** Samples per validation batch. Default batchSize. */
+  valBatchSize?: number;
+  /**
+   * Multi-process training: this rank's place. Every rank draws the same global batch of
+   * `batchSize` and computes only its contiguous share, weighted by share/batchSize so that
+   * the ranks' gradients sum to the batch mean; validation covers the rank's share of the
+   * split. Default: one rank.
+   */
+  shard?: Shard;
+}
+
+/** What saveState() returns: plain JSON. */
+export type BatchSourceState = {
+  sampler: SamplerState;
+  /** Ranks of the run that saved it, when more than one (absent: one). */
+  ranks?: number;
+};
+
+export class BatchSource<B> {
+  /** First micro-batch of a step may overwrite the accumulators (no zeroing pass). */
+  readonly supportsOverwrite = true;
+  readonly shard: Shard;
+  readonly #model: SteppableModel<B>;
+  readonly #train: BatchSplit<B>;
+  readonly #val: BatchSplit<B> | undefined;
+  #sampler: Sampler;
+  #batch: B | undefined;
+  #valBatch: B | undefined;
+  readonly #valBatchSize: number;
+
+  protected constructor(model: SteppableModel<B>, train: BatchSplit<B>, val: BatchSplit<B> | undefined, options: BatchSourceOptions) {
+    this.shard = options.shard === undefined ? { rank: 0, ranks: 1 } : checkShard(options.shard, 'options.shard');
+    if (this.shard.ranks > 1 && !(options.batchSize >= this.shard.ranks)) {
+      throw argRangeError(`options.batchSize ${describeValue(options.batchSize)} must be at least the number of ranks (${this.shard.ranks}): every rank computes a share of each batch`);
+    }
+    this.#model = model;
+    this.#train = train;
+    this.#val = val;
+    // Equal-size micro-batches: the trainer's mean over micro-batches is then the mean over samples.
+    this.#sampler = new Sampler(train.size, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= train.size });
+    const vb = options.valBatchSize ?? options.batchSize;
+    if (!Number.isSafeInteger(vb) || vb < 1) throw argRangeError(`options.valBatchSize must be a positive integer, got ${describeValue(vb)}`);
+    this.#valBatchSize = vb;
+  }
+
+  /** The trainable parameters (updated in place by the trainer). */
+  get params(): GradSet {
+    return this.#model.params;
+  }
+
+  /** Checkpoint names of the trainable tensors, in GradSet order. */
+  get paramNames(): readonly string[] {
+    return this.#model.trainableNames;
+  }
+
+  /** Real shapes of the trainable tensors, so checkpoints store them shaped. */
+  get paramShapes(): readonly (readonly number[])[] {
+    return this.#model.trainableSpecs.map((t) => t.shape);
+  }
+
+  /**
+   * Draws the next micro-batch and adds scale·g_act into gAct and, when gRet is given
+   * (CRaFT), scale·g_ret into gRet; `overwrite` writes instead of adding.
+   */
+  accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): { actionLoss: number; retentionLoss?: number; samples: number; epoch: number } {
+    const drawn = this.#sampler.next();
+    const epoch = this.#sampler.epoch;
+    const { start, end } = shareOf(drawn.length, this.shard);
+    const indices = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
+    this.#batch = this.#train.gather(indices, this.#batch);
+    // Weighted by the share of the batch: the ranks' gradients then sum to the batch mean.
+    const opts = { accumulate: !overwrite, scale: this.shard.ranks > 1 ? scale * (indices.length / drawn.length) : scale };
+    if (gRet === undefined) {
+      const { actionLoss } = this.#model.baselineStep(this.#batch, gAct, opts);
+      return { actionLoss, samples: indices.length, epoch };
+    }
+    const r = this.#model.craftStep(this.#batch, gAct, gRet, opts);
+    return { actionLoss: r.actionLoss, retentionLoss: r.retentionLoss, samples: indices.length, epoch };
+  }
+
+  /**
+   * Mean action and retention loss over the validation split, stopping after `timeLimitMs`.
+   * The retention loss comes from a no-gradient anchor forward, in baseline runs too: it
+   * is how far the features drifted, whether or not training held them.
+   */
+  validate(options: { timeLimitMs: number }): { actionLoss: number; retentionLoss: number; samples: number; truncated?: boolean } {
+    if (!this.#val) throw new Error(`${this.constructor.name}.validate: no validation split was given (options.val)`);
+    const start = performance.now();
+    let act = 0, ret = 0, samples = 0;
+    const mean = (sum: number) => (samples ? sum / samples : Number.NaN);
+    const share = shareOf(this.#val.size, this.shard);
+    for (let i = share.start; i < share.end; i += this.#valBatchSize) {
+      if (samples > 0 && performance.now() - start > options.timeLimitMs) {
+        return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
+      }
+      const idx = Array.from({ length: Math.min(this.#valBatchSize, share.end - i) }, (_, k) => i + k);
+      this.#valBatch = this.#val.gather(idx, this.#valBatch);
+      const r = this.#model.evaluate(this.#valBatch, { retention: true });
+      act += r.actionLoss * idx.length;
+      ret += r.retentionLoss * idx.length;
+      samples += idx.length;
+    }
+    return { actionLoss: mean(act), retentionLoss: mean(ret), samples };
+  }
+
+  /** The sampler's position and RNG state (JSON). */
+  saveState(): BatchSourceState {
+    return { sampler: this.#sampler.state(), ...(this.shard.ranks > 1 ? { ranks: this.shard.ranks } : {}) };
+  }
+
+  /** Continues exactly from saveState()'s value. */
+  restoreState(state: unknown): void {
+    const s = state as BatchSourceState | null;
+    if (s === null || typeof s !== 'object' || typeof s.sampler !== 'object') throw argTypeError('state must be what saveState() returned');
+    // Another number of ranks sums each gradient in another order: the run would not continue exactly.
+    const ranks = s.ranks ?? 1;
+    if (ranks !== this.shard.ranks) {
+      throw argRangeError(`state was saved by a run of ${ranks} process${ranks === 1 ? '' : 'es'} (ranks), this one has ${this.shard.ranks}: ` +
+        `resume it with ${ranks === 1 ? 'no launcher (or mpirun -np 1)' : `mpirun -np ${ranks}`}, since another number of ranks would not continue it exactly`);
+    }
+    if (s.sampler.size !== this.#train.size) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#train.size}`);
+    this.#sampler = Sampler.fromState(s.sampler);
+  }
+}
