@@ -42,6 +42,21 @@ export {
   splitByEpisode, gatherBatch, checkDatasetFits, Sampler, Rng,
 } from './data/index.js';
 export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, RngState } from './data/index.js';
+// Pretrained Qwen2 backbones with LoRA (README "Fine-tuning a Qwen2 model"): the policy and its
+// source, Hugging Face directories, PEFT adapters, policy files and sequence datasets.
+export {
+  Qwen2Policy, Qwen2PolicySource, loadHfModel, readHfConfig, parseQwen2Config, QWEN2_LINEARS, baseModelRecord, baseModelMismatch,
+  writePeftAdapter, readPeftAdapter, writePolicyFile, readPolicyFile,
+} from './model/index.js';
+export type {
+  Qwen2PolicyOptions, Qwen2PolicySourceOptions, Qwen2Batch, Qwen2Config, Qwen2Linear, HfModel, HfWeightFile, BaseModelRecord,
+  LoraAdapter, LoraPair, PeftAdapterRead, ReadPeftOptions, PolicyShape, PolicyWeights,
+} from './model/index.js';
+export {
+  loadSequenceDatasetFile, saveSequenceDatasetFile, sequenceDatasetFromTensors, gatherSequenceBatch, subsetSequenceDataset,
+  nShotSequence, splitSequenceByEpisode, checkSequenceDatasetFits,
+} from './data/sequence-dataset.js';
+export type { SequenceDataset, SequenceBatch, SequenceModelLimits } from './data/sequence-dataset.js';
 // File formats (the same group as craftgrad/formats): safetensors, npy/npz, TensorBoard event files.
 export * from './formats/index.js';
 
@@ -50,3 +65,5 @@ import type { GradientSource as TrainerGradientSource } from './train/index.js';
 import type { AdapterPolicySource as BuiltInSource } from './model/index.js';
 type AssertGradientSource<T extends TrainerGradientSource> = T;
 export type BuiltInGradientSource = AssertGradientSource<BuiltInSource>;
+import type { Qwen2PolicySource as BackboneSource } from './model/index.js';
+export type Qwen2GradientSource = AssertGradientSource<BackboneSource>;

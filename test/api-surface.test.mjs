@@ -39,7 +39,8 @@ test('the package root exports every name the README imports from it', async () 
   for (const name of documented) assert.ok(name in api, `craftgrad exports ${name}`);
   // The product's groups: surgery, GradSet, the Trainer and its sources, models, datasets, formats.
   for (const name of ['surgery', 'GradSet', 'Trainer', 'HostGradientSource', 'AdapterPolicySource', 'AdapterPolicy',
-    'syntheticDataset', 'loadDatasetFile', 'readSafetensorsFile', 'readTfEvents', 'loadCheckpoint', 'RunDirectory']) {
+    'syntheticDataset', 'loadDatasetFile', 'readSafetensorsFile', 'readTfEvents', 'loadCheckpoint', 'RunDirectory',
+    'Qwen2Policy', 'Qwen2PolicySource', 'loadHfModel', 'loadSequenceDatasetFile', 'readPeftAdapter', 'readPolicyFile']) {
     assert.equal(typeof api[name], 'function', `craftgrad exports ${name}`);
   }
 });
