@@ -53,6 +53,11 @@ export interface RunDirectoryOptions {
   warn?: (line: string) => void;
   /** How a refused resume names config keys (the CLI passes its flag spelling). */
   keyName?: (key: string) => string;
+  /**
+   * The value of each key a saved config may lack (keys added by later versions): a saved
+   * config is read as these defaults overlaid with what it holds, so an older run resumes.
+   */
+  defaults?: RunConfig;
 }
 
 /** What a resume hands back to the trainer. */
@@ -154,7 +159,7 @@ export class RunDirectory {
       if (!existsSync(configPath)) {
         throw new RunError(`is not a run directory (no ${RUN_FILES.config}); start a new run instead of resuming`, { path: dir, code: 'NO_RUN' });
       }
-      checkResumeConfig(readConfigFile(configPath).config, config, configPath, mutable, naming);
+      checkResumeConfig({ ...options.defaults, ...readConfigFile(configPath).config }, config, configPath, mutable, naming);
     } else if (existsSync(dir) && readdirSync(dir).some((n) => n === RUN_FILES.config || n === RUN_FILES.checkpoints)) {
       throw new RunError('already holds a run: resume it, or choose another run name or output directory', { path: dir, code: 'RUN_EXISTS' });
     }
@@ -179,7 +184,7 @@ export class RunDirectory {
         skipped = found.skipped;
         const latest = found.latest;
         if (latest !== undefined) {
-          checkResumeConfig(latest.state!.config, config, join(latest.dir, 'state.json'), mutable, naming);
+          checkResumeConfig({ ...options.defaults, ...latest.state!.config }, config, join(latest.dir, 'state.json'), mutable, naming);
           resumed = { step: latest.step!, dir: latest.dir, trainerState: latest.state!.trainer, tensors: latest.tensors!, model: latest.state!.model };
         }
       }

@@ -91,7 +91,8 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv), argv);
     if (argv.device !== undefined) config.device = resolveTrainDevice(argv.device as string);
     // Refused here, before the data is loaded, in the flags the user types.
-    checkResumeConfig(saved as unknown as RunConfig, config as unknown as RunConfig, file, RESUME_MUTABLE_KEYS, CLI_NAMING);
+    // A key the saved run lacks (added by a later version) has the default it ran with.
+    checkResumeConfig({ ...TRAIN_DEFAULTS, ...saved } as unknown as RunConfig, config as unknown as RunConfig, file, RESUME_MUTABLE_KEYS, CLI_NAMING);
     return { config, dir, resume: true };
   }
   const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
