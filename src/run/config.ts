@@ -23,8 +23,6 @@ export type RunConfig = Record<string, unknown>;
 export const RESUME_MUTABLE_KEYS: readonly string[] = [
   'steps', 'log_every', 'save_every', 'keep_last', 'val_every', 'val_time_limit', 'val_time_limit_ms',
   'out', 'name', 'resume', 'config', 'progress_every', 'quiet',
-  // The base model's directory may move: its weights are checked against the checkpoint's record instead.
-  'model',
 ];
 
 /** The contents of config.json. */

@@ -4,6 +4,13 @@
 // Keys, defaults and help text come from the one table of training options (options.ts).
 import type { DeviceName } from '../device.js';
 import { configDefaults } from './options.js';
+import { RESUME_MUTABLE_KEYS } from '../run/config.js';
+
+/**
+ * The keys a resumed training run may change: the run layer's, and the base model's
+ * directory (it may move; its weights are checked against the checkpoint's record instead).
+ */
+export const TRAIN_RESUME_MUTABLE_KEYS: readonly string[] = [...RESUME_MUTABLE_KEYS, 'model'];
 
 export interface TrainRunConfig {
   /** Run name: the run directory is `<out>/<name>`. */

@@ -11,7 +11,7 @@ import { Trainer, type TrainerOptions } from './trainer.js';
 import { trainerTensorGroups, trainerStateFromGroups } from './checkpoint-tensors.js';
 import type { StepDetail, StepMetrics, StepMetricsSink } from './metrics.js';
 import type { TrainerStateJson } from './trainer.js';
-import { TRAIN_DEFAULTS, type TrainRunConfig } from './run-config.js';
+import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from './run-config.js';
 import { trainerOptionsFromConfig } from './options.js';
 import { openSessionModel } from './session-model.js';
 // Multi-process training (src/parallel): used only when `world` is given.
@@ -82,7 +82,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   const run = !leader ? new FollowerRun(o.dir) : await RunDirectory.open({
     dir: o.dir, config: c as unknown as RunDirectoryOptions['config'], resume: o.resume, totalSteps: c.steps,
     keepLast: c.keep_last, warn: log, ...(o.progress === undefined ? {} : { progress: o.progress }),
-    defaults: TRAIN_DEFAULTS as unknown as RunDirectoryOptions['config'],
+    defaults: TRAIN_DEFAULTS as unknown as RunDirectoryOptions['config'], mutableKeys: TRAIN_RESUME_MUTABLE_KEYS,
     ...(o.keyName ? { keyName: o.keyName } : {}),
   });
   let conflicts: ConflictLogWriter | undefined;

@@ -6,10 +6,10 @@ import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { backendInfo } from '../../backend.js';
 import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
-import { TRAIN_DEFAULTS, type TrainRunConfig } from '../../train/run-config.js';
+import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
 import { installStopHandlers, resumeCommand, shellQuote, SIGNAL_EXIT_CODES } from '../../run/signals.js';
-import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig } from '../../run/config.js';
+import { checkResumeConfig, readConfigFile, type RunConfig } from '../../run/config.js';
 import { makeDirectory } from '../../run/fsio.js';
 import { RunError } from '../../run/run-error.js';
 import { FormatError } from '../../formats/errors.js';
@@ -42,7 +42,7 @@ function resolveTrainDevice(spec: string): DeviceName {
 const flagName = (key: string): string => `--${flag(key)}`;
 const CLI_NAMING = {
   keyName: flagName,
-  changeable: RESUME_MUTABLE_KEYS.filter((k) => CONFIG_OPTIONS.some((o) => configKey(o) === k) && k !== 'out' && k !== 'name'),
+  changeable: TRAIN_RESUME_MUTABLE_KEYS.filter((k) => CONFIG_OPTIONS.some((o) => configKey(o) === k) && k !== 'out' && k !== 'name'),
 };
 
 /**
@@ -92,7 +92,7 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     if (argv.device !== undefined) config.device = resolveTrainDevice(argv.device as string);
     // Refused here, before the data is loaded, in the flags the user types.
     // A key the saved run lacks (added by a later version) has the default it ran with.
-    checkResumeConfig({ ...TRAIN_DEFAULTS, ...saved } as unknown as RunConfig, config as unknown as RunConfig, file, RESUME_MUTABLE_KEYS, CLI_NAMING);
+    checkResumeConfig({ ...TRAIN_DEFAULTS, ...saved } as unknown as RunConfig, config as unknown as RunConfig, file, TRAIN_RESUME_MUTABLE_KEYS, CLI_NAMING);
     return { config, dir, resume: true };
   }
   const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
