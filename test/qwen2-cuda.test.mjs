@@ -11,6 +11,11 @@ import { GradSet, gradSetInternals } from '../dist/gradset.js';
 import { Qwen2Policy } from '../dist/model/qwen2/index.js';
 import { SMALL, tinyDir, tinyPolicy } from './helpers/qwen2-setup.mjs';
 import { announceGpu, gpuTest } from './helpers/gpu.mjs';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli } from './helpers/cli.mjs';
+import { randn, rng } from './helpers/random.mjs';
+import { saveSequenceDatasetFile } from '../dist/data/sequence-dataset.js';
 
 announceGpu(import.meta.url);
 
@@ -184,6 +189,34 @@ gpuTest('the binding checks the frozen weights of a CUDA step (host arrays, size
   } finally {
     gpu.dispose();
   }
+});
+
+gpuTest('craftgrad train --model DIR --device cuda:0 follows the CPU run', async () => {
+  const N = 16, P = 3, S = 2, D = 32, K = 3, A = 2;
+  const data = join(written.dir, 'data.npz');
+  const r = rng(5);
+  await saveSequenceDatasetFile(data, {
+    size: N, prefixTokens: P, promptTokens: S, width: D, actionSize: K * A,
+    prefix: randn(N * P * D, r, 1), inputIds: Int32Array.from({ length: N * S }, () => Math.floor(r() * SMALL.vocab_size)),
+    actions: randn(N * K * A, r, 0.5), task: new Int32Array(N), episode: Int32Array.from({ length: N }, (_, i) => Math.floor(i / 2)), source: data,
+  });
+  const rows = {};
+  for (const device of ['cpu', 'cuda:0']) {
+    const name = device.replace(':', '');
+    const args = ['train', '--model', written.dir, '--data', data, '--chunk', K, '--action-dims', A, '--rank', 4, '--alpha', 8,
+      '--head-width', 8, '--batch-size', 4, '--steps', 3, '--warmup', 1, '--val-every', 0, '--save-every', 3, '--threads', 1,
+      '--device', device, '--out', written.dir, '--name', name, '--quiet'].map(String);
+    const res = runCli(args);
+    assert.equal(res.code, 0, `${device}:\n${res.stdout}\n${res.stderr}`);
+    rows[device] = readFileSync(join(written.dir, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  }
+  assert.equal(rows['cuda:0'].length, rows.cpu.length);
+  rows.cpu.forEach((w, i) => {
+    const g = rows['cuda:0'][i];
+    for (const k of ['action_loss', 'retention_loss']) {
+      assert.ok(Math.abs(g[k] - w[k]) <= 1e-3 * Math.abs(w[k]) + 1e-7, `step ${w.step} ${k}: cuda ${g[k]} vs cpu ${w[k]}`);
+    }
+  });
 });
 
 test('Qwen2Policy refuses a bad device', async () => {
