@@ -228,8 +228,12 @@ export interface RawQwen2StepOptions {
   anchor?: TensorSet | null;
   gAct?: TensorSet | null;
   gRet?: TensorSet | null;
-  /** The frozen backbone, host arrays: (V·D), one buffer per decoder layer (weights.ts order), (D). */
-  frozen: { embedTokens: Float32Array; layers: readonly Float32Array[]; finalNorm: Float32Array };
+  /**
+   * The frozen backbone: host arrays (V·D), one buffer per decoder layer (weights.ts order), (D)
+   * on the CPU; or one TensorSet on the step's device holding those V·D, L layers and D
+   * tensors in that order (required on a CUDA device: uploaded once, kept by Qwen2Policy).
+   */
+  frozen: { embedTokens: Float32Array; layers: readonly Float32Array[]; finalNorm: Float32Array } | TensorSet;
   /** Host arrays: batch×P×D prefix (when P > 0), batch×S token ids (when S > 0), batch×Q×A actions. */
   prefix?: Float32Array | null;
   inputIds?: Int32Array | null;
@@ -316,7 +320,7 @@ export interface NativeBinding {
   modelStepAsync(options: RawModelStepOptions): Promise<RawModelLosses>;
   /** The model's tensors, names and shapes, in layout order (native/core/model_desc.cc defines them). */
   modelTensors(config: RawModelConfig): { trainable: RawTensorDesc[]; frozen: RawTensorDesc[]; anchor: RawTensorDesc[] };
-  /** The Qwen2 policy's forward and backward (one micro-batch; CPU only for now). */
+  /** The Qwen2 policy's forward and backward (one micro-batch), on the backend of its sets. */
   qwen2Step(options: RawQwen2StepOptions): RawModelLosses;
   qwen2StepAsync(options: RawQwen2StepOptions): Promise<RawModelLosses>;
   /** The Qwen2 policy's trainable tensors in layout order (native/core/qwen2_desc.cc); the anchor is the first anchorTensors. */

@@ -112,9 +112,9 @@ const cudaInfo = binding.backendInfo().cuda;
 const noGpu = !cudaInfo.available ? `no usable GPU (${cudaInfo.compiled ? cudaInfo.reason : 'CUDA backend not compiled'})` : false;
 if (noGpu) console.log(`# qwen2-binding: CUDA test skipped: ${noGpu}`);
 
-test('on CUDA the step is refused with a clear error (not implemented on CUDA yet)', { skip: noGpu }, async () => {
+test('on CUDA the step refuses host frozen arrays (they must be uploaded once, as a TensorSet)', { skip: noGpu }, async () => {
   const { raw, policy } = await setup();
   const onGpu = (g) => handle(GradSet.zeros(g.sizes, { device: 'cuda:0' }));
   const args = raw({ params: onGpu(policy.params), anchor: onGpu(policy.anchor), gAct: onGpu(policy.params), gRet: onGpu(policy.params) });
-  assert.throws(() => binding.qwen2Step(args), (e) => /not implemented on CUDA yet \(cuda:0\)/.test(e.message) && e.code === 'ERR_CRAFTGRAD_CUDA');
+  assert.throws(() => binding.qwen2Step(args), (e) => e instanceof TypeError && /frozen must be a TensorSet on cuda:0/.test(e.message));
 });

@@ -91,6 +91,21 @@ Qwen2Layout qwen2Layout(const Qwen2Config& c) {
   return lay;
 }
 
+void qwen2RopeTables(const Qwen2Config& c, std::vector<float>& cosT, std::vector<float>& sinT) {
+  // transformers: inv_freq = 1/θ^(2j/hd) in fp32, angle = t·inv_freq in fp32, cos/sin in fp32.
+  const int64_t half = c.hd() / 2, T = c.T();
+  cosT.assign(T * half, 0.0f);
+  sinT.assign(T * half, 0.0f);
+  for (int64_t j = 0; j < half; ++j) {
+    const float inv = static_cast<float>(1.0 / std::pow(c.theta, static_cast<double>(2 * j) / static_cast<double>(c.hd())));
+    for (int64_t t = 0; t < T; ++t) {
+      const float ang = static_cast<float>(t) * inv;
+      cosT[t * half + j] = static_cast<float>(std::cos(static_cast<double>(ang)));
+      sinT[t * half + j] = static_cast<float>(std::sin(static_cast<double>(ang)));
+    }
+  }
+}
+
 std::string qwen2ConfigError(const Qwen2Config& c) {
   // Bounds keep every size product far below 2^53 and every index in int64.
   const struct { const char* name; int64_t v, lo, hi; } dims[] = {

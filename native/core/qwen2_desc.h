@@ -77,11 +77,14 @@ struct Qwen2Layout {
 };
 Qwen2Layout qwen2Layout(const Qwen2Config& c);
 
+// The rotary tables cos, sin (T × hd/2, fp32) as transformers computes them: every backend's.
+void qwen2RopeTables(const Qwen2Config& c, std::vector<float>& cosT, std::vector<float>& sinT);
+
 // Empty when usable; otherwise what is wrong, naming the field.
 std::string qwen2ConfigError(const Qwen2Config& c);
 
 // One call. params, anchor, gAct, gRet: the backend's memory (layout of qwen2Layout).
-// Every other pointer is host memory on every backend.
+// The frozen weights: see frozenInBackend. Every other pointer is host memory on every backend.
 struct Qwen2StepArgs {
   const float* params = nullptr;
   const float* anchor = nullptr;               // Craft / EvalRet
@@ -94,6 +97,9 @@ struct Qwen2StepArgs {
   int64_t batch = 0;
   float* gAct = nullptr;
   float* gRet = nullptr;
+  // embed, layers and finalNorm are in this backend's memory (one set uploaded once, as
+  // Qwen2Policy does on a device) rather than host arrays; a device backend requires it.
+  bool frozenInBackend = false;
   bool accumulate = false;  // g += scale·grad instead of g = scale·grad
   float scale = 1.0f;
   ModelMode mode = ModelMode::Craft;

@@ -60,18 +60,7 @@ void rope(const Qwen2Shape& s, float* X, int64_t rows, int64_t width, bool inver
 
 Qwen2Shape::Qwen2Shape(const Qwen2Config& cfg, int64_t batch)
     : c(cfg), off(qwen2LayerOffsets(cfg)), B(batch), T(cfg.T()), M(batch * cfg.T()) {
-  // transformers: inv_freq = 1/θ^(2j/hd) in fp32, angle = t·inv_freq in fp32, cos/sin in fp32.
-  const int64_t half = c.hd() / 2;
-  cosT.resize(T * half);
-  sinT.resize(T * half);
-  for (int64_t j = 0; j < half; ++j) {
-    const float inv = static_cast<float>(1.0 / std::pow(c.theta, static_cast<double>(2 * j) / static_cast<double>(c.hd())));
-    for (int64_t t = 0; t < T; ++t) {
-      const float ang = static_cast<float>(t) * inv;
-      cosT[t * half + j] = static_cast<float>(std::cos(static_cast<double>(ang)));
-      sinT[t * half + j] = static_cast<float>(std::sin(static_cast<double>(ang)));
-    }
-  }
+  qwen2RopeTables(c, cosT, sinT);
 }
 
 void allocLayerActs(const Qwen2Shape& s, Qwen2Arena& a, Qwen2LayerActs& x) {

@@ -6,6 +6,7 @@
 
 #include "cuda_backend.h"
 #include "model_cuda.h"
+#include "qwen2_cuda.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -69,9 +70,8 @@ class CudaBackend final : public Backend {
   ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) override {
     return cuda::modelStep(device_, c, a);
   }
-  ModelStepResult qwen2Step(const Qwen2Config&, const Qwen2StepArgs&) override {
-    throw BackendError("qwen2Step: the Qwen2 policy is not implemented on CUDA yet (" + name_ + "); use device 'cpu'",
-                       "ERR_CRAFTGRAD_CUDA");
+  ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) override {
+    return cuda::qwen2Step(device_, c, a);
   }
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,

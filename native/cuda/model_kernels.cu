@@ -13,31 +13,14 @@
 #include <mutex>
 #include <vector>
 
-#include "../core/gelu_math.h"
 #include "cuda_internal.h"
+#include "dev_math.cuh"
+#include "gemm_cuda.h"
 #include "model_cuda.h"
 
 namespace craftgrad {
 namespace cuda {
 namespace {
-
-// A float whose operators are explicitly rounded: nvcc may not contract them into fma,
-// so gelu_math.h's templates round exactly as on the CPU.
-struct DevF {
-  float v;
-  __device__ static DevF splat(float x) { return {x}; }
-  __device__ friend DevF operator+(DevF a, DevF b) { return {__fadd_rn(a.v, b.v)}; }
-  __device__ friend DevF operator-(DevF a, DevF b) { return {__fsub_rn(a.v, b.v)}; }
-  __device__ friend DevF operator*(DevF a, DevF b) { return {__fmul_rn(a.v, b.v)}; }
-  __device__ friend DevF operator/(DevF a, DevF b) { return {__fdiv_rn(a.v, b.v)}; }
-  __device__ static DevF minv(DevF a, DevF b) { return {a.v < b.v ? a.v : b.v}; }
-  __device__ static DevF maxv(DevF a, DevF b) { return {a.v > b.v ? a.v : b.v}; }
-  __device__ static DevF floorv(DevF a) { return {floorf(a.v)}; }
-  __device__ static DevF pow2(DevF n) { return {__int_as_float((static_cast<int>(n.v) + 127) << 23)}; }
-};
-
-__device__ inline float dgelu(float x) { return geluV(DevF{x}).v; }
-__device__ inline float dgeluGrad(float x) { return geluGradV(DevF{x}).v; }
 
 constexpr int kThreads = 256;
 inline unsigned blocksFor(long long n) { return static_cast<unsigned>(std::max<long long>(1, (n + kThreads - 1) / kThreads)); }
@@ -224,22 +207,6 @@ __global__ void __launch_bounds__((TBM / R) * (TBN / R)) gemmKernel(const GemmBa
   }
 }
 
-struct Mat {
-  const float* p;
-  long long ld;
-  bool trans;
-};
-
-// One product of a batch: C (M×N, leading dimension ldc) = beta·C + alpha·op(A)·op(B).
-struct Product {
-  long long M, N, K;
-  float alpha;
-  Mat A, B;
-  float beta;
-  float* C;
-  long long ldc;
-};
-
 // By shape, when neither the caller nor CRAFTGRAD_CUDA_GEMM (tuning.h) forces one. A first
 // guess, to be tuned on a GPU with bench/model.js --device cuda, which times every variant:
 // the 8×8 register tiles when there are enough tiles (over the whole batch) to give every
@@ -272,10 +239,10 @@ void launchGemm(cudaStream_t s, unsigned tiles, bool ta, bool tb, const GemmBatc
   else gemmKernel<true, true, TBM, TBN, R><<<tiles, threads, 0, s>>>(b);
 }
 
-// The products p[0..count), independent (no C is another's operand or overlaps another C),
-// all with A.trans and B.trans equal to the first's, in launches of up to kMaxBatch. Their
-// operands are read through the read-only data cache: no C may overlap an A or B.
-void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant = GemmVariant::Auto) {
+}  // namespace
+
+// gemm_cuda.h: in launches of up to kMaxBatch.
+void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant) {
   if (variant == GemmVariant::Auto) variant = tuning().gemm;
   const bool ta = count > 0 && p[0].A.trans, tb = count > 0 && p[0].B.trans;
   for (int first = 0; first < count; first += kMaxBatch) {
@@ -309,10 +276,12 @@ void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVarian
 }
 
 void gemm(const DeviceContext& ctx, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta,
-          float* C, long long ldc, GemmVariant variant = GemmVariant::Auto) {
+          float* C, long long ldc, GemmVariant variant) {
   const Product p{M, N, K, alpha, A, B, beta, C, ldc};
   gemmBatch(ctx, &p, 1, variant);
 }
+
+namespace {
 
 // ---- element-wise and small kernels ----
 // Z[i,j] += b[j]; out[i,j] = (H ? H[i,j] : 0) + gelu(Z[i,j]).

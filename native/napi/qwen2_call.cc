@@ -104,7 +104,7 @@ struct Qwen2StepOp {
     const int64_t B = a.batch;
 
     // Byte ranges read (inputs) and written (outputs), for the aliasing check.
-    struct Range { const char* name; const void* p; int64_t bytes; };
+    struct Range { const char* name; const void* p; int64_t bytes; bool isSet; };
     std::vector<Range> inputs, outputs;
     auto set = [&](const char* name, int64_t need, const char* what, bool written) -> float* {
       TensorSetWrap* w = TensorSetWrap::unwrap(env, Napi::Value(env, o.get(name)), name);
@@ -115,7 +115,7 @@ struct Qwen2StepOp {
         throw rangeError(std::string(name) + " is on " + w->backend().name() + ", params on " + op.backend->name());
       op.memory.push_back(w->memory());
       op.hold.buffer(w->hostBuffer());
-      (written ? outputs : inputs).push_back({name, w->data(), w->length() * 4});
+      (written ? outputs : inputs).push_back({name, w->data(), w->length() * 4, true});
       return w->data();
     };
     a.params = set("params", lay.paramCount, "the policy's trainable layout", false);
@@ -128,22 +128,51 @@ struct Qwen2StepOp {
       if (f.length != need)
         throw rangeError(std::string(name) + " has " + str(f.length) + " elements but " + what + " needs " + str(need));
       op.hold.buffer(f.arrayBuffer);
-      inputs.push_back({name, f.data, f.length * 4});
+      inputs.push_back({name, f.data, f.length * 4, false});
       return f.data;
     };
-    const Options fr(env, o.get("frozen"), "frozen");
-    a.embed = host(fr.get("embedTokens"), "frozen.embedTokens", c.V * c.D, "vocabSize×hiddenSize");
-    a.finalNorm = host(fr.get("finalNorm"), "frozen.finalNorm", c.D, "hiddenSize");
-    const Napi::Value lv(env, fr.get("layers"));
-    if (!lv.IsArray()) throw typeError("frozen.layers must be an Array of Float32Array, one per layer");
-    const Napi::Array layers = lv.As<Napi::Array>();
-    if (layers.Length() != static_cast<uint32_t>(c.L))
-      throw rangeError("frozen.layers has " + str(layers.Length()) + " entries but numLayers is " + str(c.L));
+    // The frozen weights: host arrays (a backend whose memory is host memory), or one set
+    // in the backend's memory holding [embedTokens (V·D), each layer, finalNorm (D)], as
+    // Qwen2Policy uploads them once to a device.
     const int64_t layerFloats = qwen2LayerOffsets(c).floats;
-    std::vector<std::string> layerNames(c.L);
-    for (int64_t l = 0; l < c.L; ++l) {
-      layerNames[l] = "frozen.layers[" + str(l) + "]";
-      a.layers.push_back(host(layers.Get(static_cast<uint32_t>(l)), layerNames[l].c_str(), layerFloats, "one decoder layer"));
+    const Napi::Value frozenValue(env, o.get("frozen"));
+    std::vector<std::string> layerNames;  // outlives `inputs`, which points at the names
+    if (TensorSetWrap::is(env, frozenValue)) {
+      TensorSetWrap* w = TensorSetWrap::unwrap(env, frozenValue, "frozen");
+      if (&w->backend() != op.backend)
+        throw rangeError("frozen is on " + w->backend().name() + ", params on " + op.backend->name());
+      std::vector<int64_t> want{c.V * c.D};
+      for (int64_t l = 0; l < c.L; ++l) want.push_back(layerFloats);
+      want.push_back(c.D);
+      if (w->layout()->sizes() != want)
+        throw rangeError("frozen has " + str(w->layout()->count()) + " tensors of " + str(w->length()) +
+                         " elements but the model needs " + str(c.L + 2) + " (embedTokens " + str(c.V * c.D) + ", " +
+                         str(c.L) + " layers of " + str(layerFloats) + ", finalNorm " + str(c.D) + ")");
+      op.memory.push_back(w->memory());
+      op.hold.buffer(w->hostBuffer());
+      inputs.push_back({"frozen", w->data(), w->length() * 4, true});
+      const float* base = w->data();
+      a.frozenInBackend = true;
+      a.embed = base;
+      for (int64_t l = 0; l < c.L; ++l) a.layers.push_back(base + c.V * c.D + l * layerFloats);
+      a.finalNorm = base + c.V * c.D + c.L * layerFloats;
+    } else {
+      if (!op.backend->hostMemory())
+        throw typeError("frozen must be a TensorSet on " + op.backend->name() +
+                        " (the frozen weights uploaded once to the device, as Qwen2Policy does), got host arrays");
+      const Options fr(env, o.get("frozen"), "frozen");
+      a.embed = host(fr.get("embedTokens"), "frozen.embedTokens", c.V * c.D, "vocabSize×hiddenSize");
+      a.finalNorm = host(fr.get("finalNorm"), "frozen.finalNorm", c.D, "hiddenSize");
+      const Napi::Value lv(env, fr.get("layers"));
+      if (!lv.IsArray()) throw typeError("frozen.layers must be an Array of Float32Array, one per layer");
+      const Napi::Array layers = lv.As<Napi::Array>();
+      if (layers.Length() != static_cast<uint32_t>(c.L))
+        throw rangeError("frozen.layers has " + str(layers.Length()) + " entries but numLayers is " + str(c.L));
+      layerNames.resize(c.L);
+      for (int64_t l = 0; l < c.L; ++l) {
+        layerNames[l] = "frozen.layers[" + str(l) + "]";
+        a.layers.push_back(host(layers.Get(static_cast<uint32_t>(l)), layerNames[l].c_str(), layerFloats, "one decoder layer"));
+      }
     }
     if (c.P > 0) a.prefix = host(o.get("prefix"), "prefix", B * c.P * c.D, "batch×prefixTokens×hiddenSize");
     else if (o.has("prefix") && readFloat32Array(env, o.get("prefix"), "prefix").length != 0)
@@ -157,7 +186,7 @@ struct Qwen2StepOp {
           throw rangeError("inputIds[" + str(i) + "] is " + str(ids.data[i]) + ", outside the vocabulary [0, " + str(c.V) + ")");
       a.inputIds = ids.data;
       op.hold.buffer(ids.arrayBuffer);
-      inputs.push_back({"inputIds", ids.data, ids.length * 4});
+      inputs.push_back({"inputIds", ids.data, ids.length * 4, false});
     }
     a.actions = host(o.get("actions"), "actions", B * c.Q * c.A, "batch×queries×actionDims");
     a.accumulate = o.boolean("accumulate");
@@ -171,8 +200,7 @@ struct Qwen2StepOp {
         if (bytesOverlap(outputs[i].p, outputs[i].bytes, outputs[j].p, outputs[j].bytes))
           throw rangeError(std::string(outputs[j].name) + " and " + outputs[i].name + " overlap in memory");
       for (size_t j = 0; j < inputs.size(); ++j) {
-        const bool isSet = j < (withRet ? 2u : 1u);
-        if ((isSet || op.backend->hostMemory()) && bytesOverlap(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
+        if ((inputs[j].isSet || op.backend->hostMemory()) && bytesOverlap(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
           throw rangeError(std::string(outputs[i].name) + " and " + inputs[j].name + " overlap in memory");
       }
     }

@@ -139,7 +139,7 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
 }
 
 # ---- the other steps ----
-gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs)
+gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs)
 
 run_tests() {
   local require=1

@@ -125,7 +125,6 @@ async function qwen2Model(c0: TrainRunConfig, ctx: SessionModelContext): Promise
     throw new RangeError(`${name('model')} needs ${name('data')} FILE: a .npz or .safetensors file with prefix (N, P, D) and/or input_ids (N, S), and actions (N, K·A)`);
   }
   if (c0.base_weights !== null) throw new RangeError(`${name('base_weights')} applies to the built-in model; ${name('model')} ${c0.model} brings its own weights`);
-  if (c0.device !== 'cpu') throw new RangeError(`${name('model')}: the Qwen2 backbone runs on the CPU in this version (give ${name('device')} cpu); its CUDA kernels are not built yet`);
   const hf = await loadHfModel(c0.model!);
   const all = await loadSequenceDatasetFile(c0.data, { hiddenSize: hf.config.hiddenSize, vocabSize: hf.config.vocabSize });
   const split = splitSequenceByEpisode(all, { valFraction: c0.val_fraction, seed: c0.seed });
@@ -135,7 +134,7 @@ async function qwen2Model(c0: TrainRunConfig, ctx: SessionModelContext): Promise
     rank: c.rank, alpha: c.alpha, targets: c.lora_targets, prefixTokens: all.prefixTokens, promptTokens: all.promptTokens,
     chunk: c.chunk, actionDims: c.action_dims, headWidth: c.head_width,
     ...(c.bridge_block === null ? {} : { bridgeLayer: c.bridge_block }),
-    bridgeSpan: c.bridge_span, pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed,
+    bridgeSpan: c.bridge_span, pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device,
   });
   // A new run may start from a saved adapter and policy; the anchor is then those weights.
   // (On resume the checkpoint's parameters and anchor replace all of this.)

@@ -2,10 +2,13 @@
 // the chosen linear layers, learnable action queries and a per-query action head
 // (ARCHITECTURE.md §4b). One native call per micro-batch (binding.qwen2Step) gives the
 // action and retention losses and both gradient sets; the frozen weights stay in the
-// loader's host arrays and are never copied. CPU only for now (the CUDA backend refuses).
+// loader's host arrays, never copied, on the CPU; on a CUDA device ({ device: 'cuda' }) the
+// policy uploads them once into one device set of its own (freed by dispose() or when the
+// policy is collected) and params, anchor and the gradient sets live on the device.
 import { binding } from '../../native.js';
 import type { RawModelMode, RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
+import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
 import { Rng } from '../../data/rng.js';
 import type { GradWriteOptions, ModelLosses } from '../adapter-policy.js';
@@ -40,6 +43,11 @@ export interface Qwen2PolicyOptions {
   anchorType?: 'concat' | 'aq_only' | 'raw_only';
   /** Seed of the initial LoRA A, queries and head (default 0). */
   seed?: number;
+  /**
+   * Where the step runs: 'cpu' (default), 'cuda' or 'cuda:N'. Not part of what a checkpoint
+   * records ({@link Qwen2Policy.options}).
+   */
+  device?: DeviceSpec;
 }
 
 /** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
@@ -51,7 +59,7 @@ export interface Qwen2Batch {
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens', 'chunk', 'actionDims', 'headWidth',
-  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed'];
+  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
 
 function intOption(o: Record<string, unknown>, key: string, fallback: number | undefined, lo: number): number {
   const v = o[key] ?? fallback;
@@ -78,10 +86,14 @@ export class Qwen2Policy {
   /** The anchor's tensors: the leading LoRA factors and action_queries of the trainable layout. */
   readonly anchorSpecs: readonly { name: string; shape: number[]; size: number }[];
   /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
-  readonly options: Readonly<Required<Qwen2PolicyOptions>>;
+  readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device'>>>;
   readonly #frozen: RawQwen2StepOptions['frozen'];
+  /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
+  readonly #frozenSet: GradSet | undefined;
+  readonly #device: ResolvedDevice;
 
-  private constructor(hf: HfModel, config: RawQwen2Config, seed: number) {
+  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice) {
+    this.#device = device;
     this.hf = hf;
     this.config = Object.freeze(config);
     const t = binding.qwen2Tensors(config);
@@ -92,10 +104,23 @@ export class Qwen2Policy {
       promptTokens: config.promptTokens, chunk: config.queries, actionDims: config.actionDims, headWidth: config.headWidth,
       bridgeLayer: config.bridgeLayer, bridgeSpan: config.bridgeSpan, pooling: config.pooling, anchorType: config.anchorType, seed,
     });
-    this.params = GradSet.zeros(this.trainableSpecs.map((d) => d.size));
-    this.anchor = GradSet.zeros(this.trainableSpecs.slice(0, t.anchorTensors).map((d) => d.size));
+    const opts = { device: device.name };
+    this.params = GradSet.zeros(this.trainableSpecs.map((d) => d.size), opts);
+    this.anchor = GradSet.zeros(this.trainableSpecs.slice(0, t.anchorTensors).map((d) => d.size), opts);
     const w = hf.weights;
-    this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
+    if (device.kind === 'cpu') {
+      this.#frozenSet = undefined;
+      this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
+    } else {
+      // Each array uploaded in place (no host copy of the whole model); the binding reads the set's layout.
+      this.#frozenSet = GradSet.fromArrays([w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm], opts);
+      this.#frozen = gradSetInternals(this.#frozenSet);
+    }
+  }
+
+  /** The device the step runs on ('cpu' or 'cuda:N'). */
+  get device(): DeviceName {
+    return this.#device.name;
   }
 
   /** Loads the backbone of a Hugging Face directory and makes a seeded policy on it (LoRA B = 0, anchor = initial weights). */
@@ -113,6 +138,7 @@ export class Qwen2Policy {
     const alpha = o.alpha ?? 2 * rank;
     if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw argRangeError(`options.alpha must be a finite number > 0, got ${describeValue(alpha)}`);
     const seed = intOption(o, 'seed', 0, 0);
+    const device = resolveDataDevice(o.device ?? 'cpu', 'options.device');
     const config: RawQwen2Config = {
       hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
       intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
@@ -125,7 +151,7 @@ export class Qwen2Policy {
       pooling: choice(o, 'pooling', ['mean', 'max'] as const, 'mean'),
       anchorType: choice(o, 'anchorType', ['concat', 'aq_only', 'raw_only'] as const, 'concat'),
     };
-    const p = new Qwen2Policy(hf, config, seed);
+    const p = new Qwen2Policy(hf, config, seed, device);
     p.params.set(initialParams(p.trainableSpecs, seed));
     p.resetAnchor();
     return p;
@@ -252,15 +278,17 @@ export class Qwen2Policy {
     return out;
   }
 
-  /** Frees the policy's sets now. The frozen weights belong to `hf`. */
+  /** Frees the policy's sets now (on a device, its copy of the frozen weights too). The host weights belong to `hf`. */
   dispose(): void {
     this.params.dispose();
     this.anchor.dispose();
+    this.#frozenSet?.dispose();
   }
 
   #checkGrad(g: unknown, name: string): void {
     if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
     if (g.disposed) throw argRangeError(`${name} has been disposed`);
+    if (g.device !== this.#device.name) throw argRangeError(`${name} is on ${g.device}; the policy is on ${this.#device.name} (use policy.newGradSet())`);
     if (!g.sameLayout(this.params)) throw argRangeError(`${name} does not have the policy's trainable layout (use policy.newGradSet())`);
   }
 
