@@ -58,12 +58,23 @@ test('flags and keys derive from the camelCase name, except the overrides that k
     'retentionBudget:budget', 'surgeryEps:eps', 'valTimeLimitMs:val_time_limit'].sort());
 });
 
-test("the default run's config.json is byte-identical to the one written before the table", () => {
+// Keys added after the fixtures were written (the Qwen2 backbone's options, #17): appended
+// after the built-in model's rows, so what the fixtures hold keeps its bytes and its order.
+const ADDED_SINCE = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy'];
+const addedDefaults = () => Object.fromEntries(ADDED_SINCE.map((k) => [k, TRAIN_DEFAULTS[k]]));
+
+test("the default run's config.json is the one written before the table, with the keys added since after the built-in model's", () => {
   const saved = readFileSync(fixture('default-run-config.json'), 'utf8');
   const { schema_version, craftgrad_version, config } = JSON.parse(saved);
   // What `craftgrad train --name default` writes: the defaults, its name, the device it resolved.
   const now = { schema_version, craftgrad_version, config: { ...applyOptions({ ...TRAIN_DEFAULTS }, {}), name: config.name, device: config.device } };
-  assert.equal(JSON.stringify(now, null, 2) + '\n', saved);
+  assert.deepEqual(Object.keys(now.config).filter((k) => !ADDED_SINCE.includes(k)), Object.keys(config), 'the fixture\'s keys, in its order');
+  const at = Object.keys(now.config).indexOf('base_weights');
+  assert.deepEqual(Object.keys(now.config).slice(at + 1, at + 1 + ADDED_SINCE.length), ADDED_SINCE, 'the added keys follow base_weights');
+  // Without the added keys, byte for byte the fixture.
+  const old = { ...now, config: Object.fromEntries(Object.entries(now.config).filter(([k]) => !ADDED_SINCE.includes(k))) };
+  assert.equal(JSON.stringify(old, null, 2) + '\n', saved);
+  assert.deepEqual(Object.fromEntries(ADDED_SINCE.map((k) => [k, now.config[k]])), addedDefaults());
 });
 
 test("an older run's config.json still loads as --config options and gives the same configuration", () => {
@@ -72,8 +83,9 @@ test("an older run's config.json still loads as --config options and gives the s
   const argv = readOptionsFile(file);
   assert.equal(checkTrainValues(argv), true);
   const config = applyOptions({ ...TRAIN_DEFAULTS }, argv);
-  // The name is not repeated (a new run), nor the device (the command resolves it); the rest is.
-  assert.deepEqual({ ...config, name: saved.name, device: saved.device }, saved);
+  // The name is not repeated (a new run), nor the device (the command resolves it); the rest
+  // is, and the keys it predates take their defaults.
+  assert.deepEqual({ ...config, name: saved.name, device: saved.device }, { ...saved, ...addedDefaults() });
   assert.notDeepEqual(config, { ...TRAIN_DEFAULTS, name: saved.name }, 'the fixture differs from the defaults, so the check can fail');
 });
 

@@ -96,8 +96,7 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     return { config, dir, resume: true };
   }
   const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
-  // 'auto' picks the CPU for a Qwen2 model: its CUDA kernels are not built yet.
-  config.device = resolveTrainDevice((argv.device as string | undefined) ?? (config.model === null ? 'auto' : 'cpu'));
+  config.device = resolveTrainDevice((argv.device as string | undefined) ?? 'auto');
   ensureOutputDirectory(config.out);
   if (!config.name) config.name = `${config.craft ? 'craft' : 'baseline'}-${timestamp()}`;
   if (config.name.includes('/') || config.name === '.' || config.name === '..') {
