@@ -47,10 +47,11 @@ if (detectLauncher()) {
 
 // ---- not under a launcher: part 1 under mpirun -np 2, then part 2 ----
 const loadBefore = loadavg()[0];
-const job = mpirunSync(2, [process.execPath, self, '--json', '--reps', args.reps]);
+// 911 MB per call at well under 1 GB/s here: minutes, more on a busy machine.
+const job = mpirunSync(2, [process.execPath, self, '--json', '--reps', args.reps], { timeout: 3_600_000 });
 const line = /^MPI-REDUCE-JSON (.*)$/m.exec(job.stdout ?? '');
 if (job.status !== 0 || !line) {
-  console.error(`mpirun -np 2 ${self} failed (exit ${job.status ?? job.signal}):\n${job.stdout}\n${job.stderr}`);
+  console.error(`mpirun -np 2 ${self} failed (exit ${job.status ?? job.signal}${job.error ? `, ${job.error.message}` : ''}):\n${job.stdout}\n${job.stderr}`);
   process.exit(1);
 }
 const reduce = JSON.parse(line[1]);
@@ -69,8 +70,8 @@ if (args.record) {
 - Date: ${new Date().toISOString().slice(0, 10)}
 - Machine: ${describeMachine()}; kernels ${info.cpu.isa}; ${info.mpi.library}
 - Both ranks on this one machine: MPI moves the bytes through shared memory (Open MPI's vader BTL, single-copy off), not a network; 2 ranks on 2 cores.
-- Command: \`node bench/mpi-reduce.js --record\` (starts the reduction part under \`mpirun --oversubscribe -np 2\` itself).
-- ${loadText}
+- Command: \`node bench/mpi-reduce.js ${process.argv.slice(2).join(' ')}\` (starts the reduction part under \`mpirun --oversubscribe -np 2\` itself).
+- ${loadText} The machine is shared with other sessions: these are what this run took, not bounds.
 
 ${reduceText}
 
