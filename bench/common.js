@@ -1,6 +1,7 @@
 // Recording benchmark results in bench/RESULTS.md, and picking the GPU a benchmark runs on
 // (repository only; not shipped).
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { backendInfo } from '../dist/index.js';
 import { binding } from '../dist/native.js';
 import { describeCudaTuning } from '../dist/cli/commands/info.js';
@@ -56,4 +57,35 @@ export function benchCudaDevice(flag, command) {
 export function cudaTuningText() {
   const t = backendInfo().cuda.tuning;
   return t ? describeCudaTuning(t) : 'n/a (no CUDA backend)';
+}
+
+/**
+ * `n` floats, uniform in [-scale/2, scale/2), from a 32-bit LCG seeded with `seed`: the same
+ * bytes on every run and machine, so that benchmarks time the same data.
+ */
+export function seededFloats(n, seed, scale = 1) {
+  const d = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; ++i) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    d[i] = (s / 4294967296 - 0.5) * scale;
+  }
+  return d;
+}
+
+/**
+ * `mpirun -np n command...` to completion, with what Open MPI needs in a container: root
+ * allowed, more ranks than cores, and no single-copy (CMA needs ptrace, often forbidden).
+ * The same settings as test/helpers/mpi.mjs. Returns spawnSync's result (stdout as text).
+ */
+export function mpirunSync(n, command, { env = {}, timeout = 600_000 } = {}) {
+  const mpiEnv = { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_btl_vader_single_copy_mechanism: 'none' };
+  return spawnSync('mpirun', ['--oversubscribe', '-np', String(n), ...command],
+    { encoding: 'utf8', env: { ...process.env, ...mpiEnv, ...env }, timeout, maxBuffer: 64 << 20 });
+}
+
+/** The median of some numbers (the mean of the middle two for an even count). */
+export function median(xs) {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
