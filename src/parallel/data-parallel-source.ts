@@ -8,7 +8,7 @@
 // on any rank makes the sum non-finite on every rank, so all ranks skip the same steps.
 //
 // This is the plain design: all-reducing both sets moves 2 × 2 gradient-sizes per rank
-// per step. The sharded (ZeRO-1) design of docs/multi-process.md moves 3 and divides the
+// per step. The sharded (ZeRO-1) design of docs/DATA-PARALLEL.md moves 3 and divides the
 // optimizer state by N; it needs the surgery and AdamW to run on one shard (not yet).
 import type { GradSet } from '../gradset.js';
 import type { World } from './world.js';

@@ -36,7 +36,7 @@ export class World {
     if (!launcher) return undefined;
     if (!binding.mpi.compiled) {
       throw new Error(`craftgrad: started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
-        'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it (npm rebuild craftgrad)');
+        'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it from source (CRAFTGRAD_BUILD_FROM_SOURCE=1 npm rebuild craftgrad: prebuilt binaries have no MPI)');
     }
     binding.mpi.init();
     return (World.#opened ??= new World(binding.mpi));
