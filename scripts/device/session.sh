@@ -22,6 +22,13 @@
 #   optimizer  30  bench/optimizer.js --device cuda --record
 #   model      60  bench/model.js --device cuda --steps 10 --record (the built-in model, and
 #                  PyTorch's; 10 steps per timing instead of 20, to fit)
+# `second` (a second call, after `first`, about 4 minutes) = these steps:
+#   peft      40  transformers + peft against craftgrad: a short `train --model` run on the
+#                  GPU (scripts/device/peft-run.mjs, a tiny Qwen2 directory), then
+#                  check_peft.py loads its adapter with PeftModel.from_pretrained onto
+#                  AutoModelForCausalLM and compares the action and retention losses (1e-5)
+#   qwen2    180  bench/qwen2.js --device cuda --record (the full 24-layer Qwen2.5-0.5B
+#                  shape, and the same model in PyTorch on the same GPU)
 # `sanitize` (300 s) = compute-sanitizer memcheck over test/cuda.test.mjs without the
 #   2^31-element case. Single steps can be named too: `session.sh probe readers`.
 #
@@ -160,6 +167,13 @@ readers() {  # a tiny run on the GPU, then the two independent Python readers
   return $rc
 }
 
+peft_check() {  # craftgrad's run and losses, then transformers + peft on the same checkpoint
+  local device=cuda
+  [ "$rehearse" = 1 ] && device=auto
+  node scripts/device/peft-run.mjs "$work/peft" "$device" > "$work/peft.json" || return 1
+  python3 scripts/device/check_peft.py "$work/peft.json"
+}
+
 torch_loop() {  # the JSON lands in $OUT only when complete (the surgery step reads it)
   python3 bench/surgery-cuda-torch.py --reps 20 > "$work/surgery-torch.json" && mv "$work/surgery-torch.json" "$OUT/"
 }
@@ -197,8 +211,9 @@ stages=()
 for arg in "$@"; do
   case "$arg" in
     first) stages+=(probe tests readers torch surgery optimizer model) ;;
-    probe|tests|readers|torch|surgery|optimizer|model|sanitize) stages+=("$arg") ;;
-    *) say "unknown stage '$arg' (first, sanitize, probe, tests, readers, torch, surgery, optimizer, model)" >&2; exit 2 ;;
+    second) stages+=(peft qwen2) ;;
+    probe|tests|readers|torch|surgery|optimizer|model|peft|qwen2|sanitize) stages+=("$arg") ;;
+    *) say "unknown stage '$arg' (first, second, sanitize, probe, tests, readers, torch, surgery, optimizer, model, peft, qwen2)" >&2; exit 2 ;;
   esac
 done
 unpack
@@ -212,9 +227,11 @@ for s in "${stages[@]}"; do
     surgery) step surgery 55 bench.log surgery_bench ;;
     optimizer) step optimizer 30 bench.log node bench/optimizer.js --device cuda --record ;;
     model) step model 60 bench.log node bench/model.js --device cuda --steps 10 --record ;;
+    peft) step peft 40 readers.log peft_check ;;
+    qwen2) step qwen2 180 bench.log node bench/qwen2.js --device cuda --record ;;
     sanitize) step sanitize 300 sanitize.log sanitize ;;
   esac
 done
-if grep -qP '^(surgery|optimizer|model)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
+if grep -qP '^(surgery|optimizer|model|qwen2)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
 summary
 exit $status
