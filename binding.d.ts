@@ -82,6 +82,17 @@ export interface RawMpi {
   size(): number;
   /** Each array summed across ranks in place, in rank order (bit-identical on every rank). */
   sumInRankOrder(arrays: Float32Array[]): void;
+  /**
+   * The first half of sumInRankOrder: each rank's segment (segment(n, rank, size)) of each
+   * array ends holding the rank-order sum of that segment; the rest is left as it was.
+   */
+  reduceScatterInRankOrder(arrays: Float32Array[]): void;
+  /** The second half of sumInRankOrder: every rank's segment of each array into every rank's. */
+  allgatherSegments(arrays: Float32Array[]): void;
+  /** Every rank's segment (its segment's length) of n floats into a Float32Array(n) on root; undefined elsewhere. */
+  gatherSegments(segment: Float32Array, n: number, root: number): Float32Array | undefined;
+  /** [start, end) of rank's segment of n floats over size ranks (no MPI needed). */
+  segment(n: number, rank: number, size: number): [number, number];
   /** MPI_Allreduce(MPI_SUM) in place, in the implementation's order. */
   allreduceSum(arrays: Float32Array[]): void;
   /** Root's bytes into every rank's view. */
@@ -288,6 +299,20 @@ export interface RawCraftReduceResult {
   /** From d, q, ‖a‖² and c (see native/cpu/adamw_cpu.h for the cancellation caveat). */
   gradNorm: number;
   nonFinite: number;
+  /** Per tensor q = <r, r>. */
+  retNormsSq: Float64Array;
+  /** Per tensor ‖a‖². */
+  actNormsSq: Float64Array;
+  /** Per tensor: 1 when a or r holds a NaN/Inf. */
+  nonFiniteFlags: Uint8Array;
+}
+
+/** craftCombine's input: per-tensor pass-1 sums computed elsewhere (the sharded step). */
+export interface RawCraftSums {
+  dots: Float64Array;
+  retNormsSq: Float64Array;
+  actNormsSq: Float64Array;
+  nonFiniteFlags: Uint8Array;
 }
 
 export interface RawModelLosses {
@@ -309,6 +334,8 @@ export interface NativeBinding {
 
   /** The surgery's pass 1 (nothing written); ret may be act. */
   craftReduce(act: TensorSet, ret: TensorSet, options: RawReduceOptions): RawCraftReduceResult;
+  /** craftReduce's result from given per-tensor sums (same coefficients, flags and norm). */
+  craftCombine(sums: RawCraftSums, options: RawReduceOptions): RawCraftReduceResult;
   /** Surgery pass 2 fused with AdamW: p, m, v (distinct, not overlapping act or ret) updated in place. */
   adamwFused(params: TensorSet, m: TensorSet, v: TensorSet, act: TensorSet, ret: TensorSet,
     options: RawAdamWOptions & { coefficients: Float64Array }): void;

@@ -32,11 +32,26 @@ test('binding.mpi refuses bad arguments and calls before init with a clear error
   // This process was not started by a launcher: MPI is never initialised here.
   const notLive = binding.mpi.compiled ? /not initialised/ : /no MPI support/;
   for (const call of [() => binding.mpi.rank(), () => binding.mpi.size(), () => binding.mpi.barrier(),
-    () => binding.mpi.sumInRankOrder([new Float32Array(4)]), () => binding.mpi.allgather(new Float64Array(1))]) {
+    () => binding.mpi.sumInRankOrder([new Float32Array(4)]), () => binding.mpi.allgather(new Float64Array(1)),
+    () => binding.mpi.reduceScatterInRankOrder([new Float32Array(4)]), () => binding.mpi.allgatherSegments([new Float32Array(4)]),
+    () => binding.mpi.gatherSegments(new Float32Array(4), 4, 0)]) {
     assert.throws(call, (e) => e.code === 'ERR_CRAFTGRAD_MPI' && notLive.test(e.message));
   }
   assert.throws(() => binding.mpi.sumInRankOrder('x'), { name: 'TypeError', message: /arrays must be an Array of Float32Array, got a string/ });
   assert.throws(() => binding.mpi.sumInRankOrder([new Float32Array(2), 3]), { name: 'TypeError', message: /arrays\[1\]/ });
+  for (const f of ['reduceScatterInRankOrder', 'allgatherSegments']) {
+    assert.throws(() => binding.mpi[f]('x'), { name: 'TypeError', message: /arrays must be an Array of Float32Array, got a string/ });
+    assert.throws(() => binding.mpi[f]([new Float32Array(2), new Float64Array(2)]), { name: 'TypeError', message: /arrays\[1\]/ });
+  }
+  assert.throws(() => binding.mpi.gatherSegments([1], 1, 0), { name: 'TypeError', message: /segment/ });
+  assert.throws(() => binding.mpi.gatherSegments(new Float32Array(1), 1.5, 0), { name: 'RangeError', message: /n must be an integer/ });
+  assert.throws(() => binding.mpi.gatherSegments(new Float32Array(1), 1, -1), { name: 'RangeError', message: /root must be a rank/ });
+  // The segments need no MPI: the first n % size are one longer.
+  assert.deepEqual([0, 1, 2].map((r) => binding.mpi.segment(10, r, 3)), [[0, 4], [4, 7], [7, 10]]);
+  assert.deepEqual(binding.mpi.segment(1, 1, 2), [1, 1]);
+  assert.throws(() => binding.mpi.segment(10, 3, 3), { name: 'RangeError', message: /rank must be an integer in \[0, size\)/ });
+  assert.throws(() => binding.mpi.segment(-1, 0, 1), { name: 'RangeError', message: /n must be an integer/ });
+  assert.throws(() => binding.mpi.segment(4, 0, 0), { name: 'RangeError', message: /size must be an integer/ });
   assert.throws(() => binding.mpi.allgather([1]), { name: 'TypeError', message: /values must be a Float64Array/ });
   assert.throws(() => binding.mpi.broadcast('x', 0), { name: 'TypeError', message: /data must be a TypedArray/ });
   assert.throws(() => binding.mpi.broadcast(new Uint8Array(1), -1), { name: 'RangeError', message: /root must be a rank/ });
@@ -59,7 +74,7 @@ for (const ranks of [2, 3]) {
     for (const l of lines) {
       assert.equal(l.size, ranks);
       for (const [name, result] of Object.entries(l.results)) assert.equal(result, 'ok', `rank ${l.rank}: ${name}`);
-      assert.equal(Object.keys(l.results).length, 12);
+      assert.equal(Object.keys(l.results).length, 20);
     }
   });
 }

@@ -28,8 +28,8 @@ function checkpointBytes(name, step) {
   const ck = join(dir, name, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
   return ['model.safetensors', 'optimizer.safetensors', 'anchor.safetensors'].map((f) => readFileSync(join(ck, f)));
 }
-function trainMpi(ranks, args) {
-  const r = mpirun(ranks, [process.execPath, cliPath, ...train(args)], { timeout: 120_000 });
+function trainMpi(ranks, args, env = {}) {
+  const r = mpirun(ranks, [process.execPath, cliPath, ...train(args)], { timeout: 120_000, env });
   assert.equal(r.code, 0, `mpirun -np ${ranks} failed:\n${r.stdout}\n${r.stderr}`);
   return r;
 }
@@ -46,31 +46,61 @@ test('the one-process reference run', (t) => {
 });
 
 const COMPARED = ['action_loss', 'retention_loss', 'grad_norm', 'lambda_after', 'val_action_loss', 'val_retention_loss', 'lr', 'epoch', 'nonfinite_skipped'];
+/** Every step's metrics of run `name` against the one-process run's, within 1e-5 relative; the largest difference. */
+function compareWithOne(name, ranks) {
+  const n = rows(name);
+  assert.equal(n.length, one.length);
+  let worst = 0;
+  n.forEach((row, i) => {
+    assert.equal(row.step, one[i].step);
+    for (const k of COMPARED) {
+      assert.equal(typeof row[k], typeof one[i][k], `step ${row.step} ${k}`);
+      if (typeof row[k] !== 'number') continue;
+      const rel = row[k] === one[i][k] ? 0 : Math.abs(row[k] - one[i][k]) / Math.max(Math.abs(row[k]), Math.abs(one[i][k]));
+      worst = Math.max(worst, rel);
+      assert.ok(rel <= 1e-5, `step ${row.step} ${k}: ${row[k]} with ${ranks} ranks, ${one[i][k]} with one (relative ${rel})`);
+    }
+  });
+  return worst;
+}
+
+// The default design is the sharded (ZeRO-1) step; CRAFTGRAD_DATA_PARALLEL=plain selects the plain one.
 for (const ranks of [2, 3]) {
-  test(`${ranks} ranks: the metrics of every step match the one-process run within 1e-5 relative, ranks hold identical weights`, (t) => {
+  test(`${ranks} ranks (sharded step): the metrics of every step match the one-process run within 1e-5 relative, ranks hold identical weights`, (t) => {
     if (skip) return t.skip(skip);
     assert.ok(one, 'the reference run ran');
     const r = trainMpi(ranks, ['--name', `n${ranks}`, '--steps', String(STEPS)]);
     assert.match(r.stderr, new RegExp(`the ${ranks} ranks hold identical weights \\(digest [0-9a-f]{12}\\)`));
+    assert.match(r.stderr, /data-parallel step: sharded/);
     assert.match(r.stdout, new RegExp(`${ranks} ranks \\(MPI\\)`));
-    const n = rows(`n${ranks}`);
-    assert.equal(n.length, one.length);
-    let worst = 0;
-    n.forEach((row, i) => {
-      assert.equal(row.step, one[i].step);
-      for (const k of COMPARED) {
-        assert.equal(typeof row[k], typeof one[i][k], `step ${row.step} ${k}`);
-        if (typeof row[k] !== 'number') continue;
-        const rel = row[k] === one[i][k] ? 0 : Math.abs(row[k] - one[i][k]) / Math.max(Math.abs(row[k]), Math.abs(one[i][k]));
-        worst = Math.max(worst, rel);
-        assert.ok(rel <= 1e-5, `step ${row.step} ${k}: ${row[k]} with ${ranks} ranks, ${one[i][k]} with one (relative ${rel})`);
-      }
-    });
-    t.diagnostic(`largest relative difference from the one-process run: ${worst.toExponential(2)}`);
+    t.diagnostic(`largest relative difference from the one-process run: ${compareWithOne(`n${ranks}`, ranks).toExponential(2)}`);
     // Rank 0 alone wrote the run: one writer of each file, and the checkpoints hold the whole state.
     assert.ok(existsSync(join(dir, `n${ranks}`, 'checkpoints', `step-${String(STEPS).padStart(6, '0')}`, 'optimizer.safetensors')));
   });
 }
+
+test('2 ranks, the plain design (CRAFTGRAD_DATA_PARALLEL=plain): matches the one-process run within 1e-5 relative too', (t) => {
+  if (skip) return t.skip(skip);
+  assert.ok(one, 'the reference run ran');
+  const r = trainMpi(2, ['--name', 'plain2', '--steps', String(STEPS)], { CRAFTGRAD_DATA_PARALLEL: 'plain' });
+  assert.match(r.stderr, /the 2 ranks hold identical weights/);
+  assert.match(r.stderr, /data-parallel step: plain/);
+  t.diagnostic(`largest relative difference from the one-process run: ${compareWithOne('plain2', 2).toExponential(2)}`);
+  // The checkpoint format is the same whichever design wrote it: the same tensors, names and shapes.
+  const header = (name) => {
+    const b = readFileSync(join(dir, name, 'checkpoints', `step-${String(STEPS).padStart(6, '0')}`, 'optimizer.safetensors'));
+    const h = JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString());
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, k === '__metadata__' ? v : { dtype: v.dtype, shape: v.shape }]));
+  };
+  assert.deepEqual(header('n2'), header('plain2'));
+});
+
+test('CRAFTGRAD_DATA_PARALLEL other than sharded or plain is refused', (t) => {
+  if (skip) return t.skip(skip);
+  const r = mpirun(2, [process.execPath, cliPath, ...train(['--name', 'badmode', '--steps', '2'])], { env: { CRAFTGRAD_DATA_PARALLEL: 'zero3' } });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /CRAFTGRAD_DATA_PARALLEL must be 'sharded' or 'plain', got "zero3"/);
+});
 
 test('2 ranks: a run is bit-identical to itself (metrics and every checkpointed tensor)', (t) => {
   if (skip) return t.skip(skip);

@@ -176,3 +176,83 @@ test('the raw binding validates every argument (TypeError/RangeError, never an a
   assert.throws(() => binding.craftReduce(set(), set(), { lambda: -1, eps: 1e-8, projection: true }), /lambda/);
   assert.throws(() => binding.craftReduce(set(), set(), { lambda: 0, eps: 1e-8, projection: 1 }), /projection must be a boolean/);
 });
+
+// The sharded data-parallel step (src/train/sharded-step.ts): pass 1 on pieces of tensors,
+// the pieces' sums added, craftCombine; pass 2 + AdamW on the pieces.
+test('craftReduce reports per-tensor q, ‖a‖² and non-finite flags; craftCombine of them gives craftReduce\'s bits', async () => {
+  const { craftCombine } = await import('../dist/train/optimizer.js');
+  const A = randomArrays(SIZES, 31), R = randomArrays(SIZES, 32);
+  R[1] = A[1].map((x) => -0.25 * x);  // a conflict
+  A[2][7] = NaN;
+  const act = GradSet.fromArrays(A), ret = GradSet.fromArrays(R);
+  const red = craftReduce(act, ret, { lambda: 0.2 });
+  SIZES.forEach((_, i) => {
+    let q = 0, aa = 0;
+    for (let j = 0; j < SIZES[i]; j++) q += R[i][j] * R[i][j], aa += A[i][j] * A[i][j];
+    assert.ok(Math.abs(red.retNormsSq[i] - q) <= 1e-6 * q, `q[${i}]`);
+    if (i !== 2) assert.ok(Math.abs(red.actNormsSq[i] - aa) <= 1e-6 * aa, `aa[${i}]`);
+  });
+  assert.deepEqual([...red.nonFiniteFlags], [0, 0, 1, 0]);
+  const again = craftCombine(red, { lambda: 0.2 });
+  for (const k of ['dots', 'coefficients', 'retNormsSq', 'actNormsSq']) assert.ok(sameBits(again[k], red[k]), k);
+  assert.deepEqual(again.conflicts, red.conflicts);
+  assert.deepEqual([again.gradNorm, again.nonFinite, again.numConflicts, again.numTensors], [red.gradNorm, red.nonFinite, red.numConflicts, red.numTensors]);
+  const bad = (sums, o = { lambda: 0.1 }) => () => craftCombine(sums, o);
+  assert.throws(bad({ ...red, dots: [1] }), { name: 'TypeError', message: /sums.dots must be a Float64Array/ });
+  assert.throws(bad({ ...red, nonFiniteFlags: new Float64Array(4) }), { name: 'TypeError', message: /sums.nonFiniteFlags must be a Uint8Array/ });
+  assert.throws(bad({ ...red, actNormsSq: new Float64Array(3) }), { name: 'RangeError', message: /one entry per tensor/ });
+  assert.throws(bad(red, { lambda: -1 }), /lambda/);
+});
+
+test('pass 1 on pieces of tensors adds up to the whole; pass 2 + AdamW on pieces gives the whole step\'s bits', async () => {
+  const { craftCombine } = await import('../dist/train/optimizer.js');
+  const total = SIZES.reduce((a, b) => a + b, 0);
+  const whole = setsFor(40);
+  const red = craftReduce(whole.act, whole.ret, { lambda: 0.3 });
+  const opt = new AdamW(whole.params);
+  // Cut the flat layout at two points inside tensors, as three ranks would.
+  const cuts = [0, Math.floor(total / 3) + 11, Math.floor((2 * total) / 3) - 5, total];
+  const piecesOf = (lo, hi) => {
+    const out = [];
+    let at = 0;
+    SIZES.forEach((n, tensor) => {
+      const a = Math.max(at, lo), b = Math.min(at + n, hi);
+      if (b > a) out.push({ tensor, length: b - a });
+      at += n;
+    });
+    return out;
+  };
+  const params = setsFor(40).params;
+  const k = SIZES.length;
+  const sums = { dots: new Float64Array(k), retNormsSq: new Float64Array(k), actNormsSq: new Float64Array(k), nonFiniteFlags: new Uint8Array(k) };
+  const parts = [];
+  for (let s = 0; s < 3; s++) {
+    const pieces = piecesOf(cuts[s], cuts[s + 1]);
+    const view = (set) => GradSet.wrap(set.data.subarray(cuts[s], cuts[s + 1]), pieces.map((p) => p.length));
+    const r = craftReduce(view(whole.act), view(whole.ret), { lambda: 0.3 });
+    pieces.forEach((p, j) => {
+      sums.dots[p.tensor] += r.dots[j];
+      sums.retNormsSq[p.tensor] += r.retNormsSq[j];
+      sums.actNormsSq[p.tensor] += r.actNormsSq[j];
+    });
+    parts.push({ pieces, view });
+  }
+  const combined = craftCombine(sums, { lambda: 0.3 });
+  // Another summation order (blocks start at the cuts): equal to fp32 block rounding, relative
+  // to the scale Cauchy-Schwarz gives d.
+  for (let i = 0; i < k; i++) {
+    const scale = Math.sqrt(red.actNormsSq[i] * red.retNormsSq[i]);
+    assert.ok(Math.abs(combined.dots[i] - red.dots[i]) <= 1e-6 * scale, `d[${i}]: ${combined.dots[i]} vs ${red.dots[i]}`);
+    assert.ok(Math.abs(combined.retNormsSq[i] - red.retNormsSq[i]) <= 1e-6 * red.retNormsSq[i], `q[${i}]`);
+    assert.ok(Math.abs(combined.coefficients[i] - red.coefficients[i]) <= 1e-6 * (Math.abs(red.coefficients[i]) + scale / red.retNormsSq[i]), `c[${i}]`);
+    assert.equal(combined.conflicts[i], red.conflicts[i]);
+  }
+  assert.ok(Math.abs(combined.gradNorm - red.gradNorm) <= 1e-6 * red.gradNorm);
+  // Pass 2 on each piece with the whole tensors' coefficients: the whole step's bits.
+  opt.stepFused(whole.act, whole.ret, red.coefficients, { lr: 1e-3, gradScale: 0.5 });
+  for (const { pieces, view } of parts) {
+    const o = new AdamW(view(params));
+    o.stepFused(view(whole.act), view(whole.ret), Float64Array.from(pieces, (p) => red.coefficients[p.tensor]), { lr: 1e-3, gradScale: 0.5 });
+  }
+  assert.ok(sameBits(params.data, whole.params.data));
+});

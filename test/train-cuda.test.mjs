@@ -48,11 +48,16 @@ function assertSameReduce(got, want, what) {
   assert.deepEqual([...got.conflicts], [...want.conflicts], `${what}: conflicts`);
   assertClose(got.dots, want.dots, 1e-6, `${what}: dots`);
   assertClose(got.coefficients, want.coefficients, 1e-6, `${what}: coefficients`);
+  // The per-tensor q and ‖a‖² and flags (the sharded data-parallel step combines them across ranks).
+  assertClose(got.retNormsSq, want.retNormsSq, 1e-6, `${what}: retNormsSq`);
+  assertClose(got.actNormsSq, want.actNormsSq, 1e-6, `${what}: actNormsSq`);
+  assert.deepEqual([...got.nonFiniteFlags], [...want.nonFiniteFlags], `${what}: nonFiniteFlags`);
   assert.ok(Math.abs(got.gradNorm - want.gradNorm) <= 1e-6 * want.gradNorm, `${what}: gradNorm ${got.gradNorm} vs ${want.gradNorm}`);
 }
 
 const sameReduceBits = (x, y) =>
-  sameBits(x.dots, y.dots) && sameBits(x.coefficients, y.coefficients) && sameBits(new Float64Array([x.gradNorm]), new Float64Array([y.gradNorm]));
+  sameBits(x.dots, y.dots) && sameBits(x.coefficients, y.coefficients) && sameBits(x.retNormsSq, y.retNormsSq) &&
+  sameBits(x.actNormsSq, y.actNormsSq) && sameBits(new Float64Array([x.gradNorm]), new Float64Array([y.gradNorm]));
 
 // ---------------------------------------------------------------- without a device
 

@@ -104,39 +104,91 @@ int size() {
   return s;
 }
 
-void sumInRankOrder(float* data, int64_t n) {
+namespace {
+
+// The segments of n floats over the ranks, as MPI's int counts and displacements.
+struct Segments {
+  std::vector<int> counts, displs;
+  int me = 0, p = 1;
+  Segments(int64_t n) {
+    p = size();
+    me = rank();
+    if (n > INT_MAX) throw MpiError("craftgrad: more than 2^31 floats in one reduction; reduce fewer at a time");
+    counts.resize(p);
+    displs.resize(p);
+    for (int r = 0; r < p; ++r) {
+      displs[r] = static_cast<int>(segmentStart(n, r, p));
+      counts[r] = static_cast<int>(segmentStart(n, r + 1, p) - segmentStart(n, r, p));
+    }
+  }
+  int mine() const { return counts[me]; }
+};
+
+// Every rank agrees whether any rank found its arguments bad (so all throw together).
+bool anyRank(bool bad) {
+  int mine = bad ? 1 : 0, any = 0;
+  check(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  return any != 0;
+}
+
+}  // namespace
+
+void reduceScatterInRankOrder(float* data, int64_t n) {
   requireLive();
   requireSameCount(n, "the number of floats to reduce");
-  const int p = size();
-  if (p == 1 || n == 0) return;
-  // Segment r is [start(r), start(r + 1)): the first n % p segments one float longer.
-  const int64_t base = n / p, extra = n % p;
-  if (base + 1 > INT_MAX) throw MpiError("craftgrad: a reduction segment is over 2^31 floats; use more ranks");
-  auto start = [&](int r) { return static_cast<int64_t>(r) * base + std::min<int64_t>(r, extra); };
-  std::vector<int> counts(p), displs(p);
-  for (int r = 0; r < p; ++r) {
-    counts[r] = static_cast<int>(start(r + 1) - start(r));
-    displs[r] = static_cast<int>(start(r));
-  }
-  const int me = rank();
-  const int mine = counts[me];
+  if (size() == 1 || n == 0) return;
+  const Segments s(n);
+  const int p = s.p, mine = s.mine();
   // Rank r's copy of my segment lands at recv[r·mine ...].
   std::vector<float> recv(static_cast<size_t>(mine) * p);
   std::vector<int> recvCounts(p, mine), recvDispls(p);
   for (int r = 0; r < p; ++r) recvDispls[r] = r * mine;
-  // displs are int: the segments start below 2^31 only when n < 2^31 + p.
-  if (n > INT_MAX) throw MpiError("craftgrad: more than 2^31 floats in one reduction; reduce fewer at a time");
-  check(MPI_Alltoallv(data, counts.data(), displs.data(), MPI_FLOAT, recv.data(), recvCounts.data(), recvDispls.data(),
-                      MPI_FLOAT, MPI_COMM_WORLD),
+  check(MPI_Alltoallv(data, s.counts.data(), s.displs.data(), MPI_FLOAT, recv.data(), recvCounts.data(),
+                      recvDispls.data(), MPI_FLOAT, MPI_COMM_WORLD),
         "MPI_Alltoallv");
-  float* seg = data + start(me);
+  float* seg = data + s.displs[s.me];
   std::memcpy(seg, recv.data(), sizeof(float) * mine);
   for (int r = 1; r < p; ++r) {
     const float* x = recv.data() + static_cast<size_t>(r) * mine;
     for (int i = 0; i < mine; ++i) seg[i] += x[i];
   }
-  check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT, MPI_COMM_WORLD),
+}
+
+void allgatherSegments(float* data, int64_t n) {
+  requireLive();
+  requireSameCount(n, "the number of floats to gather");
+  if (size() == 1 || n == 0) return;
+  const Segments s(n);
+  check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, s.counts.data(), s.displs.data(), MPI_FLOAT,
+                       MPI_COMM_WORLD),
         "MPI_Allgatherv");
+}
+
+void sumInRankOrder(float* data, int64_t n) {
+  reduceScatterInRankOrder(data, n);
+  allgatherSegments(data, n);
+}
+
+void gatherSegments(const float* segment, int64_t segmentLength, float* full, int64_t n, int root) {
+  requireLive();
+  requireSameCount(n, "the number of floats to gather");
+  const int p = size();
+  if (root < 0 || root >= p) throw MpiError("craftgrad: gather root " + std::to_string(root) + " is not a rank (0.." + std::to_string(p - 1) + ")");
+  const Segments s(n);
+  const bool bad = segmentLength != s.mine();
+  if (anyRank(bad)) {
+    throw MpiError("craftgrad: gatherSegments of " + std::to_string(n) + " floats: a rank's segment has the wrong length (this rank's: " +
+                   std::to_string(segmentLength) + ", its segment: " + std::to_string(s.mine()) + ")");
+  }
+  if (s.me == root) {
+    if (s.mine() > 0) std::memmove(full + s.displs[s.me], segment, sizeof(float) * s.mine());
+    check(MPI_Gatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, s.counts.data(), s.displs.data(), MPI_FLOAT, root,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv");
+  } else {
+    check(MPI_Gatherv(segment, s.mine(), MPI_FLOAT, nullptr, nullptr, nullptr, MPI_FLOAT, root, MPI_COMM_WORLD),
+          "MPI_Gatherv");
+  }
 }
 
 void allreduceSum(float* data, int64_t n) {

@@ -40,6 +40,23 @@ int size();
 // (all-to-all) and adds them in rank order 0, 1, ..., N-1, then every rank gathers every
 // segment (all-gather). Throws MpiError, on every rank, when the ranks' n differ.
 void sumInRankOrder(float* data, int64_t n);
+// Segment r of n floats over p ranks is [segmentStart(n, r, p), segmentStart(n, r + 1, p)):
+// the first n % p segments are one float longer (sumInRankOrder's segments).
+inline int64_t segmentStart(int64_t n, int r, int p) {
+  const int64_t base = n / p, extra = n % p;
+  return static_cast<int64_t>(r) * base + (r < extra ? r : extra);
+}
+// The two halves of sumInRankOrder, for the sharded (ZeRO-1) step:
+// reduceScatterInRankOrder leaves in this rank's segment of `data` the rank-order sum of
+// every rank's copy of it (the same bits sumInRankOrder gives there); the rest of `data` is
+// left as it was. allgatherSegments copies every rank's segment of `data` into every rank's
+// `data`. Both throw MpiError, on every rank, when the ranks' n differ.
+void reduceScatterInRankOrder(float* data, int64_t n);
+void allgatherSegments(float* data, int64_t n);
+// Every rank's segment of n floats (`segment`: this rank's segmentLength floats) into
+// root's `full` (n floats; ignored elsewhere). Throws MpiError on every rank when the ranks'
+// n differ or a rank's segment has the wrong length.
+void gatherSegments(const float* segment, int64_t segmentLength, float* full, int64_t n, int root);
 // MPI_Allreduce(MPI_SUM) of the same floats, for comparison (bench/mpi-reduce.js): its
 // order of summation is the implementation's.
 void allreduceSum(float* data, int64_t n);

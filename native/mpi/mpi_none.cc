@@ -22,6 +22,9 @@ int rank() { none(); }
 int size() { none(); }
 void sumInRankOrder(float*, int64_t) { none(); }
 void allreduceSum(float*, int64_t) { none(); }
+void reduceScatterInRankOrder(float*, int64_t) { none(); }
+void allgatherSegments(float*, int64_t) { none(); }
+void gatherSegments(const float*, int64_t, float*, int64_t, int) { none(); }
 void broadcast(void*, int64_t, int) { none(); }
 std::vector<double> allgather(const double*, int64_t) { none(); }
 void barrier() { none(); }

@@ -94,6 +94,43 @@ Napi::Float64Array readCoefficients(const Options& o) {
   return v.As<Napi::Float64Array>();
 }
 
+// craftReduce's result from the per-tensor sums: conflicts, coefficients, the norm of out
+// (in tensor order: deterministic), and the sums themselves (for the sharded step, which adds
+// the pieces' sums across ranks and calls craftCombine).
+Napi::Value craftResult(Napi::Env env, const std::vector<ReduceSums>& sums, const SurgeryParams& params) {
+  const size_t k = sums.size();
+  Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
+  Napi::Float64Array dots = Napi::Float64Array::New(env, k);
+  Napi::Float64Array rr = Napi::Float64Array::New(env, k);
+  Napi::Float64Array aa = Napi::Float64Array::New(env, k);
+  Napi::Uint8Array flags = Napi::Uint8Array::New(env, k);
+  Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
+  uint32_t numConflicts = 0, nonFinite = 0;
+  double normSq = 0.0;
+  for (size_t i = 0; i < k; ++i) {
+    bool conflict;
+    const double c = surgeryCoefficient(sums[i], params, &conflict);
+    conflicts[i] = conflict ? 1 : 0;
+    dots[i] = sums[i].dot;
+    rr[i] = sums[i].rr;
+    aa[i] = sums[i].aa;
+    flags[i] = sums[i].nonFinite ? 1 : 0;
+    coefficients[i] = c;
+    numConflicts += conflict ? 1 : 0;
+    nonFinite += sums[i].nonFinite ? 1 : 0;
+    normSq += outSquaredNorm(sums[i], c);
+  }
+  Napi::Object res = Napi::Object::New(env);
+  res.Set("conflicts", conflicts);
+  res.Set("dots", dots);
+  res.Set("retNormsSq", rr);
+  res.Set("actNormsSq", aa);
+  res.Set("nonFiniteFlags", flags);
+  res.Set("coefficients", coefficients);
+  setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
+  return res;
+}
+
 struct CraftReduceOp {
   static constexpr const char* kName = "craftgrad.craftReduce";
   Backend* backend = nullptr;
@@ -118,30 +155,50 @@ struct CraftReduceOp {
     sums.resize(static_cast<size_t>(layout->count()));
     backend->reduce(*layout, a->data(), r->data(), sums.data());
   }
-  Napi::Value result(Napi::Env env) {
-    const size_t k = sums.size();
-    Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
-    Napi::Float64Array dots = Napi::Float64Array::New(env, k);
-    Napi::Float64Array coefficients = Napi::Float64Array::New(env, k);
-    uint32_t numConflicts = 0, nonFinite = 0;
-    double normSq = 0.0;  // in tensor order: deterministic
-    for (size_t i = 0; i < k; ++i) {
-      bool conflict;
-      const double c = surgeryCoefficient(sums[i], params, &conflict);
-      conflicts[i] = conflict ? 1 : 0;
-      dots[i] = sums[i].dot;
-      coefficients[i] = c;
-      numConflicts += conflict ? 1 : 0;
-      nonFinite += sums[i].nonFinite ? 1 : 0;
-      normSq += outSquaredNorm(sums[i], c);
-    }
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("conflicts", conflicts);
-    res.Set("dots", dots);
-    res.Set("coefficients", coefficients);
-    setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
-    return res;
+  Napi::Value result(Napi::Env env) { return craftResult(env, sums, params); }
+};
+
+// craftCombine({dots, retNormsSq, actNormsSq, nonFiniteFlags}, options): craftReduce's result
+// from per-tensor sums computed elsewhere (the sharded step adds the pieces' sums of every
+// rank in rank order first): the same coefficients, flags and norm as craftReduce would give
+// for those sums, by the same code.
+struct CraftCombineOp {
+  static constexpr const char* kName = "craftgrad.craftCombine";
+  std::vector<ReduceSums> sums;
+  SurgeryParams params;
+
+  static Napi::Float64Array readF64(const Options& o, const char* name) {
+    Napi::Value v(o.env(), o.get(name));
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+      throw typeError(std::string("sums.") + name + " must be a Float64Array, got " + describeValue(o.env(), v));
+    return v.As<Napi::Float64Array>();
   }
+  static CraftCombineOp parse(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    CraftCombineOp op;
+    const Options s(env, info[0], "sums");
+    const Napi::Float64Array d = readF64(s, "dots"), q = readF64(s, "retNormsSq"), aa = readF64(s, "actNormsSq");
+    Napi::Value f(env, s.get("nonFiniteFlags"));
+    if (!f.IsTypedArray() || f.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw typeError("sums.nonFiniteFlags must be a Uint8Array, got " + describeValue(env, f));
+    const Napi::Uint8Array flags = f.As<Napi::Uint8Array>();
+    const size_t k = d.ElementLength();
+    if (q.ElementLength() != k || aa.ElementLength() != k || flags.ElementLength() != k)
+      throw rangeError("sums.dots, sums.retNormsSq, sums.actNormsSq and sums.nonFiniteFlags must have one entry per tensor (" +
+                       std::to_string(k) + ", " + std::to_string(q.ElementLength()) + ", " + std::to_string(aa.ElementLength()) +
+                       ", " + std::to_string(flags.ElementLength()) + ")");
+    op.params = readSurgeryParams(Options(env, info[1], "options"));
+    op.sums.resize(k);
+    for (size_t i = 0; i < k; ++i) {
+      op.sums[i].dot = d[i];
+      op.sums[i].rr = q[i];
+      op.sums[i].aa = aa[i];
+      op.sums[i].nonFinite = flags[i] != 0;
+    }
+    return op;
+  }
+  void compute() {}
+  Napi::Value result(Napi::Env env) { return craftResult(env, sums, params); }
 };
 
 struct AdamWFusedOp {
@@ -207,6 +264,7 @@ struct AdamWOp {
 
 void registerAdamW(Napi::Env env, Napi::Object exports) {
   exports.Set("craftReduce", Napi::Function::New(env, callSync<CraftReduceOp>, "craftReduce"));
+  exports.Set("craftCombine", Napi::Function::New(env, callSync<CraftCombineOp>, "craftCombine"));
   exports.Set("adamwFused", Napi::Function::New(env, callSync<AdamWFusedOp>, "adamwFused"));
   exports.Set("adamw", Napi::Function::New(env, callSync<AdamWOp>, "adamw"));
 }

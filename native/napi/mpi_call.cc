@@ -37,15 +37,56 @@ Napi::Value SumInRankOrder(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
-  for (const F32View& v : readSets(info)) mpi::allreduceSum(v.data, v.length);
-  return info.Env().Undefined();
-}
-
 int readRoot(Napi::Env env, Napi::Value v) {
   const double r = readNumber(env, v, "root");
   if (!(r >= 0 && r < 1e9) || r != std::floor(r)) throw rangeError("root must be a rank (an integer >= 0), got " + std::to_string(r));
   return static_cast<int>(r);
+}
+
+Napi::Value ReduceScatterInRankOrder(const Napi::CallbackInfo& info) {
+  for (const F32View& v : readSets(info)) mpi::reduceScatterInRankOrder(v.data, v.length);
+  return info.Env().Undefined();
+}
+
+Napi::Value AllgatherSegments(const Napi::CallbackInfo& info) {
+  for (const F32View& v : readSets(info)) mpi::allgatherSegments(v.data, v.length);
+  return info.Env().Undefined();
+}
+
+// segment(n, rank, size) -> [start, end): rank's segment of n floats (sumInRankOrder's).
+Napi::Value Segment(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double n = readNumber(env, info[0], "n");
+  if (!(n >= 0 && n <= 9007199254740991.0) || n != std::floor(n)) throw rangeError("n must be an integer >= 0, got " + std::to_string(n));
+  const double p = readNumber(env, info[2], "size");
+  if (!(p >= 1 && p < 1e9) || p != std::floor(p)) throw rangeError("size must be an integer >= 1, got " + std::to_string(p));
+  const double r = readNumber(env, info[1], "rank");
+  if (!(r >= 0 && r < p) || r != std::floor(r)) throw rangeError("rank must be an integer in [0, size), got " + std::to_string(r));
+  const int64_t nn = static_cast<int64_t>(n);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t{0}, Napi::Number::New(env, static_cast<double>(mpi::segmentStart(nn, static_cast<int>(r), static_cast<int>(p)))));
+  out.Set(uint32_t{1}, Napi::Number::New(env, static_cast<double>(mpi::segmentStart(nn, static_cast<int>(r) + 1, static_cast<int>(p)))));
+  return out;
+}
+
+// gatherSegments(segment: Float32Array, n, root) -> Float32Array(n) on root, undefined elsewhere.
+Napi::Value GatherSegments(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const F32View s = readFloat32Array(env, info[0], "segment");
+  const double n = readNumber(env, info[1], "n");
+  if (!(n >= 0 && n <= 2147483647.0) || n != std::floor(n)) throw rangeError("n must be an integer from 0 to 2^31 - 1, got " + std::to_string(n));
+  const int root = readRoot(env, info[2]);
+  if (root >= mpi::size()) throw rangeError("root is " + std::to_string(root) + " but there are " + std::to_string(mpi::size()) + " ranks");
+  const bool isRoot = mpi::rank() == root;
+  Napi::Float32Array full = isRoot ? Napi::Float32Array::New(env, static_cast<size_t>(n)) : Napi::Float32Array();
+  mpi::gatherSegments(s.data, s.length, isRoot ? full.Data() : nullptr, static_cast<int64_t>(n), root);
+  if (isRoot) return full;
+  return env.Undefined();
+}
+
+Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
+  for (const F32View& v : readSets(info)) mpi::allreduceSum(v.data, v.length);
+  return info.Env().Undefined();
 }
 
 // broadcast(view: any TypedArray, root): root's bytes into every rank's view.
@@ -118,6 +159,10 @@ void registerMpiExports(Napi::Env env, Napi::Object exports) {
   m.Set("rank", Napi::Function::New(env, call<Rank>, "rank"));
   m.Set("size", Napi::Function::New(env, call<Size>, "size"));
   m.Set("sumInRankOrder", Napi::Function::New(env, call<SumInRankOrder>, "sumInRankOrder"));
+  m.Set("reduceScatterInRankOrder", Napi::Function::New(env, call<ReduceScatterInRankOrder>, "reduceScatterInRankOrder"));
+  m.Set("allgatherSegments", Napi::Function::New(env, call<AllgatherSegments>, "allgatherSegments"));
+  m.Set("gatherSegments", Napi::Function::New(env, call<GatherSegments>, "gatherSegments"));
+  m.Set("segment", Napi::Function::New(env, call<Segment>, "segment"));
   m.Set("allreduceSum", Napi::Function::New(env, call<AllreduceSum>, "allreduceSum"));
   m.Set("broadcast", Napi::Function::New(env, call<Broadcast>, "broadcast"));
   m.Set("allgather", Napi::Function::New(env, call<Allgather>, "allgather"));

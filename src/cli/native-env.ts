@@ -1,5 +1,6 @@
 // The CRAFTGRAD_* environment variables read outside the CLI: by the native addon, its
-// loader (node-gyp-build reads <PACKAGE>_PREBUILD) and its build. yargs' .env('CRAFTGRAD')
+// loader (node-gyp-build reads <PACKAGE>_PREBUILD), its build, and src/parallel
+// (CRAFTGRAD_DATA_PARALLEL). yargs' .env('CRAFTGRAD')
 // would take each for an option, and strict parsing would then reject it ("unknown
 // argument cudaGemm"), so the CLI declares them as hidden options that nothing reads.
 // test/cli.test.mjs checks this list against the sources.
@@ -10,6 +11,7 @@ export const NATIVE_ENV_VARIABLES = [
   'CRAFTGRAD_CUDA_GROUP_BYTES',
   'CRAFTGRAD_CUDA',
   'CRAFTGRAD_MPI',
+  'CRAFTGRAD_DATA_PARALLEL',
   'CRAFTGRAD_DEBUG',
   'CRAFTGRAD_BUILD_FROM_SOURCE',
   'CRAFTGRAD_PREBUILD',

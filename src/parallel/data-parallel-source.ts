@@ -7,9 +7,14 @@
 // losses and sample count, and every validation pass, are reduced too. A non-finite value
 // on any rank makes the sum non-finite on every rank, so all ranks skip the same steps.
 //
-// This is the plain design: all-reducing both sets moves 2 × 2 gradient-sizes per rank
-// per step. The sharded (ZeRO-1) design of docs/DATA-PARALLEL.md moves 3 and divides the
-// optimizer state by N; it needs the surgery and AdamW to run on one shard (not yet).
+// Two designs (docs/ARCHITECTURE.md §7; CRAFTGRAD_DATA_PARALLEL, src/parallel/launcher.ts):
+// - plain: both sets are summed whole on every rank (sumInRankOrder), and every rank runs
+//   the whole surgery and AdamW: 2 × 2 gradient-sizes sent per rank per step, as N → ∞.
+// - sharded (ZeRO-1, `sharded: true`, the default): both sets are only reduce-scattered
+//   (reduceScatterInRankOrder): each rank ends with the sums of its own segment of the
+//   flat layout, the rest of the sets keep its local values. The trainer's ShardedStep
+//   (src/train/sharded-step.ts) then runs pass 1 and AdamW on that segment and all-gathers
+//   the parameters: 3 gradient-sizes, and the optimizer state divided by N.
 import type { GradSet } from '../gradset.js';
 import type { World } from './world.js';
 
@@ -34,12 +39,21 @@ export class DataParallelSource implements GradientSource {
   readonly #world: World;
   readonly #microBatches: number;
   #drawn = 0;  // micro-batches drawn in the current step
+  /** Reduce-scatter only (the sharded step), instead of summing whole sets. */
+  readonly sharded: boolean;
 
-  /** `microBatches`: the trainer's micro-batches per step (the gradients are reduced after the last). */
-  constructor(inner: GradientSource, world: World, microBatches: number) {
+  /**
+   * `microBatches`: the trainer's micro-batches per step (the gradients are reduced after
+   * the last). `sharded`: leave each rank only its segment's sums (CPU sets only).
+   */
+  constructor(inner: GradientSource, world: World, microBatches: number, options: { sharded?: boolean } = {}) {
     this.#inner = inner;
     this.#world = world;
     this.#microBatches = microBatches;
+    this.sharded = options.sharded ?? false;
+    if (this.sharded && inner.params.device !== 'cpu') {
+      throw new RangeError(`the sharded data-parallel step needs CPU parameters; these are on ${inner.params.device} (use CRAFTGRAD_DATA_PARALLEL=plain)`);
+    }
   }
 
   get params(): GradSet {
@@ -75,6 +89,10 @@ export class DataParallelSource implements GradientSource {
 
   // Host sets in place; a device set through a host copy (NCCL would reduce on the device: not yet).
   #reduce(set: GradSet): void {
+    if (this.sharded) {
+      this.#world.reduceScatterInRankOrder([set.data]);
+      return;
+    }
     if (set.device === 'cpu') {
       this.#world.sumInRankOrder([set.data]);
       return;

@@ -1,6 +1,6 @@
 // Multi-process (data-parallel) training over MPI (README "Multi-process training").
 export { World } from './world.js';
-export { detectLauncher } from './launcher.js';
+export { detectLauncher, dataParallelDesign, type DataParallelDesign } from './launcher.js';
 export { DataParallelSource } from './data-parallel-source.js';
 export { FollowerRun } from './follower-run.js';
 export { startRanks, checkSameWeights, agreedStop } from './sync.js';

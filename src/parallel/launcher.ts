@@ -19,3 +19,17 @@ export function detectLauncher(env: NodeJS.ProcessEnv = process.env): LauncherEn
   }
   return undefined;
 }
+
+/** The data-parallel designs (docs/ARCHITECTURE.md §7). */
+export type DataParallelDesign = 'sharded' | 'plain';
+
+/**
+ * The design a multi-process run uses: CRAFTGRAD_DATA_PARALLEL=sharded (the default: the
+ * ZeRO-1 step, optimizer state divided over the ranks) or plain (both gradient sets summed
+ * on every rank, every rank runs the whole step). Anything else is refused.
+ */
+export function dataParallelDesign(v: string | undefined = process.env.CRAFTGRAD_DATA_PARALLEL): DataParallelDesign {
+  if (v === undefined || v === '' || v === 'sharded') return 'sharded';
+  if (v === 'plain') return 'plain';
+  throw new RangeError(`CRAFTGRAD_DATA_PARALLEL must be 'sharded' or 'plain', got ${JSON.stringify(v)}`);
+}

@@ -38,9 +38,12 @@ function broadcastSet(world: World, set: GradSet): void {
  * Gives every rank rank 0's trainer state (step, λ, AdamW moments, sampler, parameters)
  * and anchor, after rank 0 restored a checkpoint (or not); refuses to go on when a
  * rank's frozen base differs from rank 0's. Returns the step the run starts after.
+ * `resumed`: rank 0's moments as read from the checkpoint, whole (the sharded step's
+ * trainer kept only rank 0's pieces of them: every rank takes its own from these).
  */
 export function startRanks<S extends { json: { step: number }; params: GradSet; m: GradSet; v: GradSet }>(
   world: World, trainer: RankTrainer<S>, model: RankModel, run: { startStep: number },
+  resumed?: { m: GradSet; v: GradSet },
 ): number {
   const base = Object.entries(model.frozenTensors()).sort(([a], [b]) => (a < b ? -1 : 1));
   const bases = world.allgather([digest(base.map(([, t]) => t.data))]);
@@ -48,7 +51,8 @@ export function startRanks<S extends { json: { step: number }; params: GradSet; 
   if (differs >= 0) {
     throw new Error(`craftgrad: rank ${differs}'s frozen base weights differ from rank 0's: every rank must read the same --base-weights file`);
   }
-  const state = trainer.state(true);
+  const state = trainer.state(true);  // collective under the sharded step
+  if (world.rank === 0 && resumed) Object.assign(state, { m: resumed.m, v: resumed.v });
   const json = world.broadcastJson<S['json']>(world.rank === 0 ? state.json : undefined);
   for (const set of [state.params, state.m, state.v]) broadcastSet(world, set);
   const anchor = Object.entries(model.anchorTensors()).sort(([a], [b]) => (a < b ? -1 : 1))

@@ -48,9 +48,51 @@ export class World {
     return shareOf(count, { rank: this.rank, ranks: this.size });
   }
 
+  /**
+   * Bytes this rank has sent through the collectives so far: the payload each call hands
+   * to MPI for other ranks (an all-to-all's segments for the others, an all-gather's own
+   * segment once per other rank, ...), not the transport's own traffic. For benchmarks.
+   */
+  bytesSent = 0;
+
+  /** This rank's (or `rank`'s) segment [start, end) of n floats: the unit of the rank-order reductions. */
+  segment(n: number, rank = this.rank): { start: number; end: number } {
+    const [start, end] = this.#mpi.segment(n, rank, this.size);
+    return { start, end };
+  }
+
+  #mine(n: number): number {
+    const { start, end } = this.segment(n);
+    return end - start;
+  }
+
   /** Sums each Float32Array across ranks, in place, in rank order (bit-identical on every rank). */
   sumInRankOrder(arrays: Float32Array[]): void {
     this.#mpi.sumInRankOrder(arrays);
+    for (const a of arrays) this.bytesSent += 4 * ((a.length - this.#mine(a.length)) + this.#mine(a.length) * (this.size - 1));
+  }
+
+  /**
+   * The first half of sumInRankOrder: this rank's segment of each array ends holding the
+   * rank-order sum of every rank's copy of it (the bits sumInRankOrder gives there); the
+   * rest of the array is left as it was.
+   */
+  reduceScatterInRankOrder(arrays: Float32Array[]): void {
+    this.#mpi.reduceScatterInRankOrder(arrays);
+    for (const a of arrays) this.bytesSent += 4 * (a.length - this.#mine(a.length));
+  }
+
+  /** The second half of sumInRankOrder: every rank's segment of each array into every rank's. */
+  allgatherSegments(arrays: Float32Array[]): void {
+    this.#mpi.allgatherSegments(arrays);
+    for (const a of arrays) this.bytesSent += 4 * this.#mine(a.length) * (this.size - 1);
+  }
+
+  /** Every rank's segment of n floats (`segment`: this rank's) into a new array on `root`; undefined elsewhere. */
+  gatherSegments(segment: Float32Array, n: number, root = 0): Float32Array | undefined {
+    const full = this.#mpi.gatherSegments(segment, n, root);
+    if (this.rank !== root) this.bytesSent += 4 * segment.length;
+    return full;
   }
 
   /** MPI_Allreduce(MPI_SUM) in place: the implementation's order (for benchmarks only). */
@@ -59,9 +101,10 @@ export class World {
   }
 
   /** Each rank's `values`, rank by rank. */
-  allgather(values: readonly number[]): number[][] {
-    const flat = this.#mpi.allgather(Float64Array.from(values));
+  allgather(values: readonly number[] | Float64Array): number[][] {
+    const flat = this.#mpi.allgather(values instanceof Float64Array ? values : Float64Array.from(values));
     const k = values.length;
+    this.bytesSent += 8 * k * (this.size - 1);
     return Array.from({ length: this.size }, (_, r) => Array.from(flat.subarray(r * k, (r + 1) * k)));
   }
 
@@ -74,6 +117,7 @@ export class World {
   /** Root's bytes into every rank's `data` (the same length on every rank). */
   broadcast(data: ArrayBufferView & { length: number }, root = 0): void {
     this.#mpi.broadcast(data, root);
+    if (this.rank === root) this.bytesSent += data.byteLength * (this.size - 1);
   }
 
   /** Root's JSON value on every rank (others pass undefined). */

@@ -54,6 +54,20 @@ export interface CraftReduceResult {
   gradNorm: number;
   /** Tensors with any NaN/Inf in act or ret. */
   nonFinite: number;
+  /** Per tensor q = <r, r>. */
+  retNormsSq: Float64Array;
+  /** Per tensor ‖a‖². */
+  actNormsSq: Float64Array;
+  /** Per tensor: 1 when its act or ret holds a NaN/Inf. */
+  nonFiniteFlags: Uint8Array;
+}
+
+/** Per-tensor pass-1 sums (as craftReduce reports them), for {@link craftCombine}. */
+export interface CraftSums {
+  dots: Float64Array;
+  retNormsSq: Float64Array;
+  actNormsSq: Float64Array;
+  nonFiniteFlags: Uint8Array;
 }
 
 function handleOf(set: unknown, name: string): TensorSet {
@@ -88,6 +102,19 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
   const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
   const projection = options.projection ?? true;
   return binding.craftReduce(a, r, { lambda, eps, projection });
+}
+
+/**
+ * craftReduce's result from per-tensor sums computed elsewhere (the sharded data-parallel
+ * step adds each rank's pieces in rank order): the coefficients, conflict flags and norm
+ * come from the same native code as craftReduce's, so equal sums give equal bits.
+ */
+export function craftCombine(sums: CraftSums, options: { lambda: number; eps?: number; projection?: boolean }): CraftReduceResult {
+  if (sums === null || typeof sums !== 'object') throw argTypeError(`sums must be an object, got ${describeValue(sums)}`);
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  const projection = options.projection ?? true;
+  return binding.craftCombine(sums, { lambda, eps, projection });
 }
 
 const OPTION_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;

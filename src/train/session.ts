@@ -15,7 +15,9 @@ import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '
 import { trainerOptionsFromConfig } from './options.js';
 import { openSessionModel } from './session-model.js';
 // Multi-process training (src/parallel): used only when `world` is given.
-import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, startRanks, type World } from '../parallel/index.js';
+import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type World } from '../parallel/index.js';
+import { ShardedStep } from './sharded-step.js';
+import type { GradSet } from '../gradset.js';
 
 export interface TrainingSessionOptions {
   config: TrainRunConfig;
@@ -33,6 +35,13 @@ export interface TrainingSessionOptions {
   keyName?: (key: string) => string;
   /** Multi-process training: this process's rank among the others (src/parallel); absent: one process. */
   world?: World | undefined;
+  /**
+   * Multi-process: 'sharded' (ZeRO-1: each rank updates its segment of the parameters with
+   * its share of the optimizer state) or 'plain' (every rank runs the whole step). Default:
+   * CRAFTGRAD_DATA_PARALLEL, else 'sharded'. The sharded step needs CPU parameters and the
+   * fused optimizer step; otherwise the plain one is used (said on stderr).
+   */
+  dataParallel?: DataParallelDesign | undefined;
 }
 
 export interface TrainingOutcome {
@@ -71,6 +80,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   const log = o.log ?? ((line: string) => void process.stderr.write(line + '\n'));
   const name = o.keyName ?? ((k: string) => k);
   const started = Date.now();
+  // Refused before anything is read or written.
+  const design = o.world ? (o.dataParallel ?? dataParallelDesign()) : undefined;
 
   const opened = await openSessionModel(c, { resume: o.resume, log, keyName: name, ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}) });
   c = opened.config;
@@ -89,13 +100,31 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   try {
     const sinks: StepMetricsSink[] = [run.metricsSink];
     const options = trainerOptions(c, [everyNth(c, sinks)], log);
-    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1) : source, options);
+    let shard: ShardedStep | undefined;
+    if (o.world) {
+      const wanted = design;
+      const why = wanted !== 'sharded' ? undefined
+        : source.params.device !== 'cpu' ? `the parameters are on ${source.params.device}`
+          : options.fused === false ? 'the unfused optimizer step was asked for'
+            : source.params.numElements < o.world.size ? 'there are fewer parameters than ranks' : undefined;
+      if (wanted === 'sharded' && why === undefined) shard = new ShardedStep(o.world, source.params.sizes);
+      if (leader) {
+        log(shard
+          ? `craftgrad: data-parallel step: sharded (ZeRO-1): each of the ${o.world.size} ranks updates its 1/${o.world.size} of the parameters and holds that share of the optimizer state`
+          : `craftgrad: data-parallel step: plain: every rank runs the whole step${wanted === 'sharded' ? ` (the sharded step cannot be used: ${why})` : ''}`);
+      }
+    }
+    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1, { sharded: shard !== undefined }) : source,
+      options, { shard });
+    let resumedMoments: { m: GradSet; v: GradSet } | undefined;
     const names = source.paramNames;
     if (run.resumed) {
       try {
         const groups = float32Groups(run.resumed.tensors);
         opened.restore(run.resumed);
-        trainer.restoreState(trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params));
+        const restored = trainerStateFromGroups(run.resumed.trainerState as TrainerStateJson, groups, names, source.params);
+        trainer.restoreState(restored);
+        if (shard) resumedMoments = { m: restored.m, v: restored.v };
       } catch (e) {
         // Nothing has been changed yet (see RunDirectory.begin): say which checkpoint did not load.
         throw new RunError(`cannot resume from this checkpoint: ${(e as Error).message}`, { path: run.resumed.dir, code: 'BAD_CHECKPOINT', cause: e });
@@ -103,7 +132,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     }
     // The conflict log's header is checked before anything changes; its records after
     // the resume step are dropped only once the state to resume from is loaded (begin()).
-    if (o.world) startRanks(o.world, trainer, opened.rankModel, run);
+    if (o.world) startRanks(o.world, trainer, opened.rankModel, run, resumedMoments);
+    resumedMoments = undefined;
     if (c.craft && leader) conflicts = new ConflictLogWriter(o.dir, names, { replace: !o.resume });
     run.begin();
     if (conflicts) {
@@ -114,10 +144,20 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
 
     let lastCheckpoint: string | undefined;
     let lastSaved = run.startStep;
+    // Sharded: every rank takes part in a save (the moments are gathered to rank 0), so the
+    // ranks agree on when one is due (rank 0 decides).
+    const due = (step: number): boolean => {
+      if (!shard) return run.checkpointDue(step, c.save_every);
+      return o.world!.sum([leader && run.checkpointDue(step, c.save_every) ? 1 : 0])[0]! > 0;
+    };
     const save = async () => {
-      if (!leader) return;
-      conflicts?.flush();
+      if (!leader && !shard) return;
       const st = trainer.state(false);
+      if (!leader) {
+        lastSaved = st.json.step;
+        return;
+      }
+      conflicts?.flush();
       const parts = opened.checkpointParts();
       const groups = { ...trainerTensorGroups(st, names, source.paramShapes), ...parts.groups };
       lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: parts.model, ...(parts.files ? { files: parts.files } : {}) });
@@ -130,7 +170,9 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
         await trainer.step();
       } catch (e) {
         // Rolled back to the last completed step: save it, so the work up to it is kept.
-        if (trainer.atStepBoundary && trainer.stepIndex > 0 && lastSaved !== trainer.stepIndex) {
+        // (Not under the sharded step: saving is collective there, and a step that failed on
+        // one rank leaves the others inside another collective.)
+        if (!shard && trainer.atStepBoundary && trainer.stepIndex > 0 && lastSaved !== trainer.stepIndex) {
           try {
             await save();
           } catch (saveError) {
@@ -141,7 +183,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
       }
       const step = trainer.stepIndex;
       const stopping = stop?.shouldStop() ?? false;
-      if (run.checkpointDue(step, c.save_every) || stopping) await save();
+      if (due(step) || stopping) await save();
       if (stopping) {
         stoppedBy = stop!.signal;
         break;

@@ -9,6 +9,7 @@ import { GradSet } from '../gradset.js';
 import { surgery } from '../surgery.js';
 import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
 import { AdamW, craftReduce } from './optimizer.js';
+import type { ShardedStep } from './sharded-step.js';
 import { dualUpdate } from './dual.js';
 import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
 import { TRAINER_DEFAULTS as D } from './defaults.js';
@@ -122,6 +123,12 @@ export interface StepResult {
   detail: StepDetail;
 }
 
+function checkSizesLike(like: GradSet, set: GradSet, name: string): void {
+  if (!(set instanceof GradSet) || set.sizes.length !== like.sizes.length || set.sizes.some((n, i) => n !== like.sizes[i])) {
+    throw argRangeError(`${name} does not have the layout (tensor sizes) of the source's parameters`);
+  }
+}
+
 function posInt(v: unknown, name: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
     throw argRangeError(`${name} must be an integer >= ${min}, got ${describeValue(v)}`);
@@ -153,6 +160,7 @@ export class Trainer {
   readonly #gRet: GradSet | undefined;
   #scratch: GradSet | undefined;  // unfused path: the materialised surgery output
   #zeroCoefficients: Float64Array | undefined;
+  readonly #shard: ShardedStep | undefined;  // the sharded data-parallel step (sharded-step.ts)
   #atStepBoundary = true;  // see atStepBoundary
   #committing = false;     // set once a step starts changing the state it keeps
 
@@ -160,7 +168,7 @@ export class Trainer {
    * Validates every option (TypeError/RangeError naming it) and allocates the gradient
    * accumulators (two sets in CRaFT mode, one in baseline mode) and the AdamW moments.
    */
-  constructor(source: GradientSource, options: TrainerOptions) {
+  constructor(source: GradientSource, options: TrainerOptions, internal: { shard?: ShardedStep | undefined } = {}) {
     if (source === null || typeof source !== 'object' || typeof source.accumulate !== 'function' || !(source.params instanceof GradSet)) {
       throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
     }
@@ -206,7 +214,10 @@ export class Trainer {
     this.source = source;
     this.mode = mode;
     this.lambda = this.#o.lambda;
-    this.optimizer = new AdamW(source.params, {
+    // Sharded: this rank's optimizer holds m and v for its own pieces of the layout only.
+    this.#shard = internal.shard;
+    if (this.#shard && !this.#o.fused) throw argRangeError('the sharded data-parallel step needs options.fused');
+    this.optimizer = new AdamW(this.#shard ? this.#shard.view(source.params) : source.params, {
       lr: this.#o.lr, betas: options.betas ?? D.betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
     });
     this.#gAct = source.params.zerosLike();
@@ -299,9 +310,11 @@ export class Trainer {
 
     // 2. Pass 1 (reads only). Baseline: the norm of g_act (ret = act, λ = 0, no projection).
     const gRet = this.#gRet ?? this.#gAct;
-    const stats = craftReduce(this.#gAct, gRet, craft
+    const reduceOptions = craft
       ? { lambda: this.lambda, eps: o.surgeryEps, projection: o.projection }
-      : { lambda: 0, eps: o.surgeryEps, projection: false });
+      : { lambda: 0, eps: o.surgeryEps, projection: false };
+    const shard = this.#shard;
+    const stats = shard ? shard.reduce(this.#gAct, gRet, reduceOptions) : craftReduce(this.#gAct, gRet, reduceOptions);
 
     // 3. Skip before anything is written when a gradient or loss is not finite.
     // From here on the step changes the state it keeps (meters, parameters, λ, the step).
@@ -318,7 +331,13 @@ export class Trainer {
     } else if (o.fused) {
       clipScale = this.#clipScale(gradNorm);
       const coefficients = craft ? stats.coefficients : (this.#zeroCoefficients ??= new Float64Array(this.#gAct.numTensors));
-      this.optimizer.stepFused(this.#gAct, gRet, coefficients, { lr, gradScale: clipScale });
+      if (shard) {
+        // This rank's pieces only, then every rank's updated pieces to every rank.
+        this.optimizer.stepFused(shard.view(this.#gAct), shard.view(gRet), shard.pieceCoefficients(coefficients), { lr, gradScale: clipScale });
+        shard.allgather(this.source.params);
+      } else {
+        this.optimizer.stepFused(this.#gAct, gRet, coefficients, { lr, gradScale: clipScale });
+      }
     } else {
       let grad = this.#gAct;
       if (craft) {
@@ -390,9 +409,15 @@ export class Trainer {
   /**
    * Everything exact resume needs, at a step boundary. Tensors are copies unless `copy`
    * is false (then they are the live sets: serialise them before the next step).
+   * Sharded data-parallel: collective (every rank calls it); m and v are gathered whole to
+   * rank 0 (copies), the other ranks get sets of zeros in their place.
    */
   state(copy = true): TrainerState {
-    const opt = this.optimizer.state(copy);
+    const opt = this.optimizer.state(copy && !this.#shard);
+    if (this.#shard) {
+      opt.m = this.#shard.gather(opt.m);
+      opt.v = this.#shard.gather(opt.v);
+    }
     return {
       json: {
         schemaVersion: 1, step: this.stepIndex, epoch: this.epoch, lambda: this.lambda, optimizerStep: opt.step,
@@ -421,7 +446,12 @@ export class Trainer {
       state.params.sizes.some((n, i) => n !== like.sizes[i])) {
       throw argRangeError('state.params does not have the layout (tensor sizes) of the source\'s parameters');
     }
-    this.optimizer.loadState({ step: j.optimizerStep, m: state.m, v: state.v });
+    // Sharded: the state holds the whole layout; this rank keeps its own pieces of m and v.
+    const shard = this.#shard;
+    if (shard) checkSizesLike(like, state.m, 'state.m'), checkSizesLike(like, state.v, 'state.v');
+    this.optimizer.loadState(shard
+      ? { step: j.optimizerStep, m: shard.slice(state.m), v: shard.slice(state.v) }
+      : { step: j.optimizerStep, m: state.m, v: state.v });
     this.source.params.set(state.params.toFlat());
     this.source.restoreState(j.source);
     this.#atStepBoundary = true;

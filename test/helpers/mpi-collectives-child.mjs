@@ -30,6 +30,23 @@ for (let i = 0; i < n; i++) {
 world.sumInRankOrder([mine]);
 results.sumInRankOrder = mine.every((v, i) => Object.is(v, expected[i])) ? 'ok' : 'differs from the rank-order sum';
 
+// The two halves of sumInRankOrder, and the gather to one rank (the sharded step's).
+const segments = Array.from({ length: size }, (_, r) => world.segment(n, r));
+results.segments = segments[0].start === 0 && segments[size - 1].end === n &&
+  segments.every((s, r) => (r === 0 || s.start === segments[r - 1].end) && s.end - s.start - Math.floor(n / size) === (r < n % size ? 1 : 0))
+  ? 'ok' : `bad segments ${JSON.stringify(segments)}`;
+const { start, end } = world.segment(n);
+const scattered = Float32Array.from({ length: n }, (_, i) => valueOf(rank, i));
+world.reduceScatterInRankOrder([scattered]);
+results.reduceScatter = scattered.every((v, i) => Object.is(v, i >= start && i < end ? expected[i] : Math.fround(valueOf(rank, i))))
+  ? 'ok' : 'segment not the rank-order sum, or the rest changed';
+world.allgatherSegments([scattered]);
+results.allgatherSegments = scattered.every((v, i) => Object.is(v, expected[i])) ? 'ok' : 'differs from sumInRankOrder';
+const gathered = world.gatherSegments(expected.slice(start, end), n, size - 1);
+results.gatherSegments = rank === size - 1
+  ? (gathered instanceof Float32Array && gathered.every((v, i) => Object.is(v, expected[i])) ? 'ok' : 'wrong gather')
+  : (gathered === undefined ? 'ok' : 'a non-root rank got data');
+
 // An empty array and a shorter-than-ranks array.
 const tiny = Float32Array.from({ length: 1 }, () => rank + 1);
 world.sumInRankOrder([new Float32Array(0), tiny]);
@@ -45,6 +62,10 @@ expectThrow('bad root', () => binding.mpi.broadcast(new Uint8Array(1), size), /r
 expectThrow('not a list', () => binding.mpi.sumInRankOrder(new Float32Array(2)), /arrays must be an Array of Float32Array/);
 expectThrow('not floats', () => binding.mpi.sumInRankOrder([new Float64Array(2)]), /Float32Array/);
 expectThrow('gather type', () => binding.mpi.allgather([1, 2]), /values must be a Float64Array/);
+expectThrow('scatter lengths differ', () => world.reduceScatterInRankOrder([new Float32Array(5 + rank)]), /differs across ranks/);
+expectThrow('gather lengths differ', () => world.allgatherSegments([new Float32Array(5 + rank)]), /differs across ranks/);
+expectThrow('wrong segment', () => world.gatherSegments(new Float32Array(rank === 0 ? 1 : world.segment(10).end - world.segment(10).start), 10), /segment has the wrong length/);
+expectThrow('gather n', () => binding.mpi.gatherSegments(new Float32Array(1), -1, 0), /n must be an integer/);
 expectThrow('abort code', () => binding.mpi.abort(0), /code must be an integer from 1 to 255/);
 
 // Still in step after the refused calls: one more collective agrees.
