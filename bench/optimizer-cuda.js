@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, benchNatives, cudaTuningText, recordSection } from './common.js';
+import { benchCudaDevice, benchNatives, cudaTuningText, recordSection, seededFloats } from './common.js';
 import { optimizerTable } from './optimizer-table.js';
 
 const median = (xs) => {
@@ -22,13 +22,8 @@ const median = (xs) => {
 };
 
 function hostFill(total, seed, scale, abs = false) {
-  const d = new Float32Array(total);
-  let s = seed >>> 0;
-  for (let i = 0; i < total; ++i) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const x = (s / 4294967296 - 0.5) * scale;
-    d[i] = abs ? Math.abs(x) : x;
-  }
+  const d = seededFloats(total, seed, scale);
+  if (abs) for (let i = 0; i < total; ++i) d[i] = Math.abs(d[i]);
   return d;
 }
 

@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { AdamW, GradSet, backendInfo, craftReduce, surgery } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
 import { copyBandwidth, describeMachine as machine } from '../dist/bench/timing.js';
-import { recordSection } from './common.js';
+import { recordSection, seededFloats } from './common.js';
 import { optimizerTable } from './optimizer-table.js';
 
 const { values: args } = parseArgs({
@@ -34,12 +34,7 @@ const reps = Number(args.reps);
 
 const sizes = vlaAdapterLayout();
 const fill = (set, seed, scale) => {
-  const d = set.data;
-  let s = seed >>> 0;
-  for (let i = 0; i < d.length; ++i) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    d[i] = (s / 4294967296 - 0.5) * scale;
-  }
+  set.data.set(seededFloats(set.data.length, seed, scale));
   return set;
 };
 const act = fill(GradSet.zeros(sizes), 1, 1e-2);

@@ -95,6 +95,16 @@ test('2 ranks, the plain design (CRAFTGRAD_DATA_PARALLEL=plain): matches the one
   assert.deepEqual(header('n2'), header('plain2'));
 });
 
+test('2 ranks, the plain design: stopped half-way and resumed, bit-identical to the uninterrupted plain run', (t) => {
+  if (skip) return t.skip(skip);
+  const plain = { CRAFTGRAD_DATA_PARALLEL: 'plain' };
+  trainMpi(2, ['--name', 'plainhalf', '--steps', String(STEPS / 2)], plain);
+  const r = mpirun(2, [process.execPath, cliPath, 'train', '--resume', join(dir, 'plainhalf'), '--steps', String(STEPS), '--quiet'], { timeout: 120_000, env: plain });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(untimed(rows('plainhalf')), untimed(rows('plain2')));
+  assert.deepEqual(checkpointBytes('plainhalf', STEPS), checkpointBytes('plain2', STEPS));
+});
+
 test('CRAFTGRAD_DATA_PARALLEL other than sharded or plain is refused', (t) => {
   if (skip) return t.skip(skip);
   const r = mpirun(2, [process.execPath, cliPath, ...train(['--name', 'badmode', '--steps', '2'])], { env: { CRAFTGRAD_DATA_PARALLEL: 'zero3' } });
