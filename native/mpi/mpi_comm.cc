@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace craftgrad {
 namespace mpi {
@@ -133,24 +134,49 @@ bool anyRank(bool bad) {
 
 }  // namespace
 
+// Floats of each rank's segment exchanged per round. The rounds bound the receive buffer
+// (p × 4 MB, reused, never zero-filled) and keep what a round receives in cache for its sum:
+// one all-to-all of whole segments allocated and zeroed a copy of the whole set per call.
+// The bits do not depend on it: every element is still the sum of ranks 0, 1, ..., N-1 in order.
+constexpr int kRoundFloats = 1 << 20;
+
 void reduceScatterInRankOrder(float* data, int64_t n) {
   requireLive();
   requireSameCount(n, "the number of floats to reduce");
   if (size() == 1 || n == 0) return;
   const Segments s(n);
   const int p = s.p, mine = s.mine();
-  // Rank r's copy of my segment lands at recv[r·mine ...].
-  std::vector<float> recv(static_cast<size_t>(mine) * p);
-  std::vector<int> recvCounts(p, mine), recvDispls(p);
-  for (int r = 0; r < p; ++r) recvDispls[r] = r * mine;
-  check(MPI_Alltoallv(data, s.counts.data(), s.displs.data(), MPI_FLOAT, recv.data(), recvCounts.data(),
-                      recvDispls.data(), MPI_FLOAT, MPI_COMM_WORLD),
-        "MPI_Alltoallv");
+  int longest = 0;
+  for (int r = 0; r < p; ++r) longest = std::max(longest, s.counts[r]);
+  // One buffer per process, grown once (only the JS thread calls these).
+  static std::unique_ptr<float[]> recv;
+  static size_t recvFloats = 0;
+  const size_t need = static_cast<size_t>(std::min(longest, kRoundFloats)) * p;
+  if (recvFloats < need) {
+    recv.reset(new float[need]);
+    recvFloats = need;
+  }
+  std::vector<int> sendCounts(p), sendDispls(p), recvCounts(p), recvDispls(p);
   float* seg = data + s.displs[s.me];
-  std::memcpy(seg, recv.data(), sizeof(float) * mine);
-  for (int r = 1; r < p; ++r) {
-    const float* x = recv.data() + static_cast<size_t>(r) * mine;
-    for (int i = 0; i < mine; ++i) seg[i] += x[i];
+  // The same number of rounds on every rank: the longest segment's.
+  for (int at = 0; at < longest; at += kRoundFloats) {
+    const int take = std::max(0, std::min(kRoundFloats, mine - at));
+    for (int r = 0; r < p; ++r) {
+      // To rank r: this round's part of r's segment; from every rank: this round's part of mine.
+      sendCounts[r] = std::max(0, std::min(kRoundFloats, s.counts[r] - at));
+      sendDispls[r] = s.displs[r] + std::min(at, s.counts[r]);
+      recvCounts[r] = take;
+      recvDispls[r] = r * take;
+    }
+    check(MPI_Alltoallv(data, sendCounts.data(), sendDispls.data(), MPI_FLOAT, recv.get(), recvCounts.data(),
+                        recvDispls.data(), MPI_FLOAT, MPI_COMM_WORLD),
+          "MPI_Alltoallv");
+    float* out = seg + at;
+    std::memcpy(out, recv.get(), sizeof(float) * take);
+    for (int r = 1; r < p; ++r) {
+      const float* x = recv.get() + static_cast<size_t>(r) * take;
+      for (int i = 0; i < take; ++i) out[i] += x[i];
+    }
   }
 }
 

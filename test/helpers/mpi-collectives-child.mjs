@@ -47,6 +47,21 @@ results.gatherSegments = rank === size - 1
   ? (gathered instanceof Float32Array && gathered.every((v, i) => Object.is(v, expected[i])) ? 'ok' : 'wrong gather')
   : (gathered === undefined ? 'ok' : 'a non-root rank got data');
 
+// More than two rounds of the reduce-scatter (1 << 20 floats of each segment per round), with
+// segments of unequal length: the rounds must not change a bit.
+{
+  const big = 2 * (1 << 20) * size + 3;
+  const x = Float32Array.from({ length: big }, (_, i) => valueOf(rank, i));
+  world.sumInRankOrder([x]);
+  let ok = true;
+  for (let i = 0; i < big && ok; i++) {
+    let e = valueOf(0, i);
+    for (let r = 1; r < size; r++) e = Math.fround(e + valueOf(r, i));
+    ok = Object.is(x[i], e);
+  }
+  results.rounds = ok ? 'ok' : 'a multi-round sum differs from the rank-order sum';
+}
+
 // An empty array and a shorter-than-ranks array.
 const tiny = Float32Array.from({ length: 1 }, () => rank + 1);
 world.sumInRankOrder([new Float32Array(0), tiny]);
