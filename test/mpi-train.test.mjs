@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { cliPath, runCli } from './helpers/cli.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 import { mpiSkipReason, mpirun, mpirunSpawn, rankPid } from './helpers/mpi.mjs';
@@ -103,6 +104,15 @@ test('2 ranks, the plain design: stopped half-way and resumed, bit-identical to 
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.deepEqual(untimed(rows('plainhalf')), untimed(rows('plain2')));
   assert.deepEqual(checkpointBytes('plainhalf', STEPS), checkpointBytes('plain2', STEPS));
+});
+
+test('without --threads each rank takes its share of the cores', (t) => {
+  if (skip) return t.skip(skip);
+  const args = train(['--name', 'threads', '--steps', '2']).filter((a, i, all) => a !== '--threads' && all[i - 1] !== '--threads');
+  const r = mpirun(2, [process.execPath, cliPath, ...args], { timeout: 120_000 });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const share = Math.max(1, Math.floor(availableParallelism() / 2));
+  assert.match(r.stdout, new RegExp(`CPU \\([a-z0-9]+, ${share} threads\\), 2 ranks \\(MPI\\)`));
 });
 
 test('CRAFTGRAD_DATA_PARALLEL other than sharded or plain is refused', (t) => {

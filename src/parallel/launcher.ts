@@ -20,6 +20,27 @@ export function detectLauncher(env: NodeJS.ProcessEnv = process.env): LauncherEn
   return undefined;
 }
 
+/** The variables launchers set to the number of ranks on this machine. */
+const LOCAL_SIZE_VARIABLES = ['OMPI_COMM_WORLD_LOCAL_SIZE', 'MPI_LOCALNRANKS', 'PMIX_LOCAL_SIZE', 'SLURM_NTASKS_PER_NODE'] as const;
+
+/** How many ranks the launcher started on this machine (1 when it does not say). */
+export function localRankCount(env: NodeJS.ProcessEnv = process.env): number {
+  for (const name of LOCAL_SIZE_VARIABLES) {
+    const n = Number(env[name]);
+    if (Number.isSafeInteger(n) && n >= 1) return n;
+  }
+  return 1;
+}
+
+/**
+ * The CPU threads a rank uses when neither --threads nor CRAFTGRAD_THREADS says: the cores
+ * shared out among the ranks on this machine (as torchrun sets OMP_NUM_THREADS), since N
+ * ranks of all-cores threads oversubscribe the machine N times over.
+ */
+export function threadsPerRank(cores: number, env: NodeJS.ProcessEnv = process.env): number {
+  return Math.max(1, Math.floor(cores / localRankCount(env)));
+}
+
 /** The data-parallel designs (docs/ARCHITECTURE.md §7). */
 export type DataParallelDesign = 'sharded' | 'plain';
 

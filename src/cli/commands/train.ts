@@ -4,7 +4,7 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
-import { backendInfo } from '../../backend.js';
+import { backendInfo, setThreads } from '../../backend.js';
 import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
 import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
@@ -19,6 +19,8 @@ import { UsageError } from '../usage-error.js';
 import { applyOptions, checkTrainValues, flag, yargsTrainOptions } from '../train-options.js';
 import { CONFIG_OPTIONS, configKey } from '../../train/options.js';
 import { World } from '../../parallel/world.js';
+import { threadsPerRank } from '../../parallel/launcher.js';
+import { availableParallelism } from 'node:os';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -132,6 +134,8 @@ function gpuName(device: DeviceName): string {
 async function train(argv: Record<string, unknown>): Promise<number> {
   // Under an MPI launcher: one run over all ranks, planned by rank 0 (same name, same config).
   const world = World.open();
+  // Each rank takes its share of the cores unless told (N ranks of all-cores threads would oversubscribe).
+  if (world && argv.threads === undefined && !process.env.CRAFTGRAD_THREADS) setThreads(threadsPerRank(availableParallelism()));
   const plan = world ? world.broadcastJson(world.rank === 0 ? planRun(argv) : undefined) : planRun(argv);
   if (world && world.rank > 0) return followRun(plan, world, argv);
   const info = backendInfo();
