@@ -15,6 +15,7 @@
 
 #include "cuda_internal.h"
 #include "dev_math.cuh"
+#include "device_scratch.h"
 #include "gemm_cuda.h"
 #include "model_cuda.h"
 
@@ -396,32 +397,7 @@ __global__ void __launch_bounds__(kThreads) colSumKernel(const float* X, long lo
 }
 
 // ---- per-device scratch, grown when needed ----
-struct Scratch {
-  std::mutex m;
-  char* p = nullptr;
-  size_t bytes = 0;
-};
-
-Scratch& scratchFor(int device) {
-  static std::mutex mu;
-  static std::vector<Scratch*> all;
-  std::lock_guard<std::mutex> lock(mu);
-  if (static_cast<int>(all.size()) <= device) all.resize(device + 1, nullptr);
-  if (!all[device]) all[device] = new Scratch();  // never freed (see DeviceContext)
-  return *all[device];
-}
-
-// Carves 256-byte aligned pieces out of the scratch.
-struct Carver {
-  char* base;
-  size_t used = 0;
-  template <typename T>
-  T* take(long long n) {  // with base == nullptr: sizing only
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += (static_cast<size_t>(std::max<long long>(n, 1)) * sizeof(T) + 255) & ~size_t{255};
-    return p;
-  }
-};
+struct ModelScratch;  // this step's scratch pool (device_scratch.h)
 
 void check(int device) { CG_CUDA(device, cudaGetLastError()); }
 
@@ -480,16 +456,9 @@ ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs&
     return b;
   };
   plan(sizing);
-  Scratch& sc = scratchFor(device);
+  Scratch& sc = scratchFor<ModelScratch>(device);
   std::lock_guard<std::mutex> lock(sc.m);  // one model call per device at a time
-  if (sc.bytes < sizing.used) {
-    if (sc.p) freeDevice(sc.p);
-    sc.p = nullptr;
-    sc.bytes = 0;
-    sc.p = static_cast<char*>(mallocDevice(device, sizing.used, "model scratch"));
-    sc.bytes = sizing.used;
-  }
-  Carver cv{sc.p};
+  Carver cv{sc.reserve(device, sizing.used, "model scratch")};
   const auto bf = plan(cv);
 
   CG_CUDA(device, cudaMemcpyAsync(bf.tok, a.tokens, sizeof(float) * MD, cudaMemcpyHostToDevice, st));

@@ -18,6 +18,7 @@
 
 #include "cuda_internal.h"
 #include "dev_math.cuh"
+#include "device_scratch.h"
 #include "gemm_cuda.h"
 #include "qwen2_cuda.h"
 
@@ -381,31 +382,7 @@ __global__ void __launch_bounds__(kThreads) colSumKernel(const float* X, long lo
 }
 
 // ---- the step ----
-struct Scratch {
-  std::mutex m;
-  char* p = nullptr;
-  size_t bytes = 0;
-};
-
-Scratch& scratchFor(int device) {
-  static std::mutex mu;
-  static std::vector<Scratch*> all;
-  std::lock_guard<std::mutex> lock(mu);
-  if (static_cast<int>(all.size()) <= device) all.resize(device + 1, nullptr);
-  if (!all[device]) all[device] = new Scratch();  // never freed (see DeviceContext)
-  return *all[device];
-}
-
-struct Carver {
-  char* base;
-  size_t used = 0;
-  template <typename T>
-  T* take(long long n) {  // with base == nullptr: sizing only
-    T* p = base ? reinterpret_cast<T*>(base + used) : nullptr;
-    used += (static_cast<size_t>(std::max<long long>(n, 1)) * sizeof(T) + 255) & ~size_t{255};
-    return p;
-  }
-};
+struct Qwen2Scratch;  // this step's scratch pool (device_scratch.h)
 
 struct LayerActs {
   float *Y1, *r1, *Q, *K, *V, *rowMax, *rowSum, *Att, *X1, *Y2, *r2, *Gt, *Up, *Act;
@@ -694,16 +671,9 @@ ModelStepResult Step::run() {
     Bufs tmp{};
     plan(sizing, tmp);
   }
-  Scratch& sc = scratchFor(device_);
+  Scratch& sc = scratchFor<Qwen2Scratch>(device_);
   std::lock_guard<std::mutex> lock(sc.m);  // one Qwen2 call per device at a time
-  if (sc.bytes < sizing.used) {
-    if (sc.p) freeDevice(sc.p);
-    sc.p = nullptr;
-    sc.bytes = 0;
-    sc.p = static_cast<char*>(mallocDevice(device_, sizing.used, "Qwen2 scratch"));
-    sc.bytes = sizing.used;
-  }
-  Carver cv{sc.p};
+  Carver cv{sc.reserve(device_, sizing.used, "Qwen2 scratch")};
   plan(cv, x_);
 
   // Host inputs and the rotary tables into scratch. Pageable host memory: each copy has
