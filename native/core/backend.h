@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "adamw_params.h"
+#include "communicator.h"
 #include "model_desc.h"
 #include "numerics.h"
 #include "qwen2_desc.h"
@@ -42,6 +43,20 @@ class HostSpan final : public Memory {
  private:
   float* data_;
   int64_t length_;
+};
+
+// A contiguous part of another Memory (a rank's segment of a set: the sharded data-parallel
+// step), keeping it alive. Operations see it as any Memory of its backend.
+class MemoryView final : public Memory {
+ public:
+  MemoryView(std::shared_ptr<Memory> parent, int64_t offset, int64_t length)
+      : parent_(std::move(parent)), offset_(offset), length_(length) {}
+  float* data() const override { return parent_->data() + offset_; }
+  int64_t length() const override { return length_; }
+
+ private:
+  std::shared_ptr<Memory> parent_;
+  int64_t offset_, length_;
 };
 
 // Tensor sizes packed back to back in one Memory. A backend may subclass it to cache what
@@ -113,6 +128,11 @@ class Backend {
   virtual ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) = 0;
   // The model's matrix product on host arrays (tests and benchmarks).
   virtual void gemmHost(const GemmCall& g) = 0;
+
+  // ---- multi-process: this rank's member of a group reducing sets in this backend's
+  // memory (communicator.h). Collective: every rank of the group calls it with the same id.
+  // The default throws (the CPU's sets use MPI, native/mpi). ----
+  virtual std::unique_ptr<Communicator> communicator(const CommunicatorInit& init);
 };
 
 }  // namespace craftgrad

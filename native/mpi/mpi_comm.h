@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../core/backend_error.h"
+#include "../core/segments.h"
 
 namespace craftgrad {
 namespace mpi {
@@ -40,12 +41,8 @@ int size();
 // (all-to-all) and adds them in rank order 0, 1, ..., N-1, then every rank gathers every
 // segment (all-gather). Throws MpiError, on every rank, when the ranks' n differ.
 void sumInRankOrder(float* data, int64_t n);
-// Segment r of n floats over p ranks is [segmentStart(n, r, p), segmentStart(n, r + 1, p)):
-// the first n % p segments are one float longer (sumInRankOrder's segments).
-inline int64_t segmentStart(int64_t n, int r, int p) {
-  const int64_t base = n / p, extra = n % p;
-  return static_cast<int64_t>(r) * base + (r < extra ? r : extra);
-}
+// sumInRankOrder's segments: core/segments.h, shared with the NCCL communicator.
+using craftgrad::segmentStart;
 // The two halves of sumInRankOrder, for the sharded (ZeRO-1) step:
 // reduceScatterInRankOrder leaves in this rank's segment of `data` the rank-order sum of
 // every rank's copy of it (the same bits sumInRankOrder gives there); the rest of `data` is
