@@ -16,6 +16,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/backends.cc
   native/napi/model_call.cc
   native/napi/mpi_call.cc
+  native/napi/nccl_call.cc
   native/napi/qwen2_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc
@@ -49,13 +50,19 @@ set(CRAFTGRAD_CPU_AVX512_SOURCES
 # The CUDA backend: kernels (nvcc, or the emulator's launch rewriter) and host code (C++).
 set(CRAFTGRAD_CUDA_KERNEL_SOURCES
   native/cuda/adamw_kernels.cu
+  native/cuda/collective_kernels.cu
   native/cuda/model_kernels.cu
   native/cuda/qwen2_kernels.cu
   native/cuda/surgery_kernels.cu)
 set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
+  native/cuda/nccl_communicator.cc
   native/cuda/tuning.cc)
+
+# NCCL (native/nccl): loaded at run time with dlopen, so compiled into every build (it needs
+# no NCCL at build time); only the CUDA backend uses it.
+set(CRAFTGRAD_NCCL_SOURCES native/nccl/nccl_library.cc)
 
 # MPI (native/mpi): the collectives of multi-process training, with MPI when CMake finds it,
 # else the stand-in that says this build has none.

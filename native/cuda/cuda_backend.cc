@@ -6,6 +6,7 @@
 
 #include "cuda_backend.h"
 #include "model_cuda.h"
+#include "nccl_communicator.h"
 #include "qwen2_cuda.h"
 
 namespace craftgrad {
@@ -41,13 +42,14 @@ class CudaBackend final : public Backend {
   std::shared_ptr<craftgrad::Layout> layout(std::vector<int64_t> sizes) override {
     return std::make_shared<DeviceLayout>(device_, std::move(sizes));
   }
+  // Through data(): m may be a DeviceMemory or a view into one (MemoryView).
   void upload(Memory& m, const float* src, int64_t offset, int64_t count) override {
-    static_cast<DeviceMemory&>(m).upload(src, offset, count);
+    uploadDevice(device_, m.data() + offset, src, count);
   }
   void download(const Memory& m, float* dst, int64_t offset, int64_t count) override {
-    static_cast<const DeviceMemory&>(m).download(dst, offset, count);
+    downloadDevice(device_, dst, m.data() + offset, count);
   }
-  void fill(Memory& m, float value) override { static_cast<DeviceMemory&>(m).fill(value); }
+  void fill(Memory& m, float value) override { fillDevice(device_, m.data(), m.length(), value); }
   void copy(float* dst, const float* src, int64_t n) override { copyDevice(device_, dst, src, n); }
 
   void surgery(craftgrad::Layout& l, const float* a, const float* r, float* out, const SurgeryParams& p,
@@ -76,6 +78,9 @@ class CudaBackend final : public Backend {
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,
                    static_cast<GemmVariant>(g.variant));
+  }
+  std::unique_ptr<Communicator> communicator(const CommunicatorInit& init) override {
+    return makeNcclCommunicator(device_, init);
   }
 
  private:

@@ -94,6 +94,11 @@ class DeviceMemory final : public Memory {
   float* data_ = nullptr;
 };
 
+// The same on any device range (a DeviceMemory's, or a view into one: core/backend.h MemoryView).
+void uploadDevice(int device, float* dst, const float* src, int64_t count);
+void downloadDevice(int device, float* dst, const float* src, int64_t count);
+void fillDevice(int device, float* p, int64_t count, float value);
+
 // ---- Layout: a list of tensor sizes packed back to back in one buffer ----
 // Owns the chunk table (cached on the device) and the per-call scratch, allocated once
 // when the layout is made: calls allocate nothing in proportion to the data.

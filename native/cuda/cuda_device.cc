@@ -281,28 +281,30 @@ DeviceMemory::DeviceMemory(int device, int64_t length) : device_(device), length
 
 DeviceMemory::~DeviceMemory() { releaseDevice(device_, data_); }
 
-void DeviceMemory::upload(const float* src, int64_t offset, int64_t count) {
+void uploadDevice(int device, float* dst, const float* src, int64_t count) {
   if (count == 0) return;
-  DeviceContext& ctx = deviceContext(device_);
-  CG_CUDA(device_, cudaMemcpyAsync(data_ + offset, src, static_cast<size_t>(count) * sizeof(float),
-                                   cudaMemcpyHostToDevice, ctx.stream));
-  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+  DeviceContext& ctx = deviceContext(device);
+  CG_CUDA(device, cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(float), cudaMemcpyHostToDevice, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
 }
 
-void DeviceMemory::download(float* dst, int64_t offset, int64_t count) const {
+void downloadDevice(int device, float* dst, const float* src, int64_t count) {
   if (count == 0) return;
-  DeviceContext& ctx = deviceContext(device_);
-  CG_CUDA(device_, cudaMemcpyAsync(dst, data_ + offset, static_cast<size_t>(count) * sizeof(float),
-                                   cudaMemcpyDeviceToHost, ctx.stream));
-  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+  DeviceContext& ctx = deviceContext(device);
+  CG_CUDA(device, cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(float), cudaMemcpyDeviceToHost, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
 }
 
-void DeviceMemory::fill(float value) {
-  if (length_ == 0) return;
-  DeviceContext& ctx = deviceContext(device_);
-  launchFill(ctx, data_, length_, value);
-  CG_CUDA(device_, cudaStreamSynchronize(ctx.stream));
+void fillDevice(int device, float* p, int64_t count, float value) {
+  if (count == 0) return;
+  DeviceContext& ctx = deviceContext(device);
+  launchFill(ctx, p, count, value);
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
 }
+
+void DeviceMemory::upload(const float* src, int64_t offset, int64_t count) { uploadDevice(device_, data_ + offset, src, count); }
+void DeviceMemory::download(float* dst, int64_t offset, int64_t count) const { downloadDevice(device_, dst, data_ + offset, count); }
+void DeviceMemory::fill(float value) { fillDevice(device_, data_, length_, value); }
 
 std::vector<double> timeDeviceCopy(int device, int64_t elements, int reps) {
   DeviceContext& ctx = deviceContext(device);
