@@ -56,7 +56,39 @@ export interface RawBackendInfo {
   cpu: RawCpuInfo;
   cuda: RawCudaInfo;
   mpi: RawMpiInfo;
-  nccl: { available: false; reason: string };
+  nccl: RawNcclInfo;
+}
+
+/** Whether NCCL (multi-GPU reductions, loaded at run time: native/nccl) can be used. */
+export interface RawNcclInfo {
+  available: boolean;
+  /** Why not, when not available. */
+  reason?: string;
+  /** The file loaded (CRAFTGRAD_NCCL_LIBRARY, else libnccl.so.2 on the loader's path). */
+  library?: string;
+  /** NCCL's version, e.g. "2.21.5". */
+  version?: string;
+}
+
+/** A rank's member of an NCCL group on one CUDA device (native/napi/nccl_call.h). */
+export interface RawNcclCommunicator {
+  readonly rank: number;
+  readonly size: number;
+  readonly device: string;
+  /** Each set's segment (native/core/segments.h) ends holding every rank's copies summed in rank order. Collective. */
+  reduceScatterInRankOrder(sets: TensorSet[]): void;
+  /** Every rank's segment of each set into every rank's. Collective. */
+  allgatherSegments(sets: TensorSet[]): void;
+  /** Ends the group now (peers' calls fail); later calls throw. */
+  abort(): void;
+}
+
+export interface RawNccl {
+  info(): RawNcclInfo;
+  /** A new rendezvous id (ncclGetUniqueId): rank 0 makes it, every rank passes it to Communicator. */
+  uniqueId(): Uint8Array;
+  /** Joins the group (ncclCommInitRank): collective over the `size` ranks. */
+  Communicator: new (options: { id: Uint8Array; rank: number; size: number; device: string }) => RawNcclCommunicator;
 }
 
 /** Whether this build has MPI (native/mpi), the implementation, and this process's place in its world. */
@@ -133,6 +165,13 @@ export interface TensorSetOptions {
   like?: TensorSet;
   /** 'cpu' only: the array to wrap (sum(sizes) elements); zeros otherwise. */
   data?: Float32Array;
+}
+
+/** A part of another set, no copy: elements [offset, offset + Σsizes) of `view`, on its device. */
+export interface TensorSetViewOptions {
+  view: TensorSet;
+  offset: number;
+  sizes: ArrayLike<number>;
 }
 
 export interface RawSurgeryOptions<Out> {
@@ -326,7 +365,7 @@ export interface RawModelLosses {
  * with the same errors the synchronous ones throw.
  */
 export interface NativeBinding {
-  TensorSet: new (options: TensorSetOptions) => TensorSet;
+  TensorSet: new (options: TensorSetOptions | TensorSetViewOptions) => TensorSet;
 
   /** act, ret: TensorSets of one device (out: a TensorSet), Arrays of Float32Array, or flat Float32Arrays with options.sizes. */
   surgery<Out extends TensorSet | Float32Array[] | Float32Array>(act: Out, ret: Out, options: RawSurgeryOptions<Out>): RawSurgeryResult<Out>;
@@ -359,6 +398,7 @@ export interface NativeBinding {
 
   backendInfo(): RawBackendInfo;
   mpi: RawMpi;
+  nccl: RawNccl;
   setThreads(threads: number): void;
 
   /**

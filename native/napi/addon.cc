@@ -9,6 +9,7 @@
 #include "backends.h"
 #include "model_call.h"
 #include "mpi_call.h"
+#include "nccl_call.h"
 #include "op_call.h"
 #include "qwen2_call.h"
 #include "surgery_call.h"
@@ -43,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelTensors, modelGemm
   registerQwen2Exports(env, exports);  // qwen2Step, qwen2StepAsync, qwen2Tensors
   registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
+  registerNcclExports(env, exports);  // nccl.{info, uniqueId, Communicator}
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 #ifdef CRAFTGRAD_BENCH

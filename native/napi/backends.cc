@@ -8,6 +8,7 @@
 #include "../cpu/cpu_features.h"
 #include "arg_error.h"
 #include "mpi_call.h"
+#include "nccl_call.h"
 #include "typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../cuda/cuda_backend.h"
@@ -106,11 +107,7 @@ Napi::Object backendInfo(Napi::Env env) {
   info.Set("cpu", cpu);
   info.Set("cuda", cuda);
   info.Set("mpi", mpiInfo(env));
-  // NCCL (multi-GPU reductions) is planned to be loaded at run time with dlopen: not yet.
-  Napi::Object nccl = Napi::Object::New(env);
-  nccl.Set("available", false);
-  nccl.Set("reason", "NCCL support is not implemented yet (multi-process runs reduce on the host through MPI)");
-  info.Set("nccl", nccl);
+  info.Set("nccl", ncclInfo(env));  // loads libnccl on first call (native/nccl)
   return info;
 }
 

@@ -85,6 +85,8 @@ TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     if (info[0].IsExternal()) {
       Pending* p = info[0].As<Napi::External<Pending>>().Data();
       init(env, *p->backend, p->layout, env.Undefined(), false);
+    } else if (Options(env, info[0], "options").has("view")) {
+      initView(env, Options(env, info[0], "options"));
     } else {
       const Options o(env, info[0], "options");
       const napi_value likeValue = o.get("like");
@@ -106,6 +108,32 @@ TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     throw jsErrorFor(env, e);
   }
   napi_type_tag_object(env, info.This(), &kSetTag);
+}
+
+// new TensorSet({ view: parent, offset, sizes }): elements [offset, offset + Σsizes) of
+// parent, no copy (host: a Float32Array on the parent's buffer; device: a MemoryView).
+void TensorSetWrap::initView(Napi::Env env, const Options& o) {
+  TensorSetWrap* parent = unwrap(env, Napi::Value(env, o.get("view")), "view");
+  const std::vector<int64_t> sizes = readSizes(env, o.get("sizes"), "sizes");
+  const int64_t offset = readCount(env, o.get("offset"), "offset");
+  int64_t total = 0;
+  for (int64_t s : sizes) total += s;
+  if (offset > parent->length() || total > parent->length() - offset) {
+    throw rangeError("a view of " + num(total) + " elements at offset " + num(offset) + " does not fit in the set's " + num(parent->length()));
+  }
+  Backend& backend = parent->backend();
+  if (backend.hostMemory()) {
+    const Napi::TypedArray whole = parent->host_.Value().As<Napi::TypedArray>();
+    const Napi::Float32Array part = Napi::Float32Array::New(env, static_cast<size_t>(total), whole.ArrayBuffer(),
+                                                            whole.ByteOffset() + static_cast<size_t>(offset) * sizeof(float));
+    init(env, backend, backend.layout(sizes), part, false);
+    return;
+  }
+  mem_ = std::make_shared<MemoryView>(parent->mem_, offset, total);
+  backend_ = &backend;
+  total_ = total;
+  layout_ = backend.layout(sizes);
+  count_ = layout_->count();
 }
 
 void TensorSetWrap::init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero) {

@@ -7,6 +7,7 @@
 //
 //   new TensorSet({ device: 'cpu' | 'cuda:N', sizes?: ArrayLike<number>, like?: TensorSet,
 //                   data?: Float32Array })   zeros (or, on the CPU, `data` itself)
+//   new TensorSet({ view: TensorSet, offset, sizes })   a part of another set, no copy
 //   .device .length .numTensors .disposed .data (the Float32Array of a 'cpu' set)
 //   .upload(src, offset = 0) .download(dst, offset = 0) .fill(value) .dispose()
 #pragma once
@@ -18,6 +19,8 @@
 #include "../core/backend.h"
 
 namespace craftgrad {
+
+class Options;  // typed_arrays.h
 
 class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
  public:
@@ -51,6 +54,7 @@ class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
   Napi::Value fill(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
   void init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero);
+  void initView(Napi::Env env, const Options& o);
   void live(Napi::Env env, const std::string& name);
 
   Backend* backend_ = nullptr;

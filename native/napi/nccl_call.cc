@@ -1,0 +1,158 @@
+#include "nccl_call.h"
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/communicator.h"
+#include "../nccl/nccl_library.h"
+#include "arg_error.h"
+#include "backends.h"
+#include "tensor_set.h"
+#include "typed_arrays.h"
+
+namespace craftgrad {
+namespace {
+
+// What an object must carry to be used as a Communicator (a foreign object is refused).
+constexpr napi_type_tag kCommunicatorTag = {0x2f7d4b19c6e03a85ULL, 0x91c5e3a07b2d6f14ULL};
+
+int readInteger(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
+  const double x = readNumber(env, v, name);
+  if (!(x >= lo && x <= hi) || x != std::floor(x)) {
+    throw rangeError(std::string(name) + " must be an integer from " + std::to_string(static_cast<long long>(lo)) + " to " +
+                     std::to_string(static_cast<long long>(hi)) + ", got " + std::to_string(x));
+  }
+  return static_cast<int>(x);
+}
+
+class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "Communicator",
+                       {InstanceAccessor<&CommunicatorWrap::rankValue>("rank"),
+                        InstanceAccessor<&CommunicatorWrap::sizeValue>("size"),
+                        InstanceAccessor<&CommunicatorWrap::deviceValue>("device"),
+                        InstanceMethod<&CommunicatorWrap::reduceScatter>("reduceScatterInRankOrder"),
+                        InstanceMethod<&CommunicatorWrap::allgather>("allgatherSegments"),
+                        InstanceMethod<&CommunicatorWrap::abortComm>("abort")});
+  }
+
+  explicit CommunicatorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CommunicatorWrap>(info) {
+    Napi::Env env = info.Env();
+    try {
+      if (!info[0].IsObject()) throw typeError("options must be an object { id, rank, size, device }, got " + describeValue(env, info[0]));
+      const Napi::Object o = info[0].As<Napi::Object>();
+      const Napi::Value id = o.Get("id");
+      if (!id.IsTypedArray() || id.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+          id.As<Napi::TypedArray>().ByteLength() != CommunicatorInit{}.id.size()) {
+        throw typeError("options.id must be a Uint8Array of 128 bytes (nccl.uniqueId() on rank 0), got " + describeValue(env, id));
+      }
+      CommunicatorInit init;
+      const Napi::Uint8Array bytes = id.As<Napi::Uint8Array>();
+      std::memcpy(init.id.data(), bytes.Data(), init.id.size());
+      init.size = readInteger(env, o.Get("size"), "options.size", 1, 1 << 20);
+      init.rank = readInteger(env, o.Get("rank"), "options.rank", 0, init.size - 1);
+      backend_ = &readBackend(env, o.Get("device"), "options.device");
+      comm_ = backend_->communicator(init);
+      NAPI_THROW_IF_FAILED_VOID(env, napi_type_tag_object(env, info.This(), &kCommunicatorTag));
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      jsErrorFor(env, e).ThrowAsJavaScriptException();
+    }
+  }
+
+ private:
+  Napi::Value rankValue(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_ ? comm_->rank() : -1); }
+  Napi::Value sizeValue(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), comm_ ? comm_->size() : 0); }
+  Napi::Value deviceValue(const Napi::CallbackInfo& info) {
+    return backend_ ? Napi::String::New(info.Env(), backend_->name()) : info.Env().Undefined();
+  }
+
+  // The sets of a call: TensorSets on this communicator's device (checked before any transfer).
+  std::vector<TensorSetWrap*> readSets(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!comm_) throw typeError("this Communicator was aborted");
+    if (!info[0].IsArray()) throw typeError("sets must be an Array of TensorSet, got " + describeValue(env, info[0]));
+    const Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<TensorSetWrap*> sets;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string name = "sets[" + std::to_string(i) + "]";
+      TensorSetWrap* s = TensorSetWrap::unwrap(env, list.Get(i), name);
+      if (&s->backend() != backend_) throw rangeError(name + " is on " + s->backend().name() + ", the communicator on " + backend_->name());
+      sets.push_back(s);
+    }
+    return sets;
+  }
+
+  Napi::Value reduceScatter(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      for (TensorSetWrap* s : readSets(info)) comm_->reduceScatterInRankOrder(s->data(), s->length());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value allgather(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      for (TensorSetWrap* s : readSets(info)) comm_->allgatherSegments(s->data(), s->length());
+      return info.Env().Undefined();
+    });
+  }
+
+  Napi::Value abortComm(const Napi::CallbackInfo& info) {
+    if (comm_) comm_->abort();
+    comm_.reset();
+    return info.Env().Undefined();
+  }
+
+  Backend* backend_ = nullptr;
+  std::unique_ptr<Communicator> comm_;
+};
+
+Napi::Value UniqueId(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    const nccl::Library& lib = nccl::library();
+    ncclUniqueId id;
+    lib.check(lib.getUniqueId(&id), "ncclGetUniqueId");
+    Napi::Uint8Array out = Napi::Uint8Array::New(info.Env(), sizeof id.internal);
+    std::memcpy(out.Data(), id.internal, sizeof id.internal);
+    return out;
+  });
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) { return ncclInfo(info.Env()); }
+
+}  // namespace
+
+Napi::Object ncclInfo(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#ifndef CRAFTGRAD_HAVE_CUDA
+  o.Set("available", false);
+  o.Set("reason", "this build of craftgrad has no CUDA backend (NCCL reduces sets on CUDA devices)");
+  return o;
+#else
+  std::string why;
+  const bool ok = nccl::available(&why);
+  o.Set("available", ok);
+  if (ok) {
+    o.Set("library", nccl::library().path);
+    o.Set("version", nccl::library().version());
+  } else {
+    o.Set("reason", why);
+  }
+  return o;
+#endif
+}
+
+void registerNcclExports(Napi::Env env, Napi::Object exports) {
+  Napi::Object n = Napi::Object::New(env);
+  n.Set("info", Napi::Function::New(env, Info, "info"));
+  n.Set("uniqueId", Napi::Function::New(env, UniqueId, "uniqueId"));
+  n.Set("Communicator", CommunicatorWrap::define(env));
+  exports.Set("nccl", n);
+}
+
+}  // namespace craftgrad
