@@ -11,14 +11,15 @@ import { mpiSkipReason, mpirun } from './helpers/mpi.mjs';
 
 const child = fileURLToPath(new URL('./helpers/mpi-collectives-child.mjs', import.meta.url));
 
-test('backendInfo says whether MPI is compiled, and that NCCL is not there yet', () => {
+test('backendInfo says whether MPI is compiled, and whether NCCL can be loaded', () => {
   const info = backendInfo();
   assert.equal(typeof info.mpi.compiled, 'boolean');
   assert.equal(info.mpi.compiled, binding.mpi.compiled);
   if (info.mpi.compiled) assert.match(info.mpi.library, /MPI/);
   else assert.match(info.mpi.reason, /no MPI support/);
-  assert.equal(info.nccl.available, false);
-  assert.match(info.nccl.reason, /not implemented yet/);
+  // NCCL is looked for at run time (test/nccl.test.mjs): either found, or the reason why not.
+  if (info.nccl.available) assert.match(info.nccl.version, /^\d+\.\d+\.\d+$/);
+  else assert.match(info.nccl.reason, /no CUDA backend|NCCL could not be loaded|not a usable NCCL|needs NCCL 2\.7/);
 });
 
 test('a launcher is recognised by its environment only', () => {
@@ -78,3 +79,15 @@ for (const ranks of [2, 3]) {
     }
   });
 }
+
+test('a rank that dies of an uncaught error prints it before MPI_Abort ends the job', { skip: mpiSkipReason() }, () => {
+  // Node emits 'exit' before it prints an uncaught error, and World's exit hook aborts the
+  // job: without World's own print the rank's words were lost.
+  const worldJs = new URL('../dist/parallel/world.js', import.meta.url).href;
+  const script = `const { World } = await import(${JSON.stringify(worldJs)}); const w = World.open(); ` +
+    'if (w.rank === 1) throw new Error(`rank ${w.rank} failed: out of tea`); w.barrier();';
+  const r = mpirun(2, [process.execPath, '--input-type=module', '-e', script], { timeout: 60_000 });
+  assert.notEqual(r.code, 0);
+  assert.equal(r.signal, null, 'ended by itself, not by the test\'s timeout');
+  assert.match(r.stderr, /Error: rank 1 failed: out of tea/);
+});

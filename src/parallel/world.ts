@@ -3,6 +3,7 @@
 // and the end-of-process rule that keeps a job from hanging: a rank that ends without
 // `markComplete()` aborts the whole job (MPI_Abort), so its peers never wait forever in a
 // collective; one that completed finalizes MPI (which waits for the others).
+import { inspect } from 'node:util';
 import type { NativeBinding } from '../../binding.js';
 import { binding } from '../native.js';
 import { shareOf } from '../data/shard.js';
@@ -20,9 +21,17 @@ export class World {
     this.#mpi = mpi;
     this.rank = mpi.rank();
     this.size = mpi.size();
+    // Node emits 'exit' for an uncaught error before it prints the error, and abort() never
+    // returns: keep the error and print it first, or the rank would die without a word.
+    let fatal: { error: unknown } | undefined;
+    process.on('uncaughtExceptionMonitor', (error) => { fatal = { error }; });
     process.on('exit', (code) => {
-      if (this.#complete) this.#mpi.finalize();
-      else this.#mpi.abort(Math.min(255, Math.max(1, code || 1)));
+      if (this.#complete) {
+        this.#mpi.finalize();
+        return;
+      }
+      if (fatal) process.stderr.write(`${inspect(fatal.error)}\n`);
+      this.#mpi.abort(Math.min(255, Math.max(1, code || 1)));
     });
   }
 
