@@ -1,6 +1,6 @@
 // What this build and machine offer, and the CPU thread count.
 import { createRequire } from 'node:module';
-import type { RawCpuInfo, RawCudaInfo, RawMpiInfo } from '../binding.js';
+import type { RawCpuInfo, RawCudaInfo, RawMpiInfo, RawNcclInfo } from '../binding.js';
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
 
@@ -19,8 +19,8 @@ export interface BackendInfo {
   cuda: RawCudaInfo;
   /** Whether MPI (multi-process training) is compiled in, and the implementation. */
   mpi: RawMpiInfo;
-  /** NCCL (multi-GPU reductions): not yet implemented. */
-  nccl: { available: false; reason: string };
+  /** Whether NCCL (multi-GPU reductions, loaded at run time) can be used, the file and its version. */
+  nccl: RawNcclInfo;
 }
 
 export function backendInfo(): BackendInfo {

@@ -1,4 +1,5 @@
-// Device names: 'cpu' and 'cuda:N'; what users may ask for adds 'auto' and 'cuda' (= cuda:0).
+// Device names: 'cpu' and 'cuda:N'; what users may ask for adds 'auto' and 'cuda' (= cuda:0,
+// or, in a process an MPI launcher started, the GPU of its local rank: see cudaIndexForThisRank).
 // The one place a device spec is resolved: the binding takes canonical names only and
 // picks the backend from them (native/napi/backends.cc).
 import { binding } from './native.js';
@@ -22,8 +23,26 @@ export function parseDevice(spec: unknown, name: string, whenAuto: ResolvedDevic
   if (spec === 'cpu') return CPU;
   const m = /^cuda(?::(\d{1,3}))?$/.exec(spec);
   if (!m) throw argRangeError(`${name} must be 'auto', 'cpu', 'cuda' or 'cuda:N', got '${spec}'`);
-  const index = m[1] === undefined ? 0 : Number(m[1]);
+  const index = m[1] === undefined ? cudaIndexForThisRank() : Number(m[1]);
   return { kind: 'cuda', index, name: `cuda:${index}` };
+}
+
+/** The variables launchers set to a process's rank among those on its machine (Open MPI, MPICH/Hydra, PMIx, Slurm). */
+const LOCAL_RANK_VARIABLES = ['OMPI_COMM_WORLD_LOCAL_RANK', 'MPI_LOCALRANKID', 'PMIX_LOCAL_RANK', 'SLURM_LOCALID'] as const;
+
+/**
+ * The GPU 'cuda' means: cuda:0, except in a process an MPI launcher started, where it is
+ * the local rank modulo the visible devices, so that the ranks of one machine spread over
+ * its GPUs (as torchrun's LOCAL_RANK is used). Ranks sharing a GPU is refused by NCCL itself.
+ */
+export function cudaIndexForThisRank(env: NodeJS.ProcessEnv = process.env): number {
+  for (const v of LOCAL_RANK_VARIABLES) {
+    const local = Number(env[v]);
+    if (env[v] === undefined || env[v] === '' || !Number.isSafeInteger(local) || local < 0) continue;
+    const count = binding.backendInfo().cuda.devices.length;
+    return count > 0 ? local % count : 0;
+  }
+  return 0;
 }
 
 /** Throws a clear Error unless CUDA device `index` can be used by this build on this machine. */
@@ -42,7 +61,9 @@ export function requireCuda(index: number, name: string): void {
 /** The best device for new data: the first GPU when one is usable, else the CPU. */
 export function defaultDevice(): ResolvedDevice {
   const info = binding.backendInfo().cuda;
-  return info.available && info.devices.length > 0 ? { kind: 'cuda', index: 0, name: 'cuda:0' } : CPU;
+  if (!info.available || info.devices.length === 0) return CPU;
+  const index = cudaIndexForThisRank();
+  return { kind: 'cuda', index, name: `cuda:${index}` };
 }
 
 /**

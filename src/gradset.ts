@@ -199,6 +199,14 @@ export function gradSetInternals(set: GradSet): TensorSet {
   return internalsOf(set);
 }
 
+/**
+ * Elements [start, start + Σsizes) of `set` as a set of tensors of `sizes`, sharing its
+ * memory on its device (a rank's segment in the sharded data-parallel step; internal).
+ */
+export function gradSetView(set: GradSet, start: number, sizes: readonly number[]): GradSet {
+  return adoptInto({ sizes } as unknown as GradSet, new binding.TensorSet({ view: internalsOf(set), offset: start, sizes }));
+}
+
 /** Wraps a set the native layer made (a surgery's out) in the sizes of `like` (internal). */
 export function adoptResult(like: GradSet, handle: TensorSet): GradSet {
   return adoptInto(like, handle);

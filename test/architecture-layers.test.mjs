@@ -65,19 +65,23 @@ test('src/: every relative import goes to the same layer or a lower one', () => 
   assert.deepEqual(problems, [], `imports that break the layers:\n${problems.join('\n')}`);
 });
 
-// Native layers: core is backend-neutral C++; each backend sees core only; napi sees all.
+// Native layers: core is backend-neutral C++; each backend sees core only (the CUDA backend
+// also the NCCL loader); napi sees all.
 const NATIVE_ALLOWED = {
   core: ['core'],
   cpu: ['core', 'cpu'],
-  cuda: ['core', 'cuda'],
+  cuda: ['core', 'cuda', 'nccl'],
   mpi: ['core', 'mpi'],
-  napi: ['core', 'cpu', 'cuda', 'mpi', 'napi'],
+  nccl: ['core', 'nccl'],
+  napi: ['core', 'cpu', 'cuda', 'mpi', 'nccl', 'napi'],
 };
 const SYSTEM_FORBIDDEN = {
   core: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cub\//, /^thrust\//],
   cpu: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   cuda: [/^napi\.h$/, /^node_api\.h$/],
   mpi: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
+  // NCCL is loaded with dlopen: its own header is never needed, nor CUDA's.
+  nccl: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^nccl\.h$/],
   napi: [],
 };
 

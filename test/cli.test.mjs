@@ -62,7 +62,8 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
   const env = {
     CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1', CRAFTGRAD_DEBUG: '0', CRAFTGRAD_THREADS: '2',
     CRAFTGRAD_CPU_ISA: 'generic', CRAFTGRAD_CUDA_GEMM: 'tiled64', CRAFTGRAD_CUDA_GROUP_BYTES: '1048576', CRAFTGRAD_MPI: 'AUTO',
-    CRAFTGRAD_DATA_PARALLEL: 'plain',
+    CRAFTGRAD_DATA_PARALLEL: 'plain', CRAFTGRAD_DEVICE_REDUCE: 'host', CRAFTGRAD_NCCL_LIBRARY: '/nowhere/libnccl.so.2',
+    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000',
   };
   assert.deepEqual(Object.keys(env).sort(), NATIVE_ENV_VARIABLES.filter((v) => v !== 'CRAFTGRAD_PREBUILD').sort());
   const r = cli(['info'], env);
@@ -71,7 +72,8 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
 });
 
 test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', () => {
-  // getenv("CRAFTGRAD_X") in native code, process.env.CRAFTGRAD_X in scripts and src, and
+  // getenv("CRAFTGRAD_X") and positiveFromEnv("CRAFTGRAD_X", ...) in native code,
+  // process.env.CRAFTGRAD_X in scripts and src, and
   // node-gyp-build's <PACKAGE>_PREBUILD. A variable missing from the list breaks the CLI.
   const found = new Set(['CRAFTGRAD_PREBUILD']);
   const walk = (dir) => {
@@ -80,7 +82,7 @@ test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', (
       if (e.isDirectory()) walk(p);
       else if (/\.(cc|cu|cuh|h|ts|js|mjs)$/.test(e.name)) {
         const text = readFileSync(p, 'utf8');
-        for (const m of text.matchAll(/(?:getenv\("|process\.env\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
+        for (const m of text.matchAll(/(?:getenv\("|FromEnv\("|process\.env\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
       }
     }
   };

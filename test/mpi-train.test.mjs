@@ -122,6 +122,14 @@ test('CRAFTGRAD_DATA_PARALLEL other than sharded or plain is refused', (t) => {
   assert.match(r.stderr, /CRAFTGRAD_DATA_PARALLEL must be 'sharded' or 'plain', got "zero3"/);
 });
 
+test('CRAFTGRAD_DEVICE_REDUCE other than auto, nccl or host is refused before the run directory is made', (t) => {
+  if (skip) return t.skip(skip);
+  const r = mpirun(2, [process.execPath, cliPath, ...train(['--name', 'badreduce', '--steps', '2'])], { env: { CRAFTGRAD_DEVICE_REDUCE: 'gloo' } });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /CRAFTGRAD_DEVICE_REDUCE must be 'auto', 'nccl' or 'host', got "gloo"/);
+  assert.equal(existsSync(join(dir, 'badreduce')), false);
+});
+
 test('2 ranks: a run is bit-identical to itself (metrics and every checkpointed tensor)', (t) => {
   if (skip) return t.skip(skip);
   trainMpi(2, ['--name', 'again', '--steps', String(STEPS)]);

@@ -16,6 +16,7 @@
 //   (src/train/sharded-step.ts) then runs pass 1 and AdamW on that segment and all-gathers
 //   the parameters: 3 gradient-sizes, and the optimizer state divided by N.
 import type { GradSet } from '../gradset.js';
+import type { DeviceGroup } from './device-group.js';
 import type { World } from './world.js';
 
 // The Trainer's GradientSource (src/train/source.ts), declared structurally: src/train sits
@@ -41,18 +42,22 @@ export class DataParallelSource implements GradientSource {
   #drawn = 0;  // micro-batches drawn in the current step
   /** Reduce-scatter only (the sharded step), instead of summing whole sets. */
   readonly sharded: boolean;
+  /** The NCCL group that reduces device sets on the devices (else through host memory). */
+  readonly #group: DeviceGroup | undefined;
 
   /**
    * `microBatches`: the trainer's micro-batches per step (the gradients are reduced after
-   * the last). `sharded`: leave each rank only its segment's sums (CPU sets only).
+   * the last). `sharded`: leave each rank only its segment's sums (device sets: with `group`).
+   * `group`: reduce device sets with NCCL (src/parallel/device-group.ts), same bits.
    */
-  constructor(inner: GradientSource, world: World, microBatches: number, options: { sharded?: boolean } = {}) {
+  constructor(inner: GradientSource, world: World, microBatches: number, options: { sharded?: boolean; group?: DeviceGroup | undefined } = {}) {
     this.#inner = inner;
     this.#world = world;
     this.#microBatches = microBatches;
     this.sharded = options.sharded ?? false;
-    if (this.sharded && inner.params.device !== 'cpu') {
-      throw new RangeError(`the sharded data-parallel step needs CPU parameters; these are on ${inner.params.device} (use CRAFTGRAD_DATA_PARALLEL=plain)`);
+    this.#group = options.group;
+    if (this.sharded && inner.params.device !== 'cpu' && !this.#group) {
+      throw new RangeError(`the sharded data-parallel step on ${inner.params.device} needs an NCCL group (use CRAFTGRAD_DATA_PARALLEL=plain)`);
     }
   }
 
@@ -87,14 +92,19 @@ export class DataParallelSource implements GradientSource {
     };
   }
 
-  // Host sets in place; a device set through a host copy (NCCL would reduce on the device: not yet).
+  // Host sets in place with MPI; device sets with NCCL on the device, or through a host copy.
   #reduce(set: GradSet): void {
     if (this.sharded) {
-      this.#world.reduceScatterInRankOrder([set.data]);
+      if (set.device === 'cpu') this.#world.reduceScatterInRankOrder([set.data]);
+      else this.#group!.reduceScatterInRankOrder([set]);
       return;
     }
     if (set.device === 'cpu') {
       this.#world.sumInRankOrder([set.data]);
+      return;
+    }
+    if (this.#group) {
+      this.#group.sumInRankOrder([set]);
       return;
     }
     const flat = set.toFlat();

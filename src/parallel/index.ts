@@ -4,3 +4,4 @@ export { detectLauncher, dataParallelDesign, type DataParallelDesign } from './l
 export { DataParallelSource } from './data-parallel-source.js';
 export { FollowerRun } from './follower-run.js';
 export { startRanks, checkSameWeights, agreedStop } from './sync.js';
+export { DeviceGroup, deviceReduceMode, type DeviceReduce } from './device-group.js';

@@ -15,7 +15,7 @@ import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '
 import { trainerOptionsFromConfig } from './options.js';
 import { openSessionModel } from './session-model.js';
 // Multi-process training (src/parallel): used only when `world` is given.
-import { DataParallelSource, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type World } from '../parallel/index.js';
+import { DataParallelSource, DeviceGroup, deviceReduceMode, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type World } from '../parallel/index.js';
 import { ShardedStep } from './sharded-step.js';
 import type { GradSet } from '../gradset.js';
 
@@ -82,6 +82,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   const started = Date.now();
   // Refused before anything is read or written.
   const design = o.world ? (o.dataParallel ?? dataParallelDesign()) : undefined;
+  const deviceReduce = o.world ? deviceReduceMode() : undefined;
 
   const opened = await openSessionModel(c, { resume: o.resume, log, keyName: name, ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}) });
   c = opened.config;
@@ -101,20 +102,31 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     const sinks: StepMetricsSink[] = [run.metricsSink];
     const options = trainerOptions(c, [everyNth(c, sinks)], log);
     let shard: ShardedStep | undefined;
+    // Device sets: reduced on the devices with NCCL when every rank can (src/parallel/device-group.ts).
+    let group: DeviceGroup | undefined;
+    if (o.world && source.params.device !== 'cpu') {
+      const opened = DeviceGroup.open(o.world, source.params.device, deviceReduce);
+      group = opened.group;
+      if (leader) {
+        log(group
+          ? `craftgrad: gradients are reduced on the GPUs with ${DeviceGroup.describe()}`
+          : `craftgrad: gradients are reduced through host memory with MPI (${opened.why})`);
+      }
+    }
     if (o.world) {
       const wanted = design;
       const why = wanted !== 'sharded' ? undefined
-        : source.params.device !== 'cpu' ? `the parameters are on ${source.params.device}`
+        : source.params.device !== 'cpu' && !group ? `the parameters are on ${source.params.device} and there is no NCCL group`
           : options.fused === false ? 'the unfused optimizer step was asked for'
             : source.params.numElements < o.world.size ? 'there are fewer parameters than ranks' : undefined;
-      if (wanted === 'sharded' && why === undefined) shard = new ShardedStep(o.world, source.params.sizes);
+      if (wanted === 'sharded' && why === undefined) shard = new ShardedStep(o.world, source.params.sizes, group);
       if (leader) {
         log(shard
           ? `craftgrad: data-parallel step: sharded (ZeRO-1): each of the ${o.world.size} ranks updates its 1/${o.world.size} of the parameters and holds that share of the optimizer state`
           : `craftgrad: data-parallel step: plain: every rank runs the whole step${wanted === 'sharded' ? ` (the sharded step cannot be used: ${why})` : ''}`);
       }
     }
-    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1, { sharded: shard !== undefined }) : source,
+    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1, { sharded: shard !== undefined, group }) : source,
       options, { shard });
     let resumedMoments: { m: GradSet; v: GradSet } | undefined;
     const names = source.paramNames;

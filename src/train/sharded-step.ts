@@ -8,11 +8,14 @@
 //      craftCombine (the code craftReduce uses): every rank has the same bits;
 //   3. runs pass 2 + AdamW (adamwFused) on its pieces, with m and v held for them only;
 //   4. all-gathers the parameters, so every rank holds the same weights.
+// On GPUs (`group`: the ranks' NCCL group) the sets stay on the device: a rank's segment is a
+// view of the device set (no copy) and the parameters are all-gathered by NCCL.
 // Pass 2 and AdamW are elementwise: a piece's update has the bits the whole tensor's would
 // have with the same coefficient. Only the per-tensor sums are added in another order than
 // one process adds them (pieces, then ranks), so a run matches the one-process run to
 // rounding, and itself bit for bit.
-import { GradSet } from '../gradset.js';
+import { GradSet, gradSetView } from '../gradset.js';
+import type { DeviceGroup } from '../parallel/device-group.js';
 import type { World } from '../parallel/world.js';
 import { craftCombine, craftReduce, type CraftReduceResult } from './optimizer.js';
 
@@ -35,9 +38,12 @@ export class ShardedStep {
   readonly pieces: readonly ShardPiece[];
   readonly #views = new WeakMap<GradSet, GradSet>();
   readonly #pieceCoefficients: Float64Array;
+  readonly #group: DeviceGroup | undefined;
 
-  constructor(world: World, sizes: readonly number[]) {
+  /** `group`: the NCCL group when the sets are on a GPU. */
+  constructor(world: World, sizes: readonly number[], group?: DeviceGroup) {
     this.world = world;
+    this.#group = group;
     this.sizes = [...sizes];
     this.numElements = sizes.reduce((a, b) => a + b, 0);
     if (this.numElements < world.size) {
@@ -60,12 +66,12 @@ export class ShardedStep {
     return this.pieces.map((p) => p.length);
   }
 
-  /** This rank's segment of a CPU set of the whole layout, as a set of its pieces (a view: no copy). */
+  /** This rank's segment of a set of the whole layout, as a set of its pieces (a view on its device: no copy). */
   view(set: GradSet): GradSet {
     let v = this.#views.get(set);
     if (!v) {
       if (set.numElements !== this.numElements) throw new RangeError(`the set has ${set.numElements} elements, the sharded layout ${this.numElements}`);
-      v = GradSet.wrap(set.data.subarray(this.start, this.end), this.pieceSizes);
+      v = set.device === 'cpu' ? GradSet.wrap(set.data.subarray(this.start, this.end), this.pieceSizes) : gradSetView(set, this.start, this.pieceSizes);
       this.#views.set(set, v);
     }
     return v;
@@ -103,9 +109,11 @@ export class ShardedStep {
     return this.#pieceCoefficients;
   }
 
-  /** Every rank's segment of `params` (a CPU set of the whole layout) into every rank's (collective). */
+  /** Every rank's segment of `params` (a set of the whole layout) into every rank's (collective). */
   allgather(params: GradSet): void {
-    this.world.allgatherSegments([params.data]);
+    if (params.device === 'cpu') this.world.allgatherSegments([params.data]);
+    else if (this.#group) this.#group.allgatherSegments([params]);
+    else throw new RangeError(`the sharded step has no NCCL group for a set on ${params.device}`);
   }
 
   /**

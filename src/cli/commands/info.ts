@@ -36,7 +36,9 @@ export function infoText(): string {
   lines.push(info.mpi.compiled
     ? `  MPI: ${info.mpi.library || 'compiled'} (multi-process training: mpirun -np N craftgrad train ...)`
     : '  MPI: not compiled into this build (multi-process training needs an MPI implementation at build time)');
-  lines.push(`  NCCL: not available: ${info.nccl.reason}`);
+  lines.push(info.nccl.available
+    ? `  NCCL: ${info.nccl.version} (${info.nccl.library}): GPU ranks reduce on the device`
+    : `  NCCL: not available: ${info.nccl.reason ?? 'unknown reason'}`);
   return lines.join('\n');
 }
 
