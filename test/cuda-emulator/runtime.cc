@@ -431,6 +431,13 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   return S.sticky;
 }
 
+cudaError_t cudaStreamQuery(cudaStream_t stream) {
+  CGEMU_ENTER;
+  if (!cgemu::validStream(stream)) return cgemu::setError(cudaErrorInvalidResourceHandle);
+  cgemu::drain(cgemu::streamOf(stream));
+  return S.sticky;
+}
+
 cudaError_t cudaEventCreate(cudaEvent_t* event) {
   CGEMU_ENTER;
   if (!event) return cgemu::setError(cudaErrorInvalidValue);
