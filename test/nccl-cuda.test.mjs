@@ -8,6 +8,7 @@
 // device with the same bits as through the host, and matches the one-process run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,7 @@ import { mpiSkipReason, mpirun } from './helpers/mpi.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 
 const child = fileURLToPath(new URL('./helpers/nccl-collectives-child.mjs', import.meta.url));
+const oneRankChild = fileURLToPath(new URL('./helpers/nccl-one-rank-child.mjs', import.meta.url));
 const cuda = backendInfo().cuda;
 const gpuSkip = announceGpu(import.meta.url);
 const emulated = cuda.devices.some((d) => /emulator/i.test(d.name));
@@ -57,6 +59,21 @@ for (const ranks of rankCounts) {
     }
   });
 }
+
+test('one rank: NCCL loads, makes an id, opens a communicator of one on the device, keeps the set\'s bits, and refuses use after abort', (t) => {
+  if (gpuSkip) return t.skip(gpuSkip);
+  if (emulated && skip) return t.skip(skip);
+  if (!emulated && !backendInfo().nccl.available) return t.skip(`no NCCL on this machine: ${backendInfo().nccl.reason}`);
+  // Real NCCL needs no MPI for one rank; the emulator's stand-in moves bytes over MPI.
+  const command = [process.execPath, oneRankChild];
+  const r = emulated ? mpirun(1, command, { env: ncclEnv }) : spawnSync(command[0], command.slice(1), { encoding: 'utf8', timeout: 120_000 });
+  const code = emulated ? r.code : r.status;
+  assert.equal(code, 0, `${r.stdout}\n${r.stderr}`);
+  const { info, results } = JSON.parse(r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop());
+  t.diagnostic(`NCCL ${info.version} from ${info.library}`);
+  assert.equal(Object.keys(results).length, 4);
+  for (const [k, v] of Object.entries(results)) assert.equal(v, 'ok', k);
+});
 
 test('an NCCL asynchronous error reaches JS as ERR_CRAFTGRAD_NCCL and the communicator is aborted', { skip: skip || (!emulated && 'needs the emulator\'s failure injection') }, () => {
   const r = mpirun(2, [process.execPath, child, 'async-error'], { env: { ...ncclEnv, CGEMU_NCCL_ASYNC_ERROR_AFTER: '2' } });

@@ -25,7 +25,10 @@ cd "$(dirname "$0")/../.."
 [ "$(uname -m)" = x86_64 ] || { echo "pack.sh: the GPU machine is x86-64; this machine is $(uname -m)" >&2; exit 1; }
 
 bash scripts/device/glibc-sysroot.sh > /dev/null
-CRAFTGRAD_CUDA=ON node scripts/build-native.js \
+# No MPI: the GPU machine's image lists no MPI library (the device tool's KINDS.md names
+# mpi4py only, not seen run), and an addon linked against this machine's libmpi would not
+# load without one. NCCL needs none: it is loaded at run time.
+CRAFTGRAD_CUDA=ON CRAFTGRAD_MPI=OFF node scripts/build-native.js \
   "--CDCMAKE_TOOLCHAIN_FILE=$PWD/scripts/device/glibc-2.31.cmake" "--CDCRAFTGRAD_CUDA_ARCHS=${CUDA_ARCHS:-90-real}"
 npx tsc -p tsconfig.json
 node --input-type=module -e "

@@ -13,7 +13,9 @@
 #                  not load or backendInfo().cuda.available is false: the GPU tests would
 #                  all skip and report success with nothing tested.
 #   tests     100  the GPU test files with CGTEST_REQUIRE_GPU=1 (a file whose GPU tests
-#                  would skip fails instead), and the Python safetensors interop test
+#                  would skip fails instead), and the Python safetensors interop test;
+#                  nccl-cuda.test.mjs runs one NCCL rank with PyTorch's libnccl.so.2 (its
+#                  multi-rank tests need mpirun and several GPUs, and skip saying so)
 #   readers    35  a 20-step run on the GPU; safetensors.torch reads every checkpoint file
 #                  (check_safetensors.py) and TensorBoard's event reader the event file
 #                  (check_tensorboard.py), each compared with craftgrad's own
@@ -41,8 +43,8 @@
 # probe notes the missing GPU instead of stopping; the tiny run trains on the CPU);
 # --rebuild builds the addon here even when the carried one loads; --reader numpy reads
 # the checkpoints with safetensors.numpy where PyTorch is missing; --time-factor N multiplies
-# every step's limit (for a rerun of a step that ran out of time). (No CRAFTGRAD_*
-# variables: the CLI would take them for options.)
+# every step's limit (for a rerun of a step that ran out of time). (Only CRAFTGRAD_*
+# variables the CLI knows, src/cli/native-env.ts: it would take others for options.)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/craftgrad-out}
@@ -146,7 +148,15 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
 }
 
 # ---- the other steps ----
-gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs)
+gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs test/nccl-cuda.test.mjs)
+
+# NCCL for test/nccl-cuda.test.mjs's one-rank check: the image has no system libnccl, but
+# PyTorch's nvidia-nccl wheel carries one (its folder differs between CUDA 12 and 13 wheels).
+if [ -z "${CRAFTGRAD_NCCL_LIBRARY:-}" ]; then
+  nccl_lib=$(timeout 20 python3 -c 'import nvidia, os; print("\n".join(nvidia.__path__))' 2>/dev/null |
+    while read -r d; do find "$d" -name 'libnccl.so.2' 2>/dev/null; done | head -1)
+  [ -n "$nccl_lib" ] && export CRAFTGRAD_NCCL_LIBRARY=$nccl_lib
+fi
 
 run_tests() {
   local require=1
