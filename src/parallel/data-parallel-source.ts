@@ -15,6 +15,8 @@
 //   flat layout, the rest of the sets keep its local values. The trainer's ShardedStep
 //   (src/train/sharded-step.ts) then runs pass 1 and AdamW on that segment and all-gathers
 //   the parameters: 3 gradient-sizes, and the optimizer state divided by N.
+// Host sets go through World (MPI); device sets through the ranks' NCCL group when there is
+// one (DeviceGroup: on the GPUs, the same bits), else through a host copy (plain design only).
 import type { GradSet } from '../gradset.js';
 import type { DeviceGroup } from './device-group.js';
 import type { World } from './world.js';
