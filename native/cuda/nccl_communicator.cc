@@ -78,7 +78,9 @@ class NcclCommunicator final : public Communicator {
 
   void reduceScatterInRankOrder(float* data, int64_t n) override {
     live();
-    if (size_ == 1 || n == 0) return;
+    // One rank takes the same path (empty groups, the sum over one row), so that a machine
+    // with one GPU runs all of it but the transfers.
+    if (n == 0) return;
     const int64_t mine = segmentLength(n, rank_);
     const int64_t longest = segmentLength(n, 0);  // the first segment is never shorter
     const int64_t round = std::min(longest, roundFloats_);
@@ -103,7 +105,7 @@ class NcclCommunicator final : public Communicator {
 
   void allgatherSegments(float* data, int64_t n) override {
     live();
-    if (size_ == 1 || n == 0) return;
+    if (n == 0) return;
     waitForStream("the work before the all-gather");
     const int64_t mine = segmentLength(n, rank_);
     const float* seg = data + segmentStart(n, rank_, size_);
