@@ -94,7 +94,7 @@ test('a failed ncclCommInitRank fails the job with NCCL\'s words, never a hang',
 });
 
 // Training: the same run with the gradients reduced by NCCL and through the host must give
-// the same bits (both sum segments in rank order), and match the one-process run.
+// the same bits (both sum segments in rank order), in both designs, and match the one-process run.
 const TINY = ['--width', '16', '--tokens', '4', '--blocks', '2', '--rank', '2', '--head-width', '16', '--batch-size', '7',
   '--grad-accum', '2', '--budget', '1e-7', '--val-every', '3', '--log-every', '1', '--quiet', '--threads', '1', '--steps', '6',
   '--device', 'cuda'];
@@ -123,7 +123,7 @@ function trainRanks(ranks, name, env) {
   return r;
 }
 
-test(`mpirun -np ${rankCounts[0]} craftgrad train --device cuda: the sharded step on the GPUs, and plain NCCL and host reductions with the same bits, within 1e-5 of one process`, (t) => {
+test(`mpirun -np ${rankCounts[0]} craftgrad train --device cuda: both designs, reduced by NCCL and through the host with the same bits, within 1e-5 of one process`, (t) => {
   if (skip) return t.skip(skip);
   const ranks = rankCounts[0];
   const one = runCli(['train', '--out', dir, '--name', 'one', ...TINY]);
@@ -133,6 +133,11 @@ test(`mpirun -np ${rankCounts[0]} craftgrad train --device cuda: the sharded ste
   assert.match(sharded.stderr, /gradients are reduced on the GPUs with NCCL \d+\.\d+\.\d+/);
   assert.match(sharded.stderr, /data-parallel step: sharded/);
   t.diagnostic(`sharded on the GPUs: largest relative difference from one process ${compareWithOne('sharded').toExponential(2)}`);
+  // The sharded step through host copies (a rank without NCCL): the same bits.
+  const shardedHost = trainRanks(ranks, 'sharded-host', { CRAFTGRAD_DEVICE_REDUCE: 'host' });
+  assert.match(shardedHost.stderr, /reduced through host memory with MPI \(CRAFTGRAD_DEVICE_REDUCE=host\)/);
+  assert.match(shardedHost.stderr, /data-parallel step: sharded/);
+  assert.deepEqual(rows('sharded-host'), rows('sharded'), 'the sharded step through NCCL and through the host differ');
   // The plain step, reduced by NCCL and through the host: both sum segments in rank order.
   const nccl = trainRanks(ranks, 'nccl', { CRAFTGRAD_DATA_PARALLEL: 'plain' });
   assert.match(nccl.stderr, /gradients are reduced on the GPUs with NCCL/);

@@ -15,10 +15,11 @@
 //   flat layout, the rest of the sets keep its local values. The trainer's ShardedStep
 //   (src/train/sharded-step.ts) then runs pass 1 and AdamW on that segment and all-gathers
 //   the parameters: 3 gradient-sizes, and the optimizer state divided by N.
-// Host sets go through World (MPI); device sets through the ranks' NCCL group when there is
-// one (DeviceGroup: on the GPUs, the same bits), else through a host copy (plain design only).
+// Host sets go through World (MPI); device sets through a DeviceReducer: the ranks' NCCL
+// group (DeviceGroup, on the GPUs) or host copies (HostRelay), with the same bits.
 import type { GradSet } from '../gradset.js';
-import type { DeviceGroup } from './device-group.js';
+import type { DeviceReducer } from './device-reducer.js';
+import { HostRelay } from './host-relay.js';
 import type { World } from './world.js';
 
 // The Trainer's GradientSource (src/train/source.ts), declared structurally: src/train sits
@@ -44,23 +45,21 @@ export class DataParallelSource implements GradientSource {
   #drawn = 0;  // micro-batches drawn in the current step
   /** Reduce-scatter only (the sharded step), instead of summing whole sets. */
   readonly sharded: boolean;
-  /** The NCCL group that reduces device sets on the devices (else through host memory). */
-  readonly #group: DeviceGroup | undefined;
+  /** What reduces device sets (undefined for CPU parameters). */
+  readonly #devices: DeviceReducer | undefined;
 
   /**
    * `microBatches`: the trainer's micro-batches per step (the gradients are reduced after
-   * the last). `sharded`: leave each rank only its segment's sums (device sets: with `group`).
-   * `group`: reduce device sets with NCCL (src/parallel/device-group.ts), same bits.
+   * the last). `sharded`: leave each rank only its segment's sums. `devices`: what reduces
+   * sets on a GPU (a DeviceGroup, for NCCL); by default host copies (HostRelay), same bits.
    */
-  constructor(inner: GradientSource, world: World, microBatches: number, options: { sharded?: boolean; group?: DeviceGroup | undefined } = {}) {
+  constructor(inner: GradientSource, world: World, microBatches: number, options: { sharded?: boolean; devices?: DeviceReducer | undefined } = {}) {
     this.#inner = inner;
     this.#world = world;
     this.#microBatches = microBatches;
     this.sharded = options.sharded ?? false;
-    this.#group = options.group;
-    if (this.sharded && inner.params.device !== 'cpu' && !this.#group) {
-      throw new RangeError(`the sharded data-parallel step on ${inner.params.device} needs an NCCL group (use CRAFTGRAD_DATA_PARALLEL=plain)`);
-    }
+    const device = inner.params.device;
+    this.#devices = device === 'cpu' ? undefined : (options.devices ?? new HostRelay(world, device));
   }
 
   get params(): GradSet {
@@ -94,24 +93,16 @@ export class DataParallelSource implements GradientSource {
     };
   }
 
-  // Host sets in place with MPI; device sets with NCCL on the device, or through a host copy.
+  // Host sets in place with MPI; device sets with the device reducer.
   #reduce(set: GradSet): void {
-    if (this.sharded) {
-      if (set.device === 'cpu') this.#world.reduceScatterInRankOrder([set.data]);
-      else this.#group!.reduceScatterInRankOrder([set]);
-      return;
-    }
     if (set.device === 'cpu') {
-      this.#world.sumInRankOrder([set.data]);
+      if (this.sharded) this.#world.reduceScatterInRankOrder([set.data]);
+      else this.#world.sumInRankOrder([set.data]);
       return;
     }
-    if (this.#group) {
-      this.#group.sumInRankOrder([set]);
-      return;
-    }
-    const flat = set.toFlat();
-    this.#world.sumInRankOrder([flat]);
-    set.set(flat);
+    const devices = this.#devices ?? new HostRelay(this.#world, set.device);
+    if (this.sharded) devices.reduceScatterInRankOrder([set]);
+    else devices.sumInRankOrder([set]);
   }
 
   get validate(): ((options: { timeLimitMs: number }) => Promise<ValidationResult>) | undefined {

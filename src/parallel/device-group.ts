@@ -3,9 +3,10 @@
 // rank order: native/cuda/nccl_communicator.cc), instead of going device → host → MPI →
 // device. NCCL is loaded at run time; rank 0 makes the rendezvous id and MPI carries it to
 // the others (as llm.c does). Opening is collective, and every rank takes the same path:
-// when any rank cannot use NCCL, all of them reduce through the host and say why.
+// when any rank cannot use NCCL, all of them reduce through the host (HostRelay) and say why.
 import type { RawNcclCommunicator } from '../../binding.js';
 import type { GradSet } from '../gradset.js';
+import type { DeviceReducer } from './device-reducer.js';
 import { gradSetInternals } from '../gradset.js';
 import { binding } from '../native.js';
 import type { World } from './world.js';
@@ -19,7 +20,7 @@ export function deviceReduceMode(v: string | undefined = process.env.CRAFTGRAD_D
   throw new RangeError(`CRAFTGRAD_DEVICE_REDUCE must be 'auto', 'nccl' or 'host', got ${JSON.stringify(v)}`);
 }
 
-export class DeviceGroup {
+export class DeviceGroup implements DeviceReducer {
   readonly world: World;
   readonly device: string;
   readonly #comm: RawNcclCommunicator;

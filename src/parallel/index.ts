@@ -5,3 +5,5 @@ export { DataParallelSource } from './data-parallel-source.js';
 export { FollowerRun } from './follower-run.js';
 export { startRanks, checkSameWeights, agreedStop } from './sync.js';
 export { DeviceGroup, deviceReduceMode, type DeviceReduce } from './device-group.js';
+export { HostRelay } from './host-relay.js';
+export type { DeviceReducer } from './device-reducer.js';

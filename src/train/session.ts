@@ -15,7 +15,7 @@ import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '
 import { trainerOptionsFromConfig } from './options.js';
 import { openSessionModel } from './session-model.js';
 // Multi-process training (src/parallel): used only when `world` is given.
-import { DataParallelSource, DeviceGroup, deviceReduceMode, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type World } from '../parallel/index.js';
+import { DataParallelSource, DeviceGroup, HostRelay, deviceReduceMode, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type DeviceReducer, type World } from '../parallel/index.js';
 import { ShardedStep } from './sharded-step.js';
 import type { GradSet } from '../gradset.js';
 
@@ -38,8 +38,8 @@ export interface TrainingSessionOptions {
   /**
    * Multi-process: 'sharded' (ZeRO-1: each rank updates its segment of the parameters with
    * its share of the optimizer state) or 'plain' (every rank runs the whole step). Default:
-   * CRAFTGRAD_DATA_PARALLEL, else 'sharded'. The sharded step needs CPU parameters and the
-   * fused optimizer step; otherwise the plain one is used (said on stderr).
+   * CRAFTGRAD_DATA_PARALLEL, else 'sharded'. The sharded step needs the fused optimizer step
+   * and at least as many parameters as ranks; otherwise the plain one is used (said on stderr).
    */
   dataParallel?: DataParallelDesign | undefined;
 }
@@ -102,13 +102,14 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     const sinks: StepMetricsSink[] = [run.metricsSink];
     const options = trainerOptions(c, [everyNth(c, sinks)], log);
     let shard: ShardedStep | undefined;
-    // Device sets: reduced on the devices with NCCL when every rank can (src/parallel/device-group.ts).
-    let group: DeviceGroup | undefined;
+    // Device sets: reduced on the devices with NCCL when every rank can (src/parallel/device-group.ts),
+    // else through host copies (host-relay.ts); the same bits either way.
+    let devices: DeviceReducer | undefined;
     if (o.world && source.params.device !== 'cpu') {
       const opened = DeviceGroup.open(o.world, source.params.device, deviceReduce);
-      group = opened.group;
+      devices = opened.group ?? new HostRelay(o.world, source.params.device);
       if (leader) {
-        log(group
+        log(opened.group
           ? `craftgrad: gradients are reduced on the GPUs with ${DeviceGroup.describe()}`
           : `craftgrad: gradients are reduced through host memory with MPI (${opened.why})`);
       }
@@ -116,17 +117,16 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
     if (o.world) {
       const wanted = design;
       const why = wanted !== 'sharded' ? undefined
-        : source.params.device !== 'cpu' && !group ? `the parameters are on ${source.params.device} and there is no NCCL group`
-          : options.fused === false ? 'the unfused optimizer step was asked for'
+        : options.fused === false ? 'the unfused optimizer step was asked for'
             : source.params.numElements < o.world.size ? 'there are fewer parameters than ranks' : undefined;
-      if (wanted === 'sharded' && why === undefined) shard = new ShardedStep(o.world, source.params.sizes, group);
+      if (wanted === 'sharded' && why === undefined) shard = new ShardedStep(o.world, source.params.sizes, devices);
       if (leader) {
         log(shard
           ? `craftgrad: data-parallel step: sharded (ZeRO-1): each of the ${o.world.size} ranks updates its 1/${o.world.size} of the parameters and holds that share of the optimizer state`
           : `craftgrad: data-parallel step: plain: every rank runs the whole step${wanted === 'sharded' ? ` (the sharded step cannot be used: ${why})` : ''}`);
       }
     }
-    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1, { sharded: shard !== undefined, group }) : source,
+    const trainer = new Trainer(o.world ? new DataParallelSource(source, o.world, options.microBatches ?? 1, { sharded: shard !== undefined, devices }) : source,
       options, { shard });
     let resumedMoments: { m: GradSet; v: GradSet } | undefined;
     const names = source.paramNames;

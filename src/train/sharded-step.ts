@@ -8,14 +8,15 @@
 //      craftCombine (the code craftReduce uses): every rank has the same bits;
 //   3. runs pass 2 + AdamW (adamwFused) on its pieces, with m and v held for them only;
 //   4. all-gathers the parameters, so every rank holds the same weights.
-// On GPUs (`group`: the ranks' NCCL group) the sets stay on the device: a rank's segment is a
-// view of the device set (no copy) and the parameters are all-gathered by NCCL.
+// On GPUs a rank's segment is a view of the device set (no copy), and the parameters are
+// all-gathered by the run's DeviceReducer (NCCL, or host copies).
 // Pass 2 and AdamW are elementwise: a piece's update has the bits the whole tensor's would
 // have with the same coefficient. Only the per-tensor sums are added in another order than
 // one process adds them (pieces, then ranks), so a run matches the one-process run to
 // rounding, and itself bit for bit.
 import { GradSet, gradSetView } from '../gradset.js';
-import type { DeviceGroup } from '../parallel/device-group.js';
+import type { DeviceReducer } from '../parallel/device-reducer.js';
+import { HostRelay } from '../parallel/host-relay.js';
 import type { World } from '../parallel/world.js';
 import { craftCombine, craftReduce, type CraftReduceResult } from './optimizer.js';
 
@@ -38,12 +39,12 @@ export class ShardedStep {
   readonly pieces: readonly ShardPiece[];
   readonly #views = new WeakMap<GradSet, GradSet>();
   readonly #pieceCoefficients: Float64Array;
-  readonly #group: DeviceGroup | undefined;
+  readonly #devices: DeviceReducer | undefined;
 
-  /** `group`: the NCCL group when the sets are on a GPU. */
-  constructor(world: World, sizes: readonly number[], group?: DeviceGroup) {
+  /** `devices`: what all-gathers sets on a GPU (default: host copies, HostRelay). */
+  constructor(world: World, sizes: readonly number[], devices?: DeviceReducer) {
     this.world = world;
-    this.#group = group;
+    this.#devices = devices;
     this.sizes = [...sizes];
     this.numElements = sizes.reduce((a, b) => a + b, 0);
     if (this.numElements < world.size) {
@@ -112,8 +113,7 @@ export class ShardedStep {
   /** Every rank's segment of `params` (a set of the whole layout) into every rank's (collective). */
   allgather(params: GradSet): void {
     if (params.device === 'cpu') this.world.allgatherSegments([params.data]);
-    else if (this.#group) this.#group.allgatherSegments([params]);
-    else throw new RangeError(`the sharded step has no NCCL group for a set on ${params.device}`);
+    else (this.#devices ?? new HostRelay(this.world, params.device)).allgatherSegments([params]);
   }
 
   /**
