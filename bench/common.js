@@ -65,12 +65,18 @@ export function cudaTuningText() {
  */
 export function seededFloats(n, seed, scale = 1) {
   const d = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; ++i) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    d[i] = (s / 4294967296 - 0.5) * scale;
-  }
+  const next = seededUniform(seed);
+  for (let i = 0; i < n; ++i) d[i] = next() * scale;
   return d;
+}
+
+/** The generator behind seededFloats: each call, the next number in [-0.5, 0.5). */
+export function seededUniform(seed) {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296 - 0.5;
+  };
 }
 
 /**

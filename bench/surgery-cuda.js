@@ -16,21 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { surgery, GradSet, backendInfo } from '../dist/index.js';
 import { vlaAdapterLayout } from '../dist/bench/layouts.js';
-import { benchCudaDevice, benchNatives, cudaTuningText, recordSection } from './common.js';
-
-const median = (xs) => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+import { benchCudaDevice, benchNatives, cudaTuningText, median, recordSection, seededUniform } from './common.js';
 
 export function hostData(sizes, seed) {
   const total = sizes.reduce((x, y) => x + y, 0);
   const a = new Float32Array(total), r = new Float32Array(total);
-  let s = seed >>> 0;
-  const next = () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
+  const next = seededUniform(seed);  // a and r drawn in turn, so r can lean on a
   let off = 0;
   sizes.forEach((n, i) => {
     const sign = i % 2 === 0 ? -0.7 : 0.7; // about half of the tensors conflict
