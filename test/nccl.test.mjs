@@ -64,6 +64,11 @@ test('nccl.Communicator checks its options before NCCL is touched', () => {
   assert.throws(() => new C({ id, rank: 0, size: 0, device: 'cpu' }), { name: 'RangeError', message: /options\.size/ });
   assert.throws(() => new C({ id, rank: 0.5, size: 2, device: 'cpu' }), { name: 'RangeError', message: /options\.rank/ });
   assert.throws(() => new C({ id, rank: 0, size: 1, device: 'tpu' }), { name: 'RangeError', message: /options\.device/ });
+  // Its methods on another object: a TypeError, never a crash.
+  for (const k of ['reduceScatterInRankOrder', 'allgatherSegments', 'abort']) {
+    assert.throws(() => C.prototype[k].call({}, []), { name: 'TypeError' }, k);
+  }
+  assert.throws(() => Object.getOwnPropertyDescriptor(C.prototype, 'rank').get.call({}), Error);
   // The CPU backend has no device communicator: its sets go through MPI.
   assert.throws(() => new C({ id, rank: 0, size: 1, device: 'cpu' }), { code: 'ERR_CRAFTGRAD_NCCL', message: /cpu backend has no device communicator/ });
 });
