@@ -160,3 +160,21 @@ test('the sharded step on the GPUs: stopped half-way and resumed, bit-identical 
   const ck = (name) => ['model.safetensors', 'optimizer.safetensors'].map((f) => readFileSync(join(dir, name, 'checkpoints', 'step-000006', f)));
   assert.deepEqual(ck('half'), ck('sharded'));
 });
+
+test('a rank that cannot load NCCL sends every rank through host memory (or, with CRAFTGRAD_DEVICE_REDUCE=nccl, fails them all)', (t) => {
+  if (skip) return t.skip(skip);
+  if (!emulated) return t.skip('needs the emulator: it hides NCCL from one rank by pointing it at a missing file');
+  // Rank 1 alone is pointed at a file that does not exist.
+  const hideFromRank1 = ['sh', '-c', 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export CRAFTGRAD_NCCL_LIBRARY=/nowhere/libnccl.so.2; fi; exec "$@"', 'sh'];
+  const two = TINY.map((a, i) => (TINY[i - 1] === '--steps' ? '2' : a));
+  const run = (name, env) => mpirun(2, [...hideFromRank1, process.execPath, cliPath, 'train', '--out', dir, '--name', name, ...two],
+    { env: { ...ncclEnv, ...env }, timeout: 120_000 });
+  const fallback = run('one-without-nccl', {});
+  assert.equal(fallback.code, 0, `${fallback.stdout}\n${fallback.stderr}`);
+  assert.match(fallback.stderr, /gradients are reduced through host memory with MPI \(rank 1 cannot use NCCL\)/);
+  assert.match(fallback.stderr, /the 2 ranks hold identical weights/);
+  const required = run('nccl-required', { CRAFTGRAD_DEVICE_REDUCE: 'nccl' });
+  assert.notEqual(required.code, 0);
+  assert.equal(required.signal, null, 'ended by itself, not by the test\'s timeout');
+  assert.match(required.stderr, /CRAFTGRAD_DEVICE_REDUCE=nccl but rank 1 cannot use NCCL/);
+});
