@@ -4,6 +4,7 @@
 // per rank: { rank, size, device, results }. argv[2]: 'collectives' or 'async-error'.
 import { World } from '../../dist/parallel/world.js';
 import { DeviceGroup } from '../../dist/parallel/device-group.js';
+import { HostRelay } from '../../dist/parallel/host-relay.js';
 import { GradSet } from '../../dist/gradset.js';
 
 const mode = process.argv[2] ?? 'collectives';
@@ -71,6 +72,20 @@ if (mode === 'async-error') {
     results[`allgather ${key}`] = same(half.toFlat(), expected) ? 'ok' : 'differs after the all-gather';
     whole.dispose();
     half.dispose();
+
+    // The host relay (ranks without NCCL) must give the same bits, copying only what it needs.
+    const relay = new HostRelay(world, device);
+    const viaHost = GradSet.fromArrays(arrays(rank), { device });
+    relay.reduceScatterInRankOrder([viaHost]);
+    results[`host relay reduceScatter ${key}`] = same(viaHost.toFlat(), mine.map((v, i) => (i >= start && i < end ? expected[i] : v)))
+      ? 'ok' : 'segment not the rank-order sum, or the rest changed';
+    relay.allgatherSegments([viaHost]);
+    results[`host relay allgather ${key}`] = same(viaHost.toFlat(), expected) ? 'ok' : 'differs after the all-gather';
+    const sumViaHost = GradSet.fromArrays(arrays(rank), { device });
+    relay.sumInRankOrder([sumViaHost]);
+    results[`host relay sum ${key}`] = same(sumViaHost.toFlat(), expected) ? 'ok' : 'differs from the MPI rank-order sum';
+    viaHost.dispose();
+    sumViaHost.dispose();
   }
   // Two sets in one call, each reduced on its own.
   const a = GradSet.fromArrays([hostCopy(300)], { device });
