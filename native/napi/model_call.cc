@@ -19,14 +19,6 @@ namespace {
 
 std::string str(int64_t v) { return std::to_string(v); }
 
-int64_t readInt(const Options& o, const char* name, int64_t lo, int64_t hi) {
-  const double d = o.number(name);
-  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d))
-    throw rangeError(std::string(name) + " must be an integer from " + str(lo) + " to " + str(hi) + ", got " +
-                     std::to_string(d));
-  return static_cast<int64_t>(d);
-}
-
 ModelConfig readConfig(Napi::Env env, napi_value value) {
   const Options o(env, value, "config");
   ModelConfig c;
@@ -71,7 +63,7 @@ struct ModelStepOp {
     a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
     const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
     const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    a.batch = readInt(o, "batch", 1, int64_t{1} << 24);
+    a.batch = o.integer("batch", 1, int64_t{1} << 24);
     // The sets, each of the length its layout needs, all on params' device.
     struct Named {
       const char* name;
@@ -191,9 +183,9 @@ struct GemmOp {
     const bool device = o.has("device") && !(o.string("device") == "cpu");
     const int64_t lo = device ? 1 : 0, hi = device ? int64_t{1} << 16 : int64_t{1} << 20;
     GemmCall& g = op.g;
-    g.M = readInt(o, "M", lo, hi);
-    g.N = readInt(o, "N", lo, hi);
-    g.K = readInt(o, "K", lo, hi);
+    g.M = o.integer("M", lo, hi);
+    g.N = o.integer("N", lo, hi);
+    g.K = o.integer("K", lo, hi);
     g.alpha = static_cast<float>(o.number("alpha"));
     g.transA = o.boolean("transA");
     g.transB = o.boolean("transB");
@@ -209,7 +201,7 @@ struct GemmOp {
     if (overlaps(c.data, c.length, a.data, a.length) || overlaps(c.data, c.length, b.data, b.length))
       throw rangeError("c overlaps a or b in memory");
     g.a = a.data, g.b = b.data, g.c = c.data;
-    g.variant = o.has("variant") ? static_cast<int>(readInt(o, "variant", 0, 4)) : 0;
+    g.variant = o.has("variant") ? static_cast<int>(o.integer("variant", 0, 4)) : 0;
     op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
     for (const F32View* v : {&a, &b, &c}) op.hold.buffer(v->arrayBuffer);
     return op;

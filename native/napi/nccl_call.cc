@@ -1,6 +1,5 @@
 #include "nccl_call.h"
 
-#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -15,15 +14,6 @@
 
 namespace craftgrad {
 namespace {
-
-int readInteger(Napi::Env env, Napi::Value v, const char* name, double lo, double hi) {
-  const double x = readNumber(env, v, name);
-  if (!(x >= lo && x <= hi) || x != std::floor(x)) {
-    throw rangeError(std::string(name) + " must be an integer from " + std::to_string(static_cast<long long>(lo)) + " to " +
-                     std::to_string(static_cast<long long>(hi)) + ", got " + std::to_string(x));
-  }
-  return static_cast<int>(x);
-}
 
 // Its methods called on another object throw V8's "Illegal invocation" (the class's
 // signature check), so no type tag is needed (test/nccl.test.mjs).
@@ -52,8 +42,8 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
       CommunicatorInit init;
       const Napi::Uint8Array bytes = id.As<Napi::Uint8Array>();
       std::memcpy(init.id.data(), bytes.Data(), init.id.size());
-      init.size = readInteger(env, o.Get("size"), "options.size", 1, 1 << 20);
-      init.rank = readInteger(env, o.Get("rank"), "options.rank", 0, init.size - 1);
+      init.size = static_cast<int>(readInteger(env, o.Get("size"), "options.size", 1, 1 << 20));
+      init.rank = static_cast<int>(readInteger(env, o.Get("rank"), "options.rank", 0, init.size - 1));
       backend_ = &readBackend(env, o.Get("device"), "options.device");
       comm_ = backend_->communicator(init);
     } catch (const Napi::Error&) {

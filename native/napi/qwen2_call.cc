@@ -97,10 +97,7 @@ struct Qwen2StepOp {
     a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
     const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
     const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    const double batch = o.number("batch");
-    if (!(batch >= 1 && batch <= (1 << 24)) || batch != std::floor(batch))
-      throw rangeError("batch must be an integer from 1 to 16777216, got " + std::to_string(batch));
-    a.batch = static_cast<int64_t>(batch);
+    a.batch = o.integer("batch", 1, int64_t{1} << 24);
     const int64_t B = a.batch;
 
     // Byte ranges read (inputs) and written (outputs), for the aliasing check.

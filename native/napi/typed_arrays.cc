@@ -74,6 +74,15 @@ int64_t readCount(napi_env env, napi_value value, const char* name) {
   return static_cast<int64_t>(d);
 }
 
+int64_t readInteger(napi_env env, napi_value value, const char* name, int64_t lo, int64_t hi) {
+  const double d = readNumber(env, value, name);
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) {
+    throw rangeError(std::string(name) + " must be an integer from " + std::to_string(lo) + " to " + std::to_string(hi) + ", got " +
+                     std::to_string(d));
+  }
+  return static_cast<int64_t>(d);
+}
+
 Options::Options(napi_env env, napi_value value, const char* name) : env_(env), object_(value) {
   napi_valuetype t;
   check(env, napi_typeof(env, value, &t));

@@ -33,6 +33,8 @@ bool readBool(napi_env env, napi_value value, const char* name);
 
 // A non-negative integer up to 2^53 - 1 (RangeError naming it otherwise).
 int64_t readCount(napi_env env, napi_value value, const char* name);
+// An integer from lo to hi ("<name> must be an integer from lo to hi, got x" otherwise).
+int64_t readInteger(napi_env env, napi_value value, const char* name, int64_t lo, int64_t hi);
 
 // Named options: `value` must be an object (TypeError naming `name` otherwise); each
 // field is read by its key and reported by it ("lambda must be a number ...").
@@ -47,6 +49,7 @@ class Options {
     return isNullish(env_, v) ? nullptr : v;
   }
   double number(const char* key) const { return readNumber(env_, get(key), key); }
+  int64_t integer(const char* key, int64_t lo, int64_t hi) const { return readInteger(env_, get(key), key, lo, hi); }
   bool boolean(const char* key) const { return readBool(env_, get(key), key); }
   std::string string(const char* key) const;
   // The index of the string option in `choices` (RangeError listing them otherwise).
