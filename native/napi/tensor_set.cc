@@ -85,10 +85,9 @@ TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
     if (info[0].IsExternal()) {
       Pending* p = info[0].As<Napi::External<Pending>>().Data();
       init(env, *p->backend, p->layout, env.Undefined(), false);
-    } else if (Options(env, info[0], "options").has("view")) {
-      initView(env, Options(env, info[0], "options"));
+    } else if (const Options o(env, info[0], "options"); o.has("view")) {
+      initView(env, o);
     } else {
-      const Options o(env, info[0], "options");
       const napi_value likeValue = o.get("like");
       TensorSetWrap* like = isNullish(env, likeValue) ? nullptr : unwrap(env, Napi::Value(env, likeValue), "like");
       if (!like && !o.has("sizes")) throw typeError("options must have sizes or like");
