@@ -83,18 +83,14 @@ class DeviceMemory final : public Memory {
   int64_t length() const override { return length_; }
   float* data() const override { return data_; }
 
-  // Synchronous with respect to the host (they return when the data has arrived).
-  void upload(const float* src, int64_t offset, int64_t count);
-  void download(float* dst, int64_t offset, int64_t count) const;
-  void fill(float value);
-
  private:
   int device_;
   int64_t length_;
   float* data_ = nullptr;
 };
 
-// The same on any device range (a DeviceMemory's, or a view into one: core/backend.h MemoryView).
+// Copies and fills on any device range (a DeviceMemory's, or a view into one: core/backend.h
+// MemoryView), synchronous with respect to the host (they return when the data has arrived).
 void uploadDevice(int device, float* dst, const float* src, int64_t count);
 void downloadDevice(int device, float* dst, const float* src, int64_t count);
 void fillDevice(int device, float* p, int64_t count, float value);

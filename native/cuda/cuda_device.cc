@@ -302,14 +302,10 @@ void fillDevice(int device, float* p, int64_t count, float value) {
   CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
 }
 
-void DeviceMemory::upload(const float* src, int64_t offset, int64_t count) { uploadDevice(device_, data_ + offset, src, count); }
-void DeviceMemory::download(float* dst, int64_t offset, int64_t count) const { downloadDevice(device_, dst, data_ + offset, count); }
-void DeviceMemory::fill(float value) { fillDevice(device_, data_, length_, value); }
-
 std::vector<double> timeDeviceCopy(int device, int64_t elements, int reps) {
   DeviceContext& ctx = deviceContext(device);
   DeviceMemory src(device, elements), dst(device, elements);
-  src.fill(1.0f);
+  fillDevice(device, src.data(), src.length(), 1.0f);
   const size_t bytes = static_cast<size_t>(elements) * sizeof(float);
   cudaEvent_t start = nullptr, stop = nullptr;
   CG_CUDA(device, cudaEventCreate(&start));
