@@ -100,9 +100,9 @@ export class DataParallelSource implements GradientSource {
       else this.#world.sumInRankOrder([set.data]);
       return;
     }
-    const devices = this.#devices ?? new HostRelay(this.#world, set.device);
-    if (this.sharded) devices.reduceScatterInRankOrder([set]);
-    else devices.sumInRankOrder([set]);
+    // A device set is on the parameters' device, for which the constructor set #devices.
+    if (this.sharded) this.#devices!.reduceScatterInRankOrder([set]);
+    else this.#devices!.sumInRankOrder([set]);
   }
 
   get validate(): ((options: { timeLimitMs: number }) => Promise<ValidationResult>) | undefined {

@@ -68,24 +68,19 @@ export class DeviceGroup implements DeviceReducer {
   /** Each set's segment ends holding the rank-order sum of every rank's copy (World.reduceScatterInRankOrder's bits). */
   reduceScatterInRankOrder(sets: readonly GradSet[]): void {
     this.#comm.reduceScatterInRankOrder(this.#handles(sets));
-    for (const s of sets) this.world.bytesSent += 4 * (s.numElements - this.#mine(s.numElements));
+    for (const s of sets) this.world.bytesSent += this.world.reduceScatterBytes(s.numElements);
   }
 
   /** Every rank's segment of each set into every rank's. */
   allgatherSegments(sets: readonly GradSet[]): void {
     this.#comm.allgatherSegments(this.#handles(sets));
-    for (const s of sets) this.world.bytesSent += 4 * this.#mine(s.numElements) * (this.world.size - 1);
+    for (const s of sets) this.world.bytesSent += this.world.allgatherBytes(s.numElements);
   }
 
   /** Both halves: every rank ends with the rank-order sums of the whole sets (World.sumInRankOrder's bits). */
   sumInRankOrder(sets: readonly GradSet[]): void {
     this.reduceScatterInRankOrder(sets);
     this.allgatherSegments(sets);
-  }
-
-  #mine(n: number): number {
-    const { start, end } = this.world.segment(n);
-    return end - start;
   }
 
   /** Ends the group (peers' pending calls fail). */

@@ -75,10 +75,20 @@ export class World {
     return end - start;
   }
 
+  /** What a rank-order reduce-scatter of n floats sends for other ranks (every segment but its own), for bytesSent; DeviceGroup counts its NCCL calls with it too. */
+  reduceScatterBytes(n: number): number {
+    return 4 * (n - this.#mine(n));
+  }
+
+  /** What an all-gather of n floats' segments sends for other ranks (its own segment once per other rank). */
+  allgatherBytes(n: number): number {
+    return 4 * this.#mine(n) * (this.size - 1);
+  }
+
   /** Sums each Float32Array across ranks, in place, in rank order (bit-identical on every rank). */
   sumInRankOrder(arrays: Float32Array[]): void {
     this.#mpi.sumInRankOrder(arrays);
-    for (const a of arrays) this.bytesSent += 4 * ((a.length - this.#mine(a.length)) + this.#mine(a.length) * (this.size - 1));
+    for (const a of arrays) this.bytesSent += this.reduceScatterBytes(a.length) + this.allgatherBytes(a.length);
   }
 
   /**
@@ -88,13 +98,13 @@ export class World {
    */
   reduceScatterInRankOrder(arrays: Float32Array[]): void {
     this.#mpi.reduceScatterInRankOrder(arrays);
-    for (const a of arrays) this.bytesSent += 4 * (a.length - this.#mine(a.length));
+    for (const a of arrays) this.bytesSent += this.reduceScatterBytes(a.length);
   }
 
   /** The second half of sumInRankOrder: every rank's segment of each array into every rank's. */
   allgatherSegments(arrays: Float32Array[]): void {
     this.#mpi.allgatherSegments(arrays);
-    for (const a of arrays) this.bytesSent += 4 * this.#mine(a.length) * (this.size - 1);
+    for (const a of arrays) this.bytesSent += this.allgatherBytes(a.length);
   }
 
   /** Every rank's segment of n floats (`segment`: this rank's) into a new array on `root`; undefined elsewhere. */

@@ -58,34 +58,23 @@ if (mode === 'async-error') {
     const expected = hostCopy(n);
     world.sumInRankOrder([expected]);
 
-    const whole = GradSet.fromArrays(arrays(rank), { device });
-    group.sumInRankOrder([whole]);
-    results[`sum ${key}`] = same(whole.toFlat(), expected) ? 'ok' : 'differs from the MPI rank-order sum';
-
-    const half = GradSet.fromArrays(arrays(rank), { device });
-    group.reduceScatterInRankOrder([half]);
     const { start, end } = world.segment(n);
     const mine = hostCopy(n);
-    results[`reduceScatter ${key}`] = same(half.toFlat(), mine.map((v, i) => (i >= start && i < end ? expected[i] : v)))
-      ? 'ok' : 'segment not the rank-order sum, or the rest changed';
-    group.allgatherSegments([half]);
-    results[`allgather ${key}`] = same(half.toFlat(), expected) ? 'ok' : 'differs after the all-gather';
-    whole.dispose();
-    half.dispose();
+    // NCCL, and the host relay (ranks without NCCL, copying only what it needs): the same bits.
+    for (const [prefix, reducer] of [['', group], ['host relay ', new HostRelay(world, device)]]) {
+      const whole = GradSet.fromArrays(arrays(rank), { device });
+      reducer.sumInRankOrder([whole]);
+      results[`${prefix}sum ${key}`] = same(whole.toFlat(), expected) ? 'ok' : 'differs from the MPI rank-order sum';
 
-    // The host relay (ranks without NCCL) must give the same bits, copying only what it needs.
-    const relay = new HostRelay(world, device);
-    const viaHost = GradSet.fromArrays(arrays(rank), { device });
-    relay.reduceScatterInRankOrder([viaHost]);
-    results[`host relay reduceScatter ${key}`] = same(viaHost.toFlat(), mine.map((v, i) => (i >= start && i < end ? expected[i] : v)))
-      ? 'ok' : 'segment not the rank-order sum, or the rest changed';
-    relay.allgatherSegments([viaHost]);
-    results[`host relay allgather ${key}`] = same(viaHost.toFlat(), expected) ? 'ok' : 'differs after the all-gather';
-    const sumViaHost = GradSet.fromArrays(arrays(rank), { device });
-    relay.sumInRankOrder([sumViaHost]);
-    results[`host relay sum ${key}`] = same(sumViaHost.toFlat(), expected) ? 'ok' : 'differs from the MPI rank-order sum';
-    viaHost.dispose();
-    sumViaHost.dispose();
+      const half = GradSet.fromArrays(arrays(rank), { device });
+      reducer.reduceScatterInRankOrder([half]);
+      results[`${prefix}reduceScatter ${key}`] = same(half.toFlat(), mine.map((v, i) => (i >= start && i < end ? expected[i] : v)))
+        ? 'ok' : 'segment not the rank-order sum, or the rest changed';
+      reducer.allgatherSegments([half]);
+      results[`${prefix}allgather ${key}`] = same(half.toFlat(), expected) ? 'ok' : 'differs after the all-gather';
+      whole.dispose();
+      half.dispose();
+    }
   }
   // Two sets in one call, each reduced on its own.
   const a = GradSet.fromArrays([hostCopy(300)], { device });
