@@ -1,0 +1,172 @@
+// The operations models are made of, declared once for every backend (ARCHITECTURE.md §4):
+// each backend implements this interface once (native/cpu/layers_cpu.cc: CpuLayers,
+// native/cuda/layers_cuda.cc: CudaLayers), and every model is a driver written once on top
+// of it (native/models/). No N-API and no CUDA here.
+//
+// Memory: every pointer is in the backend's memory (host for the CPU, the device for
+// CUDA) unless it says "host". A model's call carves all of its buffers out of one
+// workspace (lease()), sized by a first, counting pass over the same plan (workspace.h).
+// Operations are queued in order on the backend's stream; `download` waits for them.
+//
+// Numeric contract (the same for every backend unless a line says otherwise):
+// - products: gemm(), one fp32 accumulator per output element over k = 0..K-1 in order,
+//   one fused multiply-add per step (gemm.h); bits depend on the data only.
+// - element-wise operations: explicitly rounded fp32 operations in the order written
+//   here (no contraction into fma), gelu_math.h for GELU.
+// - sums over rows or tokens (pooling, bias and query gradients): double, in row order.
+// - row reductions (RMSNorm, softmax): double; the CPU sums in order, CUDA in a fixed tree
+//   (run-to-run identical; equal to the CPU's within rounding). Loss means: the CPU sums in
+//   order, CUDA in a fixed tree.
+// - exp: the CPU's std::exp, CUDA's expf (equal within rounding).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "model_desc.h"
+
+namespace craftgrad {
+
+// A row-major operand: element (i, k) at p[i*ld + k], or p[k*ld + i] when transposed.
+struct LayerMat {
+  const float* p;
+  int64_t ld;
+  bool trans;
+};
+
+// C (M×N, leading dimension ldc) = beta·C + alpha·op(A)(M×K)·op(B)(K×N); beta is 0 or 1
+// (with beta 0, C is never read).
+struct LayerProduct {
+  int64_t M, N, K;
+  float alpha;
+  LayerMat A, B;
+  float beta;
+  float* C;
+  int64_t ldc;
+};
+
+// Causal scaled dot-product attention over B samples of T tokens: Q (B·T × heads·hd), K and
+// V (B·T × kvHeads·hd), query head h reading KV head h / (heads / kvHeads), key j > query i
+// masked. Scores (q·kᵀ)·scale, softmax in fp32 from the row max with the sum in double,
+// then times V. (A bidirectional variant and a per-block logit gate join when a model
+// needs them, with their tests.)
+struct AttentionShape {
+  int64_t B = 0, T = 0, heads = 0, kvHeads = 0, hd = 0;
+  float scale = 1.0f;
+  int64_t qDim() const { return heads * hd; }
+  int64_t kvDim() const { return kvHeads * hd; }
+  int64_t rows() const { return B * heads * T; }  // softmax rows: rowMax and rowSum each hold this many
+};
+
+// Pooling over tokens [t0, t0 + n) of H (B, T, D) into columns [off, off + D) of f (B × F).
+struct PoolShape {
+  int64_t B = 0, T = 0, D = 0, F = 0;
+  int64_t t0 = 0, n = 0, off = 0;
+  Pooling pool = Pooling::Mean;
+};
+
+// The backend's workspace for one call, held until it is destroyed (CUDA: one call per
+// device at a time).
+class WorkspaceLease {
+ public:
+  virtual ~WorkspaceLease() = default;
+  virtual char* data() const = 0;
+};
+
+class Layers {
+ public:
+  virtual ~Layers() = default;
+  // "cpu" or "cuda:N", as errors name the device.
+  virtual const char* deviceName() const = 0;
+  // True when the backend computes on host memory (host inputs are then used in place).
+  virtual bool hostMemory() const = 0;
+
+  // ---- memory ----
+  // At least `bytes` of workspace, 256-byte aligned, for the lease's lifetime.
+  virtual std::unique_ptr<WorkspaceLease> lease(size_t bytes) = 0;
+  // dst (backend) = host src, `bytes` bytes; on a host backend a plain copy.
+  virtual void upload(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for the queued operations, then host dst = src (backend).
+  virtual void download(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy(float* dst, const float* src, int64_t n) = 0;
+  virtual void zero(float* p, int64_t n) = 0;
+  // Throws BackendError when `elements` exceeds what the backend's kernels can index
+  // (CUDA: 2^31 − 1), naming `what`; the CPU indexes with 64 bits.
+  virtual void checkExtent(int64_t elements, const char* what) const = 0;
+
+  // ---- products ----
+  virtual void gemm(const LayerProduct& p) = 0;
+  // Independent products (no C overlaps another product's C or any operand), all with the
+  // first's transposes; the backend may run them together. Same bits as one by one.
+  virtual void gemmBatch(const LayerProduct* p, int count) = 0;
+
+  // ---- element-wise ----
+  // Z[i,j] += b[j]; out[i,j] = gelu(Z[i,j]), or residual[i,j] + gelu(Z[i,j]) when given.
+  virtual void biasGelu(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) = 0;
+  // dZ[s·n + i] = G[s·n + i] · gelu'(Z[i]) for `streams` blocks of n; G may equal dZ.
+  virtual void geluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) = 0;
+  // Y[i,j] += b[j].
+  virtual void addBias(float* Y, const float* b, int64_t rows, int64_t cols) = 0;
+  // Y[i] += X[i].
+  virtual void add(float* Y, const float* X, int64_t n) = 0;
+  // Act = silu(Gt) ⊙ Up.
+  virtual void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) = 0;
+  // Over n = streams·m values: with k = i mod m, dUp = dAct·(g·σ(g)),
+  // dAct ← dAct·Up[k]·(σ(g)·(1 + g·(1 − σ(g)))) (d gate), g = Gt[k].
+  virtual void swigluBackward(const float* Gt, const float* Up, float* dAct, float* dUp, int64_t n, int64_t m) = 0;
+
+  // ---- normalisation ----
+  // Y = w ⊙ X·rstd per row of D, rstd = 1/√(mean(x²) + eps) kept per row.
+  virtual void rmsNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, float* Y, float* rstd) = 0;
+  // dX += the RMSNorm backward of dY for `rows` rows; row i uses X and rstd of row i mod M.
+  virtual void rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
+                               const float* w, float* dX) = 0;
+
+  // ---- positions ----
+  // Rotate-half rotary embedding in place on `width` columns (heads of hd) of `rows` rows,
+  // position = row mod T; cosT, sinT (T × hd/2) in backend memory. inverse: the transpose.
+  virtual void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
+                    bool inverse) = 0;
+
+  // ---- attention ----
+  // Workspace floats the attention needs (the forward alone, or with a backward of
+  // `streams` streams); 0 when the backend keeps its own.
+  virtual int64_t attentionScratch(const AttentionShape& s, int streams) const = 0;
+  // Att (B·T × qDim) from roped Q, K, V; keeps each softmax row's max and sum.
+  virtual void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
+                                float* rowMax, float* rowSum, float* scratch) = 0;
+  // dQ, dK, dV (streams·B·T rows each) from dAtt (streams·B·T rows), the probabilities
+  // recomputed from the kept max and sum; a group's K and V gradients summed in head order.
+  virtual void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
+                                 const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
+                                 float* dV, float* scratch) = 0;
+
+  // ---- sequences ----
+  // H (B, T, D) = per sample [prefix (P rows); embed rows of ids (S rows); queries (T−P−S rows)];
+  // prefix (B·P·D) and ids (B·S) in backend memory, each id in [0, V).
+  virtual void embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed,
+                             const float* queries, int64_t B, int64_t T, int64_t P, int64_t S, int64_t D) = 0;
+  // Rows [t0, t0 + n) of each of B samples of T rows (width D): gather: dst (B·n × D) = those
+  // rows of src; scatter: those rows of dst = src (B·n × D).
+  virtual void gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
+                          bool gather) = 0;
+
+  // ---- pooling (the first arg-max token for max pooling, a NaN winning as torch.max) ----
+  virtual void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) = 0;
+  // G at the pooled tokens += the pooling backward of dF (mean: dF / n).
+  virtual void poolBackward(const PoolShape& s, const float* dF, const int32_t* argmax, float* G) = 0;
+
+  // ---- losses and gradient writes ----
+  // e = (O[i,j] + bias[j]) − Y[i,j]; dO = sign(e)/(rows·cols) (sign(0) = 0, as PyTorch);
+  // *loss = mean |e| (double). terms: workspace of rows·cols doubles (CUDA's tree).
+  virtual void l1Loss(const float* O, const float* bias, const float* Y, float* dO, int64_t rows, int64_t cols,
+                      double* terms, double* loss) = 0;
+  // *loss = mean (f − f̃)² (double) over n; dF = 2/n·(f − f̃) when dF is given.
+  virtual void mseLoss(const float* f, const float* fa, float* dF, int64_t n, double* terms, double* loss) = 0;
+  // g[j] = (accumulate ? g[j] : 0) + scale·float(Σ_i X[i·ld + j]), the sum in double in row
+  // order; a null X sums nothing (g = scale·0 or g + scale·0).
+  virtual void columnSum(const float* X, int64_t rows, int64_t cols, int64_t ld, float scale, bool accumulate,
+                         float* g) = 0;
+};
+
+}  // namespace craftgrad
