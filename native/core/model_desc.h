@@ -1,6 +1,7 @@
 // The built-in AdapterPolicy model (ARCHITECTURE.md §4), backend-neutral: its configuration,
-// the fixed order and sizes of its tensors, and validation. Kernels live per backend
-// (native/cpu/model_cpu.*); N-API parsing in native/napi/model_call.*.
+// the fixed order and sizes of its tensors, and validation. Its forward and backward are
+// one driver for every backend (native/models/adapter_policy.cc over core/layers.h);
+// N-API parsing in native/napi/model_call.*.
 //
 // Tensor order (names as in checkpoints), defined once by modelTensors() (model_desc.cc);
 // src/model/layout.ts reads it through the binding (modelTensors):
