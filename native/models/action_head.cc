@@ -22,4 +22,12 @@ void actionHeadBackward(Layers& L, const ActionHead& h, int64_t rows, const floa
   L.gemm({rows, h.in, h.hidden, 1.0f, {dZ1, h.hidden, false}, {h.fc1w, h.in, false}, 0.0f, dX, h.in});
 }
 
+void actionHeadStepBackward(Layers& L, const ActionHead& h, int64_t rows, const float* X, const ActionHeadActs& x,
+                            const HeadOffsets& o, float* gAct, float* gRet, float scale, bool accumulate, float* dZ1,
+                            float* dX) {
+  actionHeadBackward(L, h, rows, X, x, {gAct + o.fc1w, gAct + o.fc1b, gAct + o.fc2w, gAct + o.fc2b}, scale, accumulate,
+                     dZ1, dX);
+  if (gRet && !accumulate) L.zero(gRet + o.fc1w, o.end - o.fc1w);
+}
+
 }  // namespace craftgrad

@@ -34,4 +34,15 @@ struct ActionHeadGrads {
 void actionHeadBackward(Layers& L, const ActionHead& h, int64_t rows, const float* X, const ActionHeadActs& x,
                         const ActionHeadGrads& g, float scale, bool accumulate, float* dZ1, float* dX);
 
+// The head's part of a step's backward, for a model whose trainable set ends with the head
+// (offsets fc1w, fc1b, fc2w, fc2b; the set's end): the action gradients into gAct; gRet's
+// head range zeroed unless accumulating (the retention loss never sees the head; gRet null:
+// no retention stream); dX as actionHeadBackward.
+struct HeadOffsets {
+  int64_t fc1w, fc1b, fc2w, fc2b, end;
+};
+void actionHeadStepBackward(Layers& L, const ActionHead& h, int64_t rows, const float* X, const ActionHeadActs& x,
+                            const HeadOffsets& o, float* gAct, float* gRet, float scale, bool accumulate, float* dZ1,
+                            float* dX);
+
 }  // namespace craftgrad

@@ -13,6 +13,7 @@
 #include "action_head.h"
 #include "lora_linear.h"
 #include "models.h"
+#include "step.h"
 #include "workspace.h"
 
 namespace craftgrad {
@@ -26,19 +27,11 @@ struct Buffers {
   double *terms, *losses;
 };
 
-template <typename T>
-const T* stage(Layers& L, Workspace& w, const T* host, int64_t n) {
-  if (L.hostMemory()) return host;
-  T* p = w.take<T>(n);
-  if (p) L.upload(p, host, sizeof(T) * static_cast<size_t>(n));
-  return p;
-}
-
 class AdapterPolicyStep {
  public:
   AdapterPolicyStep(Layers& L, const ModelConfig& c, const ModelStepArgs& a)
       : L_(L), c_(c), a_(a), lay_(modelLayout(c)), B_(a.batch), M_(a.batch * c.T), MD_(M_ * c.D),
-        n_(c.activeBlocks()), S_(a.mode == ModelMode::Craft ? 2 : 1) {}
+        n_(c.activeBlocks()), mode_(stepMode(a.mode)), S_(mode_.streams) {}
 
   ModelStepResult run();
 
@@ -54,7 +47,9 @@ class AdapterPolicyStep {
   const ModelConfig& c_;
   const ModelStepArgs& a_;
   const ModelLayout lay_;
-  const int64_t B_, M_, MD_, n_, S_;
+  const int64_t B_, M_, MD_, n_;
+  const StepMode mode_;
+  const int64_t S_;
   Buffers b_{};
 };
 
@@ -110,8 +105,6 @@ void AdapterPolicyStep::features(const float* lora, float* Weff, float* H, float
 
 ModelStepResult AdapterPolicyStep::run() {
   const int64_t B = B_, D = c_.D, r = c_.r, F = c_.F(), KA = c_.actionDim(), MD = MD_, S = S_;
-  const bool withRet = a_.mode == ModelMode::Craft || a_.mode == ModelMode::EvalRet;
-  const bool withGrad = a_.mode == ModelMode::Craft || a_.mode == ModelMode::Baseline;
   const float* P = a_.params;
   L_.checkExtent(S * M_, "the built-in model");
   L_.checkExtent(MD, "the built-in model");
@@ -129,18 +122,16 @@ ModelStepResult AdapterPolicyStep::run() {
   actionHeadForward(L_, head, B, b_.f, b_.actions, b_.head, b_.terms, b_.losses);
 
   // ---- anchor forward: no gradient, the anchor's LoRA factors read in place ----
-  if (withRet) {
+  if (mode_.retention) {
     features(a_.anchor, b_.WeffAnchor, b_.Hping, b_.Zping, false, b_.fAnchor, b_.argR0, b_.argAq0);
     L_.mseLoss(b_.f, b_.fAnchor, S == 2 ? b_.dF + B * F : nullptr, B * F, b_.terms, b_.losses + 1);
   }
 
-  if (withGrad) {
+  if (mode_.gradients) {
     // ---- head backward (the action stream only: the retention loss never sees the head) ----
     const float sc = a_.scale, beta = a_.accumulate ? 1.0f : 0.0f;
-    float* gA = a_.gAct;
-    actionHeadBackward(L_, head, B, b_.f, b_.head, {gA + lay_.fc1w, gA + lay_.fc1b, gA + lay_.fc2w, gA + lay_.fc2b},
-                       sc, a_.accumulate, b_.dY1, b_.dF);
-    if (S == 2 && !a_.accumulate) L_.zero(a_.gRet + lay_.fc1w, lay_.paramCount - lay_.fc1w);
+    actionHeadStepBackward(L_, head, B, b_.f, b_.head, {lay_.fc1w, lay_.fc1b, lay_.fc2w, lay_.fc2b, lay_.paramCount},
+                           a_.gAct, S == 2 ? a_.gRet : nullptr, sc, a_.accumulate, b_.dY1, b_.dF);
 
     // ---- blocks backward, both streams stacked as S row blocks of M rows ----
     L_.zero(b_.G, S * MD);
@@ -154,13 +145,7 @@ ModelStepResult AdapterPolicyStep::run() {
       const LoraFactors f = lora(P, l);
       L_.gemm({M_, r, D, 1.0f, {Hl, D, false}, {f.A, D, true}, 0.0f, b_.u, r});          // u = H·Aᵀ
       L_.gemm({S * M_, r, D, 1.0f, {b_.dZ, D, false}, {f.B, r, false}, 0.0f, b_.V, r});   // V = dZ·B (stacked)
-      LoraGradients out;
-      out.g[0] = a_.gAct;
-      out.g[1] = S == 2 ? a_.gRet : nullptr;
-      out.offA = lay_.loraA[l];
-      out.offB = lay_.loraB[l];
-      out.gradScale = sc;
-      out.beta = beta;
+      const LoraGradients out{{a_.gAct, S == 2 ? a_.gRet : nullptr}, lay_.loraA[l], lay_.loraB[l], sc, beta};
       loraWeightGradients(L_, block(), M_, static_cast<int>(S), Hl, b_.u, b_.dZ, b_.V, out);
       if (l > 0) L_.gemm({S * M_, D, D, 1.0f, {b_.dZ, D, false}, {b_.Weff + l * D * D, D, false}, 1.0f, b_.G, D});
     }
@@ -173,12 +158,7 @@ ModelStepResult AdapterPolicyStep::run() {
           L_.zero(g + lay_.loraB[l], D * r);
         }
   }
-  double losses[2] = {0, 0};
-  L_.download(losses, b_.losses, sizeof(double) * (withRet ? 2 : 1));
-  ModelStepResult res;
-  res.actionLoss = losses[0];
-  res.retentionLoss = withRet ? losses[1] : 0.0;
-  return res;
+  return readLosses(L_, b_.losses, mode_.retention);
 }
 
 }  // namespace

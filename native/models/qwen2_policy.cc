@@ -18,6 +18,7 @@
 #include "action_head.h"
 #include "models.h"
 #include "qwen2_decoder.h"
+#include "step.h"
 #include "workspace.h"
 
 namespace craftgrad {
@@ -35,20 +36,11 @@ struct Buffers {
   double *terms, *losses;
 };
 
-template <typename T>
-const T* stage(Layers& L, Workspace& w, const T* host, int64_t n) {
-  if (n == 0) return nullptr;
-  if (L.hostMemory()) return host;
-  T* p = w.take<T>(n);
-  if (p) L.upload(p, host, sizeof(T) * static_cast<size_t>(n));
-  return p;
-}
-
 class Qwen2PolicyStep {
  public:
   Qwen2PolicyStep(Layers& L, const Qwen2Config& c, const Qwen2StepArgs& a)
-      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), withRet_(a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet),
-        keep_(a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline), streams_(a.mode == ModelMode::Craft ? 2 : 1) {}
+      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), mode_(stepMode(a.mode)),
+        withRet_(mode_.retention), keep_(mode_.gradients), streams_(mode_.streams) {}
 
   ModelStepResult run();
 
@@ -66,6 +58,7 @@ class Qwen2PolicyStep {
   const Qwen2StepArgs& a_;
   const Qwen2Layout lay_;
   Qwen2Shape s_;
+  const StepMode mode_;
   const bool withRet_, keep_;
   const int streams_;
   std::vector<float> cosHost_, sinHost_;
@@ -191,10 +184,8 @@ ModelStepResult Qwen2PolicyStep::run() {
   if (keep_) {
     // ---- head backward (the action stream only: the retention loss never sees the head) ----
     const float sc = a_.scale, beta = a_.accumulate ? 1.0f : 0.0f;
-    float* gA = a_.gAct;
-    actionHeadBackward(L_, head, BQ, x_.Z0, x_.head, {gA + lay_.fc1w, gA + lay_.fc1b, gA + lay_.fc2w, gA + lay_.fc2b},
-                       sc, a_.accumulate, x_.dZ1, x_.dZ0);
-    if (streams_ == 2 && !a_.accumulate) L_.zero(a_.gRet + lay_.fc1w, lay_.paramCount - lay_.fc1w);
+    actionHeadStepBackward(L_, head, BQ, x_.Z0, x_.head, {lay_.fc1w, lay_.fc1b, lay_.fc2w, lay_.fc2b, lay_.paramCount},
+                           a_.gAct, streams_ == 2 ? a_.gRet : nullptr, sc, a_.accumulate, x_.dZ1, x_.dZ0);
 
     // ---- d(final hidden states): the head's at the queries; the retention features' ----
     L_.zero(x_.dHN, streams_ * MD);
@@ -213,11 +204,7 @@ ModelStepResult Qwen2PolicyStep::run() {
       if (streams_ == 2 && c.usesRaw() && l + 1 == c.m && c.m < c.L)
         L_.poolBackward(poolAt(0, c.spanTokens(), c.rawOffset()), x_.dF, x_.argR, x_.G + MD);
       retLive = streams_ == 2 && (c.usesAq() || l + 1 <= c.m);
-      LoraGradients out;
-      out.g[0] = a_.gAct;
-      out.g[1] = retLive ? a_.gRet : nullptr;
-      out.gradScale = sc;
-      out.beta = beta;
+      const LoraGradients out{{a_.gAct, retLive ? a_.gRet : nullptr}, 0, 0, sc, beta};  // offsets: per linear
       if (streams_ == 2 && !retLive && !a_.accumulate)
         for (int i = 0; i < kQwen2Linears; ++i)
           if (c.targeted(i)) {
@@ -235,12 +222,7 @@ ModelStepResult Qwen2PolicyStep::run() {
       L_.columnSum(live ? x_.G + st * MD + qTok * D : nullptr, B, Q * D, T * D, sc, a_.accumulate, g + lay_.queries);
     }
   }
-  double losses[2] = {0, 0};
-  L_.download(losses, x_.losses, sizeof(double) * (withRet_ ? 2 : 1));
-  ModelStepResult res;
-  res.actionLoss = losses[0];
-  res.retentionLoss = withRet_ ? losses[1] : 0.0;
-  return res;
+  return readLosses(L_, x_.losses, mode_.retention);
 }
 
 }  // namespace
