@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "layers.h"
+
 namespace craftgrad {
 
-enum class Pooling : int { Mean = 0, Max = 1 };
 enum class AnchorType : int { Concat = 0, AqOnly = 1, RawOnly = 2 };
 
 struct ModelConfig {
