@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeBinding } from '../binding.js';
+import { MAX_THREADS } from './validate.js';
 
 const require = createRequire(import.meta.url);
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,8 +29,8 @@ export const binding: NativeBinding = load();
 function checkThreadsVariable(): void {
   const raw = process.env.CRAFTGRAD_THREADS;
   if (raw === undefined || raw === '') return;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024) {
-    throw new RangeError(`CRAFTGRAD_THREADS must be an integer from 1 to 1024, got '${raw}'`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_THREADS) {
+    throw new RangeError(`CRAFTGRAD_THREADS must be an integer from 1 to ${MAX_THREADS}, got '${raw}'`);
   }
 }
 checkThreadsVariable();

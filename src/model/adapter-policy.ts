@@ -12,7 +12,8 @@ import { binding } from '../native.js';
 import type { RawModelMode, RawModelStepOptions } from '../../binding.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkBoolean, checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { FormatError } from '../formats/errors.js';
 import { decodeSafetensors } from '../formats/safetensors.js';
 import { readWholeFile } from '../formats/fileio.js';
@@ -100,10 +101,8 @@ export class AdapterPolicy {
    * to the initial LoRA weights.
    */
   static create(config: Partial<AdapterPolicyConfig> = {}, options: AdapterPolicyOptions = {}): AdapterPolicy {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['seed', 'frozen', 'device'], 'options');
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
+    checkOptions(options, ['seed', 'frozen', 'device']);
+    const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveModelDevice(options.device);
     const resolved = resolveModelConfig(config);
     // The seeded values are made on the host (checked before any memory is taken), then
@@ -124,8 +123,7 @@ export class AdapterPolicy {
 
   /** Like {@link AdapterPolicy.create}, with the frozen base weights read from a safetensors file. */
   static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number; device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['seed', 'device'], 'options');
+    checkOptions(options, ['seed', 'device']);
     resolveModelDevice(options.device);  // before reading the file: a bad device is not a file error
     const bytes = await readWholeFile(path);
     const { tensors } = decodeSafetensors(bytes, { source: path });
@@ -150,8 +148,7 @@ export class AdapterPolicy {
    * at that step. Errors name the file and field.
    */
   static async fromCheckpoint(dir: string, options: { device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['device'], 'options');
+    checkOptions(options, ['device']);
     resolveModelDevice(options.device);
     const ck = await loadCheckpoint(dir);
     const desc = checkpointModelDescription(ck as { model?: unknown; config: Record<string, unknown> }, join(ck.dir, 'state.json'));
@@ -256,12 +253,8 @@ export class AdapterPolicy {
 
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss). */
   evaluate(batch: ModelBatch, options: { retention?: boolean } = {}): ModelLosses {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['retention'], 'options');
-    if (options.retention !== undefined && typeof options.retention !== 'boolean') {
-      throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
-    }
-    const ret = options.retention === true;
+    checkOptions(options, ['retention']);
+    const ret = options.retention !== undefined && checkBoolean(options.retention, 'options.retention');
     const r = this.#call(ret ? MODE_EVAL_RET : MODE_EVAL, batch, undefined, undefined, {});
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
   }
@@ -327,17 +320,14 @@ export class AdapterPolicy {
 
   /** Checks a call's batch and write options (both backends). */
   #checkCall(batch: ModelBatch, options: GradWriteOptions) {
-    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
-    const accumulate = options.accumulate ?? false;
-    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
-    const scale = options.scale ?? 1;
-    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
+    checkObject(batch, 'batch');
+    checkOptions(options, ['accumulate', 'scale']);
+    const accumulate = checkBoolean(options.accumulate ?? false, 'options.accumulate');
+    const scale = checkFiniteNumber(options.scale ?? 1, 'options.scale');
     const { tokens, actions, size } = batch;
     if (!(tokens instanceof Float32Array)) throw argTypeError(`batch.tokens must be a Float32Array, got ${describeValue(tokens)}`);
     if (!(actions instanceof Float32Array)) throw argTypeError(`batch.actions must be a Float32Array, got ${describeValue(actions)}`);
-    if (!Number.isSafeInteger(size) || size < 1) throw argRangeError(`batch.size must be a positive integer, got ${describeValue(size)}`);
+    checkInteger(size, 'batch.size', 1);
     const c = this.config;
     if (tokens.length !== size * c.tokens * c.width) {
       throw argRangeError(`batch.tokens has ${tokens.length} values but batch.size×T×D = ${size}×${c.tokens}×${c.width} = ${size * c.tokens * c.width}`);

@@ -5,6 +5,7 @@
 // sampler's state for exact resume. A model plugs in its step calls and its batch gathering.
 // Declared structurally (no import of src/train) so that the model layer stays below it.
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkInteger } from '../validate.js';
 import type { GradSet } from '../gradset.js';
 import { Sampler, type SamplerState } from '../data/sampler.js';
 import { checkShard, shareOf, type Shard } from '../data/shard.js';
@@ -71,9 +72,7 @@ export class BatchSource<B> {
     this.#val = val;
     // Equal-size micro-batches: the trainer's mean over micro-batches is then the mean over samples.
     this.#sampler = new Sampler(train.size, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= train.size });
-    const vb = options.valBatchSize ?? options.batchSize;
-    if (!Number.isSafeInteger(vb) || vb < 1) throw argRangeError(`options.valBatchSize must be a positive integer, got ${describeValue(vb)}`);
-    this.#valBatchSize = vb;
+    this.#valBatchSize = checkInteger(options.valBatchSize ?? options.batchSize, 'options.valBatchSize', 1);
   }
 
   /** The trainable parameters (updated in place by the trainer). */

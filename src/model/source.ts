@@ -1,7 +1,7 @@
 // AdapterPolicySource: the built-in model plus its training data, in the shape of the
 // Trainer's GradientSource (src/train; ARCHITECTURE.md §5): BatchSource's sampler, shares,
 // validation and state over a Dataset of token features.
-import { argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { checkOptions } from '../validate.js';
 import { checkDatasetFits, gatherBatch, type Dataset, type DatasetBatch } from '../data/dataset.js';
 import type { AdapterPolicy } from './adapter-policy.js';
 import { BatchSource, type BatchSourceOptions, type BatchSourceState } from './batch-source.js';
@@ -22,8 +22,7 @@ export class AdapterPolicySource extends BatchSource<DatasetBatch> {
   readonly val: Dataset | undefined;
 
   constructor(model: AdapterPolicy, train: Dataset, options: AdapterPolicySourceOptions) {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
+    checkOptions(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard']);
     checkDatasetFits(train, model.config);
     if (options.val !== undefined) checkDatasetFits(options.val, model.config);
     super(model, split(train), options.val === undefined ? undefined : split(options.val), options);

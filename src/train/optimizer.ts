@@ -13,7 +13,8 @@
 import { binding } from '../native.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import type { RawAdamWOptions, TensorSet } from '../../binding.js';
-import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { TRAINER_DEFAULTS as D } from './defaults.js';
 
 /** AdamW hyper-parameters (defaults: TRAINER_DEFAULTS, PyTorch's except lr, which is craftgrad's 1e-3). */
@@ -98,8 +99,8 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
   const a = handleOf(act, 'act');
   const r = handleOf(ret, 'ret');
   checkLayout(act, ret, 'ret', 'act');
-  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
-  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
   return binding.craftReduce(a, r, { lambda, eps, projection });
 }
@@ -110,9 +111,9 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
  * come from the same native code as craftReduce's, so equal sums give equal bits.
  */
 export function craftCombine(sums: CraftSums, options: { lambda: number; eps?: number; projection?: boolean }): CraftReduceResult {
-  if (sums === null || typeof sums !== 'object') throw argTypeError(`sums must be an object, got ${describeValue(sums)}`);
-  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
-  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  checkObject(sums, 'sums');
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
   return binding.craftCombine(sums, { lambda, eps, projection });
 }
@@ -149,18 +150,14 @@ export class AdamW {
 
   constructor(params: GradSet, options: AdamWOptions = {}) {
     handleOf(params, 'params');
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
-    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', 0, true);
+    checkOptions(options, OPTION_KEYS);
+    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', { min: 0 });
     const betas = options.betas ?? D.betas;
     if (!Array.isArray(betas) || betas.length !== 2) throw argTypeError(`options.betas must be [beta1, beta2], got ${describeValue(betas)}`);
-    betas.forEach((b, i) => {
-      checkFiniteNumber(b, `options.betas[${i}]`, 0, true);
-      if (b >= 1) throw argRangeError(`options.betas[${i}] must be < 1, got ${b}`);
-    });
+    betas.forEach((b, i) => checkFiniteNumber(b, `options.betas[${i}]`, { min: 0, below: 1 }));
     [this.beta1, this.beta2] = betas;
-    this.eps = checkFiniteNumber(options.eps ?? D.adamEps, 'options.eps', 0, false);
-    this.weightDecay = checkFiniteNumber(options.weightDecay ?? D.weightDecay, 'options.weightDecay', 0, true);
+    this.eps = checkFiniteNumber(options.eps ?? D.adamEps, 'options.eps', { min: 0, exclusive: true });
+    this.weightDecay = checkFiniteNumber(options.weightDecay ?? D.weightDecay, 'options.weightDecay', { min: 0 });
     this.#params = params;
     this.m = params.zerosLike();
     this.v = params.zerosLike();
@@ -173,8 +170,8 @@ export class AdamW {
 
   // One object literal of fixed shape (a spread costs microseconds per call on the native side).
   #hyper(o: AdamWStepOptions, coefficients?: Float64Array): RawAdamWOptions & { coefficients?: Float64Array } {
-    const lr = checkFiniteNumber(o.lr ?? this.lr, 'options.lr', 0, true);
-    const gradScale = checkFiniteNumber(o.gradScale ?? 1, 'options.gradScale', 0, true);
+    const lr = checkFiniteNumber(o.lr ?? this.lr, 'options.lr', { min: 0 });
+    const gradScale = checkFiniteNumber(o.gradScale ?? 1, 'options.gradScale', { min: 0 });
     return { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, gradScale, coefficients };
   }
 
@@ -208,7 +205,7 @@ export class AdamW {
 
   /** Restores a state from state() (copied in; layouts must match). */
   loadState(state: AdamWState): void {
-    if (!Number.isSafeInteger(state.step) || state.step < 0) throw argRangeError(`state.step must be a non-negative integer, got ${describeValue(state.step)}`);
+    checkInteger(state.step, 'state.step', 0);
     checkSizes(this.#params, state.m, 'state.m', 'params');
     checkSizes(this.#params, state.v, 'state.v', 'params');
     this.m.set(state.m.toFlat());

@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { GradSet } from '../gradset.js';
 import { surgery } from '../surgery.js';
-import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { AdamW, craftReduce } from './optimizer.js';
 import type { ShardedStep } from './sharded-step.js';
 import { dualUpdate } from './dual.js';
@@ -129,13 +130,6 @@ function checkSizesLike(like: GradSet, set: GradSet, name: string): void {
   }
 }
 
-function posInt(v: unknown, name: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw argRangeError(`${name} must be an integer >= ${min}, got ${describeValue(v)}`);
-  }
-  return v;
-}
-
 /** Drives a GradientSource through a CRaFT (or baseline) run. */
 export class Trainer {
   /** The gradient source whose `params` this trainer updates. */
@@ -172,21 +166,19 @@ export class Trainer {
     if (source === null || typeof source !== 'object' || typeof source.accumulate !== 'function' || !(source.params instanceof GradSet)) {
       throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
     }
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
-    const mode = options.mode ?? D.mode;
-    if (mode !== 'craft' && mode !== 'baseline') throw argRangeError(`options.mode must be 'craft' or 'baseline', got ${describeValue(mode)}`);
+    checkOptions(options, OPTION_KEYS);
+    const mode = checkChoice(options.mode ?? D.mode, 'options.mode', ['craft', 'baseline']);
     const bool = (v: boolean | undefined, name: string, d: boolean) => (v === undefined ? d : checkBoolean(v, `options.${name}`));
     const num = (v: number | undefined, name: string, d: number, min = 0, inclusive = true) =>
-      v === undefined ? d : checkFiniteNumber(v, `options.${name}`, min, inclusive);
-    const steps = posInt(options.steps, 'options.steps', 0);
+      v === undefined ? d : checkFiniteNumber(v, `options.${name}`, { min, exclusive: !inclusive });
+    const steps = checkInteger(options.steps, 'options.steps', 0);
     const sched = resolveSchedule({
       lr: num(options.lr, 'lr', D.lr), kind: options.schedule ?? D.schedule, warmup: options.warmup ?? D.warmup,
       decayAfter: options.decayAfter ?? D.decayAfter, minLr: options.minLr ?? D.minLr, totalSteps: steps,
     }, 'options');
     this.#o = {
       steps, mode,
-      microBatches: posInt(options.microBatches ?? D.microBatches, 'options.microBatches', 1),
+      microBatches: checkInteger(options.microBatches ?? D.microBatches, 'options.microBatches', 1),
       projection: bool(options.projection, 'projection', D.projection),
       dual: bool(options.dual, 'dual', D.dual),
       lambda: num(options.lambda, 'lambda', D.lambda),
@@ -198,7 +190,7 @@ export class Trainer {
       schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
       clipNorm: num(options.clipNorm, 'clipNorm', D.clipNorm),
       fused: bool(options.fused, 'fused', D.fused),
-      valEvery: posInt(options.valEvery ?? 0, 'options.valEvery', 0),
+      valEvery: checkInteger(options.valEvery ?? 0, 'options.valEvery', 0),
       valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', D.valTimeLimitMs),
     };
     const sinks = options.sinks ?? [];
@@ -433,13 +425,13 @@ export class Trainer {
   restoreState(state: TrainerState): void {
     const j = state?.json;
     if (!j || j.schemaVersion !== 1) throw argRangeError(`state.json.schemaVersion must be 1, got ${describeValue(j?.schemaVersion)}`);
-    posInt(j.step, 'state.json.step', 0);
-    posInt(j.optimizerStep, 'state.json.optimizerStep', 0);
-    checkFiniteNumber(j.lambda, 'state.json.lambda', 0, true);
-    posInt(j.epoch, 'state.json.epoch', 0);
-    if (j.meters === null || typeof j.meters !== 'object') throw argTypeError(`state.json.meters must be an object, got ${describeValue(j.meters)}`);
-    posInt(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
-    posInt(j.meters.samples, 'state.json.meters.samples', 0);
+    checkInteger(j.step, 'state.json.step', 0);
+    checkInteger(j.optimizerStep, 'state.json.optimizerStep', 0);
+    checkFiniteNumber(j.lambda, 'state.json.lambda', { min: 0 });
+    checkInteger(j.epoch, 'state.json.epoch', 0);
+    checkObject(j.meters, 'state.json.meters');
+    checkInteger(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
+    checkInteger(j.meters.samples, 'state.json.meters.samples', 0);
     // Sizes must match; the device may differ (a CPU copy restores a trainer on a GPU).
     const like = this.source.params;
     if (!(state.params instanceof GradSet) || state.params.sizes.length !== like.sizes.length ||

@@ -9,7 +9,8 @@ import { binding } from '../../native.js';
 import type { RawModelMode, RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../../device.js';
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../../errors.js';
+import { checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
 import type { GradWriteOptions, ModelLosses } from '../adapter-policy.js';
 import { loadHfModel, type HfModel } from './hf-directory.js';
@@ -64,14 +65,11 @@ const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens',
 function intOption(o: Record<string, unknown>, key: string, fallback: number | undefined, lo: number): number {
   const v = o[key] ?? fallback;
   if (v === undefined) throw argTypeError(`options.${key} is required`);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo) throw argRangeError(`options.${key} must be an integer >= ${lo}, got ${describeValue(v)}`);
-  return v;
+  return checkInteger(v, `options.${key}`, lo);
 }
 
 function choice<T extends string>(o: Record<string, unknown>, key: string, choices: readonly T[], fallback: T): T {
-  const v = o[key] ?? fallback;
-  if (!choices.includes(v as T)) throw argRangeError(`options.${key} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${describeValue(v)}`);
-  return v as T;
+  return checkChoice(o[key] ?? fallback, `options.${key}`, choices);
 }
 
 export class Qwen2Policy {
@@ -130,13 +128,11 @@ export class Qwen2Policy {
 
   /** The same on an already loaded model (its weights are used in place, not copied). */
   static fromHfModel(hf: HfModel, options: Qwen2PolicyOptions): Qwen2Policy {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
+    checkOptions(options, OPTION_KEYS);
     const o = options as unknown as Record<string, unknown>;
     const c = hf.config;
     const rank = intOption(o, 'rank', 64, 1);
-    const alpha = o.alpha ?? 2 * rank;
-    if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw argRangeError(`options.alpha must be a finite number > 0, got ${describeValue(alpha)}`);
+    const alpha = checkFiniteNumber(o.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true });
     const seed = intOption(o, 'seed', 0, 0);
     const device = resolveDataDevice(o.device ?? 'cpu', 'options.device');
     const config: RawQwen2Config = {
@@ -202,10 +198,8 @@ export class Qwen2Policy {
 
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss; else NaN). */
   evaluate(batch: Qwen2Batch, options: { retention?: boolean } = {}): ModelLosses {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['retention'], 'options');
-    if (options.retention !== undefined && typeof options.retention !== 'boolean') throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
-    const ret = options.retention === true;
+    checkOptions(options, ['retention']);
+    const ret = options.retention !== undefined && checkBoolean(options.retention, 'options.retention');
     const r = binding.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
   }
@@ -293,13 +287,10 @@ export class Qwen2Policy {
   }
 
   #args(mode: RawModelMode, batch: Qwen2Batch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawQwen2StepOptions {
-    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
-    const accumulate = options.accumulate ?? false;
-    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
-    const scale = options.scale ?? 1;
-    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
+    checkObject(batch, 'batch');
+    checkOptions(options, ['accumulate', 'scale']);
+    const accumulate = checkBoolean(options.accumulate ?? false, 'options.accumulate');
+    const scale = checkFiniteNumber(options.scale ?? 1, 'options.scale');
     const withRet = mode === 'craft' || mode === 'evalRetention';
     const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
     return {

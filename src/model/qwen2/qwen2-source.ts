@@ -2,7 +2,8 @@
 // Trainer's GradientSource (ARCHITECTURE.md §5): BatchSource's sampler, shares, validation
 // and state over prefix/prompt sequences. The dataset is checked against the model first
 // (prefix width, token ids, P and S, K·A), each error naming the file and the field.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
+import { argRangeError } from '../../errors.js';
+import { checkOptions } from '../../validate.js';
 import { checkSequenceDatasetFits, gatherSequenceBatch, type SequenceBatch, type SequenceDataset } from '../../data/sequence-dataset.js';
 import { BatchSource, type BatchSourceOptions } from '../batch-source.js';
 import type { Qwen2Policy } from './qwen2-policy.js';
@@ -34,8 +35,7 @@ export class Qwen2PolicySource extends BatchSource<SequenceBatch> {
   readonly val: SequenceDataset | undefined;
 
   constructor(model: Qwen2Policy, train: SequenceDataset, options: Qwen2PolicySourceOptions) {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
+    checkOptions(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard']);
     checkFits(train, model);
     if (options.val !== undefined) checkFits(options.val, model);
     super(model, split(train), options.val === undefined ? undefined : split(options.val), options);
