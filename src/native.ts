@@ -1,6 +1,7 @@
 // Loads the native addon through node-gyp-build: the local build (build/Release) when there
 // is one, else the prebuild for this platform (scripts/install.js builds only when no
-// prebuild loads). The only module that touches the raw binding.
+// prebuild loads). The only loader of the addon: the core modules call it, and the layers
+// above core call its operations through native-calls.ts, never the binding itself.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';

@@ -8,7 +8,7 @@
 // model scratch (cached by the native layer, grown only when a larger batch comes), so a
 // warm step allocates nothing in proportion to the data. The initial weights are made on
 // the host with the same seeded values as on the CPU, then uploaded.
-import { binding } from '../native.js';
+import * as native from '../native-calls.js';
 import type { RawModelMode, RawModelStepOptions } from '../../binding.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
@@ -206,7 +206,7 @@ export class AdapterPolicy {
    * the first anchor.numElements values of params.
    */
   resetAnchor(): void {
-    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
+    native.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
   }
 
   /** Frees the model's device memory now (otherwise freed when the sets are collected). The model is unusable after. */
@@ -301,11 +301,11 @@ export class AdapterPolicy {
   }
 
   #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
-    return binding.modelStep(this.#args(mode, batch, gAct, gRet, options));
+    return native.modelStep(this.#args(mode, batch, gAct, gRet, options));
   }
 
   async #callAsync(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): Promise<ModelLosses> {
-    return binding.modelStepAsync(this.#args(mode, batch, gAct, gRet, options));
+    return native.modelStepAsync(this.#args(mode, batch, gAct, gRet, options));
   }
 
   /** Checks a call's arguments and names them for the binding (the sets as their native handles). */

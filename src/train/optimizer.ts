@@ -10,7 +10,7 @@
 // host, and one launch for the fused pass 2 + AdamW), never leaving the device. The
 // coefficients, conflicts and norm are computed on the host from the pass-1 sums by the
 // same code for every backend.
-import { binding } from '../native.js';
+import * as native from '../native-calls.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import type { RawAdamWOptions, TensorSet } from '../../binding.js';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
@@ -102,7 +102,7 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
   const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
   const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
-  return binding.craftReduce(a, r, { lambda, eps, projection });
+  return native.craftReduce(a, r, { lambda, eps, projection });
 }
 
 /**
@@ -115,7 +115,7 @@ export function craftCombine(sums: CraftSums, options: { lambda: number; eps?: n
   const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
   const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
-  return binding.craftCombine(sums, { lambda, eps, projection });
+  return native.craftCombine(sums, { lambda, eps, projection });
 }
 
 const OPTION_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
@@ -179,7 +179,7 @@ export class AdamW {
   step(grad: GradSet, options: AdamWStepOptions = {}): void {
     const g = handleOf(grad, 'grad');
     checkLayout(this.#params, grad, 'grad', 'params');
-    binding.adamw(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), g, this.#hyper(options));
+    native.adamw(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), g, this.#hyper(options));
     this.stepCount += 1;
   }
 
@@ -193,7 +193,7 @@ export class AdamW {
     const r = handleOf(ret, 'ret');
     checkLayout(this.#params, act, 'act', 'params');
     checkLayout(this.#params, ret, 'ret', 'params');
-    binding.adamwFused(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), a, r,
+    native.adamwFused(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), a, r,
       this.#hyper(options, coefficients) as RawAdamWOptions & { coefficients: Float64Array });
     this.stepCount += 1;
   }

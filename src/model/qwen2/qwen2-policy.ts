@@ -1,11 +1,11 @@
 // Qwen2Policy: a Hugging Face Qwen2 backbone (frozen, as loadHfModel reads it) with LoRA on
 // the chosen linear layers, learnable action queries and a per-query action head
-// (ARCHITECTURE.md §4b). One native call per micro-batch (binding.qwen2Step) gives the
+// (ARCHITECTURE.md §4b). One native call per micro-batch (qwen2Step) gives the
 // action and retention losses and both gradient sets; the frozen weights stay in the
 // loader's host arrays, never copied, on the CPU; on a CUDA device ({ device: 'cuda' }) the
 // policy uploads them once into one device set of its own (freed by dispose() or when the
 // policy is collected) and params, anchor and the gradient sets live on the device.
-import { binding } from '../../native.js';
+import * as native from '../../native-calls.js';
 import type { RawModelMode, RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../../device.js';
@@ -94,7 +94,7 @@ export class Qwen2Policy {
     this.#device = device;
     this.hf = hf;
     this.config = Object.freeze(config);
-    const t = binding.qwen2Tensors(config);
+    const t = native.qwen2Tensors(config);
     this.trainableSpecs = Object.freeze(t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) })));
     this.anchorSpecs = this.trainableSpecs.slice(0, t.anchorTensors);
     this.options = Object.freeze({
@@ -165,7 +165,7 @@ export class Qwen2Policy {
 
   /** Sets the anchor to the current LoRA factors and action queries (they lead the layout). */
   resetAnchor(): void {
-    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
+    native.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
   }
 
   /** One CRaFT micro-batch: both losses, g_act into `gAct` and g_ret into `gRet`, from one shared forward. */
@@ -173,13 +173,13 @@ export class Qwen2Policy {
     this.#checkGrad(gAct, 'gAct');
     this.#checkGrad(gRet, 'gRet');
     if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return binding.qwen2Step(this.#args('craft', batch, gAct, gRet, options));
+    return native.qwen2Step(this.#args('craft', batch, gAct, gRet, options));
   }
 
   /** Plain fine-tuning: the action loss and g_act only (no anchor forward). */
   baselineStep(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): { actionLoss: number } {
     this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: binding.qwen2Step(this.#args('baseline', batch, gAct, undefined, options)).actionLoss };
+    return { actionLoss: native.qwen2Step(this.#args('baseline', batch, gAct, undefined, options)).actionLoss };
   }
 
   /** {@link Qwen2Policy.craftStep} on a worker thread; nothing it reads or writes may change until it settles. */
@@ -187,20 +187,20 @@ export class Qwen2Policy {
     this.#checkGrad(gAct, 'gAct');
     this.#checkGrad(gRet, 'gRet');
     if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return binding.qwen2StepAsync(this.#args('craft', batch, gAct, gRet, options));
+    return native.qwen2StepAsync(this.#args('craft', batch, gAct, gRet, options));
   }
 
   /** {@link Qwen2Policy.baselineStep} on a worker thread (same rules as craftStepAsync). */
   async baselineStepAsync(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
     this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: (await binding.qwen2StepAsync(this.#args('baseline', batch, gAct, undefined, options))).actionLoss };
+    return { actionLoss: (await native.qwen2StepAsync(this.#args('baseline', batch, gAct, undefined, options))).actionLoss };
   }
 
   /** No-grad evaluation: the action loss (and, with `retention`, the retention loss; else NaN). */
   evaluate(batch: Qwen2Batch, options: { retention?: boolean } = {}): ModelLosses {
     checkOptions(options, ['retention']);
     const ret = options.retention !== undefined && checkBoolean(options.retention, 'options.retention');
-    const r = binding.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
+    const r = native.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
   }
 
