@@ -24,6 +24,12 @@ export function checkKnownKeys(options: object, known: readonly string[], name: 
   }
 }
 
+/** `value` when it is given (not undefined); TypeError "`name` is required" otherwise. */
+export function checkPresent<T>(value: T | undefined, name: string): T {
+  if (value === undefined) throw argTypeError(`${name} is required`);
+  return value;
+}
+
 /** An options object whose keys are all in `known` (checkObject, then checkKnownKeys). */
 export function checkOptions<T extends object>(value: T, known: readonly string[], name = 'options'): T {
   checkKnownKeys(checkObject<T>(value, name), known, name);

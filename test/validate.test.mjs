@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  MAX_THREADS, checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkKnownKeys, checkObject, checkOptions, checkThreadCount,
+  MAX_THREADS, checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkKnownKeys, checkObject, checkOptions, checkPresent, checkThreadCount,
 } from '../dist/validate.js';
 
 const typeError = (message) => ({ name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE', message });
@@ -19,6 +19,8 @@ test('checkObject and checkOptions: an object whose keys are all known', () => {
   assert.throws(() => checkOptions('x', ['a']), typeError("options must be an object, got string 'x'"));
   assert.throws(() => checkOptions({ a: 1, c: 2 }, ['a', 'b'], 'config'), typeError("config has an unknown option 'c' (known: a, b)"));
   assert.throws(() => checkKnownKeys({ z: 0 }, [], 'options'), typeError("options has an unknown option 'z' (known: )"));
+  assert.equal(checkPresent(0, 'options.chunk'), 0);
+  assert.throws(() => checkPresent(undefined, 'options.chunk'), typeError('options.chunk is required'));
 });
 
 test('checkInteger: a safe integer in the range, the range said as users read it', () => {

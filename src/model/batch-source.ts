@@ -9,7 +9,7 @@ import { checkInteger } from '../validate.js';
 import type { GradSet } from '../gradset.js';
 import { Sampler, type SamplerState } from '../data/sampler.js';
 import { checkShard, shareOf, type Shard } from '../data/shard.js';
-import type { GradWriteOptions, ModelLosses } from './adapter-policy.js';
+import type { GradWriteOptions, ModelLosses } from './policy-types.js';
 
 /** The calls of a model the source drives, for batches of type B. */
 export interface SteppableModel<B> {

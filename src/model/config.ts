@@ -1,11 +1,7 @@
 // AdapterPolicy configuration: the options of ARCHITECTURE.md §4, their defaults and checks,
 // and the packed form the native layer takes.
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions } from '../validate.js';
-
-export type Pooling = 'mean' | 'max';
-export type AnchorType = 'concat' | 'aq_only' | 'raw_only';
-const POOLINGS: readonly Pooling[] = ['mean', 'max'];
-const ANCHOR_TYPES: readonly AnchorType[] = ['concat', 'aq_only', 'raw_only'];
+import { ANCHOR_TYPES, POOLINGS, type AnchorType, type Pooling } from './policy-types.js';
 
 /** The built-in model's shape. Every field has a default ({@link DEFAULT_MODEL_CONFIG}). */
 export interface AdapterPolicyConfig {

@@ -2,13 +2,8 @@
 // and element counts, as native/core/model_desc.cc defines them (its one definition).
 import * as native from '../native-calls.js';
 import type { AdapterPolicyConfig } from './config.js';
+import type { TensorSpec } from './policy-types.js';
 
-/** One named tensor of a layout. */
-export interface TensorSpec {
-  name: string;
-  shape: number[];
-  size: number;
-}
 
 const spec = (name: string, shape: number[]): TensorSpec => ({ name, shape, size: shape.reduce((a, b) => a * b, 1) });
 
