@@ -8,21 +8,22 @@ import { performance } from 'node:perf_hooks';
 import { GradSet } from '../gradset.js';
 import { surgery } from '../surgery.js';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
-import { checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
+import { checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { AdamW, craftReduce } from './optimizer.js';
 import type { ShardedStep } from './sharded-step.js';
 import { dualUpdate } from './dual.js';
 import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
-import { TRAINER_DEFAULTS as D } from './defaults.js';
+import { resolveTrainerOptions } from './options.js';
 import type { StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 import type { GradientSource, JsonValue } from './source.js';
 
 /**
  * Trainer options. Absent ones take TRAINER_DEFAULTS (src/train/defaults.ts), the table
- * `craftgrad train` uses too; the defaults named below are that table's values.
+ * `craftgrad train` uses too; the defaults named below are that table's values, and its
+ * limits are the ones checked (src/train/options.ts).
  */
 export interface TrainerOptions {
-  /** Optimizer steps in the run (run() stops there; the cosine schedule ends there). Required. */
+  /** Optimizer steps in the run, >= 1 (run() stops there; the cosine schedule ends there). Required. */
   steps: number;
   /** Micro-batches accumulated per optimizer step (default 1). */
   microBatches?: number | undefined;
@@ -40,7 +41,7 @@ export interface TrainerOptions {
   retentionBudget?: number | undefined;
   /** eps in the projection's denominator (default 1e-8). */
   surgeryEps?: number | undefined;
-  /** Peak learning rate (default 1e-3). */
+  /** Peak learning rate, > 0 (default 1e-3). */
   lr?: number | undefined;
   /** AdamW betas (default [0.9, 0.999]). */
   betas?: readonly [number, number] | undefined;
@@ -52,7 +53,7 @@ export interface TrainerOptions {
   schedule?: LrScheduleKind | undefined;
   /** Linear warmup from 0.1·lr over this many steps (default 50). */
   warmup?: number | undefined;
-  /** multistep: ×0.1 from each of these steps on. */
+  /** multistep: ×0.1 from each of these steps on (each >= 1). */
   decayAfter?: readonly number[] | undefined;
   /** cosine: final learning rate (default 0). */
   minLr?: number | undefined;
@@ -62,7 +63,7 @@ export interface TrainerOptions {
   fused?: boolean | undefined;
   /** Validate every this many steps (default 0: never; the CLI's 100 needs the validation split it always makes). Needs source.validate. */
   valEvery?: number | undefined;
-  /** Time limit of one validation pass in ms (default 10000). */
+  /** Time limit of one validation pass in ms, > 0 (default 10000). */
   valTimeLimitMs?: number | undefined;
   /** Where rows go (default none). */
   sinks?: readonly StepMetricsSink[] | undefined;
@@ -167,32 +168,13 @@ export class Trainer {
       throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
     }
     checkOptions(options, OPTION_KEYS);
-    const mode = checkChoice(options.mode ?? D.mode, 'options.mode', ['craft', 'baseline']);
-    const bool = (v: boolean | undefined, name: string, d: boolean) => (v === undefined ? d : checkBoolean(v, `options.${name}`));
-    const num = (v: number | undefined, name: string, d: number, min = 0, inclusive = true) =>
-      v === undefined ? d : checkFiniteNumber(v, `options.${name}`, { min, exclusive: !inclusive });
-    const steps = checkInteger(options.steps, 'options.steps', 0);
+    // Every option against its row of the one table (src/train/options.ts), the CLI's limits.
+    const { betas, ...o } = resolveTrainerOptions(options as unknown as Record<string, unknown>) as unknown as Resolved<Omit<TrainerOptions, 'log' | 'sinks'>>;
+    const mode = o.mode;
     const sched = resolveSchedule({
-      lr: num(options.lr, 'lr', D.lr), kind: options.schedule ?? D.schedule, warmup: options.warmup ?? D.warmup,
-      decayAfter: options.decayAfter ?? D.decayAfter, minLr: options.minLr ?? D.minLr, totalSteps: steps,
+      lr: o.lr, kind: o.schedule, warmup: o.warmup, decayAfter: o.decayAfter, minLr: o.minLr, totalSteps: o.steps,
     }, 'options');
-    this.#o = {
-      steps, mode,
-      microBatches: checkInteger(options.microBatches ?? D.microBatches, 'options.microBatches', 1),
-      projection: bool(options.projection, 'projection', D.projection),
-      dual: bool(options.dual, 'dual', D.dual),
-      lambda: num(options.lambda, 'lambda', D.lambda),
-      lambdaLr: num(options.lambdaLr, 'lambdaLr', D.lambdaLr),
-      retentionBudget: num(options.retentionBudget, 'retentionBudget', D.retentionBudget),
-      surgeryEps: num(options.surgeryEps, 'surgeryEps', D.surgeryEps, 0, false),
-      lr: sched.lr, adamEps: num(options.adamEps, 'adamEps', D.adamEps, 0, false),
-      weightDecay: num(options.weightDecay, 'weightDecay', D.weightDecay),
-      schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
-      clipNorm: num(options.clipNorm, 'clipNorm', D.clipNorm),
-      fused: bool(options.fused, 'fused', D.fused),
-      valEvery: checkInteger(options.valEvery ?? 0, 'options.valEvery', 0),
-      valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', D.valTimeLimitMs),
-    };
+    this.#o = { ...o, decayAfter: [...sched.decayAfter] };
     const sinks = options.sinks ?? [];
     if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of StepMetricsSink, got ${describeValue(sinks)}`);
     sinks.forEach((s, i) => {
@@ -210,7 +192,7 @@ export class Trainer {
     this.#shard = internal.shard;
     if (this.#shard && !this.#o.fused) throw argRangeError('the sharded data-parallel step needs options.fused');
     this.optimizer = new AdamW(this.#shard ? this.#shard.view(source.params) : source.params, {
-      lr: this.#o.lr, betas: options.betas ?? D.betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
+      lr: this.#o.lr, betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
     });
     this.#gAct = source.params.zerosLike();
     this.#gRet = mode === 'craft' ? source.params.zerosLike() : undefined;
