@@ -19,7 +19,7 @@ import { TRAINER_DEFAULTS as D } from './defaults.js';
 
 /** AdamW hyper-parameters (defaults: TRAINER_DEFAULTS, PyTorch's except lr, which is craftgrad's 1e-3). */
 export interface AdamWOptions {
-  /** Default 1e-3 (the schedule's peak; the trainer passes the step's rate to each step). */
+  /** Default 1e-3; > 0, as the options table's lr (the schedule's peak; the trainer passes the step's rate to each step). */
   lr?: number | undefined;
   /** Default [0.9, 0.999]. */
   betas?: readonly [number, number] | undefined;
@@ -31,7 +31,7 @@ export interface AdamWOptions {
 
 /** Per-step arguments of an AdamW step. */
 export interface AdamWStepOptions {
-  /** This step's learning rate (default: the optimizer's lr). */
+  /** This step's learning rate, >= 0 (a cosine schedule may end at 0; default: the optimizer's lr). */
   lr?: number | undefined;
   /** Multiplies the gradient (the clipping factor). Default 1. */
   gradScale?: number | undefined;
@@ -151,7 +151,7 @@ export class AdamW {
   constructor(params: GradSet, options: AdamWOptions = {}) {
     handleOf(params, 'params');
     checkOptions(options, OPTION_KEYS);
-    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', { min: 0 });
+    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', { min: 0, exclusive: true });
     const betas = options.betas ?? D.betas;
     if (!Array.isArray(betas) || betas.length !== 2) throw argTypeError(`options.betas must be [beta1, beta2], got ${describeValue(betas)}`);
     betas.forEach((b, i) => checkFiniteNumber(b, `options.betas[${i}]`, { min: 0, below: 1 }));

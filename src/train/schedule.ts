@@ -8,7 +8,7 @@ export type LrScheduleKind = 'constant' | 'multistep' | 'cosine';
 
 /** A learning-rate schedule. */
 export interface LrSchedule {
-  /** The peak learning rate (finite, >= 0). */
+  /** The peak learning rate (finite, > 0, as the options table's lr). */
   lr: number;
   /** After the warmup: 'constant' (default), 'multistep' or 'cosine'. */
   kind?: LrScheduleKind;
@@ -29,7 +29,7 @@ const KINDS: readonly LrScheduleKind[] = ['constant', 'multistep', 'cosine'];
 /** Validates a schedule and fills in its defaults. Throws TypeError/RangeError naming the field. */
 export function resolveSchedule(s: LrSchedule, name = 'schedule'): Required<LrSchedule> {
   checkOptions(s, KEYS, name);
-  const lr = checkFiniteNumber(s.lr, `${name}.lr`, { min: 0 });
+  const lr = checkFiniteNumber(s.lr, `${name}.lr`, { min: 0, exclusive: true });
   const kind = checkChoice(s.kind ?? 'constant', `${name}.kind`, KINDS);
   const warmup = checkInteger(s.warmup ?? 0, `${name}.warmup`, 0);
   const decayAfter = Array.from(s.decayAfter ?? [], (d, i) => checkInteger(d, `${name}.decayAfter[${i}]`, 0));
