@@ -10,7 +10,7 @@ import * as native from '../../native-calls.js';
 import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
-import { argRangeError, argTypeError, describeValue } from '../../errors.js';
+import { argRangeError } from '../../errors.js';
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
 import { LoraPolicy, type StepSets } from '../lora-policy.js';
@@ -20,7 +20,7 @@ import { QWEN2_LINEARS, type Qwen2Linear } from './weights.js';
 import { encodePeftAdapter, normalizeLoraTargets, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from './peft-adapter.js';
 import { baseModelRecord, type BaseModelRecord } from './base-record.js';
 import type { Tensor } from '../../formats/tensor.js';
-import { checkTensors, copyIn } from '../named-tensors.js';
+import { checkTensorRecord, checkTensors, copyIn } from '../named-tensors.js';
 
 /** The positions the raw latent C_R covers: the prefix, or the prefix and the prompt. */
 export type BridgeSpan = 'prefix' | 'prefix+prompt';
@@ -139,7 +139,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
    * value checked before anything is copied. Returns how many tensors were replaced.
    */
   loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
-    if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+    checkTensorRecord(tensors, name);
     const given = new Set(Object.keys(tensors));
     const specs = this.trainableSpecs.filter((t) => given.has(t.name));
     const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
