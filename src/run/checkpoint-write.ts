@@ -167,9 +167,8 @@ export async function writeCheckpoint(
  * not touched. Returns the removed directory names.
  */
 export async function pruneCheckpoints(checkpointsDir: string, keepLast: number, upToStep: number): Promise<string[]> {
-  if (!Number.isSafeInteger(keepLast) || keepLast < 2) {
-    throw new RangeError(`keep_last must be an integer >= 2 (one checkpoint could be lost to a crash mid-write), got ${keepLast}`);
-  }
+  // At least 2: one checkpoint could be lost to a crash mid-write.
+  checkInteger(keepLast, 'keep_last', 2);
   const steps = readdirSync(checkpointsDir)
     .map((n) => ({ n, s: parseStepDirName(n) }))
     .filter((x): x is { n: string; s: number } => x.s !== undefined && x.s <= upToStep)
