@@ -1,10 +1,11 @@
 // The CUDA backend behind core/backend.h: each operation delegates to the functions of
-// cuda_backend.h and model_cuda.h on one device.
+// cuda_backend.h, gemm_host.h and model_cuda.h on one device.
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "cuda_backend.h"
+#include "gemm_host.h"
 #include "model_cuda.h"
 #include "nccl_communicator.h"
 #include "qwen2_cuda.h"
