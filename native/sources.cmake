@@ -52,6 +52,7 @@ set(CRAFTGRAD_CUDA_KERNEL_SOURCES
   native/cuda/adamw_kernels.cu
   native/cuda/collective_kernels.cu
   native/cuda/gemm_kernels.cu
+  native/cuda/layer_kernels.cu
   native/cuda/model_kernels.cu
   native/cuda/qwen2_kernels.cu
   native/cuda/surgery_kernels.cu)
@@ -59,6 +60,7 @@ set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
   native/cuda/gemm_host.cc
+  native/cuda/layers_cuda.cc
   native/cuda/nccl_communicator.cc
   native/cuda/tuning.cc)
 

@@ -18,6 +18,7 @@
 
 #include "adamw_params.h"
 #include "communicator.h"
+#include "layers.h"
 #include "model_desc.h"
 #include "numerics.h"
 #include "qwen2_desc.h"
@@ -126,6 +127,9 @@ class Backend {
   // deterministic function of the inputs on the backend (the CPU: for any thread count
   // and instruction set). ----
   virtual ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) = 0;
+  // The operations models are made of (layers.h), on this backend's memory; one object
+  // per backend, kept for its lifetime.
+  virtual Layers& layers() = 0;
   // The model's matrix product on host arrays (tests and benchmarks).
   virtual void gemmHost(const GemmCall& g) = 0;
 

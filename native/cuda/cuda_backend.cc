@@ -1,11 +1,12 @@
 // The CUDA backend behind core/backend.h: each operation delegates to the functions of
-// cuda_backend.h, gemm_host.h and model_cuda.h on one device.
+// cuda_backend.h, gemm_host.h and model_cuda.h on one device; layers() is its CudaLayers.
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "cuda_backend.h"
 #include "gemm_host.h"
+#include "layers_cuda.h"
 #include "model_cuda.h"
 #include "nccl_communicator.h"
 #include "qwen2_cuda.h"
@@ -35,7 +36,7 @@ cuda::Layout& tablesOf(craftgrad::Layout& l) { return static_cast<DeviceLayout&>
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device), name_("cuda:" + std::to_string(device)) {}
+  explicit CudaBackend(int device) : device_(device), name_("cuda:" + std::to_string(device)), layers_(device) {}
   const std::string& name() const override { return name_; }
   bool hostMemory() const override { return false; }
 
@@ -83,10 +84,12 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Communicator> communicator(const CommunicatorInit& init) override {
     return makeNcclCommunicator(device_, init);
   }
+  Layers& layers() override { return layers_; }
 
  private:
   int device_;
   std::string name_;
+  CudaLayers layers_;  // the device's one
 };
 
 }  // namespace
