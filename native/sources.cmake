@@ -53,15 +53,15 @@ set(CRAFTGRAD_CUDA_KERNEL_SOURCES
   native/cuda/collective_kernels.cu
   native/cuda/gemm_kernels.cu
   native/cuda/layer_kernels.cu
-  native/cuda/model_kernels.cu
-  native/cuda/qwen2_kernels.cu
   native/cuda/surgery_kernels.cu)
 set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
   native/cuda/gemm_host.cc
   native/cuda/layers_cuda.cc
+  native/cuda/model_step.cc
   native/cuda/nccl_communicator.cc
+  native/cuda/qwen2_step.cc
   native/cuda/tuning.cc)
 
 # NCCL (native/nccl): loaded at run time with dlopen, so compiled into every build (it needs

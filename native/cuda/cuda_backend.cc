@@ -1,5 +1,5 @@
 // The CUDA backend behind core/backend.h: each operation delegates to the functions of
-// cuda_backend.h, gemm_host.h and model_cuda.h on one device; layers() is its CudaLayers.
+// cuda_backend.h and gemm_host.h on one device, the models to its CudaLayers.
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -72,10 +72,10 @@ class CudaBackend final : public Backend {
     cuda::adamw(tablesOf(l), grad, p, m, v, hp);
   }
   ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) override {
-    return cuda::modelStep(device_, c, a);
+    return cuda::modelStep(layers_, c, a);
   }
   ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) override {
-    return cuda::qwen2Step(device_, c, a);
+    return cuda::qwen2Step(layers_, c, a);
   }
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,
