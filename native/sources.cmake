@@ -9,6 +9,14 @@ set(CRAFTGRAD_CORE_SOURCES
   native/core/qwen2_desc.cc
   native/core/thread_pool.cc)
 
+# The models (native/models): each a driver written once over core/layers.h, for every backend.
+set(CRAFTGRAD_MODEL_SOURCES
+  native/models/action_head.cc
+  native/models/adapter_policy.cc
+  native/models/lora_linear.cc
+  native/models/qwen2_decoder.cc
+  native/models/qwen2_policy.cc)
+
 set(CRAFTGRAD_NAPI_SOURCES
   native/napi/adamw_call.cc
   native/napi/addon.cc
@@ -27,16 +35,14 @@ set(CRAFTGRAD_NAPI_SOURCES
 # (x86-64 only; CMakeLists.txt gives each list its flags).
 set(CRAFTGRAD_CPU_SOURCES
   native/cpu/adamw_cpu.cc
+  native/cpu/attention_cpu.cc
   native/cpu/adamw_generic.cc
   native/cpu/cpu_backend.cc
   native/cpu/cpu_features.cc
   native/cpu/gemm.cc
   native/cpu/gemm_generic.cc
   native/cpu/kernels_generic.cc
-  native/cpu/model_cpu.cc
-  native/cpu/qwen2_attention.cc
-  native/cpu/qwen2_cpu.cc
-  native/cpu/qwen2_layer.cc
+  native/cpu/layers_cpu.cc
   native/cpu/surgery_cpu.cc)
 set(CRAFTGRAD_CPU_AVX2_SOURCES
   native/cpu/adamw_avx2.cc

@@ -19,9 +19,7 @@
 #include "adamw_params.h"
 #include "communicator.h"
 #include "layers.h"
-#include "model_desc.h"
 #include "numerics.h"
-#include "qwen2_desc.h"
 #include "tensor_span.h"
 
 namespace craftgrad {
@@ -120,15 +118,9 @@ class Backend {
   // AdamW alone with g = grad·gradScale.
   virtual void adamw(Layout& l, const float* grad, float* p, float* m, float* v, const AdamWParams& hp) = 0;
 
-  // ---- the built-in model (model_desc.h): args' sets in this backend's memory ----
-  virtual ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) = 0;
-  // ---- the Qwen2 policy (qwen2_desc.h): params, anchor, gAct, gRet in this backend's
-  // memory, everything else host memory; gAct/gRet do not overlap any input. Bits: a
-  // deterministic function of the inputs on the backend (the CPU: for any thread count
-  // and instruction set). ----
-  virtual ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) = 0;
-  // The operations models are made of (layers.h), on this backend's memory; one object
-  // per backend, kept for its lifetime.
+  // ---- the layers models are made of (layers.h), on this backend's memory. The models
+  // themselves are drivers written once over them (native/models), which the binding
+  // calls with this backend's layers: no backend has a model of its own. ----
   virtual Layers& layers() = 0;
   // The model's matrix product on host arrays (tests and benchmarks).
   virtual void gemmHost(const GemmCall& g) = 0;

@@ -23,9 +23,10 @@
 #include <cstdint>
 #include <memory>
 
-#include "model_desc.h"
-
 namespace craftgrad {
+
+// Pooling over tokens: the mean, or the max (the first arg-max, a NaN winning as torch.max).
+enum class Pooling : int { Mean = 0, Max = 1 };
 
 // A row-major operand: element (i, k) at p[i*ld + k], or p[k*ld + i] when transposed.
 struct LayerMat {

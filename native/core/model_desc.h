@@ -1,6 +1,7 @@
 // The built-in AdapterPolicy model (ARCHITECTURE.md §4), backend-neutral: its configuration,
-// the fixed order and sizes of its tensors, and validation. Kernels live per backend
-// (native/cpu/model_cpu.*); N-API parsing in native/napi/model_call.*.
+// the fixed order and sizes of its tensors, and validation. Its forward and backward are
+// one driver for every backend (native/models/adapter_policy.cc over core/layers.h);
+// N-API parsing in native/napi/model_call.*.
 //
 // Tensor order (names as in checkpoints), defined once by modelTensors() (model_desc.cc);
 // src/model/layout.ts reads it through the binding (modelTensors):
@@ -13,9 +14,10 @@
 #include <string>
 #include <vector>
 
+#include "layers.h"
+
 namespace craftgrad {
 
-enum class Pooling : int { Mean = 0, Max = 1 };
 enum class AnchorType : int { Concat = 0, AqOnly = 1, RawOnly = 2 };
 
 struct ModelConfig {

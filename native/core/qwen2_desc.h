@@ -1,7 +1,8 @@
 // A Qwen2 backbone with LoRA, learnable action queries and a per-query action head
 // (ARCHITECTURE.md §4b), backend-neutral: its configuration, the one definition of the
 // trainable tensors' order, names and shapes, validation, and one call's arguments.
-// Kernels live per backend (native/cpu/qwen2_*.cc); N-API parsing in native/napi/qwen2_call.cc.
+// Its forward and backward are one driver for every backend (native/models/qwen2_policy.cc
+// and qwen2_decoder.cc over core/layers.h); N-API parsing in native/napi/qwen2_call.cc.
 //
 // Trainable tensors (GradSet order; names as PEFT and policy.safetensors write them):
 //   for l in 0..L-1, for each targeted linear in q,k,v,o,gate,up,down order:

@@ -4,11 +4,9 @@
 #include <cstring>
 #include <vector>
 
-#include "../core/backend_error.h"
 #include "adamw_cpu.h"
 #include "gemm.h"
-#include "model_cpu.h"
-#include "qwen2_cpu.h"
+#include "layers_cpu.h"
 #include "surgery_cpu.h"
 
 namespace craftgrad {
@@ -85,12 +83,7 @@ class CpuBackend final : public Backend {
     adamwCpu(grad, p, m, v, l.total(), hp);
   }
 
-  ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) override { return modelStepCpu(c, a); }
-  ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) override { return qwen2StepCpu(c, a); }
-  // Until CpuLayers lands (the lead's part of #26): nothing calls it on the CPU yet.
-  Layers& layers() override {
-    throw BackendError("craftgrad: internal error: the CPU backend has no layers yet", "ERR_CRAFTGRAD_INTERNAL");
-  }
+  Layers& layers() override { return cpuLayers(); }
   void gemmHost(const GemmCall& g) override {
     craftgrad::gemm(g.M, g.N, g.K, g.alpha, MatRef{g.a, g.transA ? g.M : g.K, g.transA},
                     MatRef{g.b, g.transB ? g.K : g.N, g.transB}, g.beta, g.c, g.N);

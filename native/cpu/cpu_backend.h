@@ -1,5 +1,5 @@
 // The CPU backend behind core/backend.h: each operation delegates to the CPU kernels
-// (surgery_cpu.h, adamw_cpu.h, model_cpu.h, gemm.h) on host memory.
+// (surgery_cpu.h, adamw_cpu.h, gemm.h) and its layers (layers_cpu.h), on host memory.
 #pragma once
 #include "../core/backend.h"
 

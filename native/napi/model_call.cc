@@ -8,6 +8,7 @@
 #include "../core/backend.h"
 #include "../core/model_desc.h"
 #include "../cpu/cpu_backend.h"
+#include "../models/models.h"
 #include "arg_error.h"
 #include "backends.h"
 #include "op_call.h"
@@ -118,7 +119,7 @@ struct ModelStepOp {
     op.hold.buffer(actions.arrayBuffer);
     return op;
   }
-  void compute() { out = backend->modelStep(config, args); }
+  void compute() { out = adapterPolicyStep(backend->layers(), config, args); }
   Napi::Value result(Napi::Env env) {
     Napi::Object res = Napi::Object::New(env);
     res.Set("actionLoss", out.actionLoss);

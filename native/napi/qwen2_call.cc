@@ -7,6 +7,7 @@
 
 #include "../core/backend.h"
 #include "../core/qwen2_desc.h"
+#include "../models/models.h"
 #include "arg_error.h"
 #include "op_call.h"
 #include "tensor_set.h"
@@ -203,7 +204,7 @@ struct Qwen2StepOp {
     }
     return op;
   }
-  void compute() { out = backend->qwen2Step(config, args); }
+  void compute() { out = qwen2PolicyStep(backend->layers(), config, args); }
   Napi::Value result(Napi::Env env) {
     Napi::Object res = Napi::Object::New(env);
     res.Set("actionLoss", out.actionLoss);

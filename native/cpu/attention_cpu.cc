@@ -1,4 +1,4 @@
-// Causal grouped-query attention on the CPU, as transformers' eager Qwen2 attention:
+// Causal grouped-query attention on the CPU (core/layers.h), as transformers' eager attention:
 // scores = (q·kᵀ)·(1/√hd), masked above the diagonal, softmax in fp32, times v; query head
 // h reads KV head h / (heads/kvHeads). The backward recomputes the probabilities from the
 // kept row max and sum (no T×T matrix is kept per layer) and sums the K and V gradients of
@@ -12,7 +12,7 @@
 
 #include "gemm.h"
 #include "parallel.h"
-#include "qwen2_parts.h"
+#include "layers_cpu.h"
 
 namespace craftgrad {
 namespace {
@@ -38,11 +38,11 @@ float* threadScratch(int64_t n) {
 
 }  // namespace
 
-void attentionForward(const Qwen2Shape& s, const float* Q, const float* K, const float* V, float* Att, float* rowMax,
-                      float* rowSum, Qwen2Arena&) {
-  const Qwen2Config& c = s.c;
-  const int64_t T = s.T, hd = c.hd(), qD = c.qDim(), kvD = c.kvDim(), group = c.heads / c.kvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+void attentionForwardCpu(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
+                         float* rowMax, float* rowSum) {
+  const AttentionShape& c = s;
+  const int64_t T = s.T, hd = c.hd, qD = c.qDim(), kvD = c.kvDim(), group = c.heads / c.kvHeads;
+  const float scale = s.scale;
   // One fork-join for all (sample, head) pairs; each pair's products run on its thread.
   parallelRanges(s.B * c.heads, 1, [&](int64_t p0, int64_t p1) {
     float* Sc = threadScratch(2 * T * T);
@@ -70,12 +70,12 @@ void attentionForward(const Qwen2Shape& s, const float* Q, const float* K, const
   });
 }
 
-void attentionBackward(const Qwen2Shape& s, int streams, const float* Q, const float* K, const float* V,
-                       const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
-                       Qwen2Arena&) {
-  const Qwen2Config& c = s.c;
-  const int64_t T = s.T, M = s.M, hd = c.hd(), qD = c.qDim(), kvD = c.kvDim(), group = c.heads / c.kvHeads;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+void attentionBackwardCpu(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
+                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
+                          float* dV) {
+  const AttentionShape& c = s;
+  const int64_t T = s.T, M = s.B * s.T, hd = c.hd, qD = c.qDim(), kvD = c.kvDim(), group = c.heads / c.kvHeads;
+  const float scale = s.scale;
   // One fork-join for all (stream, sample, KV head) items; an item runs its group's query
   // heads in head order (the order dK and dV are summed in), recomputing each head's P.
   parallelRanges(streams * s.B * c.kvHeads, 1, [&](int64_t i0, int64_t i1) {

@@ -1,0 +1,296 @@
+// The CPU layers (core/layers.h). Each loop keeps the arithmetic and order the models had
+// before they shared it (the fixtures in test/fixtures/engine hold those bits).
+#include "layers_cpu.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "../core/gelu_math.h"
+#include "gemm.h"
+#include "parallel.h"
+
+namespace craftgrad {
+namespace {
+
+MatRef mat(const LayerMat& m) { return MatRef{m.p, m.ld, m.trans}; }
+
+float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+
+// The calling thread's workspace: grown when a call needs more, reused by the next call
+// on the same thread (the async calls run on their own worker threads).
+class ThreadWorkspace final : public WorkspaceLease {
+ public:
+  explicit ThreadWorkspace(char* p) : p_(p) {}
+  char* data() const override { return p_; }
+
+ private:
+  char* p_;
+};
+
+struct Block {
+  void* p = nullptr;
+  size_t bytes = 0;
+  ~Block() { std::free(p); }
+  char* reserve(size_t need) {
+    if (bytes < need) {
+      std::free(p);
+      p = nullptr;
+      bytes = 0;
+      p = std::aligned_alloc(256, (need + 255) & ~size_t{255});
+      if (!p) throw std::bad_alloc();
+      bytes = need;
+    }
+    return static_cast<char*>(p);
+  }
+};
+
+class CpuLayers final : public Layers {
+ public:
+  const char* deviceName() const override { return "cpu"; }
+  bool hostMemory() const override { return true; }
+
+  std::unique_ptr<WorkspaceLease> lease(size_t bytes) override {
+    thread_local Block block;
+    return std::make_unique<ThreadWorkspace>(block.reserve(std::max<size_t>(bytes, 256)));
+  }
+  void upload(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void download(void* dst, const void* src, size_t bytes) override {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  void copy(float* dst, const float* src, int64_t n) override {
+    if (n > 0) std::memcpy(dst, src, sizeof(float) * static_cast<size_t>(n));
+  }
+  void zero(float* p, int64_t n) override {
+    if (n > 0) std::memset(p, 0, sizeof(float) * static_cast<size_t>(n));
+  }
+  void checkExtent(int64_t, const char*) const override {}
+
+  void gemm(const LayerProduct& p) override {
+    craftgrad::gemm(p.M, p.N, p.K, p.alpha, mat(p.A), mat(p.B), p.beta, p.C, p.ldc);
+  }
+  void gemmBatch(const LayerProduct* p, int count) override {
+    for (int i = 0; i < count; ++i) gemm(p[i]);
+  }
+
+  void biasGelu(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) override {
+    if (residual) {
+      const GemmKernel& k = gemmKernel();
+      parallelRanges(rows, 64, [&](int64_t r0, int64_t r1) {
+        k.biasGeluResidual(Z + r0 * cols, b, residual + r0 * cols, out + r0 * cols, r1 - r0, cols);
+      });
+      return;
+    }
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        Z[i * cols + j] += b[j];
+        out[i * cols + j] = gelu(Z[i * cols + j]);
+      }
+  }
+  void geluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override {
+    const GemmKernel& k = gemmKernel();
+    constexpr int64_t kPiece = 1024;
+    parallelRanges((n + kPiece - 1) / kPiece, 4, [&](int64_t p0, int64_t p1) {
+      float gd[kPiece];
+      for (int64_t i0 = p0 * kPiece; i0 < std::min(n, p1 * kPiece); i0 += kPiece) {
+        const int64_t len = std::min(kPiece, n - i0);
+        k.geluGrad(Z + i0, gd, len);
+        for (int s = 0; s < streams; ++s)
+          for (int64_t j = 0; j < len; ++j) dZ[s * n + i0 + j] = G[s * n + i0 + j] * gd[j];
+      }
+    });
+  }
+  void addBias(float* Y, const float* b, int64_t rows, int64_t cols) override {
+    parallelRanges(rows, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < cols; ++j) Y[i * cols + j] += b[j];
+    });
+  }
+  void add(float* Y, const float* X, int64_t n) override {
+    parallelRanges(n, 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) Y[i] += X[i];
+    });
+  }
+  void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) override {
+    parallelRanges(n, 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) Act[i] = Gt[i] * sigmoid(Gt[i]) * Up[i];
+    });
+  }
+  void swigluBackward(const float* Gt, const float* Up, float* dAct, float* dUp, int64_t n, int64_t m) override {
+    parallelRanges(n, 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t k = i % m;
+        const float g = Gt[k], sg = sigmoid(g), da = dAct[i];
+        dUp[i] = da * (g * sg);
+        dAct[i] = da * Up[k] * (sg * (1.0f + g * (1.0f - sg)));  // d gate
+      }
+    });
+  }
+
+  void rmsNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, float* Y, float* rstd) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* x = X + i * D;
+        double ss = 0;
+        for (int64_t j = 0; j < D; ++j) ss += static_cast<double>(x[j]) * x[j];
+        const float var = static_cast<float>(ss / static_cast<double>(D));
+        const float r = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var + eps)));
+        rstd[i] = r;
+        for (int64_t j = 0; j < D; ++j) Y[i * D + j] = w[j] * (x[j] * r);
+      }
+    });
+  }
+  void rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
+                       const float* w, float* dX) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* x = X + (i % M) * D;
+        const float* dy = dY + i * D;
+        const double r = rstd[i % M];
+        double dot = 0;  // Σ w·dy·x
+        for (int64_t j = 0; j < D; ++j) dot += static_cast<double>(w[j]) * dy[j] * x[j];
+        const double k = dot * r * r * r / static_cast<double>(D);
+        for (int64_t j = 0; j < D; ++j) dX[i * D + j] += static_cast<float>(r * w[j] * dy[j] - k * x[j]);
+      }
+    });
+  }
+
+  void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
+            bool inverse) override {
+    const int64_t half = hd / 2;
+    const float sg = inverse ? -1.0f : 1.0f;
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* cs = cosT + (i % T) * half;
+        const float* sn = sinT + (i % T) * half;
+        for (int64_t h = 0; h < width; h += hd) {
+          float* x = X + i * width + h;
+          for (int64_t j = 0; j < half; ++j) {
+            const float a = x[j], b = x[j + half], sj = sg * sn[j];
+            x[j] = a * cs[j] - b * sj;
+            x[j + half] = b * cs[j] + a * sj;
+          }
+        }
+      }
+    });
+  }
+
+  // The CPU's attention keeps its (T × T) rows in each thread's own scratch.
+  int64_t attentionScratch(const AttentionShape&, int) const override { return 0; }
+  void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
+                        float* rowMax, float* rowSum, float*) override {
+    attentionForwardCpu(s, Q, K, V, Att, rowMax, rowSum);
+  }
+  void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
+                         const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
+                         float*) override {
+    attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV);
+  }
+
+  void embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed, const float* queries,
+                     int64_t B, int64_t T, int64_t P, int64_t S, int64_t D) override {
+    for (int64_t b = 0; b < B; ++b) {
+      float* x = H + b * T * D;
+      if (P) std::memcpy(x, prefix + b * P * D, sizeof(float) * P * D);
+      for (int64_t t = 0; t < S; ++t)
+        std::memcpy(x + (P + t) * D, embed + static_cast<int64_t>(ids[b * S + t]) * D, sizeof(float) * D);
+      std::memcpy(x + (P + S) * D, queries, sizeof(float) * (T - P - S) * D);
+    }
+  }
+  void gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
+                  bool gather) override {
+    for (int64_t b = 0; b < B; ++b) {
+      if (gather) std::memcpy(dst + b * n * D, src + (b * T + t0) * D, sizeof(float) * n * D);
+      else std::memcpy(dst + (b * T + t0) * D, src + b * n * D, sizeof(float) * n * D);
+    }
+  }
+
+  void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) override {
+    const int64_t T = s.T, D = s.D, F = s.F, n = s.n;
+    for (int64_t b = 0; b < s.B; ++b) {
+      const float* h = H + (b * T + s.t0) * D;
+      float* out = f + b * F + s.off;
+      for (int64_t d = 0; d < D; ++d) {
+        if (s.pool == Pooling::Mean) {
+          double sum = 0;
+          for (int64_t t = 0; t < n; ++t) sum += h[t * D + d];
+          out[d] = static_cast<float>(sum / static_cast<double>(n));
+        } else {
+          float best = h[d];
+          int32_t arg = 0;
+          for (int64_t t = 1; t < n; ++t)
+            if (h[t * D + d] > best || (std::isnan(h[t * D + d]) && !std::isnan(best))) {
+              best = h[t * D + d];
+              arg = static_cast<int32_t>(t);
+            }
+          out[d] = best;
+          argmax[b * D + d] = arg;
+        }
+      }
+    }
+  }
+  void poolBackward(const PoolShape& s, const float* dF, const int32_t* argmax, float* G) override {
+    const int64_t T = s.T, D = s.D, F = s.F, n = s.n;
+    for (int64_t b = 0; b < s.B; ++b) {
+      const float* dp = dF + b * F + s.off;
+      float* g = G + (b * T + s.t0) * D;
+      if (s.pool == Pooling::Mean) {
+        // Divided, as PyTorch's mean backward (grad / n).
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t d = 0; d < D; ++d) g[t * D + d] += dp[d] / static_cast<float>(n);
+      } else {
+        for (int64_t d = 0; d < D; ++d) g[argmax[b * D + d] * D + d] += dp[d];
+      }
+    }
+  }
+
+  void l1Loss(const float* O, const float* bias, const float* Y, float* dO, int64_t rows, int64_t cols, double*,
+              double* loss) override {
+    const int64_t n = rows * cols;
+    const float inv = 1.0f / static_cast<float>(n);
+    double sum = 0;
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) {
+        const float e = (O[i * cols + j] + bias[j]) - Y[i * cols + j];
+        sum += std::fabs(static_cast<double>(e));
+        dO[i * cols + j] = e > 0 ? inv : (e < 0 ? -inv : 0.0f);  // PyTorch: sign(0) = 0
+      }
+    *loss = sum / static_cast<double>(n);
+  }
+  void mseLoss(const float* f, const float* fa, float* dF, int64_t n, double*, double* loss) override {
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(f[i]) - static_cast<double>(fa[i]);
+      sum += d * d;
+    }
+    *loss = sum / static_cast<double>(n);
+    if (!dF) return;
+    const float k = 2.0f / static_cast<float>(n);
+    for (int64_t i = 0; i < n; ++i) dF[i] = k * (f[i] - fa[i]);
+  }
+  void columnSum(const float* X, int64_t rows, int64_t cols, int64_t ld, float scale, bool accumulate,
+                 float* g) override {
+    thread_local std::vector<double> sums;
+    sums.assign(static_cast<size_t>(cols), 0.0);
+    if (X)
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j) sums[j] += X[i * ld + j];
+    for (int64_t j = 0; j < cols; ++j) {
+      const float t = scale * static_cast<float>(sums[j]);
+      g[j] = accumulate ? g[j] + t : t;
+    }
+  }
+};
+
+}  // namespace
+
+Layers& cpuLayers() {
+  static CpuLayers* layers = new CpuLayers();  // never destroyed: workers may outlive static teardown
+  return *layers;
+}
+
+}  // namespace craftgrad
