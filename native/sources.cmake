@@ -65,9 +65,7 @@ set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_device.cc
   native/cuda/gemm_host.cc
   native/cuda/layers_cuda.cc
-  native/cuda/model_step.cc
   native/cuda/nccl_communicator.cc
-  native/cuda/qwen2_step.cc
   native/cuda/tuning.cc)
 
 # NCCL (native/nccl): loaded at run time with dlopen, so compiled into every build (it needs

@@ -1,5 +1,6 @@
 // The CUDA backend behind core/backend.h: each operation delegates to the functions of
-// cuda_backend.h and gemm_host.h on one device, the models to its CudaLayers.
+// cuda_backend.h and gemm_host.h on one device; layers() is the device's CudaLayers, which
+// the models' drivers (native/models) run on.
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -7,9 +8,7 @@
 #include "cuda_backend.h"
 #include "gemm_host.h"
 #include "layers_cuda.h"
-#include "model_cuda.h"
 #include "nccl_communicator.h"
-#include "qwen2_cuda.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -70,12 +69,6 @@ class CudaBackend final : public Backend {
   }
   void adamw(craftgrad::Layout& l, const float* grad, float* p, float* m, float* v, const AdamWParams& hp) override {
     cuda::adamw(tablesOf(l), grad, p, m, v, hp);
-  }
-  ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) override {
-    return cuda::modelStep(layers_, c, a);
-  }
-  ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) override {
-    return cuda::qwen2Step(layers_, c, a);
   }
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,
