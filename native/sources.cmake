@@ -57,12 +57,14 @@ set(CRAFTGRAD_CPU_AVX512_SOURCES
 set(CRAFTGRAD_CUDA_KERNEL_SOURCES
   native/cuda/adamw_kernels.cu
   native/cuda/collective_kernels.cu
-  native/cuda/model_kernels.cu
-  native/cuda/qwen2_kernels.cu
+  native/cuda/gemm_kernels.cu
+  native/cuda/layer_kernels.cu
   native/cuda/surgery_kernels.cu)
 set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
+  native/cuda/gemm_host.cc
+  native/cuda/layers_cuda.cc
   native/cuda/nccl_communicator.cc
   native/cuda/tuning.cc)
 

@@ -1,6 +1,7 @@
-// The CUDA model backend (native/cuda/model_kernels.cu) against the CPU backend, through
-// the raw binding and through AdapterPolicy({ device }). Runs only where a GPU is present;
-// elsewhere each GPU test is skipped with the reason, and only the error test runs.
+// The built-in model on CUDA (native/models/adapter_policy.cc over native/cuda's CudaLayers)
+// against the CPU backend, through the raw binding and through AdapterPolicy({ device }).
+// Runs only where a GPU is present; elsewhere each GPU test is skipped with the reason, and
+// only the error test runs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdapterPolicy, AdapterPolicySource, GradSet, backendInfo, syntheticDataset, splitByEpisode, gatherBatch, Sampler } from '../dist/index.js';
@@ -54,7 +55,7 @@ for (const variant of [
         assert.ok(Math.abs(g[i] - w[i]) <= 1e-5 * mx + 1e-9, `${name}[${i}]: cuda ${g[i]} vs cpu ${w[i]}`);
       }
     }
-    // Designed to be bit-identical (model_cuda.h); report rather than fail if it is not.
+    // Designed to be bit-identical (core/layers.h); report rather than fail if it is not.
     if (!identical) console.log(`# note: CUDA and CPU gradients agree to 1e-5 but are not bit-identical (${variant.pooling}, ${variant.anchorType})`);
     // Baseline and evaluation modes.
     const base = step({ mode: 'baseline', gAct: buf(gA), scale: 0.5 });

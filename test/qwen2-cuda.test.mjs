@@ -1,9 +1,10 @@
-// The Qwen2 policy step on CUDA (native/cuda/qwen2_kernels.cu) against the CPU backend:
-// Qwen2Policy({ device: 'cuda:0' }) on the same tiny model, parameters and anchor as a CPU
-// policy; losses and both gradient sets within 1e-4 (relative), every mode, anchor type,
-// pooling and bridge span, prefix-only and prompt-only data; accumulate/scale; bit-identical
-// run to run; the binding's checks of the frozen weights. Runs where a GPU (or the CUDA
-// emulator: npm run test:cuda-emulator) is present; elsewhere each test skips with the reason.
+// The Qwen2 policy step on CUDA (native/models/qwen2_policy.cc over native/cuda's
+// CudaLayers) against the CPU backend: Qwen2Policy({ device: 'cuda:0' }) on the same tiny
+// model, parameters and anchor as a CPU policy; losses and both gradient sets within 1e-4
+// (relative), every mode, anchor type, pooling and bridge span, prefix-only and prompt-only
+// data; accumulate/scale; bit-identical run to run; the binding's checks of the frozen
+// weights. Runs where a GPU (or the CUDA emulator: npm run test:cuda-emulator) is present;
+// elsewhere each test skips with the reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { binding } from '../dist/native.js';

@@ -19,7 +19,7 @@
 #include "../../native/napi/typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../../native/cuda/cuda_backend.h"
-#include "../../native/cuda/model_cuda.h"
+#include "../../native/cuda/gemm_host.h"
 #endif
 
 namespace craftgrad {

@@ -1,13 +1,14 @@
 // The CUDA backend behind core/backend.h: each operation delegates to the functions of
-// cuda_backend.h and model_cuda.h on one device.
+// cuda_backend.h and gemm_host.h on one device; layers() is the device's CudaLayers, which
+// the models' drivers (native/models) run on.
 #include <memory>
 #include <mutex>
 #include <vector>
 
 #include "cuda_backend.h"
-#include "model_cuda.h"
+#include "gemm_host.h"
+#include "layers_cuda.h"
 #include "nccl_communicator.h"
-#include "qwen2_cuda.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -34,7 +35,7 @@ cuda::Layout& tablesOf(craftgrad::Layout& l) { return static_cast<DeviceLayout&>
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device), name_("cuda:" + std::to_string(device)) {}
+  explicit CudaBackend(int device) : device_(device), name_("cuda:" + std::to_string(device)), layers_(device) {}
   const std::string& name() const override { return name_; }
   bool hostMemory() const override { return false; }
 
@@ -69,12 +70,6 @@ class CudaBackend final : public Backend {
   void adamw(craftgrad::Layout& l, const float* grad, float* p, float* m, float* v, const AdamWParams& hp) override {
     cuda::adamw(tablesOf(l), grad, p, m, v, hp);
   }
-  ModelStepResult modelStep(const ModelConfig& c, const ModelStepArgs& a) override {
-    return cuda::modelStep(device_, c, a);
-  }
-  ModelStepResult qwen2Step(const Qwen2Config& c, const Qwen2StepArgs& a) override {
-    return cuda::qwen2Step(device_, c, a);
-  }
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,
                    static_cast<GemmVariant>(g.variant));
@@ -82,10 +77,12 @@ class CudaBackend final : public Backend {
   std::unique_ptr<Communicator> communicator(const CommunicatorInit& init) override {
     return makeNcclCommunicator(device_, init);
   }
+  Layers& layers() override { return layers_; }
 
  private:
   int device_;
   std::string name_;
+  CudaLayers layers_;  // the device's one
 };
 
 }  // namespace

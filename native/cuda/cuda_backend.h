@@ -94,6 +94,9 @@ class DeviceMemory final : public Memory {
 void uploadDevice(int device, float* dst, const float* src, int64_t count);
 void downloadDevice(int device, float* dst, const float* src, int64_t count);
 void fillDevice(int device, float* p, int64_t count, float value);
+// dst[0..n) = src[0..n), both on `device`, not overlapping (device-to-device on the device's
+// stream; returns when the copy is done).
+void copyDevice(int device, float* dst, const float* src, int64_t n);
 
 // ---- Layout: a list of tensor sizes packed back to back in one buffer ----
 // Owns the chunk table (cached on the device) and the per-call scratch, allocated once

@@ -302,6 +302,13 @@ void fillDevice(int device, float* p, int64_t count, float value) {
   CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
 }
 
+void copyDevice(int device, float* dst, const float* src, int64_t n) {
+  if (n <= 0 || dst == src) return;
+  DeviceContext& ctx = deviceContext(device);
+  CG_CUDA(device, cudaMemcpyAsync(dst, src, sizeof(float) * static_cast<size_t>(n), cudaMemcpyDeviceToDevice, ctx.stream));
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+}
+
 std::vector<double> timeDeviceCopy(int device, int64_t elements, int reps) {
   DeviceContext& ctx = deviceContext(device);
   DeviceMemory src(device, elements), dst(device, elements);

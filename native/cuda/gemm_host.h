@@ -1,28 +1,14 @@
-// The AdapterPolicy forward and backward on a CUDA device (native/cuda/model_kernels.cu),
-// behind a plain C++ interface (no CUDA headers). Compiled only with CRAFTGRAD_HAVE_CUDA.
-//
-// Same math, same operation order and same rounding as the CPU backend (model_cpu.cc):
-// products accumulate each output element over k = 0..K-1 with one fused multiply-add per
-// step, element-wise code uses explicitly rounded intrinsics (no contraction), and the
-// per-column sums run in float64 in sample order, so the gradients are meant to match the
-// CPU's bit for bit; the two loss values are reduced in a fixed tree (run-to-run
-// deterministic, equal to the CPU's to rounding).
+// The matrix product on host arrays and its timing (gemm_host.cc), behind a plain C++
+// interface (no CUDA headers): for the tests (Backend::gemmHost, cudaModelGemmBatch) and
+// the benchmarks (bench/native). Compiled only with CRAFTGRAD_HAVE_CUDA.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "../core/model_desc.h"
 #include "tuning.h"
 
 namespace craftgrad {
 namespace cuda {
-
-// a.params, a.frozen, a.anchor, a.gAct, a.gRet: device pointers on `device`;
-// a.tokens, a.actions: host arrays (uploaded into per-device scratch). One stream sync.
-ModelStepResult modelStep(int device, const ModelConfig& c, const ModelStepArgs& a);
-
-// dst[0..n) = src[0..n) on `device` (device-to-device, on the model's stream; one sync).
-void copyDevice(int device, float* dst, const float* src, int64_t n);
 
 // What the benchmark needs to compute the fp32 CUDA-core peak.
 struct DeviceProps {
@@ -32,7 +18,6 @@ struct DeviceProps {
   int fp32LanesPerSM = 0;  // FP32 FMA lanes per SM for the architecture (0 when unknown)
 };
 DeviceProps deviceProps(int device);
-
 
 // Milliseconds of each of `reps` launches of the model's matrix-product kernel
 // C = op(A)·op(B) (M×N, inner K) on scratch operands, timed with CUDA events after one

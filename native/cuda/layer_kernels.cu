@@ -1,0 +1,533 @@
+// CudaLayers' kernels and their launches (layers_cuda.h): every operation of core/layers.h
+// but memory and the products. Simple first: one thread per element (grid-stride loops),
+// one CTA per row for RMSNorm and the attention's rows (double sums in a fixed tree), one
+// thread per output column for pooling and column sums (rows in order, in double).
+// Element-wise arithmetic is explicitly rounded (__f*_rn: nvcc may not contract it), in the
+// order core/layers.h writes it; GELU is gelu_math.h's (dev_math.cuh).
+#include <cuda_runtime.h>
+
+// gelu_math.h's templates are __host__ __device__; their host-only instantiation on
+// ScalarF (never called from device code here) would warn 20014 at every line.
+#pragma nv_diag_suppress 20014
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda_internal.h"
+#include "dev_math.cuh"
+#include "layers_cuda.h"
+
+namespace craftgrad {
+namespace cuda {
+namespace {
+
+constexpr int kThreads = 256;     // CTA size of the element-wise and per-column kernels
+constexpr int kRowThreads = 128;  // CTA size of the per-row kernels and the loss mean (a power of two)
+inline unsigned blocksFor(long long n) {
+  return static_cast<unsigned>(std::max<long long>(1, (n + kThreads - 1) / kThreads));
+}
+#define CG_GRID_LOOP(i, n) \
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < (n); i += static_cast<long long>(gridDim.x) * blockDim.x)
+
+__device__ inline float dsigmoid(float x) { return __fdiv_rn(1.0f, __fadd_rn(1.0f, expf(-x))); }
+
+// Σ over the CTA of v (kRowThreads threads), a fixed tree; every thread gets the sum.
+__device__ double blockSum(double v, double* part) {
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = kRowThreads / 2; w >= 1; w /= 2) {
+    if (static_cast<int>(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  const double s = part[0];
+  __syncthreads();
+  return s;
+}
+
+// max over the CTA (NaN-free rows: the CPU's `x > m ? x : m`).
+__device__ float blockMax(float v, float* part) {
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = kRowThreads / 2; w >= 1; w /= 2) {
+    if (static_cast<int>(threadIdx.x) < w) {
+      const float o = part[threadIdx.x + w];
+      part[threadIdx.x] = o > part[threadIdx.x] ? o : part[threadIdx.x];
+    }
+    __syncthreads();
+  }
+  const float m = part[0];
+  __syncthreads();
+  return m;
+}
+
+// ---- element-wise ----
+// Z[i, j] += b[j]; out[i, j] = (H ? H[i, j] : 0) + gelu(Z[i, j]).
+__global__ void __launch_bounds__(kThreads) biasGeluKernel(float* Z, const float* b, const float* H, float* out,
+                                                           long long rows, long long cols) {
+  CG_GRID_LOOP(i, rows * cols) {
+    const float v = __fadd_rn(Z[i], b[i % cols]);
+    Z[i] = v;
+    out[i] = H ? __fadd_rn(H[i], dgelu(v)) : dgelu(v);
+  }
+}
+
+// dZ[s][i] = G[s][i] · gelu'(Z[i]) for S streams of n values (G may be dZ).
+__global__ void __launch_bounds__(kThreads) geluBackKernel(const float* Z, const float* G, float* dZ, long long n, int S) {
+  CG_GRID_LOOP(i, n) {
+    const float g = dgeluGrad(Z[i]);
+    for (int s = 0; s < S; ++s) dZ[s * n + i] = __fmul_rn(G[s * n + i], g);
+  }
+}
+
+// Y[i, j] += b[j].
+__global__ void __launch_bounds__(kThreads) addBiasKernel(float* Y, const float* b, long long rows, long long cols) {
+  CG_GRID_LOOP(i, rows * cols) Y[i] = __fadd_rn(Y[i], b[i % cols]);
+}
+
+// Y += X.
+__global__ void __launch_bounds__(kThreads) addKernel(float* Y, const float* X, long long n) {
+  CG_GRID_LOOP(i, n) Y[i] = __fadd_rn(Y[i], X[i]);
+}
+
+// Act = silu(Gt) ⊙ Up.
+__global__ void __launch_bounds__(kThreads) swigluKernel(const float* Gt, const float* Up, float* Act, long long n) {
+  CG_GRID_LOOP(i, n) Act[i] = __fmul_rn(__fmul_rn(Gt[i], dsigmoid(Gt[i])), Up[i]);
+}
+
+// SwiGLU backward over n = streams·m values: dAct in (d Act), out d gate; dUp out.
+__global__ void __launch_bounds__(kThreads) swigluBackKernel(const float* Gt, const float* Up, float* dAct, float* dUp,
+                                                             long long n, long long m) {
+  CG_GRID_LOOP(i, n) {
+    const long long k = i % m;
+    const float g = Gt[k], sg = dsigmoid(g), da = dAct[i];
+    dUp[i] = __fmul_rn(da, __fmul_rn(g, sg));
+    dAct[i] = __fmul_rn(__fmul_rn(da, Up[k]), __fmul_rn(sg, __fadd_rn(1.0f, __fmul_rn(g, __fsub_rn(1.0f, sg)))));
+  }
+}
+
+// Rotary embedding in place on `width` columns (heads of hd) of `rows` rows, position row mod T;
+// inverse: the transpose.
+__global__ void __launch_bounds__(kThreads) ropeKernel(float* X, const float* cosT, const float* sinT, long long rows,
+                                                       long long width, long long hd, long long T, bool inverse) {
+  const long long half = hd / 2, heads = width / hd;
+  CG_GRID_LOOP(idx, rows * heads * half) {
+    const long long j = idx % half, h = (idx / half) % heads, i = idx / (half * heads);
+    const float cs = cosT[(i % T) * half + j], sn = sinT[(i % T) * half + j];
+    const float sj = inverse ? -sn : sn;
+    float* x = X + i * width + h * hd;
+    const float a = x[j], b = x[j + half];
+    x[j] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sj));
+    x[j + half] = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sj));
+  }
+}
+
+// ---- RMSNorm: one CTA per row ----
+__global__ void __launch_bounds__(kRowThreads) rmsNormKernel(const float* X, const float* w, float* Y, float* rstd,
+                                                             long long D, float eps) {
+  __shared__ double part[kRowThreads];
+  const long long i = blockIdx.x;
+  const float* x = X + i * D;
+  double ss = 0;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) ss += static_cast<double>(x[j]) * x[j];
+  ss = blockSum(ss, part);
+  const float var = static_cast<float>(ss / static_cast<double>(D));
+  const float r = static_cast<float>(1.0 / sqrt(static_cast<double>(__fadd_rn(var, eps))));
+  if (threadIdx.x == 0) rstd[i] = r;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) Y[i * D + j] = __fmul_rn(w[j], __fmul_rn(x[j], r));
+}
+
+// dX += RMSNorm backward of dY, one CTA per row i of `rows`; row i uses X and rstd of row i mod M.
+__global__ void __launch_bounds__(kRowThreads) rmsNormBackKernel(const float* dY, const float* X, const float* rstd,
+                                                                 const float* w, float* dX, long long M, long long D) {
+  __shared__ double part[kRowThreads];
+  const long long i = blockIdx.x;
+  const float* x = X + (i % M) * D;
+  const float* dy = dY + i * D;
+  const double r = rstd[i % M];
+  double dot = 0;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) dot += static_cast<double>(w[j]) * dy[j] * x[j];
+  dot = blockSum(dot, part);
+  const double k = dot * r * r * r / static_cast<double>(D);
+  for (long long j = threadIdx.x; j < D; j += kRowThreads)
+    dX[i * D + j] = __fadd_rn(dX[i * D + j], static_cast<float>(r * w[j] * dy[j] - k * x[j]));
+}
+
+// ---- attention ----
+struct AttnDims {
+  long long B, T, M, heads, kvHeads, hd, qD, kvD;
+  float scale;
+};
+
+// One CTA per (sample, head, query row i): the probabilities P[(b·heads + h)·T + i][0..T)
+// (zero above the diagonal). !recompute: from the scores, keeping the row's max and sum;
+// recompute: from the kept max and sum (then rowMax and rowSum are only read).
+__global__ void __launch_bounds__(kRowThreads) attnProbsKernel(const float* Q, const float* K, float* rowMax,
+                                                               float* rowSum, float* P, AttnDims s, bool recompute) {
+  __shared__ double part[kRowThreads];
+  __shared__ float fpart[kRowThreads];
+  const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads, b = row / (s.T * s.heads);
+  const long long group = s.heads / s.kvHeads;
+  const float* q = Q + (b * s.T + i) * s.qD + h * s.hd;
+  const float* k = K + b * s.T * s.kvD + (h / group) * s.hd;
+  float* p = P + row * s.T;
+  float lmax = -INFINITY;
+  for (long long j = threadIdx.x; j <= i; j += kRowThreads) {
+    float acc = 0.0f;
+    for (long long d = 0; d < s.hd; ++d) acc = __fmaf_rn(q[d], k[j * s.kvD + d], acc);
+    const float v = __fmul_rn(s.scale, acc);
+    p[j] = v;
+    lmax = v > lmax ? v : lmax;
+  }
+  float m, sum;
+  if (recompute) {
+    m = rowMax[row];
+    sum = rowSum[row];
+  } else {
+    m = blockMax(lmax, fpart);
+    double z = 0;
+    for (long long j = threadIdx.x; j <= i; j += kRowThreads) z += static_cast<double>(expf(__fsub_rn(p[j], m)));
+    sum = static_cast<float>(blockSum(z, part));
+    if (threadIdx.x == 0) {
+      rowMax[row] = m;
+      rowSum[row] = sum;
+    }
+  }
+  const float inv = __fdiv_rn(1.0f, sum);
+  for (long long j = threadIdx.x; j < s.T; j += kRowThreads) p[j] = j <= i ? __fmul_rn(expf(__fsub_rn(p[j], m)), inv) : 0.0f;
+}
+
+// Att[b, i, h·hd + d] = Σ_{j ≤ i} P[i, j]·V[b, j, g·hd + d] in j order; one CTA per (b, h, i).
+__global__ void __launch_bounds__(kRowThreads) attnOutKernel(const float* P, const float* V, float* Att, AttnDims s) {
+  const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads, b = row / (s.T * s.heads);
+  const long long g = h / (s.heads / s.kvHeads);
+  const float* p = P + row * s.T;
+  const float* v = V + b * s.T * s.kvD + g * s.hd;
+  for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
+    float acc = 0.0f;
+    for (long long j = 0; j <= i; ++j) acc = __fmaf_rn(p[j], v[j * s.kvD + d], acc);
+    Att[(b * s.T + i) * s.qD + h * s.hd + d] = acc;
+  }
+}
+
+// One CTA per (stream, sample, head, query row i): dP = dO·Vᵀ, dS = P ⊙ (dP − Σ P·dP) into
+// dS[((st·B + b)·heads + h)·T + i][0..T), then dQ_i = scale·Σ_j dS_ij·K_j.
+__global__ void __launch_bounds__(kRowThreads) attnBackRowKernel(const float* P, const float* dAtt, const float* K,
+                                                                 const float* V, float* dS, float* dQ, AttnDims s) {
+  __shared__ double part[kRowThreads];
+  const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads;
+  const long long sb = row / (s.T * s.heads), b = sb % s.B, st = sb / s.B;
+  const long long g = h / (s.heads / s.kvHeads);
+  const float* p = P + ((b * s.heads + h) * s.T + i) * s.T;
+  const float* dO = dAtt + (st * s.M + b * s.T + i) * s.qD + h * s.hd;
+  const float* v = V + b * s.T * s.kvD + g * s.hd;
+  const float* k = K + b * s.T * s.kvD + g * s.hd;
+  float* ds = dS + row * s.T;
+  double dot = 0;
+  for (long long j = threadIdx.x; j <= i; j += kRowThreads) {
+    float acc = 0.0f;
+    for (long long d = 0; d < s.hd; ++d) acc = __fmaf_rn(dO[d], v[j * s.kvD + d], acc);
+    ds[j] = acc;
+    dot += static_cast<double>(p[j]) * acc;
+  }
+  const float df = static_cast<float>(blockSum(dot, part));
+  for (long long j = threadIdx.x; j < s.T; j += kRowThreads) ds[j] = j <= i ? __fmul_rn(p[j], __fsub_rn(ds[j], df)) : 0.0f;
+  __syncthreads();  // the row of dS is read by every thread below
+  for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
+    float acc = 0.0f;
+    for (long long j = 0; j <= i; ++j) acc = __fmaf_rn(ds[j], k[j * s.kvD + d], acc);
+    dQ[(st * s.M + b * s.T + i) * s.qD + h * s.hd + d] = __fmul_rn(s.scale, acc);
+  }
+}
+
+// One CTA per (stream, sample, KV head, key row j): over the group's query heads in head
+// order, dV_j = Σ_h Σ_{i ≥ j} P_ij·dO_i and dK_j = Σ_h scale·Σ_{i ≥ j} dS_ij·Q_i.
+__global__ void __launch_bounds__(kRowThreads) attnBackKVKernel(const float* P, const float* dS, const float* dAtt,
+                                                                const float* Q, float* dK, float* dV, AttnDims s) {
+  const long long row = blockIdx.x, j = row % s.T, g = (row / s.T) % s.kvHeads;
+  const long long sb = row / (s.T * s.kvHeads), b = sb % s.B, st = sb / s.B;
+  const long long group = s.heads / s.kvHeads;
+  for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
+    float dv = 0.0f, dk = 0.0f;
+    for (long long h = g * group; h < (g + 1) * group; ++h) {
+      const float* p = P + (b * s.heads + h) * s.T * s.T;
+      const float* ds = dS + ((st * s.B + b) * s.heads + h) * s.T * s.T;
+      float av = 0.0f, ak = 0.0f;
+      for (long long i = j; i < s.T; ++i) {
+        av = __fmaf_rn(p[i * s.T + j], dAtt[(st * s.M + b * s.T + i) * s.qD + h * s.hd + d], av);
+        ak = __fmaf_rn(ds[i * s.T + j], Q[(b * s.T + i) * s.qD + h * s.hd + d], ak);
+      }
+      const float tk = __fmul_rn(s.scale, ak);
+      if (h == g * group) dv = av, dk = tk;
+      else dv = __fadd_rn(dv, av), dk = __fadd_rn(dk, tk);
+    }
+    dV[(st * s.M + b * s.T + j) * s.kvD + g * s.hd + d] = dv;
+    dK[(st * s.M + b * s.T + j) * s.kvD + g * s.hd + d] = dk;
+  }
+}
+
+// ---- sequences ----
+// H (B, T, D) = [prefix; embed(ids); queries].
+__global__ void __launch_bounds__(kThreads) embedKernel(float* H, const float* prefix, const int* ids, const float* embed,
+                                                        const float* queries, long long B, long long T, long long P,
+                                                        long long S, long long D) {
+  CG_GRID_LOOP(idx, B * T * D) {
+    const long long d = idx % D, t = (idx / D) % T, b = idx / (T * D);
+    float v;
+    if (t < P) v = prefix[(b * P + t) * D + d];
+    else if (t < P + S) v = embed[static_cast<long long>(ids[b * S + (t - P)]) * D + d];
+    else v = queries[(t - P - S) * D + d];
+    H[idx] = v;
+  }
+}
+
+// dst[b, 0..nD) = src[(b·T + t0)·D + 0..nD) (rows [t0, t0 + n) of each sample), or the reverse.
+__global__ void __launch_bounds__(kThreads) gatherRowsKernel(float* dst, const float* src, long long B, long long T,
+                                                             long long D, long long t0, long long nD, bool gather) {
+  CG_GRID_LOOP(idx, B * nD) {
+    const long long b = idx / nD, i = idx % nD, at = (b * T + t0) * D + i;
+    if (gather) dst[idx] = src[at];
+    else dst[at] = src[idx];
+  }
+}
+
+// ---- pooling ----
+// f[b, off + d] = pool of H[b, t0 .. t0+n, d]; one thread per (b, d), t in order (the CPU's).
+__global__ void __launch_bounds__(kThreads) poolKernel(const float* H, float* f, long long off, int* argmax, long long B,
+                                                       long long T, long long D, long long F, long long t0, long long n,
+                                                       bool maxPool) {
+  CG_GRID_LOOP(idx, B * D) {
+    const long long b = idx / D, d = idx % D;
+    const float* h = H + (b * T + t0) * D;
+    if (!maxPool) {
+      double sum = 0;
+      for (long long t = 0; t < n; ++t) sum += h[t * D + d];
+      f[b * F + off + d] = static_cast<float>(sum / static_cast<double>(n));
+    } else {
+      float best = h[d];
+      int arg = 0;
+      for (long long t = 1; t < n; ++t) {
+        const float v = h[t * D + d];
+        if (v > best || (isnan(v) && !isnan(best))) {
+          best = v;
+          arg = static_cast<int>(t);
+        }
+      }
+      f[b * F + off + d] = best;
+      argmax[idx] = arg;
+    }
+  }
+}
+
+// G (B, T, D) at tokens [t0, t0+n) += the pooling backward of dF[:, off .. off+D): mean
+// dF / n (divided, as PyTorch's mean backward), max dF at the arg-max token.
+__global__ void __launch_bounds__(kThreads) poolBackKernel(const float* dF, long long off, const int* argmax, float* G,
+                                                           long long B, long long T, long long D, long long F,
+                                                           long long t0, long long n, bool maxPool) {
+  if (!maxPool) {
+    const float fn = static_cast<float>(n);
+    CG_GRID_LOOP(idx, B * n * D) {
+      const long long d = idx % D, t = (idx / D) % n, b = idx / (n * D);
+      float* g = G + (b * T + t0 + t) * D + d;
+      *g = __fadd_rn(*g, __fdiv_rn(dF[b * F + off + d], fn));
+    }
+  } else {
+    CG_GRID_LOOP(idx, B * D) {
+      const long long b = idx / D, d = idx % D;
+      float* g = G + (b * T + t0 + argmax[idx]) * D + d;
+      *g = __fadd_rn(*g, dF[b * F + off + d]);
+    }
+  }
+}
+
+// ---- losses and gradient writes ----
+// e = (O + bias) − Y; absErr = |e| (double); dO = sign(e)/(rows·cols).
+__global__ void __launch_bounds__(kThreads) l1LossKernel(const float* O, const float* bias, const float* Y, float* dO,
+                                                         double* absErr, long long rows, long long cols) {
+  const float inv = __fdiv_rn(1.0f, static_cast<float>(rows * cols));
+  CG_GRID_LOOP(i, rows * cols) {
+    const float e = __fsub_rn(__fadd_rn(O[i], bias[i % cols]), Y[i]);
+    absErr[i] = fabs(static_cast<double>(e));
+    dO[i] = e > 0 ? inv : (e < 0 ? -inv : 0.0f);
+  }
+}
+
+// sq = (f − f̃)² (double); dF = 2/n·(f − f̃) when dF is given.
+__global__ void __launch_bounds__(kThreads) mseLossKernel(const float* f, const float* fa, double* sq, float* dF, long long n) {
+  const float k = __fdiv_rn(2.0f, static_cast<float>(n));
+  CG_GRID_LOOP(i, n) {
+    const double d = static_cast<double>(f[i]) - static_cast<double>(fa[i]);
+    sq[i] = d * d;
+    if (dF) dF[i] = __fmul_rn(k, __fsub_rn(f[i], fa[i]));
+  }
+}
+
+// out[0] = Σ v / n: one CTA, strided per-thread sums, then a fixed tree.
+__global__ void __launch_bounds__(kRowThreads) meanKernel(const double* v, long long n, double* out) {
+  __shared__ double part[kRowThreads];
+  double s = 0;
+  for (long long i = threadIdx.x; i < n; i += kRowThreads) s += v[i];
+  s = blockSum(s, part);
+  if (threadIdx.x == 0) out[0] = s / static_cast<double>(n);
+}
+
+// g[j] = (accumulate ? g[j] : 0) + scale·float(Σ_i X[i·ld + j]) (double, i in order); a
+// null X sums nothing (g = scale·0).
+__global__ void __launch_bounds__(kThreads) colSumKernel(const float* X, long long rows, long long cols, long long ld,
+                                                         float scale, bool accumulate, float* g) {
+  CG_GRID_LOOP(j, cols) {
+    double s = 0;
+    if (X)
+      for (long long i = 0; i < rows; ++i) s += X[i * ld + j];
+    const float t = __fmul_rn(scale, static_cast<float>(s));
+    g[j] = accumulate ? __fadd_rn(g[j], t) : t;
+  }
+}
+
+AttnDims dimsOf(const AttentionShape& s) {
+  return AttnDims{s.B, s.T, s.B * s.T, s.heads, s.kvHeads, s.hd, s.qDim(), s.kvDim(), s.scale};
+}
+
+// A grid of one CTA per row: gridDim.x holds up to 2^31 − 1 (the callers' checkExtent
+// keeps the rows below that; this is the backstop).
+unsigned rowGrid(long long rows) {
+  if (rows > 2147483647LL) throw CudaError("craftgrad: internal error: a launch of over 2^31 - 1 rows");
+  return static_cast<unsigned>(rows);
+}
+
+}  // namespace
+
+// A launch's own errors (configuration, arguments) are reported where it happens.
+#define CG_LAUNCHED() CG_CUDA(device_, cudaGetLastError())
+
+void CudaLayers::biasGelu(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) {
+  biasGeluKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Z, b, residual, out, rows, cols);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::geluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) {
+  geluBackKernel<<<std::min<unsigned>(blocksFor(n), 4096), kThreads, 0, ctx_.stream>>>(Z, G, dZ, n, streams);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::addBias(float* Y, const float* b, int64_t rows, int64_t cols) {
+  addBiasKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Y, b, rows, cols);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::add(float* Y, const float* X, int64_t n) {
+  addKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(Y, X, n);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::swiglu(const float* Gt, const float* Up, float* Act, int64_t n) {
+  swigluKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(Gt, Up, Act, n);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::swigluBackward(const float* Gt, const float* Up, float* dAct, float* dUp, int64_t n, int64_t m) {
+  swigluBackKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(Gt, Up, dAct, dUp, n, m);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::rmsNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, float* Y, float* rstd) {
+  if (rows <= 0) return;
+  rmsNormKernel<<<rowGrid(rows), kRowThreads, 0, ctx_.stream>>>(X, w, Y, rstd, D, eps);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
+                                 const float* w, float* dX) {
+  if (rows <= 0) return;
+  rmsNormBackKernel<<<rowGrid(rows), kRowThreads, 0, ctx_.stream>>>(dY, X, rstd, w, dX, M, D);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
+                      bool inverse) {
+  const long long n = rows * (width / hd) * (hd / 2);
+  ropeKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(X, cosT, sinT, rows, width, hd, T, inverse);
+  CG_LAUNCHED();
+}
+
+int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const {
+  return s.B * s.heads * s.T * s.T * (1 + static_cast<int64_t>(streams));
+}
+
+void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
+                                  float* rowMax, float* rowSum, float* scratch) {
+  const AttnDims d = dimsOf(s);
+  const unsigned rows = rowGrid(s.rows());
+  if (rows == 0) return;
+  float* P = scratch;  // B·heads·T²
+  attnProbsKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(Q, K, rowMax, rowSum, P, d, false);
+  CG_LAUNCHED();
+  attnOutKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(P, V, Att, d);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
+                                   const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
+                                   float* dV, float* scratch) {
+  const AttnDims d = dimsOf(s);
+  const unsigned rows = rowGrid(s.rows());
+  if (rows == 0 || streams <= 0) return;
+  float* P = scratch;                          // B·heads·T², shared by the streams
+  float* dS = scratch + s.B * s.heads * s.T * s.T;  // streams·B·heads·T²
+  // Recomputing, the kernel only reads rowMax and rowSum.
+  attnProbsKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(Q, K, const_cast<float*>(rowMax), const_cast<float*>(rowSum),
+                                                         P, d, true);
+  CG_LAUNCHED();
+  attnBackRowKernel<<<rowGrid(streams * s.rows()), kRowThreads, 0, ctx_.stream>>>(P, dAtt, K, V, dS, dQ, d);
+  CG_LAUNCHED();
+  attnBackKVKernel<<<rowGrid(streams * s.B * s.kvHeads * s.T), kRowThreads, 0, ctx_.stream>>>(P, dS, dAtt, Q, dK, dV, d);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed,
+                               const float* queries, int64_t B, int64_t T, int64_t P, int64_t S, int64_t D) {
+  embedKernel<<<blocksFor(B * T * D), kThreads, 0, ctx_.stream>>>(H, prefix, ids, embed, queries, B, T, P, S, D);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
+                            bool gather) {
+  gatherRowsKernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(dst, src, B, T, D, t0, n * D, gather);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) {
+  poolKernel<<<blocksFor(s.B * s.D), kThreads, 0, ctx_.stream>>>(H, f, s.off, argmax, s.B, s.T, s.D, s.F, s.t0, s.n,
+                                                                 s.pool == Pooling::Max);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::poolBackward(const PoolShape& s, const float* dF, const int32_t* argmax, float* G) {
+  const bool mx = s.pool == Pooling::Max;
+  poolBackKernel<<<blocksFor(mx ? s.B * s.D : s.B * s.n * s.D), kThreads, 0, ctx_.stream>>>(
+      dF, s.off, argmax, G, s.B, s.T, s.D, s.F, s.t0, s.n, mx);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::l1Loss(const float* O, const float* bias, const float* Y, float* dO, int64_t rows, int64_t cols,
+                        double* terms, double* loss) {
+  l1LossKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(O, bias, Y, dO, terms, rows, cols);
+  CG_LAUNCHED();
+  meanKernel<<<1, kRowThreads, 0, ctx_.stream>>>(terms, rows * cols, loss);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::mseLoss(const float* f, const float* fa, float* dF, int64_t n, double* terms, double* loss) {
+  mseLossKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(f, fa, terms, dF, n);
+  CG_LAUNCHED();
+  meanKernel<<<1, kRowThreads, 0, ctx_.stream>>>(terms, n, loss);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::columnSum(const float* X, int64_t rows, int64_t cols, int64_t ld, float scale, bool accumulate,
+                           float* g) {
+  colSumKernel<<<blocksFor(cols), kThreads, 0, ctx_.stream>>>(X, rows, cols, ld, scale, accumulate, g);
+  CG_LAUNCHED();
+}
+
+}  // namespace cuda
+}  // namespace craftgrad
