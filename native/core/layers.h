@@ -18,6 +18,8 @@
 //   (run-to-run identical; equal to the CPU's within rounding). Loss means: the CPU sums in
 //   order, CUDA in a fixed tree.
 // - exp: the CPU's std::exp, CUDA's expf (equal within rounding).
+// - tanh (the attention gate): in double, rounded to float once (the CPU's libm, CUDA's
+//   double tanh: equal within rounding).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -46,14 +48,36 @@ struct LayerProduct {
   int64_t ldc;
 };
 
-// Causal scaled dot-product attention over B samples of T tokens: Q (B·T × heads·hd), K and
-// V (B·T × kvHeads·hd), query head h reading KV head h / (heads / kvHeads), key j > query i
-// masked. Scores (q·kᵀ)·scale, softmax in fp32 from the row max with the sum in double,
-// then times V. (A bidirectional variant and a per-block logit gate join when a model
-// needs them, with their tests.)
+// Scaled dot-product attention over B samples: Q (B·T × heads·hd) queries, K and V
+// (B·Tk × kvHeads·hd) keys and values, Tk = keys() (T unless `Tk` says otherwise), query
+// head h reading KV head h / (heads / kvHeads) (grouped-query). Scores a = (q·kᵀ)·scale (the
+// product's alpha), then, when a gate is given, s = a·t on the keys [gateBegin, gateEnd) with
+// t = float(tanh(double(*gate))) (s = a elsewhere); causal: key j > query i masked (needs
+// Tk == T), else every query reads every key (bidirectional: timm's ViT Attention, v0.9.10
+// timm/models/vision_transformer.py:80-97, F.scaled_dot_product_attention without a mask, or
+// q·scale @ kᵀ, softmax, @ v). Softmax in fp32 from the row max with the sum in double, then
+// times V. The causal form without a gate is transformers' eager Qwen2 attention.
+//
+// The gate is VLA-Adapter's Pro head (MLPResNetBlock_Pro, OpenHelix-Team/VLA-Adapter
+// prismatic/models/action_heads.py:319-320, 343-344, 388-399): one trainable scalar per
+// block, nn.Parameter(torch.zeros(1)), shared by every head and sample; the logits of the
+// task keys (the last key group of [self T; adapter h_a and p, K_a; task h_t, K_t]) are
+// multiplied by tanh(g) before the 1/√hd and the softmax over all T + K_a + K_t keys (the
+// task keys are not masked: at g = 0 their logits are 0, not −∞). The caller lays each
+// sample's keys out in that order (K and V rows b·Tk …) and sets [gateBegin, gateEnd) to the
+// task group. The head's RoPE (its own interleaved form, action_heads.py:125-164) and the
+// projections are the caller's.
 struct AttentionShape {
   int64_t B = 0, T = 0, heads = 0, kvHeads = 0, hd = 0;
   float scale = 1.0f;
+  bool causal = true;
+  int64_t Tk = 0;  // keys per sample; 0: T
+  // The logit gate: keys [gateBegin, gateEnd) of each sample, the raw parameter g at `gate`
+  // (one float in backend memory); no gate when `gate` is null or the range is empty.
+  int64_t gateBegin = 0, gateEnd = 0;
+  const float* gate = nullptr;
+  int64_t keys() const { return Tk > 0 ? Tk : T; }
+  bool gated() const { return gate != nullptr && gateEnd > gateBegin; }
   int64_t qDim() const { return heads * hd; }
   int64_t kvDim() const { return kvHeads * hd; }
   int64_t rows() const { return B * heads * T; }  // softmax rows: rowMax and rowSum each hold this many
@@ -136,11 +160,15 @@ class Layers {
   // Att (B·T × qDim) from roped Q, K, V; keeps each softmax row's max and sum.
   virtual void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                                 float* rowMax, float* rowSum, float* scratch) = 0;
-  // dQ, dK, dV (streams·B·T rows each) from dAtt (streams·B·T rows), the probabilities
-  // recomputed from the kept max and sum; a group's K and V gradients summed in head order.
+  // dQ (streams·B·T rows), dK and dV (streams·B·Tk rows) from dAtt (streams·B·T rows), the
+  // probabilities recomputed from the kept max and sum; a group's K and V gradients summed in
+  // head order. With a gate, dGate[st] (one float per stream, written) = float(Σ dS·a ·
+  // (1 − t²)) over the gated scores, the sum in double in the fixed order (sample, KV head,
+  // head, query, key) — per (sample, KV head) in that order, then those partials in order —
+  // whatever the thread count; dGate is not touched without a gate (it may be null then).
   virtual void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                  const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
-                                 float* dV, float* scratch) = 0;
+                                 float* dV, float* dGate, float* scratch) = 0;
 
   // ---- sequences ----
   // H (B, T, D) = per sample [prefix (P rows); embed rows of ids (S rows); queries (T−P−S rows)];

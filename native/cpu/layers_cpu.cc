@@ -187,8 +187,8 @@ class CpuLayers final : public Layers {
   }
   void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
-                         float*) override {
-    attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV);
+                         float* dGate, float*) override {
+    attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, dGate);
   }
 
   void embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed, const float* queries,
