@@ -18,8 +18,8 @@
 //   (run-to-run identical; equal to the CPU's within rounding). Loss means: the CPU sums in
 //   order, CUDA in a fixed tree.
 // - exp: the CPU's std::exp, CUDA's expf (equal within rounding).
-// - tanh (the attention gate): in double, rounded to float once (the CPU's libm, CUDA's
-//   double tanh: equal within rounding).
+// - erf and tanh (GELU's erf form, the attention gate): in double, rounded to float once
+//   (the CPU's libm, CUDA's double functions: equal within rounding).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -134,6 +134,20 @@ class Layers {
   virtual void addBias(float* Y, const float* b, int64_t rows, int64_t cols) = 0;
   // Y[i] += X[i].
   virtual void add(float* Y, const float* X, int64_t n) = 0;
+  // GELU, exact (erf) form (gelu_erf.h: PyTorch's nn.GELU() default; timm's ViT Mlp and
+  // VLA-Adapter's projectors): as biasGelu, with gelu = geluErf.
+  virtual void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) = 0;
+  // dZ[s·n + i] = G[s·n + i] · geluErfGrad(Z[i]) for `streams` blocks of n; G may equal dZ.
+  virtual void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) = 0;
+  // LayerScale folded into the residual add: Y[i,j] += X[i,j]·gamma[j] (the product rounded,
+  // then the sum). timm's LayerScale (v0.9.10 timm/models/vision_transformer.py:104-111,
+  // x * gamma; in Block x = x + ls(attn(norm1(x))), :156-157); DINOv2's towers have it
+  // (init_values, :2461), SigLIP's do not. Frozen: VLA-Adapter renames gamma to a Parameter
+  // `scale_factor` (prismatic/extern/hf/modeling_prismatic.py:58-66), which PEFT's LoRA
+  // leaves frozen, so there is no gamma gradient.
+  virtual void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) = 0;
+  // dX[i,j] = dY[i,j]·gamma[j] for `rows` rows (stacked streams are more rows); dX may equal dY.
+  virtual void layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) = 0;
   // Act = silu(Gt) ⊙ Up.
   virtual void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) = 0;
   // Over n = streams·m values: with k = i mod m, dUp = dAct·(g·σ(g)),
@@ -146,6 +160,28 @@ class Layers {
   // dX += the RMSNorm backward of dY for `rows` rows; row i uses X and rstd of row i mod M.
   virtual void rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
                                const float* w, float* dX) = 0;
+
+  // LayerNorm per row of D, torch.nn.LayerNorm's: Y = ((X − mean)·rstd)·w + b in fp32
+  // (each operation rounded, in that order), mean = Σx/D and var = Σ(x − mean)²/D (biased,
+  // https://docs.pytorch.org/docs/stable/generated/torch.nn.LayerNorm.html) summed in double,
+  // rstd = 1/√(var + eps) in double; mean and rstd kept per row as float. eps is the model's:
+  // timm's ViTs 1e-6 (v0.9.10 timm/models/vision_transformer.py:454, partial(nn.LayerNorm,
+  // eps=1e-6), both VLA-Adapter towers), nn.LayerNorm's default 1e-5 in VLA-Adapter's head
+  // (prismatic/models/action_heads.py:96, 107, 297).
+  virtual void layerNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, const float* b, float* Y,
+                         float* mean, float* rstd) = 0;
+  // dX += the LayerNorm input gradient of dY for `rows` rows; row i uses X, mean and rstd
+  // of row i mod M (stacked streams). With x̂ = (x − mean)·rstd as the forward rounds it and
+  // g = w·dy: dx = rstd·(g − Σg/D − x̂·Σ(g·x̂)/D), in double (sums in order), rounded once.
+  virtual void layerNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                                 const float* rstd, const float* w, float* dX) = 0;
+  // The weight and bias gradients over M rows (one stream): dW[j] = (accumulate ? dW[j] : 0)
+  // + scale·float(Σ_i dY[i,j]·x̂[i,j]), dB[j] likewise with Σ_i dY[i,j]; sums in double in
+  // row order. For trainable norms only: a ViT tower's are frozen (PEFT's LoRA trains only
+  // the adapters), VLA-Adapter's action head trains its LayerNorms with the rest of the head
+  // (vla-scripts/finetune.py:903-910: every action_head parameter goes to AdamW).
+  virtual void layerNormParamGrad(int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                                  const float* rstd, float scale, bool accumulate, float* dW, float* dB) = 0;
 
   // ---- positions ----
   // Rotate-half rotary embedding in place on `width` columns (heads of hd) of `rows` rows,
@@ -169,6 +205,23 @@ class Layers {
   virtual void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                  const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
                                  float* dV, float* dGate, float* scratch) = 0;
+
+  // ---- images ----
+  // The patch matrix of a patch embedding, so that the convolution is a product: images
+  // (B, C, H, W) → P (B·N × C·p·p), N = (H/p)·(W/p) (floor: a Conv2d of kernel and stride p
+  // drops the remainder), P[b·N + py·(W/p) + px, (c·p + ky)·p + kx] =
+  // images[((b·C + c)·H + py·p + ky)·W + px·p + kx]. Then Y (B·N × D) = P·Wᵀ + bias with the
+  // Conv2d weight (D, C, p, p) read as (D × C·p·p) (gemm + addBias by the caller), rows in
+  // timm's token order (PatchEmbed, v0.9.10 timm/layers/patch_embed.py:65, 87-89:
+  // nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size), then
+  // flatten(2).transpose(1, 2)). Forward only: the images need no gradient. Under PEFT 0.11.1
+  // (VLA-Adapter's pin), "all-linear" resolves to the base names of the nn.Linear/Conv1D
+  // modules (peft src/peft/tuners/tuners_utils.py:716-724 at v0.11.1) matched as name
+  // suffixes (:650), so `patch_embed.proj` (a Conv2d) matches the attention's `proj` and gets
+  // a LoRA Conv2d (peft src/peft/tuners/lora/layer.py:1105-1107, 849-853: A a Conv2d of the
+  // same kernel and stride, B 1×1); PEFT >= 0.15.0 matches full names and leaves it alone.
+  // Either way the product form serves: that LoRA is a LoRA linear on P (lora_linear.h).
+  virtual void patchify(const float* images, float* P, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p) = 0;
 
   // ---- sequences ----
   // H (B, T, D) = per sample [prefix (P rows); embed rows of ids (S rows); queries (T−P−S rows)];
