@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import type { RawCpuInfo, RawCudaInfo, RawMpiInfo, RawNcclInfo } from '../binding.js';
 import { binding } from './native.js';
-import { argRangeError, argTypeError, describeValue } from './errors.js';
+import { checkThreadCount } from './validate.js';
 
 const require = createRequire(import.meta.url);
 export const version: string = (require('../package.json') as { version: string }).version;
@@ -33,9 +33,5 @@ export function backendInfo(): BackendInfo {
  * number of cores). Results are bit-identical for any thread count.
  */
 export function setThreads(threads: number): void {
-  if (typeof threads !== 'number') throw argTypeError(`threads must be a number, got ${describeValue(threads)}`);
-  if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-    throw argRangeError(`threads must be an integer from 1 to 1024, got ${threads}`);
-  }
-  binding.setThreads(threads);
+  binding.setThreads(checkThreadCount(threads, 'threads'));
 }

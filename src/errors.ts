@@ -20,24 +20,3 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'string') return `string '${value.length > 40 ? value.slice(0, 40) + '…' : value}'`;
   return typeof value;
 }
-
-export function checkFiniteNumber(value: unknown, name: string, min: number, minInclusive: boolean): number {
-  if (typeof value !== 'number') throw argTypeError(`${name} must be a number, got ${describeValue(value)}`);
-  const ok = Number.isFinite(value) && (minInclusive ? value >= min : value > min);
-  if (!ok) throw argRangeError(`${name} must be a finite number ${minInclusive ? '>=' : '>'} ${min}, got ${value}`);
-  return value;
-}
-
-export function checkBoolean(value: unknown, name: string): boolean {
-  if (typeof value !== 'boolean') throw argTypeError(`${name} must be a boolean, got ${describeValue(value)}`);
-  return value;
-}
-
-/** Rejects option names that are not known, so a typo is an error rather than ignored. */
-export function checkKnownKeys(options: object, known: readonly string[], name: string): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw argTypeError(`${name} has an unknown option '${key}' (known: ${known.join(', ')})`);
-    }
-  }
-}

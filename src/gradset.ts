@@ -3,6 +3,7 @@
 import type { TensorSet } from '../binding.js';
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
+import { checkInteger, checkObject } from './validate.js';
 import { resolveDataDevice, type DeviceName, type DeviceSpec } from './device.js';
 
 export interface GradSetOptions {
@@ -19,10 +20,7 @@ export function checkSizes(sizes: unknown, name: string): number[] {
   const list = Array.from(sizes as ArrayLike<unknown>);
   let total = 0;
   list.forEach((s, i) => {
-    if (typeof s !== 'number' || !Number.isSafeInteger(s) || s < 0) {
-      throw argRangeError(`${name}[${i}] must be a non-negative integer, got ${describeValue(s)}`);
-    }
-    total += s;
+    total += checkInteger(s, `${name}[${i}]`, 0);
   });
   if (total > MAX_ELEMENTS) throw argRangeError(`${name} adds up to ${total} elements, more than ${MAX_ELEMENTS}`);
   return list as number[];
@@ -64,7 +62,7 @@ export class GradSet {
   /** A set of zeros with the given tensor sizes. */
   static zeros(sizes: ArrayLike<number>, options: GradSetOptions = {}): GradSet {
     const list = checkSizes(sizes, 'sizes');
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkObject(options, 'options');
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
     return new GradSet(list, new binding.TensorSet({ device: device.name, sizes: list }));
   }

@@ -1,10 +1,12 @@
 // Loads the native addon through node-gyp-build: the local build (build/Release) when there
 // is one, else the prebuild for this platform (scripts/install.js builds only when no
-// prebuild loads). The only module that touches the raw binding.
+// prebuild loads). The only loader of the addon: the core modules call it, and the layers
+// above core call its operations through native-calls.ts, never the binding itself.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeBinding } from '../binding.js';
+import { MAX_THREADS } from './validate.js';
 
 const require = createRequire(import.meta.url);
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,8 +30,8 @@ export const binding: NativeBinding = load();
 function checkThreadsVariable(): void {
   const raw = process.env.CRAFTGRAD_THREADS;
   if (raw === undefined || raw === '') return;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024) {
-    throw new RangeError(`CRAFTGRAD_THREADS must be an integer from 1 to 1024, got '${raw}'`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_THREADS) {
+    throw new RangeError(`CRAFTGRAD_THREADS must be an integer from 1 to ${MAX_THREADS}, got '${raw}'`);
   }
 }
 checkThreadsVariable();

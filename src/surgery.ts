@@ -5,7 +5,8 @@ import type { RawSurgeryOptions, RawSurgeryResult, TensorSet } from '../binding.
 import { binding } from './native.js';
 import { GradSet, gradSetInternals, adoptResult } from './gradset.js';
 import { CPU, parseDevice, usable, type DeviceName, type DeviceSpec } from './device.js';
-import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from './errors.js';
+import { argRangeError, argTypeError, describeValue } from './errors.js';
+import { checkBoolean, checkFiniteNumber, checkKnownKeys } from './validate.js';
 
 export interface SurgeryOptions<Out> {
   /** Weight of the retention gradient added to every tensor (finite, >= 0). Required. */
@@ -64,8 +65,8 @@ function readOptions(options: unknown): Params {
   const o = options as Record<string, unknown>;
   if (o.lambda === undefined) throw argTypeError('options.lambda is required (the weight of the retention gradient)');
   return {
-    lambda: checkFiniteNumber(o.lambda, 'options.lambda', 0, true),
-    eps: o.eps === undefined ? 1e-8 : checkFiniteNumber(o.eps, 'options.eps', 0, false),
+    lambda: checkFiniteNumber(o.lambda, 'options.lambda', { min: 0 }),
+    eps: o.eps === undefined ? 1e-8 : checkFiniteNumber(o.eps, 'options.eps', { min: 0, exclusive: true }),
     projection: o.projection === undefined ? true : checkBoolean(o.projection, 'options.projection'),
     cosines: o.cosines === undefined ? false : checkBoolean(o.cosines, 'options.cosines'),
     device: o.device ?? 'auto',

@@ -65,6 +65,47 @@ test('src/: every relative import goes to the same layer or a lower one', () => 
   assert.deepEqual(problems, [], `imports that break the layers:\n${problems.join('\n')}`);
 });
 
+// The raw binding (docs/ARCHITECTURE.md §2): src/native.ts loads it and the core modules call
+// it; every other layer calls the named functions of src/native-calls.ts (core) instead. A
+// line of another layer that imports a value from native.ts, or calls `binding.` or
+// `binding[`, breaks the rule. Comments and string literals are not code.
+function codeOf(line) {
+  if (/^\s*(\/\/|\*|\/\*)/.test(line)) return '';
+  return line.replace(/'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"/g, "''").replace(/\/\/.*$/, '');
+}
+
+function bindingUse(line) {
+  if (/^\s*import\s+(?!type\b)[^;]*from\s*'[^']*\/native\.js'/.test(line)) return 'imports the binding from native.ts';
+  if (/\bbinding\s*[.[]/.test(codeOf(line))) return 'calls the raw binding';
+  return undefined;
+}
+
+test('src/: only the core layer touches the raw binding; the other layers call src/native-calls.ts', () => {
+  const problems = [];
+  let checked = 0;
+  for (const file of filesUnder(join(root, 'src'), ['.ts'])) {
+    if (srcLayerOf(file) === 'core') continue;
+    checked += 1;
+    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+      const why = bindingUse(line);
+      if (why) problems.push(`${relative(root, file)}:${i + 1} (${srcLayerOf(file)}) ${why}: ${line.trim()}`);
+    });
+  }
+  assert.ok(checked > 50, `checked ${checked} files outside core`);
+  assert.deepEqual(problems, [], `direct uses of the binding outside core (add a named function to src/native-calls.ts):\n${problems.join('\n')}`);
+});
+
+test('the binding check sees a direct call, and not a comment, a string or a type import', () => {
+  for (const line of ["  binding.copy({ dst, src, count });", "    return binding.qwen2Step(args);", "const c = new binding.nccl.Communicator(o);",
+    "x = binding['modelStep'](o);", "import { binding } from '../native.js';", "import { binding as b } from '../../native.js';"]) {
+    assert.ok(bindingUse(line), line);
+  }
+  for (const line of ["// One native call per micro-batch (binding.qwen2Step)", "   * see binding.d.ts", "import type { RawMpi } from '../../binding.js';",
+    "throw new Error('the binding.copy failed');", "native.copy({ dst, src, count });", "import type { NativeBinding } from '../native.js';"]) {
+    assert.equal(bindingUse(line), undefined, line);
+  }
+});
+
 // Native layers: core is backend-neutral C++; each backend sees core only (the CUDA backend
 // also the NCCL loader); napi sees all.
 const NATIVE_ALLOWED = {

@@ -124,9 +124,14 @@ test('bad arguments throw before anything is written', () => {
   assert.throws(() => opt.step(GradSet.zeros([1, 2])), RangeError);
   assert.throws(() => opt.stepFused(act, params, red.coefficients), /overlap/);
   assert.throws(() => new AdamW(params, { betas: [1, 0.9] }), RangeError);
+  // The peak lr is > 0, as the options table says; a step's own rate may be 0 (a cosine schedule's end).
+  assert.throws(() => new AdamW(params, { lr: 0 }), /^RangeError: options\.lr must be a finite number > 0, got 0$/);
   assert.throws(() => new AdamW(params, { lr: 1, momentum: 0.9 }), TypeError);
   assert.ok(sameBits(params.data, before));
   assert.equal(opt.stepCount, 0);
+  const zeroRate = new AdamW(params);
+  zeroRate.step(act, { lr: 0 });
+  assert.equal(zeroRate.stepCount, 1);
 });
 
 test('the raw binding validates every argument (TypeError/RangeError, never an abort)', async () => {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Trainer, TRAINER_DEFAULTS } from '../dist/index.js';
-import { TRAINING_OPTIONS, CONFIG_OPTIONS, configKey, flagName, snakeCase, kebabCase } from '../dist/train/options.js';
+import { TRAINING_OPTIONS, CONFIG_OPTIONS, configKey, flagName, snakeCase, kebabCase, trainerValue } from '../dist/train/options.js';
 import { TRAIN_DEFAULTS } from '../dist/train/run-config.js';
 import { trainerOptions } from '../dist/train/session.js';
 import { yargsTrainOptions, applyOptions, checkTrainValues, flag } from '../dist/cli/train-options.js';
@@ -115,4 +115,39 @@ test('the limits in the table are checked with a message naming the flag', () =>
   assert.throws(() => checkTrainValues({ 'val-fraction': 1 }), /--val-fraction must be < 1, got 1/);
   assert.throws(() => checkTrainValues({ 'decay-after': [10, -1] }), /--decay-after must be an integer >= 1, got -1/);
   assert.equal(checkTrainValues({ lr: 0.5, 'val-fraction': 0 }), true);
+});
+
+// A value just outside a numeric row's limits, and one at its edge inside them (config units).
+function edges(o) {
+  if (o.int !== undefined) return { outside: o.int - 1, inside: o.int };
+  if (o.min === undefined) return undefined;
+  return o.exclusive ? { outside: o.min, inside: o.min + 0.5 } : { outside: o.min - 1, inside: o.min };
+}
+
+test("the Trainer and the CLI take every limit from the one table: each refuses a value just outside a Trainer row's limits", () => {
+  const source = makeTask({ sizes: [3, 4] }).source;
+  const rows = CONFIG_OPTIONS.filter((o) => o.trainer && o.type === 'number' && edges(o));
+  assert.ok(rows.length >= 12, `${rows.length} numeric Trainer rows`);
+  const trainer = (o, v) => new Trainer(source, { steps: 10, [o.name]: o.array ? [trainerValue(o, v)] : trainerValue(o, v) });
+  for (const o of rows) {
+    const { outside, inside } = edges(o);
+    const flagValue = (v) => (o.array ? [v] : v);
+    assert.throws(() => checkTrainValues({ [flagName(o)]: flagValue(outside) }), new RegExp(`--${flagName(o)} must be`), `--${flagName(o)} ${outside}`);
+    assert.throws(() => trainer(o, outside), new RegExp(`^RangeError: options\\.${o.name}(\\[0\\])? must be`), `${o.name}: ${outside}`);
+    assert.equal(checkTrainValues({ [flagName(o)]: flagValue(inside) }), true, `--${flagName(o)} ${inside}`);
+    assert.doesNotThrow(() => trainer(o, inside), `${o.name}: ${inside}`);
+  }
+});
+
+test('what the table refuses and the Trainer used to accept: lr 0, steps 0, decayAfter [0], valTimeLimitMs 0', () => {
+  const source = makeTask({ sizes: [3, 4] }).source;
+  assert.throws(() => new Trainer(source, { steps: 1, lr: 0 }), /^RangeError: options\.lr must be a finite number > 0, got 0$/);
+  assert.throws(() => checkTrainValues({ lr: 0 }), /^Error: --lr must be > 0, got 0$/);
+  assert.throws(() => new Trainer(source, { steps: 0 }), /^RangeError: options\.steps must be a positive integer, got number 0$/);
+  assert.throws(() => new Trainer(source, { steps: 5, schedule: 'multistep', decayAfter: [0] }), /options\.decayAfter\[0\] must be a positive integer/);
+  assert.throws(() => new Trainer(source, { steps: 1, valTimeLimitMs: 0 }), /options\.valTimeLimitMs must be a finite number > 0, got 0/);
+  assert.throws(() => new Trainer(source, { steps: 1, betas: [0.9, 1] }), /options\.betas\[1\] must be < 1, got 1/);
+  assert.throws(() => new Trainer(source, { steps: 1, mode: 'plain' }), /^RangeError: options\.mode must be one of 'craft', 'baseline', got string 'plain'$/);
+  assert.throws(() => new Trainer(source, {}), /^TypeError: options\.steps is required$/);
+  assert.equal(new Trainer(source, { steps: 1, lr: 1e-6 }).options.lr, 1e-6);
 });

@@ -34,6 +34,10 @@ test('cosine goes from lr after warmup to minLr at totalSteps and stays there', 
 
 test('schedule arguments are validated', () => {
   assert.throws(() => learningRate(0, { lr: -1 }), RangeError);
+  // The peak lr is > 0, as the options table says (and the Trainer and AdamW check): 0 trains nothing.
+  assert.throws(() => learningRate(0, { lr: 0 }), /^RangeError: schedule\.lr must be a finite number > 0, got 0$/);
+  // The rate of a step may reach 0: the end of a cosine schedule to minLr 0.
+  assert.equal(learningRate(10, { lr: 1, kind: 'cosine', totalSteps: 10 }), 0);
   assert.throws(() => learningRate(0, { lr: 1, kind: 'linear' }), RangeError);
   assert.throws(() => learningRate(0, { lr: 1, kind: 'cosine', totalSteps: 0 }), RangeError);
   assert.throws(() => learningRate(-1, { lr: 1 }), RangeError);

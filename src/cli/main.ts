@@ -11,6 +11,7 @@ import { registerReport } from './commands/report.js';
 import { UsageError, explainUnknown } from './usage-error.js';
 import { NATIVE_ENV_VARIABLES, optionNameOf } from './native-env.js';
 import { setThreads } from '../backend.js';
+import { MAX_THREADS } from '../validate.js';
 
 export type Register = (y: Argv) => Argv;
 
@@ -19,8 +20,8 @@ const COMMANDS: Register[] = [registerTrain, registerInspect, registerReport, re
 const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
 
 function checkThreads(threads: unknown): true {
-  if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > 1024)) {
-    throw new Error(`--threads must be an integer from 1 to 1024, got ${String(threads)}`);
+  if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS)) {
+    throw new Error(`--threads must be an integer from 1 to ${MAX_THREADS}, got ${String(threads)}`);
   }
   return true;
 }

@@ -2,6 +2,7 @@
 // action chunks (N,K·A), each with a task id and an episode id; and the views taken of it
 // (N-shot per task, validation split by episode, batches).
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkFiniteNumber, checkInteger } from '../validate.js';
 import { Rng } from './rng.js';
 
 export interface Dataset {
@@ -73,7 +74,7 @@ export function nShot(ds: Dataset, n: number): Dataset {
 
 /** The sample indices nShot keeps, in order. */
 export function nShotIndices(ds: EpisodeIndex, n: number): number[] {
-  if (!Number.isInteger(n) || n < 1) throw argRangeError(`n must be a positive integer, got ${describeValue(n)}`);
+  checkInteger(n, 'n', 1);
   const keep = new Set<number>();
   for (const eps of episodesByTask(ds).values()) eps.slice(0, n).forEach((e) => keep.add(e));
   const idx: number[] = [];
@@ -100,10 +101,8 @@ export function splitByEpisode(ds: Dataset, options: SplitOptions = {}): { train
 
 /** The sample indices splitByEpisode puts in each part, in order. */
 export function splitIndicesByEpisode(ds: EpisodeIndex, options: SplitOptions = {}): { train: number[]; val: number[] } {
-  const frac = options.valFraction ?? 0.1;
-  if (typeof frac !== 'number' || !(frac >= 0 && frac < 1)) throw argRangeError(`options.valFraction must be a number in [0, 1), got ${describeValue(frac)}`);
-  const seed = options.seed ?? 0;
-  if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
+  const frac = checkFiniteNumber(options.valFraction ?? 0.1, 'options.valFraction', { min: 0, below: 1 });
+  const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
   const rng = new Rng(seed);
   const valEpisodes = new Set<number>();
   for (const eps of episodesByTask(ds).values()) {

@@ -1,7 +1,8 @@
 // A seeded batch sampler whose position can be saved and restored exactly: the state is
 // the epoch, the position inside it and the RNG state at the epoch's start (from which
 // the epoch's permutation is rebuilt), all plain JSON.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError } from '../errors.js';
+import { checkInteger, checkOptions } from '../validate.js';
 import { Rng, type RngState } from './rng.js';
 
 export interface SamplerOptions {
@@ -43,13 +44,12 @@ export class Sampler {
   #order: Int32Array;
 
   constructor(size: number, options: SamplerOptions) {
-    if (!Number.isSafeInteger(size) || size < 1) throw argRangeError(`size must be a positive integer, got ${describeValue(size)}`);
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'shuffle', 'dropLast'], 'options');
+    checkInteger(size, 'size', 1);
+    checkOptions(options, ['batchSize', 'seed', 'shuffle', 'dropLast']);
     const { batchSize, seed = 0, shuffle = true, dropLast = false } = options;
-    if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw argRangeError(`options.batchSize must be a positive integer, got ${describeValue(batchSize)}`);
+    checkInteger(batchSize, 'options.batchSize', 1);
     if (dropLast && batchSize > size) throw argRangeError(`options.batchSize (${batchSize}) exceeds the dataset size (${size}) with dropLast`);
-    if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
+    checkInteger(seed, 'options.seed', 0);
     this.size = size;
     this.batchSize = batchSize;
     this.shuffle = shuffle;
@@ -91,10 +91,8 @@ export class Sampler {
   static fromState(state: SamplerState): Sampler {
     if (state === null || typeof state !== 'object' || state.version !== 1) throw argTypeError('state must be a SamplerState of version 1');
     const s = new Sampler(state.size, { batchSize: state.batchSize, shuffle: state.shuffle, dropLast: state.dropLast });
-    if (!Number.isSafeInteger(state.epoch) || state.epoch < 0) throw argRangeError(`state.epoch must be a non-negative integer, got ${describeValue(state.epoch)}`);
-    if (!Number.isSafeInteger(state.position) || state.position < 0 || state.position > state.size) {
-      throw argRangeError(`state.position must be an integer from 0 to ${state.size}, got ${describeValue(state.position)}`);
-    }
+    checkInteger(state.epoch, 'state.epoch', 0);
+    checkInteger(state.position, 'state.position', 0, state.size);
     if (!Array.isArray(state.epochRng)) throw argTypeError('state.epochRng must be an Array of 4 integers');
     s.#epoch = state.epoch;
     s.#position = state.position;

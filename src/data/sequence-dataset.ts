@@ -5,6 +5,7 @@
 // (N, K·A) float32 and optional `task`, `episode` (N) int32. Errors name the file and field.
 import { extname } from 'node:path';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkInteger, checkObject } from '../validate.js';
 import { FormatError } from '../formats/errors.js';
 import { readNpzFile, writeNpzFile } from '../formats/npz.js';
 import { readSafetensorsFile, writeSafetensorsFile } from '../formats/safetensors.js';
@@ -56,10 +57,8 @@ function kindOf(path: string): 'npz' | 'safetensors' {
 }
 
 function checkLimits(limits: SequenceModelLimits, what: string): void {
-  if (limits === null || typeof limits !== 'object') throw argTypeError(`${what} must be an object, got ${describeValue(limits)}`);
-  for (const k of ['hiddenSize', 'vocabSize'] as const) {
-    if (!Number.isSafeInteger(limits[k]) || limits[k] < 1) throw argRangeError(`${what}.${k} must be a positive integer, got ${describeValue(limits[k])}`);
-  }
+  checkObject(limits, what);
+  for (const k of ['hiddenSize', 'vocabSize'] as const) checkInteger(limits[k], `${what}.${k}`, 1);
 }
 
 function checkAgainstModel(width: number, prefix: boolean, ids: Int32Array | null, limits: SequenceModelLimits, fail: Fail): void {

@@ -1,6 +1,7 @@
 // One rank's contiguous share of a batch or a split (multi-process training): the first
 // `count % ranks` ranks take one item more, so the shares, in rank order, are the whole.
 import { argRangeError, describeValue } from '../errors.js';
+import { checkInteger } from '../validate.js';
 
 export interface Shard {
   /** This process's rank, 0-based. */
@@ -12,10 +13,8 @@ export interface Shard {
 export function checkShard(shard: unknown, name: string): Shard {
   const s = shard as Shard | null;
   if (s === null || typeof s !== 'object') throw argRangeError(`${name} must be { rank, ranks }, got ${describeValue(shard)}`);
-  if (!Number.isSafeInteger(s.ranks) || s.ranks < 1) throw argRangeError(`${name}.ranks must be a positive integer, got ${describeValue(s.ranks)}`);
-  if (!Number.isSafeInteger(s.rank) || s.rank < 0 || s.rank >= s.ranks) {
-    throw argRangeError(`${name}.rank must be an integer from 0 to ${s.ranks - 1}, got ${describeValue(s.rank)}`);
-  }
+  checkInteger(s.ranks, `${name}.ranks`, 1);
+  checkInteger(s.rank, `${name}.rank`, 0, s.ranks - 1);
   return { rank: s.rank, ranks: s.ranks };
 }
 

@@ -4,7 +4,7 @@
 // releases. Each step's latent state (positions, yaws, gripper, progress, instruction
 // words) is turned into T tokens of width D by a fixed random encoder; the target is the
 // expert's next K actions (A values each). Samples are ordered task, episode, step.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { checkFiniteNumber, checkInteger, checkOptions } from '../validate.js';
 import type { Dataset } from './dataset.js';
 import { Rng } from './rng.js';
 
@@ -44,26 +44,19 @@ export function taskInstruction(t: number): string {
 
 const KEYS = ['seed', 'tasks', 'episodesPerTask', 'stepsPerEpisode', 'tokens', 'width', 'chunk', 'actionDims', 'noise', 'encoderSeed'];
 
-function posInt(v: unknown, name: string, lo: number, hi: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw argRangeError(`${name} must be an integer from ${lo} to ${hi}, got ${describeValue(v)}`);
-  return v;
-}
-
 /** Generates the seeded synthetic dataset (deterministic: same options, same bits). */
 export function syntheticDataset(options: SyntheticOptions = {}): Dataset {
-  if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-  checkKnownKeys(options, KEYS, 'options');
-  const seed = posInt(options.seed ?? 0, 'options.seed', 0, Number.MAX_SAFE_INTEGER);
-  const tasks = posInt(options.tasks ?? 8, 'options.tasks', 1, 16);
-  const eps = posInt(options.episodesPerTask ?? 20, 'options.episodesPerTask', 1, 1e6);
-  const S = posInt(options.stepsPerEpisode ?? 16, 'options.stepsPerEpisode', 4, 1e4);
-  const T = posInt(options.tokens ?? 16, 'options.tokens', 1, 65536);
-  const D = posInt(options.width ?? 256, 'options.width', 1, 16384);
-  const K = posInt(options.chunk ?? 8, 'options.chunk', 1, 4096);
-  const A = posInt(options.actionDims ?? 7, 'options.actionDims', 1, 4096);
-  const encoderSeed = posInt(options.encoderSeed ?? 1234, 'options.encoderSeed', 0, Number.MAX_SAFE_INTEGER);
-  const noise = options.noise ?? 0.01;
-  if (typeof noise !== 'number' || !(noise >= 0) || !Number.isFinite(noise)) throw argRangeError(`options.noise must be a finite number >= 0, got ${describeValue(noise)}`);
+  checkOptions(options, KEYS);
+  const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
+  const tasks = checkInteger(options.tasks ?? 8, 'options.tasks', 1, 16);
+  const eps = checkInteger(options.episodesPerTask ?? 20, 'options.episodesPerTask', 1, 1e6);
+  const S = checkInteger(options.stepsPerEpisode ?? 16, 'options.stepsPerEpisode', 4, 1e4);
+  const T = checkInteger(options.tokens ?? 16, 'options.tokens', 1, 65536);
+  const D = checkInteger(options.width ?? 256, 'options.width', 1, 16384);
+  const K = checkInteger(options.chunk ?? 8, 'options.chunk', 1, 4096);
+  const A = checkInteger(options.actionDims ?? 7, 'options.actionDims', 1, 4096);
+  const encoderSeed = checkInteger(options.encoderSeed ?? 1234, 'options.encoderSeed', 0);
+  const noise = checkFiniteNumber(options.noise ?? 0.01, 'options.noise', { min: 0 });
 
   // The fixed encoder: per token t, tanh(E_t·z + c_t); and the mix for A ≠ 7 action dims.
   const enc = new Rng(encoderSeed);

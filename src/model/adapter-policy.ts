@@ -1,27 +1,30 @@
 // AdapterPolicy: the built-in model of ARCHITECTURE.md §4, with its forward and backward in
-// native code (one call per micro-batch). Parameters, frozen base weights, the anchor
-// (initial LoRA weights, in their own buffer) and gradients are GradSets in the fixed
-// tensor order of layout.ts.
+// native code (one call per micro-batch, modelStep). A LoraPolicy (lora-policy.ts: the
+// parameters, the anchor, the steps and their checks) whose frozen base weights are a
+// GradSet of their own; every set is in the fixed tensor order of layout.ts.
 //
 // On a CUDA device ('cuda' or 'cuda:N') the four sets live in device memory and the binding's
 // modelStep runs on their backend: the batch's tokens and actions are staged through the device's
 // model scratch (cached by the native layer, grown only when a larger batch comes), so a
 // warm step allocates nothing in proportion to the data. The initial weights are made on
 // the host with the same seeded values as on the CPU, then uploaded.
-import { binding } from '../native.js';
-import type { RawModelMode, RawModelStepOptions } from '../../binding.js';
+import * as native from '../native-calls.js';
+import type { RawModelStepOptions } from '../../binding.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
-import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../device.js';
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
+import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../device.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkInteger, checkOptions } from '../validate.js';
 import { FormatError } from '../formats/errors.js';
 import { decodeSafetensors } from '../formats/safetensors.js';
 import { readWholeFile } from '../formats/fileio.js';
 import { loadCheckpoint } from '../run/checkpoint-read.js';
 import type { Tensor } from '../formats/tensor.js';
 import { resolveModelConfig, type AdapterPolicyConfig } from './config.js';
-import { anchorLayout, frozenLayout, trainableLayout, type TensorSpec } from './layout.js';
+import { anchorLayout, frozenLayout, trainableLayout } from './layout.js';
 import { initFrozen, initTrainable } from './init.js';
-import { namedTensors as named, loadNamedTensors as load, copyIn, checkTensors } from './named-tensors.js';
+import { namedTensors, loadNamedTensors, copyIn, checkTensors } from './named-tensors.js';
+import { LoraPolicy, type StepSets } from './lora-policy.js';
+import type { PolicyMode, TensorSpec } from './policy-types.js';
 import { checkpointModelDescription, shapedForLayout, type BaseWeightsOrigin, type ModelDescription } from './checkpoint.js';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -31,21 +34,6 @@ export interface ModelBatch {
   tokens: Float32Array;
   actions: Float32Array;
   size: number;
-}
-
-/** How a gradient call writes its GradSets. */
-export interface GradWriteOptions {
-  /** Add into the sets (g += scale·grad) instead of overwriting them (g = scale·grad). Default false. */
-  accumulate?: boolean;
-  /** Factor applied to the gradients, e.g. 1/microBatches for a mean. Default 1. */
-  scale?: number;
-}
-
-export interface ModelLosses {
-  /** Mean L1 over the batch's K·A action values. */
-  actionLoss: number;
-  /** Mean squared error between pooled features under current and anchor weights (CRaFT calls only). */
-  retentionLoss: number;
 }
 
 export interface AdapterPolicyOptions {
@@ -60,39 +48,19 @@ export interface AdapterPolicyOptions {
   device?: DeviceSpec;
 }
 
-type Mode = RawModelMode;
-const MODE_CRAFT = 'craft', MODE_BASELINE = 'baseline', MODE_EVAL = 'eval', MODE_EVAL_RET = 'evalRetention';
-
-export class AdapterPolicy {
+export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
   /** The resolved configuration. */
   readonly config: AdapterPolicyConfig;
-  /** Trainable tensors (names: {@link AdapterPolicy.trainableNames}). */
-  readonly params: GradSet;
   /** Frozen base weights W_l, b_l. */
   readonly frozen: GradSet;
-  /** The anchor: initial LoRA A_l, B_l, read in place by the anchor forward. */
-  readonly anchor: GradSet;
-  readonly trainableSpecs: readonly TensorSpec[];
   readonly frozenSpecs: readonly TensorSpec[];
-  readonly anchorSpecs: readonly TensorSpec[];
-  readonly #device: ResolvedDevice;
   #base: BaseWeightsOrigin = { kind: 'tensors' };
 
   private constructor(config: AdapterPolicyConfig, device: ResolvedDevice) {
+    super(device, trainableLayout(config), anchorLayout(config), { noun: 'model', step: native.modelStep, stepAsync: native.modelStepAsync });
     this.config = config;
-    this.#device = device;
-    this.trainableSpecs = Object.freeze(trainableLayout(config));
     this.frozenSpecs = Object.freeze(frozenLayout(config));
-    this.anchorSpecs = Object.freeze(anchorLayout(config));
-    const opts = { device: device.name };
-    this.params = GradSet.zeros(this.trainableSpecs.map((t) => t.size), opts);
-    this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size), opts);
-    this.anchor = GradSet.zeros(this.anchorSpecs.map((t) => t.size), opts);
-  }
-
-  /** Where the weights live and the steps run: 'cpu' or 'cuda:N'. */
-  get device(): DeviceName {
-    return this.#device.name;
+    this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size), { device: device.name });
   }
 
   /**
@@ -100,10 +68,8 @@ export class AdapterPolicy {
    * to the initial LoRA weights.
    */
   static create(config: Partial<AdapterPolicyConfig> = {}, options: AdapterPolicyOptions = {}): AdapterPolicy {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['seed', 'frozen', 'device'], 'options');
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed) || seed < 0) throw argRangeError(`options.seed must be a non-negative integer, got ${describeValue(seed)}`);
+    checkOptions(options, ['seed', 'frozen', 'device']);
+    const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveModelDevice(options.device);
     const resolved = resolveModelConfig(config);
     // The seeded values are made on the host (checked before any memory is taken), then
@@ -124,8 +90,7 @@ export class AdapterPolicy {
 
   /** Like {@link AdapterPolicy.create}, with the frozen base weights read from a safetensors file. */
   static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number; device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['seed', 'device'], 'options');
+    checkOptions(options, ['seed', 'device']);
     resolveModelDevice(options.device);  // before reading the file: a bad device is not a file error
     const bytes = await readWholeFile(path);
     const { tensors } = decodeSafetensors(bytes, { source: path });
@@ -150,8 +115,7 @@ export class AdapterPolicy {
    * at that step. Errors name the file and field.
    */
   static async fromCheckpoint(dir: string, options: { device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['device'], 'options');
+    checkOptions(options, ['device']);
     resolveModelDevice(options.device);
     const ck = await loadCheckpoint(dir);
     const desc = checkpointModelDescription(ck as { model?: unknown; config: Record<string, unknown> }, join(ck.dir, 'state.json'));
@@ -193,158 +157,45 @@ export class AdapterPolicy {
     return { kind: 'adapter_policy', config: { ...this.config }, base: this.baseOrigin };
   }
 
-  /** Names of the trainable tensors, in GradSet order. */
-  get trainableNames(): string[] {
-    return this.trainableSpecs.map((t) => t.name);
-  }
-
-  /** A zero GradSet with the trainable layout, on the model's device (for g_act, g_ret, optimizer state). */
-  newGradSet(): GradSet {
-    return this.params.zerosLike();
-  }
-
-  /**
-   * Sets the anchor to the current LoRA weights (a copy, device to device on a GPU; the only
-   * time weights are copied). The LoRA tensors lead the trainable layout, so the anchor is
-   * the first anchor.numElements values of params.
-   */
-  resetAnchor(): void {
-    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
-  }
-
   /** Frees the model's device memory now (otherwise freed when the sets are collected). The model is unusable after. */
-  dispose(): void {
-    this.params.dispose();
+  override dispose(): void {
+    super.dispose();
     this.frozen.dispose();
-    this.anchor.dispose();
-  }
-
-  /**
-   * One CRaFT micro-batch: action and retention losses, g_act (action loss alone) into
-   * `gAct` and g_ret (retention loss alone) into `gRet`, from one shared forward, one
-   * no-grad anchor forward and one stacked backward.
-   */
-  craftStep(batch: ModelBatch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): ModelLosses {
-    this.#checkGrad(gAct, 'gAct');
-    this.#checkGrad(gRet, 'gRet');
-    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return this.#call(MODE_CRAFT, batch, gAct, gRet, options);
-  }
-
-  /** Plain fine-tuning: the action loss and g_act only (no anchor forward, no retention stream). */
-  baselineStep(batch: ModelBatch, gAct: GradSet, options: GradWriteOptions = {}): { actionLoss: number } {
-    this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: this.#call(MODE_BASELINE, batch, gAct, undefined, options).actionLoss };
-  }
-
-  /**
-   * {@link AdapterPolicy.craftStep} on a worker thread (the event loop stays free). The
-   * model's sets, the batch and the gradient sets must not change until it settles.
-   */
-  async craftStepAsync(batch: ModelBatch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): Promise<ModelLosses> {
-    this.#checkGrad(gAct, 'gAct');
-    this.#checkGrad(gRet, 'gRet');
-    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return this.#callAsync(MODE_CRAFT, batch, gAct, gRet, options);
-  }
-
-  /** {@link AdapterPolicy.baselineStep} on a worker thread (same rules as craftStepAsync). */
-  async baselineStepAsync(batch: ModelBatch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
-    this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: (await this.#callAsync(MODE_BASELINE, batch, gAct, undefined, options)).actionLoss };
-  }
-
-  /** No-grad evaluation: the action loss (and, with `retention`, the retention loss). */
-  evaluate(batch: ModelBatch, options: { retention?: boolean } = {}): ModelLosses {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['retention'], 'options');
-    if (options.retention !== undefined && typeof options.retention !== 'boolean') {
-      throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
-    }
-    const ret = options.retention === true;
-    const r = this.#call(ret ? MODE_EVAL_RET : MODE_EVAL, batch, undefined, undefined, {});
-    return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
-  }
-
-  /** Trainable tensors by name (views on the CPU; host copies, downloaded, on a GPU). */
-  trainableTensors(): Record<string, Tensor> {
-    return named(this.trainableSpecs, this.params);
-  }
-
-  /** Anchor tensors by name (views on the CPU; host copies on a GPU). */
-  anchorTensors(): Record<string, Tensor> {
-    return named(this.anchorSpecs, this.anchor);
   }
 
   /** Frozen base tensors by name (views on the CPU; host copies on a GPU). */
   frozenTensors(): Record<string, Tensor> {
-    return named(this.frozenSpecs, this.frozen);
+    return namedTensors(this.frozenSpecs, this.frozen);
   }
 
   /** Copies named trainable tensors in (every name of the layout required, shapes checked; uploaded on a GPU). */
   loadTrainable(tensors: Record<string, Tensor>, name = 'tensors'): void {
-    load(this.trainableSpecs, this.params, tensors, name);
-  }
-
-  /** Copies named anchor tensors in. */
-  loadAnchor(tensors: Record<string, Tensor>, name = 'tensors'): void {
-    load(this.anchorSpecs, this.anchor, tensors, name);
+    loadNamedTensors(this.trainableSpecs, this.params, tensors, name);
   }
 
   /** Copies named frozen base tensors in. */
   loadFrozen(tensors: Record<string, Tensor>, name = 'tensors'): void {
-    load(this.frozenSpecs, this.frozen, tensors, name);
+    loadNamedTensors(this.frozenSpecs, this.frozen, tensors, name);
   }
 
-  #checkGrad(g: unknown, name: string): void {
-    if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
-    if (g.disposed) throw argRangeError(`${name} has been disposed`);
-    if (g.device !== this.#device.name) {
-      throw argRangeError(`${name} is on ${g.device}; the model is on ${this.#device.name} (use model.newGradSet())`);
-    }
-    if (!g.sameLayout(this.params)) {
-      throw argRangeError(`${name} does not have the model's trainable layout (${this.params.numTensors} tensors: ${this.trainableSpecs.map((t) => t.size).join(', ')})`);
-    }
+  protected override layoutHint(): string {
+    return `(${this.params.numTensors} tensors: ${this.trainableSpecs.map((t) => t.size).join(', ')})`;
   }
 
-  #call(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): ModelLosses {
-    return binding.modelStep(this.#args(mode, batch, gAct, gRet, options));
-  }
-
-  async #callAsync(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): Promise<ModelLosses> {
-    return binding.modelStepAsync(this.#args(mode, batch, gAct, gRet, options));
-  }
-
-  /** Checks a call's arguments and names them for the binding (the sets as their native handles). */
-  #args(mode: Mode, batch: ModelBatch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawModelStepOptions {
-    const { tokens, actions, size, accumulate, scale } = this.#checkCall(batch, options);
-    const withRet = mode === MODE_CRAFT || mode === MODE_EVAL_RET;
-    const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
-    return { config: this.config, mode, params: handle(this.params)!, frozen: handle(this.frozen)!,
-      anchor: withRet ? handle(this.anchor) : null, gAct: handle(gAct), gRet: handle(gRet),
-      tokens, actions, batch: size, accumulate, scale };
-  }
-
-  /** Checks a call's batch and write options (both backends). */
-  #checkCall(batch: ModelBatch, options: GradWriteOptions) {
-    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
-    const accumulate = options.accumulate ?? false;
-    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
-    const scale = options.scale ?? 1;
-    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
+  /** Checks a call's batch (both backends) and names the call for modelStep. */
+  protected stepArgs(mode: PolicyMode, batch: ModelBatch, sets: StepSets): RawModelStepOptions {
     const { tokens, actions, size } = batch;
     if (!(tokens instanceof Float32Array)) throw argTypeError(`batch.tokens must be a Float32Array, got ${describeValue(tokens)}`);
     if (!(actions instanceof Float32Array)) throw argTypeError(`batch.actions must be a Float32Array, got ${describeValue(actions)}`);
-    if (!Number.isSafeInteger(size) || size < 1) throw argRangeError(`batch.size must be a positive integer, got ${describeValue(size)}`);
+    checkInteger(size, 'batch.size', 1);
     const c = this.config;
     if (tokens.length !== size * c.tokens * c.width) {
       throw argRangeError(`batch.tokens has ${tokens.length} values but batch.size×T×D = ${size}×${c.tokens}×${c.width} = ${size * c.tokens * c.width}`);
     }
     const ka = c.chunk * c.actionDims;
     if (actions.length !== size * ka) throw argRangeError(`batch.actions has ${actions.length} values but batch.size×K×A = ${size}×${ka} = ${size * ka}`);
-    return { tokens, actions, size, accumulate, scale };
+    return { config: this.config, mode, params: sets.params, frozen: gradSetInternals(this.frozen), anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet,
+      tokens, actions, batch: size, accumulate: sets.accumulate, scale: sets.scale };
   }
 }
 

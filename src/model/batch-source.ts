@@ -2,13 +2,15 @@
 // §5): a seeded sampler over the training split, this rank's contiguous share of each drawn
 // batch (multi-process training), one model call per micro-batch writing g_act / g_ret into
 // the trainer's accumulators, validation over the rank's share of the split, and the
-// sampler's state for exact resume. A model plugs in its step calls and its batch gathering.
+// sampler's state for exact resume. A model's source states its dataset type: how a split is
+// checked against the model and how samples are gathered into a batch.
 // Declared structurally (no import of src/train) so that the model layer stays below it.
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkInteger, checkOptions } from '../validate.js';
 import type { GradSet } from '../gradset.js';
 import { Sampler, type SamplerState } from '../data/sampler.js';
 import { checkShard, shareOf, type Shard } from '../data/shard.js';
-import type { GradWriteOptions, ModelLosses } from './adapter-policy.js';
+import type { GradWriteOptions, ModelLosses } from './policy-types.js';
 
 /** The calls of a model the source drives, for batches of type B. */
 export interface SteppableModel<B> {
@@ -21,9 +23,17 @@ export interface SteppableModel<B> {
 }
 
 /** A split the source samples from: its size, and how to copy samples into a batch. */
-export interface BatchSplit<B> {
+interface BatchSplit<B> {
   readonly size: number;
   gather(indices: ArrayLike<number>, reuse: B | undefined): B;
+}
+
+/** How a source reads its datasets (of type D, with batches of type B). */
+export interface DatasetAccess<D, B> {
+  /** Throws what does not fit the model (naming the file and field). */
+  fits(ds: D): void;
+  /** Copies samples `indices` of `ds` into a batch (`reuse`'s arrays when they fit). */
+  gather(ds: D, indices: ArrayLike<number>, reuse: B | undefined): B;
 }
 
 export interface BatchSourceOptions {
@@ -49,46 +59,58 @@ export type BatchSourceState = {
   ranks?: number;
 };
 
-export class BatchSource<B> {
+const OPTION_KEYS = ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'];
+
+export class BatchSource<B, D extends { readonly size: number } = { readonly size: number }, M extends SteppableModel<B> = SteppableModel<B>> {
   /** First micro-batch of a step may overwrite the accumulators (no zeroing pass). */
   readonly supportsOverwrite = true;
   readonly shard: Shard;
-  readonly #model: SteppableModel<B>;
-  readonly #train: BatchSplit<B>;
-  readonly #val: BatchSplit<B> | undefined;
+  /** The model whose steps the source runs. */
+  readonly model: M;
+  /** The training split. */
+  readonly train: D;
+  /** The validation split (for validate()), when one was given. */
+  readonly val: D | undefined;
+  readonly #trainSplit: BatchSplit<B>;
+  readonly #valSplit: BatchSplit<B> | undefined;
   #sampler: Sampler;
   #batch: B | undefined;
   #valBatch: B | undefined;
   readonly #valBatchSize: number;
 
-  protected constructor(model: SteppableModel<B>, train: BatchSplit<B>, val: BatchSplit<B> | undefined, options: BatchSourceOptions) {
+  /** Checks the options and that both splits fit the model, before anything else. */
+  protected constructor(model: M, train: D, options: BatchSourceOptions & { val?: D | undefined }, access: DatasetAccess<D, B>) {
+    checkOptions(options, OPTION_KEYS);
+    access.fits(train);
+    if (options.val !== undefined) access.fits(options.val);
+    this.model = model;
+    this.train = train;
+    this.val = options.val;
+    const split = (ds: D): BatchSplit<B> => ({ size: ds.size, gather: (idx, reuse) => access.gather(ds, idx, reuse) });
     this.shard = options.shard === undefined ? { rank: 0, ranks: 1 } : checkShard(options.shard, 'options.shard');
     if (this.shard.ranks > 1 && !(options.batchSize >= this.shard.ranks)) {
       throw argRangeError(`options.batchSize ${describeValue(options.batchSize)} must be at least the number of ranks (${this.shard.ranks}): every rank computes a share of each batch`);
     }
-    this.#model = model;
-    this.#train = train;
-    this.#val = val;
+    this.#trainSplit = split(train);
+    this.#valSplit = options.val === undefined ? undefined : split(options.val);
     // Equal-size micro-batches: the trainer's mean over micro-batches is then the mean over samples.
     this.#sampler = new Sampler(train.size, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= train.size });
-    const vb = options.valBatchSize ?? options.batchSize;
-    if (!Number.isSafeInteger(vb) || vb < 1) throw argRangeError(`options.valBatchSize must be a positive integer, got ${describeValue(vb)}`);
-    this.#valBatchSize = vb;
+    this.#valBatchSize = checkInteger(options.valBatchSize ?? options.batchSize, 'options.valBatchSize', 1);
   }
 
   /** The trainable parameters (updated in place by the trainer). */
   get params(): GradSet {
-    return this.#model.params;
+    return this.model.params;
   }
 
   /** Checkpoint names of the trainable tensors, in GradSet order. */
   get paramNames(): readonly string[] {
-    return this.#model.trainableNames;
+    return this.model.trainableNames;
   }
 
   /** Real shapes of the trainable tensors, so checkpoints store them shaped. */
   get paramShapes(): readonly (readonly number[])[] {
-    return this.#model.trainableSpecs.map((t) => t.shape);
+    return this.model.trainableSpecs.map((t) => t.shape);
   }
 
   /**
@@ -100,14 +122,14 @@ export class BatchSource<B> {
     const epoch = this.#sampler.epoch;
     const { start, end } = shareOf(drawn.length, this.shard);
     const indices = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
-    this.#batch = this.#train.gather(indices, this.#batch);
+    this.#batch = this.#trainSplit.gather(indices, this.#batch);
     // Weighted by the share of the batch: the ranks' gradients then sum to the batch mean.
     const opts = { accumulate: !overwrite, scale: this.shard.ranks > 1 ? scale * (indices.length / drawn.length) : scale };
     if (gRet === undefined) {
-      const { actionLoss } = this.#model.baselineStep(this.#batch, gAct, opts);
+      const { actionLoss } = this.model.baselineStep(this.#batch, gAct, opts);
       return { actionLoss, samples: indices.length, epoch };
     }
-    const r = this.#model.craftStep(this.#batch, gAct, gRet, opts);
+    const r = this.model.craftStep(this.#batch, gAct, gRet, opts);
     return { actionLoss: r.actionLoss, retentionLoss: r.retentionLoss, samples: indices.length, epoch };
   }
 
@@ -117,18 +139,18 @@ export class BatchSource<B> {
    * is how far the features drifted, whether or not training held them.
    */
   validate(options: { timeLimitMs: number }): { actionLoss: number; retentionLoss: number; samples: number; truncated?: boolean } {
-    if (!this.#val) throw new Error(`${this.constructor.name}.validate: no validation split was given (options.val)`);
+    if (!this.#valSplit) throw new Error(`${this.constructor.name}.validate: no validation split was given (options.val)`);
     const start = performance.now();
     let act = 0, ret = 0, samples = 0;
     const mean = (sum: number) => (samples ? sum / samples : Number.NaN);
-    const share = shareOf(this.#val.size, this.shard);
+    const share = shareOf(this.#valSplit.size, this.shard);
     for (let i = share.start; i < share.end; i += this.#valBatchSize) {
       if (samples > 0 && performance.now() - start > options.timeLimitMs) {
         return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
       }
       const idx = Array.from({ length: Math.min(this.#valBatchSize, share.end - i) }, (_, k) => i + k);
-      this.#valBatch = this.#val.gather(idx, this.#valBatch);
-      const r = this.#model.evaluate(this.#valBatch, { retention: true });
+      this.#valBatch = this.#valSplit.gather(idx, this.#valBatch);
+      const r = this.model.evaluate(this.#valBatch, { retention: true });
       act += r.actionLoss * idx.length;
       ret += r.retentionLoss * idx.length;
       samples += idx.length;
@@ -151,7 +173,7 @@ export class BatchSource<B> {
       throw argRangeError(`state was saved by a run of ${ranks} process${ranks === 1 ? '' : 'es'} (ranks), this one has ${this.shard.ranks}: ` +
         `resume it with ${ranks === 1 ? 'no launcher (or mpirun -np 1)' : `mpirun -np ${ranks}`}, since another number of ranks would not continue it exactly`);
     }
-    if (s.sampler.size !== this.#train.size) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#train.size}`);
+    if (s.sampler.size !== this.#trainSplit.size) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#trainSplit.size}`);
     this.#sampler = Sampler.fromState(s.sampler);
   }
 }

@@ -7,7 +7,7 @@
 import { FormatError } from '../formats/errors.js';
 import type { Tensor } from '../formats/tensor.js';
 import { resolveModelConfig, type AdapterPolicyConfig } from './config.js';
-import type { TensorSpec } from './layout.js';
+import type { TensorSpec } from './policy-types.js';
 
 /**
  * Where a model's frozen base weights came from: made from a seed (rebuilt exactly by

@@ -1,9 +1,7 @@
 // AdapterPolicy configuration: the options of ARCHITECTURE.md §4, their defaults and checks,
 // and the packed form the native layer takes.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../errors.js';
-
-export type Pooling = 'mean' | 'max';
-export type AnchorType = 'concat' | 'aq_only' | 'raw_only';
+import { checkChoice, checkFiniteNumber, checkInteger, checkOptions } from '../validate.js';
+import { ANCHOR_TYPES, POOLINGS, type AnchorType, type Pooling } from './policy-types.js';
 
 /** The built-in model's shape. Every field has a default ({@link DEFAULT_MODEL_CONFIG}). */
 export interface AdapterPolicyConfig {
@@ -40,27 +38,16 @@ export const DEFAULT_MODEL_CONFIG: Readonly<Omit<AdapterPolicyConfig, 'bridgeBlo
 const KEYS = ['tokens', 'width', 'blocks', 'rank', 'alpha', 'bridgeBlock', 'pooling', 'anchorType', 'headWidth', 'chunk', 'actionDims'] as const;
 const LIMITS: Record<string, number> = { tokens: 65536, width: 16384, blocks: 1024, rank: 16384, headWidth: 65536, chunk: 4096, actionDims: 4096 };
 
-function int(v: unknown, name: string, hi: number): number {
-  if (typeof v !== 'number') throw argTypeError(`${name} must be a number, got ${describeValue(v)}`);
-  if (!Number.isInteger(v) || v < 1 || v > hi) throw argRangeError(`${name} must be an integer from 1 to ${hi}, got ${v}`);
-  return v;
-}
-
 /** Fills defaults and checks every field; errors name the field (`config.rank`). */
 export function resolveModelConfig(config: Partial<AdapterPolicyConfig> = {}): AdapterPolicyConfig {
-  if (config === null || typeof config !== 'object') throw argTypeError(`config must be an object, got ${describeValue(config)}`);
-  checkKnownKeys(config, KEYS, 'config');
+  checkOptions(config, KEYS, 'config');
   const c = { ...DEFAULT_MODEL_CONFIG, ...config } as AdapterPolicyConfig;
-  for (const k of Object.keys(LIMITS)) int(c[k as keyof AdapterPolicyConfig], `config.${k}`, LIMITS[k]!);
-  if (typeof c.alpha !== 'number' || !Number.isFinite(c.alpha) || c.alpha <= 0) {
-    throw argRangeError(`config.alpha must be a finite number > 0, got ${describeValue(c.alpha)}`);
-  }
+  for (const k of Object.keys(LIMITS)) checkInteger(c[k as keyof AdapterPolicyConfig], `config.${k}`, 1, LIMITS[k]!);
+  checkFiniteNumber(c.alpha, 'config.alpha', { min: 0, exclusive: true });
   c.bridgeBlock = config.bridgeBlock ?? Math.max(1, Math.floor(c.blocks / 2));
-  int(c.bridgeBlock, 'config.bridgeBlock', c.blocks);
-  if (c.pooling !== 'mean' && c.pooling !== 'max') throw argRangeError(`config.pooling must be 'mean' or 'max', got ${describeValue(c.pooling)}`);
-  if (!['concat', 'aq_only', 'raw_only'].includes(c.anchorType)) {
-    throw argRangeError(`config.anchorType must be 'concat', 'aq_only' or 'raw_only', got ${describeValue(c.anchorType)}`);
-  }
+  checkInteger(c.bridgeBlock, 'config.bridgeBlock', 1, c.blocks);
+  checkChoice(c.pooling, 'config.pooling', POOLINGS);
+  checkChoice(c.anchorType, 'config.anchorType', ANCHOR_TYPES);
   return Object.freeze(c);
 }
 

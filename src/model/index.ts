@@ -1,10 +1,10 @@
 // The built-in AdapterPolicy model.
 export { AdapterPolicy } from './adapter-policy.js';
-export type { ModelBatch, GradWriteOptions, ModelLosses, AdapterPolicyOptions } from './adapter-policy.js';
+export type { ModelBatch, AdapterPolicyOptions } from './adapter-policy.js';
+export type { GradWriteOptions, ModelLosses, Pooling, AnchorType, TensorSpec } from './policy-types.js';
 export { DEFAULT_MODEL_CONFIG, resolveModelConfig, featureWidth } from './config.js';
-export type { AdapterPolicyConfig, Pooling, AnchorType } from './config.js';
+export type { AdapterPolicyConfig } from './config.js';
 export { trainableLayout, frozenLayout, anchorLayout } from './layout.js';
-export type { TensorSpec } from './layout.js';
 export { AdapterPolicySource } from './source.js';
 export type { AdapterPolicySourceOptions, AdapterPolicySourceState } from './source.js';
 export { modelConfigFromRunConfig } from './checkpoint.js';

@@ -3,7 +3,7 @@
 // layers as torch.nn.Linear: weight and bias ~ U(±1/√fan_in).
 import { Rng } from '../data/rng.js';
 import type { AdapterPolicyConfig } from './config.js';
-import type { TensorSpec } from './layout.js';
+import type { TensorSpec } from './policy-types.js';
 
 export function initFrozen(c: AdapterPolicyConfig, layout: TensorSpec[], flat: Float32Array, seed: number): void {
   const rng = new Rng(seed * 2 + 1);

@@ -1,14 +1,9 @@
 // The fixed tensor order of the built-in model: names as they appear in checkpoints, shapes
 // and element counts, as native/core/model_desc.cc defines them (its one definition).
-import { binding } from '../native.js';
+import * as native from '../native-calls.js';
 import type { AdapterPolicyConfig } from './config.js';
+import type { TensorSpec } from './policy-types.js';
 
-/** One named tensor of a layout. */
-export interface TensorSpec {
-  name: string;
-  shape: number[];
-  size: number;
-}
 
 const spec = (name: string, shape: number[]): TensorSpec => ({ name, shape, size: shape.reduce((a, b) => a * b, 1) });
 
@@ -18,15 +13,15 @@ const spec = (name: string, shape: number[]): TensorSpec => ({ name, shape, size
  * (K·A×H), `head.fc2.bias` (K·A). Gradient sets use the same order.
  */
 export function trainableLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  return binding.modelTensors(c).trainable.map((t) => spec(t.name, t.shape));
+  return native.modelTensors(c).trainable.map((t) => spec(t.name, t.shape));
 }
 
 /** Frozen base tensors, in order: `blocks.{l}.weight` (D×D, applied as W·h), `blocks.{l}.bias` (D). */
 export function frozenLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  return binding.modelTensors(c).frozen.map((t) => spec(t.name, t.shape));
+  return native.modelTensors(c).frozen.map((t) => spec(t.name, t.shape));
 }
 
 /** Anchor tensors: the first 2L entries of the trainable layout (initial LoRA A and B). */
 export function anchorLayout(c: AdapterPolicyConfig): TensorSpec[] {
-  return binding.modelTensors(c).anchor.map((t) => spec(t.name, t.shape));
+  return native.modelTensors(c).anchor.map((t) => spec(t.name, t.shape));
 }

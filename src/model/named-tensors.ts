@@ -38,9 +38,15 @@ export function copyIn(specs: readonly NamedSpec[], flat: Float32Array, tensors:
   }
 }
 
+/** `tensors` when it is an object (of tensors by name); TypeError naming it otherwise. */
+export function checkTensorRecord(tensors: unknown, name: string): Record<string, Tensor> {
+  if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+  return tensors as Record<string, Tensor>;
+}
+
 /** Checks every tensor of `specs` is in `tensors` (F32, the right shape, finite) before anything is copied. */
 export function checkTensors(specs: readonly NamedSpec[], tensors: Record<string, Tensor>, name: string): Record<string, Tensor> {
-  if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+  checkTensorRecord(tensors, name);
   // Check everything before copying anything: a bad file changes nothing.
   for (const t of specs) {
     const x = tensors[t.name];

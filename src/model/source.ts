@@ -1,7 +1,6 @@
 // AdapterPolicySource: the built-in model plus its training data, in the shape of the
 // Trainer's GradientSource (src/train; ARCHITECTURE.md §5): BatchSource's sampler, shares,
 // validation and state over a Dataset of token features.
-import { argTypeError, checkKnownKeys, describeValue } from '../errors.js';
 import { checkDatasetFits, gatherBatch, type Dataset, type DatasetBatch } from '../data/dataset.js';
 import type { AdapterPolicy } from './adapter-policy.js';
 import { BatchSource, type BatchSourceOptions, type BatchSourceState } from './batch-source.js';
@@ -14,21 +13,8 @@ export interface AdapterPolicySourceOptions extends BatchSourceOptions {
 /** What saveState() returns: plain JSON. */
 export type AdapterPolicySourceState = BatchSourceState;
 
-const split = (ds: Dataset) => ({ size: ds.size, gather: (idx: ArrayLike<number>, reuse: DatasetBatch | undefined) => gatherBatch(ds, idx, reuse) });
-
-export class AdapterPolicySource extends BatchSource<DatasetBatch> {
-  readonly model: AdapterPolicy;
-  readonly train: Dataset;
-  readonly val: Dataset | undefined;
-
+export class AdapterPolicySource extends BatchSource<DatasetBatch, Dataset, AdapterPolicy> {
   constructor(model: AdapterPolicy, train: Dataset, options: AdapterPolicySourceOptions) {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
-    checkDatasetFits(train, model.config);
-    if (options.val !== undefined) checkDatasetFits(options.val, model.config);
-    super(model, split(train), options.val === undefined ? undefined : split(options.val), options);
-    this.model = model;
-    this.train = train;
-    this.val = options.val;
+    super(model, train, options, { fits: (ds) => checkDatasetFits(ds, model.config), gather: gatherBatch });
   }
 }

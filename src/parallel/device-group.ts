@@ -8,7 +8,7 @@ import type { RawNcclCommunicator } from '../../binding.js';
 import type { GradSet } from '../gradset.js';
 import type { DeviceReducer } from './device-reducer.js';
 import { gradSetInternals } from '../gradset.js';
-import { binding } from '../native.js';
+import { ncclCommunicator, ncclInfo, ncclUniqueId } from '../native-calls.js';
 import type { World } from './world.js';
 
 /** CRAFTGRAD_DEVICE_REDUCE: 'auto' (NCCL when every rank has it), 'nccl' (required) or 'host' (MPI through host memory). */
@@ -38,7 +38,7 @@ export class DeviceGroup implements DeviceReducer {
    */
   static open(world: World, device: string, mode: DeviceReduce = deviceReduceMode()): { group?: DeviceGroup; why?: string } {
     if (mode === 'host') return { why: 'CRAFTGRAD_DEVICE_REDUCE=host' };
-    const info = binding.nccl.info();
+    const info = ncclInfo();
     // Every rank learns which ranks lack NCCL (rank order), so all take the same path.
     const missing = world.allgather([info.available ? 0 : 1]).map((r, rank) => (r[0] ? rank : -1)).filter((r) => r >= 0);
     if (missing.length > 0) {
@@ -46,15 +46,15 @@ export class DeviceGroup implements DeviceReducer {
       if (mode === 'nccl') throw new Error(`craftgrad: CRAFTGRAD_DEVICE_REDUCE=nccl but ${why}`);
       return { why };
     }
-    const id = world.rank === 0 ? binding.nccl.uniqueId() : new Uint8Array(128);
+    const id = world.rank === 0 ? ncclUniqueId() : new Uint8Array(128);
     world.broadcast(id);
-    const comm = new binding.nccl.Communicator({ id, rank: world.rank, size: world.size, device });
+    const comm = ncclCommunicator({ id, rank: world.rank, size: world.size, device });
     return { group: new DeviceGroup(world, device, comm) };
   }
 
   /** NCCL's version and file, for the run's log. */
   static describe(): string {
-    const i = binding.nccl.info();
+    const i = ncclInfo();
     return i.available ? `NCCL ${i.version} (${i.library})` : `no NCCL (${i.reason})`;
   }
 

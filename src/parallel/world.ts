@@ -4,12 +4,12 @@
 // `markComplete()` aborts the whole job (MPI_Abort), so its peers never wait forever in a
 // collective; one that completed finalizes MPI (which waits for the others).
 import { inspect } from 'node:util';
-import type { NativeBinding } from '../../binding.js';
-import { binding } from '../native.js';
+import type { RawMpi } from '../../binding.js';
+import { initMpi, mpiCompiled } from '../native-calls.js';
 import { shareOf } from '../data/shard.js';
 import { detectLauncher } from './launcher.js';
 
-type Mpi = NativeBinding['mpi'];
+type Mpi = RawMpi;
 
 export class World {
   readonly rank: number;
@@ -43,12 +43,12 @@ export class World {
   static open(env: NodeJS.ProcessEnv = process.env): World | undefined {
     const launcher = detectLauncher(env);
     if (!launcher) return undefined;
-    if (!binding.mpi.compiled) {
+    if (!mpiCompiled()) {
       throw new Error(`craftgrad: started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
         'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it from source (CRAFTGRAD_BUILD_FROM_SOURCE=1 npm rebuild craftgrad: prebuilt binaries have no MPI)');
     }
-    binding.mpi.init();
-    return (World.#opened ??= new World(binding.mpi));
+    const mpi = initMpi();
+    return (World.#opened ??= new World(mpi));
   }
   static #opened: World | undefined;
 

@@ -1,9 +1,10 @@
 // The moving average drawn over noisy per-step series (conflict ratio, throughput, the
 // training loss), so the trend reads at a glance while the raw points stay visible.
+import { checkInteger } from '../validate.js';
 
 /** A centred moving average: each value is the mean of up to `window` neighbours (fewer at the ends). */
 export function movingAverage(values: readonly number[], window: number): number[] {
-  if (!Number.isSafeInteger(window) || window < 1) throw new RangeError(`window must be a positive integer, got ${window}`);
+  checkInteger(window, 'window', 1);
   const half = Math.floor(window / 2);
   // Prefix sums make this O(n) for any window.
   const prefix = new Float64Array(values.length + 1);

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { version as craftgradVersion } from '../backend.js';
+import { checkInteger } from '../validate.js';
 import { encodeSafetensors, type SafetensorsInput } from '../formats/safetensors.js';
 import { configHash, RESUME_MUTABLE_KEYS, RUN_SCHEMA_VERSION, type RunConfig } from './config.js';
 import {
@@ -75,7 +76,7 @@ export async function writeCheckpoint(
   trainerState: unknown,
   options: WriteCheckpointOptions,
 ): Promise<string> {
-  if (!Number.isSafeInteger(step) || step < 0) throw new RangeError(`step must be a non-negative integer, got ${step}`);
+  checkInteger(step, 'step', 0);
   if (groups === null || typeof groups !== 'object') throw new TypeError('groups must be an object of group -> {name: tensor}');
   if (!Object.prototype.hasOwnProperty.call(groups, REQUIRED_GROUP)) throw new RangeError(`groups must include '${REQUIRED_GROUP}'`);
   for (const g of Object.keys(groups)) {
@@ -166,9 +167,8 @@ export async function writeCheckpoint(
  * not touched. Returns the removed directory names.
  */
 export async function pruneCheckpoints(checkpointsDir: string, keepLast: number, upToStep: number): Promise<string[]> {
-  if (!Number.isSafeInteger(keepLast) || keepLast < 2) {
-    throw new RangeError(`keep_last must be an integer >= 2 (one checkpoint could be lost to a crash mid-write), got ${keepLast}`);
-  }
+  // At least 2: one checkpoint could be lost to a crash mid-write.
+  checkInteger(keepLast, 'keep_last', 2);
   const steps = readdirSync(checkpointsDir)
     .map((n) => ({ n, s: parseStepDirName(n) }))
     .filter((x): x is { n: string; s: number } => x.s !== undefined && x.s <= upToStep)

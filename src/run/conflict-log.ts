@@ -14,6 +14,7 @@
 import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkInteger } from '../validate.js';
 import { replaceFileAtomic } from './fsio.js';
 
 export const CONFLICT_LOG_FORMAT = 'craftgrad-conflicts';
@@ -141,7 +142,7 @@ export class ConflictLogWriter {
   /** Appends the flags of `step` (one byte per tensor, nonzero = conflicted). Steps must increase. */
   append(step: number, flags: Uint8Array): void {
     const fd = this.openFd();
-    if (!Number.isSafeInteger(step) || step < 0) throw argRangeError(`step must be a non-negative integer, got ${describeValue(step)}`);
+    checkInteger(step, 'step', 0);
     if (step <= this.lastStep) throw argRangeError(`step ${step} is not after the last logged step ${this.lastStep}`);
     if (!(flags instanceof Uint8Array)) throw argTypeError(`flags must be a Uint8Array, got ${describeValue(flags)}`);
     if (flags.length !== this.names.length) throw argRangeError(`flags has ${flags.length} entries, expected ${this.names.length} (one per tensor)`);

@@ -4,6 +4,7 @@
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../formats/tensor.js';
+import { checkInteger } from '../validate.js';
 import { checkResumeConfig, readConfigFile, RESUME_MUTABLE_KEYS, type RunConfig, writeConfigFile } from './config.js';
 import { INVALID_PREFIX, OLD_PREFIX, parseStepDirName, type TensorGroups, TMP_PREFIX, TRASH_PREFIX } from './checkpoint-layout.js';
 import { type CheckpointCheck, findLatestCheckpoint } from './checkpoint-read.js';
@@ -149,8 +150,7 @@ export class RunDirectory {
    */
   static async open(options: RunDirectoryOptions): Promise<RunDirectory> {
     const { dir, config } = options;
-    const keepLast = options.keepLast ?? 3;
-    if (!Number.isSafeInteger(keepLast) || keepLast < 2) throw new RangeError(`keep_last must be an integer >= 2, got ${keepLast}`);
+    checkInteger(options.keepLast ?? 3, 'keep_last', 2);
     const mutable = options.mutableKeys ?? RESUME_MUTABLE_KEYS;
     const naming = options.keyName ? { keyName: options.keyName } : {};
     const configPath = join(dir, RUN_FILES.config);

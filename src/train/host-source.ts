@@ -3,6 +3,7 @@
 // gradients; this class folds them into the trainer's accumulators.
 import { GradSet } from '../gradset.js';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkObject } from '../validate.js';
 import type { GradientSource, JsonValue, MicroBatchResult, ValidationResult } from './source.js';
 
 /** What the host callback returns for one micro-batch. */
@@ -50,7 +51,7 @@ export class HostGradientSource implements GradientSource {
   readonly #views: Float32Array[];
 
   constructor(options: HostGradientSourceOptions) {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
+    checkObject(options, 'options');
     if (typeof options.compute !== 'function') throw argTypeError(`options.compute must be a function, got ${describeValue(options.compute)}`);
     this.params = options.params instanceof GradSet ? options.params : GradSet.fromArrays(options.params as Float32Array[]);
     if (this.params.device !== 'cpu') throw argRangeError('HostGradientSource needs CPU parameters');

@@ -10,15 +10,16 @@
 // host, and one launch for the fused pass 2 + AdamW), never leaving the device. The
 // coefficients, conflicts and norm are computed on the host from the pass-1 sums by the
 // same code for every backend.
-import { binding } from '../native.js';
+import * as native from '../native-calls.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import type { RawAdamWOptions, TensorSet } from '../../binding.js';
-import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { TRAINER_DEFAULTS as D } from './defaults.js';
 
 /** AdamW hyper-parameters (defaults: TRAINER_DEFAULTS, PyTorch's except lr, which is craftgrad's 1e-3). */
 export interface AdamWOptions {
-  /** Default 1e-3 (the schedule's peak; the trainer passes the step's rate to each step). */
+  /** Default 1e-3; > 0, as the options table's lr (the schedule's peak; the trainer passes the step's rate to each step). */
   lr?: number | undefined;
   /** Default [0.9, 0.999]. */
   betas?: readonly [number, number] | undefined;
@@ -30,7 +31,7 @@ export interface AdamWOptions {
 
 /** Per-step arguments of an AdamW step. */
 export interface AdamWStepOptions {
-  /** This step's learning rate (default: the optimizer's lr). */
+  /** This step's learning rate, >= 0 (a cosine schedule may end at 0; default: the optimizer's lr). */
   lr?: number | undefined;
   /** Multiplies the gradient (the clipping factor). Default 1. */
   gradScale?: number | undefined;
@@ -98,10 +99,10 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
   const a = handleOf(act, 'act');
   const r = handleOf(ret, 'ret');
   checkLayout(act, ret, 'ret', 'act');
-  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
-  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
-  return binding.craftReduce(a, r, { lambda, eps, projection });
+  return native.craftReduce(a, r, { lambda, eps, projection });
 }
 
 /**
@@ -110,11 +111,11 @@ export function craftReduce(act: GradSet, ret: GradSet, options: { lambda: numbe
  * come from the same native code as craftReduce's, so equal sums give equal bits.
  */
 export function craftCombine(sums: CraftSums, options: { lambda: number; eps?: number; projection?: boolean }): CraftReduceResult {
-  if (sums === null || typeof sums !== 'object') throw argTypeError(`sums must be an object, got ${describeValue(sums)}`);
-  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', 0, true);
-  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', 0, false);
+  checkObject(sums, 'sums');
+  const lambda = checkFiniteNumber(options.lambda, 'options.lambda', { min: 0 });
+  const eps = checkFiniteNumber(options.eps ?? 1e-8, 'options.eps', { min: 0, exclusive: true });
   const projection = options.projection ?? true;
-  return binding.craftCombine(sums, { lambda, eps, projection });
+  return native.craftCombine(sums, { lambda, eps, projection });
 }
 
 const OPTION_KEYS = ['lr', 'betas', 'eps', 'weightDecay'] as const;
@@ -149,18 +150,14 @@ export class AdamW {
 
   constructor(params: GradSet, options: AdamWOptions = {}) {
     handleOf(params, 'params');
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
-    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', 0, true);
+    checkOptions(options, OPTION_KEYS);
+    this.lr = checkFiniteNumber(options.lr ?? D.lr, 'options.lr', { min: 0, exclusive: true });
     const betas = options.betas ?? D.betas;
     if (!Array.isArray(betas) || betas.length !== 2) throw argTypeError(`options.betas must be [beta1, beta2], got ${describeValue(betas)}`);
-    betas.forEach((b, i) => {
-      checkFiniteNumber(b, `options.betas[${i}]`, 0, true);
-      if (b >= 1) throw argRangeError(`options.betas[${i}] must be < 1, got ${b}`);
-    });
+    betas.forEach((b, i) => checkFiniteNumber(b, `options.betas[${i}]`, { min: 0, below: 1 }));
     [this.beta1, this.beta2] = betas;
-    this.eps = checkFiniteNumber(options.eps ?? D.adamEps, 'options.eps', 0, false);
-    this.weightDecay = checkFiniteNumber(options.weightDecay ?? D.weightDecay, 'options.weightDecay', 0, true);
+    this.eps = checkFiniteNumber(options.eps ?? D.adamEps, 'options.eps', { min: 0, exclusive: true });
+    this.weightDecay = checkFiniteNumber(options.weightDecay ?? D.weightDecay, 'options.weightDecay', { min: 0 });
     this.#params = params;
     this.m = params.zerosLike();
     this.v = params.zerosLike();
@@ -173,8 +170,8 @@ export class AdamW {
 
   // One object literal of fixed shape (a spread costs microseconds per call on the native side).
   #hyper(o: AdamWStepOptions, coefficients?: Float64Array): RawAdamWOptions & { coefficients?: Float64Array } {
-    const lr = checkFiniteNumber(o.lr ?? this.lr, 'options.lr', 0, true);
-    const gradScale = checkFiniteNumber(o.gradScale ?? 1, 'options.gradScale', 0, true);
+    const lr = checkFiniteNumber(o.lr ?? this.lr, 'options.lr', { min: 0 });
+    const gradScale = checkFiniteNumber(o.gradScale ?? 1, 'options.gradScale', { min: 0 });
     return { lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, weightDecay: this.weightDecay, step: this.stepCount + 1, gradScale, coefficients };
   }
 
@@ -182,7 +179,7 @@ export class AdamW {
   step(grad: GradSet, options: AdamWStepOptions = {}): void {
     const g = handleOf(grad, 'grad');
     checkLayout(this.#params, grad, 'grad', 'params');
-    binding.adamw(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), g, this.#hyper(options));
+    native.adamw(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), g, this.#hyper(options));
     this.stepCount += 1;
   }
 
@@ -196,7 +193,7 @@ export class AdamW {
     const r = handleOf(ret, 'ret');
     checkLayout(this.#params, act, 'act', 'params');
     checkLayout(this.#params, ret, 'ret', 'params');
-    binding.adamwFused(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), a, r,
+    native.adamwFused(handleOf(this.#params, 'params'), handleOf(this.m, 'm'), handleOf(this.v, 'v'), a, r,
       this.#hyper(options, coefficients) as RawAdamWOptions & { coefficients: Float64Array });
     this.stepCount += 1;
   }
@@ -208,7 +205,7 @@ export class AdamW {
 
   /** Restores a state from state() (copied in; layouts must match). */
   loadState(state: AdamWState): void {
-    if (!Number.isSafeInteger(state.step) || state.step < 0) throw argRangeError(`state.step must be a non-negative integer, got ${describeValue(state.step)}`);
+    checkInteger(state.step, 'state.step', 0);
     checkSizes(this.#params, state.m, 'state.m', 'params');
     checkSizes(this.#params, state.v, 'state.v', 'params');
     this.m.set(state.m.toFlat());

@@ -8,6 +8,12 @@
 // CRaFT, model and files), which keeps config.json byte-identical to what earlier versions
 // wrote. Where a name came before the table and does not derive (the CLI's `--clip` is the
 // Trainer's `clipNorm`), the row keeps the existing key: no flag or key a user has changed.
+//
+// The limits are stated here only: the CLI checks its flags against them
+// (src/cli/train-options.ts, in its own words) and the Trainer its options
+// (resolveTrainerOptions, TypeError/RangeError from validate.ts).
+import { argTypeError, describeValue } from '../errors.js';
+import { checkBoolean, checkChoice, checkFiniteNumber, checkInteger, checkPresent } from '../validate.js';
 
 export const OPTION_GROUPS = { data: 'Data:', train: 'Optimization:', craft: 'CRaFT:', model: 'Model:', run: 'Run:' } as const;
 export type OptionGroup = keyof typeof OPTION_GROUPS;
@@ -45,7 +51,11 @@ export interface TrainingOption {
    * A Trainer option: how a config value becomes the Trainer's (default: as it is), and
    * the Trainer's default where it differs from the run's (`required`: none).
    */
-  readonly trainer?: { readonly fromConfig?: (v: unknown) => unknown; readonly default?: unknown; readonly required?: true };
+  readonly trainer?: {
+    readonly fromConfig?: (v: unknown) => unknown; readonly default?: unknown; readonly required?: true;
+    /** The Trainer's value is one of these (where it takes another form than the config's). */
+    readonly choices?: readonly string[];
+  };
 }
 
 /** snake_case of a camelCase name: batchSize -> batch_size. */
@@ -84,7 +94,7 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
   { name: 'weightDecay', type: 'number', min: 0, default: 0.01, group: 'train', describe: 'AdamW decoupled weight decay', trainer: asTrainer },
   {
     name: 'mode', key: 'craft', type: 'boolean', default: true, group: 'craft', describe: 'CRaFT; --no-craft is the baseline (plain fine-tuning on the action loss)',
-    trainer: { fromConfig: (craft) => (craft ? 'craft' : 'baseline') },
+    trainer: { fromConfig: (craft) => (craft ? 'craft' : 'baseline'), choices: ['craft', 'baseline'] },
   },
   { name: 'projection', type: 'boolean', default: true, group: 'craft', describe: 'Project conflicting action gradients off the retention gradient', trainer: asTrainer },
   { name: 'dual', type: 'boolean', default: true, group: 'craft', describe: 'Adapt λ as a Lagrange multiplier; --no-dual keeps λ fixed', trainer: asTrainer },
@@ -122,14 +132,15 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },
   // The one default that differs on purpose: the CLI always splits off validation data, while
   // a GradientSource need not have a validation split (AdapterPolicySource's validate() fails
-  // without one), so the Trainer validates only when asked.
+  // without one), so the Trainer validates only when asked. The Trainer takes the time limit
+  // in ms: the same limit (> 0) either way.
   { name: 'valEvery', type: 'number', int: 0, default: 100, group: 'run', describe: 'Validate every N steps (0: never)', trainer: { default: 0 } },
   {
     name: 'valTimeLimitMs', key: 'val_time_limit', type: 'number', min: 0, exclusive: true, default: 10, group: 'run',
     describe: 'Time limit of one validation pass, seconds', trainer: { fromConfig: (s) => (s as number) * 1000 },
   },
   // The Trainer's constants the CLI does not offer: PyTorch's AdamW, and the fused step.
-  { name: 'betas', type: 'number', array: true, default: [0.9, 0.999], group: 'train', describe: 'AdamW betas', apiOnly: true, trainer: asTrainer },
+  { name: 'betas', type: 'number', array: true, min: 0, max: 1, default: [0.9, 0.999], group: 'train', describe: 'AdamW betas', apiOnly: true, trainer: asTrainer },
   { name: 'adamEps', type: 'number', min: 0, exclusive: true, default: 1e-8, group: 'train', describe: 'AdamW eps', apiOnly: true, trainer: asTrainer },
   { name: 'fused', type: 'boolean', default: true, group: 'train', describe: 'Fused surgery + AdamW (false: surgery then AdamW, for comparison)', apiOnly: true, trainer: asTrainer },
 ];
@@ -164,5 +175,50 @@ export function trainerDefaults(): Record<string, unknown> {
 export function trainerOptionsFromConfig(config: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const o of CONFIG_OPTIONS) if (o.trainer) out[o.name] = trainerValue(o, config[configKey(o)]);
+  return out;
+}
+
+/**
+ * `value` when it is a value of option `o` as the API takes it (its type, choices and
+ * limits); TypeError/RangeError naming it as `name` otherwise. null passes where the row
+ * is nullable; an array row takes an Array whose every element passes.
+ */
+export function checkOptionValue(o: TrainingOption, value: unknown, name: string): unknown {
+  if (o.nullable && value === null) return value;
+  if (o.array) {
+    if (!Array.isArray(value)) throw argTypeError(`${name} must be an Array, got ${describeValue(value)}`);
+    value.forEach((v, i) => checkScalar(o, v, `${name}[${i}]`));
+    return value;
+  }
+  return checkScalar(o, value, name);
+}
+
+function checkScalar(o: TrainingOption, value: unknown, name: string): unknown {
+  if (o.type === 'boolean') return checkBoolean(value, name);
+  if (o.type === 'string') {
+    if (o.choices) return checkChoice(value, name, o.choices);
+    if (typeof value !== 'string') throw argTypeError(`${name} must be a string, got ${describeValue(value)}`);
+    return value;
+  }
+  if (o.int !== undefined) return checkInteger(value, name, o.int);
+  return checkFiniteNumber(value, name, { min: o.min, exclusive: o.exclusive, below: o.max });
+}
+
+/**
+ * The Trainer's options by name, each absent one given the Trainer's default, each checked
+ * against its row of the table (the limits the CLI's flags have), naming it `options.<name>`.
+ * Cross-option rules (minLr <= lr, a cosine schedule longer than its warmup) are the
+ * schedule's.
+ */
+export function resolveTrainerOptions(options: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const defaults = trainerDefaults();
+  const out: Record<string, unknown> = {};
+  for (const o of TRAINING_OPTIONS) {
+    if (!o.trainer) continue;
+    const name = `options.${o.name}`;
+    const given = options[o.name];
+    const value = given !== undefined ? given : o.trainer.required ? checkPresent(given, name) : defaults[o.name];
+    out[o.name] = o.trainer.choices ? checkChoice(value, name, o.trainer.choices) : checkOptionValue(o, value, name);
+  }
   return out;
 }

@@ -1,13 +1,14 @@
 // The learning rate as a pure function of the optimizer step (ARCHITECTURE.md §5): a resumed run
 // needs no scheduler state, only the step number.
-import { argRangeError, argTypeError, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError } from '../errors.js';
+import { checkChoice, checkFiniteNumber, checkInteger, checkOptions } from '../validate.js';
 
 /** How the learning rate evolves after the warmup. */
 export type LrScheduleKind = 'constant' | 'multistep' | 'cosine';
 
 /** A learning-rate schedule. */
 export interface LrSchedule {
-  /** The peak learning rate (finite, >= 0). */
+  /** The peak learning rate (finite, > 0, as the options table's lr). */
   lr: number;
   /** After the warmup: 'constant' (default), 'multistep' or 'cosine'. */
   kind?: LrScheduleKind;
@@ -23,27 +24,18 @@ export interface LrSchedule {
 
 const KEYS = ['lr', 'kind', 'warmup', 'decayAfter', 'minLr', 'totalSteps'] as const;
 
-function checkStepCount(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw argRangeError(`${name} must be a non-negative integer, got ${describeValue(v)}`);
-  }
-  return v;
-}
+const KINDS: readonly LrScheduleKind[] = ['constant', 'multistep', 'cosine'];
 
 /** Validates a schedule and fills in its defaults. Throws TypeError/RangeError naming the field. */
 export function resolveSchedule(s: LrSchedule, name = 'schedule'): Required<LrSchedule> {
-  if (s === null || typeof s !== 'object') throw argTypeError(`${name} must be an object, got ${describeValue(s)}`);
-  checkKnownKeys(s, KEYS, name);
-  const lr = checkFiniteNumber(s.lr, `${name}.lr`, 0, true);
-  const kind = s.kind ?? 'constant';
-  if (kind !== 'constant' && kind !== 'multistep' && kind !== 'cosine') {
-    throw argRangeError(`${name}.kind must be 'constant', 'multistep' or 'cosine', got ${describeValue(kind)}`);
-  }
-  const warmup = checkStepCount(s.warmup ?? 0, `${name}.warmup`);
-  const decayAfter = Array.from(s.decayAfter ?? [], (d, i) => checkStepCount(d, `${name}.decayAfter[${i}]`));
-  const minLr = checkFiniteNumber(s.minLr ?? 0, `${name}.minLr`, 0, true);
+  checkOptions(s, KEYS, name);
+  const lr = checkFiniteNumber(s.lr, `${name}.lr`, { min: 0, exclusive: true });
+  const kind = checkChoice(s.kind ?? 'constant', `${name}.kind`, KINDS);
+  const warmup = checkInteger(s.warmup ?? 0, `${name}.warmup`, 0);
+  const decayAfter = Array.from(s.decayAfter ?? [], (d, i) => checkInteger(d, `${name}.decayAfter[${i}]`, 0));
+  const minLr = checkFiniteNumber(s.minLr ?? 0, `${name}.minLr`, { min: 0 });
   if (minLr > lr) throw argRangeError(`${name}.minLr (${minLr}) must not exceed ${name}.lr (${lr})`);
-  const totalSteps = checkStepCount(s.totalSteps ?? 0, `${name}.totalSteps`);
+  const totalSteps = checkInteger(s.totalSteps ?? 0, `${name}.totalSteps`, 0);
   if (kind === 'cosine' && totalSteps <= warmup) {
     throw argRangeError(`${name}.totalSteps (${totalSteps}) must exceed ${name}.warmup (${warmup}) for a cosine schedule`);
   }
@@ -58,7 +50,7 @@ export function resolveSchedule(s: LrSchedule, name = 'schedule'): Required<LrSc
  */
 export function learningRate(step: number, schedule: LrSchedule): number {
   const s = resolveSchedule(schedule);
-  checkStepCount(step, 'step');
+  checkInteger(step, 'step', 0);
   if (step < s.warmup) return s.lr * (0.1 + (0.9 * step) / s.warmup);
   switch (s.kind) {
     case 'constant':

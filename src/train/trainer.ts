@@ -7,21 +7,23 @@
 import { performance } from 'node:perf_hooks';
 import { GradSet } from '../gradset.js';
 import { surgery } from '../surgery.js';
-import { argRangeError, argTypeError, checkBoolean, checkFiniteNumber, checkKnownKeys, describeValue } from '../errors.js';
+import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import { checkFiniteNumber, checkInteger, checkObject, checkOptions } from '../validate.js';
 import { AdamW, craftReduce } from './optimizer.js';
 import type { ShardedStep } from './sharded-step.js';
 import { dualUpdate } from './dual.js';
 import { learningRate, resolveSchedule, type LrScheduleKind } from './schedule.js';
-import { TRAINER_DEFAULTS as D } from './defaults.js';
+import { resolveTrainerOptions } from './options.js';
 import type { StepMetrics, StepMetricsSink, StepDetail } from './metrics.js';
 import type { GradientSource, JsonValue } from './source.js';
 
 /**
  * Trainer options. Absent ones take TRAINER_DEFAULTS (src/train/defaults.ts), the table
- * `craftgrad train` uses too; the defaults named below are that table's values.
+ * `craftgrad train` uses too; the defaults named below are that table's values, and its
+ * limits are the ones checked (src/train/options.ts).
  */
 export interface TrainerOptions {
-  /** Optimizer steps in the run (run() stops there; the cosine schedule ends there). Required. */
+  /** Optimizer steps in the run, >= 1 (run() stops there; the cosine schedule ends there). Required. */
   steps: number;
   /** Micro-batches accumulated per optimizer step (default 1). */
   microBatches?: number | undefined;
@@ -39,7 +41,7 @@ export interface TrainerOptions {
   retentionBudget?: number | undefined;
   /** eps in the projection's denominator (default 1e-8). */
   surgeryEps?: number | undefined;
-  /** Peak learning rate (default 1e-3). */
+  /** Peak learning rate, > 0 (default 1e-3). */
   lr?: number | undefined;
   /** AdamW betas (default [0.9, 0.999]). */
   betas?: readonly [number, number] | undefined;
@@ -51,7 +53,7 @@ export interface TrainerOptions {
   schedule?: LrScheduleKind | undefined;
   /** Linear warmup from 0.1·lr over this many steps (default 50). */
   warmup?: number | undefined;
-  /** multistep: ×0.1 from each of these steps on. */
+  /** multistep: ×0.1 from each of these steps on (each >= 1). */
   decayAfter?: readonly number[] | undefined;
   /** cosine: final learning rate (default 0). */
   minLr?: number | undefined;
@@ -61,7 +63,7 @@ export interface TrainerOptions {
   fused?: boolean | undefined;
   /** Validate every this many steps (default 0: never; the CLI's 100 needs the validation split it always makes). Needs source.validate. */
   valEvery?: number | undefined;
-  /** Time limit of one validation pass in ms (default 10000). */
+  /** Time limit of one validation pass in ms, > 0 (default 10000). */
   valTimeLimitMs?: number | undefined;
   /** Where rows go (default none). */
   sinks?: readonly StepMetricsSink[] | undefined;
@@ -129,13 +131,6 @@ function checkSizesLike(like: GradSet, set: GradSet, name: string): void {
   }
 }
 
-function posInt(v: unknown, name: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw argRangeError(`${name} must be an integer >= ${min}, got ${describeValue(v)}`);
-  }
-  return v;
-}
-
 /** Drives a GradientSource through a CRaFT (or baseline) run. */
 export class Trainer {
   /** The gradient source whose `params` this trainer updates. */
@@ -172,35 +167,14 @@ export class Trainer {
     if (source === null || typeof source !== 'object' || typeof source.accumulate !== 'function' || !(source.params instanceof GradSet)) {
       throw argTypeError(`source must be a GradientSource (params: GradSet, accumulate(), ...), got ${describeValue(source)}`);
     }
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
-    const mode = options.mode ?? D.mode;
-    if (mode !== 'craft' && mode !== 'baseline') throw argRangeError(`options.mode must be 'craft' or 'baseline', got ${describeValue(mode)}`);
-    const bool = (v: boolean | undefined, name: string, d: boolean) => (v === undefined ? d : checkBoolean(v, `options.${name}`));
-    const num = (v: number | undefined, name: string, d: number, min = 0, inclusive = true) =>
-      v === undefined ? d : checkFiniteNumber(v, `options.${name}`, min, inclusive);
-    const steps = posInt(options.steps, 'options.steps', 0);
+    checkOptions(options, OPTION_KEYS);
+    // Every option against its row of the one table (src/train/options.ts), the CLI's limits.
+    const { betas, ...o } = resolveTrainerOptions(options as unknown as Record<string, unknown>) as unknown as Resolved<Omit<TrainerOptions, 'log' | 'sinks'>>;
+    const mode = o.mode;
     const sched = resolveSchedule({
-      lr: num(options.lr, 'lr', D.lr), kind: options.schedule ?? D.schedule, warmup: options.warmup ?? D.warmup,
-      decayAfter: options.decayAfter ?? D.decayAfter, minLr: options.minLr ?? D.minLr, totalSteps: steps,
+      lr: o.lr, kind: o.schedule, warmup: o.warmup, decayAfter: o.decayAfter, minLr: o.minLr, totalSteps: o.steps,
     }, 'options');
-    this.#o = {
-      steps, mode,
-      microBatches: posInt(options.microBatches ?? D.microBatches, 'options.microBatches', 1),
-      projection: bool(options.projection, 'projection', D.projection),
-      dual: bool(options.dual, 'dual', D.dual),
-      lambda: num(options.lambda, 'lambda', D.lambda),
-      lambdaLr: num(options.lambdaLr, 'lambdaLr', D.lambdaLr),
-      retentionBudget: num(options.retentionBudget, 'retentionBudget', D.retentionBudget),
-      surgeryEps: num(options.surgeryEps, 'surgeryEps', D.surgeryEps, 0, false),
-      lr: sched.lr, adamEps: num(options.adamEps, 'adamEps', D.adamEps, 0, false),
-      weightDecay: num(options.weightDecay, 'weightDecay', D.weightDecay),
-      schedule: sched.kind, warmup: sched.warmup, decayAfter: [...sched.decayAfter], minLr: sched.minLr,
-      clipNorm: num(options.clipNorm, 'clipNorm', D.clipNorm),
-      fused: bool(options.fused, 'fused', D.fused),
-      valEvery: posInt(options.valEvery ?? 0, 'options.valEvery', 0),
-      valTimeLimitMs: num(options.valTimeLimitMs, 'valTimeLimitMs', D.valTimeLimitMs),
-    };
+    this.#o = { ...o, decayAfter: [...sched.decayAfter] };
     const sinks = options.sinks ?? [];
     if (!Array.isArray(sinks)) throw argTypeError(`options.sinks must be an Array of StepMetricsSink, got ${describeValue(sinks)}`);
     sinks.forEach((s, i) => {
@@ -218,7 +192,7 @@ export class Trainer {
     this.#shard = internal.shard;
     if (this.#shard && !this.#o.fused) throw argRangeError('the sharded data-parallel step needs options.fused');
     this.optimizer = new AdamW(this.#shard ? this.#shard.view(source.params) : source.params, {
-      lr: this.#o.lr, betas: options.betas ?? D.betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
+      lr: this.#o.lr, betas, eps: this.#o.adamEps, weightDecay: this.#o.weightDecay,
     });
     this.#gAct = source.params.zerosLike();
     this.#gRet = mode === 'craft' ? source.params.zerosLike() : undefined;
@@ -433,13 +407,13 @@ export class Trainer {
   restoreState(state: TrainerState): void {
     const j = state?.json;
     if (!j || j.schemaVersion !== 1) throw argRangeError(`state.json.schemaVersion must be 1, got ${describeValue(j?.schemaVersion)}`);
-    posInt(j.step, 'state.json.step', 0);
-    posInt(j.optimizerStep, 'state.json.optimizerStep', 0);
-    checkFiniteNumber(j.lambda, 'state.json.lambda', 0, true);
-    posInt(j.epoch, 'state.json.epoch', 0);
-    if (j.meters === null || typeof j.meters !== 'object') throw argTypeError(`state.json.meters must be an object, got ${describeValue(j.meters)}`);
-    posInt(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
-    posInt(j.meters.samples, 'state.json.meters.samples', 0);
+    checkInteger(j.step, 'state.json.step', 0);
+    checkInteger(j.optimizerStep, 'state.json.optimizerStep', 0);
+    checkFiniteNumber(j.lambda, 'state.json.lambda', { min: 0 });
+    checkInteger(j.epoch, 'state.json.epoch', 0);
+    checkObject(j.meters, 'state.json.meters');
+    checkInteger(j.meters.nonfiniteSkipped, 'state.json.meters.nonfiniteSkipped', 0);
+    checkInteger(j.meters.samples, 'state.json.meters.samples', 0);
     // Sizes must match; the device may differ (a CPU copy restores a trainer on a GPU).
     const like = this.source.params;
     if (!(state.params instanceof GradSet) || state.params.sizes.length !== like.sizes.length ||

@@ -16,6 +16,7 @@ import { FormatError } from '../../formats/errors.js';
 import { encodeSafetensors, readSafetensorsFile, type SafetensorsInput } from '../../formats/safetensors.js';
 import type { Tensor } from '../../formats/tensor.js';
 import { argRangeError, argTypeError, describeValue } from '../../errors.js';
+import { checkFiniteNumber, checkInteger } from '../../validate.js';
 import { writeFileSyncedAsync } from '../../run/fsio.js';
 import { publishFile } from './atomic-file.js';
 import type { Qwen2Config } from './config.js';
@@ -70,8 +71,8 @@ export function normalizeLoraTargets(targets: readonly unknown[], what: string):
 /** An adapter of zeros (the caller initialises A; B = 0 is LoRA's start). */
 export function allocateLoraAdapter(c: Qwen2Config, options: { rank: number; alpha: number; targets: readonly Qwen2Linear[] }): LoraAdapter {
   const { rank, alpha } = options;
-  if (!Number.isSafeInteger(rank) || rank < 1) throw argRangeError(`rank must be a positive integer, got ${describeValue(rank)}`);
-  if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw argRangeError(`alpha must be a finite number > 0, got ${describeValue(alpha)}`);
+  checkInteger(rank, 'rank', 1);
+  checkFiniteNumber(alpha, 'alpha', { min: 0, exclusive: true });
   const targets = normalizeLoraTargets(options.targets, 'targets');
   const layers = Array.from({ length: c.numLayers }, () => {
     const pairs: Partial<Record<Qwen2Linear, LoraPair>> = {};
@@ -113,8 +114,8 @@ export function peftAdapterConfig(adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 
 function checkAdapter(c: Qwen2Config, adapter: LoraAdapter): void {
   if (adapter === null || typeof adapter !== 'object') throw argTypeError(`adapter must be a LoraAdapter, got ${describeValue(adapter)}`);
   const targets = normalizeLoraTargets(adapter.targets as unknown[], 'adapter.targets');
-  if (!Number.isSafeInteger(adapter.rank) || adapter.rank < 1) throw argRangeError(`adapter.rank must be a positive integer, got ${describeValue(adapter.rank)}`);
-  if (typeof adapter.alpha !== 'number' || !Number.isFinite(adapter.alpha) || adapter.alpha <= 0) throw argRangeError(`adapter.alpha must be a finite number > 0, got ${describeValue(adapter.alpha)}`);
+  checkInteger(adapter.rank, 'adapter.rank', 1);
+  checkFiniteNumber(adapter.alpha, 'adapter.alpha', { min: 0, exclusive: true });
   if (!Array.isArray(adapter.layers) || adapter.layers.length !== c.numLayers) {
     throw argRangeError(`adapter.layers must have one entry per decoder layer (${c.numLayers}), got ${Array.isArray(adapter.layers) ? adapter.layers.length : describeValue(adapter.layers)}`);
   }

@@ -3,7 +3,8 @@
 // PyTorch's nn.Linear (weight (out, in), bias (out)), so the file loads into a module
 // with `action_queries` and `head.fc1` / `head.fc2` as it is.
 import { readSafetensorsFile, writeSafetensorsFile } from '../../formats/safetensors.js';
-import { argRangeError, argTypeError, describeValue } from '../../errors.js';
+import { argRangeError, describeValue } from '../../errors.js';
+import { checkInteger, checkObject } from '../../validate.js';
 import { publishFile } from './atomic-file.js';
 import { floatTensor, refuseExtraTensors } from './float-tensors.js';
 
@@ -47,10 +48,8 @@ export function policyTensorSpecs(s: PolicyShape): { name: string; field: Field;
 }
 
 function checkShape(s: PolicyShape, what: string): void {
-  if (s === null || typeof s !== 'object') throw argTypeError(`${what} must be an object, got ${describeValue(s)}`);
-  for (const k of ['queries', 'width', 'headWidth', 'actionDims'] as const) {
-    if (!Number.isSafeInteger(s[k]) || s[k] < 1) throw argRangeError(`${what}.${k} must be a positive integer, got ${describeValue(s[k])}`);
-  }
+  checkObject(s, what);
+  for (const k of ['queries', 'width', 'headWidth', 'actionDims'] as const) checkInteger(s[k], `${what}.${k}`, 1);
 }
 
 /** Zeros of the given shape. */

@@ -1,23 +1,30 @@
 // Qwen2Policy: a Hugging Face Qwen2 backbone (frozen, as loadHfModel reads it) with LoRA on
 // the chosen linear layers, learnable action queries and a per-query action head
-// (ARCHITECTURE.md §4b). One native call per micro-batch (binding.qwen2Step) gives the
-// action and retention losses and both gradient sets; the frozen weights stay in the
-// loader's host arrays, never copied, on the CPU; on a CUDA device ({ device: 'cuda' }) the
-// policy uploads them once into one device set of its own (freed by dispose() or when the
-// policy is collected) and params, anchor and the gradient sets live on the device.
-import { binding } from '../../native.js';
-import type { RawModelMode, RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
+// (ARCHITECTURE.md §4b). A LoraPolicy (lora-policy.ts: the parameters, the anchor, the steps
+// and their checks) whose native call (qwen2Step) gives the action and retention losses and
+// both gradient sets; the frozen weights stay in the loader's host arrays, never copied, on
+// the CPU; on a CUDA device ({ device: 'cuda' }) the policy uploads them once into one device
+// set of its own (freed by dispose() or when the policy is collected) and params, anchor and
+// the gradient sets live on the device.
+import * as native from '../../native-calls.js';
+import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
-import { resolveDataDevice, type DeviceName, type DeviceSpec, type ResolvedDevice } from '../../device.js';
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
+import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
+import { argRangeError } from '../../errors.js';
+import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
-import type { GradWriteOptions, ModelLosses } from '../adapter-policy.js';
+import { LoraPolicy, type StepSets } from '../lora-policy.js';
+import { ANCHOR_TYPES, POOLINGS, type AnchorType, type Pooling, type PolicyMode, type TensorSpec } from '../policy-types.js';
 import { loadHfModel, type HfModel } from './hf-directory.js';
 import { QWEN2_LINEARS, type Qwen2Linear } from './weights.js';
 import { encodePeftAdapter, normalizeLoraTargets, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from './peft-adapter.js';
 import { baseModelRecord, type BaseModelRecord } from './base-record.js';
 import type { Tensor } from '../../formats/tensor.js';
-import { checkTensors, copyIn, loadNamedTensors, namedTensors } from '../named-tensors.js';
+import { checkTensorRecord, checkTensors, copyIn } from '../named-tensors.js';
+
+/** The positions the raw latent C_R covers: the prefix, or the prefix and the prompt. */
+export type BridgeSpan = 'prefix' | 'prefix+prompt';
+const BRIDGE_SPANS: readonly BridgeSpan[] = ['prefix', 'prefix+prompt'];
 
 export interface Qwen2PolicyOptions {
   /** LoRA rank r (default 64). */
@@ -38,9 +45,9 @@ export interface Qwen2PolicyOptions {
   headWidth?: number;
   /** m: C_R = hidden_states[m], 0..L (default ⌊(L+1)/2⌋). */
   bridgeLayer?: number;
-  bridgeSpan?: 'prefix' | 'prefix+prompt';
-  pooling?: 'mean' | 'max';
-  anchorType?: 'concat' | 'aq_only' | 'raw_only';
+  bridgeSpan?: BridgeSpan;
+  pooling?: Pooling;
+  anchorType?: AnchorType;
   /** Seed of the initial LoRA A, queries and head (default 0). */
   seed?: number;
   /**
@@ -61,66 +68,36 @@ export interface Qwen2Batch {
 const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens', 'chunk', 'actionDims', 'headWidth',
   'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
 
-function intOption(o: Record<string, unknown>, key: string, fallback: number | undefined, lo: number): number {
-  const v = o[key] ?? fallback;
-  if (v === undefined) throw argTypeError(`options.${key} is required`);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < lo) throw argRangeError(`options.${key} must be an integer >= ${lo}, got ${describeValue(v)}`);
-  return v;
-}
-
-function choice<T extends string>(o: Record<string, unknown>, key: string, choices: readonly T[], fallback: T): T {
-  const v = o[key] ?? fallback;
-  if (!choices.includes(v as T)) throw argRangeError(`options.${key} must be one of ${choices.map((c) => `'${c}'`).join(', ')}, got ${describeValue(v)}`);
-  return v as T;
-}
-
-export class Qwen2Policy {
+export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
   readonly hf: HfModel;
   /** The native configuration (binding.d.ts RawQwen2Config). */
   readonly config: RawQwen2Config;
-  /** Trainable tensors, in the order of {@link Qwen2Policy.trainableNames}. */
-  readonly params: GradSet;
-  /** The anchor: the initial LoRA factors and action queries, read in place by the anchor forward. */
-  readonly anchor: GradSet;
-  readonly trainableSpecs: readonly { name: string; shape: number[]; size: number }[];
-  /** The anchor's tensors: the leading LoRA factors and action_queries of the trainable layout. */
-  readonly anchorSpecs: readonly { name: string; shape: number[]; size: number }[];
   /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
   readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device'>>>;
   readonly #frozen: RawQwen2StepOptions['frozen'];
   /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
   readonly #frozenSet: GradSet | undefined;
-  readonly #device: ResolvedDevice;
 
   private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice) {
-    this.#device = device;
+    const t = native.qwen2Tensors(config);
+    const specs: TensorSpec[] = t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) }));
+    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync });
     this.hf = hf;
     this.config = Object.freeze(config);
-    const t = binding.qwen2Tensors(config);
-    this.trainableSpecs = Object.freeze(t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) })));
-    this.anchorSpecs = this.trainableSpecs.slice(0, t.anchorTensors);
     this.options = Object.freeze({
       rank: config.rank, alpha: config.alpha, targets: Object.freeze([...config.targets] as Qwen2Linear[]), prefixTokens: config.prefixTokens,
       promptTokens: config.promptTokens, chunk: config.queries, actionDims: config.actionDims, headWidth: config.headWidth,
       bridgeLayer: config.bridgeLayer, bridgeSpan: config.bridgeSpan, pooling: config.pooling, anchorType: config.anchorType, seed,
     });
-    const opts = { device: device.name };
-    this.params = GradSet.zeros(this.trainableSpecs.map((d) => d.size), opts);
-    this.anchor = GradSet.zeros(this.trainableSpecs.slice(0, t.anchorTensors).map((d) => d.size), opts);
     const w = hf.weights;
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
     } else {
       // Each array uploaded in place (no host copy of the whole model); the binding reads the set's layout.
-      this.#frozenSet = GradSet.fromArrays([w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm], opts);
+      this.#frozenSet = GradSet.fromArrays([w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm], { device: device.name });
       this.#frozen = gradSetInternals(this.#frozenSet);
     }
-  }
-
-  /** The device the step runs on ('cpu' or 'cuda:N'). */
-  get device(): DeviceName {
-    return this.#device.name;
   }
 
   /** Loads the backbone of a Hugging Face directory and makes a seeded policy on it (LoRA B = 0, anchor = initial weights). */
@@ -130,99 +107,30 @@ export class Qwen2Policy {
 
   /** The same on an already loaded model (its weights are used in place, not copied). */
   static fromHfModel(hf: HfModel, options: Qwen2PolicyOptions): Qwen2Policy {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, OPTION_KEYS, 'options');
-    const o = options as unknown as Record<string, unknown>;
+    checkOptions(options, OPTION_KEYS);
     const c = hf.config;
-    const rank = intOption(o, 'rank', 64, 1);
-    const alpha = o.alpha ?? 2 * rank;
-    if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha <= 0) throw argRangeError(`options.alpha must be a finite number > 0, got ${describeValue(alpha)}`);
-    const seed = intOption(o, 'seed', 0, 0);
-    const device = resolveDataDevice(o.device ?? 'cpu', 'options.device');
+    const rank = checkInteger(options.rank ?? 64, 'options.rank', 1);
+    const alpha = checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true });
+    const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
+    const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
     const config: RawQwen2Config = {
       hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
       intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
-      prefixTokens: intOption(o, 'prefixTokens', 0, 0), promptTokens: intOption(o, 'promptTokens', 0, 0),
-      queries: intOption(o, 'chunk', undefined, 1), rank, alpha,
+      prefixTokens: checkInteger(options.prefixTokens ?? 0, 'options.prefixTokens', 0),
+      promptTokens: checkInteger(options.promptTokens ?? 0, 'options.promptTokens', 0),
+      queries: checkInteger(checkPresent(options.chunk, 'options.chunk'), 'options.chunk', 1), rank, alpha,
       targets: normalizeLoraTargets((options.targets ?? QWEN2_LINEARS) as readonly unknown[], 'options.targets'),
-      actionDims: intOption(o, 'actionDims', undefined, 1), headWidth: intOption(o, 'headWidth', 256, 1),
-      bridgeLayer: intOption(o, 'bridgeLayer', Math.floor((c.numLayers + 1) / 2), 0),
-      bridgeSpan: choice(o, 'bridgeSpan', ['prefix', 'prefix+prompt'] as const, 'prefix'),
-      pooling: choice(o, 'pooling', ['mean', 'max'] as const, 'mean'),
-      anchorType: choice(o, 'anchorType', ['concat', 'aq_only', 'raw_only'] as const, 'concat'),
+      actionDims: checkInteger(checkPresent(options.actionDims, 'options.actionDims'), 'options.actionDims', 1),
+      headWidth: checkInteger(options.headWidth ?? 256, 'options.headWidth', 1),
+      bridgeLayer: checkInteger(options.bridgeLayer ?? Math.floor((c.numLayers + 1) / 2), 'options.bridgeLayer', 0),
+      bridgeSpan: checkChoice(options.bridgeSpan ?? 'prefix', 'options.bridgeSpan', BRIDGE_SPANS),
+      pooling: checkChoice(options.pooling ?? 'mean', 'options.pooling', POOLINGS),
+      anchorType: checkChoice(options.anchorType ?? 'concat', 'options.anchorType', ANCHOR_TYPES),
     };
     const p = new Qwen2Policy(hf, config, seed, device);
     p.params.set(initialParams(p.trainableSpecs, seed));
     p.resetAnchor();
     return p;
-  }
-
-  /** Names of the trainable tensors (PEFT's and policy.safetensors'), in GradSet order. */
-  get trainableNames(): string[] {
-    return this.trainableSpecs.map((t) => t.name);
-  }
-
-  /** A zero GradSet with the trainable layout (for g_act, g_ret, optimizer state). */
-  newGradSet(): GradSet {
-    return this.params.zerosLike();
-  }
-
-  /** Sets the anchor to the current LoRA factors and action queries (they lead the layout). */
-  resetAnchor(): void {
-    binding.copy({ dst: gradSetInternals(this.anchor), src: gradSetInternals(this.params), count: this.anchor.numElements });
-  }
-
-  /** One CRaFT micro-batch: both losses, g_act into `gAct` and g_ret into `gRet`, from one shared forward. */
-  craftStep(batch: Qwen2Batch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): ModelLosses {
-    this.#checkGrad(gAct, 'gAct');
-    this.#checkGrad(gRet, 'gRet');
-    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return binding.qwen2Step(this.#args('craft', batch, gAct, gRet, options));
-  }
-
-  /** Plain fine-tuning: the action loss and g_act only (no anchor forward). */
-  baselineStep(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): { actionLoss: number } {
-    this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: binding.qwen2Step(this.#args('baseline', batch, gAct, undefined, options)).actionLoss };
-  }
-
-  /** {@link Qwen2Policy.craftStep} on a worker thread; nothing it reads or writes may change until it settles. */
-  async craftStepAsync(batch: Qwen2Batch, gAct: GradSet, gRet: GradSet, options: GradWriteOptions = {}): Promise<ModelLosses> {
-    this.#checkGrad(gAct, 'gAct');
-    this.#checkGrad(gRet, 'gRet');
-    if (gAct === gRet) throw argRangeError('gAct and gRet must be different GradSets');
-    return binding.qwen2StepAsync(this.#args('craft', batch, gAct, gRet, options));
-  }
-
-  /** {@link Qwen2Policy.baselineStep} on a worker thread (same rules as craftStepAsync). */
-  async baselineStepAsync(batch: Qwen2Batch, gAct: GradSet, options: GradWriteOptions = {}): Promise<{ actionLoss: number }> {
-    this.#checkGrad(gAct, 'gAct');
-    return { actionLoss: (await binding.qwen2StepAsync(this.#args('baseline', batch, gAct, undefined, options))).actionLoss };
-  }
-
-  /** No-grad evaluation: the action loss (and, with `retention`, the retention loss; else NaN). */
-  evaluate(batch: Qwen2Batch, options: { retention?: boolean } = {}): ModelLosses {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['retention'], 'options');
-    if (options.retention !== undefined && typeof options.retention !== 'boolean') throw argTypeError(`options.retention must be a boolean, got ${describeValue(options.retention)}`);
-    const ret = options.retention === true;
-    const r = binding.qwen2Step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
-    return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
-  }
-
-  /** The anchor's tensors by name (views on the set's memory). */
-  anchorTensors(): Record<string, Tensor> {
-    return namedTensors(this.anchorSpecs, this.anchor);
-  }
-
-  /** Copies named anchor tensors in (every name required, shapes checked). */
-  loadAnchor(tensors: Record<string, Tensor>, name = 'tensors'): void {
-    loadNamedTensors(this.anchorSpecs, this.anchor, tensors, name);
-  }
-
-  /** The trainable tensors by name (views on the set's memory). */
-  trainableTensors(): Record<string, Tensor> {
-    return namedTensors(this.trainableSpecs, this.params);
   }
 
   /**
@@ -231,7 +139,7 @@ export class Qwen2Policy {
    * value checked before anything is copied. Returns how many tensors were replaced.
    */
   loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
-    if (tensors === null || typeof tensors !== 'object') throw argTypeError(`${name} must be an object of tensors, got ${describeValue(tensors)}`);
+    checkTensorRecord(tensors, name);
     const given = new Set(Object.keys(tensors));
     const specs = this.trainableSpecs.filter((t) => given.has(t.name));
     const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
@@ -279,34 +187,17 @@ export class Qwen2Policy {
   }
 
   /** Frees the policy's sets now (on a device, its copy of the frozen weights too). The host weights belong to `hf`. */
-  dispose(): void {
-    this.params.dispose();
-    this.anchor.dispose();
+  override dispose(): void {
+    super.dispose();
     this.#frozenSet?.dispose();
   }
 
-  #checkGrad(g: unknown, name: string): void {
-    if (!(g instanceof GradSet)) throw argTypeError(`${name} must be a GradSet, got ${describeValue(g)}`);
-    if (g.disposed) throw argRangeError(`${name} has been disposed`);
-    if (g.device !== this.#device.name) throw argRangeError(`${name} is on ${g.device}; the policy is on ${this.#device.name} (use policy.newGradSet())`);
-    if (!g.sameLayout(this.params)) throw argRangeError(`${name} does not have the policy's trainable layout (use policy.newGradSet())`);
-  }
-
-  #args(mode: RawModelMode, batch: Qwen2Batch, gAct: GradSet | undefined, gRet: GradSet | undefined, options: GradWriteOptions): RawQwen2StepOptions {
-    if (batch === null || typeof batch !== 'object') throw argTypeError(`batch must be an object, got ${describeValue(batch)}`);
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['accumulate', 'scale'], 'options');
-    const accumulate = options.accumulate ?? false;
-    if (typeof accumulate !== 'boolean') throw argTypeError(`options.accumulate must be a boolean, got ${describeValue(accumulate)}`);
-    const scale = options.scale ?? 1;
-    if (typeof scale !== 'number' || !Number.isFinite(scale)) throw argRangeError(`options.scale must be a finite number, got ${describeValue(scale)}`);
-    const withRet = mode === 'craft' || mode === 'evalRetention';
-    const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
+  /** Names the call for qwen2Step (the binding checks the batch's arrays against the configuration). */
+  protected stepArgs(mode: PolicyMode, batch: Qwen2Batch, sets: StepSets): RawQwen2StepOptions {
     return {
-      config: this.config, mode, params: gradSetInternals(this.params), anchor: withRet ? handle(this.anchor) : null,
-      gAct: handle(gAct), gRet: handle(gRet), frozen: this.#frozen,
+      config: this.config, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       prefix: batch.prefix ?? null, inputIds: batch.inputIds ?? null, actions: batch.actions, batch: batch.size,
-      accumulate, scale,
+      accumulate: sets.accumulate, scale: sets.scale,
     };
   }
 }
@@ -315,7 +206,7 @@ export class Qwen2Policy {
  * Seeded initial values: LoRA A as PEFT's default (kaiming-uniform, a = √5: U(±1/√in)),
  * B = 0; action queries N(0, 0.02²); the head's layers as nn.Linear's default (U(±1/√in)).
  */
-function initialParams(specs: readonly { name: string; shape: number[]; size: number }[], seed: number): Float32Array {
+function initialParams(specs: readonly TensorSpec[], seed: number): Float32Array {
   const rng = new Rng(seed);
   const out = new Float32Array(specs.reduce((a, s) => a + s.size, 0));
   let o = 0;

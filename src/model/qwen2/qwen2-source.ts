@@ -2,7 +2,7 @@
 // Trainer's GradientSource (ARCHITECTURE.md §5): BatchSource's sampler, shares, validation
 // and state over prefix/prompt sequences. The dataset is checked against the model first
 // (prefix width, token ids, P and S, K·A), each error naming the file and the field.
-import { argRangeError, argTypeError, checkKnownKeys, describeValue } from '../../errors.js';
+import { argRangeError } from '../../errors.js';
 import { checkSequenceDatasetFits, gatherSequenceBatch, type SequenceBatch, type SequenceDataset } from '../../data/sequence-dataset.js';
 import { BatchSource, type BatchSourceOptions } from '../batch-source.js';
 import type { Qwen2Policy } from './qwen2-policy.js';
@@ -23,24 +23,8 @@ function checkFits(ds: SequenceDataset, model: Qwen2Policy): void {
   }
 }
 
-const split = (ds: SequenceDataset) => ({
-  size: ds.size,
-  gather: (idx: ArrayLike<number>, reuse: SequenceBatch | undefined) => gatherSequenceBatch(ds, idx, reuse),
-});
-
-export class Qwen2PolicySource extends BatchSource<SequenceBatch> {
-  readonly model: Qwen2Policy;
-  readonly train: SequenceDataset;
-  readonly val: SequenceDataset | undefined;
-
+export class Qwen2PolicySource extends BatchSource<SequenceBatch, SequenceDataset, Qwen2Policy> {
   constructor(model: Qwen2Policy, train: SequenceDataset, options: Qwen2PolicySourceOptions) {
-    if (options === null || typeof options !== 'object') throw argTypeError(`options must be an object, got ${describeValue(options)}`);
-    checkKnownKeys(options, ['batchSize', 'seed', 'val', 'valBatchSize', 'shard'], 'options');
-    checkFits(train, model);
-    if (options.val !== undefined) checkFits(options.val, model);
-    super(model, split(train), options.val === undefined ? undefined : split(options.val), options);
-    this.model = model;
-    this.train = train;
-    this.val = options.val;
+    super(model, train, options, { fits: (ds) => checkFits(ds, model), gather: gatherSequenceBatch });
   }
 }
