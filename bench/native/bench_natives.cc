@@ -2,6 +2,9 @@
 // CRAFTGRAD_BENCH; never in the npm package or the prebuilds). Not operations of the backend
 // interface: measurements for bench/*.js and a few GPU tests.
 //   fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads
+//   layer(name, operands): one core/layers.h operation on host Float32Arrays, on the CPU or
+//     on operands.device ('cuda:N'), for the tests of the layers no model uses yet
+//     (test/layers.test.mjs)
 //   CUDA builds only:
 //   cudaTimeCopy(device, elements, reps) -> Float64Array of ms per device-to-device copy
 //   cudaMemInfo(device) -> { freeBytes, totalBytes }
@@ -11,10 +14,14 @@
 #include "bench_natives.h"
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "../../native/core/backend.h"
+#include "../../native/core/layers.h"
 #include "../../native/cpu/gemm.h"
+#include "../../native/napi/backends.h"
 #include "../../native/napi/arg_error.h"
 #include "../../native/napi/typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
@@ -30,6 +37,203 @@ Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
     const double s = readNumber(info.Env(), info[0], "seconds");
     if (!(s > 0 && s <= 60)) throw rangeError("seconds must be in (0, 60]");
     return Napi::Number::New(info.Env(), measureFmaPeakGflops(s));
+  });
+}
+
+// ---- layer(name, operands) ----
+
+// The operands of one call: host Float32Arrays (each of exactly the size the operation
+// needs) and scratch, placed in the backend's memory: used in place on the CPU, uploaded
+// into one workspace lease on a device, and the arrays the operation writes downloaded back.
+class Staging {
+ public:
+  Staging(Napi::Env env, const Options& o, Layers& L) : env_(env), o_(o), L_(L) {}
+  // The Float32Array operand `key` of n elements; `written`: downloaded after the call.
+  int array(const char* key, int64_t n, bool written) {
+    const F32View v = readFloat32Array(env_, o_.get(key), key);
+    if (v.length != n)
+      throw rangeError(std::string(key) + " has " + std::to_string(v.length) + " elements but needs " + std::to_string(n));
+    for (const Arg& a : args_)
+      if (a.host && bytesOverlap(a.host, a.n * 4, v.data, n * 4)) throw rangeError(std::string(key) + " overlaps " + a.key);
+    args_.push_back({key, v.data, n, written, nullptr});
+    return static_cast<int>(args_.size() - 1);
+  }
+  // The same when present, else -1.
+  int optional(const char* key, int64_t n, bool written) { return o_.has(key) ? array(key, n, written) : -1; }
+  // n floats of backend scratch (no host array).
+  int scratch(int64_t n) {
+    args_.push_back({"scratch", nullptr, n, false, nullptr});
+    return static_cast<int>(args_.size() - 1);
+  }
+  void stage() {
+    if (L_.hostMemory()) {
+      for (Arg& a : args_) {
+        if (a.host) a.dev = a.host;
+        else {
+          scratchHost_.emplace_back(static_cast<size_t>(a.n > 0 ? a.n : 1));
+          a.dev = scratchHost_.back().data();
+        }
+      }
+      return;
+    }
+    size_t bytes = 0;
+    for (const Arg& a : args_) bytes += (static_cast<size_t>(a.n) * 4 + 255) & ~size_t{255};
+    lease_ = L_.lease(bytes);
+    char* p = lease_->data();
+    for (Arg& a : args_) {
+      a.dev = reinterpret_cast<float*>(p);
+      if (a.host) L_.upload(a.dev, a.host, static_cast<size_t>(a.n) * 4);
+      p += (static_cast<size_t>(a.n) * 4 + 255) & ~size_t{255};
+    }
+  }
+  float* operator[](int i) const { return i < 0 ? nullptr : args_[i].dev; }
+  void finish() {
+    if (L_.hostMemory()) return;
+    for (const Arg& a : args_)
+      if (a.written) L_.download(a.host, a.dev, static_cast<size_t>(a.n) * 4);
+  }
+
+ private:
+  struct Arg {
+    const char* key;
+    float* host;
+    int64_t n;
+    bool written;
+    float* dev;
+  };
+  Napi::Env env_;
+  const Options& o_;
+  Layers& L_;
+  std::vector<Arg> args_;
+  std::vector<std::vector<float>> scratchHost_;
+  std::unique_ptr<WorkspaceLease> lease_;
+};
+
+constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
+
+// The attention's shape from the operands (B, T, Tk, heads, kvHeads, hd, scale, causal,
+// gateBegin, gateEnd), checked as a model's description would.
+AttentionShape attentionShape(const Options& o) {
+  AttentionShape s;
+  s.B = o.integer("B", 1, kMaxDim);
+  s.T = o.integer("T", 1, kMaxDim);
+  s.Tk = o.has("Tk") ? o.integer("Tk", 1, kMaxDim) : 0;
+  s.heads = o.integer("heads", 1, 4096);
+  s.kvHeads = o.integer("kvHeads", 1, 4096);
+  s.hd = o.integer("hd", 1, 65536);
+  s.scale = static_cast<float>(o.number("scale"));
+  s.causal = o.boolean("causal");
+  if (s.heads % s.kvHeads) throw rangeError("heads must be a multiple of kvHeads");
+  if (s.causal && s.keys() != s.T) throw rangeError("causal attention needs Tk == T");
+  if (o.has("gateBegin") || o.has("gateEnd")) {
+    s.gateBegin = o.integer("gateBegin", 0, s.keys());
+    s.gateEnd = o.integer("gateEnd", s.gateBegin, s.keys());
+  }
+  return s;
+}
+
+// layer(name, operands): core/layers.h's operation `name` on operands.device ('cpu' when
+// absent), every operand named as layers.h names it; the outputs are written into the
+// caller's arrays. For tests: no model uses these layers yet.
+Napi::Value Layer(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw typeError("name must be a string");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    const Options o(env, info[1], "operands");
+    Backend& backend = o.has("device") ? readBackend(env, Napi::Value(env, o.get("device")), "device") : backendNamed("cpu", "device");
+    Layers& L = backend.layers();
+    Staging st(env, o, L);
+    auto dim = [&](const char* k) { return o.integer(k, 1, kMaxDim); };
+    if (name == "layerNorm") {
+      const int64_t rows = dim("rows"), D = dim("D");
+      const float eps = static_cast<float>(o.number("eps"));
+      const int X = st.array("X", rows * D, false), w = st.array("w", D, false), b = st.array("b", D, false);
+      const int Y = st.array("Y", rows * D, true), mean = st.array("mean", rows, true), rstd = st.array("rstd", rows, true);
+      st.stage();
+      L.layerNorm(rows, D, eps, st[X], st[w], st[b], st[Y], st[mean], st[rstd]);
+    } else if (name == "layerNormBackward") {
+      const int64_t rows = dim("rows"), M = dim("M"), D = dim("D");
+      if (rows % M) throw rangeError("rows must be a multiple of M");
+      const int dY = st.array("dY", rows * D, false), X = st.array("X", M * D, false);
+      const int mean = st.array("mean", M, false), rstd = st.array("rstd", M, false), w = st.array("w", D, false);
+      const int dX = st.array("dX", rows * D, true);
+      st.stage();
+      L.layerNormBackward(rows, M, D, st[dY], st[X], st[mean], st[rstd], st[w], st[dX]);
+    } else if (name == "layerNormParamGrad") {
+      const int64_t M = dim("M"), D = dim("D");
+      const float scale = static_cast<float>(o.number("scale"));
+      const bool accumulate = o.boolean("accumulate");
+      const int dY = st.array("dY", M * D, false), X = st.array("X", M * D, false);
+      const int mean = st.array("mean", M, false), rstd = st.array("rstd", M, false);
+      const int dW = st.array("dW", D, true), dB = st.array("dB", D, true);
+      st.stage();
+      L.layerNormParamGrad(M, D, st[dY], st[X], st[mean], st[rstd], scale, accumulate, st[dW], st[dB]);
+    } else if (name == "biasGeluErf") {
+      const int64_t rows = dim("rows"), cols = dim("cols");
+      const int Z = st.array("Z", rows * cols, true), b = st.array("b", cols, false);
+      const int res = st.optional("residual", rows * cols, false), out = st.array("out", rows * cols, true);
+      st.stage();
+      L.biasGeluErf(st[Z], st[b], st[res], st[out], rows, cols);
+    } else if (name == "geluErfBackward") {
+      const int64_t n = dim("n"), streams = o.integer("streams", 1, 64);
+      const bool inPlace = !o.has("dZ");  // dZ absent: written over G
+      const int Z = st.array("Z", n, false), G = st.array("G", streams * n, inPlace);
+      const int dZ = inPlace ? G : st.array("dZ", streams * n, true);
+      st.stage();
+      L.geluErfBackward(st[Z], st[G], st[dZ], n, static_cast<int>(streams));
+    } else if (name == "layerScaleAdd") {
+      const int64_t rows = dim("rows"), cols = dim("cols");
+      const int Y = st.array("Y", rows * cols, true), X = st.array("X", rows * cols, false), g = st.array("gamma", cols, false);
+      st.stage();
+      L.layerScaleAdd(st[Y], st[X], st[g], rows, cols);
+    } else if (name == "layerScaleBackward") {
+      const int64_t rows = dim("rows"), cols = dim("cols");
+      const bool inPlace = !o.has("dX");  // dX absent: written over dY
+      const int dY = st.array("dY", rows * cols, inPlace), g = st.array("gamma", cols, false);
+      const int dX = inPlace ? dY : st.array("dX", rows * cols, true);
+      st.stage();
+      L.layerScaleBackward(st[dY], st[g], st[dX], rows, cols);
+    } else if (name == "attentionForward" || name == "attentionBackward") {
+      AttentionShape s = attentionShape(o);
+      const bool backward = name == "attentionBackward";
+      const int64_t streams = backward ? o.integer("streams", 1, 64) : 1;
+      const int64_t M = s.B * s.T, Mk = s.B * s.keys();
+      const int gate = s.gateEnd > s.gateBegin ? st.optional("gate", 1, false) : -1;
+      const int Q = st.array("Q", M * s.qDim(), false), K = st.array("K", Mk * s.kvDim(), false);
+      const int V = st.array("V", Mk * s.kvDim(), false);
+      const int rowMax = st.array("rowMax", s.rows(), !backward), rowSum = st.array("rowSum", s.rows(), !backward);
+      L.checkExtent(M * s.qDim(), "Q");
+      L.checkExtent(Mk * s.kvDim(), "K");
+      if (!backward) {
+        const int Att = st.array("Att", M * s.qDim(), true);
+        const int scr = st.scratch(L.attentionScratch(s, 1));
+        st.stage();
+        s.gate = st[gate];
+        L.attentionForward(s, st[Q], st[K], st[V], st[Att], st[rowMax], st[rowSum], st[scr]);
+      } else {
+        const int dAtt = st.array("dAtt", streams * M * s.qDim(), false);
+        const int dQ = st.array("dQ", streams * M * s.qDim(), true);
+        const int dK = st.array("dK", streams * Mk * s.kvDim(), true), dV = st.array("dV", streams * Mk * s.kvDim(), true);
+        const int dGate = gate >= 0 ? st.array("dGate", streams, true) : -1;
+        const int scr = st.scratch(L.attentionScratch(s, static_cast<int>(streams)));
+        st.stage();
+        s.gate = st[gate];
+        L.attentionBackward(s, static_cast<int>(streams), st[Q], st[K], st[V], st[rowMax], st[rowSum], st[dAtt], st[dQ],
+                            st[dK], st[dV], st[dGate], st[scr]);
+      }
+    } else if (name == "patchify") {
+      const int64_t B = dim("B"), C = dim("C"), H = dim("H"), W = dim("W"), p = dim("p");
+      if (p > H || p > W) throw rangeError("p must be at most H and W");
+      const int64_t N = (H / p) * (W / p);
+      const int img = st.array("images", B * C * H * W, false), P = st.array("P", B * N * C * p * p, true);
+      st.stage();
+      L.patchify(st[img], st[P], B, C, H, W, p);
+    } else {
+      throw rangeError("layer: no operation '" + name + "'");
+    }
+    st.finish();
+    return env.Undefined();
   });
 }
 
@@ -190,6 +394,7 @@ Napi::Value CudaModelGemmBatch(const Napi::CallbackInfo& info) {
 void registerBenchNatives(Napi::Env env, Napi::Object exports) {
   Napi::Object bench = Napi::Object::New(env);
   bench.Set("fmaPeakGflops", Napi::Function::New(env, FmaPeakGflops, "fmaPeakGflops"));
+  bench.Set("layer", Napi::Function::New(env, Layer, "layer"));
 #ifdef CRAFTGRAD_HAVE_CUDA
   bench.Set("cudaTimeCopy", Napi::Function::New(env, CudaTimeCopy, "cudaTimeCopy"));
   bench.Set("cudaMemInfo", Napi::Function::New(env, CudaMemInfo, "cudaMemInfo"));

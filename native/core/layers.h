@@ -18,6 +18,8 @@
 //   (run-to-run identical; equal to the CPU's within rounding). Loss means: the CPU sums in
 //   order, CUDA in a fixed tree.
 // - exp: the CPU's std::exp, CUDA's expf (equal within rounding).
+// - erf and tanh (GELU's erf form, the attention gate): in double, rounded to float once
+//   (the CPU's libm, CUDA's double functions: equal within rounding).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -46,14 +48,36 @@ struct LayerProduct {
   int64_t ldc;
 };
 
-// Causal scaled dot-product attention over B samples of T tokens: Q (B·T × heads·hd), K and
-// V (B·T × kvHeads·hd), query head h reading KV head h / (heads / kvHeads), key j > query i
-// masked. Scores (q·kᵀ)·scale, softmax in fp32 from the row max with the sum in double,
-// then times V. (A bidirectional variant and a per-block logit gate join when a model
-// needs them, with their tests.)
+// Scaled dot-product attention over B samples: Q (B·T × heads·hd) queries, K and V
+// (B·Tk × kvHeads·hd) keys and values, Tk = keys() (T unless `Tk` says otherwise), query
+// head h reading KV head h / (heads / kvHeads) (grouped-query). Scores a = (q·kᵀ)·scale (the
+// product's alpha), then, when a gate is given, s = a·t on the keys [gateBegin, gateEnd) with
+// t = float(tanh(double(*gate))) (s = a elsewhere); causal: key j > query i masked (needs
+// Tk == T), else every query reads every key (bidirectional: timm's ViT Attention, v0.9.10
+// timm/models/vision_transformer.py:80-97, F.scaled_dot_product_attention without a mask, or
+// q·scale @ kᵀ, softmax, @ v). Softmax in fp32 from the row max with the sum in double, then
+// times V. The causal form without a gate is transformers' eager Qwen2 attention.
+//
+// The gate is VLA-Adapter's Pro head (MLPResNetBlock_Pro, OpenHelix-Team/VLA-Adapter
+// prismatic/models/action_heads.py:319-320, 343-344, 388-399): one trainable scalar per
+// block, nn.Parameter(torch.zeros(1)), shared by every head and sample; the logits of the
+// task keys (the last key group of [self T; adapter h_a and p, K_a; task h_t, K_t]) are
+// multiplied by tanh(g) before the 1/√hd and the softmax over all T + K_a + K_t keys (the
+// task keys are not masked: at g = 0 their logits are 0, not −∞). The caller lays each
+// sample's keys out in that order (K and V rows b·Tk …) and sets [gateBegin, gateEnd) to the
+// task group. The head's RoPE (its own interleaved form, action_heads.py:125-164) and the
+// projections are the caller's.
 struct AttentionShape {
   int64_t B = 0, T = 0, heads = 0, kvHeads = 0, hd = 0;
   float scale = 1.0f;
+  bool causal = true;
+  int64_t Tk = 0;  // keys per sample; 0: T
+  // The logit gate: keys [gateBegin, gateEnd) of each sample, the raw parameter g at `gate`
+  // (one float in backend memory); no gate when `gate` is null or the range is empty.
+  int64_t gateBegin = 0, gateEnd = 0;
+  const float* gate = nullptr;
+  int64_t keys() const { return Tk > 0 ? Tk : T; }
+  bool gated() const { return gate != nullptr && gateEnd > gateBegin; }
   int64_t qDim() const { return heads * hd; }
   int64_t kvDim() const { return kvHeads * hd; }
   int64_t rows() const { return B * heads * T; }  // softmax rows: rowMax and rowSum each hold this many
@@ -110,6 +134,20 @@ class Layers {
   virtual void addBias(float* Y, const float* b, int64_t rows, int64_t cols) = 0;
   // Y[i] += X[i].
   virtual void add(float* Y, const float* X, int64_t n) = 0;
+  // GELU, exact (erf) form (gelu_erf.h: PyTorch's nn.GELU() default; timm's ViT Mlp and
+  // VLA-Adapter's projectors): as biasGelu, with gelu = geluErf.
+  virtual void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) = 0;
+  // dZ[s·n + i] = G[s·n + i] · geluErfGrad(Z[i]) for `streams` blocks of n; G may equal dZ.
+  virtual void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) = 0;
+  // LayerScale folded into the residual add: Y[i,j] += X[i,j]·gamma[j] (the product rounded,
+  // then the sum). timm's LayerScale (v0.9.10 timm/models/vision_transformer.py:104-111,
+  // x * gamma; in Block x = x + ls(attn(norm1(x))), :156-157); DINOv2's towers have it
+  // (init_values, :2461), SigLIP's do not. Frozen: VLA-Adapter renames gamma to a Parameter
+  // `scale_factor` (prismatic/extern/hf/modeling_prismatic.py:58-66), which PEFT's LoRA
+  // leaves frozen, so there is no gamma gradient.
+  virtual void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) = 0;
+  // dX[i,j] = dY[i,j]·gamma[j] for `rows` rows (stacked streams are more rows); dX may equal dY.
+  virtual void layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) = 0;
   // Act = silu(Gt) ⊙ Up.
   virtual void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) = 0;
   // Over n = streams·m values: with k = i mod m, dUp = dAct·(g·σ(g)),
@@ -122,6 +160,28 @@ class Layers {
   // dX += the RMSNorm backward of dY for `rows` rows; row i uses X and rstd of row i mod M.
   virtual void rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
                                const float* w, float* dX) = 0;
+
+  // LayerNorm per row of D, torch.nn.LayerNorm's: Y = ((X − mean)·rstd)·w + b in fp32
+  // (each operation rounded, in that order), mean = Σx/D and var = Σ(x − mean)²/D (biased,
+  // https://docs.pytorch.org/docs/stable/generated/torch.nn.LayerNorm.html) summed in double,
+  // rstd = 1/√(var + eps) in double; mean and rstd kept per row as float. eps is the model's:
+  // timm's ViTs 1e-6 (v0.9.10 timm/models/vision_transformer.py:454, partial(nn.LayerNorm,
+  // eps=1e-6), both VLA-Adapter towers), nn.LayerNorm's default 1e-5 in VLA-Adapter's head
+  // (prismatic/models/action_heads.py:96, 107, 297).
+  virtual void layerNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, const float* b, float* Y,
+                         float* mean, float* rstd) = 0;
+  // dX += the LayerNorm input gradient of dY for `rows` rows; row i uses X, mean and rstd
+  // of row i mod M (stacked streams). With x̂ = (x − mean)·rstd as the forward rounds it and
+  // g = w·dy: dx = rstd·(g − Σg/D − x̂·Σ(g·x̂)/D), in double (sums in order), rounded once.
+  virtual void layerNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                                 const float* rstd, const float* w, float* dX) = 0;
+  // The weight and bias gradients over M rows (one stream): dW[j] = (accumulate ? dW[j] : 0)
+  // + scale·float(Σ_i dY[i,j]·x̂[i,j]), dB[j] likewise with Σ_i dY[i,j]; sums in double in
+  // row order. For trainable norms only: a ViT tower's are frozen (PEFT's LoRA trains only
+  // the adapters), VLA-Adapter's action head trains its LayerNorms with the rest of the head
+  // (vla-scripts/finetune.py:903-910: every action_head parameter goes to AdamW).
+  virtual void layerNormParamGrad(int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                                  const float* rstd, float scale, bool accumulate, float* dW, float* dB) = 0;
 
   // ---- positions ----
   // Rotate-half rotary embedding in place on `width` columns (heads of hd) of `rows` rows,
@@ -136,11 +196,32 @@ class Layers {
   // Att (B·T × qDim) from roped Q, K, V; keeps each softmax row's max and sum.
   virtual void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                                 float* rowMax, float* rowSum, float* scratch) = 0;
-  // dQ, dK, dV (streams·B·T rows each) from dAtt (streams·B·T rows), the probabilities
-  // recomputed from the kept max and sum; a group's K and V gradients summed in head order.
+  // dQ (streams·B·T rows), dK and dV (streams·B·Tk rows) from dAtt (streams·B·T rows), the
+  // probabilities recomputed from the kept max and sum; a group's K and V gradients summed in
+  // head order. With a gate, dGate[st] (one float per stream, written) = float(Σ dS·a ·
+  // (1 − t²)) over the gated scores, the sum in double in the fixed order (sample, KV head,
+  // head, query, key) — per (sample, KV head) in that order, then those partials in order —
+  // whatever the thread count; dGate is not touched without a gate (it may be null then).
   virtual void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                  const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
-                                 float* dV, float* scratch) = 0;
+                                 float* dV, float* dGate, float* scratch) = 0;
+
+  // ---- images ----
+  // The patch matrix of a patch embedding, so that the convolution is a product: images
+  // (B, C, H, W) → P (B·N × C·p·p), N = (H/p)·(W/p) (floor: a Conv2d of kernel and stride p
+  // drops the remainder), P[b·N + py·(W/p) + px, (c·p + ky)·p + kx] =
+  // images[((b·C + c)·H + py·p + ky)·W + px·p + kx]. Then Y (B·N × D) = P·Wᵀ + bias with the
+  // Conv2d weight (D, C, p, p) read as (D × C·p·p) (gemm + addBias by the caller), rows in
+  // timm's token order (PatchEmbed, v0.9.10 timm/layers/patch_embed.py:65, 87-89:
+  // nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size), then
+  // flatten(2).transpose(1, 2)). Forward only: the images need no gradient. Under PEFT 0.11.1
+  // (VLA-Adapter's pin), "all-linear" resolves to the base names of the nn.Linear/Conv1D
+  // modules (peft src/peft/tuners/tuners_utils.py:716-724 at v0.11.1) matched as name
+  // suffixes (:650), so `patch_embed.proj` (a Conv2d) matches the attention's `proj` and gets
+  // a LoRA Conv2d (peft src/peft/tuners/lora/layer.py:1105-1107, 849-853: A a Conv2d of the
+  // same kernel and stride, B 1×1); PEFT >= 0.15.0 matches full names and leaves it alone.
+  // Either way the product form serves: that LoRA is a LoRA linear on P (lora_linear.h).
+  virtual void patchify(const float* images, float* P, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p) = 0;
 
   // ---- sequences ----
   // H (B, T, D) = per sample [prefix (P rows); embed rows of ids (S rows); queries (T−P−S rows)];

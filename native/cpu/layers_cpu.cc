@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "../core/gelu_erf.h"
 #include "../core/gelu_math.h"
 #include "gemm.h"
 #include "parallel.h"
@@ -104,6 +105,37 @@ class CpuLayers final : public Layers {
       }
     });
   }
+  // The erf form: one scalar path in double (gelu_erf.h), the same on every instruction set.
+  void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+          const float z = Z[i * cols + j] + b[j];
+          Z[i * cols + j] = z;
+          out[i * cols + j] = residual ? residual[i * cols + j] + geluErf(z) : geluErf(z);
+        }
+    });
+  }
+  void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override {
+    parallelRanges(n, 1024, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float gd = geluErfGrad(Z[i]);
+        for (int s = 0; s < streams; ++s) dZ[s * n + i] = G[s * n + i] * gd;
+      }
+    });
+  }
+  void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < cols; ++j) Y[i * cols + j] += X[i * cols + j] * gamma[j];
+    });
+  }
+  void layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < cols; ++j) dX[i * cols + j] = dY[i * cols + j] * gamma[j];
+    });
+  }
   void addBias(float* Y, const float* b, int64_t rows, int64_t cols) override {
     parallelRanges(rows, 64, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
@@ -159,6 +191,72 @@ class CpuLayers final : public Layers {
     });
   }
 
+  void layerNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, const float* b, float* Y,
+                 float* mean, float* rstd) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* x = X + i * D;
+        double sum = 0;
+        for (int64_t j = 0; j < D; ++j) sum += x[j];
+        const double mu = sum / static_cast<double>(D);
+        double ss = 0;
+        for (int64_t j = 0; j < D; ++j) {
+          const double d = static_cast<double>(x[j]) - mu;
+          ss += d * d;
+        }
+        const float m = static_cast<float>(mu);
+        const float r = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(D) + static_cast<double>(eps)));
+        mean[i] = m;
+        rstd[i] = r;
+        for (int64_t j = 0; j < D; ++j) Y[i * D + j] = ((x[j] - m) * r) * w[j] + b[j];
+      }
+    });
+  }
+  void layerNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                         const float* rstd, const float* w, float* dX) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* x = X + (i % M) * D;
+        const float* dy = dY + i * D;
+        const float m = mean[i % M], r = rstd[i % M];
+        double sg = 0, sgx = 0;  // Σ g, Σ g·x̂
+        for (int64_t j = 0; j < D; ++j) {
+          const double g = static_cast<double>(w[j]) * dy[j];
+          sg += g;
+          sgx += g * static_cast<double>((x[j] - m) * r);
+        }
+        const double a = sg / static_cast<double>(D), c = sgx / static_cast<double>(D), rd = r;
+        for (int64_t j = 0; j < D; ++j) {
+          const double g = static_cast<double>(w[j]) * dy[j];
+          dX[i * D + j] += static_cast<float>(rd * (g - a - static_cast<double>((x[j] - m) * r) * c));
+        }
+      }
+    });
+  }
+  void layerNormParamGrad(int64_t M, int64_t D, const float* dY, const float* X, const float* mean, const float* rstd,
+                          float scale, bool accumulate, float* dW, float* dB) override {
+    // Threads own column ranges; each column sums its rows in order.
+    parallelRanges(D, 64, [&](int64_t j0, int64_t j1) {
+      thread_local std::vector<double> sums;
+      sums.assign(static_cast<size_t>(2 * (j1 - j0)), 0.0);
+      double* sw = sums.data();
+      double* sb = sw + (j1 - j0);
+      for (int64_t i = 0; i < M; ++i) {
+        const float m = mean[i], r = rstd[i];
+        for (int64_t j = j0; j < j1; ++j) {
+          const float dy = dY[i * D + j];
+          sw[j - j0] += static_cast<double>(dy) * static_cast<double>((X[i * D + j] - m) * r);
+          sb[j - j0] += dy;
+        }
+      }
+      for (int64_t j = j0; j < j1; ++j) {
+        const float tw = scale * static_cast<float>(sw[j - j0]), tb = scale * static_cast<float>(sb[j - j0]);
+        dW[j] = accumulate ? dW[j] + tw : tw;
+        dB[j] = accumulate ? dB[j] + tb : tb;
+      }
+    });
+  }
+
   void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
             bool inverse) override {
     const int64_t half = hd / 2;
@@ -187,8 +285,22 @@ class CpuLayers final : public Layers {
   }
   void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
-                         float*) override {
-    attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV);
+                         float* dGate, float*) override {
+    attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, dGate);
+  }
+
+  void patchify(const float* images, float* P, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p) override {
+    const int64_t gh = H / p, gw = W / p, N = gh * gw, width = C * p * p;
+    parallelRanges(B * N, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / N, py = (r % N) / gw, px = r % gw;
+        float* out = P + r * width;
+        for (int64_t ch = 0; ch < C; ++ch)
+          for (int64_t ky = 0; ky < p; ++ky)
+            std::memcpy(out + (ch * p + ky) * p, images + ((b * C + ch) * H + py * p + ky) * W + px * p,
+                        sizeof(float) * static_cast<size_t>(p));
+      }
+    });
   }
 
   void embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed, const float* queries,

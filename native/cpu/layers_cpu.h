@@ -10,10 +10,11 @@ namespace craftgrad {
 // The process's one CPU layers object (stateless but for each thread's workspace).
 Layers& cpuLayers();
 
-// Causal grouped-query attention on the CPU (attention_cpu.cc), core/layers.h's contract.
+// Grouped-query attention on the CPU (attention_cpu.cc), core/layers.h's contract.
 void attentionForwardCpu(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                          float* rowMax, float* rowSum);
 void attentionBackwardCpu(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
-                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV);
+                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
+                          float* dGate);
 
 }  // namespace craftgrad

@@ -94,7 +94,8 @@ void qwen2LayerBackward(Layers& L, const Qwen2Shape& s, const Qwen2Layout& lay, 
   L.rmsNormBackward(SM, M, D, k.dY, x.X1, x.r2, W + o.postNorm, G);  // G = d x1
   // Attention.
   back(3, x.Att, W + o.oW, G, k.dAtt, 0.0f);
-  L.attentionBackward(s.attention, streams, x.Q, x.K, x.V, x.rowMax, x.rowSum, k.dAtt, k.dQ, k.dK, k.dV, k.attention);
+  L.attentionBackward(s.attention, streams, x.Q, x.K, x.V, x.rowMax, x.rowSum, k.dAtt, k.dQ, k.dK, k.dV, nullptr,
+                      k.attention);
   // RoPE backward: the inverse rotation (row mod T is the position in every stream block).
   L.rope(k.dQ, SM, c.qDim(), c.hd(), s.T, s.cosT, s.sinT, true);
   L.rope(k.dK, SM, c.kvDim(), c.hd(), s.T, s.cosT, s.sinT, true);
