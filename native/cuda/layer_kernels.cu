@@ -1,9 +1,12 @@
 // CudaLayers' kernels and their launches (layers_cuda.h): every operation of core/layers.h
 // but memory and the products. Simple first: one thread per element (grid-stride loops),
-// one CTA per row for RMSNorm and the attention's rows (double sums in a fixed tree), one
-// thread per output column for pooling and column sums (rows in order, in double).
-// Element-wise arithmetic is explicitly rounded (__f*_rn: nvcc may not contract it), in the
-// order core/layers.h writes it; GELU is gelu_math.h's (dev_math.cuh).
+// one CTA per row for RMSNorm, LayerNorm and the attention's rows (double sums in a fixed
+// tree), one thread per output column for pooling, column sums and LayerNorm's weight and
+// bias gradients (rows in order, in double). Element-wise arithmetic is explicitly rounded
+// (__f*_rn: nvcc may not contract it), in the order core/layers.h writes it; GELU is
+// gelu_math.h's (dev_math.cuh), its erf form gelu_erf.h's (double, rounded once). Double
+// arithmetic is written with operators: --fmad=false (cuda.cmake) keeps nvcc from
+// contracting it, as -ffp-contract=off does on the CPU.
 #include <cuda_runtime.h>
 
 // gelu_math.h's templates are __host__ __device__; their host-only instantiation on
@@ -12,7 +15,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
+#include "../core/gelu_erf.h"
 #include "cuda_internal.h"
 #include "dev_math.cuh"
 #include "layers_cuda.h"
@@ -42,6 +47,24 @@ __device__ double blockSum(double v, double* part) {
   const double s = part[0];
   __syncthreads();
   return s;
+}
+
+// Two sums over the CTA at once, each the tree of blockSum (so each equals blockSum of its
+// values); every thread gets both.
+__device__ void blockSum2(double& a, double& b, double* partA, double* partB) {
+  partA[threadIdx.x] = a;
+  partB[threadIdx.x] = b;
+  __syncthreads();
+  for (int w = kRowThreads / 2; w >= 1; w /= 2) {
+    if (static_cast<int>(threadIdx.x) < w) {
+      partA[threadIdx.x] += partA[threadIdx.x + w];
+      partB[threadIdx.x] += partB[threadIdx.x + w];
+    }
+    __syncthreads();
+  }
+  a = partA[0];
+  b = partB[0];
+  __syncthreads();
 }
 
 // max over the CTA (NaN-free rows: the CPU's `x > m ? x : m`).
@@ -87,6 +110,37 @@ __global__ void __launch_bounds__(kThreads) addBiasKernel(float* Y, const float*
 // Y += X.
 __global__ void __launch_bounds__(kThreads) addKernel(float* Y, const float* X, long long n) {
   CG_GRID_LOOP(i, n) Y[i] = __fadd_rn(Y[i], X[i]);
+}
+
+// GELU's erf form (gelu_erf.h: in double, rounded once): as biasGeluKernel.
+__global__ void __launch_bounds__(kThreads) biasGeluErfKernel(float* Z, const float* b, const float* H, float* out,
+                                                              long long rows, long long cols) {
+  CG_GRID_LOOP(i, rows * cols) {
+    const float v = __fadd_rn(Z[i], b[i % cols]);
+    Z[i] = v;
+    out[i] = H ? __fadd_rn(H[i], geluErf(v)) : geluErf(v);
+  }
+}
+
+// dZ[s][i] = G[s][i] · geluErfGrad(Z[i]) for S streams of n values (G may be dZ).
+__global__ void __launch_bounds__(kThreads) geluErfBackKernel(const float* Z, const float* G, float* dZ, long long n,
+                                                              int S) {
+  CG_GRID_LOOP(i, n) {
+    const float g = geluErfGrad(Z[i]);
+    for (int s = 0; s < S; ++s) dZ[s * n + i] = __fmul_rn(G[s * n + i], g);
+  }
+}
+
+// LayerScale: Y[i, j] += X[i, j]·gamma[j] (the product rounded, then the sum).
+__global__ void __launch_bounds__(kThreads) layerScaleAddKernel(float* Y, const float* X, const float* gamma,
+                                                                long long rows, long long cols) {
+  CG_GRID_LOOP(i, rows * cols) Y[i] = __fadd_rn(Y[i], __fmul_rn(X[i], gamma[i % cols]));
+}
+
+// dX[i, j] = dY[i, j]·gamma[j] (dX may be dY: each element is read, then written, by one thread).
+__global__ void __launch_bounds__(kThreads) layerScaleBackKernel(const float* dY, const float* gamma, float* dX,
+                                                                 long long rows, long long cols) {
+  CG_GRID_LOOP(i, rows * cols) dX[i] = __fmul_rn(dY[i], gamma[i % cols]);
 }
 
 // Act = silu(Gt) ⊙ Up.
@@ -152,29 +206,117 @@ __global__ void __launch_bounds__(kRowThreads) rmsNormBackKernel(const float* dY
     dX[i * D + j] = __fadd_rn(dX[i * D + j], static_cast<float>(r * w[j] * dy[j] - k * x[j]));
 }
 
+// ---- LayerNorm: one CTA per row (sums as RMSNorm's: strided per thread, then the tree) ----
+// Y = ((x − mean)·rstd)·w + b, each operation rounded in that order; mean = float(Σx/D) and
+// rstd = float(1/√(Σ(x − Σx/D)²/D + eps)) in double, kept per row.
+__global__ void __launch_bounds__(kRowThreads) layerNormKernel(const float* X, const float* w, const float* b, float* Y,
+                                                               float* mean, float* rstd, long long D, float eps) {
+  __shared__ double part[kRowThreads];
+  const long long i = blockIdx.x;
+  const float* x = X + i * D;
+  double sum = 0;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) sum += x[j];
+  const double mu = blockSum(sum, part) / static_cast<double>(D);
+  double ss = 0;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) {
+    const double d = static_cast<double>(x[j]) - mu;
+    ss += d * d;
+  }
+  ss = blockSum(ss, part);
+  const float m = static_cast<float>(mu);
+  const float r = static_cast<float>(1.0 / sqrt(ss / static_cast<double>(D) + static_cast<double>(eps)));
+  if (threadIdx.x == 0) {
+    mean[i] = m;
+    rstd[i] = r;
+  }
+  for (long long j = threadIdx.x; j < D; j += kRowThreads)
+    Y[i * D + j] = __fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(x[j], m), r), w[j]), b[j]);
+}
+
+// dX += the LayerNorm input gradient of dY, one CTA per row i of `rows` (row i mod M's X,
+// mean, rstd): with x̂ = (x − mean)·rstd rounded as the forward rounds it and g = w·dy (exact
+// in double), dx = float(rstd·((g − Σg/D) − x̂·Σ(g·x̂)/D)).
+__global__ void __launch_bounds__(kRowThreads) layerNormBackKernel(const float* dY, const float* X, const float* mean,
+                                                                   const float* rstd, const float* w, float* dX,
+                                                                   long long M, long long D) {
+  __shared__ double partA[kRowThreads];
+  __shared__ double partB[kRowThreads];
+  const long long i = blockIdx.x;
+  const float* x = X + (i % M) * D;
+  const float* dy = dY + i * D;
+  const float m = mean[i % M], r = rstd[i % M];
+  double sg = 0, sgx = 0;  // Σ g, Σ g·x̂
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) {
+    const double g = static_cast<double>(w[j]) * dy[j];
+    sg += g;
+    sgx += g * static_cast<double>(__fmul_rn(__fsub_rn(x[j], m), r));
+  }
+  blockSum2(sg, sgx, partA, partB);
+  const double a = sg / static_cast<double>(D), c = sgx / static_cast<double>(D), rd = r;
+  for (long long j = threadIdx.x; j < D; j += kRowThreads) {
+    const double g = static_cast<double>(w[j]) * dy[j];
+    const double xh = __fmul_rn(__fsub_rn(x[j], m), r);
+    dX[i * D + j] = __fadd_rn(dX[i * D + j], static_cast<float>(rd * ((g - a) - xh * c)));
+  }
+}
+
+// The weight and bias gradients, one thread per column j, rows in order (the CPU's sums
+// exactly: each term is exact in double): dW[j] = (accumulate ? dW[j] : 0) +
+// scale·float(Σ_i dY[i, j]·x̂[i, j]), dB[j] likewise with Σ_i dY[i, j].
+__global__ void __launch_bounds__(kThreads) layerNormParamKernel(const float* dY, const float* X, const float* mean,
+                                                                 const float* rstd, float scale, bool accumulate,
+                                                                 float* dW, float* dB, long long M, long long D) {
+  CG_GRID_LOOP(j, D) {
+    double sw = 0, sb = 0;
+    for (long long i = 0; i < M; ++i) {
+      const float dy = dY[i * D + j];
+      sw += static_cast<double>(dy) * static_cast<double>(__fmul_rn(__fsub_rn(X[i * D + j], mean[i]), rstd[i]));
+      sb += dy;
+    }
+    const float tw = __fmul_rn(scale, static_cast<float>(sw)), tb = __fmul_rn(scale, static_cast<float>(sb));
+    dW[j] = accumulate ? __fadd_rn(dW[j], tw) : tw;
+    dB[j] = accumulate ? __fadd_rn(dB[j], tb) : tb;
+  }
+}
+
 // ---- attention ----
+// Q rows b·T + i, K and V rows b·Tk + j; query row i reads keys [0, keyEnd(i)): [0, i] when
+// causal (Tk == T), else all Tk. The gate multiplies the scores a = scale·(q·k) of the keys
+// [g0, g1) by t = float(tanh(double(g))) (g0 == g1 and no gate pointer without a gate).
 struct AttnDims {
-  long long B, T, M, heads, kvHeads, hd, qD, kvD;
+  long long B, T, Tk, M, Mk, heads, kvHeads, hd, qD, kvD;
+  long long g0, g1;
+  const float* gate;
   float scale;
+  bool causal;
 };
 
-// One CTA per (sample, head, query row i): the probabilities P[(b·heads + h)·T + i][0..T)
-// (zero above the diagonal). !recompute: from the scores, keeping the row's max and sum;
+__device__ inline long long keyEnd(const AttnDims& s, long long i) { return s.causal ? i + 1 : s.Tk; }
+__device__ inline bool gatedKey(const AttnDims& s, long long j) { return j >= s.g0 && j < s.g1; }
+// t = float(tanh(double(g))), the CPU's rounding of the same double function; 1 without a gate.
+__device__ inline float gateFactor(const float* gate) {
+  return gate ? static_cast<float>(tanh(static_cast<double>(*gate))) : 1.0f;
+}
+
+// One CTA per (sample, head, query row i): the probabilities P[(b·heads + h)·T + i][0..Tk)
+// (zero on the masked keys). !recompute: from the scores, keeping the row's max and sum;
 // recompute: from the kept max and sum (then rowMax and rowSum are only read).
 __global__ void __launch_bounds__(kRowThreads) attnProbsKernel(const float* Q, const float* K, float* rowMax,
                                                                float* rowSum, float* P, AttnDims s, bool recompute) {
   __shared__ double part[kRowThreads];
   __shared__ float fpart[kRowThreads];
   const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads, b = row / (s.T * s.heads);
-  const long long group = s.heads / s.kvHeads;
+  const long long group = s.heads / s.kvHeads, e = keyEnd(s, i);
   const float* q = Q + (b * s.T + i) * s.qD + h * s.hd;
-  const float* k = K + b * s.T * s.kvD + (h / group) * s.hd;
-  float* p = P + row * s.T;
+  const float* k = K + b * s.Tk * s.kvD + (h / group) * s.hd;
+  float* p = P + row * s.Tk;
+  const float t = gateFactor(s.gate);
   float lmax = -INFINITY;
-  for (long long j = threadIdx.x; j <= i; j += kRowThreads) {
+  for (long long j = threadIdx.x; j < e; j += kRowThreads) {
     float acc = 0.0f;
     for (long long d = 0; d < s.hd; ++d) acc = __fmaf_rn(q[d], k[j * s.kvD + d], acc);
-    const float v = __fmul_rn(s.scale, acc);
+    float v = __fmul_rn(s.scale, acc);
+    if (gatedKey(s, j)) v = __fmul_rn(v, t);
     p[j] = v;
     lmax = v > lmax ? v : lmax;
   }
@@ -185,7 +327,7 @@ __global__ void __launch_bounds__(kRowThreads) attnProbsKernel(const float* Q, c
   } else {
     m = blockMax(lmax, fpart);
     double z = 0;
-    for (long long j = threadIdx.x; j <= i; j += kRowThreads) z += static_cast<double>(expf(__fsub_rn(p[j], m)));
+    for (long long j = threadIdx.x; j < e; j += kRowThreads) z += static_cast<double>(expf(__fsub_rn(p[j], m)));
     sum = static_cast<float>(blockSum(z, part));
     if (threadIdx.x == 0) {
       rowMax[row] = m;
@@ -193,75 +335,131 @@ __global__ void __launch_bounds__(kRowThreads) attnProbsKernel(const float* Q, c
     }
   }
   const float inv = __fdiv_rn(1.0f, sum);
-  for (long long j = threadIdx.x; j < s.T; j += kRowThreads) p[j] = j <= i ? __fmul_rn(expf(__fsub_rn(p[j], m)), inv) : 0.0f;
+  for (long long j = threadIdx.x; j < s.Tk; j += kRowThreads) p[j] = j < e ? __fmul_rn(expf(__fsub_rn(p[j], m)), inv) : 0.0f;
 }
 
-// Att[b, i, h·hd + d] = Σ_{j ≤ i} P[i, j]·V[b, j, g·hd + d] in j order; one CTA per (b, h, i).
+// Att[b, i, h·hd + d] = Σ_{j < keyEnd(i)} P[i, j]·V[b, j, g·hd + d] in j order; one CTA per (b, h, i).
 __global__ void __launch_bounds__(kRowThreads) attnOutKernel(const float* P, const float* V, float* Att, AttnDims s) {
   const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads, b = row / (s.T * s.heads);
-  const long long g = h / (s.heads / s.kvHeads);
-  const float* p = P + row * s.T;
-  const float* v = V + b * s.T * s.kvD + g * s.hd;
+  const long long g = h / (s.heads / s.kvHeads), e = keyEnd(s, i);
+  const float* p = P + row * s.Tk;
+  const float* v = V + b * s.Tk * s.kvD + g * s.hd;
   for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
     float acc = 0.0f;
-    for (long long j = 0; j <= i; ++j) acc = __fmaf_rn(p[j], v[j * s.kvD + d], acc);
+    for (long long j = 0; j < e; ++j) acc = __fmaf_rn(p[j], v[j * s.kvD + d], acc);
     Att[(b * s.T + i) * s.qD + h * s.hd + d] = acc;
   }
 }
 
 // One CTA per (stream, sample, head, query row i): dP = dO·Vᵀ, dS = P ⊙ (dP − Σ P·dP) into
-// dS[((st·B + b)·heads + h)·T + i][0..T), then dQ_i = scale·Σ_j dS_ij·K_j.
-__global__ void __launch_bounds__(kRowThreads) attnBackRowKernel(const float* P, const float* dAtt, const float* K,
-                                                                 const float* V, float* dS, float* dQ, AttnDims s) {
+// dS[((st·B + b)·heads + h)·T + i][0..Tk), then dQ_i = scale·Σ_j dS_ij·K_j. With a gate: the
+// row's Σ dS·a over its gated keys (a recomputed, ungated) to rowGate[row] (a tree), then
+// the gated keys' dS times t (d a = dS·t). Two instances: the gate's code would double the
+// ungated (Qwen2) form's registers.
+template <bool Gated>
+__global__ void __launch_bounds__(kRowThreads) attnBackRowKernel(const float* P, const float* dAtt, const float* Q,
+                                                                 const float* K, const float* V, float* dS, float* dQ,
+                                                                 double* rowGate, AttnDims s) {
   __shared__ double part[kRowThreads];
   const long long row = blockIdx.x, i = row % s.T, h = (row / s.T) % s.heads;
   const long long sb = row / (s.T * s.heads), b = sb % s.B, st = sb / s.B;
-  const long long g = h / (s.heads / s.kvHeads);
-  const float* p = P + ((b * s.heads + h) * s.T + i) * s.T;
+  const long long g = h / (s.heads / s.kvHeads), e = keyEnd(s, i);
+  const float* p = P + ((b * s.heads + h) * s.T + i) * s.Tk;
   const float* dO = dAtt + (st * s.M + b * s.T + i) * s.qD + h * s.hd;
-  const float* v = V + b * s.T * s.kvD + g * s.hd;
-  const float* k = K + b * s.T * s.kvD + g * s.hd;
-  float* ds = dS + row * s.T;
+  const float* v = V + b * s.Tk * s.kvD + g * s.hd;
+  const float* k = K + b * s.Tk * s.kvD + g * s.hd;
+  float* ds = dS + row * s.Tk;
   double dot = 0;
-  for (long long j = threadIdx.x; j <= i; j += kRowThreads) {
+  for (long long j = threadIdx.x; j < e; j += kRowThreads) {
     float acc = 0.0f;
     for (long long d = 0; d < s.hd; ++d) acc = __fmaf_rn(dO[d], v[j * s.kvD + d], acc);
     ds[j] = acc;
     dot += static_cast<double>(p[j]) * acc;
   }
   const float df = static_cast<float>(blockSum(dot, part));
-  for (long long j = threadIdx.x; j < s.T; j += kRowThreads) ds[j] = j <= i ? __fmul_rn(p[j], __fsub_rn(ds[j], df)) : 0.0f;
+  if (Gated) {
+    const float t = gateFactor(s.gate);
+    const float* q = Q + (b * s.T + i) * s.qD + h * s.hd;
+    double gp = 0;
+    for (long long j = threadIdx.x; j < s.Tk; j += kRowThreads) {
+      float x = j < e ? __fmul_rn(p[j], __fsub_rn(ds[j], df)) : 0.0f;
+      if (gatedKey(s, j)) {
+        if (j < e) {
+          float acc = 0.0f;
+          for (long long d = 0; d < s.hd; ++d) acc = __fmaf_rn(q[d], k[j * s.kvD + d], acc);
+          gp += static_cast<double>(x) * static_cast<double>(__fmul_rn(s.scale, acc));
+        }
+        x = __fmul_rn(x, t);
+      }
+      ds[j] = x;
+    }
+    gp = blockSum(gp, part);
+    if (threadIdx.x == 0) rowGate[row] = gp;
+  } else {
+    for (long long j = threadIdx.x; j < s.Tk; j += kRowThreads) ds[j] = j < e ? __fmul_rn(p[j], __fsub_rn(ds[j], df)) : 0.0f;
+  }
   __syncthreads();  // the row of dS is read by every thread below
   for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
     float acc = 0.0f;
-    for (long long j = 0; j <= i; ++j) acc = __fmaf_rn(ds[j], k[j * s.kvD + d], acc);
+    for (long long j = 0; j < e; ++j) acc = __fmaf_rn(ds[j], k[j * s.kvD + d], acc);
     dQ[(st * s.M + b * s.T + i) * s.qD + h * s.hd + d] = __fmul_rn(s.scale, acc);
   }
 }
 
 // One CTA per (stream, sample, KV head, key row j): over the group's query heads in head
-// order, dV_j = Σ_h Σ_{i ≥ j} P_ij·dO_i and dK_j = Σ_h scale·Σ_{i ≥ j} dS_ij·Q_i.
+// order, dV_j = Σ_h Σ_i P_ij·dO_i and dK_j = Σ_h scale·Σ_i dS_ij·Q_i, over the queries that
+// read key j (i ≥ j when causal, else all T) in order.
 __global__ void __launch_bounds__(kRowThreads) attnBackKVKernel(const float* P, const float* dS, const float* dAtt,
                                                                 const float* Q, float* dK, float* dV, AttnDims s) {
-  const long long row = blockIdx.x, j = row % s.T, g = (row / s.T) % s.kvHeads;
-  const long long sb = row / (s.T * s.kvHeads), b = sb % s.B, st = sb / s.B;
-  const long long group = s.heads / s.kvHeads;
+  const long long row = blockIdx.x, j = row % s.Tk, g = (row / s.Tk) % s.kvHeads;
+  const long long sb = row / (s.Tk * s.kvHeads), b = sb % s.B, st = sb / s.B;
+  const long long group = s.heads / s.kvHeads, i0 = s.causal ? j : 0;
   for (long long d = threadIdx.x; d < s.hd; d += kRowThreads) {
     float dv = 0.0f, dk = 0.0f;
     for (long long h = g * group; h < (g + 1) * group; ++h) {
-      const float* p = P + (b * s.heads + h) * s.T * s.T;
-      const float* ds = dS + ((st * s.B + b) * s.heads + h) * s.T * s.T;
+      const float* p = P + (b * s.heads + h) * s.T * s.Tk;
+      const float* ds = dS + ((st * s.B + b) * s.heads + h) * s.T * s.Tk;
       float av = 0.0f, ak = 0.0f;
-      for (long long i = j; i < s.T; ++i) {
-        av = __fmaf_rn(p[i * s.T + j], dAtt[(st * s.M + b * s.T + i) * s.qD + h * s.hd + d], av);
-        ak = __fmaf_rn(ds[i * s.T + j], Q[(b * s.T + i) * s.qD + h * s.hd + d], ak);
+      for (long long i = i0; i < s.T; ++i) {
+        av = __fmaf_rn(p[i * s.Tk + j], dAtt[(st * s.M + b * s.T + i) * s.qD + h * s.hd + d], av);
+        ak = __fmaf_rn(ds[i * s.Tk + j], Q[(b * s.T + i) * s.qD + h * s.hd + d], ak);
       }
       const float tk = __fmul_rn(s.scale, ak);
       if (h == g * group) dv = av, dk = tk;
       else dv = __fadd_rn(dv, av), dk = __fadd_rn(dk, tk);
     }
-    dV[(st * s.M + b * s.T + j) * s.kvD + g * s.hd + d] = dv;
-    dK[(st * s.M + b * s.T + j) * s.kvD + g * s.hd + d] = dk;
+    dV[(st * s.Mk + b * s.Tk + j) * s.kvD + g * s.hd + d] = dv;
+    dK[(st * s.Mk + b * s.Tk + j) * s.kvD + g * s.hd + d] = dk;
+  }
+}
+
+// dGate[st] = float(Σ rowGate · (1 − t²)): one CTA per stream over its B·heads·T row
+// partials ((sample, head, query) order, strided per thread, then the tree); no atomics.
+__global__ void __launch_bounds__(kRowThreads) attnGateGradKernel(const double* rowGate, long long rowsPerStream,
+                                                                  const float* gate, float* dGate) {
+  __shared__ double part[kRowThreads];
+  const double* r = rowGate + blockIdx.x * rowsPerStream;
+  double sum = 0;
+  for (long long i = threadIdx.x; i < rowsPerStream; i += kRowThreads) sum += r[i];
+  sum = blockSum(sum, part);
+  if (threadIdx.x == 0) {
+    const float t = gateFactor(gate);
+    const double dt = 1.0 - static_cast<double>(t) * t;  // d tanh(g) / dg
+    dGate[blockIdx.x] = static_cast<float>(sum * dt);
+  }
+}
+
+// ---- images ----
+// P[b·N + py·gw + px, (c·p + ky)·p + kx] = images[((b·C + c)·H + py·p + ky)·W + px·p + kx], one
+// thread per element of P (N = gh·gw patches of C·p·p).
+__global__ void __launch_bounds__(kThreads) patchifyKernel(const float* images, float* P, long long B, long long C,
+                                                           long long H, long long W, long long p) {
+  const long long gw = W / p, N = (H / p) * gw, width = C * p * p;
+  CG_GRID_LOOP(idx, B * N * width) {
+    const long long r = idx / width, col = idx % width;
+    const long long b = r / N, py = (r % N) / gw, px = r % gw;
+    const long long c = col / (p * p), ky = (col / p) % p, kx = col % p;
+    P[idx] = images[((b * C + c) * H + py * p + ky) * W + px * p + kx];
   }
 }
 
@@ -384,7 +582,22 @@ __global__ void __launch_bounds__(kThreads) colSumKernel(const float* X, long lo
 }
 
 AttnDims dimsOf(const AttentionShape& s) {
-  return AttnDims{s.B, s.T, s.B * s.T, s.heads, s.kvHeads, s.hd, s.qDim(), s.kvDim(), s.scale};
+  const long long Tk = s.keys();
+  const bool gated = s.gated();
+  return AttnDims{s.B, s.T, Tk, s.B * s.T, s.B * Tk, s.heads, s.kvHeads, s.hd, s.qDim(), s.kvDim(),
+                  gated ? s.gateBegin : 0, gated ? s.gateEnd : 0, gated ? s.gate : nullptr, s.scale, s.causal};
+}
+
+// The attention's scratch (attentionScratch): P, then the backward's dS, then the gate's row
+// partials (doubles, at an even float offset: the scratch is a 256-byte-aligned workspace
+// buffer).
+struct AttnScratch {
+  int64_t probs, dS, gateAt;
+};
+AttnScratch attnScratchOf(const AttentionShape& s, int streams) {
+  const int64_t probs = s.B * s.heads * s.T * s.keys();
+  const int64_t dS = probs * std::max(streams, 0);
+  return AttnScratch{probs, dS, (probs + dS + 1) & ~int64_t{1}};
 }
 
 // A grid of one CTA per row: gridDim.x holds up to 2^31 − 1 (the callers' checkExtent
@@ -419,6 +632,26 @@ void CudaLayers::add(float* Y, const float* X, int64_t n) {
   CG_LAUNCHED();
 }
 
+void CudaLayers::biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) {
+  biasGeluErfKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Z, b, residual, out, rows, cols);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) {
+  geluErfBackKernel<<<std::min<unsigned>(blocksFor(n), 4096), kThreads, 0, ctx_.stream>>>(Z, G, dZ, n, streams);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) {
+  layerScaleAddKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Y, X, gamma, rows, cols);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) {
+  layerScaleBackKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(dY, gamma, dX, rows, cols);
+  CG_LAUNCHED();
+}
+
 void CudaLayers::swiglu(const float* Gt, const float* Up, float* Act, int64_t n) {
   swigluKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(Gt, Up, Act, n);
   CG_LAUNCHED();
@@ -442,6 +675,27 @@ void CudaLayers::rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float
   CG_LAUNCHED();
 }
 
+void CudaLayers::layerNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, const float* b, float* Y,
+                           float* mean, float* rstd) {
+  if (rows <= 0) return;
+  layerNormKernel<<<rowGrid(rows), kRowThreads, 0, ctx_.stream>>>(X, w, b, Y, mean, rstd, D, eps);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::layerNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X,
+                                   const float* mean, const float* rstd, const float* w, float* dX) {
+  if (rows <= 0) return;
+  layerNormBackKernel<<<rowGrid(rows), kRowThreads, 0, ctx_.stream>>>(dY, X, mean, rstd, w, dX, M, D);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::layerNormParamGrad(int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                                    const float* rstd, float scale, bool accumulate, float* dW, float* dB) {
+  if (D <= 0) return;
+  layerNormParamKernel<<<blocksFor(D), kThreads, 0, ctx_.stream>>>(dY, X, mean, rstd, scale, accumulate, dW, dB, M, D);
+  CG_LAUNCHED();
+}
+
 void CudaLayers::rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
                       bool inverse) {
   const long long n = rows * (width / hd) * (hd / 2);
@@ -450,7 +704,9 @@ void CudaLayers::rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t
 }
 
 int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const {
-  return s.B * s.heads * s.T * s.T * (1 + static_cast<int64_t>(streams));
+  const AttnScratch a = attnScratchOf(s, streams);
+  if (streams <= 0) return a.probs;
+  return a.gateAt + 2 * static_cast<int64_t>(streams) * s.rows();  // streams·rows doubles
 }
 
 void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
@@ -458,7 +714,7 @@ void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0) return;
-  float* P = scratch;  // B·heads·T²
+  float* P = scratch;  // B·heads·T·Tk
   attnProbsKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(Q, K, rowMax, rowSum, P, d, false);
   CG_LAUNCHED();
   attnOutKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(P, V, Att, d);
@@ -467,19 +723,39 @@ void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const
 
 void CudaLayers::attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                    const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
-                                   float* dV, float* scratch) {
+                                   float* dV, float* dGate, float* scratch) {
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0 || streams <= 0) return;
-  float* P = scratch;                          // B·heads·T², shared by the streams
-  float* dS = scratch + s.B * s.heads * s.T * s.T;  // streams·B·heads·T²
+  if (reinterpret_cast<uintptr_t>(scratch) % alignof(double) != 0)
+    throw CudaError("craftgrad: internal error: the attention's scratch is not 8-byte aligned");
+  const AttnScratch a = attnScratchOf(s, streams);
+  float* P = scratch;            // B·heads·T·Tk, shared by the streams
+  float* dS = scratch + a.probs;  // streams·B·heads·T·Tk
+  double* rowGate = reinterpret_cast<double*>(scratch + a.gateAt);  // streams·B·heads·T
   // Recomputing, the kernel only reads rowMax and rowSum.
   attnProbsKernel<<<rows, kRowThreads, 0, ctx_.stream>>>(Q, K, const_cast<float*>(rowMax), const_cast<float*>(rowSum),
                                                          P, d, true);
   CG_LAUNCHED();
-  attnBackRowKernel<<<rowGrid(streams * s.rows()), kRowThreads, 0, ctx_.stream>>>(P, dAtt, K, V, dS, dQ, d);
+  const unsigned rowsAll = rowGrid(streams * s.rows());
+  if (d.g1 > d.g0)
+    attnBackRowKernel<true><<<rowsAll, kRowThreads, 0, ctx_.stream>>>(P, dAtt, Q, K, V, dS, dQ, rowGate, d);
+  else
+    attnBackRowKernel<false><<<rowsAll, kRowThreads, 0, ctx_.stream>>>(P, dAtt, Q, K, V, dS, dQ, rowGate, d);
   CG_LAUNCHED();
-  attnBackKVKernel<<<rowGrid(streams * s.B * s.kvHeads * s.T), kRowThreads, 0, ctx_.stream>>>(P, dS, dAtt, Q, dK, dV, d);
+  attnBackKVKernel<<<rowGrid(streams * s.B * s.kvHeads * d.Tk), kRowThreads, 0, ctx_.stream>>>(P, dS, dAtt, Q, dK, dV,
+                                                                                                d);
+  CG_LAUNCHED();
+  if (d.g1 > d.g0) {
+    attnGateGradKernel<<<static_cast<unsigned>(streams), kRowThreads, 0, ctx_.stream>>>(rowGate, s.rows(), d.gate, dGate);
+    CG_LAUNCHED();
+  }
+}
+
+void CudaLayers::patchify(const float* images, float* P, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p) {
+  const long long n = B * (H / p) * (W / p) * C * p * p;
+  if (n <= 0) return;
+  patchifyKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(images, P, B, C, H, W, p);
   CG_LAUNCHED();
 }
 

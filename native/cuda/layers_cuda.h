@@ -9,6 +9,23 @@
 // model's did and PyTorch's mean backward does). Loss means: one CTA of 128 threads, strided
 // per-thread sums, then a fixed tree (run-to-run identical).
 //
+// The layers added for VLA-Adapter (#26), against the CPU's (test/layers-cuda.test.mjs):
+// - the CPU's bits on every device: LayerScale and its backward, the patch matrix, and
+//   LayerNorm's weight and bias gradients (one thread per column, the rows in the CPU's
+//   order; each term, a product of two floats, is exact in double);
+// - the CPU's bits where CUDA's double erf, exp and tanh give the host libm's (the emulator;
+//   on a GPU within an ulp, as core/layers.h allows): GELU's erf form and its backward;
+// - within rounding: LayerNorm's mean and rstd and its input gradient (the row sums in a
+//   fixed tree where the CPU sums in order; given the same kept mean and rstd, Y is the
+//   CPU's bit for bit), and the attention's new forms (causal or bidirectional, Tk keys per
+//   sample, the logit gate): the scores, row max and products are the CPU's operations in
+//   its order (fma chains over d, then over keys or queries), the softmax sum and Σ P·dP a
+//   fixed tree, and the gate's gradient a deterministic reduction without atomics: each
+//   softmax row's Σ dS·a over its gated keys in the tree (attnBackRowKernel), then per
+//   stream one CTA sums those rows (sample, head, query order, strided per thread) in the
+//   tree, times 1 − t² (attnGateGradKernel). Run-to-run identical. The causal, ungated path
+//   is the arithmetic it was (test/engine-fixtures-cuda.test.mjs).
+//
 // Threads: a model's call runs on one host thread; the backend's entry point makes the
 // device current there, and lease() does too. The workspace is one per device: a call holds
 // it (and so the device's model calls are serialised) from lease() until the lease is gone.
@@ -54,20 +71,35 @@ class CudaLayers final : public Layers {
   void geluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override;
   void addBias(float* Y, const float* b, int64_t rows, int64_t cols) override;
   void add(float* Y, const float* X, int64_t n) override;
+  void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) override;
+  void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override;
+  void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) override;
+  void layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) override;
   void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) override;
   void swigluBackward(const float* Gt, const float* Up, float* dAct, float* dUp, int64_t n, int64_t m) override;
   void rmsNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, float* Y, float* rstd) override;
   void rmsNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* rstd,
                        const float* w, float* dX) override;
+  void layerNorm(int64_t rows, int64_t D, float eps, const float* X, const float* w, const float* b, float* Y,
+                 float* mean, float* rstd) override;
+  void layerNormBackward(int64_t rows, int64_t M, int64_t D, const float* dY, const float* X, const float* mean,
+                         const float* rstd, const float* w, float* dX) override;
+  void layerNormParamGrad(int64_t M, int64_t D, const float* dY, const float* X, const float* mean, const float* rstd,
+                          float scale, bool accumulate, float* dW, float* dB) override;
   void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
             bool inverse) override;
-  // B·heads·T² floats for the probabilities, plus streams·B·heads·T² for the backward's dS.
+  // B·heads·T·Tk floats for the probabilities; with a backward of `streams` streams, plus
+  // streams·B·heads·T·Tk for its dS and streams·B·heads·T doubles for the gate gradient's
+  // per-row partial sums (always reserved: the shape's gate pointer may not be set yet when
+  // a plan counts its workspace). The scratch must be 8-byte aligned (a workspace buffer is
+  // 256-byte aligned); the backward checks it.
   int64_t attentionScratch(const AttentionShape& s, int streams) const override;
   void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                         float* rowMax, float* rowSum, float* scratch) override;
   void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
-                         float* scratch) override;
+                         float* dGate, float* scratch) override;
+  void patchify(const float* images, float* P, int64_t B, int64_t C, int64_t H, int64_t W, int64_t p) override;
   void embedSequence(float* H, const float* prefix, const int32_t* ids, const float* embed, const float* queries,
                      int64_t B, int64_t T, int64_t P, int64_t S, int64_t D) override;
   void gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
