@@ -14,8 +14,9 @@
 // - element-wise operations: explicitly rounded fp32 operations in the order written
 //   here (no contraction into fma), gelu_math.h for GELU.
 // - sums over rows or tokens (pooling, bias and query gradients): double, in row order.
-// - row reductions (RMSNorm, softmax): double; the CPU sums in order, CUDA in a fixed tree
-//   (run-to-run identical; equal to the CPU's within rounding). Loss means: the CPU sums in
+// - row reductions (RMSNorm, LayerNorm, softmax, the attention gate's gradient): double; the
+//   CPU sums in order, CUDA in a fixed tree (run-to-run identical; equal to the CPU's within
+//   rounding; native/cuda/layers_cuda.h). Loss means: the CPU sums in
 //   order, CUDA in a fixed tree.
 // - exp: the CPU's std::exp, CUDA's expf (equal within rounding).
 // - erf and tanh (GELU's erf form, the attention gate): in double, rounded to float once
