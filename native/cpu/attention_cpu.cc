@@ -13,6 +13,7 @@
 // The causal, ungated path is the arithmetic it was before the bidirectional and gated
 // forms joined (test/fixtures/engine holds its bits): with Tk = T and no gate every loop
 // below runs the same operations in the same order.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>

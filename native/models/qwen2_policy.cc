@@ -11,10 +11,10 @@
 // retention block joins at the final norm and at layer m, and is left out of the layers it
 // cannot reach.
 #include <algorithm>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "../core/backend_error.h"
 #include "action_head.h"
 #include "models.h"
 #include "qwen2_decoder.h"
@@ -147,10 +147,10 @@ ModelStepResult Qwen2PolicyStep::run() {
   const int64_t B = s_.B, T = s_.T, M = s_.M, D = c.D, MD = M * D, Q = c.Q, F = c.F();
   const int64_t BQ = B * Q, qTok = T - Q;
   const float* P = a_.params;
+  // The binding refuses host arrays for a device step before any call; reaching this is a bug.
   if (!L_.hostMemory() && !a_.frozenInBackend)
-    throw BackendError(std::string("craftgrad: qwen2Step on ") + L_.deviceName() +
-                           " needs the frozen weights in device memory (a TensorSet)",
-                       "ERR_CRAFTGRAD_CUDA");
+    throw std::logic_error(std::string("craftgrad: the Qwen2 step on ") + L_.deviceName() +
+                           " needs its frozen weights in the device's memory");
   L_.checkExtent(streams_ * MD, "the Qwen2 step");
   L_.checkExtent(streams_ * M * std::max(c.I, c.qDim()), "the Qwen2 step");
   L_.checkExtent(streams_ * s_.attention.rows() * T, "the Qwen2 step");
