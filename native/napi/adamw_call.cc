@@ -8,7 +8,6 @@
 #include "../core/adamw_params.h"
 #include "../core/backend.h"
 #include "../core/numerics.h"
-#include "../cpu/adamw_cpu.h"
 #include "arg_error.h"
 #include "op_call.h"
 #include "surgery_call.h"

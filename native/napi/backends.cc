@@ -37,6 +37,8 @@ Backend& backendNamed(const std::string& device, const std::string& name) {
 #endif
 }
 
+Backend& defaultHostBackend() { return cpuBackend(); }
+
 Backend& readBackend(Napi::Env env, Napi::Value v, const std::string& name) {
   if (!v.IsString()) throw typeError(name + " must be a device name ('cpu' or 'cuda:N'), got " + describeValue(env, v));
   return backendNamed(v.As<Napi::String>().Utf8Value(), name);

@@ -7,7 +7,6 @@
 
 #include "../core/backend.h"
 #include "../core/model_desc.h"
-#include "../cpu/cpu_backend.h"
 #include "arg_error.h"
 #include "backends.h"
 #include "op_call.h"
@@ -202,7 +201,7 @@ struct GemmOp {
       throw rangeError("c overlaps a or b in memory");
     g.a = a.data, g.b = b.data, g.c = c.data;
     g.variant = o.has("variant") ? static_cast<int>(o.integer("variant", 0, 4)) : 0;
-    op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
+    op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &defaultHostBackend();
     for (const F32View* v : {&a, &b, &c}) op.hold.buffer(v->arrayBuffer);
     return op;
   }

@@ -4,7 +4,6 @@
 #include <string>
 
 #include "../core/overlap.h"
-#include "../cpu/cpu_backend.h"
 #include "arg_error.h"
 #include "backends.h"
 #include "tensor_set.h"
@@ -36,7 +35,7 @@ void checkOverlap(std::vector<MemRange>& ranges, const char* const* flatNames) {
 // Where host operands are computed: options.device, the CPU by default.
 Backend* hostBackend(Napi::Env env, const Options& o) {
   const napi_value device = o.optional("device");
-  return device ? &readBackend(env, Napi::Value(env, device), "device") : &cpuBackend();
+  return device ? &readBackend(env, Napi::Value(env, device), "device") : &defaultHostBackend();
 }
 
 void parseSets(const Napi::CallbackInfo& info, SurgeryOp& op) {
