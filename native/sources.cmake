@@ -14,9 +14,11 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/addon.cc
   native/napi/arg_error.cc
   native/napi/backends.cc
+  native/napi/js_values.cc
   native/napi/model_call.cc
   native/napi/mpi_call.cc
   native/napi/nccl_call.cc
+  native/napi/options.cc
   native/napi/qwen2_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc

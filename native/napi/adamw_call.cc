@@ -10,9 +10,9 @@
 #include "../core/numerics.h"
 #include "arg_error.h"
 #include "op_call.h"
+#include "options.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 
 namespace craftgrad {
 namespace {

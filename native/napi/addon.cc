@@ -7,6 +7,7 @@
 #include "adamw_call.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "js_values.h"
 #include "model_call.h"
 #include "mpi_call.h"
 #include "nccl_call.h"
@@ -14,7 +15,6 @@
 #include "qwen2_call.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 #ifdef CRAFTGRAD_BENCH
 #include "../../bench/native/bench_natives.h"
 #endif

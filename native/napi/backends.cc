@@ -7,9 +7,9 @@
 #include "../cpu/cpu_backend.h"
 #include "../cpu/cpu_features.h"
 #include "arg_error.h"
+#include "js_values.h"
 #include "mpi_call.h"
 #include "nccl_call.h"
-#include "typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../cuda/cuda_backend.h"
 #include "../cuda/tuning.h"

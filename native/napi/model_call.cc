@@ -10,6 +10,7 @@
 #include "arg_error.h"
 #include "backends.h"
 #include "op_call.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 

@@ -6,6 +6,7 @@
 
 #include "../mpi/mpi_comm.h"
 #include "arg_error.h"
+#include "js_values.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {

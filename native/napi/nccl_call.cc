@@ -9,8 +9,8 @@
 #include "../nccl/nccl_library.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "js_values.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 
 namespace craftgrad {
 namespace {

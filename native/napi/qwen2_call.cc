@@ -9,6 +9,7 @@
 #include "../core/qwen2_desc.h"
 #include "arg_error.h"
 #include "op_call.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 
@@ -54,27 +55,6 @@ Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
   const std::string err = qwen2ConfigError(c);
   if (!err.empty()) throw rangeError(err);
   return c;
-}
-
-struct I32View {
-  const int32_t* data = nullptr;
-  int64_t length = 0;
-  napi_value arrayBuffer = nullptr;
-};
-
-I32View readInt32Array(napi_env env, napi_value v, const char* name) {
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  napi_typedarray_type type{};
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value ab = nullptr;
-  size_t offset = 0;
-  if (is) napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset);
-  if (!is || type != napi_int32_array)
-    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, v));
-  if (length > 0 && data == nullptr) throw typeError(std::string(name) + "'s buffer is detached");
-  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), ab};
 }
 
 struct Qwen2StepOp {

@@ -6,6 +6,7 @@
 #include "../core/overlap.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 

@@ -5,6 +5,7 @@
 
 #include "arg_error.h"
 #include "backends.h"
+#include "options.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {

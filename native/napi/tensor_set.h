@@ -20,7 +20,7 @@
 
 namespace craftgrad {
 
-class Options;  // typed_arrays.h
+class Options;  // options.h
 
 class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
  public:
