@@ -5,7 +5,6 @@
 set(CRAFTGRAD_CORE_SOURCES
   native/core/backend.cc
   native/core/model_desc.cc
-  native/core/overlap.cc
   native/core/qwen2_desc.cc
   native/core/thread_pool.cc)
 
@@ -18,6 +17,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/model_call.cc
   native/napi/mpi_call.cc
   native/napi/nccl_call.cc
+  native/napi/operands.cc
   native/napi/options.cc
   native/napi/qwen2_call.cc
   native/napi/surgery_call.cc

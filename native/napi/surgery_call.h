@@ -10,9 +10,9 @@
 #include <napi.h>
 
 #include <memory>
-#include <vector>
 
 #include "../core/backend.h"
+#include "inline_vector.h"
 #include "op_call.h"
 
 namespace craftgrad {
@@ -22,10 +22,10 @@ struct SurgeryOp {
   Backend* backend = nullptr;
   SurgeryParams params;
   bool cosines = false;
-  std::shared_ptr<Layout> layout;     // TensorSets
-  std::shared_ptr<Memory> a, r, out;  // TensorSets
-  std::vector<HostTensor> tensors;    // host operands
-  std::vector<TensorStats> stats;
+  std::shared_ptr<Layout> layout;                    // TensorSets
+  float *a = nullptr, *r = nullptr, *out = nullptr;  // TensorSets (their memory in hold)
+  InlineVector<HostTensor, 2> tensors;               // host operands
+  InlineVector<TensorStats, 2> stats;
   JsHold hold;
   size_t outIndex = 0;
 

@@ -27,6 +27,10 @@ struct Pending {
 
 std::string num(int64_t v) { return std::to_string(v); }
 
+std::string label(const char* name, int64_t index) {
+  return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]";
+}
+
 }  // namespace
 
 Napi::Function TensorSetWrap::define(Napi::Env env) {
@@ -58,15 +62,15 @@ bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
   return napi_check_object_type_tag(env, v, &kSetTag, &result) == napi_ok && result;
 }
 
-TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const std::string& name) {
-  if (!is(env, v)) throw typeError(name + " must be a TensorSet, got " + describeValue(env, v));
+TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const char* name, int64_t index) {
+  if (!is(env, v)) throw typeError(label(name, index) + " must be a TensorSet, got " + describeValue(env, v));
   TensorSetWrap* w = Unwrap(v.As<Napi::Object>());
-  w->live(env, name);
+  w->live(env, name, index);
   return w;
 }
 
-void TensorSetWrap::live(Napi::Env env, const std::string& name) {
-  if (!mem_) throw typeError(name + " is a disposed TensorSet");
+void TensorSetWrap::live(Napi::Env env, const char* name, int64_t index) {
+  if (!mem_) throw typeError(label(name, index) + " is a disposed TensorSet");
   hostBuffer_ = nullptr;
   if (host_.IsEmpty()) return;
   // The array may have been detached (transferred) since the set was made.
@@ -75,7 +79,7 @@ void TensorSetWrap::live(Napi::Env env, const std::string& name) {
   napi_value buffer = nullptr;
   NAPI_THROW_IF_FAILED_VOID(env, napi_get_typedarray_info(env, host_.Value(), nullptr, &length, &data, &buffer, nullptr));
   if (static_cast<int64_t>(length) != mem_->length() || (length > 0 && data != mem_->data()))
-    throw typeError(name + " is backed by a detached ArrayBuffer");
+    throw typeError(label(name, index) + " is backed by a detached ArrayBuffer");
   hostBuffer_ = buffer;
 }
 

@@ -7,13 +7,6 @@
 
 namespace craftgrad {
 
-bool bytesOverlap(const void* x, int64_t nx, const void* y, int64_t ny) {
-  if (!x || !y || nx == 0 || ny == 0) return false;
-  const char* a = static_cast<const char*>(x);
-  const char* b = static_cast<const char*>(y);
-  return a < b + ny && b < a + nx;
-}
-
 F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index) {
   auto label = [&] { return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]"; };
   napi_typedarray_type type;
@@ -40,22 +33,6 @@ F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64
   v.length = static_cast<int64_t>(length);
   v.arrayBuffer = buffer;
   return v;
-}
-
-std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* name) {
-  bool isArray = false;
-  checkStatus(env, napi_is_array(env, list, &isArray));
-  if (!isArray)
-    throw typeError(std::string(name) + " must be an Array of Float32Array, got " + describeValue(env, list));
-  uint32_t count = 0;
-  checkStatus(env, napi_get_array_length(env, list, &count));
-  std::vector<F32View> views(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    napi_value element;
-    checkStatus(env, napi_get_element(env, list, i, &element));
-    views[i] = readFloat32Array(env, element, name, i);
-  }
-  return views;
 }
 
 I32View readInt32Array(napi_env env, napi_value v, const char* name) {

@@ -1,6 +1,7 @@
 // Reading typed arrays from N-API values, with every check the boundary needs (type,
-// detached buffer): Float32Arrays and lists of them, Int32Arrays, size lists. Raw N-API
-// calls: these run once per tensor, and a call may hold ten thousand tensors.
+// detached buffer): Float32Arrays, Int32Arrays, size lists. Raw N-API calls: these run once
+// per tensor, and a call may hold ten thousand tensors. Operations read their operands
+// through operands.h (lists of Float32Array included), which calls these.
 #pragma once
 #include <node_api.h>
 
@@ -21,9 +22,6 @@ struct F32View {
 // runs once per tensor on the hot path.
 F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index = -1);
 
-// A JS array of Float32Array; `name` is the list's name ("act").
-std::vector<F32View> readFloat32List(napi_env env, napi_value list, const char* name);
-
 struct I32View {
   const int32_t* data = nullptr;
   int64_t length = 0;
@@ -32,9 +30,6 @@ struct I32View {
 
 // An Int32Array ("<name> must be an Int32Array, got ..." otherwise).
 I32View readInt32Array(napi_env env, napi_value value, const char* name);
-
-// Whether the byte ranges [x, x + nx) and [y, y + ny) share a byte (empty ranges never do).
-bool bytesOverlap(const void* x, int64_t nx, const void* y, int64_t ny);
 
 // Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name);
