@@ -35,19 +35,25 @@ F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64
   return v;
 }
 
-I32View readInt32Array(napi_env env, napi_value v, const char* name) {
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  napi_typedarray_type type{};
+I32View readInt32Array(napi_env env, napi_value value, const char* name) {
+  napi_typedarray_type type;
   size_t length = 0;
   void* data = nullptr;
-  napi_value ab = nullptr;
-  size_t offset = 0;
-  if (is) napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset);
-  if (!is || type != napi_int32_array)
-    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, v));
-  if (length > 0 && data == nullptr) throw typeError(std::string(name) + "'s buffer is detached");
-  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), ab};
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, nullptr) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) throw Napi::Error::New(env);
+    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, value));
+  }
+  if (type != napi_int32_array) throw typeError(std::string(name) + " must be an Int32Array, got " + typedArrayName(type));
+  // A detached buffer reads as empty, as for Float32Arrays.
+  if (length == 0 || data == nullptr) {
+    bool detached = false;
+    checkStatus(env, napi_is_detached_arraybuffer(env, buffer, &detached));
+    if (detached) throw typeError(std::string(name) + "'s buffer is detached");
+  }
+  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), buffer};
 }
 
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name) {

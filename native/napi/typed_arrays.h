@@ -28,7 +28,8 @@ struct I32View {
   napi_value arrayBuffer = nullptr;
 };
 
-// An Int32Array ("<name> must be an Int32Array, got ..." otherwise).
+// An Int32Array whose buffer is not detached (TypeError "<name> must be an Int32Array, got
+// ..." or "<name>'s buffer is detached" otherwise).
 I32View readInt32Array(napi_env env, napi_value value, const char* name);
 
 // Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
