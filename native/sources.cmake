@@ -13,6 +13,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/addon.cc
   native/napi/arg_error.cc
   native/napi/backends.cc
+  native/napi/env_data.cc
   native/napi/js_values.cc
   native/napi/model_call.cc
   native/napi/mpi_call.cc

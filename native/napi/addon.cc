@@ -7,6 +7,7 @@
 #include "adamw_call.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
 #include "js_values.h"
 #include "model_call.h"
 #include "mpi_call.h"
@@ -37,6 +38,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  initEnvData(env);  // first: the TensorSet constructor and the surgery result function live there
   exports.Set("TensorSet", TensorSetWrap::define(env));
   exports.Set("surgery", Napi::Function::New(env, callSync<SurgeryOp>, "surgery"));
   exports.Set("surgeryAsync", Napi::Function::New(env, callAsync<SurgeryOp>, "surgeryAsync"));

@@ -5,6 +5,8 @@
 
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
+#include "js_values.h"
 #include "operands.h"
 #include "options.h"
 #include "tensor_set.h"
@@ -167,10 +169,15 @@ void SurgeryOp::compute() {
   }
 }
 
+// Built by EnvData's result function (env_data.h): the per-tensor values go through its
+// scratch arrays, the rest as arguments.
 Napi::Value SurgeryOp::result(Napi::Env env) {
   const size_t k = stats.size();
-  Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
-  Napi::Float64Array dots = Napi::Float64Array::New(env, k);
+  EnvData& data = envData(env);
+  napi_value args[8];
+  data.scratch(k, cosines ? 2 * k : k, &args[1], &args[2]);
+  uint8_t* conflicts = data.byteData;
+  double* dots = data.doubleData;
   uint32_t numConflicts = 0, nonFinite = 0;
   double normSq = 0.0;  // summed in tensor order: deterministic
   for (size_t i = 0; i < k; ++i) {
@@ -180,20 +187,23 @@ Napi::Value SurgeryOp::result(Napi::Env env) {
     nonFinite += stats[i].nonFinite ? 1 : 0;
     normSq += stats[i].outSq;
   }
-  Napi::Object res = Napi::Object::New(env);
-  res.Set("out", Napi::Value(env, hold.values[outIndex]));
-  res.Set("conflicts", conflicts);
-  res.Set("dots", dots);
   if (cosines) {
-    Napi::Float64Array cos = Napi::Float64Array::New(env, k);
     for (size_t i = 0; i < k; ++i) {
       const double denom = std::sqrt(stats[i].aa) * std::sqrt(stats[i].rr);
-      cos[i] = denom > 0 ? stats[i].dot / denom : 0.0;
+      dots[k + i] = denom > 0 ? stats[i].dot / denom : 0.0;
     }
-    res.Set("cosines", cos);
   }
-  setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
-  return res;
+  args[0] = hold.values[outIndex];
+  checkStatus(env, napi_create_double(env, static_cast<double>(k), &args[3]));
+  checkStatus(env, napi_get_boolean(env, cosines, &args[4]));
+  checkStatus(env, napi_create_uint32(env, numConflicts, &args[5]));
+  checkStatus(env, napi_create_double(env, std::sqrt(normSq), &args[6]));
+  checkStatus(env, napi_create_uint32(env, nonFinite, &args[7]));
+  napi_value fn, undefined, res;
+  checkStatus(env, napi_get_reference_value(env, data.surgeryResult, &fn));
+  checkStatus(env, napi_get_undefined(env, &undefined));
+  checkStatus(env, napi_call_function(env, undefined, fn, 8, args, &res));
+  return Napi::Value(env, res);
 }
 
 void setSurgeryTotals(Napi::Env env, Napi::Object& res, size_t k, uint32_t numConflicts, double normSq,

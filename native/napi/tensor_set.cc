@@ -5,6 +5,7 @@
 
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
 #include "options.h"
 #include "typed_arrays.h"
 
@@ -13,11 +14,6 @@ namespace {
 
 // A random 128-bit tag: what an object must carry to be unwrapped as a TensorSet.
 constexpr napi_type_tag kSetTag = {0x6a1c3f1e9b2d4c07ULL, 0x8f0e2a5d7c3b1e46ULL};
-
-// The constructor of each environment (main thread and worker threads), for create().
-struct AddonData {
-  Napi::FunctionReference tensorSet;
-};
 
 // What create() hands the constructor through an External (JS code cannot make one).
 struct Pending {
@@ -45,15 +41,13 @@ Napi::Function TensorSetWrap::define(Napi::Env env) {
        InstanceMethod<&TensorSetWrap::download>("download"),
        InstanceMethod<&TensorSetWrap::fill>("fill"),
        InstanceMethod<&TensorSetWrap::dispose>("dispose")});
-  auto* data = new AddonData();
-  data->tensorSet = Napi::Persistent(ctor);
-  env.SetInstanceData(data);  // deleted with the environment
+  envData(env).tensorSet = Napi::Persistent(ctor);  // for create(), per environment
   return ctor;
 }
 
 Napi::Object TensorSetWrap::create(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout) {
   Pending pending{&backend, std::move(layout)};
-  return env.GetInstanceData<AddonData>()->tensorSet.New({Napi::External<Pending>::New(env, &pending)});
+  return envData(env).tensorSet.New({Napi::External<Pending>::New(env, &pending)});
 }
 
 bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
