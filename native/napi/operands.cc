@@ -53,6 +53,13 @@ void Operands::keepBuffer(napi_value buffer) {
   if (hold_) hold_->buffer(buffer);
 }
 
+// A list's tensors are usually views of one buffer (a GradSet's, or one allocation): kept once.
+void Operands::keepBuffer(const F32View& view) {
+  if (!hold_ || (view.bufferData != nullptr && view.bufferData == lastBuffer_)) return;
+  hold_->buffer(view.arrayBuffer);
+  lastBuffer_ = view.bufferData;
+}
+
 void Operands::record(const char* name, int64_t index, Access access, const void* space, const TensorSetWrap* set) {
   operands_.push_back(Operand{name, index, access, space, set, static_cast<uint32_t>(ranges_.size()), 0});
 }
@@ -90,7 +97,7 @@ F32View Operands::array(napi_value v, const char* name, Access access, int64_t i
   const F32View f = readFloat32Array(env_, v, name, index);
   record(name, index, access, nullptr, nullptr);
   addRange(f.data, f.length, index);
-  keepBuffer(f.arrayBuffer);
+  keepBuffer(f);
   return f;
 }
 
@@ -99,7 +106,7 @@ F32View Operands::array(napi_value v, const char* name, Access access, Need need
   if (f.length != need.elements) lengthError(label(name, index), f.length, need.what, need.elements);
   record(name, index, access, nullptr, nullptr);
   addRange(f.data, f.length, index);
-  keepBuffer(f.arrayBuffer);
+  keepBuffer(f);
   return f;
 }
 
@@ -129,7 +136,7 @@ void Operands::list(napi_value v, const char* name, Access access, F32List& out)
   ranges_.reserve(ranges_.size() + count);
   for (uint32_t i = 0; i < count; ++i) {
     addRange(out[i].data, out[i].length, i);
-    keepBuffer(out[i].arrayBuffer);
+    keepBuffer(out[i]);
   }
 }
 
@@ -198,8 +205,9 @@ bool Operands::lessRange(const Range& x, const Range& y) const {
 }
 
 // A few ranges: insertion sort, in place. Many (a surgery over thousands of tensors): each
-// operand's ranges are usually in address order already (one buffer per set), and merging
-// those runs is O(n); otherwise a full sort.
+// operand's ranges are usually in address order already (one buffer per list), and the
+// buffers apart, so putting whole runs in order (rotations, in place) sorts them in O(n);
+// runs that interleave are merged, and unsorted ones sorted.
 void Operands::sortRanges() {
   const auto less = [this](const Range& x, const Range& y) { return lessRange(x, y); };
   Range* r = ranges_.data();
@@ -215,8 +223,24 @@ void Operands::sortRanges() {
       return;
     }
   }
-  for (const Operand& o : operands_)
-    if (o.firstRange > 0 && o.rangeCount > 0) std::inplace_merge(r, r + o.firstRange, r + o.firstRange + o.rangeCount, less);
+  // The runs, by their first range (insertion: a run moves below those that start after it).
+  InlineVector<std::pair<size_t, size_t>, 6> runs;  // [begin, end) in r
+  for (const Operand& o : operands_) {
+    if (o.rangeCount == 0) continue;
+    size_t begin = o.firstRange, end = o.firstRange + o.rangeCount;
+    size_t at = runs.size();
+    while (at > 0 && less(r[begin], r[runs[at - 1].first])) --at;
+    if (at < runs.size()) {
+      const size_t to = runs[at].first, len = end - begin;
+      std::rotate(r + to, r + begin, r + end);
+      for (size_t k = at; k < runs.size(); ++k) runs[k].first += len, runs[k].second += len;
+      begin = to, end = to + len;
+    }
+    runs.push_back({begin, end});
+    for (size_t k = runs.size() - 1; k > at; --k) std::swap(runs[k], runs[k - 1]);
+  }
+  if (std::is_sorted(r, r + n, less)) return;
+  for (size_t k = 1; k < runs.size(); ++k) std::inplace_merge(r, r + runs[k].first, r + runs[k].second, less);
 }
 
 // One sweep in address order. Equal ranges form a group: it is fine with no written range,

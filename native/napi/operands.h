@@ -114,6 +114,7 @@ class Operands {
   void record(const char* name, int64_t index, Access access, const void* space, const TensorSetWrap* set);
   void addRange(const void* data, int64_t floats, int64_t index);
   void keepBuffer(napi_value buffer);
+  void keepBuffer(const F32View& view);
   const void* spaceOf(const TensorSetWrap* w) const;
   bool lessRange(const Range& x, const Range& y) const;
   void sortRanges();
@@ -124,6 +125,7 @@ class Operands {
   Wording words_;
   Backend* backend_ = nullptr;
   const char* backendName_ = nullptr;  // the operand (or thing) that gave the backend
+  const void* lastBuffer_ = nullptr;   // the bytes of the buffer kept last (views of one buffer: kept once)
   int64_t backendIndex_ = -1;
   InlineVector<Operand, 6> operands_;
   InlineVector<Range, 6> ranges_;

@@ -32,6 +32,7 @@ F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64
   v.data = static_cast<float*>(data);
   v.length = static_cast<int64_t>(length);
   v.arrayBuffer = buffer;
+  v.bufferData = data ? static_cast<const char*>(data) - byteOffset : nullptr;
   return v;
 }
 

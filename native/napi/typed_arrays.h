@@ -15,6 +15,7 @@ struct F32View {
   float* data = nullptr;
   int64_t length = 0;
   napi_value arrayBuffer = nullptr;  // the backing buffer, to keep alive in async calls
+  const void* bufferData = nullptr;  // where that buffer's bytes start (views of one buffer share it)
 };
 
 // `name` is the argument as the user sees it ("actFlat", or "act" with index 3 for
