@@ -39,7 +39,7 @@ enum class Access : uint8_t {
 struct Wording {
   // A set on another backend than the call's.
   const char* device = "{x} is on {xv} but {y} is on {yv}";
-  // A set whose tensor sizes differ from the reference's (requireLike).
+  // A set whose tensor sizes differ from the reference's (requireSetsLike).
   const char* sizes = "{x} does not have the tensor sizes of {y}";
   // Two operands that overlap (requireDisjoint).
   const char* overlap = "{x} and {y} overlap in memory";
@@ -93,7 +93,9 @@ class Operands {
   // Narrows the memory recorded for the operand `name` to `count` elements from `offset`
   // (in range: the caller checked), for a call that reads or writes part of a set (copy).
   void narrow(const char* name, int64_t offset, int64_t count);
-  // No written operand overlaps another one (but WriteInPlace's exact aliasing).
+  // No written operand overlaps another one (but WriteInPlace's exact aliasing). Once, last:
+  // it reorders what narrow() finds. Of several overlapping pairs, the one met first in
+  // address order is named.
   void requireDisjoint();
 
  private:
