@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// node bench/surgery-call.js [--baseline DIR] [--rounds N] [--calls N] [--record]
+// node bench/surgery-call.js [--baseline DIR [--baseline-name TEXT]] [--rounds N] [--calls N] [--record]
 // The fixed cost of one small synchronous surgery call: one 1,024-element tensor, through
 // the public surgery() (src/surgery.ts) and through the raw binding with the options
 // object surgery() builds, with a preallocated `out` (and, for reference, allocating it, and
@@ -7,8 +7,9 @@
 //
 // --baseline DIR times another build of craftgrad in the same process, interleaved with this
 // one (A/B): DIR is a checkout with its own dist/ and build/Release (e.g. `git archive` of an
-// older commit, `tsc`, and its addon). Each round times `calls` calls of every form on both,
-// in alternating order; the figures are the medians over the rounds, per call.
+// older commit, `tsc`, and its addon); --baseline-name says what it is in the record. Each
+// round times `calls` calls of every form on both, in alternating order; the figures are
+// the medians over the rounds, per call.
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -19,7 +20,7 @@ import { median, recordSection } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
-    baseline: { type: 'string' }, rounds: { type: 'string', default: '41' }, calls: { type: 'string', default: '2000' },
+    baseline: { type: 'string' }, 'baseline-name': { type: 'string' }, rounds: { type: 'string', default: '101' }, calls: { type: 'string', default: '2000' },
     record: { type: 'boolean', default: false },
   },
 });
@@ -58,7 +59,7 @@ function timePerCallUs(fn) {
 }
 
 const variants = [];
-if (args.baseline) variants.push({ name: 'baseline', dir: resolve(args.baseline) });
+if (args.baseline) variants.push({ name: 'baseline', dir: resolve(args.baseline), label: args['baseline-name'] });
 variants.push({ name: 'this build', dir: resolve(new URL('..', import.meta.url).pathname) });
 for (const v of variants) {
   v.lib = await load(v.dir);
@@ -97,7 +98,7 @@ if (args.record) {
 
 - Date: ${new Date().toISOString().slice(0, 10)}
 - Machine: ${machine}
-- ${variants.map((v) => `${v.name}: ${v.commit || v.dir}`).join('; ')}
+- ${variants.map((v) => `${v.name}: ${v.label ?? (v.commit || v.dir)}`).join('; ')}
 - ${note}
 
 ${table}`);
