@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
-#include <functional>
+#include <stdexcept>
 #include <string>
 
 #include "arg_error.h"
@@ -45,8 +45,15 @@ void Operands::useBackend(Backend& backend, const char* name) {
   backendIndex_ = -1;
 }
 
-const void* Operands::spaceOf(const TensorSetWrap* w) const {
-  return w->backend().hostMemory() ? nullptr : static_cast<const void*>(&w->backend());
+// Host arrays and sets in host memory share space 0; each device backend has its own.
+uint8_t Operands::spaceOf(const TensorSetWrap* w) {
+  const Backend* b = &w->backend();
+  if (b->hostMemory()) return 0;
+  for (size_t i = 0; i < devices_.size(); ++i)
+    if (devices_[i] == b) return static_cast<uint8_t>(i + 1);
+  if (devices_.size() >= 255) throw std::length_error("craftgrad: more than 255 devices in one call");
+  devices_.push_back(b);
+  return static_cast<uint8_t>(devices_.size());
 }
 
 void Operands::keepBuffer(napi_value buffer) {
@@ -60,16 +67,17 @@ void Operands::keepBuffer(const F32View& view) {
   lastBuffer_ = view.bufferData;
 }
 
-void Operands::record(const char* name, int64_t index, Access access, const void* space, const TensorSetWrap* set) {
+void Operands::record(const char* name, int64_t index, Access access, uint8_t space, const TensorSetWrap* set) {
   operands_.push_back(Operand{name, index, access, space, set, static_cast<uint32_t>(ranges_.size()), 0});
 }
 
 void Operands::addRange(const void* data, int64_t floats, int64_t index) {
   if (floats <= 0 || data == nullptr) return;  // an empty range overlaps nothing
   const auto begin = reinterpret_cast<uintptr_t>(data);
+  Operand& o = operands_.back();
   ranges_.push_back(Range{begin, begin + static_cast<uintptr_t>(floats) * sizeof(float), index,
-                          static_cast<uint32_t>(operands_.size() - 1)});
-  ++operands_.back().rangeCount;
+                          static_cast<uint32_t>(operands_.size() - 1), o.access, o.space});
+  ++o.rangeCount;
 }
 
 TensorSetWrap* Operands::set(napi_value v, const char* name, Access access, int64_t index) {
@@ -95,7 +103,7 @@ TensorSetWrap* Operands::set(napi_value v, const char* name, Access access, Need
 
 F32View Operands::array(napi_value v, const char* name, Access access, int64_t index) {
   const F32View f = readFloat32Array(env_, v, name, index);
-  record(name, index, access, nullptr, nullptr);
+  record(name, index, access, 0, nullptr);
   addRange(f.data, f.length, index);
   keepBuffer(f);
   return f;
@@ -104,7 +112,7 @@ F32View Operands::array(napi_value v, const char* name, Access access, int64_t i
 F32View Operands::array(napi_value v, const char* name, Access access, Need need, int64_t index) {
   const F32View f = readFloat32Array(env_, v, name, index);
   if (f.length != need.elements) lengthError(label(name, index), f.length, need.what, need.elements);
-  record(name, index, access, nullptr, nullptr);
+  record(name, index, access, 0, nullptr);
   addRange(f.data, f.length, index);
   keepBuffer(f);
   return f;
@@ -113,7 +121,7 @@ F32View Operands::array(napi_value v, const char* name, Access access, Need need
 I32View Operands::int32Array(napi_value v, const char* name, Access access, Need need) {
   const I32View a = readInt32Array(env_, v, name);
   if (a.length != need.elements) lengthError(name, a.length, need.what, need.elements);
-  record(name, -1, access, nullptr, nullptr);
+  record(name, -1, access, 0, nullptr);
   addRange(a.data, a.length, -1);  // int32 and float32 elements are both 4 bytes
   keepBuffer(a.arrayBuffer);
   return a;
@@ -127,16 +135,14 @@ void Operands::list(napi_value v, const char* name, Access access, F32List& out)
   checkStatus(env_, napi_get_array_length(env_, v, &count));
   out.clear();
   out.reserve(count);
+  record(name, -1, access, 0, nullptr);
+  ranges_.reserve(ranges_.size() + count);
   for (uint32_t i = 0; i < count; ++i) {
     napi_value element;
     checkStatus(env_, napi_get_element(env_, v, i, &element));
-    out.push_back(readFloat32Array(env_, element, name, i));
-  }
-  record(name, -1, access, nullptr, nullptr);
-  ranges_.reserve(ranges_.size() + count);
-  for (uint32_t i = 0; i < count; ++i) {
-    addRange(out[i].data, out[i].length, i);
-    keepBuffer(out[i]);
+    const F32View& f = out.emplace_back(readFloat32Array(env_, element, name, i));
+    addRange(f.data, f.length, i);
+    keepBuffer(f);
   }
 }
 
@@ -195,9 +201,7 @@ void Operands::narrow(const char* name, int64_t offset, int64_t count) {
 
 // By memory space, then address; equal ranges in the order their operands were read.
 bool Operands::lessRange(const Range& x, const Range& y) const {
-  const void* sx = operands_[x.operand].space;
-  const void* sy = operands_[y.operand].space;
-  if (sx != sy) return std::less<const void*>()(sx, sy);
+  if (x.space != y.space) return x.space < y.space;
   if (x.begin != y.begin) return x.begin < y.begin;
   if (x.end != y.end) return x.end < y.end;
   if (x.operand != y.operand) return x.operand < y.operand;
@@ -239,7 +243,9 @@ void Operands::sortRanges() {
     runs.push_back({begin, end});
     for (size_t k = runs.size() - 1; k > at; --k) std::swap(runs[k], runs[k - 1]);
   }
-  if (std::is_sorted(r, r + n, less)) return;
+  bool apart = true;  // each run sorted: the whole is when each run ends before the next begins
+  for (size_t k = 1; k < runs.size() && apart; ++k) apart = !less(r[runs[k].first], r[runs[k - 1].second - 1]);
+  if (apart) return;
   for (size_t k = 1; k < runs.size(); ++k) std::inplace_merge(r, r + runs[k].first, r + runs[k].second, less);
 }
 
@@ -252,8 +258,8 @@ void Operands::requireDisjoint() {
   sortRanges();
   const Range* r = ranges_.data();
   const size_t n = ranges_.size();
-  auto written = [this](const Range& x) { return operands_[x.operand].access != Access::Read; };
-  auto space = [this](const Range& x) { return operands_[x.operand].space; };
+  auto written = [](const Range& x) { return x.access != Access::Read; };
+  auto space = [](const Range& x) { return x.space; };
   const Range* maxEndAny = nullptr;  // the previous group reaching furthest
   const Range* maxEndW = nullptr;    // the previous written group reaching furthest
   size_t i = 0;
@@ -273,7 +279,7 @@ void Operands::requireDisjoint() {
       ++j;
     }
     if (w) {
-      const bool inPlace = operands_[w->operand].access == Access::WriteInPlace;
+      const bool inPlace = w->access == Access::WriteInPlace;
       for (size_t g = i; g < j; ++g)
         if (&r[g] != w && !(inPlace && r[g].index == w->index)) overlapError(*w, r[g]);
     }
@@ -290,7 +296,7 @@ void Operands::overlapError(const Range& x, const Range& y) const {
   const Range* first = &x;
   const Range* second = &y;
   if (!words_.overlapByAddress) {
-    const bool wx = operands_[x.operand].access != Access::Read, wy = operands_[y.operand].access != Access::Read;
+    const bool wx = x.access != Access::Read, wy = y.access != Access::Read;
     const bool yFirst = (wy && !wx) || (wx && wy && (y.operand < x.operand || (y.operand == x.operand && y.index < x.index)));
     if (yFirst) std::swap(first, second);
   }

@@ -103,7 +103,7 @@ class Operands {
     const char* name;
     int64_t index;  // for the label name[index]; -1 for none
     Access access;
-    const void* space;  // nullptr: host memory; else the device backend whose memory it is
+    uint8_t space;  // 0: host memory; else the number of a device backend (devices_)
     const TensorSetWrap* set;  // for requireSetsLike
     uint32_t firstRange, rangeCount;
   };
@@ -111,13 +111,15 @@ class Operands {
     uintptr_t begin, end;  // bytes [begin, end)
     int64_t index;         // the tensor's index in a list; -1 otherwise
     uint32_t operand;
+    Access access;  // the operand's access and memory space, copied here for the sort and
+    uint8_t space;  // the sweep
   };
 
-  void record(const char* name, int64_t index, Access access, const void* space, const TensorSetWrap* set);
+  void record(const char* name, int64_t index, Access access, uint8_t space, const TensorSetWrap* set);
   void addRange(const void* data, int64_t floats, int64_t index);
   void keepBuffer(napi_value buffer);
   void keepBuffer(const F32View& view);
-  const void* spaceOf(const TensorSetWrap* w) const;
+  uint8_t spaceOf(const TensorSetWrap* w);
   bool lessRange(const Range& x, const Range& y) const;
   void sortRanges();
   [[noreturn]] void overlapError(const Range& x, const Range& y) const;
@@ -130,6 +132,7 @@ class Operands {
   const void* lastBuffer_ = nullptr;   // the bytes of the buffer kept last (views of one buffer: kept once)
   int64_t backendIndex_ = -1;
   InlineVector<Operand, 6> operands_;
+  InlineVector<const Backend*, 2> devices_;  // the device backends met, numbered from 1
   InlineVector<Range, 6> ranges_;
 };
 
