@@ -3,7 +3,9 @@
 // The fixed cost of one small synchronous surgery call: one 1,024-element tensor, through
 // the public surgery() (src/surgery.ts) and through the raw binding with the options
 // object surgery() builds, with a preallocated `out` (and, for reference, allocating it, and
-// on TensorSets). The arithmetic is ~1k fmas: what is timed is the call itself.
+// on TensorSets). The arithmetic is ~1k fmas: what is timed is the call itself. For the
+// cost per tensor, one list of 10,000 tensors of 8 elements (views of one buffer per
+// list, as GradSets are), timed with calls/1000 calls per round.
 //
 // --baseline DIR times another build of craftgrad in the same process, interleaved with this
 // one (A/B): DIR is a checkout with its own dist/ and build/Release (e.g. `git archive` of an
@@ -42,20 +44,27 @@ function forms({ api, binding }) {
   const sr = new binding.TensorSet({ device: 'cpu', sizes: [1024], data: r.slice() });
   const so = new binding.TensorSet({ device: 'cpu', sizes: [1024] });
   const setOptions = { lambda: 0.05, eps: 1e-8, projection: true, cosines: false, out: so, sizes: undefined, device: undefined };
+  const K = 10000, views = (seed) => {
+    const buf = new Float32Array(K * 8).map((_, i) => Math.sin(seed * i));
+    return Array.from({ length: K }, (_, i) => buf.subarray(8 * i, 8 * i + 8));
+  };
+  const LA = views(1), LR = views(2), LO = views(3);
   let sink = 0;
   return {
     'surgery(), preallocated out': (n) => { for (let i = 0; i < n; ++i) sink += api.surgery(A, R, { lambda: 0.05, out: O }).numConflicts; },
     'raw binding.surgery, preallocated out': (n) => { for (let i = 0; i < n; ++i) sink += binding.surgery(A, R, rawOptions).numConflicts; },
     'surgery(), allocating out': (n) => { for (let i = 0; i < n; ++i) sink += api.surgery(A, R, { lambda: 0.05 }).numConflicts; },
     'raw binding.surgery on TensorSets, preallocated out': (n) => { for (let i = 0; i < n; ++i) sink += binding.surgery(sa, sr, setOptions).numConflicts; },
+    'surgery(), 10,000 tensors of 8, preallocated out': (n) => { for (let i = 0; i < Math.max(1, n / 1000); ++i) sink += api.surgery(LA, LR, { lambda: 0.05, out: LO }).numConflicts; },
     sink: () => sink,
   };
 }
 
-function timePerCallUs(fn) {
+function timePerCallUs(fn, name) {
+  const n = name.includes('10,000') ? Math.max(1, calls / 1000) : calls;
   const start = process.hrtime.bigint();
   fn(calls);
-  return Number(process.hrtime.bigint() - start) / 1e3 / calls;
+  return Number(process.hrtime.bigint() - start) / 1e3 / n;
 }
 
 const variants = [];
@@ -76,12 +85,12 @@ for (const v of variants) for (const n of names) v.forms[n](calls * 5);  // warm
 for (let round = 0; round < rounds; ++round) {
   for (const n of names) {
     const order = round % 2 ? [...variants.keys()].reverse() : [...variants.keys()];
-    for (const i of order) times[i][n].push(timePerCallUs(variants[i].forms[n]));
+    for (const i of order) times[i][n].push(timePerCallUs(variants[i].forms[n], n));
   }
 }
 const loadEnd = loadavg()[0];
 
-const header = `| call (1,024 elements, synchronous) | ${variants.map((v) => `${v.name} µs`).join(' | ')}${variants.length > 1 ? ' | this / baseline' : ''} |`;
+const header = `| synchronous call (1,024 elements unless said) | ${variants.map((v) => `${v.name} µs`).join(' | ')}${variants.length > 1 ? ' | this / baseline' : ''} |`;
 const rows = names.map((n) => {
   const m = times.map((t) => median(t[n]));
   return `| ${n} | ${m.map((x) => x.toFixed(2)).join(' | ')}${m.length > 1 ? ` | ${(m[1] / m[0]).toFixed(2)} |` : ' |'}`;
