@@ -38,8 +38,9 @@ struct SurgeryOp {
 class Options;
 SurgeryParams readSurgeryParams(const Options& o);
 
-// The totals every surgery-shaped result carries (surgery, craftReduce): numConflicts,
-// numTensors, conflictRatio, gradNorm (sqrt of normSq) and nonFinite.
+// The totals every surgery-shaped result carries (craftReduce, craftCombine; surgery's own
+// result, built in JavaScript by env_data.cc, has the same): numConflicts, numTensors,
+// conflictRatio, gradNorm (sqrt of normSq) and nonFinite.
 void setSurgeryTotals(Napi::Env env, Napi::Object& res, size_t numTensors, uint32_t numConflicts, double normSq,
                       uint32_t nonFinite);
 
