@@ -5,7 +5,6 @@
 set(CRAFTGRAD_CORE_SOURCES
   native/core/backend.cc
   native/core/model_desc.cc
-  native/core/overlap.cc
   native/core/qwen2_desc.cc
   native/core/thread_pool.cc)
 
@@ -22,9 +21,13 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/addon.cc
   native/napi/arg_error.cc
   native/napi/backends.cc
+  native/napi/env_data.cc
+  native/napi/js_values.cc
   native/napi/model_call.cc
   native/napi/mpi_call.cc
   native/napi/nccl_call.cc
+  native/napi/operands.cc
+  native/napi/options.cc
   native/napi/qwen2_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc

@@ -153,6 +153,21 @@ test('native/: core includes neither N-API nor CUDA; the backends include core o
   assert.deepEqual(problems, [], `includes that break the layers:\n${problems.join('\n')}`);
 });
 
+// ARCHITECTURE.md §8: the binding never names a backend's own functions. It reaches a backend
+// through core/backend.h only; backends.cc, the one place a device name becomes a backend (and
+// the build is described), is the only napi file that includes a backend's headers.
+test('native/napi: only backends.cc includes a backend (cpu/, cuda/)', () => {
+  const problems = [];
+  for (const file of filesUnder(join(root, 'native', 'napi'), ['.h', '.cc'])) {
+    if (file.endsWith(`${join('napi', 'backends.cc')}`)) continue;
+    readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+      const m = /^\s*#\s*include\s*"([^"]+)"/.exec(line);
+      if (m && /^\.\.\/(cpu|cuda)\//.test(m[1])) problems.push(`${relative(root, file)}:${i + 1} includes "${m[1]}"`);
+    });
+  }
+  assert.deepEqual(problems, [], `napi files that name a backend (go through core/backend.h, or backends.h):\n${problems.join('\n')}`);
+});
+
 test('the layer checks see the files they check (the tables cannot pass on an empty tree)', () => {
   assert.ok(filesUnder(join(root, 'src'), ['.ts']).length > 50);
   for (const layer of Object.keys(NATIVE_ALLOWED)) {

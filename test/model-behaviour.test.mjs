@@ -140,6 +140,35 @@ test('bad arguments throw TypeError/RangeError naming the argument', () => {
   assert.throws(() => call({ config: { ...model.config, bridgeBlock: 3 } }), /config\.bridgeBlock/);
   assert.throws(() => call({ mode: 'train' }), /mode/);
   assert.throws(() => binding.modelGemm({ M: 2, N: 2, K: 2, alpha: 1, a: new Float32Array(3), transA: false, b: new Float32Array(4), transB: false, beta: 0, c: new Float32Array(4) }), /^RangeError: a has 3/);
+  // Host arrays are operands too: a written set over the tokens, a detached array.
+  const nt = batch.tokens.length, np = model.params.numElements;
+  const wide = new Float32Array(nt + np);
+  wide.set(batch.tokens);
+  assert.throws(() => call({ tokens: wide.subarray(0, nt), gAct: set(wide.subarray(nt - 1, nt - 1 + np)) }),
+    (e) => e instanceof RangeError && e.message === 'gAct and tokens overlap in memory');
+  const moved = batch.actions.slice();
+  structuredClone(moved.buffer, { transfer: [moved.buffer] });
+  assert.throws(() => call({ actions: moved }), (e) => e instanceof TypeError && e.message === 'actions is backed by a detached ArrayBuffer');
+  const c4 = new Float32Array(8);
+  assert.throws(() => binding.modelGemm({ M: 2, N: 2, K: 2, alpha: 1, a: c4.subarray(0, 4), transA: false, b: new Float32Array(4), transB: false, beta: 0, c: c4.subarray(3, 7) }),
+    (e) => e instanceof RangeError && e.message === 'c overlaps a or b in memory');
+});
+
+test('copy: within one device; dst may be src\'s very range (nothing to do), never part of it', () => {
+  const set = (data) => new binding.TensorSet({ device: 'cpu', sizes: [data.length], data });
+  const x = Float32Array.from({ length: 10 }, (_, i) => i), s = set(x);
+  binding.copy({ dst: s, src: s, dstOffset: 6, srcOffset: 1, count: 3 });
+  assert.deepEqual([...x], [0, 1, 2, 3, 4, 5, 1, 2, 3, 9]);
+  binding.copy({ dst: s, src: set(x), dstOffset: 2, srcOffset: 2, count: 4 });
+  assert.deepEqual([...x], [0, 1, 2, 3, 4, 5, 1, 2, 3, 9], 'the same range: unchanged');
+  binding.copy({ dst: s, src: s, dstOffset: 0, srcOffset: 3, count: 0 });
+  assert.throws(() => binding.copy({ dst: s, src: s, dstOffset: 0, srcOffset: 2, count: 3 }),
+    (e) => e instanceof RangeError && e.message === 'dst and src ranges overlap');
+  assert.throws(() => binding.copy({ dst: s, src: set(new Float32Array(4)), dstOffset: 8, count: 3 }),
+    (e) => e instanceof RangeError && e.message === 'dstOffset + count (11) exceeds dst\'s 10 elements');
+  assert.throws(() => binding.copy({ dst: s, src: new Float32Array(4), count: 1 }),
+    (e) => e instanceof TypeError && e.message === 'src must be a TensorSet, got Float32Array');
+  assert.deepEqual([...x], [0, 1, 2, 3, 4, 5, 1, 2, 3, 9], 'nothing written by a refused call');
 });
 
 test('same bits on every CPU kernel variant and thread count (child processes)', async () => {

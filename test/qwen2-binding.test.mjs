@@ -62,6 +62,21 @@ test('bad arguments: a named RangeError or TypeError, gradients untouched', asyn
   assert.throws(() => binding.qwen2Step(bad({ layers: raw().frozen.layers.slice(1) })), /frozen.layers has 3 entries but numLayers is 4/);
   assert.throws(() => binding.qwen2Step(bad({ finalNorm: new Float32Array(3) })), /frozen.finalNorm has 3 elements/);
   assert.throws(() => binding.qwen2Step(bad({ layers: [new Float32Array(5), ...raw().frozen.layers.slice(1)] })), /frozen.layers\[0\] has 5 elements but one decoder layer needs/);
+  // The operand reader: host inputs overlapping a written set (host sets), a detached Int32Array.
+  const n = policy.params.numElements, layers = raw().frozen.layers;
+  const wide = new Float32Array(batch.actions.length + n);
+  wide.set(batch.actions);
+  const hostSet = (a) => new binding.TensorSet({ device: 'cpu', sizes: [a.length], data: a });
+  assert.throws(() => binding.qwen2Step(raw({ actions: wide.subarray(0, batch.actions.length), gAct: hostSet(wide.subarray(1, 1 + n)) })),
+    (e) => e instanceof RangeError && e.message === 'gAct and actions overlap in memory');
+  const lw = layers[2].length, under = new Float32Array(lw + n);
+  under.set(layers[2]);
+  const over = raw({ gRet: hostSet(under.subarray(lw - 2, lw - 2 + n)) });
+  over.frozen = { ...over.frozen, layers: [...layers.slice(0, 2), under.subarray(0, lw), ...layers.slice(3)] };
+  assert.throws(() => binding.qwen2Step(over), (e) => e instanceof RangeError && e.message === 'gRet and frozen.layers[2] overlap in memory');
+  const ids = batch.inputIds.slice();
+  structuredClone(ids.buffer, { transfer: [ids.buffer] });
+  assert.throws(() => binding.qwen2Step(raw({ inputIds: ids })), (e) => e instanceof TypeError && e.message === "inputIds's buffer is detached");
   for (const [field, value, re] of [
     ['bridgeLayer', 5, /config.bridgeLayer must be an integer from 0 to numLayers=4, got 5/],
     ['targets', ['qkv'], /config.targets\[0\] must be one of q_proj/],

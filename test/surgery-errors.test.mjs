@@ -93,3 +93,43 @@ test("device 'cuda' without a usable GPU is a clear error; 'auto' uses the CPU",
   assert.equal(surgery(A, R, { lambda: 0, device: 'auto' }).numTensors, 2);
   assert.equal(surgery(A, R, { lambda: 0, device: 'cpu' }).numTensors, 2);
 });
+
+// The aliasing check of long lists (an address sweep over every tensor of act, ret and out):
+// lists laid out in one buffer so that the addresses are known, in each order the sweep
+// meets (each list in address order but the lists out of it; lists interleaved; a list
+// not in address order), with exact in-place aliasing allowed and one partial overlap found.
+test('long lists: every layout is checked tensor by tensor, in-place aliasing allowed', () => {
+  const K = 40, L = 4;
+  const layouts = {
+    'lists out of address order': (buf) => {
+      const at = (base) => Array.from({ length: K }, (_, i) => buf.subarray(base + i * L, base + (i + 1) * L));
+      return { act: at(K * L), ret: at(2 * K * L), out: at(0) };
+    },
+    'lists interleaved': (buf) => {
+      const at = (j) => Array.from({ length: K }, (_, i) => buf.subarray((3 * i + j) * L, (3 * i + j + 1) * L));
+      return { act: at(0), ret: at(1), out: at(2) };
+    },
+    'a list not in address order': (buf) => {
+      const at = (base) => Array.from({ length: K }, (_, i) => buf.subarray(base + (K - 1 - i) * L, base + (K - i) * L));
+      return { act: at(0), ret: at(K * L), out: at(2 * K * L) };
+    },
+  };
+  for (const [name, layout] of Object.entries(layouts)) {
+    const buf = new Float32Array(3 * K * L).map((_, i) => Math.sin(i));
+    const { act, ret, out } = layout(buf);
+    const want = surgery(act.map((a) => a.slice()), ret.map((r) => r.slice()), { lambda: 0.3 });
+    const got = surgery(act, ret, { lambda: 0.3, out });
+    assert.deepEqual(got.out.map((o) => [...o]), want.out.map((o) => [...o]), name);
+    const inPlace = out.slice();
+    inPlace[7] = act[7];
+    inPlace[9] = ret[9];
+    assert.doesNotThrow(() => surgery(act, ret, { lambda: 0.3, out: inPlace }), name);
+    // out[5] one element past act[7]'s start: it overlaps act[7] (and what follows it).
+    const start = act[7].byteOffset / 4 + 1, bad = out.slice();
+    bad[5] = buf.subarray(start, start + L);
+    assert.throws(() => surgery(act, ret, { lambda: 0, out: bad }),
+      (e) => e instanceof RangeError && /^act\[7\] and out\[5\] overlap in memory; an output may only alias its own tensor's act or ret exactly$/.test(e.message), name);
+    bad[5] = act[6];
+    assert.throws(() => surgery(act, ret, { lambda: 0, out: bad }), (e) => /^out\[5\] and act\[6\] overlap in memory/.test(e.message), name);
+  }
+});

@@ -194,3 +194,27 @@ test('large outputs at every alignment (the streaming-store path) get every elem
     if (offset > 0) assert.ok(Number.isNaN(backing[offset - 1]), `nothing written before the start at offset ${offset}`);
   }
 });
+
+test('the raw result: its keys in order, fresh arrays every call, whatever the prototypes say later', async () => {
+  const { binding } = await import('../dist/native.js');
+  const options = { lambda: 0.5, eps: 1e-8, projection: true, cosines: true, out: undefined, sizes: undefined, device: 'cpu' };
+  const a = [new Float32Array([1, 2]), new Float32Array([3])], r = [new Float32Array([-1, -1]), new Float32Array([1])];
+  const first = binding.surgery(a, r, options);
+  assert.deepEqual(Object.keys(first), ['out', 'conflicts', 'dots', 'cosines', 'numConflicts', 'numTensors', 'conflictRatio', 'gradNorm', 'nonFinite']);
+  assert.deepEqual(Object.keys(binding.surgery(a, r, { ...options, cosines: false })),
+    ['out', 'conflicts', 'dots', 'numConflicts', 'numTensors', 'conflictRatio', 'gradNorm', 'nonFinite']);
+  assert.ok(first.conflicts instanceof Uint8Array && first.dots instanceof Float64Array && first.cosines instanceof Float64Array);
+  assert.deepEqual([[...first.conflicts], [...first.dots], first.numConflicts, first.numTensors, first.conflictRatio], [[1, 0], [-3, 3], 1, 2, 0.5]);
+  assert.equal(first.conflicts.buffer.byteLength, 2, 'its own buffer, not a view of another');
+  const typedSlice = Object.getPrototypeOf(Uint8Array.prototype).slice;
+  Uint8Array.prototype.slice = Object.getPrototypeOf(Uint8Array.prototype).slice = () => { throw new Error('patched'); };
+  try {
+    const second = binding.surgery([new Float32Array([1]), new Float32Array([1]), new Float32Array([1])], [new Float32Array([1]), new Float32Array([-1]), new Float32Array([1])], options);
+    assert.deepEqual([...second.conflicts], [0, 1, 0]);
+    assert.deepEqual([...second.dots], [1, -1, 1]);
+  } finally {
+    Object.getPrototypeOf(Uint8Array.prototype).slice = typedSlice;
+    delete Uint8Array.prototype.slice;
+  }
+  assert.deepEqual([[...first.conflicts], [...first.dots], [...first.cosines].map((c) => Math.round(c * 1e6) / 1e6)], [[1, 0], [-3, 3], [-0.948683, 1]], 'unchanged by later calls');
+});

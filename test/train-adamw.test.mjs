@@ -174,9 +174,26 @@ test('the raw binding validates every argument (TypeError/RangeError, never an a
   const shared = f();
   assert.throws(() => call({ 0: set(shared), 2: set(shared) }), /params and v overlap/);
   assert.throws(() => call({ 3: set(shared), 1: set(shared) }), /m and act overlap/);
+  // Partial overlaps (the operand reader's one rule: a written set overlaps no other operand),
+  // between two written sets and between a written and a read one; reads may alias reads.
+  const wide = new Float32Array(2 * n);
+  assert.throws(() => call({ 0: set(wide.subarray(0, n)), 1: set(wide.subarray(5, 5 + n)) }),
+    (e) => e instanceof RangeError && e.message === 'params and m overlap in memory');
+  assert.throws(() => call({ 2: set(wide.subarray(0, n)), 4: set(wide.subarray(8, 8 + n)) }),
+    (e) => e instanceof RangeError && e.message === 'v and ret overlap in memory');
+  assert.equal(call({ 3: set(wide.subarray(0, n)), 4: set(wide.subarray(3, 3 + n)) }), undefined);
+  assert.throws(() => binding.adamw(set(), set(wide.subarray(0, n)), set(), set(wide.subarray(9, 9 + n)), hp),
+    (e) => e instanceof RangeError && e.message === 'm and grad overlap in memory');
   const disposed = set();
   disposed.dispose();
   assert.throws(() => call({ 3: disposed }), (e) => e instanceof TypeError && /act is a disposed TensorSet/.test(e.message));
+  const moved = set();
+  structuredClone(moved.data.buffer, { transfer: [moved.data.buffer] });
+  assert.throws(() => call({ 4: moved }), (e) => e instanceof TypeError && e.message === 'ret is backed by a detached ArrayBuffer');
+  assert.throws(() => binding.craftReduce(set(), set(f(), [5, 5]), { lambda: 0, eps: 1e-8, projection: true }),
+    (e) => e instanceof RangeError && e.message === 'ret does not have the tensor sizes of act');
+  const same = set();
+  assert.equal(binding.craftReduce(same, same, { lambda: 0, eps: 1e-8, projection: true }).numTensors, 2, 'ret may be act');
   assert.throws(() => binding.adamw(set(), set(), set()), TypeError);
   assert.throws(() => binding.craftReduce(set(), set(), { lambda: -1, eps: 1e-8, projection: true }), /lambda/);
   assert.throws(() => binding.craftReduce(set(), set(), { lambda: 0, eps: 1e-8, projection: 1 }), /projection must be a boolean/);

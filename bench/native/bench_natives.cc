@@ -23,6 +23,7 @@
 #include "../../native/cpu/gemm.h"
 #include "../../native/napi/backends.h"
 #include "../../native/napi/arg_error.h"
+#include "../../native/napi/options.h"
 #include "../../native/napi/typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../../native/cuda/cuda_backend.h"

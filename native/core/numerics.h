@@ -65,6 +65,16 @@ inline double surgeryCoefficient(const ReduceSums& s, const SurgeryParams& p, bo
   return p.lambda - (c ? s.dot / (s.rr + p.eps) : 0.0);
 }
 
+// ‖out‖² of one tensor from pass 1 alone: ‖a + c·r‖² = aa + 2c·d + c²·q (clamped at 0).
+// Caveat: when a is nearly anti-parallel to r the terms cancel (‖ã‖² = aa − d²/q with
+// projection) and the result keeps only about aa·2^-52 absolute accuracy, unlike the
+// standalone surgery, which sums the squares of the values it wrote. It only feeds the
+// reported norm and the clipping factor (craftReduce, craftCombine).
+inline double outSquaredNorm(const ReduceSums& s, double c) {
+  const double sq = s.aa + 2.0 * c * s.dot + c * c * s.rr;
+  return sq > 0.0 ? sq : 0.0;
+}
+
 // Everything the primitive reports about one tensor.
 struct TensorStats {
   double dot = 0.0, rr = 0.0, aa = 0.0;

@@ -28,11 +28,6 @@ const AdamWKernelTable& adamwKernels() {
 
 }  // namespace
 
-double outSquaredNorm(const ReduceSums& s, double c) {
-  const double sq = s.aa + 2.0 * c * s.dot + c * c * s.rr;
-  return sq > 0.0 ? sq : 0.0;
-}
-
 void adamwFusedCpu(const FusedTensor* tensors, int64_t count, const AdamWParams& params) {
   const AdamWKernelTable& k = adamwKernels();
   const AdamWConsts consts = makeAdamWConsts(params);

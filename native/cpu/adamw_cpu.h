@@ -37,11 +37,4 @@ void adamwFusedCpu(const FusedTensor* tensors, int64_t count, const AdamWParams&
 // AdamW with g = grad·gradScale over n elements.
 void adamwCpu(const float* grad, float* p, float* m, float* v, int64_t n, const AdamWParams& params);
 
-// ‖out‖² of one tensor from pass 1 alone: ‖a + c·r‖² = aa + 2c·d + c²·q (clamped at 0).
-// Caveat: when a is nearly anti-parallel to r the terms cancel (‖ã‖² = aa − d²/q with
-// projection) and the result keeps only about aa·2^-52 absolute accuracy, unlike the
-// standalone surgery, which sums the squares of the values it wrote. It only feeds the
-// reported norm and the clipping factor.
-double outSquaredNorm(const ReduceSums& s, double c);
-
 }  // namespace craftgrad

@@ -8,12 +8,12 @@
 #include "../core/adamw_params.h"
 #include "../core/backend.h"
 #include "../core/numerics.h"
-#include "../cpu/adamw_cpu.h"
 #include "arg_error.h"
 #include "op_call.h"
+#include "operands.h"
+#include "options.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 
 namespace craftgrad {
 namespace {
@@ -43,48 +43,6 @@ AdamWParams readAdamW(const Options& o) {
   p.gradScale = readRange(o, "gradScale", 0, true, inf, false);
   return p;
 }
-
-// The operand sets of one call, in argument order: the first is the reference every
-// other must match (device, sizes); the first `written` are written by the call.
-struct Sets {
-  std::vector<TensorSetWrap*> sets;
-  std::vector<const char*> names;
-
-  Sets(Napi::Env env, JsHold& hold, std::initializer_list<std::pair<Napi::Value, const char*>> args) {
-    for (const auto& [value, name] : args) {
-      sets.push_back(TensorSetWrap::unwrap(env, value, name));
-      names.push_back(name);
-    }
-    TensorSetWrap* first = sets[0];
-    for (size_t i = 1; i < sets.size(); ++i) {
-      TensorSetWrap* w = sets[i];
-      if (&w->backend() != &first->backend())
-        throw rangeError(std::string(names[i]) + " is on " + w->backend().name() + " but " + names[0] + " is on " +
-                         first->backend().name());
-      if (w->length() != first->length())
-        throw rangeError(std::string(names[i]) + " has " + std::to_string(w->length()) + " elements but " + names[0] +
-                         " has " + std::to_string(first->length()));
-      if (!w->layout()->sameSizes(*first->layout()))
-        throw rangeError(std::string(names[i]) + " does not have the tensor sizes of " + names[0]);
-    }
-    for (TensorSetWrap* w : sets) hold.buffer(w->hostBuffer());
-  }
-
-  // Written sets may not overlap any other operand (reads may alias reads).
-  void requireWrittenDisjoint(size_t written) const {
-    auto overlaps = [](const TensorSetWrap* x, const TensorSetWrap* y) {
-      if (x->length() == 0 || y->length() == 0) return false;
-      return x->data() < y->data() + y->length() && y->data() < x->data() + x->length();
-    };
-    for (size_t i = 0; i < written; ++i)
-      for (size_t j = i + 1; j < sets.size(); ++j)
-        if (overlaps(sets[i], sets[j]))
-          throw rangeError(std::string(names[i]) + " and " + names[j] + " overlap in memory");
-  }
-  Backend& backend() const { return sets[0]->backend(); }
-  const std::shared_ptr<Layout>& layout() const { return sets[0]->layout(); }
-  std::shared_ptr<Memory> memory(size_t i) const { return sets[i]->memory(); }
-};
 
 // A Float64Array of finite values (its length is checked against the layout later).
 Napi::Float64Array readCoefficients(const Options& o) {
@@ -131,11 +89,14 @@ Napi::Value craftResult(Napi::Env env, const std::vector<ReduceSums>& sums, cons
   return res;
 }
 
+// The operands of these calls are TensorSets like the first one (device, length, sizes:
+// Operands::requireSetsLike); adamwFused's and adamw's params, m and v are written and
+// overlap no other operand (Operands::requireDisjoint).
 struct CraftReduceOp {
   static constexpr const char* kName = "craftgrad.craftReduce";
   Backend* backend = nullptr;
   std::shared_ptr<Layout> layout;
-  std::shared_ptr<Memory> a, r;
+  const float *a = nullptr, *r = nullptr;  // memory in hold
   SurgeryParams params;
   std::vector<ReduceSums> sums;
   JsHold hold;
@@ -144,16 +105,19 @@ struct CraftReduceOp {
     Napi::Env env = info.Env();
     CraftReduceOp op;
     op.params = readSurgeryParams(Options(env, info[2], "options"));
-    const Sets s(env, op.hold, {{info[0], "act"}, {info[1], "ret"}});  // ret may be act
-    op.backend = &s.backend();
-    op.layout = s.layout();
-    op.a = s.memory(0);
-    op.r = s.memory(1);
+    Operands ops(env, &op.hold);
+    TensorSetWrap* a = ops.set(info[0], "act", Access::Read);
+    TensorSetWrap* r = ops.set(info[1], "ret", Access::Read);  // ret may be act
+    ops.requireSetsLike(a);
+    op.backend = &a->backend();
+    op.layout = a->layout();
+    op.a = a->data();
+    op.r = r->data();
     return op;
   }
   void compute() {
     sums.resize(static_cast<size_t>(layout->count()));
-    backend->reduce(*layout, a->data(), r->data(), sums.data());
+    backend->reduce(*layout, a, r, sums.data());
   }
   Napi::Value result(Napi::Env env) { return craftResult(env, sums, params); }
 };
@@ -205,7 +169,8 @@ struct AdamWFusedOp {
   static constexpr const char* kName = "craftgrad.adamwFused";
   Backend* backend = nullptr;
   std::shared_ptr<Layout> layout;
-  std::shared_ptr<Memory> p, m, v, a, r;
+  float *p = nullptr, *m = nullptr, *v = nullptr;  // memory in hold
+  const float *a = nullptr, *r = nullptr;
   std::vector<double> coefficients;
   AdamWParams hp;
   JsHold hold;
@@ -216,8 +181,14 @@ struct AdamWFusedOp {
     const Options o(env, info[5], "options");
     op.hp = readAdamW(o);
     const Napi::Float64Array coef = readCoefficients(o);
-    const Sets s(env, op.hold, {{info[0], "params"}, {info[1], "m"}, {info[2], "v"}, {info[3], "act"}, {info[4], "ret"}});
-    const size_t k = static_cast<size_t>(s.layout()->count());
+    Operands ops(env, &op.hold);
+    TensorSetWrap* p = ops.set(info[0], "params", Access::Write);
+    TensorSetWrap* m = ops.set(info[1], "m", Access::Write);
+    TensorSetWrap* v = ops.set(info[2], "v", Access::Write);
+    TensorSetWrap* a = ops.set(info[3], "act", Access::Read);
+    TensorSetWrap* r = ops.set(info[4], "ret", Access::Read);
+    ops.requireSetsLike(p);
+    const size_t k = static_cast<size_t>(p->layout()->count());
     if (coef.ElementLength() != k)
       throw rangeError("coefficients has " + std::to_string(coef.ElementLength()) + " entries but there are " +
                        std::to_string(k) + " tensors");
@@ -225,15 +196,13 @@ struct AdamWFusedOp {
     for (size_t i = 0; i < k; ++i)
       if (!std::isfinite(op.coefficients[i]))
         throw rangeError("coefficients[" + std::to_string(i) + "] must be finite, got " + num(op.coefficients[i]));
-    s.requireWrittenDisjoint(3);
-    op.backend = &s.backend();
-    op.layout = s.layout();
-    op.p = s.memory(0), op.m = s.memory(1), op.v = s.memory(2), op.a = s.memory(3), op.r = s.memory(4);
+    ops.requireDisjoint();
+    op.backend = &p->backend();
+    op.layout = p->layout();
+    op.p = p->data(), op.m = m->data(), op.v = v->data(), op.a = a->data(), op.r = r->data();
     return op;
   }
-  void compute() {
-    backend->adamwFused(*layout, a->data(), r->data(), coefficients.data(), p->data(), m->data(), v->data(), hp);
-  }
+  void compute() { backend->adamwFused(*layout, a, r, coefficients.data(), p, m, v, hp); }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
@@ -241,7 +210,8 @@ struct AdamWOp {
   static constexpr const char* kName = "craftgrad.adamw";
   Backend* backend = nullptr;
   std::shared_ptr<Layout> layout;
-  std::shared_ptr<Memory> p, m, v, g;
+  float *p = nullptr, *m = nullptr, *v = nullptr;  // memory in hold
+  const float* g = nullptr;
   AdamWParams hp;
   JsHold hold;
 
@@ -249,14 +219,19 @@ struct AdamWOp {
     Napi::Env env = info.Env();
     AdamWOp op;
     op.hp = readAdamW(Options(env, info[4], "options"));
-    const Sets s(env, op.hold, {{info[0], "params"}, {info[1], "m"}, {info[2], "v"}, {info[3], "grad"}});
-    s.requireWrittenDisjoint(3);
-    op.backend = &s.backend();
-    op.layout = s.layout();
-    op.p = s.memory(0), op.m = s.memory(1), op.v = s.memory(2), op.g = s.memory(3);
+    Operands ops(env, &op.hold);
+    TensorSetWrap* p = ops.set(info[0], "params", Access::Write);
+    TensorSetWrap* m = ops.set(info[1], "m", Access::Write);
+    TensorSetWrap* v = ops.set(info[2], "v", Access::Write);
+    TensorSetWrap* g = ops.set(info[3], "grad", Access::Read);
+    ops.requireSetsLike(p);
+    ops.requireDisjoint();
+    op.backend = &p->backend();
+    op.layout = p->layout();
+    op.p = p->data(), op.m = m->data(), op.v = v->data(), op.g = g->data();
     return op;
   }
-  void compute() { backend->adamw(*layout, g->data(), p->data(), m->data(), v->data(), hp); }
+  void compute() { backend->adamw(*layout, g, p, m, v, hp); }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 

@@ -7,6 +7,8 @@
 #include "adamw_call.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
+#include "js_values.h"
 #include "model_call.h"
 #include "mpi_call.h"
 #include "nccl_call.h"
@@ -14,7 +16,6 @@
 #include "qwen2_call.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 #ifdef CRAFTGRAD_BENCH
 #include "../../bench/native/bench_natives.h"
 #endif
@@ -37,6 +38,7 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  initEnvData(env);  // first: the TensorSet constructor and the surgery result function live there
   exports.Set("TensorSet", TensorSetWrap::define(env));
   exports.Set("surgery", Napi::Function::New(env, callSync<SurgeryOp>, "surgery"));
   exports.Set("surgeryAsync", Napi::Function::New(env, callAsync<SurgeryOp>, "surgeryAsync"));

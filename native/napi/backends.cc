@@ -7,9 +7,9 @@
 #include "../cpu/cpu_backend.h"
 #include "../cpu/cpu_features.h"
 #include "arg_error.h"
+#include "js_values.h"
 #include "mpi_call.h"
 #include "nccl_call.h"
-#include "typed_arrays.h"
 #ifdef CRAFTGRAD_HAVE_CUDA
 #include "../cuda/cuda_backend.h"
 #include "../cuda/tuning.h"
@@ -36,6 +36,8 @@ Backend& backendNamed(const std::string& device, const std::string& name) {
   throw rangeError(name + " is " + device + " but this build of craftgrad has no CUDA backend");
 #endif
 }
+
+Backend& defaultHostBackend() { return cpuBackend(); }
 
 Backend& readBackend(Napi::Env env, Napi::Value v, const std::string& name) {
   if (!v.IsString()) throw typeError(name + " must be a device name ('cpu' or 'cuda:N'), got " + describeValue(env, v));

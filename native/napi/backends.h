@@ -15,6 +15,8 @@ namespace craftgrad {
 Backend& backendNamed(const std::string& device, const std::string& name);
 // The same from a JS value: a string (TypeError otherwise).
 Backend& readBackend(Napi::Env env, Napi::Value v, const std::string& name);
+// Where host arrays are computed when a call names no device: the CPU.
+Backend& defaultHostBackend();
 
 // backendInfo(): { backends, napiVersion, cpu: {...}, cuda: {...} }.
 Napi::Object backendInfo(Napi::Env env);

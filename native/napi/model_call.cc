@@ -7,11 +7,12 @@
 
 #include "../core/backend.h"
 #include "../core/model_desc.h"
-#include "../cpu/cpu_backend.h"
 #include "../models/models.h"
 #include "arg_error.h"
 #include "backends.h"
 #include "op_call.h"
+#include "operands.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 
@@ -39,17 +40,14 @@ ModelConfig readConfig(Napi::Env env, napi_value value) {
   return c;
 }
 
-// Whether the float ranges [x, x + nx) and [y, y + ny) share an element.
-bool overlaps(const float* x, int64_t nx, const float* y, int64_t ny) {
-  return bytesOverlap(x, nx * int64_t{sizeof(float)}, y, ny * int64_t{sizeof(float)});
-}
+// The words of the model's and Qwen2's step (tests pin them): "gAct is on cpu, params on cuda:0".
+const Wording kStepWords{"{x} is on {xv}, {y} on {yv}"};
 
 struct ModelStepOp {
   static constexpr const char* kName = "craftgrad.modelStep";
   Backend* backend = nullptr;
   ModelConfig config;
   ModelStepArgs args;
-  std::vector<std::shared_ptr<Memory>> memory;  // the sets' memory, alive until the call settles
   ModelStepResult out;
   JsHold hold;
 
@@ -65,58 +63,24 @@ struct ModelStepOp {
     const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
     const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
     a.batch = o.integer("batch", 1, int64_t{1} << 24);
-    // The sets, each of the length its layout needs, all on params' device.
-    struct Named {
-      const char* name;
-      TensorSetWrap* set;
-    };
-    std::vector<Named> sets;
-    auto set = [&](const char* name, int64_t need, const char* what) -> float* {
-      TensorSetWrap* w = TensorSetWrap::unwrap(env, Napi::Value(env, o.get(name)), name);
-      if (w->length() != need)
-        throw rangeError(std::string(name) + " has " + str(w->length()) + " elements but " + what + " needs " + str(need));
-      if (!op.backend) op.backend = &w->backend();
-      else if (&w->backend() != op.backend)
-        throw rangeError(std::string(name) + " is on " + w->backend().name() + ", params on " + op.backend->name());
-      op.memory.push_back(w->memory());
-      op.hold.buffer(w->hostBuffer());
-      sets.push_back({name, w});
-      return w->data();
-    };
-    a.params = set("params", lay.paramCount, "the model's trainable layout");
-    a.frozen = set("frozen", lay.frozenCount, "the model's frozen layout");
-    if (withRet) a.anchor = set("anchor", lay.anchorCount, "the model's anchor layout");
-    const F32View tokens = readFloat32Array(env, o.get("tokens"), "tokens");
-    if (tokens.length != a.batch * c.T * c.D)
-      throw rangeError("tokens has " + str(tokens.length) + " elements but batch×T×D needs " + str(a.batch * c.T * c.D));
-    const F32View actions = readFloat32Array(env, o.get("actions"), "actions");
-    if (actions.length != a.batch * c.actionDim())
-      throw rangeError("actions has " + str(actions.length) + " elements but batch×K×A needs " + str(a.batch * c.actionDim()));
-    if (withGrad) a.gAct = set("gAct", lay.paramCount, "the model's trainable layout");
-    if (a.mode == ModelMode::Craft) a.gRet = set("gRet", lay.paramCount, "the model's trainable layout");
+    // The sets, each of the length its layout needs, all on params' device; tokens and
+    // actions are host arrays on every backend. Written operands overlap nothing: the
+    // kernels read inputs after writing outputs.
+    Operands ops(env, &op.hold, kStepWords);
+    const Need trainable{lay.paramCount, "the model's trainable layout"};
+    a.params = ops.set(o.get("params"), "params", Access::Read, trainable)->data();
+    a.frozen = ops.set(o.get("frozen"), "frozen", Access::Read, Need{lay.frozenCount, "the model's frozen layout"})->data();
+    if (withRet) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the model's anchor layout"})->data();
+    a.tokens = ops.array(o.get("tokens"), "tokens", Access::Read, Need{a.batch * c.T * c.D, "batch×T×D"}).data;
+    a.actions = ops.array(o.get("actions"), "actions", Access::Read, Need{a.batch * c.actionDim(), "batch×K×A"}).data;
+    if (withGrad) a.gAct = ops.set(o.get("gAct"), "gAct", Access::Write, trainable)->data();
+    if (a.mode == ModelMode::Craft) a.gRet = ops.set(o.get("gRet"), "gRet", Access::Write, trainable)->data();
     a.accumulate = o.boolean("accumulate");
     const double scale = o.number("scale");
     if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
     a.scale = static_cast<float>(scale);
-    // Outputs must not alias inputs or each other: the kernels read inputs after writing outputs.
-    const size_t inputs = withRet ? 3 : 2;
-    for (size_t i = inputs; i < sets.size(); ++i)
-      for (size_t j = 0; j < i; ++j)
-        if (overlaps(sets[i].set->data(), sets[i].set->length(), sets[j].set->data(), sets[j].set->length())) {
-          const bool bothOut = j >= inputs;  // "gAct and gRet", "gAct and params"
-          throw rangeError(std::string(sets[bothOut ? j : i].name) + " and " + sets[bothOut ? i : j].name +
-                           " overlap in memory");
-        }
-    // tokens and actions are host arrays on every backend; on the host they are inputs too.
-    if (op.backend->hostMemory())
-      for (size_t i = inputs; i < sets.size(); ++i)
-        for (const auto& [view, name] : {std::make_pair(&tokens, "tokens"), std::make_pair(&actions, "actions")})
-          if (overlaps(sets[i].set->data(), sets[i].set->length(), view->data, view->length))
-            throw rangeError(std::string(sets[i].name) + " and " + name + " overlap in memory");
-    a.tokens = tokens.data;
-    a.actions = actions.data;
-    op.hold.buffer(tokens.arrayBuffer);
-    op.hold.buffer(actions.arrayBuffer);
+    ops.requireDisjoint();
+    op.backend = ops.backend();
     return op;
   }
   void compute() { out = adapterPolicyStep(backend->layers(), config, args); }
@@ -132,39 +96,37 @@ struct ModelStepOp {
 struct CopyOp {
   static constexpr const char* kName = "craftgrad.copy";
   Backend* backend = nullptr;
-  std::shared_ptr<Memory> dst, src;
-  int64_t dstOffset = 0, srcOffset = 0, count = 0;
+  float* dst = nullptr;  // at dstOffset; the memory in hold
+  const float* src = nullptr;
+  int64_t count = 0;
   JsHold hold;
 
   static CopyOp parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CopyOp op;
     const Options o(env, info[0], "options");
-    TensorSetWrap* d = TensorSetWrap::unwrap(env, Napi::Value(env, o.get("dst")), "dst");
-    TensorSetWrap* s = TensorSetWrap::unwrap(env, Napi::Value(env, o.get("src")), "src");
-    op.dstOffset = o.has("dstOffset") ? readCount(env, o.get("dstOffset"), "dstOffset") : 0;
-    op.srcOffset = o.has("srcOffset") ? readCount(env, o.get("srcOffset"), "srcOffset") : 0;
+    // dst may be src's very range (nothing to do), never part of it.
+    Operands ops(env, &op.hold, Wording{"{y} is on {yv}, {x} on {xv}", "", "dst and src ranges overlap"});
+    TensorSetWrap* d = ops.set(o.get("dst"), "dst", Access::WriteInPlace);
+    TensorSetWrap* s = ops.set(o.get("src"), "src", Access::Read);
+    const int64_t dstOffset = o.has("dstOffset") ? readCount(env, o.get("dstOffset"), "dstOffset") : 0;
+    const int64_t srcOffset = o.has("srcOffset") ? readCount(env, o.get("srcOffset"), "srcOffset") : 0;
     op.count = readCount(env, o.get("count"), "count");
-    if (&d->backend() != &s->backend())
-      throw rangeError("dst is on " + d->backend().name() + ", src on " + s->backend().name());
-    if (op.dstOffset + op.count > d->length())
-      throw rangeError("dstOffset + count (" + str(op.dstOffset + op.count) + ") exceeds dst's " + str(d->length()) + " elements");
-    if (op.srcOffset + op.count > s->length())
-      throw rangeError("srcOffset + count (" + str(op.srcOffset + op.count) + ") exceeds src's " + str(s->length()) + " elements");
-    if (overlaps(d->data() + op.dstOffset, op.count, s->data() + op.srcOffset, op.count) &&
-        d->data() + op.dstOffset != s->data() + op.srcOffset)
-      throw rangeError("dst and src ranges overlap");
+    ops.requireBackend(s, "src");
+    if (dstOffset + op.count > d->length())
+      throw rangeError("dstOffset + count (" + str(dstOffset + op.count) + ") exceeds dst's " + str(d->length()) + " elements");
+    if (srcOffset + op.count > s->length())
+      throw rangeError("srcOffset + count (" + str(srcOffset + op.count) + ") exceeds src's " + str(s->length()) + " elements");
+    ops.narrow("dst", dstOffset, op.count);
+    ops.narrow("src", srcOffset, op.count);
+    ops.requireDisjoint();
     op.backend = &d->backend();
-    op.dst = d->memory();
-    op.src = s->memory();
-    op.hold.buffer(d->hostBuffer());
-    op.hold.buffer(s->hostBuffer());
+    op.dst = d->data() + dstOffset;
+    op.src = s->data() + srcOffset;
     return op;
   }
   void compute() {
-    float* d = dst->data() + dstOffset;
-    const float* s = src->data() + srcOffset;
-    if (d != s) backend->copy(d, s, count);
+    if (dst != src) backend->copy(dst, src, count);
   }
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
@@ -193,18 +155,13 @@ struct GemmOp {
     const double beta = o.number("beta");
     if (beta != 0 && beta != 1) throw rangeError("beta must be 0 or 1");
     g.beta = static_cast<float>(beta);
-    auto matrix = [&](const char* name, int64_t need, const char* what) {
-      const F32View v = readFloat32Array(env, o.get(name), name);
-      if (v.length != need) throw rangeError(std::string(name) + " has " + str(v.length) + " elements but " + what + " needs " + str(need));
-      return v;
-    };
-    const F32View a = matrix("a", g.M * g.K, "M×K"), b = matrix("b", g.K * g.N, "K×N"), c = matrix("c", g.M * g.N, "M×N");
-    if (overlaps(c.data, c.length, a.data, a.length) || overlaps(c.data, c.length, b.data, b.length))
-      throw rangeError("c overlaps a or b in memory");
-    g.a = a.data, g.b = b.data, g.c = c.data;
+    Operands ops(env, &op.hold, Wording{"", "", "c overlaps a or b in memory"});
+    g.a = ops.array(o.get("a"), "a", Access::Read, Need{g.M * g.K, "M×K"}).data;
+    g.b = ops.array(o.get("b"), "b", Access::Read, Need{g.K * g.N, "K×N"}).data;
+    g.c = ops.array(o.get("c"), "c", Access::Write, Need{g.M * g.N, "M×N"}).data;
+    ops.requireDisjoint();
     g.variant = o.has("variant") ? static_cast<int>(o.integer("variant", 0, 4)) : 0;
-    op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &cpuBackend();
-    for (const F32View* v : {&a, &b, &c}) op.hold.buffer(v->arrayBuffer);
+    op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &defaultHostBackend();
     return op;
   }
   void compute() { backend->gemmHost(g); }

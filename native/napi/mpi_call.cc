@@ -6,6 +6,8 @@
 
 #include "../mpi/mpi_comm.h"
 #include "arg_error.h"
+#include "js_values.h"
+#include "operands.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {
@@ -18,10 +20,12 @@ Napi::Value call(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return body(info); });
 }
 
-// A non-empty JS array of Float32Array (each reduced in turn).
-std::vector<F32View> readSets(const Napi::CallbackInfo& info) {
-  if (!info[0].IsArray()) throw typeError("arrays must be an Array of Float32Array, got " + describeValue(info.Env(), info[0]));
-  return readFloat32List(info.Env(), info[0], "arrays");
+// A JS array of Float32Array (each reduced in turn, in place). Synchronous: nothing to hold.
+F32List readSets(const Napi::CallbackInfo& info) {
+  Operands ops(info.Env(), nullptr);
+  F32List arrays;
+  ops.list(info[0], "arrays", Access::Write, arrays);
+  return arrays;
 }
 
 Napi::Value Init(const Napi::CallbackInfo& info) {
@@ -72,7 +76,7 @@ Napi::Value Segment(const Napi::CallbackInfo& info) {
 // gatherSegments(segment: Float32Array, n, root) -> Float32Array(n) on root, undefined elsewhere.
 Napi::Value GatherSegments(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const F32View s = readFloat32Array(env, info[0], "segment");
+  const F32View s = Operands(env, nullptr).array(info[0], "segment", Access::Read);
   const double n = readNumber(env, info[1], "n");
   if (!(n >= 0 && n <= 2147483647.0) || n != std::floor(n)) throw rangeError("n must be an integer from 0 to 2^31 - 1, got " + std::to_string(n));
   const int root = readRoot(env, info[2]);

@@ -9,8 +9,9 @@
 #include "../nccl/nccl_library.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "js_values.h"
+#include "operands.h"
 #include "tensor_set.h"
-#include "typed_arrays.h"
 
 namespace craftgrad {
 namespace {
@@ -66,11 +67,12 @@ class CommunicatorWrap : public Napi::ObjectWrap<CommunicatorWrap> {
     if (!comm_) throw typeError("this Communicator was aborted");
     if (!info[0].IsArray()) throw typeError("sets must be an Array of TensorSet, got " + describeValue(env, info[0]));
     const Napi::Array list = info[0].As<Napi::Array>();
+    Operands ops(env, nullptr, Wording{"{x} is on {xv}, {y} on {yv}"});  // synchronous: nothing to hold
+    ops.useBackend(*backend_, "the communicator");
     std::vector<TensorSetWrap*> sets;
     for (uint32_t i = 0; i < list.Length(); ++i) {
-      const std::string name = "sets[" + std::to_string(i) + "]";
-      TensorSetWrap* s = TensorSetWrap::unwrap(env, list.Get(i), name);
-      if (&s->backend() != backend_) throw rangeError(name + " is on " + s->backend().name() + ", the communicator on " + backend_->name());
+      TensorSetWrap* s = ops.set(list.Get(i), "sets", Access::Write, i);
+      ops.requireBackend(s, "sets", i);
       sets.push_back(s);
     }
     return sets;

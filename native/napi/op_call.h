@@ -7,26 +7,32 @@
 //   static Op parse(const Napi::CallbackInfo&);  // every check, on the JS thread, before any kernel
 //   void compute();                           // the backend call; any thread
 //   Napi::Value result(Napi::Env);            // on the JS thread, after compute()
-//   JsHold hold;                              // the JS values it needs kept
+//   JsHold hold;                              // what it needs kept alive (operands.h fills it)
 // and is exported as callSync<Op> (and callAsync<Op> when it is worth running off the
 // event loop). native/core/README.md, "How to add an operation".
 #pragma once
 #include <napi.h>
 
+#include <memory>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "../core/backend.h"
 #include "arg_error.h"
+#include "inline_vector.h"
 
 namespace craftgrad {
 
-// The JS values an operation refers to. An async call turns them into references, so the
-// host memory stays alive (and the result's values exist) until it settles; native memory
-// is held by the operation's own shared_ptrs.
+// What an operation must keep alive until it settles: an async call turns the JS values
+// into references, so the host memory stays alive (and the result's values exist); the
+// TensorSets' native memory is held by shared_ptr, so a set disposed meanwhile stays valid.
+// The operand reader (operands.h) fills buffers and memory. Inline for a few entries: the
+// synchronous small call allocates nothing here.
 struct JsHold {
-  std::vector<napi_value> buffers;  // ArrayBuffers behind host memory the call reads or writes
-  std::vector<napi_value> values;   // values the result returns, by index (keep())
+  InlineVector<napi_value, 4> buffers;  // ArrayBuffers behind host memory the call reads or writes
+  InlineVector<napi_value, 2> values;   // values the result returns, by index (keep())
+  InlineVector<std::shared_ptr<Memory>, 4> memory;  // the native memory of its TensorSets
 
   size_t keep(napi_value v) {
     values.push_back(v);

@@ -10,6 +10,8 @@
 #include "../models/models.h"
 #include "arg_error.h"
 #include "op_call.h"
+#include "operands.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 
@@ -57,33 +59,11 @@ Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
   return c;
 }
 
-struct I32View {
-  const int32_t* data = nullptr;
-  int64_t length = 0;
-  napi_value arrayBuffer = nullptr;
-};
-
-I32View readInt32Array(napi_env env, napi_value v, const char* name) {
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  napi_typedarray_type type{};
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value ab = nullptr;
-  size_t offset = 0;
-  if (is) napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset);
-  if (!is || type != napi_int32_array)
-    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, v));
-  if (length > 0 && data == nullptr) throw typeError(std::string(name) + "'s buffer is detached");
-  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), ab};
-}
-
 struct Qwen2StepOp {
   static constexpr const char* kName = "craftgrad.qwen2Step";
   Backend* backend = nullptr;
   Qwen2Config config;
   Qwen2StepArgs args;
-  std::vector<std::shared_ptr<Memory>> memory;
   ModelStepResult out;
   JsHold hold;
 
@@ -101,44 +81,25 @@ struct Qwen2StepOp {
     a.batch = o.integer("batch", 1, int64_t{1} << 24);
     const int64_t B = a.batch;
 
-    // Byte ranges read (inputs) and written (outputs), for the aliasing check.
-    struct Range { const char* name; const void* p; int64_t bytes; bool isSet; };
-    std::vector<Range> inputs, outputs;
-    auto set = [&](const char* name, int64_t need, const char* what, bool written) -> float* {
-      TensorSetWrap* w = TensorSetWrap::unwrap(env, Napi::Value(env, o.get(name)), name);
-      if (w->length() != need)
-        throw rangeError(std::string(name) + " has " + str(w->length()) + " elements but " + what + " needs " + str(need));
-      if (!op.backend) op.backend = &w->backend();
-      else if (&w->backend() != op.backend)
-        throw rangeError(std::string(name) + " is on " + w->backend().name() + ", params on " + op.backend->name());
-      op.memory.push_back(w->memory());
-      op.hold.buffer(w->hostBuffer());
-      (written ? outputs : inputs).push_back({name, w->data(), w->length() * 4, true});
-      return w->data();
-    };
-    a.params = set("params", lay.paramCount, "the policy's trainable layout", false);
-    if (withRet) a.anchor = set("anchor", lay.anchorCount, "the policy's anchor layout", false);
-    if (withGrad) a.gAct = set("gAct", lay.paramCount, "the policy's trainable layout", true);
-    if (a.mode == ModelMode::Craft) a.gRet = set("gRet", lay.paramCount, "the policy's trainable layout", true);
+    // The sets, each of the length its layout needs, all on params' device; the rest host
+    // arrays (or, for the frozen weights, one set). Written operands overlap nothing: they
+    // are written while the inputs are still read.
+    Operands ops(env, &op.hold, Wording{"{x} is on {xv}, {y} on {yv}"});
+    const Need trainable{lay.paramCount, "the policy's trainable layout"};
+    a.params = ops.set(o.get("params"), "params", Access::Read, trainable)->data();
+    if (withRet) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the policy's anchor layout"})->data();
+    if (withGrad) a.gAct = ops.set(o.get("gAct"), "gAct", Access::Write, trainable)->data();
+    if (a.mode == ModelMode::Craft) a.gRet = ops.set(o.get("gRet"), "gRet", Access::Write, trainable)->data();
+    Backend* backend = ops.backend();
 
-    auto host = [&](napi_value v, const char* name, int64_t need, const char* what) {
-      const F32View f = readFloat32Array(env, v, name);
-      if (f.length != need)
-        throw rangeError(std::string(name) + " has " + str(f.length) + " elements but " + what + " needs " + str(need));
-      op.hold.buffer(f.arrayBuffer);
-      inputs.push_back({name, f.data, f.length * 4, false});
-      return f.data;
-    };
     // The frozen weights: host arrays (a backend whose memory is host memory), or one set
     // in the backend's memory holding [embedTokens (V·D), each layer, finalNorm (D)], as
     // Qwen2Policy uploads them once to a device.
     const int64_t layerFloats = qwen2LayerOffsets(c).floats;
     const Napi::Value frozenValue(env, o.get("frozen"));
-    std::vector<std::string> layerNames;  // outlives `inputs`, which points at the names
     if (TensorSetWrap::is(env, frozenValue)) {
-      TensorSetWrap* w = TensorSetWrap::unwrap(env, frozenValue, "frozen");
-      if (&w->backend() != op.backend)
-        throw rangeError("frozen is on " + w->backend().name() + ", params on " + op.backend->name());
+      TensorSetWrap* w = ops.set(frozenValue, "frozen", Access::Read);
+      ops.requireBackend(w, "frozen");
       std::vector<int64_t> want{c.V * c.D};
       for (int64_t l = 0; l < c.L; ++l) want.push_back(layerFloats);
       want.push_back(c.D);
@@ -146,62 +107,45 @@ struct Qwen2StepOp {
         throw rangeError("frozen has " + str(w->layout()->count()) + " tensors of " + str(w->length()) +
                          " elements but the model needs " + str(c.L + 2) + " (embedTokens " + str(c.V * c.D) + ", " +
                          str(c.L) + " layers of " + str(layerFloats) + ", finalNorm " + str(c.D) + ")");
-      op.memory.push_back(w->memory());
-      op.hold.buffer(w->hostBuffer());
-      inputs.push_back({"frozen", w->data(), w->length() * 4, true});
       const float* base = w->data();
       a.frozenInBackend = true;
       a.embed = base;
       for (int64_t l = 0; l < c.L; ++l) a.layers.push_back(base + c.V * c.D + l * layerFloats);
       a.finalNorm = base + c.V * c.D + c.L * layerFloats;
     } else {
-      if (!op.backend->hostMemory())
-        throw typeError("frozen must be a TensorSet on " + op.backend->name() +
+      if (!backend->hostMemory())
+        throw typeError("frozen must be a TensorSet on " + backend->name() +
                         " (the frozen weights uploaded once to the device, as Qwen2Policy does), got host arrays");
       const Options fr(env, o.get("frozen"), "frozen");
-      a.embed = host(fr.get("embedTokens"), "frozen.embedTokens", c.V * c.D, "vocabSize×hiddenSize");
-      a.finalNorm = host(fr.get("finalNorm"), "frozen.finalNorm", c.D, "hiddenSize");
+      a.embed = ops.array(fr.get("embedTokens"), "frozen.embedTokens", Access::Read, Need{c.V * c.D, "vocabSize×hiddenSize"}).data;
+      a.finalNorm = ops.array(fr.get("finalNorm"), "frozen.finalNorm", Access::Read, Need{c.D, "hiddenSize"}).data;
       const Napi::Value lv(env, fr.get("layers"));
       if (!lv.IsArray()) throw typeError("frozen.layers must be an Array of Float32Array, one per layer");
       const Napi::Array layers = lv.As<Napi::Array>();
       if (layers.Length() != static_cast<uint32_t>(c.L))
         throw rangeError("frozen.layers has " + str(layers.Length()) + " entries but numLayers is " + str(c.L));
-      layerNames.resize(c.L);
       for (int64_t l = 0; l < c.L; ++l) {
-        layerNames[l] = "frozen.layers[" + str(l) + "]";
-        a.layers.push_back(host(layers.Get(static_cast<uint32_t>(l)), layerNames[l].c_str(), layerFloats, "one decoder layer"));
+        const Need layer{layerFloats, "one decoder layer"};
+        a.layers.push_back(ops.array(layers.Get(static_cast<uint32_t>(l)), "frozen.layers", Access::Read, layer, l).data);
       }
     }
-    if (c.P > 0) a.prefix = host(o.get("prefix"), "prefix", B * c.P * c.D, "batch×prefixTokens×hiddenSize");
+    if (c.P > 0) a.prefix = ops.array(o.get("prefix"), "prefix", Access::Read, Need{B * c.P * c.D, "batch×prefixTokens×hiddenSize"}).data;
     else if (o.has("prefix") && readFloat32Array(env, o.get("prefix"), "prefix").length != 0)
       throw rangeError("prefix must be empty: config.prefixTokens is 0");
     if (c.S > 0) {
-      const I32View ids = readInt32Array(env, o.get("inputIds"), "inputIds");
-      if (ids.length != B * c.S)
-        throw rangeError("inputIds has " + str(ids.length) + " elements but batch×promptTokens needs " + str(B * c.S));
+      const I32View ids = ops.int32Array(o.get("inputIds"), "inputIds", Access::Read, Need{B * c.S, "batch×promptTokens"});
       for (int64_t i = 0; i < ids.length; ++i)
         if (ids.data[i] < 0 || ids.data[i] >= c.V)
           throw rangeError("inputIds[" + str(i) + "] is " + str(ids.data[i]) + ", outside the vocabulary [0, " + str(c.V) + ")");
       a.inputIds = ids.data;
-      op.hold.buffer(ids.arrayBuffer);
-      inputs.push_back({"inputIds", ids.data, ids.length * 4, false});
     }
-    a.actions = host(o.get("actions"), "actions", B * c.Q * c.A, "batch×queries×actionDims");
+    a.actions = ops.array(o.get("actions"), "actions", Access::Read, Need{B * c.Q * c.A, "batch×queries×actionDims"}).data;
     a.accumulate = o.boolean("accumulate");
     const double scale = o.number("scale");
     if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
     a.scale = static_cast<float>(scale);
-    // Outputs are written while inputs are still read: no aliasing (host inputs only matter
-    // when the sets are host memory too).
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      for (size_t j = 0; j < i; ++j)
-        if (bytesOverlap(outputs[i].p, outputs[i].bytes, outputs[j].p, outputs[j].bytes))
-          throw rangeError(std::string(outputs[j].name) + " and " + outputs[i].name + " overlap in memory");
-      for (size_t j = 0; j < inputs.size(); ++j) {
-        if ((inputs[j].isSet || op.backend->hostMemory()) && bytesOverlap(outputs[i].p, outputs[i].bytes, inputs[j].p, inputs[j].bytes))
-          throw rangeError(std::string(outputs[i].name) + " and " + inputs[j].name + " overlap in memory");
-      }
-    }
+    ops.requireDisjoint();
+    op.backend = backend;
     return op;
   }
   void compute() { out = qwen2PolicyStep(backend->layers(), config, args); }

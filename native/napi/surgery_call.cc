@@ -3,122 +3,87 @@
 #include <cmath>
 #include <string>
 
-#include "../core/overlap.h"
-#include "../cpu/cpu_backend.h"
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
+#include "js_values.h"
+#include "operands.h"
+#include "options.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {
 namespace {
 
-std::string indexed(const char* name, int64_t i) { return std::string(name) + "[" + std::to_string(i) + "]"; }
 std::string num(int64_t v) { return std::to_string(v); }
 
-void addRange(std::vector<MemRange>& ranges, const float* p, int64_t n, int64_t index, Role role) {
-  if (n == 0) return;
-  const auto begin = reinterpret_cast<uintptr_t>(p);
-  ranges.push_back({begin, begin + static_cast<uintptr_t>(n) * sizeof(float), index, role});
-}
-
-// Labels: "act[3]" for lists; one name per role for flat arrays and sets.
-void checkOverlap(std::vector<MemRange>& ranges, const char* const* flatNames) {
-  const OverlapIssue issue = findForbiddenOverlap(ranges);
-  if (!issue.found) return;
-  auto label = [&](const MemRange& m) {
-    return flatNames ? std::string(flatNames[static_cast<int>(m.role)]) : indexed(roleName(m.role), m.index);
-  };
-  throw rangeError(label(issue.first) + " and " + label(issue.second) +
-                   " overlap in memory; an output may only alias its own tensor's act or ret exactly");
-}
+// The surgery's words (tests pin them): its overlap message names the pair in address
+// order and says what aliasing is allowed.
+const Wording kSurgeryWords{
+    "{x} is on {xv} but {y} is on {yv}",
+    "{x} does not have {y}'s tensor sizes",
+    "{x} and {y} overlap in memory; an output may only alias its own tensor's act or ret exactly",
+    true,
+};
 
 // Where host operands are computed: options.device, the CPU by default.
 Backend* hostBackend(Napi::Env env, const Options& o) {
   const napi_value device = o.optional("device");
-  return device ? &readBackend(env, Napi::Value(env, device), "device") : &cpuBackend();
+  return device ? &readBackend(env, Napi::Value(env, device), "device") : &defaultHostBackend();
 }
 
 void parseSets(const Napi::CallbackInfo& info, SurgeryOp& op) {
   Napi::Env env = info.Env();
-  TensorSetWrap* a = TensorSetWrap::unwrap(env, info[0], "act");
-  TensorSetWrap* r = TensorSetWrap::unwrap(env, info[1], "ret");
+  Operands ops(env, &op.hold, kSurgeryWords);
+  TensorSetWrap* a = ops.set(info[0], "act", Access::Read);
+  TensorSetWrap* r = ops.set(info[1], "ret", Access::Read);
   const Options o(env, info[2], "options");
   op.params = readSurgeryParams(o);
   op.cosines = o.boolean("cosines");
   const napi_value outValue = o.optional("out");
-  TensorSetWrap* out = outValue ? TensorSetWrap::unwrap(env, Napi::Value(env, outValue), "out") : nullptr;
-  for (auto [w, name] : {std::make_pair(r, "ret"), std::make_pair(out, "out")}) {
-    if (!w) continue;
-    if (&w->backend() != &a->backend())
-      throw rangeError(std::string(name) + " is on " + w->backend().name() + " but act is on " + a->backend().name());
-    if (w->length() != a->length())
-      throw rangeError(std::string(name) + " has " + num(w->length()) + " elements but act has " + num(a->length()));
-    if (!w->layout()->sameSizes(*a->layout()))
-      throw rangeError(std::string(name) + " does not have act's tensor sizes");
-  }
+  TensorSetWrap* out = outValue ? ops.set(outValue, "out", Access::WriteInPlace) : nullptr;
+  ops.requireSetsLike(a);
   op.backend = &a->backend();
   op.layout = a->layout();
-  op.a = a->memory();
-  op.r = r->memory();
-  op.hold.buffer(a->hostBuffer());
-  op.hold.buffer(r->hostBuffer());
+  op.a = a->data();
+  op.r = r->data();
   if (out) {
-    std::vector<MemRange> ranges;
-    addRange(ranges, a->data(), a->length(), 0, Role::Act);
-    addRange(ranges, r->data(), r->length(), 0, Role::Ret);
-    addRange(ranges, out->data(), out->length(), 0, Role::Out);
-    static const char* const names[] = {"act", "ret", "out"};
-    checkOverlap(ranges, names);
-    op.out = out->memory();
-    op.hold.buffer(out->hostBuffer());
+    ops.requireDisjoint();
+    op.out = out->data();
     op.outIndex = op.hold.keep(outValue);
   } else {
     Napi::Object fresh = TensorSetWrap::create(env, *op.backend, op.layout);
     TensorSetWrap* w = TensorSetWrap::Unwrap(fresh);
-    op.out = w->memory();
+    op.hold.memory.push_back(w->memory());
+    op.out = w->data();
     op.outIndex = op.hold.keep(fresh);
   }
 }
 
 void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
   Napi::Env env = info.Env();
-  const std::vector<F32View> act = readFloat32List(env, info[0], "act");
-  const std::vector<F32View> ret = readFloat32List(env, info[1], "ret");
-  if (act.size() != ret.size()) throw rangeError("ret has " + num(ret.size()) + " tensors but act has " + num(act.size()));
-  const int64_t k = static_cast<int64_t>(act.size());
-  for (int64_t i = 0; i < k; ++i)
-    if (act[i].length != ret[i].length)
-      throw rangeError(indexed("ret", i) + " has " + num(ret[i].length) + " elements but " + indexed("act", i) +
-                       " has " + num(act[i].length));
+  Operands ops(env, &op.hold, kSurgeryWords);
+  F32List act, ret;
+  ops.list(info[0], "act", Access::Read, act);
+  ops.list(info[1], "ret", Access::Read, ret);
+  ops.requireListLike(ret, "ret", act, "act");
+  const size_t k = act.size();
   const Options o(env, info[2], "options");
   op.params = readSurgeryParams(o);
   op.cosines = o.boolean("cosines");
 
   op.tensors.resize(k);
   int64_t total = 0;
-  for (int64_t i = 0; i < k; ++i) {
+  for (size_t i = 0; i < k; ++i) {
     op.tensors[i] = {act[i].data, ret[i].data, nullptr, act[i].length};
     total += act[i].length;
-    op.hold.buffer(act[i].arrayBuffer);
-    op.hold.buffer(ret[i].arrayBuffer);
   }
   if (const napi_value outValue = o.optional("out")) {
-    const std::vector<F32View> out = readFloat32List(env, outValue, "out");
-    if (static_cast<int64_t>(out.size()) != k) throw rangeError("out has " + num(out.size()) + " tensors but act has " + num(k));
-    std::vector<MemRange> ranges;
-    ranges.reserve(3 * k);
-    for (int64_t i = 0; i < k; ++i) {
-      if (out[i].length != act[i].length)
-        throw rangeError(indexed("out", i) + " has " + num(out[i].length) + " elements but " + indexed("act", i) +
-                         " has " + num(act[i].length));
-      op.tensors[i].out = out[i].data;
-      op.hold.buffer(out[i].arrayBuffer);
-    }
-    for (int64_t i = 0; i < k; ++i) addRange(ranges, act[i].data, act[i].length, i, Role::Act);
-    for (int64_t i = 0; i < k; ++i) addRange(ranges, ret[i].data, ret[i].length, i, Role::Ret);
-    for (int64_t i = 0; i < k; ++i) addRange(ranges, out[i].data, out[i].length, i, Role::Out);
-    checkOverlap(ranges, nullptr);
+    F32List out;
+    ops.list(outValue, "out", Access::WriteInPlace, out);
+    ops.requireListLike(out, "out", act, "act");
+    for (size_t i = 0; i < k; ++i) op.tensors[i].out = out[i].data;
+    ops.requireDisjoint();
     op.outIndex = op.hold.keep(outValue);
   } else {
     // One ArrayBuffer for all outputs: one allocation however many tensors there are.
@@ -126,7 +91,7 @@ void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
     float* base = static_cast<float*>(buffer.Data());
     Napi::Array list = Napi::Array::New(env, k);
     int64_t offset = 0;
-    for (int64_t i = 0; i < k; ++i) {
+    for (size_t i = 0; i < k; ++i) {
       list.Set(static_cast<uint32_t>(i), Napi::Float32Array::New(env, static_cast<size_t>(op.tensors[i].n), buffer,
                                                                  static_cast<size_t>(offset) * sizeof(float)));
       op.tensors[i].out = base + offset;
@@ -139,9 +104,10 @@ void parseList(const Napi::CallbackInfo& info, SurgeryOp& op) {
 
 void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
   Napi::Env env = info.Env();
-  const F32View a = readFloat32Array(env, info[0], "actFlat");
-  const F32View r = readFloat32Array(env, info[1], "retFlat");
-  if (a.length != r.length) throw rangeError("retFlat has " + num(r.length) + " elements but actFlat has " + num(a.length));
+  Operands ops(env, &op.hold, kSurgeryWords);
+  const F32View a = ops.array(info[0], "actFlat", Access::Read);
+  const F32View r = ops.array(info[1], "retFlat", Access::Read);
+  ops.requireSameLength(r, "retFlat", a, "actFlat");
   const Options o(env, info[2], "options");
   const std::vector<int64_t> sizes = readSizes(env, o.get("sizes"), "sizes");
   int64_t total = 0;
@@ -152,24 +118,16 @@ void parseFlat(const Napi::CallbackInfo& info, SurgeryOp& op) {
 
   float* outData;
   if (const napi_value outValue = o.optional("out")) {
-    const F32View out = readFloat32Array(env, outValue, "out");
-    if (out.length != a.length) throw rangeError("out has " + num(out.length) + " elements but actFlat has " + num(a.length));
-    std::vector<MemRange> ranges;
-    addRange(ranges, a.data, a.length, 0, Role::Act);
-    addRange(ranges, r.data, r.length, 0, Role::Ret);
-    addRange(ranges, out.data, out.length, 0, Role::Out);
-    static const char* const names[] = {"actFlat", "retFlat", "out"};
-    checkOverlap(ranges, names);
+    const F32View out = ops.array(outValue, "out", Access::WriteInPlace);
+    ops.requireSameLength(out, "out", a, "actFlat");
+    ops.requireDisjoint();
     outData = out.data;
-    op.hold.buffer(out.arrayBuffer);
     op.outIndex = op.hold.keep(outValue);
   } else {
     Napi::Float32Array fresh = Napi::Float32Array::New(env, static_cast<size_t>(total));
     outData = fresh.Data();
     op.outIndex = op.hold.keep(fresh);
   }
-  op.hold.buffer(a.arrayBuffer);
-  op.hold.buffer(r.arrayBuffer);
   op.tensors.resize(sizes.size());
   int64_t offset = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
@@ -204,17 +162,22 @@ SurgeryOp SurgeryOp::parse(const Napi::CallbackInfo& info) {
 void SurgeryOp::compute() {
   if (layout) {
     stats.resize(static_cast<size_t>(layout->count()));
-    backend->surgery(*layout, a->data(), r->data(), out->data(), params, stats.data());
+    backend->surgery(*layout, a, r, out, params, stats.data());
   } else {
     stats.resize(tensors.size());
     backend->surgeryHost(tensors.data(), static_cast<int64_t>(tensors.size()), params, stats.data());
   }
 }
 
+// Built by EnvData's result function (env_data.h): the per-tensor values go through its
+// scratch arrays, the rest as arguments.
 Napi::Value SurgeryOp::result(Napi::Env env) {
   const size_t k = stats.size();
-  Napi::Uint8Array conflicts = Napi::Uint8Array::New(env, k);
-  Napi::Float64Array dots = Napi::Float64Array::New(env, k);
+  EnvData& data = envData(env);
+  napi_value args[8];
+  data.scratch(k, cosines ? 2 * k : k, &args[1], &args[2]);
+  uint8_t* conflicts = data.byteData;
+  double* dots = data.doubleData;
   uint32_t numConflicts = 0, nonFinite = 0;
   double normSq = 0.0;  // summed in tensor order: deterministic
   for (size_t i = 0; i < k; ++i) {
@@ -224,20 +187,23 @@ Napi::Value SurgeryOp::result(Napi::Env env) {
     nonFinite += stats[i].nonFinite ? 1 : 0;
     normSq += stats[i].outSq;
   }
-  Napi::Object res = Napi::Object::New(env);
-  res.Set("out", Napi::Value(env, hold.values[outIndex]));
-  res.Set("conflicts", conflicts);
-  res.Set("dots", dots);
   if (cosines) {
-    Napi::Float64Array cos = Napi::Float64Array::New(env, k);
     for (size_t i = 0; i < k; ++i) {
       const double denom = std::sqrt(stats[i].aa) * std::sqrt(stats[i].rr);
-      cos[i] = denom > 0 ? stats[i].dot / denom : 0.0;
+      dots[k + i] = denom > 0 ? stats[i].dot / denom : 0.0;
     }
-    res.Set("cosines", cos);
   }
-  setSurgeryTotals(env, res, k, numConflicts, normSq, nonFinite);
-  return res;
+  args[0] = hold.values[outIndex];
+  checkStatus(env, napi_create_double(env, static_cast<double>(k), &args[3]));
+  checkStatus(env, napi_get_boolean(env, cosines, &args[4]));
+  checkStatus(env, napi_create_uint32(env, numConflicts, &args[5]));
+  checkStatus(env, napi_create_double(env, std::sqrt(normSq), &args[6]));
+  checkStatus(env, napi_create_uint32(env, nonFinite, &args[7]));
+  napi_value fn, undefined, res;
+  checkStatus(env, napi_get_reference_value(env, data.surgeryResult, &fn));
+  checkStatus(env, napi_get_undefined(env, &undefined));
+  checkStatus(env, napi_call_function(env, undefined, fn, 8, args, &res));
+  return Napi::Value(env, res);
 }
 
 void setSurgeryTotals(Napi::Env env, Napi::Object& res, size_t k, uint32_t numConflicts, double normSq,

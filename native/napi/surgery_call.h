@@ -10,9 +10,9 @@
 #include <napi.h>
 
 #include <memory>
-#include <vector>
 
 #include "../core/backend.h"
+#include "inline_vector.h"
 #include "op_call.h"
 
 namespace craftgrad {
@@ -22,10 +22,10 @@ struct SurgeryOp {
   Backend* backend = nullptr;
   SurgeryParams params;
   bool cosines = false;
-  std::shared_ptr<Layout> layout;     // TensorSets
-  std::shared_ptr<Memory> a, r, out;  // TensorSets
-  std::vector<HostTensor> tensors;    // host operands
-  std::vector<TensorStats> stats;
+  std::shared_ptr<Layout> layout;                    // TensorSets
+  float *a = nullptr, *r = nullptr, *out = nullptr;  // TensorSets (their memory in hold)
+  InlineVector<HostTensor, 2> tensors;               // host operands
+  InlineVector<TensorStats, 2> stats;
   JsHold hold;
   size_t outIndex = 0;
 
@@ -38,8 +38,9 @@ struct SurgeryOp {
 class Options;
 SurgeryParams readSurgeryParams(const Options& o);
 
-// The totals every surgery-shaped result carries (surgery, craftReduce): numConflicts,
-// numTensors, conflictRatio, gradNorm (sqrt of normSq) and nonFinite.
+// The totals every surgery-shaped result carries (craftReduce, craftCombine; surgery's own
+// result, built in JavaScript by env_data.cc, has the same): numConflicts, numTensors,
+// conflictRatio, gradNorm (sqrt of normSq) and nonFinite.
 void setSurgeryTotals(Napi::Env env, Napi::Object& res, size_t numTensors, uint32_t numConflicts, double normSq,
                       uint32_t nonFinite);
 

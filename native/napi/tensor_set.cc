@@ -5,6 +5,8 @@
 
 #include "arg_error.h"
 #include "backends.h"
+#include "env_data.h"
+#include "options.h"
 #include "typed_arrays.h"
 
 namespace craftgrad {
@@ -13,11 +15,6 @@ namespace {
 // A random 128-bit tag: what an object must carry to be unwrapped as a TensorSet.
 constexpr napi_type_tag kSetTag = {0x6a1c3f1e9b2d4c07ULL, 0x8f0e2a5d7c3b1e46ULL};
 
-// The constructor of each environment (main thread and worker threads), for create().
-struct AddonData {
-  Napi::FunctionReference tensorSet;
-};
-
 // What create() hands the constructor through an External (JS code cannot make one).
 struct Pending {
   Backend* backend;
@@ -25,6 +22,10 @@ struct Pending {
 };
 
 std::string num(int64_t v) { return std::to_string(v); }
+
+std::string label(const char* name, int64_t index) {
+  return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]";
+}
 
 }  // namespace
 
@@ -40,15 +41,13 @@ Napi::Function TensorSetWrap::define(Napi::Env env) {
        InstanceMethod<&TensorSetWrap::download>("download"),
        InstanceMethod<&TensorSetWrap::fill>("fill"),
        InstanceMethod<&TensorSetWrap::dispose>("dispose")});
-  auto* data = new AddonData();
-  data->tensorSet = Napi::Persistent(ctor);
-  env.SetInstanceData(data);  // deleted with the environment
+  envData(env).tensorSet = Napi::Persistent(ctor);  // for create(), per environment
   return ctor;
 }
 
 Napi::Object TensorSetWrap::create(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout) {
   Pending pending{&backend, std::move(layout)};
-  return env.GetInstanceData<AddonData>()->tensorSet.New({Napi::External<Pending>::New(env, &pending)});
+  return envData(env).tensorSet.New({Napi::External<Pending>::New(env, &pending)});
 }
 
 bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
@@ -57,15 +56,15 @@ bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
   return napi_check_object_type_tag(env, v, &kSetTag, &result) == napi_ok && result;
 }
 
-TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const std::string& name) {
-  if (!is(env, v)) throw typeError(name + " must be a TensorSet, got " + describeValue(env, v));
+TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const char* name, int64_t index) {
+  if (!is(env, v)) throw typeError(label(name, index) + " must be a TensorSet, got " + describeValue(env, v));
   TensorSetWrap* w = Unwrap(v.As<Napi::Object>());
-  w->live(env, name);
+  w->live(env, name, index);
   return w;
 }
 
-void TensorSetWrap::live(Napi::Env env, const std::string& name) {
-  if (!mem_) throw typeError(name + " is a disposed TensorSet");
+void TensorSetWrap::live(Napi::Env env, const char* name, int64_t index) {
+  if (!mem_) throw typeError(label(name, index) + " is a disposed TensorSet");
   hostBuffer_ = nullptr;
   if (host_.IsEmpty()) return;
   // The array may have been detached (transferred) since the set was made.
@@ -74,7 +73,7 @@ void TensorSetWrap::live(Napi::Env env, const std::string& name) {
   napi_value buffer = nullptr;
   NAPI_THROW_IF_FAILED_VOID(env, napi_get_typedarray_info(env, host_.Value(), nullptr, &length, &data, &buffer, nullptr));
   if (static_cast<int64_t>(length) != mem_->length() || (length > 0 && data != mem_->data()))
-    throw typeError(name + " is backed by a detached ArrayBuffer");
+    throw typeError(label(name, index) + " is backed by a detached ArrayBuffer");
   hostBuffer_ = buffer;
 }
 

@@ -20,7 +20,7 @@
 
 namespace craftgrad {
 
-class Options;  // typed_arrays.h
+class Options;  // options.h
 
 class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
  public:
@@ -30,8 +30,9 @@ class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
   static Napi::Object create(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout);
   static bool is(Napi::Env env, Napi::Value v);
   // Checks type, tag, liveness and (host sets) that the array is not detached; `name` is
-  // the argument ("act", "options.out"). TypeError otherwise.
-  static TensorSetWrap* unwrap(Napi::Env env, Napi::Value v, const std::string& name);
+  // the argument ("act", "out"; with `index`, "sets[3]"), formatted only for an error.
+  // TypeError otherwise. Operations read their operands through operands.h, which calls this.
+  static TensorSetWrap* unwrap(Napi::Env env, Napi::Value v, const char* name, int64_t index = -1);
 
   explicit TensorSetWrap(const Napi::CallbackInfo& info);
 
@@ -55,7 +56,7 @@ class TensorSetWrap : public Napi::ObjectWrap<TensorSetWrap> {
   Napi::Value dispose(const Napi::CallbackInfo& info);
   void init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero);
   void initView(Napi::Env env, const Options& o);
-  void live(Napi::Env env, const std::string& name);
+  void live(Napi::Env env, const char* name, int64_t index = -1);
 
   Backend* backend_ = nullptr;
   std::shared_ptr<Memory> mem_;
