@@ -14,6 +14,7 @@
 #include "bench_natives.h"
 
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,14 @@ Napi::Value FmaPeakGflops(const Napi::CallbackInfo& info) {
 }
 
 // ---- layer(name, operands) ----
+
+// Whether the byte ranges [x, x + nx) and [y, y + ny) share a byte (empty ranges never do).
+// The operations' own operand reader (native/napi/operands.h) is built around a declared
+// list of operands; this test-only entry checks its few host arrays pairwise instead.
+bool bytesOverlap(const void* x, int64_t nx, const void* y, int64_t ny) {
+  const auto a = reinterpret_cast<uintptr_t>(x), b = reinterpret_cast<uintptr_t>(y);
+  return nx > 0 && ny > 0 && a < b + static_cast<uintptr_t>(ny) && b < a + static_cast<uintptr_t>(nx);
+}
 
 // The operands of one call: host Float32Arrays (each of exactly the size the operation
 // needs) and scratch, placed in the backend's memory: used in place on the CPU, uploaded
