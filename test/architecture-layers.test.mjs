@@ -168,6 +168,29 @@ test('native/napi: only backends.cc includes a backend (cpu/, cuda/)', () => {
   assert.deepEqual(problems, [], `napi files that name a backend (go through core/backend.h, or backends.h):\n${problems.join('\n')}`);
 });
 
+// ARCHITECTURE.md §4c: a backend implements layers, never a model. No backend file includes a
+// model's description (core/*_desc.h) or a model driver, and none defines a model step; every
+// model is one driver in native/models, over core/layers.h alone.
+test('native/cpu, native/cuda: no model-specific step; the models are drivers in native/models over core/layers.h', () => {
+  const problems = [];
+  for (const layer of ['cpu', 'cuda']) {
+    for (const file of filesUnder(join(root, 'native', layer), ['.h', '.cc', '.cu', '.cuh', '.inc'])) {
+      readFileSync(file, 'utf8').split('\n').forEach((line, i) => {
+        const where = `${relative(root, file)}:${i + 1}`;
+        const m = /^\s*#\s*include\s*"([^"]+)"/.exec(line);
+        if (m && /(_desc\.h$|(^|\/)models\/)/.test(m[1])) problems.push(`${where} includes "${m[1]}"`);
+        if (/\b(modelStep|qwen2Step)\w*\s*\(/.test(line.replace(/\/\/.*$/, ''))) problems.push(`${where} defines or calls a model step`);
+      });
+    }
+  }
+  assert.deepEqual(problems, [], `model code in a backend:\n${problems.join('\n')}`);
+  // Each model's driver includes the layers and nothing of a backend (the include table above).
+  for (const driver of ['adapter_policy.cc', 'qwen2_policy.cc']) {
+    const text = readFileSync(join(root, 'native', 'models', driver), 'utf8');
+    assert.match(text, /Layers& layers/, `${driver} is a driver over Layers`);
+  }
+});
+
 test('the layer checks see the files they check (the tables cannot pass on an empty tree)', () => {
   assert.ok(filesUnder(join(root, 'src'), ['.ts']).length > 50);
   for (const layer of Object.keys(NATIVE_ALLOWED)) {
