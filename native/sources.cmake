@@ -29,6 +29,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/operands.cc
   native/napi/options.cc
   native/napi/qwen2_call.cc
+  native/napi/step_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc
   native/napi/typed_arrays.cc)

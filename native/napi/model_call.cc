@@ -13,6 +13,7 @@
 #include "op_call.h"
 #include "operands.h"
 #include "options.h"
+#include "step_call.h"
 #include "tensor_set.h"
 #include "typed_arrays.h"
 
@@ -24,72 +25,37 @@ std::string str(int64_t v) { return std::to_string(v); }
 ModelConfig readConfig(Napi::Env env, napi_value value) {
   const Options o(env, value, "config");
   ModelConfig c;
-  c.T = o.configSize("tokens");
-  c.D = o.configSize("width");
-  c.L = o.configSize("blocks");
-  c.r = o.configSize("rank");
+  readConfigSizes(o, {{"tokens", &c.T}, {"width", &c.D}, {"blocks", &c.L}, {"rank", &c.r}});
   c.alpha = o.number("alpha");
   c.m = o.configSize("bridgeBlock");
-  c.pool = static_cast<Pooling>(o.choice("pooling", {"mean", "max"}));
-  c.anchor = static_cast<AnchorType>(o.choice("anchorType", {"concat", "aq_only", "raw_only"}));
-  c.H = o.configSize("headWidth");
-  c.K = o.configSize("chunk");
-  c.A = o.configSize("actionDims");
-  const std::string err = modelConfigError(c);
-  if (!err.empty()) throw rangeError(err);
+  readFeatureOptions(o, &c.pool, &c.anchor);
+  readConfigSizes(o, {{"headWidth", &c.H}, {"chunk", &c.K}, {"actionDims", &c.A}});
+  throwConfigError(modelConfigError(c));
   return c;
 }
 
-// The words of the model's and Qwen2's step (tests pin them): "gAct is on cpu, params on cuda:0".
-const Wording kStepWords{"{x} is on {xv}, {y} on {yv}"};
-
-struct ModelStepOp {
+// The built-in model's step (step_call.h: ModelStepOp<AdapterPolicyCall>).
+struct AdapterPolicyCall {
   static constexpr const char* kName = "craftgrad.modelStep";
-  Backend* backend = nullptr;
-  ModelConfig config;
-  ModelStepArgs args;
-  ModelStepResult out;
-  JsHold hold;
-
-  static ModelStepOp parse(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    ModelStepOp op;
-    const Options o(env, info[0], "options");
-    const ModelConfig c = readConfig(env, o.get("config"));
-    op.config = c;
+  using Config = ModelConfig;
+  using Args = ModelStepArgs;
+  static Config readConfig(Napi::Env env, napi_value v) { return craftgrad::readConfig(env, v); }
+  // The sets, each of the length its layout needs, all on params' device; tokens and
+  // actions are host arrays on every backend. Written operands overlap nothing: the
+  // kernels read inputs after writing outputs.
+  static Backend* readOperands(Napi::Env env, const Options& o, const StepHeader& h, const Config& c, Operands& ops,
+                               Args& a) {
     const ModelLayout lay = modelLayout(c);
-    ModelStepArgs& a = op.args;
-    a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
-    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
-    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    a.batch = o.integer("batch", 1, int64_t{1} << 24);
-    // The sets, each of the length its layout needs, all on params' device; tokens and
-    // actions are host arrays on every backend. Written operands overlap nothing: the
-    // kernels read inputs after writing outputs.
-    Operands ops(env, &op.hold, kStepWords);
     const Need trainable{lay.paramCount, "the model's trainable layout"};
     a.params = ops.set(o.get("params"), "params", Access::Read, trainable)->data();
     a.frozen = ops.set(o.get("frozen"), "frozen", Access::Read, Need{lay.frozenCount, "the model's frozen layout"})->data();
-    if (withRet) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the model's anchor layout"})->data();
+    if (h.retention) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the model's anchor layout"})->data();
     a.tokens = ops.array(o.get("tokens"), "tokens", Access::Read, Need{a.batch * c.T * c.D, "batch×T×D"}).data;
     a.actions = ops.array(o.get("actions"), "actions", Access::Read, Need{a.batch * c.actionDim(), "batch×K×A"}).data;
-    if (withGrad) a.gAct = ops.set(o.get("gAct"), "gAct", Access::Write, trainable)->data();
-    if (a.mode == ModelMode::Craft) a.gRet = ops.set(o.get("gRet"), "gRet", Access::Write, trainable)->data();
-    a.accumulate = o.boolean("accumulate");
-    const double scale = o.number("scale");
-    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
-    a.scale = static_cast<float>(scale);
-    ops.requireDisjoint();
-    op.backend = ops.backend();
-    return op;
+    readGradientSets(o, ops, h, trainable, &a.gAct, &a.gRet);
+    return ops.backend();
   }
-  void compute() { out = adapterPolicyStep(backend->layers(), config, args); }
-  Napi::Value result(Napi::Env env) {
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("actionLoss", out.actionLoss);
-    res.Set("retentionLoss", out.retentionLoss);
-    return res;
-  }
+  static ModelStepResult step(Layers& L, const Config& c, const Args& a) { return adapterPolicyStep(L, c, a); }
 };
 
 // copy({ dst, src, dstOffset = 0, srcOffset = 0, count }): within one device, no overlap.
@@ -197,8 +163,8 @@ Napi::Value ModelTensorsOf(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerModelExports(Napi::Env env, Napi::Object exports) {
-  exports.Set("modelStep", Napi::Function::New(env, callSync<ModelStepOp>, "modelStep"));
-  exports.Set("modelStepAsync", Napi::Function::New(env, callAsync<ModelStepOp>, "modelStepAsync"));
+  exports.Set("modelStep", Napi::Function::New(env, callSync<ModelStepOp<AdapterPolicyCall>>, "modelStep"));
+  exports.Set("modelStepAsync", Napi::Function::New(env, callAsync<ModelStepOp<AdapterPolicyCall>>, "modelStepAsync"));
   exports.Set("copy", Napi::Function::New(env, callSync<CopyOp>, "copy"));
   exports.Set("modelTensors", Napi::Function::New(env, ModelTensorsOf, "modelTensors"));
   exports.Set("modelGemm", Napi::Function::New(env, callSync<GemmOp>, "modelGemm"));

@@ -10,6 +10,7 @@
 #include "../models/models.h"
 #include "arg_error.h"
 #include "op_call.h"
+#include "step_call.h"
 #include "operands.h"
 #include "options.h"
 #include "tensor_set.h"
@@ -23,25 +24,15 @@ std::string str(int64_t v) { return std::to_string(v); }
 Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
   const Options o(env, value, "config");
   Qwen2Config c;
-  c.D = o.configSize("hiddenSize");
-  c.L = o.configSize("numLayers");
-  c.heads = o.configSize("numHeads");
-  c.kvHeads = o.configSize("numKvHeads");
-  c.I = o.configSize("intermediateSize");
-  c.V = o.configSize("vocabSize");
+  readConfigSizes(o, {{"hiddenSize", &c.D}, {"numLayers", &c.L}, {"numHeads", &c.heads}, {"numKvHeads", &c.kvHeads},
+                      {"intermediateSize", &c.I}, {"vocabSize", &c.V}});
   c.eps = o.number("rmsNormEps");
   c.theta = o.number("ropeTheta");
-  c.P = o.configSize("prefixTokens");
-  c.S = o.configSize("promptTokens");
-  c.Q = o.configSize("queries");
-  c.r = o.configSize("rank");
+  readConfigSizes(o, {{"prefixTokens", &c.P}, {"promptTokens", &c.S}, {"queries", &c.Q}, {"rank", &c.r}});
   c.alpha = o.number("alpha");
-  c.A = o.configSize("actionDims");
-  c.Hh = o.configSize("headWidth");
-  c.m = o.configSize("bridgeLayer");
+  readConfigSizes(o, {{"actionDims", &c.A}, {"headWidth", &c.Hh}, {"bridgeLayer", &c.m}});
   c.span = static_cast<BridgeSpan>(o.choice("bridgeSpan", {"prefix", "prefix+prompt"}));
-  c.pool = static_cast<Pooling>(o.choice("pooling", {"mean", "max"}));
-  c.anchor = static_cast<AnchorType>(o.choice("anchorType", {"concat", "aq_only", "raw_only"}));
+  readFeatureOptions(o, &c.pool, &c.anchor);
   const Napi::Value t(env, o.get("targets"));
   if (!t.IsArray()) throw typeError("config.targets must be an Array of linear layer names");
   const Napi::Array list = t.As<Napi::Array>();
@@ -54,42 +45,28 @@ Qwen2Config readQwen2Config(Napi::Env env, napi_value value) {
     if (found < 0) throw rangeError("config.targets[" + std::to_string(i) + "] must be one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
     c.targets |= 1u << found;
   }
-  const std::string err = qwen2ConfigError(c);
-  if (!err.empty()) throw rangeError(err);
+  throwConfigError(qwen2ConfigError(c));
   return c;
 }
 
-struct Qwen2StepOp {
+// The Qwen2 policy's step (step_call.h: ModelStepOp<Qwen2PolicyCall>).
+struct Qwen2PolicyCall {
   static constexpr const char* kName = "craftgrad.qwen2Step";
-  Backend* backend = nullptr;
-  Qwen2Config config;
-  Qwen2StepArgs args;
-  ModelStepResult out;
-  JsHold hold;
-
-  static Qwen2StepOp parse(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    Qwen2StepOp op;
-    const Options o(env, info[0], "options");
-    const Qwen2Config c = readQwen2Config(env, o.get("config"));
-    op.config = c;
+  using Config = Qwen2Config;
+  using Args = Qwen2StepArgs;
+  static Config readConfig(Napi::Env env, napi_value v) { return readQwen2Config(env, v); }
+  static Backend* readOperands(Napi::Env env, const Options& o, const StepHeader& h, const Config& c, Operands& ops,
+                               Args& a) {
     const Qwen2Layout lay = qwen2Layout(c);
-    Qwen2StepArgs& a = op.args;
-    a.mode = static_cast<ModelMode>(o.choice("mode", {"craft", "baseline", "eval", "evalRetention"}));
-    const bool withRet = a.mode == ModelMode::Craft || a.mode == ModelMode::EvalRet;
-    const bool withGrad = a.mode == ModelMode::Craft || a.mode == ModelMode::Baseline;
-    a.batch = o.integer("batch", 1, int64_t{1} << 24);
     const int64_t B = a.batch;
 
     // The sets, each of the length its layout needs, all on params' device; the rest host
     // arrays (or, for the frozen weights, one set). Written operands overlap nothing: they
     // are written while the inputs are still read.
-    Operands ops(env, &op.hold, Wording{"{x} is on {xv}, {y} on {yv}"});
     const Need trainable{lay.paramCount, "the policy's trainable layout"};
     a.params = ops.set(o.get("params"), "params", Access::Read, trainable)->data();
-    if (withRet) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the policy's anchor layout"})->data();
-    if (withGrad) a.gAct = ops.set(o.get("gAct"), "gAct", Access::Write, trainable)->data();
-    if (a.mode == ModelMode::Craft) a.gRet = ops.set(o.get("gRet"), "gRet", Access::Write, trainable)->data();
+    if (h.retention) a.anchor = ops.set(o.get("anchor"), "anchor", Access::Read, Need{lay.anchorCount, "the policy's anchor layout"})->data();
+    readGradientSets(o, ops, h, trainable, &a.gAct, &a.gRet);
     Backend* backend = ops.backend();
 
     // The frozen weights: host arrays (a backend whose memory is host memory), or one set
@@ -140,21 +117,9 @@ struct Qwen2StepOp {
       a.inputIds = ids.data;
     }
     a.actions = ops.array(o.get("actions"), "actions", Access::Read, Need{B * c.Q * c.A, "batch×queries×actionDims"}).data;
-    a.accumulate = o.boolean("accumulate");
-    const double scale = o.number("scale");
-    if (!std::isfinite(scale)) throw rangeError("scale must be a finite number, got " + std::to_string(scale));
-    a.scale = static_cast<float>(scale);
-    ops.requireDisjoint();
-    op.backend = backend;
-    return op;
+    return backend;
   }
-  void compute() { out = qwen2PolicyStep(backend->layers(), config, args); }
-  Napi::Value result(Napi::Env env) {
-    Napi::Object res = Napi::Object::New(env);
-    res.Set("actionLoss", out.actionLoss);
-    res.Set("retentionLoss", out.retentionLoss);
-    return res;
-  }
+  static ModelStepResult step(Layers& L, const Config& c, const Args& a) { return qwen2PolicyStep(L, c, a); }
 };
 
 Napi::Value Qwen2TensorsOf(const Napi::CallbackInfo& info) {
@@ -182,8 +147,8 @@ Napi::Value Qwen2TensorsOf(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void registerQwen2Exports(Napi::Env env, Napi::Object exports) {
-  exports.Set("qwen2Step", Napi::Function::New(env, callSync<Qwen2StepOp>, "qwen2Step"));
-  exports.Set("qwen2StepAsync", Napi::Function::New(env, callAsync<Qwen2StepOp>, "qwen2StepAsync"));
+  exports.Set("qwen2Step", Napi::Function::New(env, callSync<ModelStepOp<Qwen2PolicyCall>>, "qwen2Step"));
+  exports.Set("qwen2StepAsync", Napi::Function::New(env, callAsync<ModelStepOp<Qwen2PolicyCall>>, "qwen2StepAsync"));
   exports.Set("qwen2Tensors", Napi::Function::New(env, Qwen2TensorsOf, "qwen2Tensors"));
 }
 
