@@ -7,7 +7,7 @@
 // Anonymous namespace: each translation unit (each ISA) gets its own copy, never a
 // COMDAT shared with code compiled for another ISA.
 #pragma once
-// The CUDA backend (native/cuda/model_kernels.cu) instantiates the same templates on a
+// The CUDA backend (native/cuda/layer_kernels.cu) instantiates the same templates on a
 // device type whose operators are explicitly rounded intrinsics.
 #if defined(__CUDACC__)
 #define CG_HOST_DEVICE __host__ __device__
