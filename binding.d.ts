@@ -1,5 +1,6 @@
 // Types of the raw native module (build/Release/craftgrad.node or a prebuild).
-// Internal: src/native.ts is the only code that touches it; operands are positional,
+// Internal: only the core modules touch it (src/native.ts loads it, src/native-calls.ts names each
+// operation for the layers above core: test/architecture-layers.test.mjs); operands are positional,
 // everything else named options, and every argument is validated again on the native side.
 
 export interface RawSurgeryResult<Out> {
