@@ -23,6 +23,7 @@ import { backendInfo } from '../dist/index.js';
 import { announceGpu, gpu } from './helpers/gpu.mjs';
 import { rng, randn } from './helpers/random.mjs';
 import { sameBits } from './helpers/same-bits.mjs';
+import { assertClose } from './helpers/close.mjs';
 import { attention, biasGeluErf, centralGradient, conv2dPatches, geluErf, layerNorm } from './helpers/layers-reference.mjs';
 
 const skip = announceGpu(import.meta.url);
@@ -44,22 +45,6 @@ function onBoth(name, make) {
   return { cpu, cuda };
 }
 
-/** max |a − b| / max |b| (b the reference). */
-function relErr(a, b) {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-30);
-}
-
-function assertClose(actual, expected, tol, what) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) assert.ok(Number.isFinite(actual[i]), `${what}[${i}] = ${actual[i]}`);
-  const e = relErr(actual, expected);
-  assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`);
-}
 
 /** The largest distance in float32 ulps between two arrays of finite floats (±0 equal). */
 function maxUlps(a, b) {

@@ -13,27 +13,13 @@ import { binding } from '../dist/native.js';
 import { backendInfo } from '../dist/index.js';
 import { rng, randn } from './helpers/random.mjs';
 import { sameBits } from './helpers/same-bits.mjs';
+import { assertClose } from './helpers/close.mjs';
 import {
   attention, biasGeluErf, centralGradient, conv2dPatches, geluErf, geluTanh, layerNorm, layerScaleAdd, proHeadAttention,
 } from './helpers/layers-reference.mjs';
 
 const layer = (name, operands) => binding.bench.layer(name, operands);
 
-/** max |a − b| / max |b| (b the reference). */
-function relErr(a, b) {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num = Math.max(num, Math.abs(a[i] - b[i]));
-    den = Math.max(den, Math.abs(b[i]));
-  }
-  return num / Math.max(den, 1e-30);
-}
-
-function assertClose(actual, expected, tol, what) {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  const e = relErr(actual, expected);
-  assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`);
-}
 
 const f32 = (a) => Float32Array.from(a);
 const f64 = (a) => Float64Array.from(a);
