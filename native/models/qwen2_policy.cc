@@ -39,8 +39,7 @@ struct Buffers {
 class Qwen2PolicyStep {
  public:
   Qwen2PolicyStep(Layers& L, const Qwen2Config& c, const Qwen2StepArgs& a)
-      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), mode_(stepMode(a.mode)),
-        withRet_(mode_.retention), keep_(mode_.gradients), streams_(mode_.streams) {}
+      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), mode_(stepMode(a.mode)) {}
 
   ModelStepResult run();
 
@@ -59,8 +58,6 @@ class Qwen2PolicyStep {
   const Qwen2Layout lay_;
   Qwen2Shape s_;
   const StepMode mode_;
-  const bool withRet_, keep_;
-  const int streams_;
   std::vector<float> cosHost_, sinHost_;
   Buffers x_{};
 };
@@ -74,7 +71,7 @@ void Qwen2PolicyStep::plan(Workspace& w, Buffers& x) {
   x.prefix = stage(L_, w, a_.prefix, B * c.P * D);
   x.ids = stage(L_, w, a_.inputIds, B * c.S);
   x.actions = stage(L_, w, a_.actions, BQ * c.A);
-  x.Hs = w.take<float>(keep_ ? (c.L + 1) * MD : 2 * MD);
+  x.Hs = w.take<float>(mode_.gradients ? (c.L + 1) * MD : 2 * MD);
   x.HN = w.take<float>(MD);
   x.rN = w.take<float>(M);
   x.f = w.take<float>(BF);
@@ -88,24 +85,24 @@ void Qwen2PolicyStep::plan(Workspace& w, Buffers& x) {
   x.head.G1 = w.take<float>(BQ * c.Hh);
   x.head.O = w.take<float>(BQ * c.A);
   x.head.dO = w.take<float>(BQ * c.A);
-  x.acts.assign(keep_ ? c.L : 1, Qwen2LayerActs{});
+  x.acts.assign(mode_.gradients ? c.L : 1, Qwen2LayerActs{});
   for (Qwen2LayerActs& l : x.acts) planLayerActs(s_, w, l);
   x.Hping = x.HN0 = x.rN0 = nullptr;
-  if (withRet_) {
+  if (mode_.retention) {
     x.Hping = w.take<float>(2 * MD);
     x.HN0 = w.take<float>(MD);
     x.rN0 = w.take<float>(M);
-    if (keep_) planLayerActs(s_, w, x.anchorActs);
+    if (mode_.gradients) planLayerActs(s_, w, x.anchorActs);
     else x.anchorActs = x.acts[0];
   }
-  planLayerScratch(s_, L_, streams_, keep_, w, x.scratch);
+  planLayerScratch(s_, L_, mode_.streams, mode_.gradients, w, x.scratch);
   x.terms = w.take<double>(std::max(BQ * c.A, BF));
   x.losses = w.take<double>(2);
-  if (keep_) {
+  if (mode_.gradients) {
     x.dZ1 = w.take<float>(BQ * c.Hh);
     x.dZ0 = w.take<float>(BQ * D);
-    x.dHN = w.take<float>(streams_ * MD);
-    x.G = w.take<float>(streams_ * MD);
+    x.dHN = w.take<float>(mode_.streams * MD);
+    x.G = w.take<float>(mode_.streams * MD);
     x.dF = w.take<float>(BF);
   }
 }
@@ -151,9 +148,9 @@ ModelStepResult Qwen2PolicyStep::run() {
   if (!L_.hostMemory() && !a_.frozenInBackend)
     throw std::logic_error(std::string("craftgrad: the Qwen2 step on ") + L_.deviceName() +
                            " needs its frozen weights in the device's memory");
-  L_.checkExtent(streams_ * MD, "the Qwen2 step");
-  L_.checkExtent(streams_ * M * std::max(c.I, c.qDim()), "the Qwen2 step");
-  L_.checkExtent(streams_ * s_.attention.rows() * T, "the Qwen2 step");
+  L_.checkExtent(mode_.streams * MD, "the Qwen2 step");
+  L_.checkExtent(mode_.streams * M * std::max(c.I, c.qDim()), "the Qwen2 step");
+  L_.checkExtent(mode_.streams * s_.attention.rows() * T, "the Qwen2 step");
 
   qwen2RopeTables(c, cosHost_, sinHost_);
   Workspace sizing;
@@ -168,44 +165,44 @@ ModelStepResult Qwen2PolicyStep::run() {
   s_.sinT = x_.sinT;
 
   // ---- forward (current weights), the action head and its loss ----
-  forward(P, c.L, keep_, x_.Hs, x_.acts, x_.HN, x_.rN, x_.f, x_.argR, x_.argAq);
+  forward(P, c.L, mode_.gradients, x_.Hs, x_.acts, x_.HN, x_.rN, x_.f, x_.argR, x_.argAq);
   L_.gatherRows(x_.Z0, x_.HN, B, T, D, qTok, Q, true);
   const ActionHead head{P + lay_.fc1w, P + lay_.fc1b, P + lay_.fc2w, P + lay_.fc2b, D, c.Hh, c.A};
   actionHeadForward(L_, head, BQ, x_.Z0, x_.actions, x_.head, x_.terms, x_.losses);
 
   // ---- anchor forward: no gradient, the anchor's LoRA factors and queries in place ----
-  if (withRet_) {
+  if (mode_.retention) {
     const int64_t layers = c.usesAq() ? c.L : c.m;
     std::vector<Qwen2LayerActs> one{x_.anchorActs};
     forward(a_.anchor, layers, false, x_.Hping, one, x_.HN0, x_.rN0, x_.fA, x_.argR0, x_.argAq0);
-    L_.mseLoss(x_.f, x_.fA, streams_ == 2 ? x_.dF : nullptr, B * F, x_.terms, x_.losses + 1);
+    L_.mseLoss(x_.f, x_.fA, mode_.streams == 2 ? x_.dF : nullptr, B * F, x_.terms, x_.losses + 1);
   }
 
-  if (keep_) {
+  if (mode_.gradients) {
     // ---- head backward (the action stream only: the retention loss never sees the head) ----
     const float sc = a_.scale, beta = a_.accumulate ? 1.0f : 0.0f;
     actionHeadStepBackward(L_, head, BQ, x_.Z0, x_.head, {lay_.fc1w, lay_.fc1b, lay_.fc2w, lay_.fc2b, lay_.paramCount},
-                           a_.gAct, streams_ == 2 ? a_.gRet : nullptr, sc, a_.accumulate, x_.dZ1, x_.dZ0);
+                           a_.gAct, mode_.streams == 2 ? a_.gRet : nullptr, sc, a_.accumulate, x_.dZ1, x_.dZ0);
 
     // ---- d(final hidden states): the head's at the queries; the retention features' ----
-    L_.zero(x_.dHN, streams_ * MD);
+    L_.zero(x_.dHN, mode_.streams * MD);
     L_.gatherRows(x_.dHN, x_.dZ0, B, T, D, qTok, Q, false);
-    if (streams_ == 2) {
+    if (mode_.streams == 2) {
       float* dRet = x_.dHN + MD;
       if (c.usesAq()) L_.poolBackward(poolAt(qTok, Q, c.aqOffset()), x_.dF, x_.argAq, dRet);
       if (c.usesRaw() && c.m == c.L) L_.poolBackward(poolAt(0, c.spanTokens(), c.rawOffset()), x_.dF, x_.argR, dRet);
     }
-    L_.zero(x_.G, streams_ * MD);
-    L_.rmsNormBackward(streams_ * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, a_.finalNorm, x_.G);
+    L_.zero(x_.G, mode_.streams * MD);
+    L_.rmsNormBackward(mode_.streams * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, a_.finalNorm, x_.G);
 
     // ---- layers, last to first ----
     bool retLive = false;
     for (int64_t l = c.L - 1; l >= 0; --l) {
-      if (streams_ == 2 && c.usesRaw() && l + 1 == c.m && c.m < c.L)
+      if (mode_.streams == 2 && c.usesRaw() && l + 1 == c.m && c.m < c.L)
         L_.poolBackward(poolAt(0, c.spanTokens(), c.rawOffset()), x_.dF, x_.argR, x_.G + MD);
-      retLive = streams_ == 2 && (c.usesAq() || l + 1 <= c.m);
+      retLive = mode_.streams == 2 && (c.usesAq() || l + 1 <= c.m);
       const LoraGradients out{{a_.gAct, retLive ? a_.gRet : nullptr}, 0, 0, sc, beta};  // offsets: per linear
-      if (streams_ == 2 && !retLive && !a_.accumulate)
+      if (mode_.streams == 2 && !retLive && !a_.accumulate)
         for (int i = 0; i < kQwen2Linears; ++i)
           if (c.targeted(i)) {
             L_.zero(a_.gRet + lay_.loraA[l][i], c.r * c.linearIn(i));
@@ -216,7 +213,7 @@ ModelStepResult Qwen2PolicyStep::run() {
     }
 
     // ---- action_queries: d(input sequence) at the query tokens, summed over the batch ----
-    for (int st = 0; st < streams_; ++st) {
+    for (int st = 0; st < mode_.streams; ++st) {
       float* g = st == 0 ? a_.gAct : a_.gRet;
       const bool live = st == 0 || retLive;
       L_.columnSum(live ? x_.G + st * MD + qTok * D : nullptr, B, Q * D, T * D, sc, a_.accumulate, g + lay_.queries);
