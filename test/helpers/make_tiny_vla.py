@@ -44,7 +44,6 @@ import json
 import math
 import os
 import struct
-import sys
 from collections import OrderedDict
 
 import torch
@@ -316,8 +315,6 @@ def head_state(spec, dr, dtype):
             v.copy_(dr.normal(tuple(v.shape), 0.5))   # upstream inits 0; trained gates are not
         elif ("layer_norm" in k or ".ffn.0." in k) and k.endswith(".weight"):
             v.copy_(_norm_weight(dr, v.shape[0]))
-        elif k.endswith(".weight") and k.startswith("module.model.fc1"):
-            v.copy_(dr.normal(tuple(v.shape), 1.0 / math.sqrt(v.shape[1])))  # LayerNorm'd input of width A*D
         else:
             # nn.Linear-like scale (1/sqrt(fan_in)) so the head's outputs are O(0.1-1)
             fan = v.shape[1] if v.dim() == 2 else D

@@ -50,7 +50,6 @@ import math
 import os
 import re
 import struct
-import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -621,7 +620,7 @@ class VlaReference:
         for i, (tag, loss) in enumerate(losses):
             grads = torch.autograd.grad(loss, params, allow_unused=True, retain_graph=i + 1 < len(losses))
             for n, p, g in zip(names, params, grads):
-                out[f"{tag}_grad/{n}"] = torch.zeros_like(p) if g is None else g
+                out[f"{tag}_grad/{n}"] = torch.zeros_like(p) if g is None else g.contiguous()
             out[f"{tag}_loss"] = loss.detach().reshape(())
         out["predicted_actions"] = res["forward"]["pred"].detach()
         if o["mode"] == "craft":
