@@ -149,6 +149,25 @@ test('zip reader: archive comment, non-.npy entry, duplicate entry, unsupported 
   expectFormatError(() => readZip(bz), /compression method 12/, /entry "a\.npy"/);
 });
 
+test('zip reader: deflated entries inflate no further than their claimed size, which deflate must be able to reach', () => {
+  const zeros = new Uint8Array(1 << 20); // deflates to about 1 KiB
+  const z = writeZip([{ name: 'z.npy', data: zeros }], { compress: true });
+  const cd = z.length - 22 - (46 + 'z.npy'.length);
+  const dv = new DataView(z.buffer);
+  assert.equal(readZip(z)[0].data.length, zeros.length);
+  // A claim deflate cannot reach from the compressed size is refused before inflating.
+  const huge = z.slice();
+  new DataView(huge.buffer).setUint32(cd + 24, 0xfffffff0, true);
+  expectFormatError(() => readZip(huge), /claims 4294967280 bytes inflated from \d+: impossible for deflate/, /entry "z\.npy"/);
+  // A smaller claim stops inflation there instead of inflating everything, then fails.
+  const small = z.slice();
+  new DataView(small.buffer).setUint32(cd + 24, 1000, true);
+  expectFormatError(() => readZip(small), /deflate data is corrupt/, /entry "z\.npy"/);
+  // storedOnly refuses a deflated entry outright.
+  expectFormatError(() => readZip(z, { storedOnly: true }), /is deflated/, /entry "z\.npy"/);
+  assert.equal(dv.getUint16(cd + 10, true), 8);
+});
+
 test('corrupted CRC32 in an npz entry is detected (stored and deflated)', () => {
   // flip one data byte of a stored entry
   const stored = encodeNpz({ w: samples.f4 });

@@ -11,7 +11,7 @@ export interface FormatErrorOptions {
 }
 
 export class FormatError extends Error {
-  /** 'safetensors' | 'npy' | 'npz' | 'zip' | 'tfevents' */
+  /** 'safetensors' | 'npy' | 'npz' | 'zip' | 'tfevents' | 'torch-pt' */
   readonly format: string;
   readonly file: string | undefined;
   readonly field: string | undefined;

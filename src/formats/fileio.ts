@@ -1,5 +1,6 @@
 // Whole-file reads and chunked, fsynced writes shared by the file-level readers/writers.
-import { open } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 // A single write()/read() of more than ~2 GiB fails on Linux; stay well below.
 const IO_CHUNK = 1 << 30;
@@ -43,5 +44,28 @@ export async function writeChunksSynced(path: string, chunks: Iterable<Uint8Arra
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * Replaces `path` atomically with `chunks`: written to a sibling temp file and fsynced,
+ * renamed over `path`, then the directory fsynced, so a crash leaves the old file or the
+ * new one, never a torn one (the formats layer's own copy of the run layer's rule,
+ * src/run/fsio.ts, which it may not import). The temp file is removed on failure.
+ */
+export async function publishChunksAtomic(path: string, chunks: Iterable<Uint8Array>): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeChunksSynced(tmp, chunks);
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }

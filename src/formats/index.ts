@@ -13,3 +13,7 @@ export { type NpyDecodeOptions, type NpyEncodeOptions, decodeNpy, encodeNpy, rea
 export { type NpzDecodeOptions, type NpzEncodeOptions, decodeNpz, encodeNpz, readNpzFile, writeNpzFile } from './npz.js';
 export { type SessionStatus, type TfEventsWriterOptions, type SessionLogOptions, TfEventsWriter } from './tfevents.js';
 export { type TfEvent, type TfSessionLog, readTfEvents } from './tfevents-reader.js';
+export {
+  type TorchPtValue, type TorchPtKey, type TorchPtDecodeOptions, type TorchPtEncodeOptions, type TorchStateDictOptions,
+  TORCH_PT_MAX_DEPTH, decodeTorchPt, readTorchPtFile, torchStateDict, torchTensorToF32, encodeTorchPt, writeTorchPtFile,
+} from './torch-pt.js';

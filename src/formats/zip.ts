@@ -1,7 +1,9 @@
 // Just enough of the zip format (PKWARE APPNOTE) for .npz: read stored and deflated
 // entries through the central directory, with zip64 sizes/offsets, checking every CRC32;
-// write stored or deflated archives (zip64 when needed or asked for). No encryption,
-// no multi-disk archives, no data descriptors needed (sizes come from the central directory).
+// write stored or deflated archives (zip64 when needed or asked for), optionally with each
+// entry's data aligned (PyTorch's writer pads the local header's extra field with an "FB"
+// record so every member starts on a 64-byte boundary). No encryption, no multi-disk
+// archives, no data descriptors needed (sizes come from the central directory).
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { crc32 } from './crc.js';
 import { FormatError } from './errors.js';
@@ -27,6 +29,8 @@ export interface ZipEntry {
 export interface ZipReadOptions {
   /** File name to put in error messages. */
   source?: string;
+  /** Refuse deflated entries (before inflating anything): for containers whose writers only store. */
+  storedOnly?: boolean;
 }
 
 /** Reads every entry of a zip archive, verifying sizes and CRC32. Stored entries are views into `bytes`. */
@@ -115,8 +119,11 @@ export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEnt
       if (csize !== usize) fail(field, `stored entry has compressed size ${csize} != size ${usize}`);
       data = raw;
     } else if (method === METHOD_DEFLATE) {
+      if (options.storedOnly) fail(field, 'is deflated; this container only holds stored (uncompressed) entries');
+      // Deflate expands at most 1032:1: a bigger claim is a lie, and inflating stops at the claim.
+      if (usize > 1032 * csize + 64) fail(field, `claims ${usize} bytes inflated from ${csize}: impossible for deflate`);
       try {
-        const out = inflateRawSync(raw);
+        const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) });
         data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
       } catch (e) {
         return fail(field, `deflate data is corrupt (${(e as Error).message})`);
@@ -141,10 +148,35 @@ export interface ZipWriteOptions {
   compress?: boolean;
   /** Write zip64 records even when not needed (numpy always does; useful for tests). */
   forceZip64?: boolean;
+  /**
+   * Start every entry's data at a multiple of this many bytes from the start of the archive,
+   * by padding the local header's extra field with an "FB" record as PyTorch does (64 there).
+   */
+  align?: number;
 }
+
+/** Extra-field id of PyTorch's alignment padding: the bytes "FB". */
+const EXTRA_PAD_ID = 0x4246;
 
 /** Builds a zip archive in memory. Timestamps are fixed (1980-01-01) so output is deterministic. */
 export function writeZip(entries: readonly ZipEntry[], options: ZipWriteOptions = {}): Uint8Array {
+  const all = zipChunks(entries, options);
+  const out = new Uint8Array(all.reduce((s, a) => s + a.length, 0));
+  let pos = 0;
+  for (const a of all) {
+    out.set(a, pos);
+    pos += a.length;
+  }
+  return out;
+}
+
+/**
+ * The archive writeZip builds, as chunks in file order: headers are fresh, stored entries'
+ * data are the callers' own arrays (not copied), so a file writer can stream them.
+ */
+export function zipChunks(entries: readonly ZipEntry[], options: ZipWriteOptions = {}): Uint8Array[] {
+  const align = options.align ?? 1;
+  if (!Number.isSafeInteger(align) || align < 1 || align > 0x8000) throw new RangeError(`zip align must be an integer in [1, 32768], got ${align}`);
   const parts: Uint8Array[] = [];
   const central: Uint8Array[] = [];
   let offset = 0;
@@ -157,7 +189,14 @@ export function writeZip(entries: readonly ZipEntry[], options: ZipWriteOptions 
     const zip64 = !!options.forceZip64 || e.data.length >= U32_MAX || body.length >= U32_MAX || offset >= U32_MAX;
 
     // Local header: with zip64, sizes go in the extra field and the fixed fields say 0xFFFFFFFF.
-    const local = new Uint8Array(30 + name.length + (zip64 ? 20 : 0));
+    // With alignment, an "FB" record of filler follows (4 bytes of id and length at least).
+    const fixedExtra = zip64 ? 20 : 0;
+    let padExtra = 0;
+    if (align > 1) {
+      const start = offset + 30 + name.length + fixedExtra + 4;
+      padExtra = 4 + ((align - (start % align)) % align);
+    }
+    const local = new Uint8Array(30 + name.length + fixedExtra + padExtra);
     const l = new DataView(local.buffer);
     l.setUint32(0, SIG_LOCAL, true);
     l.setUint16(4, zip64 ? 45 : 20, true);
@@ -168,8 +207,14 @@ export function writeZip(entries: readonly ZipEntry[], options: ZipWriteOptions 
     l.setUint32(18, zip64 ? U32_MAX : body.length, true);
     l.setUint32(22, zip64 ? U32_MAX : e.data.length, true);
     l.setUint16(26, name.length, true);
-    l.setUint16(28, zip64 ? 20 : 0, true);
+    l.setUint16(28, fixedExtra + padExtra, true);
     local.set(name, 30);
+    if (padExtra > 0) {
+      const x = 30 + name.length + fixedExtra;
+      l.setUint16(x, EXTRA_PAD_ID, true);
+      l.setUint16(x + 2, padExtra - 4, true);
+      local.fill(0x5a, x + 4); // 'Z', PyTorch's filler
+    }
     if (zip64) {
       const x = 30 + name.length;
       l.setUint16(x, 0x0001, true);
@@ -230,12 +275,5 @@ export function writeZip(entries: readonly ZipEntry[], options: ZipWriteOptions 
   t.setUint16(q + 10, zip64End ? U16_MAX : entries.length, true);
   t.setUint32(q + 12, zip64End ? U32_MAX : cdSize, true);
   t.setUint32(q + 16, zip64End ? U32_MAX : cdOffset, true);
-  const all = [...parts, ...central, tail];
-  const out = new Uint8Array(all.reduce((s, a) => s + a.length, 0));
-  let pos = 0;
-  for (const a of all) {
-    out.set(a, pos);
-    pos += a.length;
-  }
-  return out;
+  return [...parts, ...central, tail];
 }
