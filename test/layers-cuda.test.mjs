@@ -1,13 +1,15 @@
 // The layers no model uses yet (native/core/layers.h: LayerNorm, GELU's erf form, LayerScale,
-// bidirectional, cross-key and gated attention, the patch matrix) on CUDA (native/cuda's
+// bidirectional, cross-key and gated attention, the patch matrix, bias + ReLU and its backward,
+// the Pro head's RoPE, row broadcast and embedding, column copies) on CUDA (native/cuda's
 // CudaLayers), through the repository build's binding.bench.layer on 'cuda:0': each against
 // the CPU backend on the same operands, against the float64 references of
 // test/helpers/layers-reference.mjs (backwards: their central differences), and run to run.
 //
 // What must be equal to the CPU (layers_cuda.h says why):
-// - bit for bit on every device: LayerScale and its backward, the LayerNorm weight and bias
-//   gradients (one thread per column, the CPU's row order, exact terms), the patch matrix,
-//   the `Z += b` of biasGeluErf;
+// - bit for bit on every device: bias + ReLU and its backward (NaN compared as NaN), the Pro
+//   head's RoPE and its transpose, the row and column copies, LayerScale and its backward,
+//   the LayerNorm weight and bias gradients (one thread per column, the CPU's row order,
+//   exact terms), the patch matrix, the `Z += b` of biasGeluErf;
 // - bit for bit on the emulator, within an ulp on a GPU (CUDA's double erf / exp / tanh
 //   against the host's libm): GELU's erf form and its backward, the attention's row max;
 // - within rounding (double sums in a fixed tree where the CPU sums in order): LayerNorm's
@@ -24,7 +26,10 @@ import { announceGpu, gpu } from './helpers/gpu.mjs';
 import { rng, randn } from './helpers/random.mjs';
 import { sameBits } from './helpers/same-bits.mjs';
 import { assertClose } from './helpers/close.mjs';
-import { attention, biasGeluErf, centralGradient, conv2dPatches, geluErf, layerNorm } from './helpers/layers-reference.mjs';
+import {
+  attention, biasGeluErf, biasRelu, centralGradient, columnsCopy, conv2dPatches, geluErf, layerNorm, proHeadRope, proHeadRopeTables,
+  rowsBroadcast, rowsEmbed,
+} from './helpers/layers-reference.mjs';
 
 const skip = announceGpu(import.meta.url);
 const emulator = gpu && /emulator/i.test(backendInfo().cuda.devices[0].name);
@@ -32,6 +37,7 @@ const DEVICE = 'cuda:0';
 const layer = (name, operands) => binding.bench.layer(name, operands);
 const normal = (n, seed, scale = 1) => randn(n, rng(seed), scale);
 const f32 = (a) => Float32Array.from(a);
+const f64 = (a) => Float64Array.from(a);
 
 /** Runs `name` on fresh operands from make() on the CPU and twice on CUDA: { cpu, cuda }, each the operands after the call. */
 function onBoth(name, make) {
@@ -308,5 +314,103 @@ test("attention on CUDA: the bidirectional last query row is the causal one's, b
   for (let b = 0; b < 2; b++) {
     const last = (b * 6 + 5) * qD;
     assert.ok(sameBits(bi.Att.subarray(last, last + qD), ca.Att.subarray(last, last + qD)), `sample ${b}`);
+  }
+});
+
+// ---- ReLU (VLA-Adapter's Pro head) ----
+
+// NaN bits are compared as NaN-ness (a GPU's canonical NaN need not be the CPU's payload).
+function sameValues(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!(Object.is(a[i], b[i]) || (Number.isNaN(a[i]) && Number.isNaN(b[i])))) return false;
+  return true;
+}
+
+test('biasRelu on CUDA, with and without the bias: the CPU bit for bit (NaN kept, ±Inf, ±0), the float64 reference', { skip }, () => {
+  const rows = 40, cols = 37;
+  const Z0 = normal(rows * cols, 80, 2), b = normal(cols, 81);
+  for (const [i, v] of [[0, NaN], [1, Infinity], [2, -Infinity], [3, 0], [4, -0], [5, 1e-45]]) Z0[i * 3] = v;
+  for (const withBias of [true, false]) {
+    const make = () => ({ rows, cols, Z: Float32Array.from(Z0), out: new Float32Array(rows * cols).fill(7), ...(withBias ? { b } : {}) });
+    const { cpu, cuda } = onBoth('biasRelu', make);
+    assert.ok(sameValues(cuda.Z, cpu.Z), 'Z');
+    assert.ok(sameValues(cuda.out, cpu.out), 'out');
+    assert.ok(Number.isNaN(cuda.out[0]) && cuda.out[3] === Infinity && cuda.out[6] === 0, 'NaN stays, +Inf passes, −Inf clips');
+    const finite = [...cuda.out.keys()].filter((i) => i >= 18);
+    assertClose(finite.map((i) => cuda.out[i]), biasRelu(Z0, withBias ? b : null, rows, cols).filter((_, i) => i >= 18), 1e-7, 'against the float64 reference');
+  }
+});
+
+test('reluBackward on CUDA over two streams: the CPU bit for bit (0 at Z = 0, G at a NaN Z), in place the same bits', { skip }, () => {
+  const n = 3000, streams = 2;
+  const Z = normal(n, 82, 2), G = normal(streams * n, 83);
+  Z[0] = NaN; Z[1] = 0; Z[2] = -0; Z[3] = Infinity; Z[4] = -Infinity;
+  const { cpu, cuda } = onBoth('reluBackward', () => ({ n, streams, Z, G, dZ: new Float32Array(streams * n).fill(NaN) }));
+  assert.ok(sameBits(cuda.dZ, cpu.dZ), 'dZ');
+  for (let s = 0; s < streams; s++) {
+    assert.deepEqual([...cuda.dZ.subarray(s * n, s * n + 5)], [G[s * n], 0, 0, G[s * n + 3], 0], `stream ${s}: NaN, 0, −0, Inf, −Inf`);
+    // Away from the kink, the derivative of the float64 reference.
+    const idx = [...Z.keys()].filter((i) => Number.isFinite(Z[i]) && Math.abs(Z[i]) > 1e-3);
+    const fd = centralGradient((z) => biasRelu(z, null, 1, z.length), f64(idx.map((i) => Z[i])), f64(idx.map((i) => G[s * n + i])));
+    assertClose(f64(idx.map((i) => cuda.dZ[s * n + i])), fd, 1e-9, `stream ${s} against central differences`);
+  }
+  const inPlace = { n, streams, Z, G: Float32Array.from(G), device: DEVICE };
+  layer('reluBackward', inPlace);
+  assert.ok(sameBits(inPlace.G, cuda.dZ), 'in place');
+});
+
+// ---- the Pro head's RoPE ----
+
+/** The op's tables (T × hd/2, float32) and upstream's full cat(freqs, freqs) ones holding the same float32 values (T × hd). */
+function ropeTables(T, hd) {
+  const { cos, sin } = proHeadRopeTables(T, hd), half = hd / 2;
+  const cosT = new Float32Array(T * half), sinT = new Float32Array(T * half);
+  for (let t = 0; t < T; t++)
+    for (let k = 0; k < half; k++) {
+      cosT[t * half + k] = cos[t * hd + k];
+      sinT[t * half + k] = sin[t * hd + k];
+    }
+  const full = (tab) => f64(Array.from(cos, (_, i) => tab[Math.floor(i / hd) * half + (i % hd) % half]));
+  return { cosT, sinT, cos: full(cosT), sin: full(sinT) };
+}
+
+// hd 16 over 4 heads (hd/2 even) and hd 6 (hd/2 odd); rows·heads·hd/2 beyond one CTA.
+for (const shape of [{ rows: 60, width: 64, hd: 16, T: 12 }, { rows: 50, width: 18, hd: 6, T: 7 }]) {
+  const { rows, width, hd, T } = shape;
+  test(`ropeProHead on CUDA (hd ${hd}), forward and inverse: the CPU bit for bit, the float64 reference, the transpose, central differences`, { skip }, () => {
+    const tables = ropeTables(T, hd), X = normal(rows * width, 84), dY = normal(rows * width, 85);
+    const ops = (X0, inverse) => () => ({ ...shape, X: Float32Array.from(X0), cosT: tables.cosT, sinT: tables.sinT, inverse });
+    const fwd = onBoth('ropeProHead', ops(X, false)), inv = onBoth('ropeProHead', ops(dY, true));
+    assert.ok(sameBits(fwd.cuda.X, fwd.cpu.X), 'forward');
+    assert.ok(sameBits(inv.cuda.X, inv.cpu.X), 'inverse');
+    assertClose(fwd.cuda.X, proHeadRope(X, rows, width, hd, T, tables.cos, tables.sin), 1e-7, 'forward against the float64 reference');
+    let lhs = 0, rhs = 0, mag = 0;
+    for (let i = 0; i < X.length; i++) {
+      lhs += fwd.cuda.X[i] * dY[i];
+      rhs += X[i] * inv.cuda.X[i];
+      mag += Math.abs(fwd.cuda.X[i] * dY[i]) + Math.abs(X[i] * inv.cuda.X[i]);
+    }
+    assert.ok(Math.abs(lhs - rhs) <= 4 * 2 ** -24 * mag, `⟨Rx, y⟩ ${lhs} vs ⟨x, Rᵀy⟩ ${rhs}`);
+    assertClose(inv.cuda.X, centralGradient((x) => proHeadRope(x, rows, width, hd, T, tables.cos, tables.sin), X, dY), 1e-6, 'inverse against central differences');
+  });
+}
+
+// ---- sequences: row broadcast, row embedding, column copies ----
+
+test('broadcastRows, embedRows and copyColumns on CUDA: the CPU bit for bit and the references, other elements untouched', { skip }, () => {
+  const B = 3, T = 9, D = 70, t0 = 2, n = 4, V = 13, idStride = 6, idOffset = 1;
+  const H0 = normal(B * T * D, 90), src = normal(n * D, 91), embed = normal(V * D, 92);
+  const ids = Int32Array.from({ length: (B - 1) * idStride + idOffset + n }, (_, i) => (i * 5 + 2) % V);
+  const bc = onBoth('broadcastRows', () => ({ B, T, D, t0, n, dst: Float32Array.from(H0), src }));
+  assert.ok(sameBits(bc.cuda.dst, bc.cpu.dst), 'broadcastRows');
+  assertClose(bc.cuda.dst, rowsBroadcast(H0, src, B, T, D, t0, n), 0, 'broadcastRows against the reference');
+  const em = onBoth('embedRows', () => ({ B, T, D, t0: 4, n, V, idStride, idOffset, ids, embed, H: Float32Array.from(H0) }));
+  assert.ok(sameBits(em.cuda.H, em.cpu.H), 'embedRows');
+  assertClose(em.cuda.H, rowsEmbed(H0, ids, idStride, idOffset, embed, B, T, D, 4, n), 0, 'embedRows against the reference');
+  const rows = 33, cols = 20, ldDst = 50, ldSrc = 27, dst0 = normal(rows * ldDst, 93), from = normal(rows * ldSrc, 94);
+  for (const accumulate of [false, true]) {
+    const cc = onBoth('copyColumns', () => ({ rows, cols, ldDst, ldSrc, accumulate, dst: Float32Array.from(dst0), src: from }));
+    assert.ok(sameBits(cc.cuda.dst, cc.cpu.dst), `copyColumns accumulate ${accumulate}`);
+    assertClose(cc.cuda.dst, columnsCopy(dst0, ldDst, from, ldSrc, rows, cols, accumulate), accumulate ? 1e-7 : 0, `copyColumns accumulate ${accumulate} against the reference`);
   }
 });

@@ -1,5 +1,6 @@
 // The layers VLA-Adapter's models need (native/core/layers.h: LayerNorm, GELU's erf form,
-// LayerScale, bidirectional and gated attention, the patch matrix), tested directly on the
+// LayerScale, bidirectional and gated attention, the patch matrix, bias + ReLU, the Pro
+// head's RoPE, row broadcast and embedding, column copies), tested directly on the
 // CPU through the repository build's binding.bench.layer, since no model uses them yet:
 // each forward against a float64 reference written from the upstream definitions
 // (test/helpers/layers-reference.mjs), each backward against central differences of that
@@ -13,10 +14,12 @@ import { binding } from '../dist/native.js';
 import { backendInfo } from '../dist/index.js';
 import { rng, randn } from './helpers/random.mjs';
 import { sameBits } from './helpers/same-bits.mjs';
-import { assertClose } from './helpers/close.mjs';
+import { assertClose, relErr } from './helpers/close.mjs';
 import {
-  attention, biasGeluErf, centralGradient, conv2dPatches, geluErf, geluTanh, layerNorm, layerScaleAdd, proHeadAttention,
+  attention, biasGeluErf, biasRelu, centralGradient, columnsCopy, conv2dPatches, geluErf, geluTanh, layerNorm, layerScaleAdd,
+  proHeadAttention, proHeadRope, proHeadRopeTables, rowsBroadcast, rowsEmbed,
 } from './helpers/layers-reference.mjs';
+import { findTorchPython, fromB64, runPython, toB64 } from './helpers/torch-python.mjs';
 
 const layer = (name, operands) => binding.bench.layer(name, operands);
 
@@ -293,6 +296,239 @@ test('patchify then P·Wᵀ + b is nn.Conv2d(kernel p, stride p) flattened to (B
       Y[r * D + o] = s;
     }
   assertClose(Y, conv2dPatches(images, weight, bias, B, C, H, W, p, D), 1e-13, 'Y');
+});
+
+// ---- ReLU (VLA-Adapter's Pro head) ----
+
+// Values around zero and the special ones: NaN, ±Inf, ±0, subnormals, and sums that cross zero.
+const RELU_Z = [NaN, Infinity, -Infinity, 0, -0, 1e-45, -1e-45, 1e-38, -1e-38, 0.25, -0.25, 3, -3, 1, -1, 0.5];
+const RELU_B = [0, 0, 0, 0, 0, 0, 0, 0, 0, -0.25, 0.25, -2.5, 2.5, -1, 1, NaN];
+
+test('biasRelu: Z += b rounded once; out = Z where Z > 0 or NaN, else 0 (torch.relu); without b, Z unchanged', () => {
+  const rows = 3, cols = RELU_Z.length;
+  const Z0 = f32(Array.from({ length: rows * cols }, (_, i) => RELU_Z[i % cols] * (i >= cols && Number.isFinite(RELU_Z[i % cols]) ? 1 + 0.5 * Math.floor(i / cols) : 1)));
+  const b = f32(RELU_B);
+  const Z = Float32Array.from(Z0), out = new Float32Array(rows * cols).fill(7);
+  layer('biasRelu', { rows, cols, Z, b, out });
+  const ref = biasRelu(Z0, b, rows, cols);
+  for (let i = 0; i < rows * cols; i++) {
+    const z = Math.fround(Z0[i] + b[i % cols]);
+    assert.ok(Object.is(Z[i], z), `Z[${i}] = ${Z[i]}, want ${z}`);
+    if (Number.isNaN(z)) assert.ok(Number.isNaN(out[i]), `out[${i}]: NaN stays NaN`);
+    else assert.equal(out[i], z > 0 ? z : 0, `out[${i}] for z ${z}`);
+    if (!Number.isNaN(ref[i])) assert.equal(out[i], ref[i] === Infinity ? Infinity : Math.fround(ref[i]), `out[${i}] against the float64 reference`);
+  }
+  assert.ok(out.some(Number.isNaN) && out.includes(Infinity) && out.includes(0), 'the special values were exercised');
+  // The relative-error check on finite data, with and without the bias.
+  const n = 40 * 33, Zf = normal(n, 80), bf = normal(33, 81);
+  for (const withBias of [true, false]) {
+    const Zc = Float32Array.from(Zf), o = new Float32Array(n).fill(NaN);
+    layer('biasRelu', { rows: 40, cols: 33, Z: Zc, out: o, ...(withBias ? { b: bf } : {}) });
+    assertClose(o, biasRelu(Zf, withBias ? bf : null, 40, 33), 1e-7, `out ${withBias ? 'with' : 'without'} the bias`);
+    if (!withBias) assert.ok(sameBits(Zc, Zf), 'no bias: Z unchanged');
+    assert.ok(o.filter((v) => v === 0).length > n / 4, 'about half clipped');
+  }
+});
+
+test('reluBackward over two streams: G where Z > 0, 0 at Z = ±0 and below, G at a NaN Z (threshold_backward); central differences; in place the same bits', () => {
+  const Zs = f32([...RELU_Z, ...normal(300, 82, 2)]), n = Zs.length, streams = 2;
+  const G = normal(streams * n, 83), dZ = new Float32Array(streams * n).fill(NaN);
+  layer('reluBackward', { n, streams, Z: Zs, G, dZ });
+  for (let s = 0; s < streams; s++)
+    for (let i = 0; i < n; i++) {
+      const want = Zs[i] <= 0 ? 0 : G[s * n + i];  // Zs[i] NaN: the comparison is false, G passes
+      assert.ok(Object.is(dZ[s * n + i], want) || (want === 0 && dZ[s * n + i] === 0), `stream ${s} z ${Zs[i]}: ${dZ[s * n + i]} vs ${want}`);
+    }
+  assert.equal(dZ[RELU_Z.indexOf(0)], 0, 'Z = 0: torch gives 0');
+  assert.equal(dZ[RELU_Z.findIndex((v) => Object.is(v, -0))], 0, 'Z = −0: 0');
+  assert.equal(dZ[0], G[0], 'Z NaN: G passes (torch 1.13 relu backward)');
+  // Away from the kink, the derivative of the float64 reference.
+  const idx = [...Zs.keys()].filter((i) => Number.isFinite(Zs[i]) && Math.abs(Zs[i]) > 1e-3);
+  const Zf = f64(idx.map((i) => Zs[i]));
+  for (let s = 0; s < streams; s++) {
+    const w = f64(idx.map((i) => G[s * n + i]));
+    const fd = centralGradient((z) => biasRelu(z, null, 1, z.length), Zf, w);
+    assertClose(f64(idx.map((i) => dZ[s * n + i])), fd, 1e-9, `stream ${s} against central differences`);
+  }
+  const inPlace = Float32Array.from(G);
+  layer('reluBackward', { n, streams, Z: Zs, G: inPlace });
+  assert.ok(sameBits(inPlace, dZ), 'in place');
+});
+
+// ---- the Pro head's RoPE ----
+
+/** The op's tables (T × hd/2, float32) and upstream's full ones (T × hd, of the same float32 values). */
+function ropeTables(T, hd) {
+  const { cos, sin } = proHeadRopeTables(T, hd);
+  const half = hd / 2;
+  const cosT = new Float32Array(T * half), sinT = new Float32Array(T * half);
+  for (let t = 0; t < T; t++)
+    for (let k = 0; k < half; k++) {
+      cosT[t * half + k] = cos[t * hd + k];
+      sinT[t * half + k] = sin[t * hd + k];
+    }
+  // The float32 values upstream's cat(freqs, freqs) tables would hold: column j = frequency j mod hd/2.
+  const cos32 = f64(Array.from(cos, (_, i) => cosT[Math.floor(i / hd) * half + (i % hd) % half]));
+  const sin32 = f64(Array.from(sin, (_, i) => sinT[Math.floor(i / hd) * half + (i % hd) % half]));
+  return { cosT, sinT, cos: cos32, sin: sin32, cos64: cos, sin64: sin };
+}
+const ropeOp = (X, shape, tables, inverse) => {
+  const out = Float32Array.from(X);
+  layer('ropeProHead', { ...shape, X: out, cosT: tables.cosT, sinT: tables.sinT, inverse });
+  return out;
+};
+const dot64 = (a, b) => a.reduce((s, v, i) => s + v * b[i], 0);
+const absDot64 = (a, b) => a.reduce((s, v, i) => s + Math.abs(v * b[i]), 0);
+
+// hd 8 (hd/2 even) and hd 6 (hd/2 odd: a pair's two columns wrap around the frequencies differently).
+for (const shape of [{ rows: 14, width: 24, hd: 8, T: 7 }, { rows: 10, width: 12, hd: 6, T: 5 }]) {
+  const { rows, width, hd, T } = shape;
+  test(`ropeProHead (hd ${hd}): upstream's apply_rope (interleaved rotate_half, cat(freqs, freqs) tables); each product rounded, then the sum`, () => {
+    const tables = ropeTables(T, hd), X = normal(rows * width, 84);
+    const Y = ropeOp(X, shape, tables, false);
+    assertClose(Y, proHeadRope(X, rows, width, hd, T, tables.cos, tables.sin), 1e-7, 'against the float64 reference');
+    assertClose(Y, proHeadRope(X, rows, width, hd, T, tables.cos64, tables.sin64), 1e-6, 'against the float64 tables');
+    // The contract's rounding: y[2i] = x[2i]·c − x[2i+1]·s, each product rounded, then the sum.
+    const fr = Math.fround, half = hd / 2;
+    for (let i = 0; i < rows; i++)
+      for (let h = 0; h < width; h += hd)
+        for (let p = 0; p < half; p++) {
+          const k = i * width + h + 2 * p, t = i % T, f0 = (2 * p) % half, f1 = (2 * p + 1) % half;
+          const c0 = tables.cosT[t * half + f0], s0 = tables.sinT[t * half + f0], c1 = tables.cosT[t * half + f1], s1 = tables.sinT[t * half + f1];
+          assert.equal(Y[k], fr(fr(X[k] * c0) - fr(X[k + 1] * s0)), `y[${k}]`);
+          assert.equal(Y[k + 1], fr(fr(X[k + 1] * c1) + fr(X[k] * s1)), `y[${k + 1}]`);
+        }
+    // Not the rotate-half (split) form the Qwen2 rope uses: the two differ by far more than rounding.
+    const split = Float32Array.from(X);
+    layer('rope', { rows, width, hd, T, X: split, cosT: tables.cosT, sinT: tables.sinT, inverse: false });
+    assert.ok(relErr(split, Y) > 1e-2, 'differs from the split rotate-half form');
+  });
+
+  test(`ropeProHead (hd ${hd}): inverse is the exact transpose ⟨Rx, y⟩ = ⟨x, Rᵀy⟩, the central differences of the forward, and not R's inverse`, () => {
+    const tables = ropeTables(T, hd), X = normal(rows * width, 85), Yd = normal(rows * width, 86);
+    const Rx = ropeOp(X, shape, tables, false), RTy = ropeOp(Yd, shape, tables, true);
+    const lhs = dot64(Rx, Yd), rhs = dot64(X, RTy);
+    const bound = 4 * 2 ** -24 * (absDot64(Rx, Yd) + absDot64(X, RTy));
+    assert.ok(Math.abs(lhs - rhs) <= bound, `⟨Rx, y⟩ ${lhs} vs ⟨x, Rᵀy⟩ ${rhs} (bound ${bound})`);
+    // The backward of y = R x is Rᵀ dy: the central differences of the float64 forward.
+    const fd = centralGradient((x) => proHeadRope(x, rows, width, hd, T, tables.cos, tables.sin), X, Yd);
+    assertClose(RTy, fd, 1e-6, 'Rᵀdy against central differences');
+    // The pair's two angles differ, so Rᵀ is not R⁻¹: Rᵀ R x is not x (beyond rounding).
+    assert.ok(relErr(ropeOp(Rx, shape, tables, true), X) > 1e-2, 'RᵀR ≠ I');
+    // A wrong backward (the pairwise rotation by −θ of each column's own angle) would fail the first check.
+    const half = hd / 2, wrong = Float32Array.from(Yd);
+    for (let i = 0; i < rows; i++)
+      for (let h = 0; h < width; h += hd)
+        for (let p = 0; p < half; p++) {
+          const k = i * width + h + 2 * p, t = i % T;
+          const c0 = tables.cosT[t * half + (2 * p) % half], s0 = tables.sinT[t * half + (2 * p) % half];
+          wrong[k] = Yd[k] * c0 + Yd[k + 1] * s0;
+          wrong[k + 1] = Yd[k + 1] * c0 - Yd[k] * s0;
+        }
+    assert.ok(Math.abs(lhs - dot64(X, wrong)) > 1e3 * bound, 'the check tells a wrong transpose apart');
+  });
+}
+
+const torchPy = findTorchPython();
+test('ropeProHead against upstream apply_rope and RotaryPositionEmbedding run in torch (float64), forward and autograd backward', { skip: torchPy.reason }, () => {
+  console.log(`# torch ${torchPy.version} (${torchPy.python})`);
+  const B = 2, T = 9, heads = 3, hd = 8, width = heads * hd, rows = B * T;
+  const tables = ropeTables(T, hd), X = normal(rows * width, 87), dY = normal(rows * width, 88);
+  // Upstream's equations (action_heads.py:125-164), in float64; the layout as reshape_heads.
+  const code = `
+B, T, H, hd = d['B'], d['T'], d['heads'], d['hd']
+def rotate_half(x):
+    x1 = x[..., ::2]
+    x2 = x[..., 1::2]
+    return torch.stack((-x2, x1), dim=-1).reshape_as(x)
+inv_freq = 1.0 / (10000 ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+t = torch.arange(T, dtype=torch.float64)
+freqs = torch.einsum("i,j->ij", t, inv_freq)
+emb = torch.cat([freqs, freqs], dim=-1)
+cos = emb.cos().unsqueeze(0).unsqueeze(0)
+sin = emb.sin().unsqueeze(0).unsqueeze(0)
+x = arr(d['X'], np.float32).double().view(B, T, H, hd).transpose(1, 2).detach().requires_grad_()
+y = (x * cos) + (rotate_half(x) * sin)
+dy = arr(d['dY'], np.float32).double().view(B, T, H, hd).transpose(1, 2)
+y.backward(dy)
+flat = lambda u: u.transpose(1, 2).reshape(-1)
+print(json.dumps({'Y': b64(flat(y), np.float64), 'dX': b64(flat(x.grad), np.float64)}))
+`;
+  const r = runPython(torchPy.python, code, { B, T, heads, hd, X: toB64(X), dY: toB64(dY) });
+  const Yt = fromB64(r.Y, Float64Array), dXt = fromB64(r.dX, Float64Array);
+  const shape = { rows, width, hd, T };
+  assertClose(ropeOp(X, shape, tables, false), Yt, 1e-6, 'forward against torch');
+  assertClose(ropeOp(dY, shape, tables, true), dXt, 1e-6, 'inverse against torch autograd');
+  // And the float64 reference here agrees with torch to float64 rounding.
+  assertClose(proHeadRope(X, rows, width, hd, T, tables.cos64, tables.sin64), Yt, 1e-14, 'the JS reference against torch');
+});
+
+test('biasRelu and reluBackward against torch.relu and its autograd backward in float32 (NaN, ±0, ±Inf)', { skip: torchPy.reason }, () => {
+  const rows = 2, cols = RELU_Z.length, n = rows * cols;
+  const Z0 = f32(Array.from({ length: n }, (_, i) => RELU_Z[i % cols] * (i >= cols ? -1 : 1))), b = f32(RELU_B), G = normal(n, 89);
+  const code = `
+z = arr(d['Z'], np.float32).view(d['rows'], d['cols']) + arr(d['b'], np.float32)
+z = z.detach().requires_grad_()
+y = torch.relu(z)
+y.backward(arr(d['G'], np.float32).view(d['rows'], d['cols']))
+print(json.dumps({'Z': b64(z.reshape(-1), np.float32), 'out': b64(y.reshape(-1), np.float32), 'dZ': b64(z.grad.reshape(-1), np.float32)}))
+`;
+  const r = runPython(torchPy.python, code, { rows, cols, Z: toB64(Z0), b: toB64(b), G: toB64(G) });
+  const tz = fromB64(r.Z, Float32Array), tout = fromB64(r.out, Float32Array), tdz = fromB64(r.dZ, Float32Array);
+  const Z = Float32Array.from(Z0), out = new Float32Array(n);
+  layer('biasRelu', { rows, cols, Z, b, out });
+  const dZ = new Float32Array(n);
+  layer('reluBackward', { n, streams: 1, Z, G, dZ });
+  // Equal as numbers (−0 and 0 alike: torch's CPU relu keeps the sign of a −0 input), NaN where torch has NaN.
+  const same = (a, e) => (Number.isNaN(e) ? Number.isNaN(a) : a === e);
+  for (let i = 0; i < n; i++) {
+    assert.ok(same(Z[i], tz[i]), `Z[${i}]: ${Z[i]} vs torch ${tz[i]}`);
+    assert.ok(same(out[i], tout[i]), `out[${i}]: ${out[i]} vs torch ${tout[i]}`);
+    assert.ok(same(dZ[i], tdz[i]), `dZ[${i}] at z ${Z[i]}: ${dZ[i]} vs torch ${tdz[i]}`);
+  }
+});
+
+// ---- sequences: row broadcast, row embedding, column copies ----
+
+test('broadcastRows: rows [t0, t0 + n) of every sample = src, the other rows untouched', () => {
+  const B = 3, T = 7, D = 5, t0 = 2, n = 3;
+  const dst0 = normal(B * T * D, 90), src = normal(n * D, 91), dst = Float32Array.from(dst0);
+  layer('broadcastRows', { B, T, D, t0, n, dst, src });
+  assertClose(dst, rowsBroadcast(dst0, src, B, T, D, t0, n), 0, 'against the reference');
+  let written = 0;
+  for (let i = 0; i < dst.length; i++) written += dst[i] !== dst0[i];
+  assert.equal(written, B * n * D, 'every broadcast element changed, nothing else');
+});
+
+test('embedRows: rows [t0, t0 + n) of each sample = embed rows of ids[b·idStride + idOffset + i]; ids checked in [0, V)', () => {
+  const B = 3, T = 6, D = 4, V = 11, t0 = 1, n = 4, idStride = 7, idOffset = 2;
+  const ids = Int32Array.from({ length: (B - 1) * idStride + idOffset + n + 1 }, (_, i) => (i * 5 + 3) % V);
+  const embed = normal(V * D, 92), H0 = normal(B * T * D, 93), H = Float32Array.from(H0);
+  layer('embedRows', { B, T, D, t0, n, V, idStride, idOffset, ids, embed, H });
+  assertClose(H, rowsEmbed(H0, ids, idStride, idOffset, embed, B, T, D, t0, n), 0, 'against the reference');
+  let written = 0;
+  for (let i = 0; i < H.length; i++) written += H[i] !== H0[i];
+  assert.equal(written, B * n * D, 'the embedded rows changed, nothing else');
+  const bad = Int32Array.from(ids);
+  bad[idStride + idOffset + 1] = V;
+  assert.throws(() => layer('embedRows', { B, T, D, t0, n, V, idStride, idOffset, ids: bad, embed, H }), /ids: 11 is not in \[0, V\)/);
+  assert.throws(() => layer('embedRows', { B, T, D, t0, n, V, idStride: 8, idOffset, ids, embed, H }), /ids has \d+ elements but needs at least/);
+});
+
+test('copyColumns: a strided block, written (concatenating) or added (splitting gradients), the rest untouched', () => {
+  const rows = 9, cols = 5, ldDst = 12, ldSrc = 7;
+  const dst0 = normal(rows * ldDst, 94), src = normal(rows * ldSrc, 95);
+  for (const accumulate of [false, true]) {
+    const dst = Float32Array.from(dst0);
+    layer('copyColumns', { rows, cols, ldDst, ldSrc, accumulate, dst, src });
+    assertClose(dst, columnsCopy(dst0, ldDst, src, ldSrc, rows, cols, accumulate), accumulate ? 1e-7 : 0, `accumulate ${accumulate}`);
+    for (let i = 0; i < rows; i++)
+      for (let j = 0; j < ldDst; j++) {
+        const k = i * ldDst + j;
+        const want = j >= cols ? dst0[k] : accumulate ? Math.fround(dst0[k] + src[i * ldSrc + j]) : src[i * ldSrc + j];
+        assert.equal(dst[k], want, `dst[${i}, ${j}]`);
+      }
+  }
 });
 
 // ---- the binding's checks ----

@@ -2,7 +2,8 @@
 // CRAFTGRAD_BENCH; never in the npm package or the prebuilds). Not operations of the backend
 // interface: measurements for bench/*.js and a few GPU tests.
 //   fmaPeakGflops(seconds): measured fp32 FMA throughput of the pool's threads
-//   layer(name, operands): one core/layers.h operation on host Float32Arrays, on the CPU or
+//   layer(name, operands): one core/layers.h operation on host Float32Arrays (token ids an
+//     Int32Array), on the CPU or
 //     on operands.device ('cuda:N'), for the tests of the layers no model uses yet
 //     (test/layers.test.mjs)
 //   CUDA builds only:
@@ -68,6 +69,21 @@ class Staging {
     args_.push_back({key, v.data, n, written, nullptr});
     return static_cast<int>(args_.size() - 1);
   }
+  // The Int32Array operand `key` (read only), of at least `need` elements; its length.
+  int ints(const char* key, int64_t need, int64_t* length) {
+    const I32View v = readInt32Array(env_, o_.get(key), key);
+    if (v.length < need)
+      throw rangeError(std::string(key) + " has " + std::to_string(v.length) + " elements but needs at least " +
+                       std::to_string(need));
+    for (const Arg& a : args_)
+      if (a.host && bytesOverlap(a.host, a.n * 4, v.data, v.length * 4)) throw rangeError(std::string(key) + " overlaps " + a.key);
+    // Staged as 4-byte words like the float operands (never written back).
+    args_.push_back({key, reinterpret_cast<float*>(const_cast<int32_t*>(v.data)), v.length, false, nullptr});
+    *length = v.length;
+    return static_cast<int>(args_.size() - 1);
+  }
+  const int32_t* intsAt(int i) const { return reinterpret_cast<const int32_t*>(args_[i].dev); }
+  const int32_t* hostInts(int i) const { return reinterpret_cast<const int32_t*>(args_[i].host); }
   // The same when present, else -1.
   int optional(const char* key, int64_t n, bool written) { return o_.has(key) ? array(key, n, written) : -1; }
   // n floats of backend scratch (no host array).
@@ -192,6 +208,57 @@ Napi::Value Layer(const Napi::CallbackInfo& info) {
       const int dZ = inPlace ? G : st.array("dZ", streams * n, true);
       st.stage();
       L.geluErfBackward(st[Z], st[G], st[dZ], n, static_cast<int>(streams));
+    } else if (name == "biasRelu") {
+      const int64_t rows = dim("rows"), cols = dim("cols");
+      const int Z = st.array("Z", rows * cols, true), b = st.optional("b", cols, false);
+      const int out = st.array("out", rows * cols, true);
+      st.stage();
+      L.biasRelu(st[Z], st[b], st[out], rows, cols);
+    } else if (name == "reluBackward") {
+      const int64_t n = dim("n"), streams = o.integer("streams", 1, 64);
+      const bool inPlace = !o.has("dZ");  // dZ absent: written over G
+      const int Z = st.array("Z", n, false), G = st.array("G", streams * n, inPlace);
+      const int dZ = inPlace ? G : st.array("dZ", streams * n, true);
+      st.stage();
+      L.reluBackward(st[Z], st[G], st[dZ], n, static_cast<int>(streams));
+    } else if (name == "ropeProHead" || name == "rope") {
+      const int64_t rows = dim("rows"), width = dim("width"), hd = dim("hd"), T = dim("T");
+      if (hd % 2 || width % hd) throw rangeError("hd must be even and divide width");
+      const bool inverse = o.boolean("inverse");
+      const int X = st.array("X", rows * width, true);
+      const int c = st.array("cosT", T * (hd / 2), false), sn = st.array("sinT", T * (hd / 2), false);
+      st.stage();
+      if (name == "rope") L.rope(st[X], rows, width, hd, T, st[c], st[sn], inverse);
+      else L.ropeProHead(st[X], rows, width, hd, T, st[c], st[sn], inverse);
+    } else if (name == "broadcastRows" || name == "embedRows") {
+      const int64_t B = dim("B"), T = dim("T"), D = dim("D"), t0 = o.integer("t0", 0, kMaxDim), n = dim("n");
+      if (t0 + n > T) throw rangeError("t0 + n must be at most T");
+      const int dst = st.array(name == "embedRows" ? "H" : "dst", B * T * D, true);
+      if (name == "broadcastRows") {
+        const int src = st.array("src", n * D, false);
+        st.stage();
+        L.broadcastRows(st[dst], st[src], B, T, D, t0, n);
+      } else {
+        const int64_t V = dim("V"), idStride = o.integer("idStride", 0, kMaxDim), idOffset = o.integer("idOffset", 0, kMaxDim);
+        int64_t length = 0;
+        const int ids = st.ints("ids", (B - 1) * idStride + idOffset + n, &length);
+        const int32_t* idHost = st.hostInts(ids);
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t i = 0; i < n; ++i) {
+            const int32_t id = idHost[b * idStride + idOffset + i];
+            if (id < 0 || id >= V) throw rangeError("ids: " + std::to_string(id) + " is not in [0, V)");
+          }
+        const int embed = st.array("embed", V * D, false);
+        st.stage();
+        L.embedRows(st[dst], st.intsAt(ids), idStride, idOffset, st[embed], B, T, D, t0, n);
+      }
+    } else if (name == "copyColumns") {
+      const int64_t rows = dim("rows"), cols = dim("cols"), ldDst = dim("ldDst"), ldSrc = dim("ldSrc");
+      if (cols > ldDst || cols > ldSrc) throw rangeError("cols must be at most ldDst and ldSrc");
+      const bool accumulate = o.boolean("accumulate");
+      const int dst = st.array("dst", rows * ldDst, true), src = st.array("src", rows * ldSrc, false);
+      st.stage();
+      L.copyColumns(st[dst], ldDst, st[src], ldSrc, rows, cols, accumulate);
     } else if (name == "layerScaleAdd") {
       const int64_t rows = dim("rows"), cols = dim("cols");
       const int Y = st.array("Y", rows * cols, true), X = st.array("X", rows * cols, false), g = st.array("gamma", cols, false);

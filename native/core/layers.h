@@ -140,6 +140,14 @@ class Layers {
   virtual void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) = 0;
   // dZ[s·n + i] = G[s·n + i] · geluErfGrad(Z[i]) for `streams` blocks of n; G may equal dZ.
   virtual void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) = 0;
+  // ReLU after a bias, torch.relu's (NaN stays NaN): Z[i,j] += b[j] (b may be null: no bias);
+  // out[i,j] = Z[i,j] > 0 || isnan(Z[i,j]) ? Z[i,j] : 0. VLA-Adapter's Pro head (prismatic/models/
+  // action_heads.py:98, 298-302: nn.ReLU after fc1 and after each block's ffn Linear).
+  virtual void biasRelu(float* Z, const float* b, float* out, int64_t rows, int64_t cols) = 0;
+  // dZ[s·n + i] = Z[i] <= 0 ? 0 : G[s·n + i] for `streams` blocks of n (torch's threshold_backward
+  // on the input: 0 at Z = 0, and a NaN Z passes G, as torch 1.13's relu backward gives); G may
+  // equal dZ.
+  virtual void reluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) = 0;
   // LayerScale folded into the residual add: Y[i,j] += X[i,j]·gamma[j] (the product rounded,
   // then the sum). timm's LayerScale (v0.9.10 timm/models/vision_transformer.py:104-111,
   // x * gamma; in Block x = x + ls(attn(norm1(x))), :156-157); DINOv2's towers have it
@@ -190,6 +198,16 @@ class Layers {
   virtual void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
                     bool inverse) = 0;
 
+  // VLA-Adapter's Pro-head rotary variant in place (prismatic/models/action_heads.py:125-164):
+  // tables c, s (T × hd) = cos, sin of cat(freqs, freqs), so column j uses frequency j mod hd/2,
+  // given here as cosT, sinT (T × hd/2) of that frequency; rotate_half interleaved: r[2i] =
+  // −x[2i+1], r[2i+1] = x[2i]; y = x·c + r·s (each product rounded, then the sum), per head of
+  // hd over `width` columns of `rows` rows, position = row mod T. Not a rotation of pairs (the
+  // two elements of a pair use different angles), so inverse (the backward) is the transpose:
+  // dx[2i] = dy[2i]·c[2i] + dy[2i+1]·s[2i+1], dx[2i+1] = dy[2i+1]·c[2i+1] − dy[2i]·s[2i].
+  virtual void ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT,
+                           const float* sinT, bool inverse) = 0;
+
   // ---- attention ----
   // Workspace floats the attention needs (the forward alone, or with a backward of
   // `streams` streams); 0 when the backend keeps its own.
@@ -233,6 +251,18 @@ class Layers {
   // rows of src; scatter: those rows of dst = src (B·n × D).
   virtual void gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
                           bool gather) = 0;
+
+  // Rows [t0, t0 + n) of each of B samples of T rows (width D) = src (n × D), the same rows in
+  // every sample (a class token, registers, learned queries).
+  virtual void broadcastRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) = 0;
+  // Rows [t0, t0 + n) of each of B samples of T rows (width D) = embed rows of ids[b·idStride +
+  // idOffset + i] (i < n), each id in [0, V) (checked by the caller).
+  virtual void embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed, int64_t B,
+                         int64_t T, int64_t D, int64_t t0, int64_t n) = 0;
+  // A block copy between strided matrices: dst[i·ldDst + j] (= or +=) src[i·ldSrc + j] for
+  // i < rows, j < cols (concatenating or splitting along columns).
+  virtual void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
+                           bool accumulate) = 0;
 
   // ---- pooling (the first arg-max token for max pooling, a NaN winning as torch.max) ----
   virtual void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) = 0;

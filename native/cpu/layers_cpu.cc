@@ -124,6 +124,24 @@ class CpuLayers final : public Layers {
       }
     });
   }
+  void biasRelu(float* Z, const float* b, float* out, int64_t rows, int64_t cols) override {
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = 0; j < cols; ++j) {
+          const float z = b ? Z[i * cols + j] + b[j] : Z[i * cols + j];
+          Z[i * cols + j] = z;
+          out[i * cols + j] = z > 0.0f || std::isnan(z) ? z : 0.0f;
+        }
+    });
+  }
+  void reluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override {
+    parallelRanges(n, 4096, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const bool off = Z[i] <= 0.0f;  // threshold_backward: a NaN Z passes G
+        for (int s = 0; s < streams; ++s) dZ[s * n + i] = off ? 0.0f : G[s * n + i];
+      }
+    });
+  }
   void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) override {
     parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i)
@@ -277,6 +295,32 @@ class CpuLayers final : public Layers {
     });
   }
 
+  void ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
+                   bool inverse) override {
+    const int64_t half = hd / 2;
+    parallelRanges(rows, 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* cs = cosT + (i % T) * half;
+        const float* sn = sinT + (i % T) * half;
+        for (int64_t h = 0; h < width; h += hd) {
+          float* x = X + i * width + h;
+          for (int64_t p = 0; p < half; ++p) {
+            // Columns 2p and 2p + 1 use the frequencies 2p mod hd/2 and (2p + 1) mod hd/2.
+            const int64_t f0 = (2 * p) % half, f1 = (2 * p + 1) % half;
+            const float a = x[2 * p], b = x[2 * p + 1];
+            if (!inverse) {
+              x[2 * p] = a * cs[f0] + (-b) * sn[f0];
+              x[2 * p + 1] = b * cs[f1] + a * sn[f1];
+            } else {
+              x[2 * p] = a * cs[f0] + b * sn[f1];
+              x[2 * p + 1] = b * cs[f1] - a * sn[f0];
+            }
+          }
+        }
+      }
+    });
+  }
+
   // The CPU's attention keeps its (T × T) rows in each thread's own scratch.
   int64_t attentionScratch(const AttentionShape&, int) const override { return 0; }
   void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
@@ -319,6 +363,29 @@ class CpuLayers final : public Layers {
       if (gather) std::memcpy(dst + b * n * D, src + (b * T + t0) * D, sizeof(float) * n * D);
       else std::memcpy(dst + (b * T + t0) * D, src + b * n * D, sizeof(float) * n * D);
     }
+  }
+
+  void broadcastRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) override {
+    for (int64_t b = 0; b < B; ++b) std::memcpy(dst + (b * T + t0) * D, src, sizeof(float) * n * D);
+  }
+  void embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed, int64_t B,
+                 int64_t T, int64_t D, int64_t t0, int64_t n) override {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < n; ++i)
+        std::memcpy(H + (b * T + t0 + i) * D, embed + static_cast<int64_t>(ids[b * idStride + idOffset + i]) * D,
+                    sizeof(float) * D);
+  }
+  void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
+                   bool accumulate) override {
+    if (!accumulate && dst == src && ldDst == ldSrc) return;
+    parallelRanges(rows, 64, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        if (accumulate)
+          for (int64_t j = 0; j < cols; ++j) dst[i * ldDst + j] += src[i * ldSrc + j];
+        else
+          std::memcpy(dst + i * ldDst, src + i * ldSrc, sizeof(float) * cols);
+      }
+    });
   }
 
   void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) override {

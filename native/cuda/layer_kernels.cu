@@ -131,6 +131,24 @@ __global__ void __launch_bounds__(kThreads) geluErfBackKernel(const float* Z, co
   }
 }
 
+// ReLU after a bias: Z[i, j] += b[j] (no bias when b is null); out = Z > 0 or NaN ? Z : 0 (torch.relu).
+__global__ void __launch_bounds__(kThreads) biasReluKernel(float* Z, const float* b, float* out, long long rows,
+                                                           long long cols) {
+  CG_GRID_LOOP(i, rows * cols) {
+    const float v = b ? __fadd_rn(Z[i], b[i % cols]) : Z[i];
+    Z[i] = v;
+    out[i] = v > 0.0f || isnan(v) ? v : 0.0f;
+  }
+}
+
+// dZ[s][i] = Z[i] <= 0 ? 0 : G[s][i] for S streams of n values (threshold_backward: a NaN Z passes G; G may be dZ).
+__global__ void __launch_bounds__(kThreads) reluBackKernel(const float* Z, const float* G, float* dZ, long long n, int S) {
+  CG_GRID_LOOP(i, n) {
+    const bool off = Z[i] <= 0.0f;
+    for (int s = 0; s < S; ++s) dZ[s * n + i] = off ? 0.0f : G[s * n + i];
+  }
+}
+
 // LayerScale: Y[i, j] += X[i, j]·gamma[j] (the product rounded, then the sum).
 __global__ void __launch_bounds__(kThreads) layerScaleAddKernel(float* Y, const float* X, const float* gamma,
                                                                 long long rows, long long cols) {
@@ -172,6 +190,31 @@ __global__ void __launch_bounds__(kThreads) ropeKernel(float* X, const float* co
     const float a = x[j], b = x[j + half];
     x[j] = __fsub_rn(__fmul_rn(a, cs), __fmul_rn(b, sj));
     x[j + half] = __fadd_rn(__fmul_rn(b, cs), __fmul_rn(a, sj));
+  }
+}
+
+// VLA-Adapter's Pro-head rotary variant in place, one thread per pair (2p, 2p + 1) of a head:
+// columns 2p and 2p + 1 use the frequencies 2p mod hd/2 and (2p + 1) mod hd/2 (cos/sin of
+// cat(freqs, freqs)); y = x·c + rotate_half(x)·s with the interleaved rotate_half, each product
+// rounded, then the sum; inverse: the transpose.
+__global__ void __launch_bounds__(kThreads) ropeProHeadKernel(float* X, const float* cosT, const float* sinT,
+                                                              long long rows, long long width, long long hd, long long T,
+                                                              bool inverse) {
+  const long long half = hd / 2, heads = width / hd;
+  CG_GRID_LOOP(idx, rows * heads * half) {
+    const long long p = idx % half, h = (idx / half) % heads, i = idx / (half * heads);
+    const float* cs = cosT + (i % T) * half;
+    const float* sn = sinT + (i % T) * half;
+    const long long f0 = (2 * p) % half, f1 = (2 * p + 1) % half;
+    float* x = X + i * width + h * hd + 2 * p;
+    const float a = x[0], b = x[1];
+    if (!inverse) {
+      x[0] = __fadd_rn(__fmul_rn(a, cs[f0]), __fmul_rn(-b, sn[f0]));
+      x[1] = __fadd_rn(__fmul_rn(b, cs[f1]), __fmul_rn(a, sn[f1]));
+    } else {
+      x[0] = __fadd_rn(__fmul_rn(a, cs[f0]), __fmul_rn(b, sn[f1]));
+      x[1] = __fsub_rn(__fmul_rn(b, cs[f1]), __fmul_rn(a, sn[f0]));
+    }
   }
 }
 
@@ -488,6 +531,37 @@ __global__ void __launch_bounds__(kThreads) gatherRowsKernel(float* dst, const f
   }
 }
 
+// Rows [t0, t0 + n) of each of B samples of T rows = src (n·D values, nD = n·D).
+__global__ void __launch_bounds__(kThreads) broadcastRowsKernel(float* dst, const float* src, long long B, long long T,
+                                                                long long D, long long t0, long long nD) {
+  CG_GRID_LOOP(idx, B * nD) {
+    const long long b = idx / nD, i = idx % nD;
+    dst[(b * T + t0) * D + i] = src[i];
+  }
+}
+
+// Rows [t0, t0 + n) of each of B samples of T rows = embed rows of ids[b·idStride + idOffset + i].
+__global__ void __launch_bounds__(kThreads) embedRowsKernel(float* H, const int* ids, long long idStride,
+                                                            long long idOffset, const float* embed, long long B,
+                                                            long long T, long long D, long long t0, long long n) {
+  CG_GRID_LOOP(idx, B * n * D) {
+    const long long d = idx % D, i = (idx / D) % n, b = idx / (n * D);
+    H[(b * T + t0 + i) * D + d] = embed[static_cast<long long>(ids[b * idStride + idOffset + i]) * D + d];
+  }
+}
+
+// dst[i·ldDst + j] (= or +=) src[i·ldSrc + j], one thread per element.
+__global__ void __launch_bounds__(kThreads) copyColumnsKernel(float* dst, long long ldDst, const float* src,
+                                                              long long ldSrc, long long rows, long long cols,
+                                                              bool accumulate) {
+  CG_GRID_LOOP(idx, rows * cols) {
+    const long long i = idx / cols, j = idx % cols;
+    const float v = src[i * ldSrc + j];
+    float* d = dst + i * ldDst + j;
+    *d = accumulate ? __fadd_rn(*d, v) : v;
+  }
+}
+
 // ---- pooling ----
 // f[b, off + d] = pool of H[b, t0 .. t0+n, d]; one thread per (b, d), t in order (the CPU's).
 __global__ void __launch_bounds__(kThreads) poolKernel(const float* H, float* f, long long off, int* argmax, long long B,
@@ -642,6 +716,18 @@ void CudaLayers::geluErfBackward(const float* Z, const float* G, float* dZ, int6
   CG_LAUNCHED();
 }
 
+void CudaLayers::biasRelu(float* Z, const float* b, float* out, int64_t rows, int64_t cols) {
+  if (rows * cols <= 0) return;
+  biasReluKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Z, b, out, rows, cols);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::reluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) {
+  if (n <= 0 || streams <= 0) return;
+  reluBackKernel<<<std::min<unsigned>(blocksFor(n), 4096), kThreads, 0, ctx_.stream>>>(Z, G, dZ, n, streams);
+  CG_LAUNCHED();
+}
+
 void CudaLayers::layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) {
   layerScaleAddKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(Y, X, gamma, rows, cols);
   CG_LAUNCHED();
@@ -700,6 +786,14 @@ void CudaLayers::rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t
                       bool inverse) {
   const long long n = rows * (width / hd) * (hd / 2);
   ropeKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(X, cosT, sinT, rows, width, hd, T, inverse);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT,
+                             const float* sinT, bool inverse) {
+  const long long n = rows * (width / hd) * (hd / 2);
+  if (n <= 0) return;
+  ropeProHeadKernel<<<blocksFor(n), kThreads, 0, ctx_.stream>>>(X, cosT, sinT, rows, width, hd, T, inverse);
   CG_LAUNCHED();
 }
 
@@ -768,6 +862,27 @@ void CudaLayers::embedSequence(float* H, const float* prefix, const int32_t* ids
 void CudaLayers::gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
                             bool gather) {
   gatherRowsKernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(dst, src, B, T, D, t0, n * D, gather);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::broadcastRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) {
+  if (B * n * D <= 0) return;
+  broadcastRowsKernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(dst, src, B, T, D, t0, n * D);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed,
+                           int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) {
+  if (B * n * D <= 0) return;
+  embedRowsKernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(H, ids, idStride, idOffset, embed, B, T, D, t0, n);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
+                             bool accumulate) {
+  if (rows * cols <= 0 || (!accumulate && dst == src && ldDst == ldSrc)) return;
+  copyColumnsKernel<<<blocksFor(rows * cols), kThreads, 0, ctx_.stream>>>(dst, ldDst, src, ldSrc, rows, cols,
+                                                                          accumulate);
   CG_LAUNCHED();
 }
 

@@ -10,7 +10,9 @@
 // per-thread sums, then a fixed tree (run-to-run identical).
 //
 // The layers added for VLA-Adapter (#26), against the CPU's (test/layers-cuda.test.mjs):
-// - the CPU's bits on every device: LayerScale and its backward, the patch matrix, and
+// - the CPU's bits on every device: bias + ReLU and its backward, the Pro head's rotary
+//   variant (each product rounded, then the sum, as the CPU), the row broadcast, the row
+//   embedding, the column copy, LayerScale and its backward, the patch matrix, and
 //   LayerNorm's weight and bias gradients (one thread per column, the rows in the CPU's
 //   order; each term, a product of two floats, is exact in double);
 // - the CPU's bits where CUDA's double erf, exp and tanh give the host libm's (the emulator;
@@ -73,6 +75,8 @@ class CudaLayers final : public Layers {
   void add(float* Y, const float* X, int64_t n) override;
   void biasGeluErf(float* Z, const float* b, const float* residual, float* out, int64_t rows, int64_t cols) override;
   void geluErfBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override;
+  void biasRelu(float* Z, const float* b, float* out, int64_t rows, int64_t cols) override;
+  void reluBackward(const float* Z, const float* G, float* dZ, int64_t n, int streams) override;
   void layerScaleAdd(float* Y, const float* X, const float* gamma, int64_t rows, int64_t cols) override;
   void layerScaleBackward(const float* dY, const float* gamma, float* dX, int64_t rows, int64_t cols) override;
   void swiglu(const float* Gt, const float* Up, float* Act, int64_t n) override;
@@ -88,6 +92,8 @@ class CudaLayers final : public Layers {
                           float scale, bool accumulate, float* dW, float* dB) override;
   void rope(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
             bool inverse) override;
+  void ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, int64_t T, const float* cosT, const float* sinT,
+                   bool inverse) override;
   // B·heads·T·Tk floats for the probabilities; with a backward of `streams` streams, plus
   // streams·B·heads·T·Tk for its dS and streams·B·heads·T doubles for the gate gradient's
   // per-row partial sums (always reserved: the shape's gate pointer may not be set yet when
@@ -104,6 +110,11 @@ class CudaLayers final : public Layers {
                      int64_t B, int64_t T, int64_t P, int64_t S, int64_t D) override;
   void gatherRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n,
                   bool gather) override;
+  void broadcastRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) override;
+  void embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed, int64_t B,
+                 int64_t T, int64_t D, int64_t t0, int64_t n) override;
+  void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
+                   bool accumulate) override;
   void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) override;
   void poolBackward(const PoolShape& s, const float* dF, const int32_t* argmax, float* G) override;
   void l1Loss(const float* O, const float* bias, const float* Y, float* dO, int64_t rows, int64_t cols, double* terms,

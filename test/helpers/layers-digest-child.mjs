@@ -67,5 +67,36 @@ for (const [name, shape] of [
   record('patchify', [P]);
 }
 
+{
+  // Row splits of 16 (biasRelu, ropeProHead), 4096 elements (reluBackward), 64 rows (copyColumns).
+  const rows = 67, cols = 90;
+  const Z = normal(rows * cols, 20), b = normal(cols, 21), out = new Float32Array(rows * cols);
+  Z[5] = NaN;
+  layer('biasRelu', { rows, cols, Z, b, out });
+  const n = rows * cols, G = normal(2 * n, 22), dZ = new Float32Array(2 * n);
+  layer('reluBackward', { n, streams: 2, Z, G, dZ });
+  record('relu', [Z, out, dZ]);
+}
+{
+  const rows = 67, width = 48, hd = 12, T = 9, half = hd / 2;
+  const cosT = Float32Array.from({ length: T * half }, (_, i) => Math.cos(Math.floor(i / half) / 10000 ** ((2 * (i % half)) / hd)));
+  const sinT = Float32Array.from({ length: T * half }, (_, i) => Math.sin(Math.floor(i / half) / 10000 ** ((2 * (i % half)) / hd)));
+  const X = normal(rows * width, 23), Y = normal(rows * width, 24);
+  layer('ropeProHead', { rows, width, hd, T, X, cosT, sinT, inverse: false });
+  layer('ropeProHead', { rows, width, hd, T, X: Y, cosT, sinT, inverse: true });
+  record('ropeProHead', [X, Y]);
+}
+{
+  const B = 3, T = 10, D = 33, V = 20;
+  const dst = normal(B * T * D, 25), src = normal(4 * D, 26), embed = normal(V * D, 27);
+  const ids = Int32Array.from({ length: B * 8 }, (_, i) => (i * 7) % V);
+  layer('broadcastRows', { B, T, D, t0: 1, n: 4, dst, src });
+  layer('embedRows', { B, T, D, t0: 5, n: 5, V, idStride: 8, idOffset: 2, ids, embed, H: dst });
+  const rows = 200, cols = 30, a = normal(rows * 40, 28), c = normal(rows * 35, 29);
+  layer('copyColumns', { rows, cols, ldDst: 40, ldSrc: 35, accumulate: true, dst: a, src: c });
+  layer('copyColumns', { rows, cols: 5, ldDst: 40, ldSrc: 35, accumulate: false, dst: a, src: c });
+  record('sequences', [dst, a]);
+}
+
 const info = backendInfo().cpu;
 console.log(JSON.stringify({ digests, isa: info.isa, threads: info.threads }));

@@ -8,6 +8,10 @@
 //                  VLA-Adapter's Pro head (MLPResNetBlock_Pro.forward): the logits of one
 //                  key group times tanh(gate), then all divided by √hd, softmax, times V
 //   conv2dPatches  nn.Conv2d(C, D, kernel_size=p, stride=p) then flatten(2).transpose(1, 2)
+//   biasRelu       nn.Linear's bias then nn.ReLU (VLA-Adapter's Pro head)
+//   proHeadRope    VLA-Adapter's Pro-head RoPE (action_heads.py:125-164: apply_rope with the
+//                  interleaved rotate_half, RotaryPositionEmbedding's cat(freqs, freqs) tables)
+//   rowsBroadcast, rowsEmbed, columnsCopy  the row and column copies of the sequences
 // and central differences of any of them.
 
 /** erf(x) to ~1e-15: the Maclaurin series for |x| < 2.5, else erfc's continued fraction. */
@@ -181,5 +185,80 @@ export function proHeadAttention({ T, Ka, Kt, heads, hd }, q, kSelf, vSelf, kAda
         out[i * C + h * hd + d] = o;
       }
     }
+  return out;
+}
+
+/** Z + b per row (no bias when b is null), then relu: max(z, 0) with NaN kept (torch.relu). */
+export function biasRelu(Z, b, rows, cols) {
+  const out = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < cols; j++) {
+      const z = Z[i * cols + j] + (b ? b[j] : 0);
+      out[i * cols + j] = Number.isNaN(z) ? z : z > 0 ? z : 0;
+    }
+  return out;
+}
+
+/**
+ * RotaryPositionEmbedding(hd, base).forward(T) in float64: inv_freq = 1/base^(arange(0, hd, 2)/hd),
+ * freqs = t ⊗ inv_freq (T × hd/2), emb = cat([freqs, freqs], -1) (T × hd): { cos, sin } of emb,
+ * each T × hd.
+ */
+export function proHeadRopeTables(T, hd, base = 10000) {
+  const cos = new Float64Array(T * hd), sin = new Float64Array(T * hd);
+  for (let t = 0; t < T; t++) {
+    const freqs = Array.from({ length: hd / 2 }, (_, k) => t * (1 / base ** ((2 * k) / hd)));
+    const emb = [...freqs, ...freqs];
+    for (let j = 0; j < hd; j++) {
+      cos[t * hd + j] = Math.cos(emb[j]);
+      sin[t * hd + j] = Math.sin(emb[j]);
+    }
+  }
+  return { cos, sin };
+}
+
+/**
+ * apply_rope on one tensor laid out as the model lays it out: X (rows × width), heads of hd
+ * columns, position row mod T; cos, sin (T × hd) as RotaryPositionEmbedding gives them (any
+ * values). rotate_half(x) = stack((−x[1::2], x[::2]), −1).reshape_as(x); y = x·cos + rotate_half(x)·sin.
+ */
+export function proHeadRope(X, rows, width, hd, T, cos, sin) {
+  const out = new Float64Array(rows * width);
+  for (let i = 0; i < rows; i++) {
+    const t = i % T;
+    for (let h = 0; h < width; h += hd) {
+      const x = Array.from({ length: hd }, (_, j) => X[i * width + h + j]);
+      const even = x.filter((_, j) => j % 2 === 0), odd = x.filter((_, j) => j % 2 === 1);
+      const rot = even.flatMap((e, k) => [-odd[k], e]);  // stack((-x2, x1), dim=-1).reshape
+      for (let j = 0; j < hd; j++) out[i * width + h + j] = x[j] * cos[t * hd + j] + rot[j] * sin[t * hd + j];
+    }
+  }
+  return out;
+}
+
+/** dst (B·T × D) with rows [t0, t0 + n) of every sample = src (n × D). */
+export function rowsBroadcast(dst, src, B, T, D, t0, n) {
+  const out = Float64Array.from(dst);
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < n * D; i++) out[(b * T + t0) * D + i] = src[i];
+  return out;
+}
+
+/** H (B·T × D) with row t0 + i of sample b = embed row ids[b·idStride + idOffset + i], i < n. */
+export function rowsEmbed(H, ids, idStride, idOffset, embed, B, T, D, t0, n) {
+  const out = Float64Array.from(H);
+  for (let b = 0; b < B; b++)
+    for (let i = 0; i < n; i++) {
+      const id = ids[b * idStride + idOffset + i];
+      for (let d = 0; d < D; d++) out[(b * T + t0 + i) * D + d] = embed[id * D + d];
+    }
+  return out;
+}
+
+/** dst[i·ldDst + j] = src[i·ldSrc + j] (or dst + src when accumulating) for i < rows, j < cols. */
+export function columnsCopy(dst, ldDst, src, ldSrc, rows, cols, accumulate) {
+  const out = Float64Array.from(dst);
+  for (let i = 0; i < rows; i++)
+    for (let j = 0; j < cols; j++) out[i * ldDst + j] = (accumulate ? out[i * ldDst + j] : 0) + src[i * ldSrc + j];
   return out;
 }
