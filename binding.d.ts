@@ -294,6 +294,76 @@ export interface RawQwen2StepOptions {
   scale: number;
 }
 
+/** One ViT tower of VLA-Adapter (native/core/vla_desc.h VitConfig). */
+export interface RawVitConfig {
+  embedDim: number;
+  depth: number;
+  numHeads: number;
+  mlpHidden: number;
+  patchSize: number;
+  imageSize: number;
+  /** 0 or 1. */
+  classToken: number;
+  regTokens: number;
+  layerScale: boolean;
+  layerNormEps: number;
+}
+
+/** VLA-Adapter's configuration (native/core/vla_desc.h; src/model/vla/vla-policy.ts fills it). */
+export interface RawVlaConfig {
+  /** [featurizer (DINOv2), fused_featurizer (SigLIP)]. */
+  towers: readonly [RawVitConfig, RawVitConfig];
+  views: number;
+  projectorHidden: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  /** S: input ids per sample, BOS first and the `queries` action placeholders last. */
+  inputIds: number;
+  queries: number;
+  rank: number;
+  alpha: number;
+  headBlocks: number;
+  chunk: number;
+  actionDims: number;
+  /** 0: no proprio token. */
+  proprioDim: number;
+  /** C_R = hidden_states[bridgeLayer], 0..numLayers. */
+  bridgeLayer: number;
+  bridgeSpan: 'vision' | 'vision+prompt';
+  pooling: 'mean' | 'max';
+  anchorType: 'concat' | 'aq_only' | 'raw_only';
+}
+
+export interface RawVlaStepOptions {
+  config: RawVlaConfig;
+  mode: RawModelMode;
+  params: TensorSet;
+  anchor?: TensorSet | null;
+  gAct?: TensorSet | null;
+  gRet?: TensorSet | null;
+  /** The frozen groups of vlaTensors(config).frozen: host arrays (CPU) or one TensorSet on the step's device. */
+  frozen: readonly Float32Array[] | TensorSet;
+  /** batch×views×6×H×W, normalised as upstream's processor. */
+  pixels: Float32Array;
+  /** batch×inputIds. */
+  inputIds: Int32Array;
+  /** batch×proprioDim (when proprioDim > 0). */
+  proprio?: Float32Array | null;
+  /** batch×chunk×actionDims. */
+  actions: Float32Array;
+  /** chunk×(actionDims·hiddenSize): the head's input perturbation, or null for zeros. */
+  noise?: Float32Array | null;
+  batch: number;
+  accumulate: boolean;
+  scale: number;
+}
+
 export interface RawGemmOptions {
   M: number;
   N: number;
@@ -392,6 +462,11 @@ export interface NativeBinding {
   qwen2StepAsync(options: RawQwen2StepOptions): Promise<RawModelLosses>;
   /** The Qwen2 policy's trainable tensors in layout order (native/core/qwen2_desc.cc); the anchor is the first anchorTensors. */
   qwen2Tensors(config: RawQwen2Config): { trainable: RawTensorDesc[]; anchorTensors: number };
+  /** VLA-Adapter's forward and backward (one micro-batch), on the backend of its sets. */
+  vlaStep(options: RawVlaStepOptions): RawModelLosses;
+  vlaStepAsync(options: RawVlaStepOptions): Promise<RawModelLosses>;
+  /** VLA-Adapter's trainable tensors and frozen groups in layout order (native/core/vla_desc.cc); the anchor is the first anchorTensors. */
+  vlaTensors(config: RawVlaConfig): { trainable: RawTensorDesc[]; anchorTensors: number; frozen: RawTensorDesc[] };
   /** dst[dstOffset..+count) = src[srcOffset..+count), within one device, no overlap. */
   copy(options: { dst: TensorSet; src: TensorSet; dstOffset?: number; srcOffset?: number; count: number }): void;
   /** The model's product on host arrays, c updated in place (tests and benchmarks). */

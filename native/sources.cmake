@@ -6,6 +6,7 @@ set(CRAFTGRAD_CORE_SOURCES
   native/core/backend.cc
   native/core/model_desc.cc
   native/core/qwen2_desc.cc
+  native/core/vla_desc.cc
   native/core/thread_pool.cc)
 
 # The models (native/models): each a driver written once over core/layers.h, for every backend.
@@ -14,7 +15,10 @@ set(CRAFTGRAD_MODEL_SOURCES
   native/models/adapter_policy.cc
   native/models/lora_linear.cc
   native/models/qwen2_decoder.cc
-  native/models/qwen2_policy.cc)
+  native/models/pro_head.cc
+  native/models/qwen2_policy.cc
+  native/models/vit_tower.cc
+  native/models/vla_policy.cc)
 
 set(CRAFTGRAD_NAPI_SOURCES
   native/napi/adamw_call.cc
@@ -32,7 +36,8 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/step_call.cc
   native/napi/surgery_call.cc
   native/napi/tensor_set.cc
-  native/napi/typed_arrays.cc)
+  native/napi/typed_arrays.cc
+  native/napi/vla_call.cc)
 
 # The CPU backend: files built with the baseline flags on every machine (including the
 # generic instruction-set variants), then the variants built once per wider instruction set

@@ -27,6 +27,13 @@ export const qwen2StepAsync: Call<'qwen2StepAsync'> = (options) => binding.qwen2
 /** The Qwen2 policy's trainable tensors in layout order (binding.qwen2Tensors). */
 export const qwen2Tensors: Call<'qwen2Tensors'> = (config) => binding.qwen2Tensors(config);
 
+/** VLA-Adapter's forward and backward, one micro-batch (binding.vlaStep). */
+export const vlaStep: Call<'vlaStep'> = (options) => binding.vlaStep(options);
+/** {@link vlaStep} on a worker thread. */
+export const vlaStepAsync: Call<'vlaStepAsync'> = (options) => binding.vlaStepAsync(options);
+/** VLA-Adapter's trainable tensors and frozen groups in layout order (binding.vlaTensors). */
+export const vlaTensors: Call<'vlaTensors'> = (config) => binding.vlaTensors(config);
+
 /** The surgery's pass 1 (binding.craftReduce). */
 export const craftReduce: Call<'craftReduce'> = (act, ret, options) => binding.craftReduce(act, ret, options);
 /** craftReduce's result from per-tensor sums (binding.craftCombine). */

@@ -6,6 +6,7 @@
 #include "../core/layers.h"
 #include "../core/model_desc.h"
 #include "../core/qwen2_desc.h"
+#include "../core/vla_desc.h"
 
 namespace craftgrad {
 
@@ -14,5 +15,8 @@ ModelStepResult adapterPolicyStep(Layers& layers, const ModelConfig& c, const Mo
 
 // The Qwen2 policy (§4b).
 ModelStepResult qwen2PolicyStep(Layers& layers, const Qwen2Config& c, const Qwen2StepArgs& a);
+
+// VLA-Adapter (§4d).
+ModelStepResult vlaPolicyStep(Layers& layers, const VlaConfig& c, const VlaStepArgs& a);
 
 }  // namespace craftgrad

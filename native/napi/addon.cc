@@ -16,6 +16,7 @@
 #include "qwen2_call.h"
 #include "surgery_call.h"
 #include "tensor_set.h"
+#include "vla_call.h"
 #ifdef CRAFTGRAD_BENCH
 #include "../../bench/native/bench_natives.h"
 #endif
@@ -45,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerAdamW(env, exports);         // craftReduce, adamwFused, adamw
   registerModelExports(env, exports);  // modelStep, modelStepAsync, copy, modelTensors, modelGemm
   registerQwen2Exports(env, exports);  // qwen2Step, qwen2StepAsync, qwen2Tensors
+  registerVlaExports(env, exports);    // vlaStep, vlaStepAsync, vlaTensors
   registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
   registerNcclExports(env, exports);  // nccl.{info, uniqueId, Communicator}
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));

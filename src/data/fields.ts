@@ -12,10 +12,10 @@ export function failer(file: string, format: string): Fail {
   };
 }
 
-const DTYPE_WORD: Record<string, string> = { F32: 'float32', I32: 'int32' };
+const DTYPE_WORD: Record<string, string> = { F32: 'float32', I32: 'int32', U8: 'uint8' };
 
 /** The tensor `name` with the given dtype and rank; a missing one is an error. */
-export function needTensor(tensors: Record<string, Tensor>, name: string, dtype: 'F32' | 'I32', rank: number, fail: Fail): Tensor {
+export function needTensor(tensors: Record<string, Tensor>, name: string, dtype: 'F32' | 'I32' | 'U8', rank: number, fail: Fail): Tensor {
   const t = Object.prototype.hasOwnProperty.call(tensors, name) ? tensors[name] : undefined;
   if (t === undefined) return fail(name, `missing field '${name}'`);
   if (t.dtype !== dtype) fail(name, `must be ${DTYPE_WORD[dtype]}, got ${t.dtype}`);

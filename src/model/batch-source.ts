@@ -25,15 +25,19 @@ export interface SteppableModel<B> {
 /** A split the source samples from: its size, and how to copy samples into a batch. */
 interface BatchSplit<B> {
   readonly size: number;
-  gather(indices: ArrayLike<number>, reuse: B | undefined): B;
+  gather(indices: ArrayLike<number>, reuse: B | undefined, draw: string): B;
 }
 
 /** How a source reads its datasets (of type D, with batches of type B). */
 export interface DatasetAccess<D, B> {
   /** Throws what does not fit the model (naming the file and field). */
   fits(ds: D): void;
-  /** Copies samples `indices` of `ds` into a batch (`reuse`'s arrays when they fit). */
-  gather(ds: D, indices: ArrayLike<number>, reuse: B | undefined): B;
+  /**
+   * Copies samples `indices` of `ds` into a batch (`reuse`'s arrays when they fit). `draw`
+   * names the draw ("train:<epoch>:<position>" or "val:<first index>"): the same on a resumed
+   * run, for what a batch draws at random besides its samples (VLA-Adapter's head noise).
+   */
+  gather(ds: D, indices: ArrayLike<number>, reuse: B | undefined, draw: string): B;
 }
 
 export interface BatchSourceOptions {
@@ -86,7 +90,7 @@ export class BatchSource<B, D extends { readonly size: number } = { readonly siz
     this.model = model;
     this.train = train;
     this.val = options.val;
-    const split = (ds: D): BatchSplit<B> => ({ size: ds.size, gather: (idx, reuse) => access.gather(ds, idx, reuse) });
+    const split = (ds: D): BatchSplit<B> => ({ size: ds.size, gather: (idx, reuse, draw) => access.gather(ds, idx, reuse, draw) });
     this.shard = options.shard === undefined ? { rank: 0, ranks: 1 } : checkShard(options.shard, 'options.shard');
     if (this.shard.ranks > 1 && !(options.batchSize >= this.shard.ranks)) {
       throw argRangeError(`options.batchSize ${describeValue(options.batchSize)} must be at least the number of ranks (${this.shard.ranks}): every rank computes a share of each batch`);
@@ -118,11 +122,12 @@ export class BatchSource<B, D extends { readonly size: number } = { readonly siz
    * (CRaFT), scale·g_ret into gRet; `overwrite` writes instead of adding.
    */
   accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): { actionLoss: number; retentionLoss?: number; samples: number; epoch: number } {
+    const draw = `train:${this.#sampler.epoch}:${this.#sampler.position}`;
     const drawn = this.#sampler.next();
     const epoch = this.#sampler.epoch;
     const { start, end } = shareOf(drawn.length, this.shard);
     const indices = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
-    this.#batch = this.#trainSplit.gather(indices, this.#batch);
+    this.#batch = this.#trainSplit.gather(indices, this.#batch, draw);
     // Weighted by the share of the batch: the ranks' gradients then sum to the batch mean.
     const opts = { accumulate: !overwrite, scale: this.shard.ranks > 1 ? scale * (indices.length / drawn.length) : scale };
     if (gRet === undefined) {
@@ -149,7 +154,7 @@ export class BatchSource<B, D extends { readonly size: number } = { readonly siz
         return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
       }
       const idx = Array.from({ length: Math.min(this.#valBatchSize, share.end - i) }, (_, k) => i + k);
-      this.#valBatch = this.#valSplit.gather(idx, this.#valBatch);
+      this.#valBatch = this.#valSplit.gather(idx, this.#valBatch, `val:${i}`);
       const r = this.model.evaluate(this.#valBatch, { retention: true });
       act += r.actionLoss * idx.length;
       ret += r.retentionLoss * idx.length;

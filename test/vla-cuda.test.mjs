@@ -1,0 +1,78 @@
+// VLA-Adapter's step on CUDA (native/models/vla_policy.cc over CudaLayers) against the CPU
+// backend: VlaPolicy({ device: 'cuda:0' }) on the same tiny random model, parameters, anchor
+// and batch as a CPU policy; losses and both gradient sets within 1e-4 (relative to each
+// tensor's largest CPU value), in every mode and with accumulate/scale; bit-identical run
+// to run. Runs where a GPU (or the CUDA emulator: npm run test:cuda-emulator) is present;
+// elsewhere each test skips with the reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VlaPolicy } from '../dist/model/vla/vla-policy.js';
+import { announceGpu, gpuTest } from './helpers/gpu.mjs';
+import { tinyVlaPolicy } from './helpers/vla-random.mjs';
+
+announceGpu(import.meta.url);
+
+function pair(opts = {}) {
+  const t = tinyVlaPolicy({ seed: 6, batch: 2, ...opts });
+  const gpu = VlaPolicy.create(t.policy.parts, { ...t.policy.options, device: 'cuda:0' });
+  gpu.params.set(t.policy.params.toFlat());
+  gpu.anchor.set(t.policy.anchor.toFlat());
+  return { cpu: t.policy, gpu, batch: t.batch };
+}
+
+function closeLoss(got, want, what) {
+  assert.ok(Number.isFinite(got), `${what}: ${got}`);
+  assert.ok(Math.abs(got - want) <= 1e-4 * Math.abs(want) + 1e-9, `${what}: cuda ${got} vs cpu ${want}`);
+}
+
+function closeGrads(policy, got, want, what) {
+  const g = got.toFlat(), w = want.toFlat();
+  assert.equal(g.length, w.length);
+  policy.trainableSpecs.forEach((s, i) => {
+    const o = policy.params.offsets[i];
+    let mx = 0;
+    for (let k = o; k < o + s.size; k++) mx = Math.max(mx, Math.abs(w[k]));
+    for (let k = o; k < o + s.size; k++) {
+      assert.ok(Number.isFinite(g[k]), `${what} ${s.name}[${k - o}] = ${g[k]}`);
+      assert.ok(Math.abs(g[k] - w[k]) <= 1e-4 * mx + 1e-9, `${what} ${s.name}[${k - o}]: cuda ${g[k]} vs cpu ${w[k]} (max ${mx})`);
+    }
+  });
+}
+
+for (const opts of [{}, { pooling: 'max', bridgeSpan: 'vision+prompt', anchorType: 'raw_only', bridgeLayer: 1 }, { useProprio: false, anchorType: 'aq_only' }]) {
+  gpuTest(`the VLA step on CUDA matches the CPU in every mode (${JSON.stringify(opts)})`, () => {
+    const { cpu, gpu, batch } = pair(opts);
+    const cA = cpu.newGradSet(), cR = cpu.newGradSet(), gA = gpu.newGradSet(), gR = gpu.newGradSet();
+    gA.set(new Float32Array(gA.numElements).fill(Number.NaN));  // every element must be written
+    gR.set(new Float32Array(gR.numElements).fill(Number.NaN));
+    const want = cpu.craftStep(batch, cA, cR, { scale: 0.5 });
+    const got = gpu.craftStep(batch, gA, gR, { scale: 0.5 });
+    closeLoss(got.actionLoss, want.actionLoss, 'craft actionLoss');
+    closeLoss(got.retentionLoss, want.retentionLoss, 'craft retentionLoss');
+    closeGrads(cpu, gA, cA, 'craft gAct');
+    closeGrads(cpu, gR, cR, 'craft gRet');
+    // accumulate: g += 0.5·grad on top of the craft step's values
+    cpu.baselineStep(batch, cA, { scale: 0.5, accumulate: true });
+    gpu.baselineStep(batch, gA, { scale: 0.5, accumulate: true });
+    closeGrads(cpu, gA, cA, 'accumulated baseline gAct');
+    const we = cpu.evaluate(batch, { retention: true }), ge = gpu.evaluate(batch, { retention: true });
+    closeLoss(ge.actionLoss, we.actionLoss, 'evalRetention actionLoss');
+    closeLoss(ge.retentionLoss, we.retentionLoss, 'evalRetention retentionLoss');
+    closeLoss(gpu.evaluate(batch).actionLoss, we.actionLoss, 'eval actionLoss');
+    cpu.dispose();
+    gpu.dispose();
+  });
+}
+
+gpuTest('the VLA step on CUDA is bit-identical run to run', () => {
+  const { gpu, batch } = pair();
+  const runs = [0, 1].map(() => {
+    const a = gpu.newGradSet(), r = gpu.newGradSet();
+    const l = gpu.craftStep(batch, a, r);
+    return { l, a: a.toFlat(), r: r.toFlat() };
+  });
+  assert.deepEqual(runs[1].l, runs[0].l);
+  assert.deepEqual(runs[1].a, runs[0].a);
+  assert.deepEqual(runs[1].r, runs[0].r);
+  gpu.dispose();
+});
