@@ -26,10 +26,14 @@ export interface HfWeightFile {
   sha256: string;
 }
 
-/** A tensor the model knows: its shape, and where it loads (null: checked, not kept). */
+/**
+ * A tensor the model knows: its shape (a −1 matches any size, for a size only the file
+ * says) and where it loads: an array, a function given the file's shape that returns one,
+ * or null (checked, not kept).
+ */
 export interface HfTensorTarget {
   shape: readonly number[];
-  dest: Float32Array | null;
+  dest: Float32Array | ((shape: readonly number[]) => Float32Array) | null;
 }
 
 export interface HfWeightsSpec {
@@ -160,12 +164,13 @@ export async function loadHfWeights(dir: string, spec: HfWeightsSpec, options: P
         if (seen.has(e.name)) hfFail(path, field, 'appears in more than one weight file');
         seen.add(e.name);
         const shape = target!.shape;
-        if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
-          hfFail(path, field, `has shape [${e.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+        if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i] && !(shape[i] === -1 && d >= 1))) {
+          hfFail(path, field, `has shape [${e.shape.join(', ')}] but config.json implies [${shape.map((d) => (d === -1 ? 'any' : d)).join(', ')}]`);
         }
         if (!isFloatDType(e.dtype)) hfFail(path, `${field}.dtype`, `is ${e.dtype}; model weights must be F32, F16 or BF16`);
-        if (target!.dest !== null) {
-          dest.set(e.name, target!.dest);
+        const to = target!.dest;
+        if (to !== null) {
+          dest.set(e.name, typeof to === 'function' ? to(e.shape) : to);
           dtypes.add(e.dtype);
         }
       }

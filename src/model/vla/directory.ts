@@ -34,7 +34,7 @@ import { ACTION_QUERIES, type FrozenGroup, allocateVlaFrozen, vlaFrozenLayout, v
 
 export const PREPROCESSOR_FILE = 'preprocessor_config.json';
 export const DATASET_STATISTICS_FILE = 'dataset_statistics.json';
-/** upstream's NUM_TOKENS (prismatic/vla/constants.py): action_queries.weight's rows. */
+/** upstream's NUM_TOKENS (prismatic/vla/constants.py): action_queries.weight's rows at the released size. */
 export const DEFAULT_ACTION_QUERIES = 64;
 
 const FORMAT = 'vla directory';
@@ -81,7 +81,7 @@ export interface PrismaticBase extends VlaBase {
 export interface LoadVlaOptions extends Pick<StreamOptions, 'pieceBytes'> {
   /** The `.pt` reader (default: the formats layer's). */
   torchPt?: TorchPtIo;
-  /** Rows of action_queries.weight (default 64, upstream's NUM_TOKENS). */
+  /** Rows action_queries.weight must have when the weights hold it (default: whatever they hold; upstream's NUM_TOKENS is 64). */
   queries?: number;
   /** Head-file choices and expectations (step, headBlocks, actionDims, proprioDim). */
   head?: Omit<ReadHeadOptions, 'torchPt' | 'hiddenSize' | 'numLayers'>;
@@ -107,11 +107,11 @@ export async function readVlaConfigFiles(dir: string): Promise<{ config: VlaMode
 }
 
 /** The tensors a VLA checkpoint holds: required (kept or checked) and optional, with the groups they fill. */
-function vlaSpec(config: VlaModelConfig, queries: number): {
+function vlaSpec(config: VlaModelConfig, queries: number | undefined): {
   required: Map<string, HfTensorTarget>;
   optional: Map<string, HfTensorTarget>;
   frozen: FrozenGroup[];
-  actionQueries: Float32Array;
+  actionQueries: () => Float32Array | null;
 } {
   const { groups, views } = allocateVlaFrozen(vlaFrozenLayout(config));
   const required = new Map<string, HfTensorTarget>();
@@ -120,15 +120,15 @@ function vlaSpec(config: VlaModelConfig, queries: number): {
   const optional = new Map<string, HfTensorTarget>();
   const [lm, lmShape] = vlaLmHead(config.text);
   (config.text.tieWordEmbeddings ? optional : required).set(lm, { shape: lmShape, dest: null });
-  const actionQueries = new Float32Array(queries * config.text.hiddenSize);
-  optional.set(ACTION_QUERIES, { shape: [queries, config.text.hiddenSize], dest: actionQueries });
-  return { required, optional, frozen: groups, actionQueries };
+  let actionQueries: Float32Array | null = null;
+  const alloc = (shape: readonly number[]): Float32Array => (actionQueries = new Float32Array(shape[0]! * shape[1]!));
+  optional.set(ACTION_QUERIES, { shape: [queries ?? -1, config.text.hiddenSize], dest: alloc });
+  return { required, optional, frozen: groups, actionQueries: () => actionQueries };
 }
 
-function checkQueries(q: number | undefined): number {
-  const v = q ?? DEFAULT_ACTION_QUERIES;
-  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`options.queries must be a positive integer, got ${q}`);
-  return v;
+function checkQueries(q: number | undefined): number | undefined {
+  if (q !== undefined && (!Number.isSafeInteger(q) || q < 1)) throw new RangeError(`options.queries must be a positive integer, got ${q}`);
+  return q;
 }
 
 /** Reads dataset_statistics.json of `dir` if present. */
@@ -156,7 +156,7 @@ export async function loadVlaDirectory(dir: string, options: LoadVlaOptions = {}
   });
   return {
     kind: 'hf', dir, config, rawConfig, normalize, frozen: spec.frozen,
-    actionQueries: r.present.has(ACTION_QUERIES) ? spec.actionQueries : null,
+    actionQueries: spec.actionQueries(),
     files: r.files, dtypes: r.dtypes, heads, datasetStatistics: await readDatasetStatistics(dir),
   };
 }
@@ -259,7 +259,7 @@ export async function loadPrismaticBase(dir: string, options: LoadPrismaticOptio
       seen.add(name);
       checkShape(t, target.shape, file, field, name);
       if (target.dest !== null) {
-        target.dest.set(tensorToF32(t, null, file, field, FORMAT));
+        (typeof target.dest === 'function' ? target.dest(t.shape) : target.dest).set(tensorToF32(t, null, file, field, FORMAT));
         dtypes.add(t.dtype);
       }
     }
@@ -270,14 +270,14 @@ export async function loadPrismaticBase(dir: string, options: LoadPrismaticOptio
   const { bytes, sha256 } = await sha256File(file);
   return {
     kind: 'prismatic', dir, config, rawConfig, normalize, frozen: spec.frozen,
-    actionQueries: seen.has(ACTION_QUERIES) ? spec.actionQueries : null,
+    actionQueries: spec.actionQueries(),
     files: [{ file: `checkpoints/${file.slice(join(dir, 'checkpoints').length + 1)}`, bytes, sha256 }],
     dtypes: [...dtypes].sort(), checkpoint: file, prismaticConfig: m,
   };
 }
 
 function checkShape(t: Tensor, shape: readonly number[], file: string, field: string, name: string): void {
-  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i] && !(shape[i] === -1 && d >= 1))) {
     throw new FormatError(FORMAT, `(${name}) has shape [${t.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`, { file, field });
   }
 }
