@@ -86,7 +86,9 @@ export function allocateLoraAdapter(c: Qwen2Config, options: { rank: number; alp
 }
 
 /** adapter_config.json as PEFT writes it for this adapter (keys sorted, as PEFT's json.dumps sorts them). */
-export function peftAdapterConfig(adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 'targets'>, baseModelNameOrPath: string | null): Record<string, unknown> {
+export function peftAdapterConfig(
+  adapter: { rank: number; alpha: number; targets: readonly string[] }, baseModelNameOrPath: string | null, overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   const cfg: Record<string, unknown> = {
     alpha_pattern: {},
     base_model_name_or_path: baseModelNameOrPath,
@@ -108,7 +110,9 @@ export function peftAdapterConfig(adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 
     use_dora: false,
     use_rslora: false,
   };
-  return cfg;
+  // Another model's settings (e.g. VLA-Adapter's init_lora_weights "gaussian", no task_type), keys kept sorted.
+  for (const [k, v] of Object.entries(overrides)) cfg[k] = v;
+  return Object.fromEntries(Object.entries(cfg).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function checkAdapter(c: Qwen2Config, adapter: LoraAdapter): void {
@@ -136,14 +140,16 @@ function checkAdapter(c: Qwen2Config, adapter: LoraAdapter): void {
 /**
  * The two files of a PEFT adapter directory as bytes: adapter_model.safetensors (F32,
  * metadata {"format": "pt"} as PEFT writes) from LoRA tensors already named and shaped as
- * PEFT names them, and adapter_config.json. Checkpoints put these bytes in `adapter/`.
+ * PEFT names them, and adapter_config.json (`overrides` replace or add config keys). Checkpoints
+ * put these bytes in `adapter/`; the VLA model's writer (src/model/vla/outputs.ts) uses it too.
  */
 export function encodePeftAdapter(
-  lora: Record<string, { shape: readonly number[]; data: Float32Array | Tensor['data'] }>, adapter: Pick<LoraAdapter, 'rank' | 'alpha' | 'targets'>, baseModelNameOrPath: string | null,
+  lora: Record<string, { shape: readonly number[]; data: Float32Array | Tensor['data'] }>, adapter: { rank: number; alpha: number; targets: readonly string[] },
+  baseModelNameOrPath: string | null, overrides: Record<string, unknown> = {},
 ): { weights: Uint8Array; config: Uint8Array } {
   const tensors: Record<string, SafetensorsInput> = {};
   for (const [name, t] of Object.entries(lora)) tensors[name] = { dtype: 'F32', shape: [...t.shape], data: t.data as Float32Array };
-  const json = JSON.stringify(peftAdapterConfig(adapter, baseModelNameOrPath), null, 2) + '\n';
+  const json = JSON.stringify(peftAdapterConfig(adapter, baseModelNameOrPath, overrides), null, 2) + '\n';
   return { weights: encodeSafetensors(tensors, { format: 'pt' }), config: new TextEncoder().encode(json) };
 }
 
