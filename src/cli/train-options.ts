@@ -36,6 +36,7 @@ export function yargsTrainOptions(): Record<string, Options> {
       const o: Options = { type: s.type, group: OPTION_GROUPS[group], describe: s.describe, defaultDescription: shownDefault(s) };
       if (s.choices) o.choices = s.choices;
       if (s.array) o.array = true;
+      if (s.aliases) o.alias = [...s.aliases];
       out[flagName(s)] = o;
     }
   }

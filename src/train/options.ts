@@ -28,6 +28,8 @@ export interface TrainingOption {
   readonly type: 'number' | 'string' | 'boolean';
   readonly array?: true;
   readonly choices?: readonly string[];
+  /** Other flags yargs accepts for it (e.g. 'bridge-layer'). */
+  readonly aliases?: readonly string[];
   /** Integer at least this. */
   readonly int?: number;
   /** Number at least (or, with `exclusive`, above) this. */
@@ -109,7 +111,10 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
   { name: 'blocks', type: 'number', int: 1, default: 4, group: 'model', describe: 'Residual blocks L' },
   { name: 'rank', type: 'number', int: 1, default: 16, group: 'model', describe: 'LoRA rank r' },
   { name: 'alpha', type: 'number', min: 0, exclusive: true, default: 32, group: 'model', describe: 'LoRA alpha (the update is alpha/r · B·A)' },
-  { name: 'bridgeBlock', type: 'number', int: 1, nullable: true, default: null, shownDefault: 'blocks / 2', group: 'model', describe: 'Bridge block m whose output is the raw latent C_R (default: blocks / 2)' },
+  {
+    name: 'bridgeBlock', type: 'number', int: 1, nullable: true, default: null, shownDefault: 'blocks / 2', group: 'model', aliases: ['bridge-layer'],
+    describe: 'Bridge block m whose output is the raw latent C_R (default: blocks / 2; with --model, hidden_states[m], default (layers + 1) / 2)',
+  },
   { name: 'headWidth', type: 'number', int: 1, default: 256, group: 'model', describe: 'Action head hidden width H' },
   { name: 'chunk', type: 'number', int: 1, default: 8, group: 'model', describe: 'Action chunk length K' },
   { name: 'actionDims', type: 'number', int: 1, default: 7, group: 'model', describe: 'Action dimensions A' },
@@ -124,9 +129,16 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
     name: 'loraTargets', type: 'string', array: true, choices: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
     default: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'], group: 'model', describe: 'With --model: the linear layers that get LoRA',
   },
-  { name: 'bridgeSpan', type: 'string', choices: ['prefix', 'prefix+prompt'], default: 'prefix', group: 'model', describe: 'With --model: the positions the raw latent C_R covers' },
+  {
+    name: 'bridgeSpan', type: 'string', choices: ['prefix', 'prefix+prompt', 'vision', 'vision+prompt'], default: 'prefix', group: 'model',
+    describe: 'With --model: the positions the raw latent C_R covers (a VLA model\'s prefix is its vision tokens: vision = prefix)',
+  },
   { name: 'initAdapter', type: 'string', nullable: true, default: null, group: 'model', describe: 'With --model: start from this PEFT adapter directory instead of LoRA B = 0' },
   { name: 'initPolicy', type: 'string', nullable: true, default: null, group: 'model', describe: 'With --model: start from this safetensors file of action_queries and the head instead of the seeded initialisation' },
+  // VLA-Adapter (README "Fine-tuning VLA-Adapter"): appended, so config.json keeps the earlier keys' order.
+  { name: 'headNoise', type: 'number', min: 0, default: 0.02, group: 'model', describe: 'With a VLA-Adapter --model: std of the action head\'s input perturbation in training (0: none)' },
+  { name: 'views', type: 'number', int: 1, default: 2, group: 'model', describe: 'With a VLA-Adapter --model: camera views per sample' },
+  { name: 'useProprio', type: 'boolean', default: true, group: 'model', describe: 'With a VLA-Adapter --model: feed the proprio token to the action head (--no-use-proprio: none)' },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

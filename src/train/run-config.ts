@@ -69,11 +69,17 @@ export interface TrainRunConfig {
   /** With model: the linear layers with LoRA. */
   lora_targets: ('q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj')[];
   /** With model: the positions C_R covers. */
-  bridge_span: 'prefix' | 'prefix+prompt';
+  bridge_span: 'prefix' | 'prefix+prompt' | 'vision' | 'vision+prompt';
   /** With model: a PEFT adapter directory to start from (null: LoRA B = 0). */
   init_adapter: string | null;
   /** With model: a policy safetensors file to start from (null: seeded). */
   init_policy: string | null;
+  /** With a VLA-Adapter model: the head's input perturbation std (0: none). */
+  head_noise: number;
+  /** With a VLA-Adapter model: camera views per sample. */
+  views: number;
+  /** With a VLA-Adapter model: the proprio token feeds the head. */
+  use_proprio: boolean;
   save_every: number;
   keep_last: number;
   log_every: number;

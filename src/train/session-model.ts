@@ -15,6 +15,9 @@ import type { Tensor } from '../formats/tensor.js';
 import type { TensorGroups } from '../run/checkpoint-layout.js';
 import type { ResumePoint } from '../run/run-directory.js';
 import type { TrainRunConfig } from './run-config.js';
+import { checkSplit, requireKind } from './session-checks.js';
+import { vlaModel } from './session-vla.js';
+import { isVlaModelDirectory } from '../model/vla/index.js';
 
 /** The model and data of a run, as the session needs them. */
 export interface SessionModel {
@@ -32,8 +35,8 @@ export interface SessionModel {
   readonly valSamples: number;
   /** Checks the checkpoint was made on this model's base, then loads its anchor. Throws what does not fit. */
   restore(resumed: ResumePoint): void;
-  /** What a checkpoint holds besides the trainer's tensors: groups, other files, state.json's `model`. */
-  checkpointParts(): { groups: TensorGroups; files?: Record<string, Uint8Array>; model: unknown };
+  /** What the checkpoint of `step` holds besides the trainer's tensors: groups, other files, state.json's `model`. */
+  checkpointParts(step: number): { groups: TensorGroups; files?: Record<string, Uint8Array>; model: unknown };
 }
 
 /** What the session hands the builders. */
@@ -48,37 +51,9 @@ export interface SessionModelContext {
 
 /** The session model a run configuration asks for. */
 export async function openSessionModel(c: TrainRunConfig, ctx: SessionModelContext): Promise<SessionModel> {
-  return c.model === null || c.model === undefined ? builtInModel(c, ctx) : qwen2Model(c, ctx);
-}
-
-/** Refused before anything is written: validation with nothing to validate on; a batch larger than the split is capped. */
-function checkSplit(c: TrainRunConfig, ctx: SessionModelContext, trainSize: number, valSize: number, what: string): TrainRunConfig {
-  const name = ctx.keyName;
-  if (c.val_every > 0 && valSize === 0) {
-    throw new RangeError(`${name('val_every')} ${c.val_every} needs a validation split, but ${name('val_fraction')} ${c.val_fraction} ` +
-      `holds out no episode of ${what}: give ${name('val_every')} 0 or a larger ${name('val_fraction')}`);
-  }
-  if (!ctx.resume && c.batch_size > trainSize) {
-    // The sampler would draw the whole set each step anyway; config.json records what is used.
-    ctx.log(`craftgrad: warning: ${name('batch_size')} ${c.batch_size} is larger than the training set (${trainSize} samples): ` +
-      `using ${trainSize}, as config.json records`);
-    return { ...c, batch_size: trainSize };
-  }
-  return c;
-}
-
-/** Which model a checkpoint's state.json describes ('adapter_policy' when it predates the field). */
-function checkpointKind(resumed: ResumePoint): string {
-  const m = resumed.model as { kind?: unknown } | undefined;
-  return m && typeof m === 'object' && typeof m.kind === 'string' ? m.kind : 'adapter_policy';
-}
-
-function requireKind(resumed: ResumePoint, kind: string, ctx: SessionModelContext): void {
-  const have = checkpointKind(resumed);
-  if (have === kind) return;
-  throw new RangeError(have === 'qwen2_policy'
-    ? `the checkpoint was trained on a Qwen2 model: resume it with ${ctx.keyName('model')} DIR (the base model's directory)`
-    : `the checkpoint was trained on the built-in model: resume it without ${ctx.keyName('model')}`);
+  if (c.model === null || c.model === undefined) return builtInModel(c, ctx);
+  // A VLA-Adapter checkpoint is recognised by its config.json (timm_model_ids); else Qwen2.
+  return (await isVlaModelDirectory(c.model)) ? vlaModel(c, ctx) : qwen2Model(c, ctx);
 }
 
 async function builtInModel(c0: TrainRunConfig, ctx: SessionModelContext): Promise<SessionModel> {
@@ -134,7 +109,8 @@ async function qwen2Model(c0: TrainRunConfig, ctx: SessionModelContext): Promise
     rank: c.rank, alpha: c.alpha, targets: c.lora_targets, prefixTokens: all.prefixTokens, promptTokens: all.promptTokens,
     chunk: c.chunk, actionDims: c.action_dims, headWidth: c.head_width,
     ...(c.bridge_block === null ? {} : { bridgeLayer: c.bridge_block }),
-    bridgeSpan: c.bridge_span, pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device,
+    bridgeSpan: c.bridge_span === 'vision' ? 'prefix' : c.bridge_span === 'vision+prompt' ? 'prefix+prompt' : c.bridge_span,
+    pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device,
   });
   // A new run may start from a saved adapter and policy; the anchor is then those weights.
   // (On resume the checkpoint's parameters and anchor replace all of this.)

@@ -170,7 +170,7 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
         return;
       }
       conflicts?.flush();
-      const parts = opened.checkpointParts();
+      const parts = opened.checkpointParts(st.json.step);
       const groups = { ...trainerTensorGroups(st, names, source.paramShapes), ...parts.groups };
       lastCheckpoint = await run.saveCheckpoint(st.json.step, groups, st.json, { model: parts.model, ...(parts.files ? { files: parts.files } : {}) });
       lastSaved = st.json.step;

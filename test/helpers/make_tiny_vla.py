@@ -408,8 +408,10 @@ def config_json(spec):
         "use_sliding_window": False,
         "vocab_size": L["vocab"],
     }
-    towers = [{k: t[k] for k in ("embed_dim", "depth", "num_heads", "mlp_hidden", "patch_size",
-                                 "reg_tokens", "class_token", "layer_scale")} for t in spec["towers"]]
+    # attn_pool: the tower has SigLIP's MAP head (written for towers without a class token).
+    towers = [{**{k: t[k] for k in ("embed_dim", "depth", "num_heads", "mlp_hidden", "patch_size",
+                                    "reg_tokens", "class_token", "layer_scale")}, "attn_pool": not t["class_token"]}
+              for t in spec["towers"]]
     return {
         "arch_specifier": "no-align+fused-gelu-mlp",
         "architectures": ["OpenVLAForActionPrediction"],

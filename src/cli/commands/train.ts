@@ -21,6 +21,7 @@ import { CONFIG_OPTIONS, configKey } from '../../train/options.js';
 import { World } from '../../parallel/world.js';
 import { threadsPerRank } from '../../parallel/launcher.js';
 import { availableParallelism } from 'node:os';
+import { isVlaModelDirectory } from '../../model/vla/index.js';
 
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, '0');
@@ -141,8 +142,11 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   const info = backendInfo();
   const c = plan.config;
   const out = process.stdout;
+  const what = c.model === null ? `the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank})`
+    : (await isVlaModelDirectory(c.model)) ? `${c.model} (VLA-Adapter, LoRA r=${c.rank} on every linear layer)`
+      : `${c.model} (Qwen2, LoRA r=${c.rank} on ${c.lora_targets.length} linear layers)`;
   out.write(`craftgrad ${info.version}: ${plan.resume ? 'resuming' : 'training'} ${c.craft ? 'CRaFT' : 'the baseline (no CRaFT)'} ` +
-    `on ${c.model === null ? `the built-in model (D=${c.width}, L=${c.blocks}, r=${c.rank})` : `${c.model} (Qwen2, LoRA r=${c.rank} on ${c.lora_targets.length} linear layers)`}, ` +
+    `on ${what}, ` +
     `${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
     `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}` +
     `${world ? `, ${world.size} ranks (MPI)` : ''}\n  run directory: ${shown(plan.dir)}\n`);

@@ -157,8 +157,10 @@ function tinyTower(v: unknown, at: string, fail: (field: string, detail: string)
   };
   const embedDim = int('embed_dim', 1), numHeads = int('num_heads', 1);
   if (embedDim % numHeads !== 0) fail(`${at}.num_heads`, `${numHeads} does not divide embed_dim ${embedDim}`);
-  const classToken = int('class_token', 0);
-  if (classToken > 1) fail(`${at}.class_token`, `must be 0 or 1, got ${classToken}`);
+  // timm's class_token is a bool; 0/1 read the same.
+  const ct = o.class_token;
+  const classToken = typeof ct === 'boolean' ? Number(ct) : int('class_token', 0);
+  if (classToken > 1) fail(`${at}.class_token`, `must be true/false (or 0/1), got ${classToken}`);
   return {
     embedDim, depth: int('depth', 2), numHeads, mlpHidden: int('mlp_hidden', 1), patchSize: int('patch_size', 1),
     classToken: classToken as 0 | 1, regTokens: int('reg_tokens', 0), layerScale: bool('layer_scale'), layerNormEps: 1e-6,

@@ -288,3 +288,17 @@ function prismaticField(name: string): string {
   for (const [p, part] of parts) if (name.startsWith(p)) return `["model"][${JSON.stringify(part)}] (${name})`;
   return name;
 }
+
+/**
+ * Whether DIR holds a VLA-Adapter / OpenVLA-OFT checkpoint (its config.json names timm
+ * towers or model_type 'openvla'), so `--model DIR` trains it rather than a Qwen2 model.
+ * False when there is no readable config.json: the Qwen2 loader then says what is missing.
+ */
+export async function isVlaModelDirectory(dir: string): Promise<boolean> {
+  try {
+    const c = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    return c !== null && typeof c === 'object' && (Array.isArray(c.timm_model_ids) || c.model_type === 'openvla');
+  } catch {
+    return false;
+  }
+}

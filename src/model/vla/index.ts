@@ -19,7 +19,7 @@ export {
 export {
   PREPROCESSOR_FILE, DATASET_STATISTICS_FILE, DEFAULT_ACTION_QUERIES, PRISMATIC_RENAMES, type DatasetStatistics, type VlaBase,
   type VlaDirectory, type PrismaticBase, type LoadVlaOptions, type LoadPrismaticOptions,
-  readVlaConfigFiles, readDatasetStatistics, loadVlaDirectory, renamePrismaticKey, loadPrismaticBase,
+  readVlaConfigFiles, readDatasetStatistics, loadVlaDirectory, renamePrismaticKey, loadPrismaticBase, isVlaModelDirectory,
 } from './directory.js';
 export {
   LORA_ADAPTER_DIR, ACTION_QUERIES_FILE, MERGED_AUX_FILES, DATASET_STATISTICS_PLACEHOLDER,
@@ -28,3 +28,8 @@ export {
   vlaHeadStateDicts, actionHeadFileName, proprioFileName, writeVlaHeadFiles, writeActionQueries, writeDatasetStatistics,
   writeVlaCheckpointOutputs, exportMergedVla,
 } from './outputs.js';
+export { type VlaPeftRead, readVlaPeftAdapter } from './peft-in.js';
+export {
+  VlaPolicy, type VlaPolicyOptions, type VlaModelParts, type VlaBridgeSpan, VLA_BRIDGE_SPANS, initialVlaParams,
+} from './vla-policy.js';
+export { VlaPolicySource, type VlaPolicySourceOptions } from './vla-source.js';

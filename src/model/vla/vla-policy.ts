@@ -40,8 +40,8 @@ export interface VlaModelParts {
    * proprio_projector.*, action_head.model.*): they replace the initial values.
    */
   initial: Readonly<Record<string, Tensor>>;
-  /** The head's shape when the directory has a head file (else VLA-Adapter's defaults). */
-  head?: { blocks: number; chunk: number; actionDims: number } | undefined;
+  /** The head's shape when the directory has a head file (else VLA-Adapter's defaults; the chunk is in no shape). */
+  head?: { blocks: number; actionDims: number } | undefined;
   /** Proprio values the directory's proprio projector takes (absent: no file). */
   proprioDim?: number | undefined;
   /** Action queries in the directory's action_queries.weight (absent: none). */
@@ -132,7 +132,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       queries: checkInteger(options.queries ?? parts.queries ?? 64, 'options.queries', 1),
       useProprio,
       headBlocks: checkInteger(options.headBlocks ?? parts.head?.blocks ?? L, 'options.headBlocks', 1),
-      chunk: checkInteger(options.chunk ?? parts.head?.chunk ?? 8, 'options.chunk', 1),
+      chunk: checkInteger(options.chunk ?? 8, 'options.chunk', 1),
       actionDims: checkInteger(options.actionDims ?? parts.head?.actionDims ?? 7, 'options.actionDims', 1),
       proprioDim: useProprio ? checkInteger(options.proprioDim ?? parts.proprioDim ?? 8, 'options.proprioDim', 1) : 0,
       headNoise: checkFiniteNumber(options.headNoise ?? 0.02, 'options.headNoise', { min: 0 }),
