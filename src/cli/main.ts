@@ -5,6 +5,7 @@ import yargs, { type Argv } from 'yargs';
 import { registerTrain } from './commands/train.js';
 import { registerInfo } from './commands/info.js';
 import { registerInspect } from './commands/inspect.js';
+import { registerExport } from './commands/export.js';
 import { readOptionsFile } from './config-file.js';
 import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
@@ -16,7 +17,7 @@ import { MAX_THREADS } from '../validate.js';
 export type Register = (y: Argv) => Argv;
 
 /** Commands in the order `--help` lists them. */
-const COMMANDS: Register[] = [registerTrain, registerInspect, registerReport, registerInfo, registerBench];
+const COMMANDS: Register[] = [registerTrain, registerInspect, registerExport, registerReport, registerInfo, registerBench];
 const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
 
 function checkThreads(threads: unknown): true {

@@ -106,6 +106,13 @@ export function parseVlaConfig(raw: unknown, file: string): VlaModelConfig {
   }
   const text = parseQwen2Config(c.text_config, `${file} (text_config)`);
 
+  // The ids name the towers' architecture (DINOv2's registers and LayerScale, SigLIP's MAP
+  // head): an unknown one is refused even when craftgrad_tiny_towers gives smaller shapes.
+  (ids as string[]).forEach((id, k) => {
+    if (!Object.prototype.hasOwnProperty.call(KNOWN_TIMM_TOWERS, id)) {
+      fail(`timm_model_ids[${k}]`, `is ${JSON.stringify(id)}, a timm model craftgrad does not know the shapes of (known: ${Object.keys(KNOWN_TIMM_TOWERS).join(', ')})`);
+    }
+  });
   let shapes: Shape[];
   const tiny = has('craftgrad_tiny_towers');
   if (tiny) {
@@ -113,13 +120,7 @@ export function parseVlaConfig(raw: unknown, file: string): VlaModelConfig {
     if (!Array.isArray(t) || t.length !== 2) fail('craftgrad_tiny_towers', `must be an array of the two towers' shapes, got ${JSON.stringify(t)}`);
     shapes = (t as unknown[]).map((v, k) => tinyTower(v, `craftgrad_tiny_towers[${k}]`, fail));
   } else {
-    shapes = (ids as string[]).map((id, k) => {
-      const s = KNOWN_TIMM_TOWERS[id];
-      if (s === undefined || !Object.prototype.hasOwnProperty.call(KNOWN_TIMM_TOWERS, id)) {
-        return fail(`timm_model_ids[${k}]`, `is ${JSON.stringify(id)}, a timm model craftgrad does not know the shapes of (known: ${Object.keys(KNOWN_TIMM_TOWERS).join(', ')})`);
-      }
-      return { ...s };
-    });
+    shapes = (ids as string[]).map((id) => ({ ...KNOWN_TIMM_TOWERS[id]! }));
   }
   const towers = shapes.map((s, k) => {
     const imageSize = (sizes as number[])[k]!;
