@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
@@ -162,4 +162,48 @@ test('bad inputs get one line naming the file and field, and nothing is written'
   w['projector.fc2.bias'] = { dtype: 'F32', shape: [3], data: new Float32Array(3) };
   writeFileSync(join(bent, 'model.safetensors'), encodeSafetensors(w));
   attempt(['--model', bent, '--data', data], /bent\/model\.safetensors.*projector\.fc2\.bias/);
+});
+
+test('a Prismatic base VLM (checkpoints/*.pt, torch-written) trains with --vla-config, as the same weights in an HF directory do', { skip: py.reason ?? false }, async (t) => {
+  const { torchSave } = await import('./helpers/vla-torch.mjs');
+  const { root } = setup(t);
+  // Upstream's 64 action placeholders: without action_queries.weight, a model has NUM_TOKENS = 64 queries.
+  const data = writeTinyVlaDataset(join(root, 'data64.safetensors'), { samples: 8, spec: { ...TINY_VLA, queries: 64 } });
+  // The HF directory without action queries (a Prismatic base has none: both start them at 0).
+  const hf = writeTinyVla(join(root, 'hf')).dir;
+  const w = read(join(hf, 'model.safetensors'));
+  delete w['action_queries.weight'];
+  writeFileSync(join(hf, 'model.safetensors'), encodeSafetensors(w));
+  // The same weights as Prismatic saves them: {"model": {"projector", "llm_backbone", "vision_backbone"}}, upstream's renames undone.
+  const entries = [];
+  for (const [n, v] of Object.entries(w)) {
+    let part, key;
+    if (n.startsWith('vision_backbone.')) {
+      part = 'vision_backbone';
+      key = n.slice(16).replace(/^featurizer\./, 'dino_featurizer.').replace(/^fused_featurizer\./, 'siglip_featurizer.').replace(/scale_factor/g, 'gamma');
+    } else if (n.startsWith('language_model.')) {
+      part = 'llm_backbone';
+      key = `llm.${n.slice(15)}`;
+    } else {
+      part = 'projector';
+      key = n.replace(/^projector\.fc1\./, 'projector.0.').replace(/^projector\.fc2\./, 'projector.2.').replace(/^projector\.fc3\./, 'projector.4.');
+    }
+    entries.push([['model', part, key], v]);
+  }
+  entries.push([['model', 'llm_backbone', 'llm.lm_head.weight'], w['language_model.model.embed_tokens.weight']]);
+  const base = join(root, 'prism');
+  mkdirSync(join(base, 'checkpoints'), { recursive: true });
+  writeFileSync(join(base, 'config.json'), JSON.stringify({ model: { vision_backbone_id: 'dinosiglip-vit-so-224px', llm_backbone_id: 'qwen25-0_5b-extra', arch_specifier: 'no-align+fused-gelu-mlp' } }));
+  torchSave(join(base, 'checkpoints', 'latest-checkpoint.pt'), entries);
+  const args = ['--data', data, '--out', join(root, 'runs'), '--steps', '2', '--head-noise', '0', ...TINY];
+  const a = runCli(['train', '--model', hf, '--name', 'hf', ...args]);
+  assert.equal(a.code, 0, a.stderr);
+  const missing = runCli(['train', '--model', base, '--name', 'nocfg', ...args]);
+  assert.notEqual(missing.code, 0);
+  assert.match(missing.stderr, /Prismatic base VLM: give --vla-config DIR/);
+  const b = runCli(['train', '--model', base, '--vla-config', hf, '--name', 'prism', ...args]);
+  assert.equal(b.code, 0, b.stderr);
+  const loss = (n) => readFileSync(join(root, 'runs', n, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).action_loss);
+  assert.deepEqual(loss('prism'), loss('hf'), 'the same weights give the same losses');
+  assert.ok(existsSync(join(root, 'runs', 'prism', 'checkpoints', 'step-000002', 'lora_adapter', 'adapter_model.safetensors')));
 });

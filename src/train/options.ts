@@ -139,6 +139,10 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
   { name: 'headNoise', type: 'number', min: 0, default: 0.02, group: 'model', describe: 'With a VLA-Adapter --model: std of the action head\'s input perturbation in training (0: none)' },
   { name: 'views', type: 'number', int: 1, default: 2, group: 'model', describe: 'With a VLA-Adapter --model: camera views per sample' },
   { name: 'useProprio', type: 'boolean', default: true, group: 'model', describe: 'With a VLA-Adapter --model: feed the proprio token to the action head (--no-use-proprio: none)' },
+  {
+    name: 'vlaConfig', type: 'string', nullable: true, default: null, group: 'model',
+    describe: 'With a Prismatic base VLM as --model (config.json + checkpoints/*.pt): the VLA-Adapter config directory giving the shapes (config.json + preprocessor_config.json, upstream\'s pretrained_models/configs)',
+  },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

@@ -80,6 +80,8 @@ export interface TrainRunConfig {
   views: number;
   /** With a VLA-Adapter model: the proprio token feeds the head. */
   use_proprio: boolean;
+  /** With a Prismatic base VLM as model: the VLA-Adapter config directory that gives the shapes. */
+  vla_config: string | null;
   save_every: number;
   keep_last: number;
   log_every: number;

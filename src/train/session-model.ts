@@ -17,7 +17,7 @@ import type { ResumePoint } from '../run/run-directory.js';
 import type { TrainRunConfig } from './run-config.js';
 import { checkSplit, requireKind } from './session-checks.js';
 import { vlaModel } from './session-vla.js';
-import { isVlaModelDirectory } from '../model/vla/index.js';
+import { isPrismaticBaseDirectory, isVlaModelDirectory } from '../model/vla/index.js';
 
 /** The model and data of a run, as the session needs them. */
 export interface SessionModel {
@@ -53,7 +53,10 @@ export interface SessionModelContext {
 export async function openSessionModel(c: TrainRunConfig, ctx: SessionModelContext): Promise<SessionModel> {
   if (c.model === null || c.model === undefined) return builtInModel(c, ctx);
   // A VLA-Adapter checkpoint is recognised by its config.json (timm_model_ids); else Qwen2.
-  return (await isVlaModelDirectory(c.model)) ? vlaModel(c, ctx) : qwen2Model(c, ctx);
+  if (await isVlaModelDirectory(c.model)) return vlaModel(c, ctx);
+  if (await isPrismaticBaseDirectory(c.model)) return vlaModel(c, ctx, { prismatic: true });
+  if (c.vla_config !== null) throw new RangeError(`${ctx.keyName('vla_config')} applies to a Prismatic base VLM as ${ctx.keyName('model')}; ${c.model} is not one`);
+  return qwen2Model(c, ctx);
 }
 
 async function builtInModel(c0: TrainRunConfig, ctx: SessionModelContext): Promise<SessionModel> {

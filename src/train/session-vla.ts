@@ -9,7 +9,7 @@ import { loadVlaDatasetFile, nShotVla, splitVlaByEpisode } from '../data/vla-dat
 import { BatchSource } from '../model/batch-source.js';
 import { baseModelMismatch, encodePeftAdapter, type BaseModelRecord } from '../model/qwen2/index.js';
 import {
-  ACTION_QUERIES, DATASET_STATISTICS_PLACEHOLDER, LORA_ADAPTER_DIR, readVlaPeftAdapter, actionHeadFileName, initFilmGen, initUntrainedLora, loadVlaDirectory, proprioFileName,
+  ACTION_QUERIES, DATASET_STATISTICS_PLACEHOLDER, LORA_ADAPTER_DIR, loadPrismaticBase, readVlaPeftAdapter, actionHeadFileName, initFilmGen, initUntrainedLora, loadVlaDirectory, proprioFileName,
   vlaHeadStateDicts, vlaPeftTargetModules, vlaPeftTensors, type F32Tensor, type VlaDirectory,
 } from '../model/vla/index.js';
 import { VlaPolicy, VlaPolicySource, type VlaModelParts } from '../model/vla/index.js';
@@ -59,7 +59,11 @@ function partsOf(d: VlaDirectory): VlaModelParts {
   };
 }
 
-export async function vlaModel(c0: TrainRunConfig, ctx: SessionModelContext): Promise<SessionModel> {
+/**
+ * A VLA-Adapter session on an HF checkpoint directory, or (`prismatic`) on the Prismatic base
+ * VLM the seed starts from, whose shapes come from --vla-config (finetune.py:777-815).
+ */
+export async function vlaModel(c0: TrainRunConfig, ctx: SessionModelContext, { prismatic = false } = {}): Promise<SessionModel> {
   const name = ctx.keyName;
   if (c0.data === 'synthetic') {
     throw new RangeError(`${name('model')} ${c0.model} is a VLA-Adapter directory: ${name('data')} must be a VLA dataset file (.npz or .safetensors with images (N, V, H, W, 3) uint8, input_ids (N, S), actions (N, chunk·A), proprio (N, 8))`);
@@ -67,7 +71,17 @@ export async function vlaModel(c0: TrainRunConfig, ctx: SessionModelContext): Pr
   if (c0.base_weights !== null) throw new RangeError(`${name('base_weights')} applies to the built-in model; ${name('model')} ${c0.model} brings its own weights`);
   if (c0.init_policy !== null) throw new RangeError(`${name('init_policy')} applies to a Qwen2 model; a VLA-Adapter directory brings its head, proprio projector and action queries (or starts them as upstream does)`);
   const all = await loadVlaDatasetFile(c0.data);
-  const dir = await loadVlaDirectory(c0.model!, { head: { actionDims: c0.action_dims } });
+  let dir: VlaDirectory;
+  if (prismatic) {
+    if (c0.vla_config === null) {
+      throw new RangeError(`${name('model')} ${c0.model} is a Prismatic base VLM: give ${name('vla_config')} DIR, the VLA-Adapter config directory with its shapes (config.json + preprocessor_config.json: upstream's pretrained_models/configs)`);
+    }
+    // The base has no head, proprio projector, queries or statistics: upstream starts them fresh.
+    dir = { ...(await loadPrismaticBase(c0.model!, { configDir: c0.vla_config })), kind: 'hf', heads: null, datasetStatistics: null };
+  } else {
+    if (c0.vla_config !== null) throw new RangeError(`${name('vla_config')} applies to a Prismatic base VLM; ${c0.model} is a VLA-Adapter directory with its own config.json`);
+    dir = await loadVlaDirectory(c0.model!, { head: { actionDims: c0.action_dims } });
+  }
   const split = splitVlaByEpisode(all, { valFraction: c0.val_fraction, seed: c0.seed });
   const train = c0.shots_per_task === null ? split.train : nShotVla(split.train, c0.shots_per_task);
   const c = checkSplit(c0, ctx, train.size, split.val.size, c0.data);

@@ -26,7 +26,10 @@ export function registerExport(y: Argv): Argv {
         if (kind !== 'vla_adapter') {
           throw new UsageError(`export: ${ck.dir} is a ${typeof kind === 'string' ? kind : 'adapter_policy'} checkpoint; --merged writes VLA-Adapter runs (train --model DIR on a VLA-Adapter directory)`, { help: false });
         }
-        const c = ck.config as { model: string; rank: number; alpha: number };
+        const c = ck.config as { model: string; rank: number; alpha: number; vla_config?: string | null };
+        if (c.vla_config) {
+          throw new UsageError(`export: ${ck.dir} was trained on the Prismatic base ${c.model}; --merged folds LoRA into an HF VLA-Adapter directory's model.safetensors (its lora_adapter/ and .pt files are the checkpoint's own)`, { help: false });
+        }
         const { config } = await readVlaConfigFiles(c.model);
         const torchPt = defaultTorchPtIo();
         // The checkpoint's own head files: its trained head and the film_gen written beside it.

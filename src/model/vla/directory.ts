@@ -302,3 +302,14 @@ export async function isVlaModelDirectory(dir: string): Promise<boolean> {
     return false;
   }
 }
+
+/** Whether DIR is a Prismatic base VLM (config.json with a "model" object naming its backbones). */
+export async function isPrismaticBaseDirectory(dir: string): Promise<boolean> {
+  try {
+    const c = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const m = c?.model as Record<string, unknown> | undefined;
+    return m !== null && typeof m === 'object' && !Array.isArray(m) && (typeof m.vision_backbone_id === 'string' || typeof m.llm_backbone_id === 'string');
+  } catch {
+    return false;
+  }
+}

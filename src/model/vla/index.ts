@@ -19,7 +19,7 @@ export {
 export {
   PREPROCESSOR_FILE, DATASET_STATISTICS_FILE, DEFAULT_ACTION_QUERIES, PRISMATIC_RENAMES, type DatasetStatistics, type VlaBase,
   type VlaDirectory, type PrismaticBase, type LoadVlaOptions, type LoadPrismaticOptions,
-  readVlaConfigFiles, readDatasetStatistics, loadVlaDirectory, renamePrismaticKey, loadPrismaticBase, isVlaModelDirectory,
+  readVlaConfigFiles, readDatasetStatistics, loadVlaDirectory, renamePrismaticKey, loadPrismaticBase, isVlaModelDirectory, isPrismaticBaseDirectory,
 } from './directory.js';
 export {
   LORA_ADAPTER_DIR, ACTION_QUERIES_FILE, MERGED_AUX_FILES, DATASET_STATISTICS_PLACEHOLDER,
