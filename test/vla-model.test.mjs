@@ -77,3 +77,17 @@ test('ablations match the reference: max pooling over vision+prompt, raw_only at
   compare(t, dir, { anchorType: 'raw_only', bridgeLayer: 1 }, { head_noise: null, anchor: 'raw_only', bridge_layer: 1 });
   compare(t, dir, { anchorType: 'aq_only', bridgeLayer: 3 }, { head_noise: 'batch', anchor: 'aq_only', bridge_layer: 3 });
 });
+
+// The real widths (issue #27's tiny models): DINOv2 ViT-L and SigLIP so400m block widths, the
+// Qwen2.5-0.5B decoder width (896, 14/2 heads, MLP 4864) and so the released head's dimensions
+// (hidden 896, 8 heads of 112, fc1 6272 → 896), at 28 px and one block/layer of each; bf16
+// files as released checkpoints are stored.
+test('at the real widths (towers 1024/1152, decoder and head 896, bf16 files) the step matches the reference', { skip }, (t) => {
+  const spec = {
+    towers: [{ embed_dim: 1024, depth: 2, num_heads: 16, mlp_hidden: 4096 }, { embed_dim: 1152, depth: 2, num_heads: 16, mlp_hidden: 4304 }],
+    llm: { hidden: 896, layers: 1, heads: 14, kv_heads: 2, intermediate: 4864, vocab: 64 },
+    batch: { n: 1, views: 2, prompt: 3 },
+  };
+  const dir = makeTinyVla(py.python, tempDir(t, 'vla-wide-'), { seed: 13, spec, bf16: true });
+  compare(t, dir, {}, { head_noise: 'batch', views: 2 });
+});

@@ -13,9 +13,10 @@ import { binding } from '../../dist/native.js';
 const HERE = new URL('.', import.meta.url).pathname;
 
 /** Writes a tiny directory with the Python generator. */
-export function makeTinyVla(python, dir, { seed = 3, spec } = {}) {
+export function makeTinyVla(python, dir, { seed = 3, spec, bf16 = false } = {}) {
   const args = [join(HERE, 'make_tiny_vla.py'), dir, '--seed', String(seed)];
   if (spec) args.push('--spec', JSON.stringify(spec));
+  if (bf16) args.push('--bf16');
   execFileSync(python, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   return dir;
 }
