@@ -1,5 +1,5 @@
 // The robot datasets' images: decode (sharp), resize as tf.image.resize(lanczos3, antialias),
-// augment as upstream's dlimp pipeline. docs/ARCHITECTURE.md §4f.
+// augment as upstream's dlimp pipeline. docs/ARCHITECTURE.md §4g.
 export { decodeImage, ImageDecodeError, type RgbImage } from './jpeg.js';
 export {
   resizeLanczos3, resizeImageUint8, roundClipToUint8, roundHalfEven, computeSpans, lanczos3Kernel,
