@@ -3,7 +3,7 @@
 export {
   type TfRecordReadOptions, type TfRecordEntry, TfRecordFormatError, TfRecordWriter,
   TFRECORD_HEADER_BYTES, TFRECORD_FOOTER_BYTES, TFRECORD_MAX_RECORD_BYTES,
-  readTfRecords, encodeTfRecord, writeTfRecordFile,
+  readTfRecords, readTfRecordAt, encodeTfRecord, writeTfRecordFile,
 } from './tfrecord.js';
 export { type ExampleFeature, type ExampleFeatures, ExampleDecodeError, decodeExample, encodeExample } from './example.js';
 export {

@@ -44,7 +44,7 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { argRangeError } from '../../errors.js';
 import { FormatError } from '../../formats/errors.js';
 import { type ExampleFeature, ExampleDecodeError, decodeExample } from './example.js';
-import { type TfRecordReadOptions, TfRecordFormatError, readTfRecords } from './tfrecord.js';
+import { type TfRecordReadOptions, TfRecordFormatError, readTfRecordAt, readTfRecords } from './tfrecord.js';
 
 export const DEFAULT_FILEPATH_TEMPLATE = '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}';
 
@@ -110,6 +110,8 @@ export interface RldsEpisode {
   shardIndex: number;
   /** Index of the record in its shard. */
   record: number;
+  /** Byte offset of the record in its shard (readEpisodeAt reads it again). */
+  offset: number;
   /** Index of the episode in the split, counting records in shard order from 0. */
   episode: number;
   /** Number of steps (T ≥ 1). */
@@ -505,7 +507,7 @@ export class TfdsDataset {
           throw new FormatError('tfds', detail, { file: shard, field: `${where(index)}${feature !== undefined ? `, feature '${feature}'` : ''}` });
         });
         count = index + 1;
-        yield { split: s.name, shard, shardIndex, record: index, episode, steps: features.steps, features: features.values };
+        yield { split: s.name, shard, shardIndex, record: index, offset, episode, steps: features.steps, features: features.values };
       }
       } finally {
         // Closes the shard when the caller stops early or an episode is refused.
@@ -516,6 +518,26 @@ export class TfdsDataset {
       }
       running = base + count;
     }
+  }
+
+  /**
+   * The episode a pass reported at (`shard`, `offset`), read again on its own (random access
+   * for training: only the numbers of every episode stay in memory, the images are read back
+   * when a sample needs them).
+   */
+  async readEpisodeAt(at: Pick<RldsEpisode, 'split' | 'shard' | 'shardIndex' | 'record' | 'offset' | 'episode'>): Promise<RldsEpisode> {
+    const where = `record ${at.record} (episode ${at.episode}) at byte ${at.offset}`;
+    let data: Uint8Array;
+    try {
+      data = await readTfRecordAt(at.shard, at.offset, at.record);
+    } catch (e) {
+      if (e instanceof TfRecordFormatError) throw new FormatError('tfds', e.detail, { file: at.shard, field: where, cause: e });
+      throw e;
+    }
+    const features = this.decodeEpisode(data, (feature, detail): never => {
+      throw new FormatError('tfds', detail, { file: at.shard, field: `${where}${feature !== undefined ? `, feature '${feature}'` : ''}` });
+    });
+    return { ...at, steps: features.steps, features: features.values };
   }
 
   /** Decodes and checks one serialized episode. */

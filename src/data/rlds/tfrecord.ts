@@ -104,6 +104,37 @@ export async function* readTfRecords(path: string, options: TfRecordReadOptions 
   }
 }
 
+/**
+ * The one record at byte `offset` of `path` (a place readTfRecords reported), both CRCs
+ * checked: random access to an episode without reading the shard before it.
+ */
+export async function readTfRecordAt(path: string, offset: number, index = 0, options: TfRecordReadOptions = {}): Promise<Uint8Array> {
+  const maxRecordBytes = Math.min(options.maxRecordBytes ?? TFRECORD_MAX_RECORD_BYTES, 0x7fffffff);
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const header = new Uint8Array(TFRECORD_HEADER_BYTES);
+    const hv = new DataView(header.buffer);
+    if (!Number.isSafeInteger(offset) || offset < 0 || size - offset < TFRECORD_HEADER_BYTES) throw tfrecordError(path, index, offset, 'no record header at this offset');
+    if ((await readAt(fh, header, offset, options.onRead)) !== TFRECORD_HEADER_BYTES) throw tfrecordError(path, index, offset, 'truncated record header');
+    if (maskCrc(crc32c(header.subarray(0, 8))) !== hv.getUint32(8, true)) throw tfrecordError(path, index, offset, 'length CRC32C mismatch (the file changed since it was indexed, or a corrupt header)');
+    const length64 = hv.getBigUint64(0, true);
+    const room = size - offset - TFRECORD_HEADER_BYTES - TFRECORD_FOOTER_BYTES;
+    if (length64 > BigInt(Math.max(room, 0))) throw tfrecordError(path, index, offset, `truncated record: its length ${length64} runs past the end of the file`);
+    const length = Number(length64);
+    if (length > maxRecordBytes) throw tfrecordError(path, index, offset, `record length ${length} is over the limit of ${maxRecordBytes} bytes`);
+    const body = new Uint8Array(length + TFRECORD_FOOTER_BYTES);
+    if ((await readAt(fh, body, offset + TFRECORD_HEADER_BYTES, options.onRead)) !== body.length) throw tfrecordError(path, index, offset, 'truncated record');
+    const data = body.subarray(0, length);
+    if (maskCrc(crc32c(data)) !== new DataView(body.buffer, length, TFRECORD_FOOTER_BYTES).getUint32(0, true)) {
+      throw tfrecordError(path, index, offset, 'data CRC32C mismatch (corrupt record)');
+    }
+    return data;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** One record framed as a TFRecord (length, masked CRC32C of the length, data, masked CRC32C of the data). */
 export function encodeTfRecord(data: Uint8Array): Uint8Array {
   return frameRecord(data);
