@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runCli } from './helpers/cli.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 
-const ADDED = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config'];
+const ADDED = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config', 'stats'];
 const TINY = ['--width', '16', '--tokens', '4', '--blocks', '2', '--rank', '2', '--head-width', '16', '--save-every', '2', '--quiet', '--threads', '1'];
 
 /** Rewrites a JSON file with `edit` applied to its `config`, and the manifest's entry for it when in a checkpoint. */

@@ -143,6 +143,10 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
     name: 'vlaConfig', type: 'string', nullable: true, default: null, group: 'model',
     describe: 'With a Prismatic base VLM as --model (config.json + checkpoints/*.pt): the VLA-Adapter config directory giving the shapes (config.json + preprocessor_config.json, upstream\'s pretrained_models/configs)',
   },
+  {
+    name: 'stats', type: 'string', nullable: true, default: null, group: 'data',
+    describe: 'With an RLDS dataset directory as --data: normalise with this dataset_statistics.json (default: computed as upstream computes it, and written into every checkpoint)',
+  },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

@@ -82,6 +82,8 @@ export interface TrainRunConfig {
   use_proprio: boolean;
   /** With a Prismatic base VLM as model: the VLA-Adapter config directory that gives the shapes. */
   vla_config: string | null;
+  /** With an RLDS dataset as data: the dataset_statistics.json to normalise with (null: computed). */
+  stats: string | null;
   save_every: number;
   keep_last: number;
   log_every: number;

@@ -211,8 +211,10 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
   }
 
   protected stepArgs(mode: PolicyMode, batch: VlaBatch, sets: StepSets): RawVlaStepOptions {
+    // Prompts may differ in length between batches (RLDS: one call per prompt length).
+    const S = batch.size > 0 ? batch.inputIds.length / batch.size : this.config.inputIds;
     return {
-      config: this.config, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
+      config: S === this.config.inputIds ? this.config : { ...this.config, inputIds: S }, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       pixels: batch.pixels, inputIds: batch.inputIds, proprio: this.config.proprioDim > 0 ? batch.proprio : null, actions: batch.actions,
       noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale,
     };

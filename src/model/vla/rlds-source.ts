@@ -1,0 +1,263 @@
+// VLA-Adapter trained straight from an RLDS/TFDS directory (issue #28; README "Fine-tuning
+// VLA-Adapter"): one pass over the episodes keeps their numbers (state, action, instruction)
+// and each record's place (src/data/rlds), the samples are formed as OpenVLA-OFT forms them
+// (chunks, BOUNDS_Q99 with the given or computed statistics), and each drawn batch reads its
+// episodes' images back by record offset, decodes, resizes and augments them
+// (src/data/images) while the previous batch's step runs (the native step runs on the worker
+// pool, sharp decodes on libuv's threads). The sampler is the tensor datasets' (seeded, in
+// the checkpoint): a resumed run draws the same samples and the same augmentation, which is
+// a function of (seed, draw, sample) alone. Upstream's tf.data shuffle buffer is a bounded
+// approximation of this uniform draw; TF's random streams cannot be reproduced anyway.
+//
+// Prompts differ in length and the model takes one length per call: a batch is computed as
+// sub-batches of equal prompt length, each weighted by its share (upstream right-pads, and a
+// causal model's outputs before the padding do not depend on it: the same losses and
+// gradients up to the order of the sums).
+import { argRangeError, argTypeError } from '../../errors.js';
+import type { GradSet } from '../../gradset.js';
+import { Sampler, type SamplerState } from '../../data/sampler.js';
+import { shareOf, type Shard } from '../../data/shard.js';
+import { normalizeImage, type PixelNormalization, type VlaBatch } from '../../data/vla-dataset.js';
+import { augmentRng, prepareFrame, type FrameAugment } from '../../data/images/index.js';
+import {
+  type RldsEpisodeArrays, type RldsSamples, type TfdsDataset, type DatasetStatistics, buildRldsSamples, openTfdsDataset,
+  promptInputIds, type PromptTokenizer,
+} from '../../data/rlds/index.js';
+import type { VlaPolicy } from './vla-policy.js';
+
+/** Where an episode's record is, to read its images back. */
+interface EpisodePlace {
+  split: string;
+  shard: string;
+  shardIndex: number;
+  record: number;
+  offset: number;
+  episode: number;
+}
+
+export interface RldsVlaData {
+  dataset: TfdsDataset;
+  /** Every sample of the split, before the validation split. */
+  samples: RldsSamples;
+  /** By episode index (record order over the split). */
+  places: EpisodePlace[];
+  /** The image features: [primary, wrist]. */
+  imageKeys: readonly string[];
+  source: string;
+}
+
+const STATE_KEY = 'steps/observation/state', ACTION_KEY = 'steps/action', LANGUAGE_KEY = 'steps/language_instruction';
+const IMAGE_KEYS = ['steps/observation/image', 'steps/observation/wrist_image'];
+
+/** Reads `dir`'s split once, keeping the numbers; the samples as upstream forms them. */
+export async function loadRldsForVla(dir: string, options: { split?: string; statistics?: DatasetStatistics; statisticsFile?: string } = {}): Promise<RldsVlaData> {
+  const dataset = await openTfdsDataset(dir);
+  const split = options.split ?? 'train';
+  const keys = new Set(dataset.features.map((f) => f.key));
+  for (const k of [STATE_KEY, ACTION_KEY, LANGUAGE_KEY, IMAGE_KEYS[0]!]) {
+    if (!keys.has(k)) throw argRangeError(`${dataset.dir}/features.json: feature '${k}' missing (a LIBERO-format RLDS dataset has ${[STATE_KEY, ACTION_KEY, LANGUAGE_KEY, ...IMAGE_KEYS].join(', ')})`);
+  }
+  const places: EpisodePlace[] = [], episodes: RldsEpisodeArrays[] = [];
+  for await (const ep of dataset.readEpisodes(split)) {
+    places.push({ split: ep.split, shard: ep.shard, shardIndex: ep.shardIndex, record: ep.record, offset: ep.offset, episode: ep.episode });
+    const state = ep.features.get(STATE_KEY) as Float32Array, action = ep.features.get(ACTION_KEY) as Float32Array;
+    episodes.push({
+      steps: ep.steps, state, stateDim: state.length / ep.steps, action, actionDim: action.length / ep.steps,
+      language: ep.features.get(LANGUAGE_KEY) as string[], where: `shard ${ep.shard}, record ${ep.record}`,
+    });
+  }
+  const samples = buildRldsSamples(episodes, {
+    ...(options.statistics ? { statistics: options.statistics } : {}), ...(options.statisticsFile ? { statisticsFile: options.statisticsFile } : {}),
+  });
+  if (samples.size === 0) throw argRangeError(`${dataset.dir}: split '${split}' gives no training sample (${samples.episodes} episodes, ${samples.skippedShort} too short for a chunk of ${samples.chunk})`);
+  return { dataset, samples, places, imageKeys: IMAGE_KEYS.filter((k) => keys.has(k)), source: dataset.dir };
+}
+
+export interface RldsVlaSourceOptions {
+  batchSize: number;
+  seed?: number;
+  /** The training samples (indices into data.samples), and the validation ones. */
+  train: readonly number[];
+  val?: readonly number[];
+  valBatchSize?: number;
+  normalization: readonly [PixelNormalization, PixelNormalization];
+  tokenizer: PromptTokenizer;
+  /** Augment training frames as upstream (default true); validation takes the center crop. */
+  augment?: boolean;
+  shard?: Shard;
+  /** Decoded episodes kept for the next draws (default 16). */
+  cacheEpisodes?: number;
+}
+
+type SourceState = { sampler: SamplerState; ranks?: number };
+
+export class RldsVlaSource {
+  readonly supportsOverwrite = true;
+  readonly model: VlaPolicy;
+  readonly data: RldsVlaData;
+  readonly shard: Shard;
+  readonly #train: readonly number[];
+  readonly #val: readonly number[] | undefined;
+  readonly #opts: RldsVlaSourceOptions;
+  readonly #prompts: Int32Array[];
+  #sampler: Sampler;
+  readonly #cache = new Map<number, Promise<Uint8Array[][]>>();
+  #prefetch: { key: string; batch: Promise<VlaBatch[]> } | undefined;
+
+  constructor(model: VlaPolicy, data: RldsVlaData, options: RldsVlaSourceOptions) {
+    this.model = model;
+    this.data = data;
+    this.#opts = options;
+    this.#train = options.train;
+    this.#val = options.val && options.val.length > 0 ? options.val : undefined;
+    this.shard = options.shard ?? { rank: 0, ranks: 1 };
+    const c = model.config, s = data.samples;
+    if (s.chunk !== c.chunk || s.actionDim !== c.actionDims) {
+      throw argRangeError(`${data.source}: samples hold chunks of ${s.chunk}×${s.actionDim} but the model's head predicts ${c.chunk}×${c.actionDims}`);
+    }
+    if (c.proprioDim > 0 && s.proprioDim !== c.proprioDim) throw argRangeError(`${data.source}: proprio has ${s.proprioDim} values, the proprio projector takes ${c.proprioDim}`);
+    if (data.imageKeys.length < c.views) throw argRangeError(`${data.source}: the dataset has ${data.imageKeys.length} camera view(s) (${data.imageKeys.join(', ')}); --views is ${c.views}`);
+    this.#prompts = s.instructions.map((text) => promptInputIds(options.tokenizer, text, c.queries));
+    for (const [i, ids] of this.#prompts.entries()) {
+      for (const id of ids) if (id < 0 || id >= c.vocabSize) throw argRangeError(`the tokenizer gives id ${id} for instruction ${JSON.stringify(s.instructions[i])}, outside the model's vocabulary (${c.vocabSize})`);
+    }
+    if (this.#train.length === 0) throw argRangeError(`${data.source}: no training sample`);
+    this.#sampler = new Sampler(this.#train.length, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= this.#train.length });
+  }
+
+  get params(): GradSet {
+    return this.model.params;
+  }
+  get paramNames(): readonly string[] {
+    return this.model.trainableNames;
+  }
+  get paramShapes(): readonly (readonly number[])[] {
+    return this.model.trainableSpecs.map((t) => t.shape);
+  }
+  /** Training samples. */
+  get size(): number {
+    return this.#train.length;
+  }
+
+  /** The images (per view, per step) of episode `e`, read back by offset and kept for a few draws. */
+  #images(e: number): Promise<Uint8Array[][]> {
+    let p = this.#cache.get(e);
+    if (p === undefined) {
+      const keys = this.data.imageKeys.slice(0, this.model.config.views);
+      p = this.data.dataset.readEpisodeAt(this.data.places[e]!).then((ep) => keys.map((k) => ep.features.get(k) as Uint8Array[]));
+      this.#cache.set(e, p);
+      const cap = this.#opts.cacheEpisodes ?? 16;
+      while (this.#cache.size > cap) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return p;
+  }
+
+  /** The samples `idx` (into data.samples) as batches of equal prompt length. */
+  async #batches(idx: readonly number[], draw: string, drawNumber: number, augment: FrameAugment): Promise<VlaBatch[]> {
+    const s = this.data.samples, c = this.model.config, H = c.towers[0].imageSize, V = c.views, px = 6 * H * H;
+    const groups = new Map<number, number[]>();
+    for (const i of idx) {
+      const L = this.#prompts[s.prompt[i]!]!.length;
+      if (!groups.has(L)) groups.set(L, []);
+      groups.get(L)!.push(i);
+    }
+    const noise = this.model.headNoise(draw);
+    const out: VlaBatch[] = [];
+    for (const [L, members] of [...groups].sort(([a], [b]) => a - b)) {
+      const n = members.length, ka = s.chunk * s.actionDim, pd = s.proprioDim;
+      const batch: VlaBatch = {
+        pixels: new Float32Array(n * V * px), inputIds: new Int32Array(n * L), proprio: c.proprioDim > 0 ? new Float32Array(n * pd) : null,
+        actions: new Float32Array(n * ka), noise, size: n,
+      };
+      await Promise.all(members.map(async (i, k) => {
+        const e = s.episode[i]!, t = s.t[i]!;
+        const views = (await this.#images(e)).map((steps) => steps[t]!);
+        const rng = augment === 'random' ? augmentRng(this.#opts.seed ?? 0, drawNumber >>> 0, i) : undefined;
+        let frame: Uint8Array;
+        try {
+          frame = await prepareFrame(views, { size: H, augment, ...(rng ? { rng } : {}) });
+        } catch (err) {
+          const p = this.data.places[e]!;
+          throw argRangeError(`${p.shard}, record ${p.record} (episode ${e}), step ${t}, feature '${this.data.imageKeys[0]}': ${(err as Error).message}`);
+        }
+        for (let v = 0; v < V; v++) {
+          normalizeImage(frame.subarray(v * H * H * 3, (v + 1) * H * H * 3), H, this.#opts.normalization, batch.pixels.subarray((k * V + v) * px, (k * V + v + 1) * px));
+        }
+        batch.inputIds.set(this.#prompts[s.prompt[i]!]!, k * L);
+        batch.actions.set(s.actions.subarray(i * ka, (i + 1) * ka), k * ka);
+        if (batch.proprio) batch.proprio.set(s.proprio.subarray(i * pd, (i + 1) * pd), k * pd);
+      }));
+      out.push(batch);
+    }
+    return out;
+  }
+
+  /** The next draw's key, number and this rank's samples, from a sampler (advanced). */
+  #draw(sampler: Sampler): { key: string; number: number; idx: number[]; drawn: number } {
+    const key = `train:${sampler.epoch}:${sampler.position}`;
+    const number = sampler.epoch * this.#train.length + sampler.position;
+    const drawn = sampler.next();
+    const { start, end } = shareOf(drawn.length, this.shard);
+    const mine = this.shard.ranks > 1 ? drawn.slice(start, end) : drawn;
+    return { key, number, idx: Array.from(mine, (j) => this.#train[j]!), drawn: drawn.length };
+  }
+
+  async accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): Promise<{ actionLoss: number; retentionLoss?: number; samples: number; epoch: number }> {
+    const d = this.#draw(this.#sampler);
+    const epoch = this.#sampler.epoch;
+    const batches = this.#prefetch?.key === d.key ? this.#prefetch.batch : this.#batches(d.idx, d.key, d.number, this.#opts.augment === false ? 'none' : 'random');
+    // The next draw's images while this one computes.
+    const ahead = Sampler.fromState(this.#sampler.state());
+    const n = this.#draw(ahead);
+    this.#prefetch = { key: n.key, batch: this.#batches(n.idx, n.key, n.number, this.#opts.augment === false ? 'none' : 'random') };
+    this.#prefetch.batch.catch(() => {});  // its error, if any, is raised when it is used
+    const list = await batches;
+    const total = d.idx.length;
+    let act = 0, ret = 0, first = true;
+    for (const b of list) {
+      const w = b.size / total;
+      const opts = { accumulate: !(overwrite && first), scale: scale * w * (this.shard.ranks > 1 ? total / d.drawn : 1) };
+      first = false;
+      if (gRet === undefined) {
+        act += w * (await this.model.baselineStepAsync(b, gAct, opts)).actionLoss;
+      } else {
+        const r = await this.model.craftStepAsync(b, gAct, gRet, opts);
+        act += w * r.actionLoss;
+        ret += w * r.retentionLoss;
+      }
+    }
+    return { actionLoss: act, ...(gRet ? { retentionLoss: ret } : {}), samples: total, epoch };
+  }
+
+  async validate(options: { timeLimitMs: number }): Promise<{ actionLoss: number; retentionLoss: number; samples: number; truncated?: boolean }> {
+    if (!this.#val) throw new Error('RldsVlaSource.validate: no validation split was given');
+    const start = performance.now(), bs = this.#opts.valBatchSize ?? this.#opts.batchSize;
+    const share = shareOf(this.#val.length, this.shard);
+    let act = 0, ret = 0, samples = 0;
+    const mean = (v: number) => (samples ? v / samples : Number.NaN);
+    for (let i = share.start; i < share.end; i += bs) {
+      if (samples > 0 && performance.now() - start > options.timeLimitMs) return { actionLoss: mean(act), retentionLoss: mean(ret), samples, truncated: true };
+      const idx = this.#val.slice(i, Math.min(i + bs, share.end));
+      for (const b of await this.#batches(idx, `val:${i}`, 0, 'center')) {
+        const r = this.model.evaluate(b, { retention: true });
+        act += r.actionLoss * b.size;
+        ret += r.retentionLoss * b.size;
+        samples += b.size;
+      }
+    }
+    return { actionLoss: mean(act), retentionLoss: mean(ret), samples };
+  }
+
+  saveState(): SourceState {
+    return { sampler: this.#sampler.state(), ...(this.shard.ranks > 1 ? { ranks: this.shard.ranks } : {}) };
+  }
+
+  restoreState(state: unknown): void {
+    const s = state as SourceState | null;
+    if (s === null || typeof s !== 'object' || typeof s.sampler !== 'object') throw argTypeError('state must be what saveState() returned');
+    if ((s.ranks ?? 1) !== this.shard.ranks) throw argRangeError(`state was saved by a run of ${s.ranks ?? 1} rank(s), this one has ${this.shard.ranks}`);
+    if (s.sampler.size !== this.#train.length) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#train.length}`);
+    this.#sampler = Sampler.fromState(s.sampler);
+    this.#prefetch = undefined;
+  }
+}
