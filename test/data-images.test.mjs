@@ -288,3 +288,11 @@ test('prepareFrame: views × size × size × 3; the same (seed, step, sample) gi
   assert.throws(() => augmentRng(-1, 0, 0), /seed/);
   assert.ok(new Rng(1) instanceof Rng);
 });
+
+test('augmentRng: the first draw (view 0) depends on the seed, the step and the sample', () => {
+  const first = (seed, step, sample) => augmentRng(seed, step, sample).nextU32();
+  for (const vary of [(i) => [7, 100, i], (i) => [7, i, 3], (i) => [i, 100, 3]]) {
+    const draws = new Set(Array.from({ length: 64 }, (_, i) => first(...vary(i))));
+    assert.equal(draws.size, 64, `64 distinct first draws for ${vary(1)} …`);
+  }
+});

@@ -9,6 +9,7 @@ import { registerExport } from './commands/export.js';
 import { readOptionsFile } from './config-file.js';
 import { registerBench } from './commands/bench.js';
 import { registerReport } from './commands/report.js';
+import { registerData } from './commands/data.js';
 import { UsageError, explainUnknown } from './usage-error.js';
 import { NATIVE_ENV_VARIABLES, optionNameOf } from './native-env.js';
 import { setThreads } from '../backend.js';
@@ -17,8 +18,8 @@ import { MAX_THREADS } from '../validate.js';
 export type Register = (y: Argv) => Argv;
 
 /** Commands in the order `--help` lists them. */
-const COMMANDS: Register[] = [registerTrain, registerInspect, registerExport, registerReport, registerInfo, registerBench];
-const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report'];
+const COMMANDS: Register[] = [registerTrain, registerInspect, registerExport, registerReport, registerData, registerInfo, registerBench];
+const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report', 'data'];
 
 function checkThreads(threads: unknown): true {
   if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS)) {

@@ -80,5 +80,8 @@ export function augmentRng(seed: number, step: number, sample: number): Rng {
     if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`${k} must be an integer in [0, 2^32), got ${v}`);
   }
   const a = mix32(seed ^ 0x243f6a88), b = mix32((step + 0x85a308d3) >>> 0 ^ a), c = mix32((sample + 0x13198a2e) >>> 0 ^ b);
-  return new Rng([a, b, c, mix32(a ^ b ^ c ^ 0x03707344)]);
+  // Every state word depends on all three: xoshiro128**'s first output is a function of its
+  // second word alone, so a word of (seed, step) only there would give every sample of a
+  // step the same first draw (view 0's augmentation).
+  return new Rng([c, mix32(c ^ 0xa4093822), mix32(c ^ 0x299f31d0), mix32(c ^ 0x082efa98)]);
 }

@@ -10,3 +10,4 @@ export {
   drawUniform, augmentParams, augmentImage, centerCropBox, centerCropImage, type Box, type AugmentParams,
 } from './augment.js';
 export { prepareFrame, augmentRng, type FrameAugment, type PrepareFrameOptions } from './frame.js';
+export { encodePng, pngDataUrl } from './png.js';

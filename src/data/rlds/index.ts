@@ -26,6 +26,7 @@ export {
   type PromptTokenizer, NUM_ACTION_TOKENS, QWEN_SYSTEM_PROMPT, vlaAdapterPromptText, loadPromptTokenizer,
   actionTokenBeginIdx, actionPlaceholderId, promptInputIds,
 } from './prompt.js';
+export { readPadTokenId } from './pad-token.js';
 export {
   type RldsSampleOptions, type RldsSamples, type InputIdLayout,
   buildRldsSamples, subsetRldsSamples, splitRldsSamples, shotsPerTask, layoutInputIds,

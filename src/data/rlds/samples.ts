@@ -188,9 +188,10 @@ export interface InputIdLayout {
  * line naming two of them, unless `padId` is given: then shorter rows are padded on the right
  * with it, after the placeholders, as upstream's collator pads (prismatic/util/data_utils.py:
  * 96-120, pad_token_id, attention mask = ids ≠ pad), for a consumer that masks padding.
+ * `placeholders`: the action placeholders' count (the model's action_queries rows; default 64).
  */
-export function layoutInputIds(s: RldsSamples, tok: PromptTokenizer, options: { padId?: number } = {}): InputIdLayout {
-  const byInstruction = s.instructions.map((text) => promptInputIds(tok, text));
+export function layoutInputIds(s: RldsSamples, tok: PromptTokenizer, options: { padId?: number; placeholders?: number } = {}): InputIdLayout {
+  const byInstruction = s.instructions.map((text) => promptInputIds(tok, text, options.placeholders));
   const used = new Set(Array.from(s.prompt));
   let S = 0, shortest: number | null = null, longest: number | null = null;
   for (const i of used) {

@@ -26,13 +26,15 @@ import {
 import type { VlaPolicy } from './vla-policy.js';
 
 /** Where an episode's record is, to read its images back. */
-interface EpisodePlace {
+export interface EpisodePlace {
   split: string;
   shard: string;
   shardIndex: number;
   record: number;
   offset: number;
   episode: number;
+  /** Steps of the episode. */
+  steps: number;
 }
 
 export interface RldsVlaData {
@@ -59,7 +61,7 @@ export async function loadRldsForVla(dir: string, options: { split?: string; sta
   }
   const places: EpisodePlace[] = [], episodes: RldsEpisodeArrays[] = [];
   for await (const ep of dataset.readEpisodes(split)) {
-    places.push({ split: ep.split, shard: ep.shard, shardIndex: ep.shardIndex, record: ep.record, offset: ep.offset, episode: ep.episode });
+    places.push({ split: ep.split, shard: ep.shard, shardIndex: ep.shardIndex, record: ep.record, offset: ep.offset, episode: ep.episode, steps: ep.steps });
     const state = ep.features.get(STATE_KEY) as Float32Array, action = ep.features.get(ACTION_KEY) as Float32Array;
     episodes.push({
       steps: ep.steps, state, stateDim: state.length / ep.steps, action, actionDim: action.length / ep.steps,
