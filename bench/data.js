@@ -268,7 +268,7 @@ try {
   const lines = [
     '## Robot data pipeline (RLDS frames: decode, resize, augment, normalise)',
     '',
-    `- machine: ${describeMachine()}; ISA ${info.cpu.isa}; 1-minute load average ${load0.toFixed(2)} at the start, ${load1.toFixed(2)} at the end`,
+    `- machine: ${describeMachine()}; ISA ${info.cpu.isa}; 1-minute load average ${load0.toFixed(2)} at the start, ${load1.toFixed(2)} at the end (this benchmark's own threads included)`,
     `- command: \`node bench/data.js${args.record ? ' --record' : ''}${quick ? ' --quick' : ''}\`; date ${started.toISOString().slice(0, 10)}`,
     `- frames: ${set.length} synthetic two-view samples (a scene of gradients, boxes and render grain), 256×256 JPEG q95 4:2:0, mean ${(jpegBytes / 1024).toFixed(1)} KiB; to 224×224, upstream's training augmentation, both normalisations (6 × 224 × 224 float32 per view)`,
     '',
@@ -292,6 +292,8 @@ try {
     `Needed vs had: a GPU step of 0.2 s at batch ${BATCH} needs ${f0(BATCH / 0.2)} samples/s; this ${availableParallelism()}-core machine's pipeline gives ${f1(def.perSecond)} samples/s on the default pool (${f1(Math.max(...tp.pools.map((p) => p.perSecond)))} at best), ${f1(1000 / total)} per core. ` +
       `Target (${f0(BATCH / 0.2)} samples/s): ${Math.max(...tp.pools.map((p) => p.perSecond)) >= BATCH / 0.2 ? 'met' : `not met here; at ${f1(1000 / total)} samples/s per core it takes about ${Math.ceil((BATCH / 0.2) / (1000 / total))} cores`}. ` +
       `Zero wait after warm-up on the CPU model step: ${runs.cpu.waitMedian < 1 ? 'met' : 'not met'}; with the 0.2 s step: ${runs.gpu.waitMedian < 1 ? 'met' : 'not met'}.`,
+    `A batch of ${BATCH} takes the pipeline about ${f1(BATCH / def.perSecond)} s here, alone on the machine; a step shorter than that (or one that takes the same cores, as the CPU step does) waits for the difference. ` +
+      'The pool moves the work off the main thread; it cannot add cores: on this 2-core machine the worker and the main thread share them with the model step.',
     '',
     'A machine shared with other sessions: the figures are what this run took, not bounds.',
   ];
