@@ -216,6 +216,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   } finally {
     conflicts?.close();
     run.close();
+    // A source with threads of its own (the RLDS source's frame workers) stops them.
+    await (source as { close?: () => Promise<void> }).close?.();
   }
 }
 

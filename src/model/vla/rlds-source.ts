@@ -4,7 +4,10 @@
 // (chunks, BOUNDS_Q99 with the given or computed statistics), and each drawn batch reads its
 // episodes' images back by record offset, decodes, resizes and augments them
 // (src/data/images) while the previous batch's step runs (the native step runs on the worker
-// pool, sharp decodes on libuv's threads). The sampler is the tensor datasets' (seeded, in
+// pool, sharp decodes on libuv's threads). The per-frame work runs on worker threads
+// (FramePool; `frameThreads: 0` keeps it on the main thread, the same bits) and the next
+// `prefetch` draws are prepared ahead, so a step waits on data only when the pipeline is slower
+// than the step. The sampler is the tensor datasets' (seeded, in
 // the checkpoint): a resumed run draws the same samples and the same augmentation, which is
 // a function of (seed, draw, sample) alone. Upstream's tf.data shuffle buffer is a bounded
 // approximation of this uniform draw; TF's random streams cannot be reproduced anyway.
@@ -17,8 +20,9 @@ import { argRangeError, argTypeError } from '../../errors.js';
 import type { GradSet } from '../../gradset.js';
 import { Sampler, type SamplerState } from '../../data/sampler.js';
 import { shareOf, type Shard } from '../../data/shard.js';
-import { normalizeImage, type PixelNormalization, type VlaBatch } from '../../data/vla-dataset.js';
-import { augmentRng, prepareFrame, type FrameAugment } from '../../data/images/index.js';
+import type { PixelNormalization, VlaBatch } from '../../data/vla-dataset.js';
+import type { FrameAugment } from '../../data/images/index.js';
+import { FramePool, defaultFrameThreads, prepareNormalizedFrame, type FrameJob } from '../../data/images/frame-pool.js';
 import {
   type RldsEpisodeArrays, type RldsSamples, type TfdsDataset, type DatasetStatistics, buildRldsSamples, openTfdsDataset,
   promptInputIds, type PromptTokenizer,
@@ -89,6 +93,13 @@ export interface RldsVlaSourceOptions {
   shard?: Shard;
   /** Decoded episodes kept for the next draws (default 16). */
   cacheEpisodes?: number;
+  /**
+   * Worker threads for decode, resize, augmentation and normalisation (default
+   * availableParallelism() − 1, at least 1); 0: on the main thread. The pixels are the same.
+   */
+  frameThreads?: number;
+  /** Training draws prepared ahead of the one being computed (default 2); 0: none. */
+  prefetch?: number;
 }
 
 type SourceState = { sampler: SamplerState; ranks?: number };
@@ -104,7 +115,11 @@ export class RldsVlaSource {
   readonly #prompts: Int32Array[];
   #sampler: Sampler;
   readonly #cache = new Map<number, Promise<Uint8Array[][]>>();
-  #prefetch: { key: string; batch: Promise<VlaBatch[]> } | undefined;
+  /** The next draws, prepared ahead (in draw order). */
+  #queue: { key: string; batch: Promise<VlaBatch[]> }[] = [];
+  readonly #depth: number;
+  readonly #pool: FramePool | undefined;
+  #wait = { draws: 0, ms: 0, lastMs: 0 };
 
   constructor(model: VlaPolicy, data: RldsVlaData, options: RldsVlaSourceOptions) {
     this.model = model;
@@ -125,6 +140,22 @@ export class RldsVlaSource {
     }
     if (this.#train.length === 0) throw argRangeError(`${data.source}: no training sample`);
     this.#sampler = new Sampler(this.#train.length, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= this.#train.length });
+    const threads = options.frameThreads ?? defaultFrameThreads(), depth = options.prefetch ?? 2;
+    if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw argRangeError(`frameThreads must be an integer in [0, 256], got ${threads}`);
+    if (!Number.isInteger(depth) || depth < 0 || depth > 64) throw argRangeError(`prefetch must be an integer in [0, 64], got ${depth}`);
+    this.#depth = depth;
+    this.#pool = threads > 0 ? new FramePool({ threads, normalization: options.normalization }) : undefined;
+  }
+
+  /** How long accumulate() waited for its batch (the draws counted, total and last milliseconds). */
+  get dataWait(): { draws: number; ms: number; lastMs: number } {
+    return { ...this.#wait };
+  }
+
+  /** Terminates the frame workers (idle ones never keep the process alive; this frees them sooner). */
+  async close(): Promise<void> {
+    this.#queue = [];
+    await this.#pool?.close();
   }
 
   get params(): GradSet {
@@ -174,17 +205,15 @@ export class RldsVlaSource {
       await Promise.all(members.map(async (i, k) => {
         const e = s.episode[i]!, t = s.t[i]!;
         const views = (await this.#images(e)).map((steps) => steps[t]!);
-        const rng = augment === 'random' ? augmentRng(this.#opts.seed ?? 0, drawNumber >>> 0, i) : undefined;
-        let frame: Uint8Array;
+        const job: FrameJob = { size: H, augment, ...(augment === 'random' ? { draw: [this.#opts.seed ?? 0, drawNumber >>> 0, i] as const } : {}) };
+        let pixels: Float32Array;
         try {
-          frame = await prepareFrame(views, { size: H, augment, ...(rng ? { rng } : {}) });
+          pixels = await (this.#pool ? this.#pool.prepare(views, job) : prepareNormalizedFrame(views, job, this.#opts.normalization));
         } catch (err) {
           const p = this.data.places[e]!;
           throw argRangeError(`${p.shard}, record ${p.record} (episode ${e}), step ${t}, feature '${this.data.imageKeys[0]}': ${(err as Error).message}`);
         }
-        for (let v = 0; v < V; v++) {
-          normalizeImage(frame.subarray(v * H * H * 3, (v + 1) * H * H * 3), H, this.#opts.normalization, batch.pixels.subarray((k * V + v) * px, (k * V + v + 1) * px));
-        }
+        batch.pixels.set(pixels, k * V * px);
         batch.inputIds.set(this.#prompts[s.prompt[i]!]!, k * L);
         batch.actions.set(s.actions.subarray(i * ka, (i + 1) * ka), k * ka);
         if (batch.proprio) batch.proprio.set(s.proprio.subarray(i * pd, (i + 1) * pd), k * pd);
@@ -207,13 +236,26 @@ export class RldsVlaSource {
   async accumulate(gAct: GradSet, gRet: GradSet | undefined, scale: number, overwrite = false): Promise<{ actionLoss: number; retentionLoss?: number; samples: number; epoch: number }> {
     const d = this.#draw(this.#sampler);
     const epoch = this.#sampler.epoch;
-    const batches = this.#prefetch?.key === d.key ? this.#prefetch.batch : this.#batches(d.idx, d.key, d.number, this.#opts.augment === false ? 'none' : 'random');
-    // The next draw's images while this one computes.
+    const augment = this.#opts.augment === false ? 'none' : 'random';
+    const head = this.#queue.shift();
+    if (head !== undefined && head.key !== d.key) this.#queue = [];
+    const batches = head?.key === d.key ? head.batch : this.#batches(d.idx, d.key, d.number, augment);
+    // The next draws' images while this one computes: the queue topped up to `prefetch` draws.
     const ahead = Sampler.fromState(this.#sampler.state());
-    const n = this.#draw(ahead);
-    this.#prefetch = { key: n.key, batch: this.#batches(n.idx, n.key, n.number, this.#opts.augment === false ? 'none' : 'random') };
-    this.#prefetch.batch.catch(() => {});  // its error, if any, is raised when it is used
+    for (let q = 0; q < this.#depth; q++) {
+      const n = this.#draw(ahead);
+      if (q < this.#queue.length) {
+        if (this.#queue[q]!.key === n.key) continue;
+        this.#queue.length = q;
+      }
+      const batch = this.#batches(n.idx, n.key, n.number, augment);
+      batch.catch(() => {});  // its error, if any, is raised when it is used
+      this.#queue.push({ key: n.key, batch });
+    }
+    const t0 = performance.now();
     const list = await batches;
+    const waited = performance.now() - t0;
+    this.#wait = { draws: this.#wait.draws + 1, ms: this.#wait.ms + waited, lastMs: waited };
     const total = d.idx.length;
     let act = 0, ret = 0, first = true;
     for (const b of list) {
@@ -260,6 +302,6 @@ export class RldsVlaSource {
     if ((s.ranks ?? 1) !== this.shard.ranks) throw argRangeError(`state was saved by a run of ${s.ranks ?? 1} rank(s), this one has ${this.shard.ranks}`);
     if (s.sampler.size !== this.#train.length) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#train.length}`);
     this.#sampler = Sampler.fromState(s.sampler);
-    this.#prefetch = undefined;
+    this.#queue = [];
   }
 }
