@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// node bench/vla.js [--record] [--batch 2] [--steps 2] [--no-torch] [--no-full] [--full-batch 1]
+// node bench/vla.js [--record] [--batch 2] [--steps 2] [--no-torch] [--no-full] [--full-batch 1] [--full-steps 3]
 // CRAFTGRAD_CPU_ISA=avx2 node bench/vla.js ...     (the AVX2 kernels on an AVX-512 machine)
 // VLA-Adapter (VlaPolicy on random in-memory weights, bench/vla-shapes.js) on the CPU, issue
 // #27's reduced shape: the real widths (DINOv2 ViT-L/14 with registers and LayerScale, SigLIP
