@@ -4,7 +4,9 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <vector>
 
@@ -19,17 +21,6 @@ namespace {
 MatRef mat(const LayerMat& m) { return MatRef{m.p, m.ld, m.trans}; }
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-
-// The calling thread's workspace: grown when a call needs more, reused by the next call
-// on the same thread (the async calls run on their own worker threads).
-class ThreadWorkspace final : public WorkspaceLease {
- public:
-  explicit ThreadWorkspace(char* p) : p_(p) {}
-  char* data() const override { return p_; }
-
- private:
-  char* p_;
-};
 
 struct Block {
   void* p = nullptr;
@@ -48,14 +39,63 @@ struct Block {
   }
 };
 
+// The workspace blocks of every thread: a call takes a free block (the largest, grown when it
+// needs more) and gives it back when its lease ends. Calls one after the other reuse one block
+// whichever worker thread runs them (the async steps run on any of libuv's threads: a block
+// per thread kept one model-sized workspace per pool thread); calls at the same time get
+// blocks of their own.
+class BlockPool {
+ public:
+  Block* take(size_t need) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (free_.empty()) {
+      all_.push_back(std::make_unique<Block>());
+      free_.push_back(all_.back().get());
+    }
+    auto it = std::max_element(free_.begin(), free_.end(), [](const Block* a, const Block* b) { return a->bytes < b->bytes; });
+    Block* b = *it;
+    free_.erase(it);
+    try {
+      b->reserve(need);
+    } catch (...) {
+      free_.push_back(b);
+      throw;
+    }
+    return b;
+  }
+  void give(Block* b) {
+    std::lock_guard<std::mutex> lock(m_);
+    free_.push_back(b);
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<std::unique_ptr<Block>> all_;
+  std::vector<Block*> free_;
+};
+
+BlockPool& blockPool() {
+  static BlockPool pool;
+  return pool;
+}
+
+class PooledWorkspace final : public WorkspaceLease {
+ public:
+  explicit PooledWorkspace(Block* b) : b_(b) {}
+  ~PooledWorkspace() override { blockPool().give(b_); }
+  char* data() const override { return static_cast<char*>(b_->p); }
+
+ private:
+  Block* b_;
+};
+
 class CpuLayers final : public Layers {
  public:
   const char* deviceName() const override { return "cpu"; }
   bool hostMemory() const override { return true; }
 
   std::unique_ptr<WorkspaceLease> lease(size_t bytes) override {
-    thread_local Block block;
-    return std::make_unique<ThreadWorkspace>(block.reserve(std::max<size_t>(bytes, 256)));
+    return std::make_unique<PooledWorkspace>(blockPool().take(std::max<size_t>(bytes, 256)));
   }
   void upload(void* dst, const void* src, size_t bytes) override {
     if (bytes) std::memcpy(dst, src, bytes);
