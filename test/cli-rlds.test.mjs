@@ -25,7 +25,9 @@ async function setup(t, { episodes = 4, steps = 11 } = {}) {
   const eps = [];
   for (let e = 0; e < episodes; e++) eps.push(await liberoEpisode({ steps, seed: e + 1, instruction: instructions[e % 2], imageSize: 32 }));
   const { dir: data, shardPaths } = await writeTfdsDataset(root, { name: 'libero_tiny', folder: 'libero_tiny_no_noops', spec: liberoSpec({ imageSize: 32 }), splits: { train: eps } });
-  const train = (name, extra = []) => runCli(['train', '--model', model, '--data', data, '--out', join(root, 'runs'), '--name', name, ...TINY, ...extra]);
+  // TINY's --val-every 0 unless the test gives its own (an option given twice is refused).
+  const train = (name, extra = []) => runCli(['train', '--model', model, '--data', data, '--out', join(root, 'runs'), '--name', name,
+    ...(extra.includes('--val-every') ? TINY.slice(0, -2) : TINY), ...extra]);
   return { root, model, data, shardPaths, train };
 }
 
@@ -86,4 +88,16 @@ test('a corrupt record is one line naming the shard and the record, before any t
   assert.match(r.stderr, /libero_tiny-train\.tfrecord-00000-of-00001.*record 3.*CRC/);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.ok(!existsSync(join(root, 'runs', 'bad')), 'nothing written');
+});
+
+test('--shots-per-task keeps the first episodes of each instruction; validation holds out episodes and reads center crops', async (t) => {
+  const { root, train } = await setup(t, { episodes: 6 });
+  const r = train('shots', ['--steps', '2', '--shots-per-task', '1', '--val-fraction', '0.34', '--val-every', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  // 6 episodes of 11 steps give 4 samples each; two instructions; one episode per instruction
+  // held out (0.34 of 3), one of the remaining two kept per instruction: 2 × 4 training samples.
+  assert.match(r.stdout, /\(8 training, 8 validation samples\)/, r.stdout);
+  const rows = readFileSync(join(root, 'runs', 'shots', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const val = rows.find((m) => m.val_action_loss !== undefined);
+  assert.ok(val && Number.isFinite(val.val_action_loss) && Number.isFinite(val.val_retention_loss), JSON.stringify(rows.at(-1)));
 });
