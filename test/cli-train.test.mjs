@@ -148,6 +148,7 @@ test('bad options and values: one line, exit code 2, no run directory left behin
   for (const [args, pattern] of [
     [['train', '--steps', '0'], /--steps must be an integer >= 1, got 0/],
     [['train', '--steps', 'abc'], /--steps must be a number/],
+    [['train', '--val-every', '0', '--val-every', '20'], /--val-every is given 2 times \(0, 20\): give it once/],
     [['train', '--lr', '-1'], /--lr must be > 0, got -1/],
     [['train', '--schedule', 'linear'], /--schedule must be one of constant, multistep, cosine/],
     [['train', '--stepz', '5'], /unknown option '--stepz' \(did you mean '--steps'\?\)/],

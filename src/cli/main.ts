@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
     await parser.parseAsync();
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`craftgrad: ${error.message}\n${error.help ? 'Run craftgrad --help for usage.\n' : ''}`);
+    process.stderr.write(`craftgrad: ${error.message.replace(/^craftgrad: /, '')}\n${error.help ? 'Run craftgrad --help for usage.\n' : ''}`);
     return 2;
   }
   return typeof process.exitCode === 'number' ? process.exitCode : 0;

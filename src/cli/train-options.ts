@@ -52,6 +52,8 @@ export function checkTrainValues(argv: Record<string, unknown>): true {
     const raw = argv[flagName(s)];
     if (raw === undefined) continue;
     const name = `--${flagName(s)}`;
+    // yargs collects a repeated option into an array: say so rather than "must be a number".
+    if (!s.array && Array.isArray(raw)) throw new Error(`${name} is given ${raw.length} times (${raw.map(String).join(', ')}): give it once`);
     const values = s.array ? (raw as unknown[]) : [raw];
     for (const v of values) {
       if (s.type !== 'number') {

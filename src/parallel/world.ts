@@ -44,7 +44,7 @@ export class World {
     const launcher = detectLauncher(env);
     if (!launcher) return undefined;
     if (!mpiCompiled()) {
-      throw new Error(`craftgrad: started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
+      throw new Error(`started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
         'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it from source (CRAFTGRAD_BUILD_FROM_SOURCE=1 npm rebuild craftgrad: prebuilt binaries have no MPI)');
     }
     const mpi = initMpi();

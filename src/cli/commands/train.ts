@@ -208,7 +208,8 @@ export function registerTrain(y: Argv): Argv {
       } catch (e) {
         const usage = asUsageProblem(e);
         if (usage) throw usage;
-        process.stderr.write(`craftgrad: ${(e as Error).message}\n`);
+        // One "craftgrad: " however the message begins (some errors carry it themselves).
+        process.stderr.write(`craftgrad: ${(e as Error).message.replace(/^craftgrad: /, '')}\n`);
         if (process.env.CRAFTGRAD_DEBUG === '1') process.stderr.write(`${(e as Error).stack}\n`);
         process.exitCode = 1;
       }
