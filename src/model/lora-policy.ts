@@ -14,7 +14,7 @@ import { argRangeError, argTypeError, describeValue } from '../errors.js';
 import type { Tensor } from '../formats/tensor.js';
 import * as native from '../native-calls.js';
 import { checkBoolean, checkFiniteNumber, checkObject, checkOptions } from '../validate.js';
-import { loadNamedTensors, namedTensors } from './named-tensors.js';
+import { checkTensorRecord, checkTensors, copyIn, loadNamedTensors, namedTensors } from './named-tensors.js';
 import type { ActionLoss, EvaluateOptions, GradWriteOptions, ModelLosses, PolicyMode, TensorSpec } from './policy-types.js';
 
 /** A step's sets as the binding takes them (null where the mode has none), and its write options. */
@@ -118,6 +118,29 @@ export abstract class LoraPolicy<Batch, Args> {
     const ret = options.retention !== undefined && checkBoolean(options.retention, 'options.retention');
     const r = this.#kind.step(this.#args(ret ? 'evalRetention' : 'eval', batch, undefined, undefined, {}));
     return ret ? r : { actionLoss: r.actionLoss, retentionLoss: Number.NaN };
+  }
+
+  /**
+   * Replaces some trainable tensors (e.g. a PEFT adapter's LoRA factors, a policy file's or a
+   * model directory's queries and head), keeping the others: every given name must be
+   * trainable and every value checked before anything is copied. Returns how many tensors
+   * were replaced.
+   */
+  loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
+    checkTensorRecord(tensors, name);
+    const given = new Set(Object.keys(tensors));
+    const specs = this.trainableSpecs.filter((t) => given.has(t.name));
+    const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
+    if (unknown.length > 0) throw argRangeError(`${name} holds tensors this ${this.#kind.noun} does not train: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ', …' : ''}`);
+    checkTensors(specs, tensors, name);
+    if (specs.length === 0) return 0;
+    const flat = this.params.toFlat();
+    for (const t of specs) {
+      const i = this.trainableSpecs.indexOf(t);
+      copyIn([t], flat.subarray(this.params.offsets[i], this.params.offsets[i]! + t.size), tensors);
+    }
+    this.params.set(flat);
+    return specs.length;
   }
 
   /** Trainable tensors by name (views on the CPU; host copies, downloaded, on a GPU). */

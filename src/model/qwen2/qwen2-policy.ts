@@ -10,7 +10,6 @@ import * as native from '../../native-calls.js';
 import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
-import { argRangeError } from '../../errors.js';
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
 import { LoraPolicy, type StepSets } from '../lora-policy.js';
@@ -20,7 +19,6 @@ import { QWEN2_LINEARS, type Qwen2Linear } from './weights.js';
 import { encodePeftAdapter, normalizeLoraTargets, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from './peft-adapter.js';
 import { baseModelRecord, type BaseModelRecord } from './base-record.js';
 import type { Tensor } from '../../formats/tensor.js';
-import { checkTensorRecord, checkTensors, copyIn } from '../named-tensors.js';
 
 /** The positions the raw latent C_R covers: the prefix, or the prefix and the prompt. */
 export type BridgeSpan = 'prefix' | 'prefix+prompt';
@@ -133,26 +131,6 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     return p;
   }
 
-  /**
-   * Replaces some trainable tensors (e.g. a PEFT adapter's LoRA factors, or a policy file's
-   * queries and head), keeping the others: every given name must be trainable and every
-   * value checked before anything is copied. Returns how many tensors were replaced.
-   */
-  loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
-    checkTensorRecord(tensors, name);
-    const given = new Set(Object.keys(tensors));
-    const specs = this.trainableSpecs.filter((t) => given.has(t.name));
-    const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
-    if (unknown.length > 0) throw argRangeError(`${name} holds tensors this policy does not train: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ', …' : ''}`);
-    checkTensors(specs, tensors, name);
-    const flat = this.params.toFlat();
-    for (const t of specs) {
-      const i = this.trainableSpecs.indexOf(t);
-      copyIn([t], flat.subarray(this.params.offsets[i], this.params.offsets[i]! + t.size), tensors);
-    }
-    this.params.set(flat);
-    return specs.length;
-  }
 
   /** The frozen base weights as tensors (views of the loader's arrays, never copied): for comparing ranks' bases. */
   frozenTensors(): Record<string, Tensor> {

@@ -14,7 +14,6 @@ import { Rng } from '../../data/rng.js';
 import type { VlaBatch } from '../../data/vla-dataset.js';
 import type { Tensor } from '../../formats/tensor.js';
 import { LoraPolicy, type StepSets } from '../lora-policy.js';
-import { checkTensorRecord, checkTensors, copyIn } from '../named-tensors.js';
 import { ANCHOR_TYPES, POOLINGS, type AnchorType, type Pooling, type PolicyMode, type TensorSpec } from '../policy-types.js';
 
 /** The positions C_R covers: the vision tokens, or the vision and prompt tokens. */
@@ -165,23 +164,6 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     return p;
   }
 
-  /** Replaces some trainable tensors (every name must be trainable; all checked before any copy). Returns how many. */
-  loadSomeTrainable(tensors: Record<string, Tensor>, name = 'tensors'): number {
-    checkTensorRecord(tensors, name);
-    const given = new Set(Object.keys(tensors));
-    const specs = this.trainableSpecs.filter((t) => given.has(t.name));
-    const unknown = [...given].filter((n) => !specs.some((t) => t.name === n));
-    if (unknown.length > 0) throw argRangeError(`${name} holds tensors this policy does not train: ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ', …' : ''}`);
-    checkTensors(specs, tensors, name);
-    if (specs.length === 0) return 0;
-    const flat = this.params.toFlat();
-    for (const t of specs) {
-      const i = this.trainableSpecs.indexOf(t);
-      copyIn([t], flat.subarray(this.params.offsets[i], this.params.offsets[i]! + t.size), tensors);
-    }
-    this.params.set(flat);
-    return specs.length;
-  }
 
   /**
    * The head's input perturbation for one draw (VLA-Adapter's learnable_random_perturbations,
