@@ -12,6 +12,7 @@ import { GradSet, gradSetInternals } from '../dist/gradset.js';
 import { Qwen2Policy } from '../dist/model/qwen2/index.js';
 import { SMALL, tinyDir, tinyPolicy } from './helpers/qwen2-setup.mjs';
 import { announceGpu, gpuTest } from './helpers/gpu.mjs';
+import { closeGrads, closeLoss } from './helpers/cuda-compare.mjs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.mjs';
@@ -30,26 +31,6 @@ async function pair(options, { dir = written, batchSize = 2, seed = 5 } = {}) {
   gpu.params.set(t.policy.params.toFlat());
   gpu.anchor.set(t.policy.anchor.toFlat());
   return { ...t, cpu: t.policy, gpu };
-}
-
-function closeLoss(got, want, what) {
-  assert.ok(Number.isFinite(got), `${what}: ${got}`);
-  assert.ok(Math.abs(got - want) <= 1e-4 * Math.abs(want) + 1e-9, `${what}: cuda ${got} vs cpu ${want}`);
-}
-
-/** Each tensor within 1e-4 of its largest CPU magnitude. */
-function closeGrads(policy, got, want, what) {
-  const g = got.toFlat(), w = want.toFlat();
-  assert.equal(g.length, w.length);
-  policy.trainableSpecs.forEach((s, i) => {
-    const o = policy.params.offsets[i];
-    let mx = 0;
-    for (let k = o; k < o + s.size; k++) mx = Math.max(mx, Math.abs(w[k]));
-    for (let k = o; k < o + s.size; k++) {
-      assert.ok(Number.isFinite(g[k]), `${what} ${s.name}[${k - o}] = ${g[k]}`);
-      assert.ok(Math.abs(g[k] - w[k]) <= 1e-4 * mx + 1e-9, `${what} ${s.name}[${k - o}]: cuda ${g[k]} vs cpu ${w[k]} (max ${mx})`);
-    }
-  });
 }
 
 /** Craft, baseline, eval and evalRetention on both devices. */

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VlaPolicy } from '../dist/model/vla/vla-policy.js';
 import { announceGpu, gpuTest } from './helpers/gpu.mjs';
+import { closeGrads, closeLoss } from './helpers/cuda-compare.mjs';
 import { tinyVlaPolicy } from './helpers/vla-random.mjs';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,25 +24,6 @@ function pair(opts = {}) {
   gpu.params.set(t.policy.params.toFlat());
   gpu.anchor.set(t.policy.anchor.toFlat());
   return { cpu: t.policy, gpu, batch: t.batch };
-}
-
-function closeLoss(got, want, what) {
-  assert.ok(Number.isFinite(got), `${what}: ${got}`);
-  assert.ok(Math.abs(got - want) <= 1e-4 * Math.abs(want) + 1e-9, `${what}: cuda ${got} vs cpu ${want}`);
-}
-
-function closeGrads(policy, got, want, what) {
-  const g = got.toFlat(), w = want.toFlat();
-  assert.equal(g.length, w.length);
-  policy.trainableSpecs.forEach((s, i) => {
-    const o = policy.params.offsets[i];
-    let mx = 0;
-    for (let k = o; k < o + s.size; k++) mx = Math.max(mx, Math.abs(w[k]));
-    for (let k = o; k < o + s.size; k++) {
-      assert.ok(Number.isFinite(g[k]), `${what} ${s.name}[${k - o}] = ${g[k]}`);
-      assert.ok(Math.abs(g[k] - w[k]) <= 1e-4 * mx + 1e-9, `${what} ${s.name}[${k - o}]: cuda ${g[k]} vs cpu ${w[k]} (max ${mx})`);
-    }
-  });
 }
 
 for (const opts of [{}, { pooling: 'max', bridgeSpan: 'vision+prompt', anchorType: 'raw_only', bridgeLayer: 1 }, { useProprio: false, anchorType: 'aq_only' }]) {
