@@ -204,14 +204,21 @@ void gemm(int64_t M, int64_t N, int64_t K, float alpha, MatRef A, MatRef B, floa
     narrowProduct(kern, M, N, K, alpha, A, B, beta, C, ldc);
     return;
   }
-  if (kern.microNarrow && M <= kern.nrNarrow && N > M) {
-    // Few rows, many columns: T = alpha·op(B)ᵀ·op(A)ᵀ with the narrow tile, then
-    // C = beta·C + Tᵀ. Each element is the same k-ordered accumulator times alpha, added
-    // to C once, exactly as a direct product would round it.
+  if (M <= kern.nr && N > M) {
+    // Few rows, many columns: T = alpha·op(B)ᵀ·op(A)ᵀ, whose M columns fit one column panel
+    // (the narrow tile when M is within it), then C = beta·C + Tᵀ. The direct product would
+    // split M rows into ceil(M/mr) row panels (a third of a 12-row panel wasted at M = 32) and
+    // pack all of op(B) for them; the transposed one reads op(B) in place and packs only
+    // op(A). Each element is the same k-ordered accumulator times alpha, added to C once,
+    // exactly as a direct product would round it.
     thread_local std::vector<float> bufT;
     if (bufT.size() < static_cast<size_t>(N * M)) bufT.resize(N * M);
     float* T = bufT.data();
-    narrowProduct(kern, N, M, K, alpha, MatRef{B.p, B.ld, !B.trans}, MatRef{A.p, A.ld, !A.trans}, 0.0f, T, M);
+    const MatRef At{B.p, B.ld, !B.trans}, Bt{A.p, A.ld, !A.trans};
+    if (kern.microNarrow && M <= kern.nrNarrow)
+      narrowProduct(kern, N, M, K, alpha, At, Bt, 0.0f, T, M);
+    else
+      gemmTiles(kern.micro, kern.mr, kern.nr, N, M, K, alpha, At, Bt, 0.0f, T, M);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? T[j * M + i] : C[i * ldc + j] + T[j * M + i];
     return;
