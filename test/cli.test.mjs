@@ -47,6 +47,26 @@ test('--help lists the commands; --version prints the version', () => {
 test('a misspelt command gets a suggestion and exit code 2', () => {
   assertUsageError(cli(['inf']), /unknown command 'inf' \(did you mean 'info'\?\)/);
   assertUsageError(cli(['inpsect', 'x']), /did you mean 'inspect'/);
+  // The first word names a command, never an option: 'dat' is not '--data' (a train option).
+  for (const [typed, meant] of [['dat', 'data'], ['trian', 'train'], ['exprot', 'export'], ['reprot', 'report'], ['bnech', 'bench']]) {
+    const r = cli([typed]);
+    assertUsageError(r, new RegExp(`unknown command '${typed}' \\(did you mean '${meant}'\\?\\)`));
+    assert.doesNotMatch(r.stderr, /'--/, `${typed}: an option was suggested`);
+  }
+  // Far from every command: the commands are listed, not an option that happens to match.
+  const far = cli(['steps']);
+  assertUsageError(far, /unknown command 'steps' \(the commands are train, inspect, export, report, data, info, bench\)/);
+  // A bare word after the command may be a forgotten '--'.
+  assertUsageError(cli(['train', 'steps']), /unknown argument 'steps' \(did you mean '--steps'\?\)/);
+});
+
+test('every command --help lists is suggested for a one-letter slip', () => {
+  const listed = [...cli(['--help']).stdout.matchAll(/^\s+craftgrad (\w+)/gm)].map((m) => m[1]);
+  assert.ok(listed.length >= 7, listed.join(', '));
+  for (const name of listed) {
+    const slip = name.slice(0, -1); // 'expor' for 'export'
+    assertUsageError(cli([slip]), new RegExp(`did you mean '${name}'`));
+  }
 });
 
 test('a misspelt option gets a suggestion and exit code 2', () => {
