@@ -83,7 +83,7 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
     CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1', CRAFTGRAD_DEBUG: '0', CRAFTGRAD_THREADS: '2',
     CRAFTGRAD_CPU_ISA: 'generic', CRAFTGRAD_CUDA_GEMM: 'tiled64', CRAFTGRAD_CUDA_GROUP_BYTES: '1048576', CRAFTGRAD_MPI: 'AUTO',
     CRAFTGRAD_DATA_PARALLEL: 'plain', CRAFTGRAD_DEVICE_REDUCE: 'host', CRAFTGRAD_NCCL_LIBRARY: '/nowhere/libnccl.so.2',
-    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000',
+    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000', CRAFTGRAD_BUILD_DRY_RUN: '0',
   };
   assert.deepEqual(Object.keys(env).sort(), NATIVE_ENV_VARIABLES.filter((v) => v !== 'CRAFTGRAD_PREBUILD').sort());
   const r = cli(['info'], env);
@@ -93,7 +93,7 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
 
 test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', () => {
   // getenv("CRAFTGRAD_X") and positiveFromEnv("CRAFTGRAD_X", ...) in native code,
-  // process.env.CRAFTGRAD_X in scripts and src, and
+  // process.env.CRAFTGRAD_X (or env.CRAFTGRAD_X, an environment passed in) in scripts and src, and
   // node-gyp-build's <PACKAGE>_PREBUILD. A variable missing from the list breaks the CLI.
   const found = new Set(['CRAFTGRAD_PREBUILD']);
   const walk = (dir) => {
@@ -102,7 +102,7 @@ test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', (
       if (e.isDirectory()) walk(p);
       else if (/\.(cc|cu|cuh|h|ts|js|mjs)$/.test(e.name)) {
         const text = readFileSync(p, 'utf8');
-        for (const m of text.matchAll(/(?:getenv\("|FromEnv\("|process\.env\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
+        for (const m of text.matchAll(/(?:getenv\("|FromEnv\("|\benv\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
       }
     }
   };
