@@ -4,6 +4,7 @@
 // picks the backend from them (native/napi/backends.cc).
 import { binding } from './native.js';
 import { argRangeError, argTypeError, describeValue } from './errors.js';
+import { rebuildAdvice } from './rebuild.js';
 
 export type DeviceName = 'cpu' | `cuda:${number}`;
 export type DeviceSpec = 'auto' | 'cpu' | 'cuda' | `cuda:${number}`;
@@ -50,7 +51,7 @@ export function requireCuda(index: number, name: string): void {
   const info = binding.backendInfo().cuda;
   if (!info.compiled) {
     throw new Error(`${name}: CUDA was requested but this build of craftgrad has no CUDA backend ` +
-      '(rebuild with nvcc on the PATH, see README "GPU builds")');
+      `(install the CUDA toolkit, nvcc on the PATH or in /usr/local/cuda, then rebuild craftgrad with ${rebuildAdvice()}; see README "Troubleshooting")`);
   }
   if (!info.available) throw new Error(`${name}: CUDA was requested but is not available: ${info.reason ?? 'unknown reason'}`);
   if (index >= info.devices.length) {

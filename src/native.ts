@@ -1,12 +1,14 @@
 // Loads the native addon through node-gyp-build: the local build (build/Release) when there
-// is one, else the prebuild for this platform (scripts/install.js builds only when no
-// prebuild loads). The only loader of the addon: the core modules call it, and the layers
-// above core call its operations through native-calls.ts, never the binding itself.
+// is one, else the prebuild for this platform (scripts/install.js builds when no addon
+// loads, or when a local build found no MPI or nvcc that is found now). The only loader of
+// the addon: the core modules call it, and the layers above core call its operations
+// through native-calls.ts, never the binding itself.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { NativeBinding } from '../binding.js';
 import { MAX_THREADS } from './validate.js';
+import { rebuildAdvice } from './rebuild.js';
 
 const require = createRequire(import.meta.url);
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,7 +19,7 @@ function load(): NativeBinding {
     return nodeGypBuild(packageRoot);
   } catch (cause) {
     throw new Error(
-      'craftgrad: the native addon could not be loaded. Rebuild it with `npm rebuild craftgrad` ' +
+      `craftgrad: the native addon could not be loaded. Rebuild it with ${rebuildAdvice()} ` +
         '(needs cmake and a C++17 compiler; see README "Troubleshooting").',
       { cause },
     );

@@ -47,6 +47,26 @@ test('--help lists the commands; --version prints the version', () => {
 test('a misspelt command gets a suggestion and exit code 2', () => {
   assertUsageError(cli(['inf']), /unknown command 'inf' \(did you mean 'info'\?\)/);
   assertUsageError(cli(['inpsect', 'x']), /did you mean 'inspect'/);
+  // The first word names a command, never an option: 'dat' is not '--data' (a train option).
+  for (const [typed, meant] of [['dat', 'data'], ['trian', 'train'], ['exprot', 'export'], ['reprot', 'report'], ['bnech', 'bench']]) {
+    const r = cli([typed]);
+    assertUsageError(r, new RegExp(`unknown command '${typed}' \\(did you mean '${meant}'\\?\\)`));
+    assert.doesNotMatch(r.stderr, /'--/, `${typed}: an option was suggested`);
+  }
+  // Far from every command: the commands are listed, not an option that happens to match.
+  const far = cli(['steps']);
+  assertUsageError(far, /unknown command 'steps' \(the commands are train, inspect, export, report, data, info, bench\)/);
+  // A bare word after the command may be a forgotten '--'.
+  assertUsageError(cli(['train', 'steps']), /unknown argument 'steps' \(did you mean '--steps'\?\)/);
+});
+
+test('every command --help lists is suggested for a one-letter slip', () => {
+  const listed = [...cli(['--help']).stdout.matchAll(/^\s+craftgrad (\w+)/gm)].map((m) => m[1]);
+  assert.ok(listed.length >= 7, listed.join(', '));
+  for (const name of listed) {
+    const slip = name.slice(0, -1); // 'expor' for 'export'
+    assertUsageError(cli([slip]), new RegExp(`did you mean '${name}'`));
+  }
 });
 
 test('a misspelt option gets a suggestion and exit code 2', () => {
@@ -63,7 +83,7 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
     CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1', CRAFTGRAD_DEBUG: '0', CRAFTGRAD_THREADS: '2',
     CRAFTGRAD_CPU_ISA: 'generic', CRAFTGRAD_CUDA_GEMM: 'tiled64', CRAFTGRAD_CUDA_GROUP_BYTES: '1048576', CRAFTGRAD_MPI: 'AUTO',
     CRAFTGRAD_DATA_PARALLEL: 'plain', CRAFTGRAD_DEVICE_REDUCE: 'host', CRAFTGRAD_NCCL_LIBRARY: '/nowhere/libnccl.so.2',
-    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000',
+    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000', CRAFTGRAD_BUILD_DRY_RUN: '0',
   };
   assert.deepEqual(Object.keys(env).sort(), NATIVE_ENV_VARIABLES.filter((v) => v !== 'CRAFTGRAD_PREBUILD').sort());
   const r = cli(['info'], env);
@@ -73,7 +93,7 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
 
 test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', () => {
   // getenv("CRAFTGRAD_X") and positiveFromEnv("CRAFTGRAD_X", ...) in native code,
-  // process.env.CRAFTGRAD_X in scripts and src, and
+  // process.env.CRAFTGRAD_X (or env.CRAFTGRAD_X, an environment passed in) in scripts and src, and
   // node-gyp-build's <PACKAGE>_PREBUILD. A variable missing from the list breaks the CLI.
   const found = new Set(['CRAFTGRAD_PREBUILD']);
   const walk = (dir) => {
@@ -82,7 +102,7 @@ test('NATIVE_ENV_VARIABLES lists every CRAFTGRAD_* variable the sources read', (
       if (e.isDirectory()) walk(p);
       else if (/\.(cc|cu|cuh|h|ts|js|mjs)$/.test(e.name)) {
         const text = readFileSync(p, 'utf8');
-        for (const m of text.matchAll(/(?:getenv\("|FromEnv\("|process\.env\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
+        for (const m of text.matchAll(/(?:getenv\("|FromEnv\("|\benv\.)(CRAFTGRAD_[A-Z0-9_]+)/g)) found.add(m[1]);
       }
     }
   };

@@ -8,8 +8,8 @@ namespace mpi {
 
 namespace {
 [[noreturn]] void none() {
-  throw MpiError("craftgrad: this build has no MPI support (rebuild with an MPI implementation installed, e.g. Debian's "
-                 "libopenmpi-dev; see README \"Multi-process training\")");
+  throw MpiError("craftgrad: this build has no MPI support (install an MPI implementation, e.g. Debian's libopenmpi-dev, "
+                 "and rebuild craftgrad: `craftgrad info` gives the command for this installation; see README \"Troubleshooting\")");
 }
 }  // namespace
 

@@ -19,7 +19,6 @@ export type Register = (y: Argv) => Argv;
 
 /** Commands in the order `--help` lists them. */
 const COMMANDS: Register[] = [registerTrain, registerInspect, registerExport, registerReport, registerData, registerInfo, registerBench];
-const COMMAND_NAMES = ['train', 'info', 'bench', 'inspect', 'report', 'data'];
 
 function checkThreads(threads: unknown): true {
   if (threads !== undefined && (typeof threads !== 'number' || !Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS)) {
@@ -60,6 +59,9 @@ export async function main(argv: string[]): Promise<number> {
     if (variable !== 'CRAFTGRAD_THREADS') parser = parser.option(optionNameOf(variable), { hidden: true });
   }
   for (const register of COMMANDS) parser = register(parser);
+  // The commands' names as registered (yargs' own list), for "did you mean" suggestions.
+  const commandNames = (parser as unknown as { getInternalMethods(): { getCommandInstance(): { getCommands(): string[] } } })
+    .getInternalMethods().getCommandInstance().getCommands();
 
   // yargs calls fail() for usage errors (and for errors thrown by a command's own checks).
   // It must throw: if it returned, yargs would go on and run the command anyway.
@@ -68,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     if (error && !message && !isCheckError(error)) throw error; // a bug: surface it
     // While a command is being parsed, the instance holds that command's options.
     const known = Object.keys((parser as unknown as { getOptions(): { key: Record<string, unknown> } }).getOptions().key);
-    throw new UsageError(explainUnknown(message || error?.message || 'invalid command line', COMMAND_NAMES, known));
+    throw new UsageError(explainUnknown(message || error?.message || 'invalid command line', commandNames, known, argv));
   });
   try {
     await parser.parseAsync();

@@ -44,9 +44,13 @@ export function closest(word: string, candidates: readonly string[]): string | u
 
 /**
  * Rewrites yargs' "Unknown argument(s): x, y" with a suggestion for each word: a command
- * for a bare word, an option for a flag.
+ * for a bare word, an option for a flag. yargs names an unknown flag without its dashes
+ * ('--jsn' is "jsn"), so `argv`, the command line, tells which words were typed bare.
+ * A bare first word is where a command is named: it is only ever matched against the
+ * commands (`craftgrad dat` is not '--data'), and without a close one the commands are
+ * listed.
  */
-export function explainUnknown(message: string, commands: readonly string[], options: readonly string[]): string {
+export function explainUnknown(message: string, commands: readonly string[], options: readonly string[], argv?: readonly string[]): string {
   // yargs' choice errors span several lines; say the same in one.
   const choice = /^Invalid values:\s*Argument: (\S+), Given: (.*), Choices: (.*)$/s.exec(message.trim());
   if (choice) return `--${choice[1]} must be one of ${choice[3]!.replace(/"/g, '')}, got ${choice[2]}`;
@@ -55,10 +59,16 @@ export function explainUnknown(message: string, commands: readonly string[], opt
   const words = m[1]!.split(', ');
   const parts = words.map((w) => {
     const asCommand = closest(w, commands);
+    if (argv !== undefined && argv[0] === w && !w.startsWith('-')) {
+      return asCommand ? `unknown command '${w}' (did you mean '${asCommand}'?)` : `unknown command '${w}' (the commands are ${commands.join(', ')})`;
+    }
+    // Without the command line, a word without dashes may have been either.
+    const bare = argv === undefined ? !w.startsWith('-') : argv.includes(w);
     const asOption = closest(w.replace(/^-+/, ''), options);
     if (asCommand && !w.startsWith('-')) return `unknown command '${w}' (did you mean '${asCommand}'?)`;
-    if (asOption) return `unknown option '${w.startsWith('-') ? w : '--' + w}' (did you mean '--${asOption}'?)`;
-    return `unknown ${w.startsWith('-') ? 'option' : 'argument'} '${w}'`;
+    const what = bare ? `argument '${w}'` : `option '${w.startsWith('-') ? w : '--' + w}'`;
+    if (asOption) return `unknown ${what} (did you mean '--${asOption}'?)`;
+    return `unknown ${what}`;
   });
   return parts.join('; ');
 }

@@ -8,8 +8,19 @@ import type { RawMpi } from '../../binding.js';
 import { initMpi, mpiCompiled } from '../native-calls.js';
 import { shareOf } from '../data/shard.js';
 import { detectLauncher } from './launcher.js';
+import { rebuildAdvice } from '../rebuild.js';
 
 type Mpi = RawMpi;
+
+/**
+ * What a launcher with a build without MPI is told: what to install and the rebuild
+ * command from where this craftgrad stands (src/rebuild.ts).
+ */
+export function noMpiMessage(evidence: string, root?: string, env?: NodeJS.ProcessEnv): string {
+  return `started by an MPI launcher (${evidence}) but this build of craftgrad has no MPI support: ` +
+    `install an MPI implementation (Debian: apt-get install libopenmpi-dev), then rebuild craftgrad with ${rebuildAdvice(root, env)} ` +
+    '(see README "Troubleshooting")';
+}
 
 export class World {
   readonly rank: number;
@@ -44,8 +55,7 @@ export class World {
     const launcher = detectLauncher(env);
     if (!launcher) return undefined;
     if (!mpiCompiled()) {
-      throw new Error(`started by an MPI launcher (${launcher.evidence}) but this build of craftgrad has no MPI support: ` +
-        'install an MPI implementation (Debian: apt-get install libopenmpi-dev) and rebuild it from source (CRAFTGRAD_BUILD_FROM_SOURCE=1 npm rebuild craftgrad: prebuilt binaries have no MPI)');
+      throw new Error(noMpiMessage(launcher.evidence));
     }
     const mpi = initMpi();
     return (World.#opened ??= new World(mpi));

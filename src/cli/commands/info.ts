@@ -3,6 +3,7 @@
 import type { Argv } from 'yargs';
 import type { RawCudaTuning } from '../../../binding.js';
 import { backendInfo } from '../../backend.js';
+import { rebuildAdvice } from '../../rebuild.js';
 
 /** The CUDA tuning in effect (native/cuda/tuning.h), in words; the GPU benchmarks' records use it too. */
 export function describeCudaTuning(t: RawCudaTuning): string {
@@ -11,8 +12,12 @@ export function describeCudaTuning(t: RawCudaTuning): string {
   return t.note ? `${text}; ${t.note}` : text;
 }
 
-export function infoText(): string {
-  const info = backendInfo();
+/**
+ * `craftgrad info`'s text for `info` (default: this build's backendInfo()). A backend that
+ * is not compiled in comes with what to install and the command that rebuilds craftgrad
+ * from where it stands (`rebuild`, default src/rebuild.ts's for this copy).
+ */
+export function infoText(info: ReturnType<typeof backendInfo> = backendInfo(), rebuild: string = rebuildAdvice()): string {
   const lines = [
     `craftgrad ${info.version}`,
     `  Node.js ${process.version} (Node-API ${process.versions.napi}; addon built for Node-API ${info.napiVersion}), ${process.platform}-${process.arch}`,
@@ -23,7 +28,7 @@ export function infoText(): string {
   const cuda = info.cuda;
   const tuning = cuda.tuning;
   const forced = tuning && (tuning.gemm !== 'auto' || tuning.groupBytes !== null || tuning.note);
-  if (!cuda.compiled) lines.push('  CUDA: not compiled into this build');
+  if (!cuda.compiled) lines.push(`  CUDA: not compiled into this build (to add it: install the CUDA toolkit, nvcc on the PATH or in /usr/local/cuda, then ${rebuild})`);
   else if (!cuda.available) lines.push(`  CUDA: compiled, not available: ${cuda.reason ?? 'unknown reason'}`);
   else {
     const v = (x?: number) => (x ? `${Math.floor(x / 1000)}.${(x % 1000) / 10}` : '?');
@@ -35,7 +40,7 @@ export function infoText(): string {
   if (forced) lines.push(`  CUDA tuning: ${describeCudaTuning(tuning)}`);
   lines.push(info.mpi.compiled
     ? `  MPI: ${info.mpi.library || 'compiled'} (multi-process training: mpirun -np N craftgrad train ...)`
-    : '  MPI: not compiled into this build (multi-process training needs an MPI implementation at build time)');
+    : `  MPI: not compiled into this build (multi-process training needs an MPI implementation at build time: install one, Debian: apt-get install libopenmpi-dev, then ${rebuild})`);
   lines.push(info.nccl.available
     ? `  NCCL: ${info.nccl.version} (${info.nccl.library}): GPU ranks reduce on the device`
     : `  NCCL: not available: ${info.nccl.reason ?? 'unknown reason'}`);
