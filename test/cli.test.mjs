@@ -71,6 +71,16 @@ test('every command --help lists is suggested for a one-letter slip', () => {
 
 test('a misspelt option gets a suggestion and exit code 2', () => {
   assertUsageError(cli(['info', '--jsn']), /unknown option '--jsn' \(did you mean '--json'\?\)/);
+  // Named once as typed: yargs also lists the camel-cased 'dataDir', and a one-dash flag without its dash.
+  const twice = cli(['info', '--data-dir', 'x']);
+  assertUsageError(twice, /unknown option '--data-dir'/);
+  assert.doesNotMatch(twice.stderr, /dataDir/);
+  assertUsageError(cli(['info', '-q']), /unknown option '-q'$/m);
+});
+
+test('a command without its required argument says which, in one line', () => {
+  assertUsageError(cli(['data']), /^craftgrad: 'data' needs at least 1 argument, got 0$/m);
+  assertUsageError(cli(['export']), /'export' needs at least 1 argument, got 0/);
 });
 
 test('invalid values get one line and exit code 2', () => {

@@ -54,9 +54,16 @@ export function explainUnknown(message: string, commands: readonly string[], opt
   // yargs' choice errors span several lines; say the same in one.
   const choice = /^Invalid values:\s*Argument: (\S+), Given: (.*), Choices: (.*)$/s.exec(message.trim());
   if (choice) return `--${choice[1]} must be one of ${choice[3]!.replace(/"/g, '')}, got ${choice[2]}`;
+  const missing = /^Not enough non-option arguments: got (\d+), need at least (\d+)$/.exec(message.trim());
+  if (missing && argv?.[0] && !argv[0].startsWith('-')) {
+    return `'${argv[0]}' needs at least ${missing[2]} argument${missing[2] === '1' ? '' : 's'}, got ${missing[1]}`;
+  }
   const m = /^Unknown arguments?: (.*)$/.exec(message);
   if (!m) return message.replace(/\s*\n\s*/g, ' ');
-  const words = m[1]!.split(', ');
+  // yargs names an unknown '--data-dir' twice, as typed and camel-cased ('dataDir'): once is enough.
+  const listed = m[1]!.split(', ');
+  const kebab = (w: string) => w.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  const words = listed.filter((w) => kebab(w) === w || !listed.includes(kebab(w)));
   const parts = words.map((w) => {
     const asCommand = closest(w, commands);
     if (argv !== undefined && argv[0] === w && !w.startsWith('-')) {
@@ -66,7 +73,9 @@ export function explainUnknown(message: string, commands: readonly string[], opt
     const bare = argv === undefined ? !w.startsWith('-') : argv.includes(w);
     const asOption = closest(w.replace(/^-+/, ''), options);
     if (asCommand && !w.startsWith('-')) return `unknown command '${w}' (did you mean '${asCommand}'?)`;
-    const what = bare ? `argument '${w}'` : `option '${w.startsWith('-') ? w : '--' + w}'`;
+    // A one-letter flag was typed with one dash ('-q'), which yargs names without it.
+    const typed = w.startsWith('-') ? w : w.length === 1 && argv?.includes('-' + w) ? '-' + w : '--' + w;
+    const what = bare ? `argument '${w}'` : `option '${typed}'`;
     if (asOption) return `unknown ${what} (did you mean '--${asOption}'?)`;
     return `unknown ${what}`;
   });
