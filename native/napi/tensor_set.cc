@@ -134,12 +134,29 @@ void TensorSetWrap::initView(Napi::Env env, const Options& o) {
   count_ = layout_->count();
 }
 
+// A zero-filled Float32Array of n elements, made by calling the JS constructor: V8 throws a
+// RangeError there when the buffer cannot be allocated, where napi_create_arraybuffer (what
+// Napi::Float32Array::New calls) ends the process with a fatal out-of-memory error. Sizes
+// adding up to 10^12 elements must be an error, not an abort (found by test/fuzz, native-sets).
+static Napi::Value zeroFloat32Array(Napi::Env env, int64_t n) {
+  napi_value global, ctor, result;
+  napi_value arg = Napi::Number::New(env, static_cast<double>(n));
+  if (napi_get_global(env, &global) != napi_ok || napi_get_named_property(env, global, "Float32Array", &ctor) != napi_ok ||
+      napi_new_instance(env, ctor, 1, &arg, &result) != napi_ok) {
+    bool pending = false;
+    napi_value ignored;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) napi_get_and_clear_last_exception(env, &ignored);
+    throw rangeError("sizes add up to " + num(n) + " elements (" + num(n * int64_t{4}) + " bytes): more than can be allocated");
+  }
+  return Napi::Value(env, result);
+}
+
 void TensorSetWrap::init(Napi::Env env, Backend& backend, std::shared_ptr<Layout> layout, Napi::Value data, bool zero) {
   const int64_t total = layout->total();
   if (backend.hostMemory()) {
     Napi::Value array = data;
     if (isNullish(env, data)) {
-      array = Napi::Float32Array::New(env, static_cast<size_t>(total));  // zeros
+      array = zeroFloat32Array(env, total);
     } else {
       const F32View v = readFloat32Array(env, data, "data");
       if (v.length != total) throw rangeError("data has " + num(v.length) + " elements but sizes add up to " + num(total));

@@ -20,7 +20,10 @@ export class FormatError extends Error {
     // The message carries file and field too: most users only ever see the message.
     const where = options.file !== undefined ? ` file ${options.file}` : '';
     const field = options.field !== undefined ? `, ${options.field}` : '';
-    super(`${format}${where}${field}: ${detail}`, options.cause !== undefined ? { cause: options.cause } : undefined);
+    // One line, whatever the detail or field quotes: JSON.parse's messages excerpt the input,
+    // and a zip entry's name comes from the file, line breaks included.
+    const line = `${format}${where}${field}: ${detail}`.replace(/\s*[\r\n]+\s*/g, ' ');
+    super(line, options.cause !== undefined ? { cause: options.cause } : undefined);
     this.name = 'FormatError';
     this.format = format;
     this.file = options.file;

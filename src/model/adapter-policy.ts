@@ -123,7 +123,7 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
     const device = options.device === undefined ? {} : { device: options.device };
     let m: AdapterPolicy;
     if (ck.tensors.base !== undefined) {
-      m = AdapterPolicy.create(desc.config, { ...device, frozen: shapedForLayout(frozenLayout(desc.config), ck.tensors.base, file('base')) });
+      m = fromFile(file('base'), () => AdapterPolicy.create(desc.config, { ...device, frozen: shapedForLayout(frozenLayout(desc.config), ck.tensors.base, file('base')) }));
     } else if (desc.base.kind === 'seeded') {
       m = AdapterPolicy.create(desc.config, { ...device, seed: desc.base.seed });
     } else if (desc.base.kind === 'file') {
@@ -137,8 +137,8 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
       throw new FormatError('checkpoint', 'the base weights were given as tensors and base.safetensors is missing', { file: join(ck.dir, 'state.json'), field: 'model.base' });
     }
     try {
-      m.loadTrainable(shapedForLayout(m.trainableSpecs, ck.tensors.model, file('model')), file('model'));
-      m.loadAnchor(shapedForLayout(m.anchorSpecs, ck.tensors.anchor, file('anchor')), file('anchor'));
+      fromFile(file('model'), () => m.loadTrainable(shapedForLayout(m.trainableSpecs, ck.tensors.model, file('model')), file('model')));
+      fromFile(file('anchor'), () => m.loadAnchor(shapedForLayout(m.anchorSpecs, ck.tensors.anchor, file('anchor')), file('anchor')));
     } catch (e) {
       m.dispose();
       throw e;
@@ -202,4 +202,18 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
 /** The device of a model: 'cpu' by default; a CUDA device must be usable (clear Error otherwise). */
 function resolveModelDevice(spec: unknown): ResolvedDevice {
   return resolveDataDevice(spec ?? 'cpu', 'options.device');
+}
+
+/**
+ * Runs `f` on tensors read from `file`: the argument checks behind it (a non-finite value, a
+ * wrong shape) throw RangeError/TypeError for tensors given in code; for a file they are the
+ * file's fault, a FormatError (found by test/fuzz, checkpoint-model).
+ */
+function fromFile<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (e instanceof RangeError || e instanceof TypeError) throw new FormatError('checkpoint', e.message, { file, cause: e });
+    throw e;
+  }
 }

@@ -30,6 +30,11 @@ export interface CheckpointCheck {
   shapes?: Record<string, Record<string, { dtype: string; shape: number[] }>>;
 }
 
+/** A message quoted inside a one-line problem (JSON.parse's excerpt the input, line breaks included). */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' ');
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
@@ -123,7 +128,7 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
   try {
     manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await readWholeFile(manifestPath)));
   } catch (e) {
-    problems.push(`${manifestPath}: not valid JSON (${(e as Error).message})`);
+    problems.push(`${manifestPath}: not valid JSON (${oneLine((e as Error).message)})`);
     return result;
   }
   if (!checkManifest(manifest, manifestPath, problems)) return result;
@@ -171,7 +176,7 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
         const state: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
         if (checkState(state, path, manifest.step, problems)) result.state = state;
       } catch (e) {
-        problems.push(`${path}: not valid JSON (${(e as Error).message})`);
+        problems.push(`${path}: not valid JSON (${oneLine((e as Error).message)})`);
       }
     }
   }
