@@ -1,5 +1,5 @@
 // A FramePool worker (frame-pool.ts): runs prepareNormalizedFrame on each job and sends the
-// pixels back (transferred), or the error's message. Jobs overlap: one's decode (sharp, on
+// pixels back (transferred), or the error's message. Jobs overlap: one's decode (native, on
 // libuv's threads) runs while another's resize runs here.
 import { parentPort, workerData } from 'node:worker_threads';
 import { prepareNormalizedFrame, type FrameJob, type FrameNormalization } from './frame-pool.js';
