@@ -28,6 +28,7 @@ std::string hex2(int v) {
 std::string markerName(int m) {
   if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) return "SOF" + std::to_string(m - 0xC0);
   if (m >= 0xD0 && m <= 0xD7) return "RST" + std::to_string(m - 0xD0);
+  if (m >= 0xE0 && m <= 0xEF) return "APP" + std::to_string(m - 0xE0);
   switch (m) {
     case 0xC4: return "DHT";
     case 0xCC: return "DAC";
@@ -37,6 +38,7 @@ std::string markerName(int m) {
     case 0xDB: return "DQT";
     case 0xDC: return "DNL";
     case 0xDD: return "DRI";
+    case 0xFE: return "COM";
     default: return "marker " + hex2(m);
   }
 }
@@ -231,8 +233,12 @@ struct JpegDecoder::State {
       order.push_back(found);
       td[i] = data[p + 2 + 2 * i] >> 4;
       ta[i] = data[p + 2 + 2 * i] & 15;
-      if (td[i] > 3 || !dcTables[td[i]].defined) jpegInvalid("the scan uses DC Huffman table " + std::to_string(td[i]) + ", which is not defined");
-      if (ta[i] > 3 || !acTables[ta[i]].defined) jpegInvalid("the scan uses AC Huffman table " + std::to_string(ta[i]) + ", which is not defined");
+      if (td[i] > 3 || ta[i] > 3) jpegInvalid("the scan uses Huffman tables " + std::to_string(td[i]) + "/" + std::to_string(ta[i]) + " (at most 3)");
+      // libjpeg-turbo fills tables 0 and 1 that no DHT defined with T.81 Annex K's (for
+      // Motion-JPEG frames); this decoder does not, and leaves such files to another decoder.
+      if (!dcTables[td[i]].defined || !acTables[ta[i]].defined)
+        jpegUnsupported("the scan uses Huffman table " + std::to_string(!dcTables[td[i]].defined ? td[i] : ta[i]) +
+                        ", which no DHT segment defines (Motion-JPEG's implicit tables)");
       const Component& c = comps[static_cast<size_t>(found)];
       if (!quantDefined[c.tq]) jpegInvalid("component " + std::to_string(id) + " uses quantization table " + std::to_string(c.tq) + ", which is not defined");
       blocks += c.h * c.v;

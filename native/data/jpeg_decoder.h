@@ -4,10 +4,11 @@
 // SOF1) with 1 component (grey) or 3 (YCbCr, or RGB by an Adobe marker with transform 0 or
 // component ids 'R','G','B', as libjpeg-turbo guesses), any integral sampling factors,
 // restart intervals, components in one scan or several. Anything else (progressive,
-// arithmetic, lossless, hierarchical, 12-bit, 2 or 4 components) is a JpegError of kind
-// Unsupported; malformed bytes are a JpegError of kind Invalid naming the problem. Nothing is
-// allocated before the frame header has been checked against the input's length: a block
-// takes at least 2 bits, so the declared size is bounded by the bytes that follow it.
+// arithmetic, lossless, hierarchical, 12-bit, 2 or 4 components, scans without Huffman
+// tables as Motion-JPEG writes them) is a JpegError of kind Unsupported; malformed bytes are
+// a JpegError of kind Invalid naming the problem. Nothing is allocated before the frame
+// header has been checked against the input's length: a block takes at least 2 bits, so the
+// declared size is bounded by the bytes that follow it.
 //
 // Parts: jpeg_huffman (entropy decoding), jpeg_idct_ifast (dequantisation and IDCT, as
 // libjpeg-turbo's SSE2 code computes it), jpeg_output (upsampling and colour conversion).

@@ -68,6 +68,7 @@ void BitReader::fill() {
         if (q < size_ && data_[q] == 0x00) {
           pos_ = q + 1;
         } else {
+          if (q >= size_) pos_ = size_;  // 0xFFs and then nothing: the data is cut
           stopped_ = true;
           byte = 0;
         }
