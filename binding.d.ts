@@ -479,8 +479,6 @@ export interface NativeBinding {
    * ERR_CRAFTGRAD_JPEG_UNSUPPORTED (progressive, arithmetic, lossless, 12-bit, 2 or 4 components).
    */
   decodeJpeg(bytes: Uint8Array): RawJpegImage;
-  /** {@link decodeJpeg} on a worker thread (the headers are read, and refused, synchronously). */
-  decodeJpegAsync(bytes: Uint8Array): Promise<RawJpegImage>;
 
   backendInfo(): RawBackendInfo;
   mpi: RawMpi;

@@ -43,8 +43,8 @@ export const adamw: Call<'adamw'> = (params, m, v, grad, options) => binding.ada
 /** The surgery's pass 2 fused with AdamW (binding.adamwFused). */
 export const adamwFused: Call<'adamwFused'> = (params, m, v, act, ret, options) => binding.adamwFused(params, m, v, act, ret, options);
 
-/** A baseline JPEG decoded as TensorFlow's decode_image decodes it, on a libuv thread (binding.decodeJpegAsync). */
-export const decodeJpegAsync: Call<'decodeJpegAsync'> = (bytes) => binding.decodeJpegAsync(bytes);
+/** A baseline JPEG decoded as TensorFlow's decode_image decodes it (binding.decodeJpeg), synchronously. */
+export const decodeJpeg: Call<'decodeJpeg'> = (bytes) => binding.decodeJpeg(bytes);
 
 /** Whether this build has MPI. */
 export function mpiCompiled(): boolean {

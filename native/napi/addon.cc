@@ -50,7 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerVlaExports(env, exports);    // vlaStep, vlaStepAsync, vlaTensors
   registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
   registerNcclExports(env, exports);  // nccl.{info, uniqueId, Communicator}
-  registerJpegExports(env, exports);  // decodeJpeg, decodeJpegAsync
+  registerJpegExports(env, exports);  // decodeJpeg
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 #ifdef CRAFTGRAD_BENCH

@@ -17,8 +17,8 @@ struct JpegDecodeOp {
   uint8_t* out = nullptr;                // the result's bytes
   size_t outIndex = 0;                   // the result's ArrayBuffer in hold.values
 
-  // Reads the headers on the JS thread (a malformed header throws here, before any
-  // allocation of pixels) and allocates the result there.
+  // Reads the headers (a malformed header throws here, before any allocation of pixels) and
+  // allocates the result.
   static JpegDecodeOp parse(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Napi::Value v = info[0];
@@ -27,7 +27,6 @@ struct JpegDecodeOp {
     const Napi::Uint8Array bytes = v.As<Napi::Uint8Array>();
     JpegDecodeOp op;
     op.decoder = std::make_unique<JpegDecoder>(bytes.Data(), bytes.ByteLength());
-    op.hold.buffer(bytes.ArrayBuffer());  // the input stays alive while a worker reads it
     const JpegInfo& i = op.decoder->info();
     const size_t n = static_cast<size_t>(i.width) * static_cast<size_t>(i.height) * static_cast<size_t>(i.channels);
     Napi::ArrayBuffer result = Napi::ArrayBuffer::New(env, n);
@@ -51,8 +50,9 @@ struct JpegDecodeOp {
 }  // namespace
 
 void registerJpegExports(Napi::Env env, Napi::Object exports) {
+  // Synchronous only: a frame takes about a millisecond and the callers run it on their own
+  // worker threads (FramePool).
   exports.Set("decodeJpeg", Napi::Function::New(env, callSync<JpegDecodeOp>, "decodeJpeg"));
-  exports.Set("decodeJpegAsync", Napi::Function::New(env, callAsync<JpegDecodeOp>, "decodeJpegAsync"));
 }
 
 }  // namespace craftgrad

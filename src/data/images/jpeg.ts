@@ -18,7 +18,7 @@
 // shipped inside the npm package), whose JPEG decode is ISLOW: not TF's pixels, said once per
 // process in a warning. Malformed JPEGs are an ImageDecodeError naming the problem.
 
-import { decodeJpegAsync } from '../../native-calls.js';
+import { decodeJpeg } from '../../native-calls.js';
 
 /** An 8-bit RGB image, rows of `width` pixels, channels interleaved (height × width × 3). */
 export interface RgbImage {
@@ -81,8 +81,9 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
   if (bytes.length < 3 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return decodeWithSharp(bytes);
   let img;
   try {
-    // The headers are read (and refused) synchronously, the pixels on libuv's threads.
-    img = await decodeJpegAsync(bytes);
+    // Synchronous (about 1 ms for a 256×256 frame): the frame pool's workers run it on their
+    // own threads.
+    img = decodeJpeg(bytes);
   } catch (e) {
     const { code, message } = e as { code?: string; message: string };
     if (code === 'ERR_CRAFTGRAD_JPEG_INVALID') throw new ImageDecodeError(`not a decodable JPEG: ${message}`);
