@@ -472,6 +472,14 @@ export interface NativeBinding {
   /** The model's product on host arrays, c updated in place (tests and benchmarks). */
   modelGemm(options: RawGemmOptions): void;
 
+  /**
+   * A baseline JPEG decoded as TensorFlow's decode_image decodes it (libjpeg-turbo IFAST, fancy
+   * upsampling; native/data/jpeg_decoder.h). Throws an Error with code
+   * ERR_CRAFTGRAD_JPEG_INVALID (malformed; the message names the problem) or
+   * ERR_CRAFTGRAD_JPEG_UNSUPPORTED (progressive, arithmetic, lossless, 12-bit, 2 or 4 components).
+   */
+  decodeJpeg(bytes: Uint8Array): RawJpegImage;
+
   backendInfo(): RawBackendInfo;
   mpi: RawMpi;
   nccl: RawNccl;
@@ -482,6 +490,15 @@ export interface NativeBinding {
    * repository: the npm package and its prebuilds do not have them. src/ never uses them.
    */
   bench?: RawBenchNatives;
+}
+
+/** A decoded JPEG: height × width × channels bytes, rows top to bottom. */
+export interface RawJpegImage {
+  width: number;
+  height: number;
+  /** 1 (grey) or 3 (RGB). */
+  channels: 1 | 3;
+  data: Uint8Array;
 }
 
 /** @internal `binding.bench`: measurements for bench/*.js and a few GPU tests. */

@@ -6,7 +6,7 @@
 // (a) samples/s of decode + resize + augment + normalisation (what a sample costs before the
 //     model sees it): one sample at a time on the main thread (the cost of a sample on one
 //     core, by stage), a batch at a time on the main thread (as the source ran before the
-//     pool: sharp decodes on libuv's threads), and on the frame pool; with the CPU time the
+//     pool), and on the frame pool; with the CPU time the
 //     process spent (all threads), so samples per core-second.
 // (b) peak memory (maxRSS) of a process that reads a dataset of a few hundred episodes
 //     (numbers kept, images read back by offset) and draws batches through the pool.
@@ -277,7 +277,7 @@ try {
     '| path | samples/s | samples per CPU-second (per core) | CPU-seconds per second |',
     '|---|---:|---:|---:|',
     `| main thread, one sample at a time | ${f1(tp.serial.perSecond)} | ${f1(tp.serial.perCpuSecond)} | ${tp.serial.cpuPerWall.toFixed(2)} |`,
-    `| main thread, a batch of ${BATCH} at a time (sharp decodes on libuv's threads; the path before the pool) | ${f1(tp.batched.perSecond)} | ${f1(tp.batched.perCpuSecond)} | ${tp.batched.cpuPerWall.toFixed(2)} |`,
+    `| main thread, a batch of ${BATCH} at a time (the path before the pool) | ${f1(tp.batched.perSecond)} | ${f1(tp.batched.perCpuSecond)} | ${tp.batched.cpuPerWall.toFixed(2)} |`,
     ...tp.pools.map((p) => `| frame pool, ${p.threads} worker${p.threads > 1 ? 's' : ''}${p.threads === defaultFrameThreads() ? ' (the default here)' : ''} | ${f1(p.perSecond)} | ${f1(p.perCpuSecond)} | ${p.cpuPerWall.toFixed(2)} |`),
     '',
     `(b) Peak memory, a process of its own: a dataset of ${mem.episodes} episodes × ${STEPS} steps (${mem.samples} samples, ${(bigBytes / MiB).toFixed(0)} MiB on disk), read once for the numbers, then ${quick ? 4 : 20} draws of ${BATCH} (2 draws prefetched, 16 episodes cached): peak RSS (VmHWM) ${(mem.base / MiB).toFixed(0)} MiB after start-up (the package and sharp loaded), ${(mem.loaded / MiB).toFixed(0)} MiB after reading, ${(mem.drawn / MiB).toFixed(0)} MiB after the draws on the frame pool (${(mem0.drawn / MiB).toFixed(0)} MiB with the frames on the main thread). A batch's pixels are ${(BATCH * 2 * 6 * SIZE * SIZE * 4 / MiB).toFixed(1)} MiB (float32), three batches in flight.`,

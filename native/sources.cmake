@@ -20,12 +20,20 @@ set(CRAFTGRAD_MODEL_SOURCES
   native/models/vit_tower.cc
   native/models/vla_policy.cc)
 
+# Data decoding (native/data): the JPEG decoder of the robot datasets' frames (ARCHITECTURE.md §4g).
+set(CRAFTGRAD_DATA_SOURCES
+  native/data/jpeg_decoder.cc
+  native/data/jpeg_huffman.cc
+  native/data/jpeg_idct_ifast.cc
+  native/data/jpeg_output.cc)
+
 set(CRAFTGRAD_NAPI_SOURCES
   native/napi/adamw_call.cc
   native/napi/addon.cc
   native/napi/arg_error.cc
   native/napi/backends.cc
   native/napi/env_data.cc
+  native/napi/jpeg_call.cc
   native/napi/js_values.cc
   native/napi/model_call.cc
   native/napi/mpi_call.cc

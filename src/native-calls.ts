@@ -1,7 +1,7 @@
 // The addon's operations that the layers above core use, one named function each
 // (ARCHITECTURE.md §2): the models' steps and layouts, the optimizer's kernels, the set
-// copy, MPI and NCCL. Those layers never call the raw binding themselves; they call these,
-// and hold only the handles these return (an MPI world, an NCCL communicator). Each passes
+// copy, the JPEG decoder, MPI and NCCL. Those layers never call the raw binding themselves;
+// they call these, and hold only the handles these return (an MPI world, an NCCL communicator). Each passes
 // its arguments through unchanged: binding.d.ts states them, and the native side checks
 // them. The core modules (GradSet, the surgery, devices, backendInfo) call the binding
 // directly.
@@ -42,6 +42,9 @@ export const craftCombine: Call<'craftCombine'> = (sums, options) => binding.cra
 export const adamw: Call<'adamw'> = (params, m, v, grad, options) => binding.adamw(params, m, v, grad, options);
 /** The surgery's pass 2 fused with AdamW (binding.adamwFused). */
 export const adamwFused: Call<'adamwFused'> = (params, m, v, act, ret, options) => binding.adamwFused(params, m, v, act, ret, options);
+
+/** A baseline JPEG decoded as TensorFlow's decode_image decodes it (binding.decodeJpeg), synchronously. */
+export const decodeJpeg: Call<'decodeJpeg'> = (bytes) => binding.decodeJpeg(bytes);
 
 /** Whether this build has MPI. */
 export function mpiCompiled(): boolean {

@@ -115,7 +115,8 @@ const NATIVE_ALLOWED = {
   cuda: ['core', 'cuda', 'nccl'],
   mpi: ['core', 'mpi'],
   nccl: ['core', 'nccl'],
-  napi: ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'napi'],
+  data: ['core', 'data'],
+  napi: ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'data', 'napi'],
 };
 const SYSTEM_FORBIDDEN = {
   core: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cub\//, /^thrust\//],
@@ -125,6 +126,7 @@ const SYSTEM_FORBIDDEN = {
   mpi: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   // NCCL is loaded with dlopen: its own header is never needed, nor CUDA's.
   nccl: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^nccl\.h$/],
+  data: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   napi: [],
 };
 

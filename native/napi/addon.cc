@@ -8,6 +8,7 @@
 #include "arg_error.h"
 #include "backends.h"
 #include "env_data.h"
+#include "jpeg_call.h"
 #include "js_values.h"
 #include "model_call.h"
 #include "mpi_call.h"
@@ -49,6 +50,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerVlaExports(env, exports);    // vlaStep, vlaStepAsync, vlaTensors
   registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
   registerNcclExports(env, exports);  // nccl.{info, uniqueId, Communicator}
+  registerJpegExports(env, exports);  // decodeJpeg
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 #ifdef CRAFTGRAD_BENCH

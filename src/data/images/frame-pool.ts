@@ -3,8 +3,9 @@
 // same function as the in-thread path (prepareNormalizedFrame: prepareFrame, then
 // normalizeImage per view) with the same draws (augmentRng(seed, step, sample) is rebuilt in
 // the worker from those three integers), so a worker's pixels equal the main thread's to the
-// bit. sharp's decode runs on libuv's threads either way; what moves off the main thread is
-// the resize, augmentation and normalisation, which are JavaScript.
+// bit. What moves off the main thread is the decode (the addon's, synchronous; sharp's, for
+// the JPEGs it does not decode and PNGs, on libuv's threads), resize, augmentation and
+// normalisation.
 //
 // Workers start on the first job and are unref'd while idle (a process whose work is done
 // exits without close()), ref'd while they hold a job (a pending job keeps the process alive

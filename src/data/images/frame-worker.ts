@@ -1,6 +1,6 @@
 // A FramePool worker (frame-pool.ts): runs prepareNormalizedFrame on each job and sends the
-// pixels back (transferred), or the error's message. Jobs overlap: one's decode (sharp, on
-// libuv's threads) runs while another's resize runs here.
+// pixels back (transferred), or the error's message. The decode runs on this thread (the
+// addon's decoder is synchronous; sharp's fallback decode overlaps on libuv's threads).
 import { parentPort, workerData } from 'node:worker_threads';
 import { prepareNormalizedFrame, type FrameJob, type FrameNormalization } from './frame-pool.js';
 

@@ -4,7 +4,7 @@
 // (chunks, BOUNDS_Q99 with the given or computed statistics), and each drawn batch reads its
 // episodes' images back by record offset, decodes, resizes and augments them
 // (src/data/images) while the previous batch's step runs (the native step runs on the worker
-// pool, sharp decodes on libuv's threads). The per-frame work runs on worker threads
+// pool). The per-frame work runs on worker threads
 // (FramePool; `frameThreads: 0` keeps it on the main thread, the same bits) and the next
 // `prefetch` draws are prepared ahead, so a step waits on data only when the pipeline is slower
 // than the step. The sampler is the tensor datasets' (seeded, in
