@@ -245,3 +245,59 @@ test('zipMemberPrefix inflates only the first bytes, equal to the whole member\'
     }
   }
 });
+
+// Text files parsed whole are refused by size before a byte is read. The oversized files are
+// sparse (truncate), so the test writes nothing: a reader that read them first would still
+// fail the assertion on the error's words (and take the file's size in memory).
+test('JSON, YAML and tokenizer files past their cap are refused before reading, naming the file and its size', async (t) => {
+  const { truncateSync, mkdirSync, writeFileSync } = await import('node:fs');
+  const { JSON_FILE_MAX_BYTES, TOKENIZER_FILE_MAX_BYTES, OPTIONS_FILE_MAX_BYTES, readTextFile } = await import('../dist/formats/fileio.js');
+  const { readJsonFile } = await import('../dist/model/hf-weights.js');
+  const { readHfConfig } = await import('../dist/model/qwen2/hf-directory.js');
+  const { readDatasetStatistics } = await import('../dist/data/rlds/statistics.js');
+  const { TfdsDataset } = await import('../dist/data/rlds/tfds.js');
+  const { loadPromptTokenizer } = await import('../dist/data/rlds/prompt.js');
+  const { readOptionsFile } = await import('../dist/cli/config-file.js');
+  const { checkCheckpoint } = await import('../dist/run/checkpoint-read.js');
+  const dir = tempDir(t, 'craftgrad-caps-');
+  const sparse = (path, size) => { writeFileSync(path, '{}'); truncateSync(path, size); return path; };
+  const capError = (path, cap) => (e) => {
+    assert.ok(e.message.includes(path), `the error names the file: ${e.message}`);
+    assert.ok(e.message.includes(String(cap + 1)) && e.message.includes(`${cap}-byte cap`), `the error gives the size and the cap: ${e.message}`);
+    return true;
+  };
+
+  // The helper itself, at the cap and one byte past it.
+  const atCap = sparse(join(dir, 'at-cap.json'), 1000);
+  assert.equal((await readTextFile(atCap, 'json', 1000)).length, 1000);
+  await assert.rejects(readTextFile(atCap, 'json', 999), (e) => e instanceof FormatError && e.field === 'file size' && capError(atCap, 999)(e));
+
+  const big = sparse(join(dir, 'config.json'), JSON_FILE_MAX_BYTES + 1);
+  await assert.rejects(readJsonFile(big), (e) => e instanceof FormatError && capError(big, JSON_FILE_MAX_BYTES)(e));
+  await assert.rejects(readHfConfig(dir), (e) => e instanceof FormatError && capError(big, JSON_FILE_MAX_BYTES)(e));
+
+  const stats = sparse(join(dir, 'stats.json'), JSON_FILE_MAX_BYTES + 1);
+  await assert.rejects(readDatasetStatistics(stats, {}), (e) => e instanceof FormatError && capError(stats, JSON_FILE_MAX_BYTES)(e));
+
+  const tfds = join(dir, 'tfds');
+  mkdirSync(tfds);
+  const info = sparse(join(tfds, 'dataset_info.json'), JSON_FILE_MAX_BYTES + 1);
+  await assert.rejects(TfdsDataset.open(tfds), (e) => e instanceof FormatError && capError(info, JSON_FILE_MAX_BYTES)(e));
+
+  const tokDir = join(dir, 'tok');
+  mkdirSync(tokDir);
+  const tj = sparse(join(tokDir, 'tokenizer.json'), TOKENIZER_FILE_MAX_BYTES + 1);
+  await assert.rejects(loadPromptTokenizer(tokDir), (e) => e instanceof FormatError && capError(tj, TOKENIZER_FILE_MAX_BYTES)(e));
+
+  for (const ext of ['yaml', 'json']) {
+    const opts = sparse(join(dir, `run.${ext}`), OPTIONS_FILE_MAX_BYTES + 1);
+    assert.throws(() => readOptionsFile(opts), (e) => e.name === 'UsageError' && /^--config /.test(e.message) && capError(opts, OPTIONS_FILE_MAX_BYTES)(e));
+  }
+
+  const ck = join(dir, 'step-00000001');
+  mkdirSync(ck);
+  const manifest = sparse(join(ck, 'manifest.json'), JSON_FILE_MAX_BYTES + 1);
+  const r = await checkCheckpoint(ck, { anyName: true });
+  assert.equal(r.valid, false);
+  assert.ok(r.problems.some((p) => capError(manifest, JSON_FILE_MAX_BYTES)({ message: p })), r.problems.join('\n'));
+});
