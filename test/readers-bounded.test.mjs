@@ -301,3 +301,20 @@ test('JSON, YAML and tokenizer files past their cap are refused before reading, 
   assert.equal(r.valid, false);
   assert.ok(r.problems.some((p) => capError(manifest, JSON_FILE_MAX_BYTES)({ message: p })), r.problems.join('\n'));
 });
+
+test('a .pt whose data.pkl only builds objects is refused once it passes TORCH_PT_MAX_OBJECTS, not at the end of the pickle', async () => {
+  const { decodeTorchPt, TORCH_PT_MAX_OBJECTS } = await import('../dist/formats/torch-pt.js');
+  // 8 MiB of EMPTY_DICT: each byte would be a ~200-byte Map (1.7 GB in all).
+  const pkl = new Uint8Array(8 << 20).fill(0x7d);
+  pkl.set([0x80, 2]);
+  const zip = writeZip([{ name: 'a/data.pkl', data: pkl }]);
+  let error;
+  try { decodeTorchPt(zip, { source: 'dicts.pt' }); } catch (e) { error = e; }
+  assert.ok(error instanceof FormatError, String(error));
+  assert.match(error.message, /dicts\.pt/);
+  assert.match(error.message, /a\/data\.pkl byte \d+/);
+  assert.match(error.message, new RegExp(`more than ${TORCH_PT_MAX_OBJECTS} units of objects`));
+  // A dict is 4 units: it stopped after TORCH_PT_MAX_OBJECTS / 4 of them.
+  const at = Number(/byte (\d+)/.exec(error.message)[1]);
+  assert.equal(at, 2 + TORCH_PT_MAX_OBJECTS / 4);
+});
