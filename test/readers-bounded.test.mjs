@@ -318,3 +318,22 @@ test('a .pt whose data.pkl only builds objects is refused once it passes TORCH_P
   const at = Number(/byte (\d+)/.exec(error.message)[1]);
   assert.equal(at, 2 + TORCH_PT_MAX_OBJECTS / 4);
 });
+
+test('an Example of more than EXAMPLE_MAX_PIECES empty bytes values (2 input bytes, one view object each) is refused', async () => {
+  const { decodeExample, ExampleDecodeError, EXAMPLE_MAX_PIECES } = await import('../dist/data/rlds/example.js');
+  const varint = (n) => { const out = []; while (n >= 0x80) { out.push((n & 0x7f) | 0x80); n = Math.floor(n / 128); } out.push(n); return out; };
+  const field = (num, body) => { const head = [(num << 3) | 2, ...varint(body.length)]; const out = new Uint8Array(head.length + body.length); out.set(head); out.set(body, head.length); return out; };
+  const example = (count) => {
+    const list = new Uint8Array(2 * count);
+    for (let i = 0; i < list.length; i += 2) list[i] = 0x0a; // value = b''
+    const feature = field(1, list); // Feature.bytes_list
+    const entry = new Uint8Array([...field(1, enc.encode('k')), ...field(2, feature)]);
+    return field(1, field(1, entry)); // Example.features.feature[]
+  };
+  // One piece is the map entry itself: EXAMPLE_MAX_PIECES - 1 values still decode...
+  const ok = decodeExample(example(EXAMPLE_MAX_PIECES - 1));
+  assert.equal(ok.get('k').values.length, EXAMPLE_MAX_PIECES - 1);
+  // ...one more is refused, naming the feature.
+  assert.throws(() => decodeExample(example(EXAMPLE_MAX_PIECES)), (e) => e instanceof ExampleDecodeError
+    && /feature 'k'/.test(e.message) && new RegExp(`more than ${EXAMPLE_MAX_PIECES}`).test(e.message));
+});
