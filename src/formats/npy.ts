@@ -3,6 +3,8 @@
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
 // padded with spaces and ended by '\n' so the data starts 64-byte aligned, then the data.
 // v1/v2 headers are latin-1, v3 headers UTF-8.
+// Bounds: 1× the input (the data is a view; big-endian data is swapped into one copy); the
+// header length is checked against NPY_MAX_HEADER (1 MiB) and the input before it is parsed.
 import { FormatError } from './errors.js';
 import { readWholeFile } from './fileio.js';
 import { type DType, type Tensor, bytesOf, checkTensor, dtypeSize, isValidShape, numel, viewAs } from './tensor.js';
