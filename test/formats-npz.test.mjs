@@ -162,7 +162,11 @@ test('zip reader: deflated entries inflate no further than their claimed size, w
   // A smaller claim stops inflation there instead of inflating everything, then fails.
   const small = z.slice();
   new DataView(small.buffer).setUint32(cd + 24, 1000, true);
-  expectFormatError(() => readZip(small), /deflate data is corrupt/, /entry "z\.npy"/);
+  expectFormatError(() => readZip(small), /inflates past its declared size of 1000 bytes/, /entry "z\.npy"/);
+  // A larger claim (still within the deflate bound) fails when the stream ends short.
+  const large = z.slice();
+  new DataView(large.buffer).setUint32(cd + 24, zeros.length + 1000, true);
+  expectFormatError(() => readZip(large), /inflated to 1048576 bytes, central directory says 1049576/, /entry "z\.npy"/);
   // storedOnly refuses a deflated entry outright.
   expectFormatError(() => readZip(z, { storedOnly: true }), /is deflated/, /entry "z\.npy"/);
   assert.equal(dv.getUint16(cd + 10, true), 8);

@@ -1,16 +1,21 @@
 // --config FILE: options from a JSON or YAML file. Keys may be written like the flags
 // (batch-size), in snake_case (batch_size, as config.json of a run has them) or camelCase;
 // a run's own config.json ({schema_version, config: {...}}) works too, to repeat a run.
-import { readFileSync } from 'node:fs';
+// Bounded: the file is refused past OPTIONS_FILE_MAX_BYTES (256 KiB; real ones are a few
+// KB) before it is read, since YAML parsing holds up to ~500× its text; the yaml package's
+// own maxAliasCount (100) stops alias-expansion bombs.
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { FormatError } from '../formats/errors.js';
+import { OPTIONS_FILE_MAX_BYTES, readTextFileSync } from '../formats/fileio.js';
 import { UsageError } from './usage-error.js';
 
 export function readOptionsFile(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextFileSync(path, 'options file', OPTIONS_FILE_MAX_BYTES);
   } catch (e) {
+    if (e instanceof FormatError) throw new UsageError(`--config ${e.message}`);
     throw new UsageError(`--config ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
   let data: unknown;

@@ -3,6 +3,8 @@
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
 // padded with spaces and ended by '\n' so the data starts 64-byte aligned, then the data.
 // v1/v2 headers are latin-1, v3 headers UTF-8.
+// Bounds: 1× the input (the data is a view; big-endian data is swapped into one copy); the
+// header length is checked against NPY_MAX_HEADER (1 MiB) and the input before it is parsed.
 import { FormatError } from './errors.js';
 import { readWholeFile } from './fileio.js';
 import { type DType, type Tensor, bytesOf, checkTensor, dtypeSize, isValidShape, numel, viewAs } from './tensor.js';
@@ -34,12 +36,14 @@ type PyValue = string | number | boolean | null | PyValue[] | { [k: string]: PyV
 /** Parses the small Python-literal subset numpy writes: dict, tuple/list, str, int, True/False/None. */
 function parsePyLiteral(text: string, fail: (detail: string) => never): PyValue {
   let i = 0;
+  let depth = 0;
   const ws = () => { while (i < text.length && /\s/.test(text[i]!)) i++; };
   const value = (): PyValue => {
     ws();
     const ch = text[i];
     if (ch === '{' || ch === '(' || ch === '[') {
       const close = ch === '{' ? '}' : ch === '(' ? ')' : ']';
+      if (++depth > 32) fail('nested deeper than 32 levels');
       i++;
       const items: PyValue[] = [];
       const dict: Record<string, PyValue> = {};
@@ -60,6 +64,7 @@ function parsePyLiteral(text: string, fail: (detail: string) => never): PyValue 
         if (text[i] === close) { i++; break; }
         fail(`unexpected ${JSON.stringify(text[i] ?? 'end of header')} at offset ${i}`);
       }
+      depth--;
       return ch === '{' ? dict : items;
     }
     if (ch === "'" || ch === '"') {
@@ -81,29 +86,70 @@ function parsePyLiteral(text: string, fail: (detail: string) => never): PyValue 
   return v;
 }
 
-/** Decodes one .npy buffer into a C-order little-endian tensor (big-endian data is byte-swapped). */
-export function decodeNpy(bytes: Uint8Array, options: NpyDecodeOptions = {}): Tensor {
-  const fail = (field: string, detail: string): never => {
-    throw new FormatError('npy', detail, { file: options.source, field });
+/** Headers above this are refused before they are read or parsed: numpy's own are ~128 bytes. */
+export const NPY_MAX_HEADER = 1 << 20;
+
+/** Bytes numpy's header takes before the data at most need reading to learn its length. */
+export const NPY_PREAMBLE = 12;
+
+type Fail = (field: string, detail: string) => never;
+
+function npyFailer(source: string | undefined): Fail {
+  return (field: string, detail: string): never => {
+    throw new FormatError('npy', detail, { file: source, field });
   };
-  if (bytes.length < 10 || MAGIC.some((b, k) => bytes[k] !== b)) fail('magic', 'not a .npy file (missing \\x93NUMPY magic)');
-  const major = bytes[6]!;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Where the data starts (magic, version, header length and header), read from the first
+ * NPY_PREAMBLE bytes (fewer when the file is shorter); the header length is checked against
+ * NPY_MAX_HEADER and `fileLength`.
+ */
+export function npyDataOffset(preamble: Uint8Array, fileLength: number, source?: string): number {
+  const fail = npyFailer(source);
+  if (preamble.length < 10 || MAGIC.some((b, k) => preamble[k] !== b)) fail('magic', 'not a .npy file (missing \\x93NUMPY magic)');
+  const major = preamble[6]!;
+  const dv = new DataView(preamble.buffer, preamble.byteOffset, preamble.byteLength);
   let headerStart: number;
   let headerLen: number;
   if (major === 1) {
     headerStart = 10;
     headerLen = dv.getUint16(8, true);
   } else if (major === 2 || major === 3) {
-    if (bytes.length < 12) fail('header length', 'file truncated inside the header length');
+    if (preamble.length < 12) fail('header length', 'file truncated inside the header length');
     headerStart = 12;
     headerLen = dv.getUint32(8, true);
   } else {
-    return fail('version', `unsupported .npy version ${major}.${bytes[7]}`);
+    return fail('version', `unsupported .npy version ${major}.${preamble[7]}`);
   }
-  if (headerStart + headerLen > bytes.length) fail('header length', `${headerLen} runs past the end of the file (${bytes.length} bytes)`);
-  const headerBytes = bytes.subarray(headerStart, headerStart + headerLen);
-  const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(headerBytes);
+  if (headerLen > NPY_MAX_HEADER) fail('header length', `${headerLen} exceeds the ${NPY_MAX_HEADER}-byte cap`);
+  if (headerStart + headerLen > fileLength) fail('header length', `${headerLen} runs past the end of the file (${fileLength} bytes)`);
+  return headerStart + headerLen;
+}
+
+/** What a .npy header says: the dtype, the shape and how many data bytes follow it. */
+export interface NpyHeader {
+  descr: string;
+  dtype: DType;
+  shape: number[];
+  /** Offset of the data from the start of the .npy bytes. */
+  dataOffset: number;
+  /** Bytes of data the shape and dtype need. */
+  dataBytes: number;
+}
+
+/**
+ * Parses and checks the header of a .npy whose first bytes are `head` (at least up to the
+ * data: npyDataOffset says how many) and whose whole length is `fileLength`. Nothing is
+ * allocated beyond the header's own text, so a reader can check a member's claim (an npz's
+ * central directory size) before inflating or reading its data.
+ */
+export function readNpyHeader(head: Uint8Array, fileLength: number, options: NpyDecodeOptions = {}): NpyHeader {
+  const fail = npyFailer(options.source);
+  const dataOffset = npyDataOffset(head.subarray(0, NPY_PREAMBLE), fileLength, options.source);
+  if (head.length < dataOffset) fail('header', `needs ${dataOffset} bytes, only ${head.length} given`);
+  const headerStart = head[6] === 1 ? 10 : 12;
+  const text = new TextDecoder(head[6] === 3 ? 'utf-8' : 'latin1').decode(head.subarray(headerStart, dataOffset));
   const header = parsePyLiteral(text, (d) => fail('header', `not a valid header dict: ${d}`));
   if (header === null || typeof header !== 'object' || Array.isArray(header)) return fail('header', 'must be a dict');
   const { descr, fortran_order: fortran, shape } = header as Record<string, PyValue>;
@@ -116,17 +162,23 @@ export function decodeNpy(bytes: Uint8Array, options: NpyDecodeOptions = {}): Te
   // A Fortran-order array would come back silently transposed; ask for C order instead.
   if (fortran) fail('fortran_order', 'Fortran-order arrays are not supported; save with np.ascontiguousarray(a)');
   if (!isValidShape(shape)) fail('shape', `must be a tuple of non-negative integers, got ${JSON.stringify(shape)}`);
-
-  const dt = dtype as DType;
   const dims = shape as number[];
-  const start = headerStart + headerLen;
-  const expected = numel(dims) * dtypeSize(dt);
+  return { descr, dtype: dtype as DType, shape: dims, dataOffset, dataBytes: numel(dims) * dtypeSize(dtype as DType) };
+}
+
+/**
+ * Decodes one .npy buffer into a C-order little-endian tensor (big-endian data is byte-swapped).
+ * Allocation: the data is a view of `bytes`, except big-endian data, swapped into one copy.
+ */
+export function decodeNpy(bytes: Uint8Array, options: NpyDecodeOptions = {}): Tensor {
+  const fail = npyFailer(options.source);
+  const { descr, dtype: dt, shape: dims, dataOffset: start, dataBytes: expected } = readNpyHeader(bytes, bytes.length, options);
   const available = bytes.length - start;
   if (available < expected) fail('data', `truncated: shape (${dims.join(', ')}) of ${descr} needs ${expected} bytes, file has ${available}`);
   if (available > expected) fail('data', `${available - expected} unexpected bytes after the array data`);
   let data = bytes.subarray(start, start + expected);
   const size = dtypeSize(dt);
-  if (order === '>' && size > 1) {
+  if (descr[0] === '>' && size > 1) {
     // Big-endian on disk: swap into a fresh little-endian copy.
     const swapped = new Uint8Array(expected);
     for (let p = 0; p < expected; p += size) for (let k = 0; k < size; k++) swapped[p + k] = data[p + size - 1 - k]!;

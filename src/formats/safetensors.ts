@@ -4,6 +4,8 @@
 //   rest     the data buffer; offsets are relative to its start
 // We write what Python's `safetensors.torch.load_file` accepts: header padded with spaces
 // to a multiple of 8 (so the data buffer starts 8-aligned), tensors packed with no gaps.
+// Bounds: 1× the file (tensors are views) + the header, whose length is checked against
+// SAFETENSORS_MAX_HEADER (100 MiB) and the file's length before it is read.
 import { FormatError } from './errors.js';
 import { readWholeFile, writeChunksSynced } from './fileio.js';
 import { topLevelKeys } from './json-keys.js';

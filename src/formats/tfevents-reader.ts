@@ -1,6 +1,8 @@
 // An event-file reader written straight from the spec (TFRecord framing + the Event
 // proto subset described in tfevents.ts), sharing no code with the writer beyond the
 // CRC32C primitive, so tests can use it as an independent check of what we write.
+// Bounds: 1× the file (read whole) + the decoded events; every length is checked against the
+// bytes left before it is used.
 import { readFileSync } from 'node:fs';
 import { crc32c } from './crc.js';
 import { FormatError } from './errors.js';

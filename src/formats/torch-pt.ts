@@ -35,7 +35,9 @@
 // its storage; tensors are views of the file's bytes when contiguous and aligned, and the
 // copies made otherwise (non-contiguous views gathered, expanded views, unaligned data)
 // together stay under `maxCopyBytes`; MARK nesting and the result's container nesting are
-// capped at TORCH_PT_MAX_DEPTH; cyclic structures are refused. The result: dicts and
+// capped at TORCH_PT_MAX_DEPTH; cyclic structures are refused; the objects the pickle builds
+// are capped at TORCH_PT_MAX_OBJECTS (~200 MB). Memory: the file (read whole; tensors are
+// views of it) + copies ≤ maxCopyBytes (2× the file + 256 MiB) + the pickle's objects. The result: dicts and
 // OrderedDicts as Maps in file order (an OrderedDict's attributes, such as state_dict()'s
 // `_metadata` of module versions, are checked and dropped), tuples and lists as arrays,
 // tensors as the project's Tensor (nn.Parameter as its tensor), Python ints as numbers
@@ -58,6 +60,14 @@ export type TorchPtValue =
 
 /** Deepest MARK nesting in data.pkl, and deepest nesting of containers in the result. */
 export const TORCH_PT_MAX_DEPTH = 100;
+
+/**
+ * The most the unpickler may build, in units of about 50 bytes of heap: a dict counts 4, a
+ * list 2, a tuple, MARK, global, storage or memo entry 1. One byte of data.pkl can make one
+ * dict (~200 bytes), so without this a 10 MB data.pkl could take 2 GB; with it the pickle's
+ * objects stay under ~200 MB. A state dict takes ~20 units a tensor: 200k tensors fit.
+ */
+export const TORCH_PT_MAX_OBJECTS = 4 << 20;
 
 /** Most dimensions a tensor may have (torch's own limit is 64 too). */
 const MAX_DIMS = 64;
@@ -172,6 +182,7 @@ class Unpickler {
   private readonly tensors = new WeakSet<object>();
   private readonly storages = new Map<string, StorageRef>();
   private opStart = 0;
+  private objects = 0;
 
   constructor(
     private readonly data: Uint8Array,
@@ -227,6 +238,12 @@ class Unpickler {
 
   private push(v: unknown): void {
     this.stack.push(v);
+  }
+
+  /** Counts `units` of objects built against TORCH_PT_MAX_OBJECTS. */
+  private made(units: number): void {
+    this.objects += units;
+    if (this.objects > TORCH_PT_MAX_OBJECTS) this.fail(`builds more than ${TORCH_PT_MAX_OBJECTS} units of objects (dicts, lists, tuples, memo entries): far beyond any state dict; refused`);
   }
 
   private pop(what: string): unknown {
@@ -301,12 +318,14 @@ class Unpickler {
         }
         case OP.MARK:
           if (this.metastack.length >= TORCH_PT_MAX_DEPTH) this.fail(`MARKs nest deeper than ${TORCH_PT_MAX_DEPTH}`);
+          this.made(1);
           this.metastack.push(this.stack);
           this.stack = [];
           break;
         case OP.GLOBAL: {
           const module = this.line('GLOBAL module');
           const name = this.line('GLOBAL name');
+          this.made(1);
           this.push(this.global(`${module}.${name}`));
           break;
         }
@@ -314,15 +333,18 @@ class Unpickler {
           const name = this.pop('STACK_GLOBAL');
           const module = this.pop('STACK_GLOBAL');
           if (typeof module !== 'string' || typeof name !== 'string') this.fail('STACK_GLOBAL needs two strings');
+          this.made(1);
           this.push(this.global(`${module as string}.${name as string}`));
           break;
         }
         case OP.BINPERSID:
+          this.made(1);
           this.push(this.persistentLoad(this.pop('BINPERSID')));
           break;
         case OP.REDUCE: {
           const args = this.pop('REDUCE');
           const func = this.top('REDUCE');
+          this.made(4);
           this.stack[this.stack.length - 1] = this.reduce(func, args);
           break;
         }
@@ -335,24 +357,29 @@ class Unpickler {
           break;
         }
         case OP.EMPTY_DICT:
+          this.made(4);
           this.push(new Map());
           break;
         case OP.EMPTY_LIST: {
+          this.made(2);
           const list: unknown[] = [];
           this.lists.add(list);
           this.push(list);
           break;
         }
         case OP.EMPTY_TUPLE:
+          this.made(1);
           this.push(this.tuple([]));
           break;
         case OP.TUPLE:
+          this.made(1);
           this.push(this.tuple(this.popMark('TUPLE')));
           break;
         case OP.TUPLE1:
         case OP.TUPLE2:
         case OP.TUPLE3: {
           const n = op - OP.TUPLE1 + 1;
+          this.made(1);
           if (this.stack.length < n) this.fail(`TUPLE${n} needs ${n} values, the stack has ${this.stack.length}`);
           this.push(this.tuple(this.stack.splice(this.stack.length - n, n)));
           break;
@@ -380,12 +407,15 @@ class Unpickler {
           break;
         }
         case OP.BINPUT:
+          this.made(1);
           this.memo.set(this.u8('BINPUT'), this.top('BINPUT'));
           break;
         case OP.LONG_BINPUT:
+          this.made(1);
           this.memo.set(this.view(4, 'LONG_BINPUT').getUint32(0, true), this.top('LONG_BINPUT'));
           break;
         case OP.MEMOIZE:
+          this.made(1);
           this.memo.set(this.memo.size, this.top('MEMOIZE'));
           break;
         case OP.BINGET:

@@ -4,7 +4,13 @@
 // entry's data aligned (PyTorch's writer pads the local header's extra field with an "FB"
 // record so every member starts on a 64-byte boundary). No encryption, no multi-disk
 // archives, no data descriptors needed (sizes come from the central directory).
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+// Bounds: the whole central directory is checked before any member is inflated (listZip):
+// members lie inside the archive and do not overlap, and a deflated member may claim at most
+// 1032× its compressed bytes, so all declared sizes together are at most 1032× the archive.
+// Inflating allocates the declared size once and stops the moment the stream passes it;
+// zipMemberPrefix inflates only a member's first bytes (npz reads npy headers that way).
+import { kMaxLength } from 'node:buffer';
+import { constants as zlibConstants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import { crc32 } from './crc.js';
 import { FormatError } from './errors.js';
 
@@ -33,8 +39,30 @@ export interface ZipReadOptions {
   storedOnly?: boolean;
 }
 
-/** Reads every entry of a zip archive, verifying sizes and CRC32. Stored entries are views into `bytes`. */
-export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEntry[] {
+/** One member as the central directory describes it, checked but not yet read or inflated. */
+export interface ZipMember {
+  name: string;
+  method: number;
+  crc: number;
+  /** Bytes of (compressed) data in the archive. */
+  compressedSize: number;
+  /** Bytes once inflated: the central directory's claim, already checked against the deflate bound. */
+  size: number;
+  /** Offset of the member's data in the archive. */
+  dataStart: number;
+}
+
+/** The most a deflate stream can expand: 258 bytes per 2 bits (PKWARE APPNOTE / zlib's own bound). */
+export const DEFLATE_MAX_RATIO = 1032;
+
+/**
+ * Reads and checks the central directory without inflating anything: every member's data
+ * lies inside the archive, no two members' bytes overlap (so one deflate stream cannot be
+ * counted twice), a stored member's size equals its compressed size and a deflated one claims
+ * at most DEFLATE_MAX_RATIO times its compressed size. The members' declared sizes together
+ * are thus at most 1032 times the archive's length.
+ */
+export function listZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipMember[] {
   const fail = (field: string, detail: string): never => {
     throw new FormatError('zip', detail, { file: options.source, field });
   };
@@ -67,8 +95,11 @@ export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEnt
     cdOffset = u64(rec + 48, 'zip64 central directory offset');
   }
   if (cdOffset + cdSize > eocd) fail('central directory', `[${cdOffset}, ${cdOffset + cdSize}) runs past the end records: archive truncated or corrupt`);
+  // Each entry takes at least 46 bytes of the directory: a larger count is a lie.
+  if (count > cdSize / 46) fail('central directory', `claims ${count} entries in ${cdSize} bytes`);
 
-  const entries: ZipEntry[] = [];
+  const members: ZipMember[] = [];
+  const spans: Array<{ start: number; end: number; name: string }> = [];
   const names = new Set<string>();
   let p = cdOffset;
   for (let i = 0; i < count; i++) {
@@ -113,30 +144,107 @@ export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEnt
     if (localOffset + 30 > cdOffset || u32(localOffset) !== SIG_LOCAL) fail(field, `no local header at offset ${localOffset}`);
     const dataStart = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28);
     if (dataStart + csize > cdOffset) fail(field, `data [${dataStart}, ${dataStart + csize}) runs past the central directory: archive truncated or corrupt`);
-    const raw = bytes.subarray(dataStart, dataStart + csize);
-    let data: Uint8Array;
     if (method === METHOD_STORED) {
       if (csize !== usize) fail(field, `stored entry has compressed size ${csize} != size ${usize}`);
-      data = raw;
     } else if (method === METHOD_DEFLATE) {
       if (options.storedOnly) fail(field, 'is deflated; this container only holds stored (uncompressed) entries');
-      // Deflate expands at most 1032:1: a bigger claim is a lie, and inflating stops at the claim.
-      if (usize > 1032 * csize + 64) fail(field, `claims ${usize} bytes inflated from ${csize}: impossible for deflate`);
-      try {
-        const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, usize) });
-        data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-      } catch (e) {
-        return fail(field, `deflate data is corrupt (${(e as Error).message})`);
-      }
-      if (data.length !== usize) fail(field, `inflated to ${data.length} bytes, central directory says ${usize}`);
+      // Deflate expands at most 1032:1: a bigger claim is a lie, refused before inflating.
+      if (usize > DEFLATE_MAX_RATIO * csize + 64) fail(field, `claims ${usize} bytes inflated from ${csize}: impossible for deflate (at most ${DEFLATE_MAX_RATIO}:1)`);
     } else {
-      return fail(field, `compression method ${method} is not supported (only stored and deflate)`);
+      fail(field, `compression method ${method} is not supported (only stored and deflate)`);
     }
-    const actual = crc32(data);
-    if (actual !== crc) fail(field, `CRC32 mismatch: stored ${hex(crc)}, computed ${hex(actual)}`);
-    entries.push({ name, data });
+    spans.push({ start: localOffset, end: dataStart + csize, name });
+    members.push({ name, method, crc, compressedSize: csize, size: usize, dataStart });
   }
-  return entries;
+  spans.sort((a, b) => a.start - b.start);
+  for (let i = 1; i < spans.length; i++) {
+    const a = spans[i - 1]!;
+    const b = spans[i]!;
+    if (b.start < a.end) fail(`entry "${b.name}"`, `local header and data [${b.start}, ${b.end}) overlap entry "${a.name}" [${a.start}, ${a.end}): refused (the same bytes counted twice)`);
+  }
+  return members;
+}
+
+function zipFailer(options: ZipReadOptions, m: ZipMember): (detail: string) => never {
+  return (detail: string): never => {
+    throw new FormatError('zip', detail, { file: options.source, field: `entry "${m.name}"` });
+  };
+}
+
+function zlibCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * The first min(n, member size) bytes of a member, inflating only as much of its data as
+ * that takes: growing prefixes of the compressed bytes, each inflate capped a little past
+ * `n`, so a bomb costs about n bytes here however much it would inflate to. No CRC check
+ * (that needs the whole member).
+ */
+export function zipMemberPrefix(bytes: Uint8Array, m: ZipMember, n: number, options: ZipReadOptions = {}): Uint8Array {
+  const fail = zipFailer(options, m);
+  const want = Math.min(n, m.size);
+  const raw = bytes.subarray(m.dataStart, m.dataStart + m.compressedSize);
+  if (m.method === METHOD_STORED) return raw.subarray(0, want);
+  if (want === 0) return new Uint8Array(0);
+  // One compressed byte yields at most ~1 KiB, so some prefix lands within `slack` past `want`.
+  const slack = 64 * 1024;
+  const limit = want + slack;
+  let lo = 0; // a prefix length known to give fewer than `want` bytes
+  let hi = raw.length + 1; // one known to give more than `limit` (none yet)
+  let k = Math.min(raw.length, 64);
+  for (;;) {
+    let out: Uint8Array | undefined;
+    try {
+      out = inflateRawSync(raw.subarray(0, k), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: limit });
+    } catch (e) {
+      if (zlibCode(e) !== 'ERR_BUFFER_TOO_LARGE') return fail(`deflate data is corrupt (${(e as Error).message})`);
+    }
+    if (out === undefined) hi = k;
+    else if (out.length >= want) return out.subarray(0, want);
+    else if (k === raw.length) return fail(`inflates to ${out.length} bytes, central directory says ${m.size}`);
+    else lo = k;
+    if (hi - lo <= 1) return fail(`deflate data is corrupt (${hi - lo} byte(s) of it inflate to more than ${slack} bytes)`);
+    k = hi > raw.length ? Math.min(raw.length, 2 * k) : lo + Math.floor((hi - lo) / 2);
+  }
+}
+
+/**
+ * A member's whole data, CRC32 checked. Stored members are views into `bytes`. Deflated ones
+ * are inflated into one buffer of the declared size (plus one byte): a stream that would
+ * inflate past its declared size is refused when it gets there, one that ends short is
+ * refused after, so memory is the declared size whatever the stream holds.
+ */
+export function zipMemberData(bytes: Uint8Array, m: ZipMember, options: ZipReadOptions = {}): Uint8Array {
+  const fail = zipFailer(options, m);
+  const raw = bytes.subarray(m.dataStart, m.dataStart + m.compressedSize);
+  let data: Uint8Array;
+  if (m.method === METHOD_STORED) {
+    data = raw;
+  } else {
+    if (m.size >= kMaxLength) fail(`declares ${m.size} bytes, more than one buffer can hold here (${kMaxLength})`);
+    try {
+      // chunkSize one past the declared size: zlib inflates into a single buffer and stops
+      // (ERR_BUFFER_TOO_LARGE) as soon as it has more than the declared size.
+      const out = inflateRawSync(raw, { maxOutputLength: Math.max(1, m.size), chunkSize: Math.max(64, m.size + 1) });
+      data = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    } catch (e) {
+      if (zlibCode(e) === 'ERR_BUFFER_TOO_LARGE') return fail(`inflates past its declared size of ${m.size} bytes (refused there)`);
+      return fail(`deflate data is corrupt (${(e as Error).message})`);
+    }
+    if (data.length !== m.size) fail(`inflated to ${data.length} bytes, central directory says ${m.size}`);
+  }
+  const actual = crc32(data);
+  if (actual !== m.crc) fail(`CRC32 mismatch: stored ${hex(m.crc)}, computed ${hex(actual)}`);
+  return data;
+}
+
+/**
+ * Reads every entry of a zip archive, verifying sizes and CRC32. Stored entries are views into
+ * `bytes`. The whole directory is checked (listZip) before any member is inflated.
+ */
+export function readZip(bytes: Uint8Array, options: ZipReadOptions = {}): ZipEntry[] {
+  return listZip(bytes, options).map((m) => ({ name: m.name, data: zipMemberData(bytes, m, options) }));
 }
 
 function hex(n: number): string {

@@ -6,9 +6,10 @@
 // exactly) while its sha256 is computed; tensors the model has but never computes are
 // shape-checked and skipped (their bytes only hashed). Every problem is a FormatError
 // naming the file and the field or tensor.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FormatError } from '../formats/errors.js';
+import { readTextFile } from '../formats/fileio.js';
 import { isFloatDType } from '../formats/float16.js';
 import type { SafetensorsEntry } from '../formats/safetensors.js';
 import { type StreamOptions, streamSafetensorsFile } from '../formats/safetensors-stream.js';
@@ -67,12 +68,16 @@ export async function isFile(path: string): Promise<boolean> {
   }
 }
 
-/** A JSON file, parsed; a missing or malformed file is a FormatError of `format` naming it. */
+/**
+ * A JSON file, parsed; a missing, malformed or oversized (past JSON_FILE_MAX_BYTES, 16 MiB:
+ * parsing holds ≤ ~25× that) file is a FormatError of `format` naming it.
+ */
 export async function readJsonFile(path: string, format: string = FORMAT): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, format);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new FormatError(format, code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`, { file: path });
   }

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { decodeSafetensors } from '../formats/safetensors.js';
 import type { Tensor } from '../formats/tensor.js';
-import { readWholeFile } from '../formats/fileio.js';
+import { JSON_FILE_MAX_BYTES, readWholeFile } from '../formats/fileio.js';
 import { RUN_SCHEMA_VERSION } from './config.js';
 import { RunError } from './run-error.js';
 import {
@@ -124,6 +124,12 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
     problems.push(`${manifestPath}: missing (the checkpoint was never completed)`);
     return result;
   }
+  // JSON files are capped before they are read (parsing holds up to ~25× the text).
+  const manifestSize = statSync(manifestPath).size;
+  if (manifestSize > JSON_FILE_MAX_BYTES) {
+    problems.push(`${manifestPath} (file size): ${manifestSize} bytes, over the ${JSON_FILE_MAX_BYTES}-byte cap on JSON files`);
+    return result;
+  }
   let manifest: unknown;
   try {
     manifest = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await readWholeFile(manifestPath)));
@@ -153,6 +159,10 @@ export async function checkCheckpoint(dir: string, options: { decode?: boolean; 
     const size = statSync(path).size;
     if (size !== want.size) {
       problems.push(`${path} (size): ${size} bytes, the manifest says ${want.size}`);
+      continue;
+    }
+    if (name === STATE_FILE && size > JSON_FILE_MAX_BYTES) {
+      problems.push(`${path} (file size): ${size} bytes, over the ${JSON_FILE_MAX_BYTES}-byte cap on JSON files`);
       continue;
     }
     const bytes = await readWholeFile(path);

@@ -2,8 +2,8 @@
 // decide the trajectory, so a resume that changes e.g. `steps` keeps the same hash and a
 // resume that changes `lr` is refused with the differing keys named.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { version as craftgradVersion } from '../backend.js';
+import { readTextFileSync } from '../formats/fileio.js';
 import { replaceFileAtomic } from './fsio.js';
 import { RunError } from './run-error.js';
 
@@ -132,7 +132,7 @@ export function writeConfigFile(path: string, config: RunConfig): void {
 export function readConfigFile(path: string): ConfigFile {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(readTextFileSync(path, 'config.json'));
   } catch (e) {
     throw new RunError(`cannot read config.json: ${(e as Error).message}`, { path, cause: e });
   }

@@ -14,8 +14,11 @@
 // copy), an Int64List one BigInt64Array (no BigInt arithmetic), and every bytes value a view
 // of the record, no copy. The rest of the repository does the same for the TensorBoard event
 // proto (src/formats/protobuf.ts, tfevents-reader.ts). The decoder is bounded: every length is
-// checked against the bytes left before it is used, a varint is at most 10 bytes, nothing is
-// allocated beyond the size of the input.
+// checked against the bytes left before it is used, a varint is at most 10 bytes. Memory: a
+// packed list's values are ≤ 8× its bytes (an int64 from a 1-byte varint), the record itself
+// is shared by the bytes values; each separately framed piece (a bytes value, an unpacked
+// scalar) costs a ~100-byte object from as little as 2 bytes of input, so pieces are capped
+// at EXAMPLE_MAX_PIECES per Example (~100 MB; an RLDS episode has thousands).
 //
 // Proto semantics followed: fields of unknown numbers are skipped; a repeated scalar is
 // accepted packed or not (a conforming parser must accept both); a message field that occurs
@@ -40,6 +43,9 @@ export class ExampleDecodeError extends Error {
     this.name = 'ExampleDecodeError';
   }
 }
+
+/** Most bytes values plus unpacked scalar fields one Example may hold (see the header). */
+export const EXAMPLE_MAX_PIECES = 1 << 20;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -136,8 +142,11 @@ function countVarints(b: Uint8Array, start: number, end: number, r: Reader): num
   return n;
 }
 
-function decodeFeature(b: Uint8Array, start: number, end: number, key: string): Pending {
+function decodeFeature(b: Uint8Array, start: number, end: number, key: string, budget: { pieces: number }): Pending {
   const r = new Reader(b, start, end, key);
+  const piece = (): void => {
+    if (--budget.pieces < 0) r.fail(`the Example holds more than ${EXAMPLE_MAX_PIECES} separately framed values (bytes values and unpacked scalars); refused`);
+  };
   let cur: Pending = { kind: 'none' };
   while (!r.done) {
     const [field, wire] = r.tag();
@@ -153,6 +162,7 @@ function decodeFeature(b: Uint8Array, start: number, end: number, key: string): 
         const [f, w] = list.tag();
         if (f === 1 && w === WIRE_LEN) {
           const [vs, ve] = list.span();
+          piece();
           cur.values.push(b.subarray(vs, ve));
         } else list.skip(w);
       }
@@ -163,11 +173,13 @@ function decodeFeature(b: Uint8Array, start: number, end: number, key: string): 
         if (f === 1 && w === WIRE_LEN) {
           const [vs, ve] = list.span();
           if ((ve - vs) % 4 !== 0) list.fail(`packed FloatList of ${ve - vs} bytes is not a multiple of 4`);
+          piece();
           cur.chunks.push([vs, ve]);
           cur.count += (ve - vs) / 4;
         } else if (f === 1 && w === WIRE_FIXED32) {
           const at = list.pos;
           list.advance(4);
+          piece();
           cur.chunks.push([at, at + 4]);
           cur.count += 1;
         } else list.skip(w);
@@ -179,10 +191,12 @@ function decodeFeature(b: Uint8Array, start: number, end: number, key: string): 
         if (f === 1 && w === WIRE_LEN) {
           const [vs, ve] = list.span();
           cur.count += countVarints(b, vs, ve, list);
+          piece();
           cur.chunks.push([vs, ve]);
         } else if (f === 1 && w === WIRE_VARINT) {
           const at = list.pos;
           list.varint();
+          piece();
           cur.chunks.push([at, list.pos]);
           cur.count += 1;
         } else list.skip(w);
@@ -225,6 +239,7 @@ function finish(b: Uint8Array, p: Pending, key: string): ExampleFeature {
  */
 export function decodeExample(bytes: Uint8Array): ExampleFeatures {
   const pending = new Map<string, Pending>();
+  const budget = { pieces: EXAMPLE_MAX_PIECES };
   const top = new Reader(bytes, 0, bytes.length);
   while (!top.done) {
     const [field, wire] = top.tag();
@@ -256,8 +271,9 @@ export function decodeExample(bytes: Uint8Array): ExampleFeatures {
         } else if (ef === 2 && ew === WIRE_LEN) value = entry.span();
         else entry.skip(ew);
       }
+      if (--budget.pieces < 0) entry.fail(`the Example holds more than ${EXAMPLE_MAX_PIECES} features and separately framed values; refused`);
       // A map entry's value is a fresh Feature; a missing value is the default (empty) Feature.
-      pending.set(key, value === undefined ? { kind: 'none' } : decodeFeature(bytes, value[0], value[1], key));
+      pending.set(key, value === undefined ? { kind: 'none' } : decodeFeature(bytes, value[0], value[1], key, budget));
     }
   }
   const out: ExampleFeatures = new Map();

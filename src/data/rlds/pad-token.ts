@@ -2,9 +2,9 @@
 // (prismatic/util/data_utils.py:96-120, `pad_token_id`): tokenizer_config.json's pad_token
 // (a string, or an AddedToken object {content}), tokenised with the model directory's own
 // tokenizer; it must be one id (Qwen2's `<|endoftext|>`, 151643).
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import type { PromptTokenizer } from './prompt.js';
 
 /** The pad token's id, or null when tokenizer_config.json names none (or the file is absent). */
@@ -12,8 +12,9 @@ export async function readPadTokenId(modelDir: string, tok: Pick<PromptTokenizer
   const path = join(modelDir, 'tokenizer_config.json');
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
-  } catch {
+    text = await readTextFile(path, 'tokenizer');
+  } catch (e) {
+    if (e instanceof FormatError) throw e;
     return null;
   }
   let config: unknown;

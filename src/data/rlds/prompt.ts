@@ -2,10 +2,11 @@
 // 838a36d): RLDSBatchTransform's minivlm path (prismatic/vla/datasets/datasets.py:41-90), which
 // the released LIBERO runs train with (`--use_minivlm True`, README.md:264), with the model
 // directory's own Qwen2 tokenizer through @huggingface/tokenizers (pure JS, no dependencies).
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { FormatError } from '../../formats/errors.js';
+import { TOKENIZER_FILE_MAX_BYTES, readTextFile } from '../../formats/fileio.js';
 
 /** NUM_TOKENS (prismatic/vla/constants.py:15): the action placeholders after the prompt. */
 export const NUM_ACTION_TOKENS = 64;
@@ -45,8 +46,9 @@ const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|
 async function readJson(path: string, what: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, 'tokenizer', TOKENIZER_FILE_MAX_BYTES);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError('tokenizer', `cannot read ${what}: ${(e as Error).message}`, { file: path, cause: e });
   }
   try {
@@ -114,8 +116,9 @@ export async function loadPromptTokenizer(modelDir: string): Promise<PromptToken
     if (!isObj(vocab)) throw new FormatError('tokenizer', 'vocab.json must map tokens to ids', { file: vocabPath });
     let mergesText: string;
     try {
-      mergesText = await readFile(mergesPath, 'utf8');
+      mergesText = await readTextFile(mergesPath, 'tokenizer', TOKENIZER_FILE_MAX_BYTES);
     } catch (e) {
+      if (e instanceof FormatError) throw e;
       throw new FormatError('tokenizer', `no tokenizer.json and cannot read merges.txt: ${(e as Error).message}`, { file: mergesPath, cause: e });
     }
     // Qwen2Tokenizer reads merges.txt skipping a '#version' first line and blank lines.

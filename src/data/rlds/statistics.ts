@@ -2,8 +2,9 @@
 // applies them (openvla-oft 213c5ff, prismatic/vla/datasets/rlds/utils/data_utils.py and
 // rlds/dataset.py; VLA-Adapter's copies are identical). The arithmetic is upstream's, step by
 // step: float32 where numpy / TensorFlow work in float32, float64 where they work in float64.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import type { StandardEpisode } from './transforms.js';
 
 /** One array's statistics, per dim (data_utils.py:232-248); `mask` as save_dataset_statistics writes it for actions. */
@@ -286,8 +287,9 @@ export function parseDatasetStatistics(json: unknown, file: string, want: Statis
 export async function readDatasetStatistics(path: string, want: StatisticsExpectation): Promise<DatasetStatistics & { name: string | null }> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, 'dataset_statistics');
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError('dataset_statistics', `cannot read: ${(e as Error).message}`, { file: path, cause: e });
   }
   let json: unknown;

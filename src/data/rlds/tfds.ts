@@ -38,11 +38,12 @@
 // steps/observation/joint_state float32 (7,); steps/action float32 (7,); steps/discount and
 // steps/reward float32 scalars; steps/is_first, is_last, is_terminal bool scalars;
 // steps/language_instruction Text; episode_metadata/file_path Text.
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { inflateSync } from 'node:zlib';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { argRangeError } from '../../errors.js';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import { type ExampleFeature, ExampleDecodeError, decodeExample } from './example.js';
 import { type TfRecordReadOptions, TfRecordFormatError, readTfRecordAt, readTfRecords } from './tfrecord.js';
 
@@ -159,8 +160,9 @@ function int64Json(v: unknown, what: string, fail: (d: string) => never): number
 async function readJson(path: string, format: string): Promise<Json> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readTextFile(path, format);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError(format, `cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { file: path, cause: e });
   }
   let value: unknown;
@@ -648,8 +650,12 @@ function decodeValue(spec: RldsFeatureSpec, f: ExampleFeature, steps: number, fa
     const parts: RldsArray[] = values.map((v, i) => {
       let raw = v;
       if (spec.encoding === 'zlib') {
+        const want = spec.elementsPerStep * itemBytes;
+        // zlib expands at most 1032:1: a shape it cannot reach is refused before inflating,
+        // and inflating goes into one buffer of the shape's size, stopping just past it.
+        if (want > 1032 * v.length + 64) return fail(`step ${i}: shape [${spec.shape.join(', ')}] ${spec.dtype} needs ${want} bytes, more than ${v.length} bytes of zlib data can inflate to`);
         try {
-          raw = inflateSync(v, { maxOutputLength: spec.elementsPerStep * itemBytes + 1 });
+          raw = inflateSync(v, { maxOutputLength: want + 1, chunkSize: Math.max(64, want + 2) });
         } catch (e) {
           return fail(`step ${i}: not valid zlib data (${(e as Error).message})`);
         }

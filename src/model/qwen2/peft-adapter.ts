@@ -10,9 +10,10 @@
 // the set of adapted layers (rslora, DoRA, lora biases, rank/alpha patterns, a subset of
 // layers, fan_in_fan_out, modules_to_save, regex targets, …) are refused by name. A
 // non-zero lora_dropout is read with a warning: craftgrad trains without dropout.
-import { readFile, mkdir, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import { encodeSafetensors, readSafetensorsFile, type SafetensorsInput } from '../../formats/safetensors.js';
 import type { Tensor } from '../../formats/tensor.js';
 import { argRangeError, argTypeError, describeValue } from '../../errors.js';
@@ -250,8 +251,9 @@ export async function readPeftAdapter(dir: string, c: Qwen2Config, expect: ReadP
   const wPath = join(dir, PEFT_WEIGHTS_FILE);
   let text: string;
   try {
-    text = await readFile(cfgPath, 'utf8');
+    text = await readTextFile(cfgPath, FORMAT);
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new FormatError(FORMAT, code === 'ENOENT' ? 'is missing (a PEFT adapter directory holds adapter_config.json and adapter_model.safetensors)' : `cannot be read (${(e as Error).message})`, { file: cfgPath });
   }

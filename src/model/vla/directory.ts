@@ -18,9 +18,10 @@
 // whole file while it is converted, and the groups keep only what is computed.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import type { StreamOptions } from '../../formats/safetensors-stream.js';
 import type { Tensor } from '../../formats/tensor.js';
 import {
@@ -135,7 +136,7 @@ function checkQueries(q: number | undefined): number | undefined {
 export async function readDatasetStatistics(dir: string): Promise<DatasetStatistics | null> {
   const path = join(dir, DATASET_STATISTICS_FILE);
   if (!(await isFile(path))) return null;
-  const text = await readFile(path, 'utf8');
+  const text = await readTextFile(path, FORMAT);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -296,7 +297,7 @@ function prismaticField(name: string): string {
  */
 export async function isVlaModelDirectory(dir: string): Promise<boolean> {
   try {
-    const c = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const c = JSON.parse(await readTextFile(join(dir, 'config.json'), FORMAT)) as Record<string, unknown>;
     return c !== null && typeof c === 'object' && (Array.isArray(c.timm_model_ids) || c.model_type === 'openvla');
   } catch {
     return false;
@@ -306,7 +307,7 @@ export async function isVlaModelDirectory(dir: string): Promise<boolean> {
 /** Whether DIR is a Prismatic base VLM (config.json with a "model" object naming its backbones). */
 export async function isPrismaticBaseDirectory(dir: string): Promise<boolean> {
   try {
-    const c = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const c = JSON.parse(await readTextFile(join(dir, 'config.json'), FORMAT)) as Record<string, unknown>;
     const m = c?.model as Record<string, unknown> | undefined;
     return m !== null && typeof m === 'object' && !Array.isArray(m) && (typeof m.vision_backbone_id === 'string' || typeof m.llm_backbone_id === 'string');
   } catch {

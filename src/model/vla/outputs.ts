@@ -13,10 +13,11 @@
 // shapes (r,3,p,p) and (D,r,1,1)) and the never-trained ones (each tower's last block,
 // SigLIP's attn_pool q/kv/proj/mlp.fc1/mlp.fc2, lm_head) at their initial values: A drawn
 // from the run's seed as PEFT's "gaussian" init (std 1/r), B = 0, the same every checkpoint.
-import { mkdir, readFile, rename, rm, stat, copyFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, copyFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Rng } from '../../data/rng.js';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import { encodeSafetensors, readSafetensorsFile, writeSafetensorsFile, type SafetensorsInput } from '../../formats/safetensors.js';
 import { widenToF32 } from '../../formats/float16.js';
 import type { Tensor } from '../../formats/tensor.js';
@@ -409,7 +410,7 @@ export async function exportMergedVla(outDir: string, o: MergedExportOptions): P
       if (!folded.has(name)) throw new FormatError(FORMAT, `lacks ${name}, which the adapter's LoRA folds into`, { file: o.baseDir });
     }
     if (names.length > 1 || names[0] !== HF_WEIGHTS_FILE) {
-      const index = JSON.parse(await readFile(join(o.baseDir, HF_INDEX_FILE), 'utf8')) as { weight_map: Record<string, string> };
+      const index = JSON.parse(await readTextFile(join(o.baseDir, HF_INDEX_FILE), FORMAT)) as { weight_map: Record<string, string> };
       if (!hasQueries) index.weight_map[ACTION_QUERIES] = names[names.length - 1]!;
       await writeFileSyncedAsync(join(tmp, HF_INDEX_FILE), JSON.stringify(index, null, 2) + '\n');
     }

@@ -5,9 +5,9 @@
 // factors (r,3,p,p) and (D,r,1,1) read as the matrices craftgrad trains), widened to float32.
 // Factors on the loss path come back by the policy's trainable names; the others are kept
 // to be written back unchanged. Every problem names the file and the field.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FormatError } from '../../formats/errors.js';
+import { readTextFile } from '../../formats/fileio.js';
 import { readSafetensorsFile } from '../../formats/safetensors.js';
 import type { Tensor } from '../../formats/tensor.js';
 import { PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE } from '../qwen2/peft-adapter.js';
@@ -29,8 +29,9 @@ export async function readVlaPeftAdapter(dir: string, c: VlaModelConfig, expect:
   const cfgPath = join(dir, PEFT_CONFIG_FILE), wPath = join(dir, PEFT_WEIGHTS_FILE);
   let raw: Record<string, unknown>;
   try {
-    raw = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
+    raw = JSON.parse(await readTextFile(cfgPath, FORMAT)) as Record<string, unknown>;
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new FormatError(FORMAT, code === 'ENOENT' ? 'is missing (a PEFT adapter directory holds adapter_config.json and adapter_model.safetensors)'
       : `cannot be read as JSON (${(e as Error).message})`, { file: cfgPath });
