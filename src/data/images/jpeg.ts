@@ -86,7 +86,7 @@ export async function decodeImage(bytes: Uint8Array): Promise<RgbImage> {
     img = decodeJpeg(bytes);
   } catch (e) {
     const { code, message } = e as { code?: string; message: string };
-    if (code === 'ERR_CRAFTGRAD_JPEG_INVALID') throw new ImageDecodeError(`not a decodable JPEG: ${message}`);
+    if (code === 'ERR_CRAFTGRAD_JPEG_INVALID') throw new ImageDecodeError(`not a decodable JPEG image: ${message}`);
     if (code !== 'ERR_CRAFTGRAD_JPEG_UNSUPPORTED') throw e;
     if (!warnedFallback) {
       warnedFallback = true;
