@@ -132,7 +132,9 @@ Loaded load() {
   resolve(handle, "cublasLtGetStatusString", &l.getStatusString, &unused);
   l.versionCode = l.getVersion();
   if (l.versionCode < kOldestVersionCode) {
-    r.error = "craftgrad: " + l.path + " is cuBLASLt " + l.version() + "; craftgrad needs cuBLASLt 12 or newer";
+    // Before 12 the code was major·1000 + minor·100 + patch (ambiguous past minor 9): say it raw.
+    r.error = "craftgrad: " + l.path + " is a cuBLASLt older than 12 (cublasLtGetVersion() = " + std::to_string(l.versionCode) +
+              "); craftgrad needs cuBLASLt 12 or newer";
     dlclose(handle);
     return r;
   }

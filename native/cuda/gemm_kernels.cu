@@ -225,15 +225,15 @@ __device__ __forceinline__ unsigned short toBf16Bits(float x) {
   return static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-// The bf16 products' operand copies (gemm_lt.cc): element e of the packed rows×cols copy,
-// grid-stride.
+// The bf16 products' operand copies (gemm_lt.cc): element e of the rows×cols matrix,
+// grid-stride, into rows dstLd apart.
 __global__ void __launch_bounds__(256) toBf16Kernel(const float* __restrict__ src, long long rows, long long cols,
-                                                    long long ld, unsigned short* __restrict__ dst) {
+                                                    long long ld, unsigned short* __restrict__ dst, long long dstLd) {
   const long long n = rows * cols;
   for (long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
        e += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long r = e / cols, c = e % cols;
-    dst[e] = toBf16Bits(src[r * ld + c]);
+    dst[r * dstLd + c] = toBf16Bits(src[r * ld + c]);
   }
 }
 
@@ -250,11 +250,12 @@ void launchGemm(cudaStream_t s, unsigned tiles, bool ta, bool tb, const GemmBatc
 
 }  // namespace
 
-void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst) {
+void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst,
+                  long long dstLd) {
   const long long n = rows * cols;
   if (n <= 0) return;
   const unsigned blocks = static_cast<unsigned>(std::min<long long>((n + 255) / 256, 4096));
-  toBf16Kernel<<<blocks, 256, 0, ctx.stream>>>(src, rows, cols, ld, reinterpret_cast<unsigned short*>(dst));
+  toBf16Kernel<<<blocks, 256, 0, ctx.stream>>>(src, rows, cols, ld, reinterpret_cast<unsigned short*>(dst), dstLd);
   CG_CUDA(ctx.device, cudaGetLastError());
 }
 

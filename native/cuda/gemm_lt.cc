@@ -1,6 +1,7 @@
 // The products through cuBLASLt (gemm_lt.h). One state per device, made on first use and kept
 // for the process: the cuBLASLt handle, a workspace of kWorkspaceBytes allocated once, the
-// bf16 operand buffer (grown when a call needs more), and the plans: per shape (precision,
+// bf16 operand buffer (grown when a call needs more; each copy's rows padded to 8 elements),
+// and the plans: per shape (precision,
 // transposes, M, N, K, leading dimensions, operand alignments) the descriptors and the
 // algorithm cublasLtMatmulAlgoGetHeuristic chose, asked once and kept.
 //
@@ -78,13 +79,19 @@ DeviceLt& deviceLt(int device) {
   return *d;
 }
 
-// The largest power of two up to 256 that divides the address (cuBLASLt's alignment preference).
-unsigned alignmentOf(const void* p) {
+// The largest power of two up to 256 that divides both the address and a row's bytes
+// (cuBLASLt's minimum-alignment preference covers the pointer and the leading dimension).
+unsigned alignmentOf(const void* p, long long ld, size_t elementBytes) {
   const auto a = reinterpret_cast<uintptr_t>(p);
+  const auto row = static_cast<unsigned long long>(ld) * elementBytes;
   unsigned align = 256;
-  while (align > 1 && a % align != 0) align /= 2;
+  while (align > 1 && (a % align != 0 || row % align != 0)) align /= 2;
   return align;
 }
+
+// The bf16 copies' leading dimension: a whole number of 16-byte units (8 elements), so every
+// row starts aligned, as tensor-core algorithms prefer.
+long long paddedLd(long long cols) { return (cols + 7) / 8 * 8; }
 
 void noticeOnce(const std::string& why) {
   static std::once_flag once;
@@ -172,7 +179,11 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
   const Library& lib = cublaslt::library();
   DeviceLt& lt = deviceLt(ctx.device);
   std::lock_guard<std::mutex> lock(lt.m);
-  if (!lt.handle) lib.check(lib.create(&lt.handle), "cublasLtCreate");
+  if (!lt.handle) {
+    cublasLtHandle_t h = nullptr;
+    lib.check(lib.create(&h), "cublasLtCreate");
+    lt.handle = h;
+  }
   if (!lt.workspace) lt.workspace = mallocDevice(ctx.device, kWorkspaceBytes, "cuBLASLt workspace");
   // The bf16 copies of every A and B of the batch, each 256-byte aligned (128 elements).
   auto round128 = [](size_t n) { return (n + 127) / 128 * 128; };
@@ -181,7 +192,11 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
     const Product& q = p[i];
     if (std::max({q.M, q.N, q.K, q.A.ld, q.B.ld, q.ldc}) > kIntMax)
       throw CudaError("craftgrad: matrix product too large for cuBLASLt (a dimension over 2^31 - 1)");
-    if (bf16 && q.M > 0 && q.N > 0) need += round128(static_cast<size_t>(q.M * q.K)) + round128(static_cast<size_t>(q.K * q.N));
+    if (bf16 && q.M > 0 && q.N > 0) {
+      const long long ac = q.A.trans ? q.M : q.K, bc = q.B.trans ? q.K : q.N;
+      need += round128(static_cast<size_t>((q.A.trans ? q.K : q.M) * paddedLd(ac))) +
+              round128(static_cast<size_t>((q.B.trans ? q.N : q.K) * paddedLd(bc)));
+    }
   }
   if (need > lt.bf16Elements) {
     if (lt.bf16) freeDevice(lt.bf16);  // synchronises the device: earlier products are done with it
@@ -198,19 +213,20 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
     const void* b = q.B.p;
     long long lda = q.A.ld, ldb = q.B.ld;
     if (bf16) {
-      // Stored row-major: A is M×K (K×M transposed), B is K×N (N×K); packed copies.
+      // Stored row-major: A is M×K (K×M transposed), B is K×N (N×K); copies with padded rows.
       const long long ar = q.A.trans ? q.K : q.M, ac = q.A.trans ? q.M : q.K;
       const long long br = q.B.trans ? q.N : q.K, bc = q.B.trans ? q.K : q.N;
       uint16_t* a16 = lt.bf16 + at;
-      at += round128(static_cast<size_t>(ar * ac));
+      at += round128(static_cast<size_t>(ar * paddedLd(ac)));
       uint16_t* b16 = lt.bf16 + at;
-      at += round128(static_cast<size_t>(br * bc));
-      launchToBf16(ctx, q.A.p, ar, ac, q.A.ld, a16);
-      launchToBf16(ctx, q.B.p, br, bc, q.B.ld, b16);
-      a = a16, b = b16, lda = ac, ldb = bc;
+      at += round128(static_cast<size_t>(br * paddedLd(bc)));
+      launchToBf16(ctx, q.A.p, ar, ac, q.A.ld, a16, paddedLd(ac));
+      launchToBf16(ctx, q.B.p, br, bc, q.B.ld, b16, paddedLd(bc));
+      a = a16, b = b16, lda = paddedLd(ac), ldb = paddedLd(bc);
     }
+    const size_t inBytes = bf16 ? 2 : 4;
     const Key key{static_cast<int>(precision), q.A.trans ? 1 : 0, q.B.trans ? 1 : 0, q.M, q.N, q.K, lda, ldb, q.ldc,
-                  alignmentOf(a), alignmentOf(b), alignmentOf(q.C)};
+                  alignmentOf(a, lda, inBytes), alignmentOf(b, ldb, inBytes), alignmentOf(q.C, q.ldc, 4)};
     auto it = lt.plans.find(key);
     if (it == lt.plans.end()) it = lt.plans.emplace(key, makePlan(lib, lt, key)).first;
     const Plan& plan = it->second;

@@ -19,9 +19,11 @@ namespace cuda {
 // (ERR_CRAFTGRAD_CUBLASLT) when cuBLASLt fails, or has no algorithm without split-K for a shape.
 bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrecision precision);
 
-// gemm_kernels.cu: dst[r·cols + c] = bf16(src[r·ld + c]) for a rows×cols matrix, round to
-// nearest even (NaN stays a quiet NaN, ±Inf and overflow give ±Inf), on ctx.stream.
-void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst);
+// gemm_kernels.cu: dst[r·dstLd + c] = bf16(src[r·ld + c]) for a rows×cols matrix, round to
+// nearest even (NaN stays a quiet NaN, ±Inf and overflow give ±Inf), on ctx.stream; the
+// padding columns of dst are not written.
+void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst,
+                  long long dstLd);
 
 }  // namespace cuda
 }  // namespace craftgrad
