@@ -237,3 +237,20 @@ for (const [fail, message] of [
     assertSameBits(results[1].c[0], referenceFp32(fp), 'an fp32 product after the failure');
   });
 }
+
+test('with CRAFTGRAD_CUDA_FP32_GEMM=cublaslt the model steps\' products go through cuBLASLt (on the emulator: still the CPU\'s bits)', { skip: emuSkip }, () => {
+  // test/model-cuda.test.mjs's AdapterPolicy steps against the CPU, in a child with the
+  // opt-in: the stand-in's fp32 path is one fma chain in k order, the kernels' and the CPU's
+  // arithmetic, so those comparisons must still hold bit for bit, and every product (strided
+  // operands, batched LoRA gradients, beta 1) went through cublasLtMatmul.
+  const log = join(dir, 'model-fp32.jsonl');
+  const env = { ...process.env, ...ltEnv, CRAFTGRAD_CUDA_FP32_GEMM: 'cublaslt', CGEMU_CUBLASLT_LOG: log };
+  delete env.NODE_TEST_CONTEXT;  // else the inner runner reports to this one instead of to stdout
+  const r = spawnSync(process.execPath, ['--test', '--test-name-pattern=AdapterPolicy on cuda matches the CPU', fileURLToPath(new URL('./model-cuda.test.mjs', import.meta.url))],
+    { encoding: 'utf8', env, timeout: 600_000 });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /# pass [1-9]/);
+  const calls = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(calls.filter((c) => c.call === 'matmul').length > 100, 'the steps\' products went to cuBLASLt');
+  assert.ok(calls.filter((c) => c.call === 'heuristic').every((h) => h.type === 0 && h.mask === 0));
+});
