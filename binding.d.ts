@@ -47,6 +47,8 @@ export interface RawCudaTuning {
   gemm: 'auto' | 'simple' | 'tiled64' | 'tiled128' | 'small32';
   /** The surgery's L2 group size in bytes of a + r, or null for the default (40% of L2). */
   groupBytes: number | null;
+  /** Who computes fp32 products: the hand-written kernels (default) or cuBLASLt (CRAFTGRAD_CUDA_FP32_GEMM=cublaslt). */
+  fp32Gemm: 'kernels' | 'cublaslt';
   /** The values that were ignored, and why. */
   note?: string;
 }
@@ -58,6 +60,18 @@ export interface RawBackendInfo {
   cuda: RawCudaInfo;
   mpi: RawMpiInfo;
   nccl: RawNcclInfo;
+  cublasLt: RawCublasLtInfo;
+}
+
+/** Whether cuBLASLt (bf16 products on CUDA devices, loaded at run time: native/cublaslt) can be used. */
+export interface RawCublasLtInfo {
+  available: boolean;
+  /** Why not, when not available. */
+  reason?: string;
+  /** The file loaded (CRAFTGRAD_CUBLASLT_LIBRARY, else libcublasLt.so.13 or .so.12 as native/cublaslt/cublaslt_library.h searches). */
+  library?: string;
+  /** cuBLASLt's version, e.g. "13.0.2". */
+  version?: string;
 }
 
 /** Whether NCCL (multi-GPU reductions, loaded at run time: native/nccl) can be used. */
@@ -381,6 +395,12 @@ export interface RawGemmOptions {
   device?: RawDeviceName;
   /** CUDA's product kernel: 0 by shape (or CRAFTGRAD_CUDA_GEMM), 1 simple 4×4 in 64×64 tiles, 2 tiled 64×64, 3 tiled 128×128, 4 small32 (4×4 in 32×32 tiles) (same bits). */
   variant?: 0 | 1 | 2 | 3 | 4;
+  /**
+   * 'fp32' (default), or 'bf16' (CUDA devices only): a and b rounded to bf16 (round to nearest
+   * even), fp32 accumulation and c, through cuBLASLt; where cuBLASLt is missing, the fp32
+   * kernels compute it, with a one-line notice on stderr once per process.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** One product of cudaModelGemmBatch: c = beta·c + alpha·op(a)·op(b) (transposes given for the batch). */

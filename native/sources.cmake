@@ -81,6 +81,7 @@ set(CRAFTGRAD_CUDA_HOST_SOURCES
   native/cuda/cuda_backend.cc
   native/cuda/cuda_device.cc
   native/cuda/gemm_host.cc
+  native/cuda/gemm_lt.cc
   native/cuda/layers_cuda.cc
   native/cuda/nccl_communicator.cc
   native/cuda/tuning.cc)
@@ -88,6 +89,10 @@ set(CRAFTGRAD_CUDA_HOST_SOURCES
 # NCCL (native/nccl): loaded at run time with dlopen, so compiled into every build (it needs
 # no NCCL at build time); only the CUDA backend uses it.
 set(CRAFTGRAD_NCCL_SOURCES native/nccl/nccl_library.cc)
+
+# cuBLASLt (native/cublaslt): loaded at run time with dlopen, like NCCL, so compiled into every
+# build; only the CUDA backend's products use it.
+set(CRAFTGRAD_CUBLASLT_SOURCES native/cublaslt/cublaslt_library.cc)
 
 # MPI (native/mpi): the collectives of multi-process training, with MPI when CMake finds it,
 # else the stand-in that says this build has none.

@@ -1,6 +1,6 @@
 // What this build and machine offer, and the CPU thread count.
 import { createRequire } from 'node:module';
-import type { RawCpuInfo, RawCudaInfo, RawMpiInfo, RawNcclInfo } from '../binding.js';
+import type { RawCpuInfo, RawCublasLtInfo, RawCudaInfo, RawMpiInfo, RawNcclInfo } from '../binding.js';
 import { binding } from './native.js';
 import { checkThreadCount } from './validate.js';
 
@@ -21,11 +21,13 @@ export interface BackendInfo {
   mpi: RawMpiInfo;
   /** Whether NCCL (multi-GPU reductions, loaded at run time) can be used, the file and its version. */
   nccl: RawNcclInfo;
+  /** Whether cuBLASLt (bf16 products on CUDA devices, loaded at run time) can be used, the file and its version. */
+  cublasLt: RawCublasLtInfo;
 }
 
 export function backendInfo(): BackendInfo {
   const raw = binding.backendInfo();
-  return { version, backends: raw.backends, napiVersion: raw.napiVersion, cpu: raw.cpu, cuda: raw.cuda, mpi: raw.mpi, nccl: raw.nccl };
+  return { version, backends: raw.backends, napiVersion: raw.napiVersion, cpu: raw.cpu, cuda: raw.cuda, mpi: raw.mpi, nccl: raw.nccl, cublasLt: raw.cublasLt };
 }
 
 /**

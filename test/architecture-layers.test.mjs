@@ -107,16 +107,17 @@ test('the binding check sees a direct call, and not a comment, a string or a typ
 });
 
 // Native layers: core is backend-neutral C++; each backend sees core only (the CUDA backend
-// also the NCCL loader); napi sees all.
+// also the NCCL and cuBLASLt loaders); napi sees all.
 const NATIVE_ALLOWED = {
   core: ['core'],
   models: ['core', 'models'],
   cpu: ['core', 'cpu'],
-  cuda: ['core', 'cuda', 'nccl'],
+  cuda: ['core', 'cuda', 'nccl', 'cublaslt'],
   mpi: ['core', 'mpi'],
   nccl: ['core', 'nccl'],
   data: ['core', 'data'],
-  napi: ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'data', 'napi'],
+  cublaslt: ['core', 'cublaslt'],
+  napi: ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'cublaslt', 'data', 'napi'],
 };
 const SYSTEM_FORBIDDEN = {
   core: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cub\//, /^thrust\//],
@@ -127,6 +128,8 @@ const SYSTEM_FORBIDDEN = {
   // NCCL is loaded with dlopen: its own header is never needed, nor CUDA's.
   nccl: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^nccl\.h$/],
   data: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
+  // cuBLASLt likewise: no CUDA or cuBLAS header at build time.
+  cublaslt: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cublas(Lt|_api|_v2)?\.h$/, /^library_types\.h$/],
   napi: [],
 };
 

@@ -93,7 +93,8 @@ test('the CRAFTGRAD_* variables of the addon, its loader and its build are not m
     CRAFTGRAD_CUDA: 'OFF', CRAFTGRAD_BUILD_FROM_SOURCE: '1', CRAFTGRAD_DEBUG: '0', CRAFTGRAD_THREADS: '2',
     CRAFTGRAD_CPU_ISA: 'generic', CRAFTGRAD_CUDA_GEMM: 'tiled64', CRAFTGRAD_CUDA_GROUP_BYTES: '1048576', CRAFTGRAD_MPI: 'AUTO',
     CRAFTGRAD_DATA_PARALLEL: 'plain', CRAFTGRAD_DEVICE_REDUCE: 'host', CRAFTGRAD_NCCL_LIBRARY: '/nowhere/libnccl.so.2',
-    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000', CRAFTGRAD_BUILD_DRY_RUN: '0',
+    CRAFTGRAD_NCCL_TIMEOUT_S: '30', CRAFTGRAD_NCCL_ROUND_FLOATS: '1000', CRAFTGRAD_BUILD_DRY_RUN: '0', CRAFTGRAD_CUDA_FP32_GEMM: 'cublaslt',
+    CRAFTGRAD_CUBLASLT_LIBRARY: '/nowhere/libcublasLt.so.13',
   };
   assert.deepEqual(Object.keys(env).sort(), NATIVE_ENV_VARIABLES.filter((v) => v !== 'CRAFTGRAD_PREBUILD').sort());
   const r = cli(['info'], env);

@@ -16,6 +16,7 @@ function tuningWith(env) {
   const clean = { ...process.env };
   delete clean.CRAFTGRAD_CUDA_GEMM;
   delete clean.CRAFTGRAD_CUDA_GROUP_BYTES;
+  delete clean.CRAFTGRAD_CUDA_FP32_GEMM;
   const r = spawnSync(process.execPath,
     ['--input-type=module', '-e', `import { backendInfo } from '${index}'; console.log(JSON.stringify(backendInfo().cuda.tuning));`],
     { env: { ...clean, ...env }, encoding: 'utf8' });
@@ -23,14 +24,16 @@ function tuningWith(env) {
   return JSON.parse(r.stdout);
 }
 
-test('without overrides: kernels by shape, groups of 40% of L2', { skip }, () => {
-  assert.deepEqual(tuningWith({}), { gemm: 'auto', groupBytes: null });
+test('without overrides: kernels by shape, groups of 40% of L2, fp32 products on the kernels', { skip }, () => {
+  assert.deepEqual(tuningWith({}), { gemm: 'auto', groupBytes: null, fp32Gemm: 'kernels' });
 });
 
 test('valid overrides are reported as read', { skip }, () => {
   for (const gemm of ['auto', 'simple', 'tiled64', 'tiled128', 'small32']) assert.equal(tuningWith({ CRAFTGRAD_CUDA_GEMM: gemm }).gemm, gemm);
   assert.deepEqual(tuningWith({ CRAFTGRAD_CUDA_GEMM: 'tiled128', CRAFTGRAD_CUDA_GROUP_BYTES: '33554432' }),
-    { gemm: 'tiled128', groupBytes: 33554432 });
+    { gemm: 'tiled128', groupBytes: 33554432, fp32Gemm: 'kernels' });
+  assert.equal(tuningWith({ CRAFTGRAD_CUDA_FP32_GEMM: 'cublaslt' }).fp32Gemm, 'cublaslt');
+  assert.equal(tuningWith({ CRAFTGRAD_CUDA_FP32_GEMM: 'kernels' }).fp32Gemm, 'kernels');
 });
 
 test('a value that does not parse is ignored with a note naming the variable and the value', { skip }, () => {
@@ -44,4 +47,7 @@ test('a value that does not parse is ignored with a note naming the variable and
   }
   const both = tuningWith({ CRAFTGRAD_CUDA_GEMM: 'x', CRAFTGRAD_CUDA_GROUP_BYTES: 'y' });
   assert.match(both.note, /CRAFTGRAD_CUDA_GEMM='x'.*; CRAFTGRAD_CUDA_GROUP_BYTES='y'/);
+  const fp32 = tuningWith({ CRAFTGRAD_CUDA_FP32_GEMM: 'TF32' });
+  assert.equal(fp32.fp32Gemm, 'kernels');
+  assert.match(fp32.note, /CRAFTGRAD_CUDA_FP32_GEMM='TF32' is not kernels or cublaslt; using the kernels/);
 });

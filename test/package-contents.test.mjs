@@ -25,7 +25,7 @@ function npmPack(args) {
 
 // What may ship: anything else in the tarball is a mistake in package.json "files".
 const SHIPPED = [
-  /^dist\//, /^bin\/craftgrad\.js$/, /^native\/(core|models|cpu|cuda|mpi|nccl|data|napi)\//, /^native\/sources\.cmake$/,
+  /^dist\//, /^bin\/craftgrad\.js$/, /^native\/(core|models|cpu|cuda|mpi|nccl|cublaslt|data|napi)\//, /^native\/sources\.cmake$/,
   /^scripts\/(install|build-native)\.js$/, /^prebuilds\//,
   /^(CMakeLists\.txt|binding\.d\.ts|LICENSE|README\.md|package\.json)$/,
 ];
@@ -47,7 +47,7 @@ test('npm pack carries the product and nothing else', () => {
   const sources = listedSources();
   assert.ok(sources.length >= 30, `native/sources.cmake lists only ${sources.length} sources`);
   assert.deepEqual(sources.filter((f) => !have.has(f)), [], 'sources listed in native/sources.cmake but not packed');
-  for (const layer of ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'data', 'napi']) {
+  for (const layer of ['core', 'models', 'cpu', 'cuda', 'mpi', 'nccl', 'cublaslt', 'data', 'napi']) {
     const onDisk = readdirSync(join(root, 'native', layer)).map((f) => `native/${layer}/${f}`);
     assert.deepEqual(onDisk.filter((f) => !have.has(f)), [], `files of native/${layer} not packed`);
   }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/backend_error.h"
 #include "adamw_cpu.h"
 #include "gemm.h"
 #include "layers_cpu.h"
@@ -85,6 +86,7 @@ class CpuBackend final : public Backend {
 
   Layers& layers() override { return cpuLayers(); }
   void gemmHost(const GemmCall& g) override {
+    if (g.precision != GemmPrecision::Fp32) throw BackendError("craftgrad: bf16 products need a CUDA device; the CPU computes in fp32", "ERR_INVALID_ARG_VALUE");
     craftgrad::gemm(g.M, g.N, g.K, g.alpha, MatRef{g.a, g.transA ? g.M : g.K, g.transA},
                     MatRef{g.b, g.transB ? g.K : g.N, g.transB}, g.beta, g.c, g.N);
   }

@@ -72,7 +72,7 @@ class CudaBackend final : public Backend {
   }
   void gemmHost(const GemmCall& g) override {
     cuda::gemmHost(device_, g.M, g.N, g.K, g.alpha, g.a, g.transA, g.b, g.transB, g.beta, g.c,
-                   static_cast<GemmVariant>(g.variant));
+                   static_cast<GemmVariant>(g.variant), g.precision);
   }
   std::unique_ptr<Communicator> communicator(const CommunicatorInit& init) override {
     return makeNcclCommunicator(device_, init);

@@ -85,7 +85,8 @@ std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool t
   return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false);
 }
 
-void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant) {
+void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant,
+                   GemmPrecision precision) {
   DeviceContext& ctx = deviceContext(device);
   cudaStream_t st = ctx.stream;
   size_t elems = 0;
@@ -108,7 +109,7 @@ void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool tr
       prods.push_back(Product{h.M, h.N, h.K, h.alpha, Mat{dA, transA ? h.M : h.K, transA},
                               Mat{dB, transB ? h.K : h.N, transB}, h.beta, dC, h.N});
     }
-    gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant);
+    gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant, precision);
     CG_CUDA(device, cudaGetLastError());
     for (size_t i = 0; i < products.size(); ++i) {
       const size_t nc = static_cast<size_t>(products[i].M * products[i].N);
@@ -123,8 +124,8 @@ void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool tr
 }
 
 void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
-              bool transB, float beta, float* c, GemmVariant variant) {
-  gemmHostBatch(device, {HostProduct{M, N, K, alpha, a, b, beta, c}}, transA, transB, variant);
+              bool transB, float beta, float* c, GemmVariant variant, GemmPrecision precision) {
+  gemmHostBatch(device, {HostProduct{M, N, K, alpha, a, b, beta, c}}, transA, transB, variant, precision);
 }
 
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../core/backend.h"
 #include "tuning.h"
 
 namespace craftgrad {
@@ -36,9 +37,10 @@ std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes
 
 // C = beta·C + alpha·op(A)·op(B) on host arrays (row-major; A is M×K, or K×M when
 // transposed; B likewise): upload, the product on the device, download; one stream sync.
-// For tests: the GPU's products against the CPU's, bit for bit.
+// For tests: the GPU's products against the CPU's, bit for bit; and, with Bf16, the
+// cuBLASLt product (gemm_lt.h) against the fp32 one.
 void gemmHost(int device, int64_t M, int64_t N, int64_t K, float alpha, const float* a, bool transA, const float* b,
-              bool transB, float beta, float* c, GemmVariant variant);
+              bool transB, float beta, float* c, GemmVariant variant, GemmPrecision precision = GemmPrecision::Fp32);
 
 // Several independent products of the same transposes on host arrays, batched as the model
 // batches its LoRA gradients (launches of up to 4 products); otherwise as gemmHost. For
@@ -51,7 +53,8 @@ struct HostProduct {
   float beta;
   float* c;
 };
-void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant);
+void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant,
+                   GemmPrecision precision = GemmPrecision::Fp32);
 
 }  // namespace cuda
 }  // namespace craftgrad

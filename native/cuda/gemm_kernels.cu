@@ -8,6 +8,7 @@
 
 #include "cuda_internal.h"
 #include "gemm_cuda.h"
+#include "gemm_lt.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -216,6 +217,26 @@ GemmVariant chooseGemmVariant(const Product* p, int count, int multiprocessors) 
   return GemmVariant::Small32;
 }
 
+// fp32 -> bf16 bits, round to nearest even (as __float2bfloat16_rn): a NaN keeps its sign and
+// top payload bits and is made quiet; a value that rounds past the largest bf16 becomes Inf.
+__device__ __forceinline__ unsigned short toBf16Bits(float x) {
+  const unsigned u = static_cast<unsigned>(__float_as_int(x));
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<unsigned short>((u >> 16) | 0x0040u);
+  return static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// The bf16 products' operand copies (gemm_lt.cc): element e of the rows×cols matrix,
+// grid-stride, into rows dstLd apart.
+__global__ void __launch_bounds__(256) toBf16Kernel(const float* __restrict__ src, long long rows, long long cols,
+                                                    long long ld, unsigned short* __restrict__ dst, long long dstLd) {
+  const long long n = rows * cols;
+  for (long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long r = e / cols, c = e % cols;
+    dst[r * dstLd + c] = toBf16Bits(src[r * ld + c]);
+  }
+}
+
 bool aligned16(const float* p, long long ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; }
 
 template <int TBM, int TBN, int R>
@@ -229,8 +250,19 @@ void launchGemm(cudaStream_t s, unsigned tiles, bool ta, bool tb, const GemmBatc
 
 }  // namespace
 
-// gemm_cuda.h: in launches of up to kMaxBatch.
-void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant) {
+void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst,
+                  long long dstLd) {
+  const long long n = rows * cols;
+  if (n <= 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<long long>((n + 255) / 256, 4096));
+  toBf16Kernel<<<blocks, 256, 0, ctx.stream>>>(src, rows, cols, ld, reinterpret_cast<unsigned short*>(dst), dstLd);
+  CG_CUDA(ctx.device, cudaGetLastError());
+}
+
+// gemm_cuda.h: through cuBLASLt when the precision asks for it (gemm_lt.h), else in launches
+// of up to kMaxBatch.
+void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant, GemmPrecision precision) {
+  if (ltGemmBatch(ctx, p, count, precision)) return;
   if (variant == GemmVariant::Auto) variant = tuning().gemm;
   const bool ta = count > 0 && p[0].A.trans, tb = count > 0 && p[0].B.trans;
   for (int first = 0; first < count; first += kMaxBatch) {
@@ -268,9 +300,9 @@ void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVarian
 }
 
 void gemm(const DeviceContext& ctx, long long M, long long N, long long K, float alpha, Mat A, Mat B, float beta,
-          float* C, long long ldc, GemmVariant variant) {
+          float* C, long long ldc, GemmVariant variant, GemmPrecision precision) {
   const Product p{M, N, K, alpha, A, B, beta, C, ldc};
-  gemmBatch(ctx, &p, 1, variant);
+  gemmBatch(ctx, &p, 1, variant, precision);
 }
 
 }  // namespace cuda

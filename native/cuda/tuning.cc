@@ -17,7 +17,7 @@ constexpr int kGemmCount = static_cast<int>(std::size(kGemmNames));
 void addNote(Tuning& t, const std::string& s) { t.note += (t.note.empty() ? "" : "; ") + s; }
 
 // From the variables' values (nullptr: unset).
-Tuning parseTuning(const char* gemm, const char* groupBytes) {
+Tuning parseTuning(const char* gemm, const char* groupBytes, const char* fp32Gemm) {
   Tuning t;
   if (gemm != nullptr && *gemm != '\0') {
     bool known = false;
@@ -43,6 +43,11 @@ Tuning parseTuning(const char* gemm, const char* groupBytes) {
       t.groupBytes = v;
     }
   }
+  if (fp32Gemm != nullptr && *fp32Gemm != '\0') {
+    if (std::strcmp(fp32Gemm, "cublaslt") == 0) t.fp32Lt = true;
+    else if (std::strcmp(fp32Gemm, "kernels") != 0)
+      addNote(t, std::string("CRAFTGRAD_CUDA_FP32_GEMM='") + fp32Gemm + "' is not kernels or cublaslt; using the kernels");
+  }
   return t;
 }
 
@@ -54,7 +59,8 @@ const char* gemmVariantName(GemmVariant v) {
 }
 
 const Tuning& tuning() {
-  static const Tuning t = parseTuning(std::getenv("CRAFTGRAD_CUDA_GEMM"), std::getenv("CRAFTGRAD_CUDA_GROUP_BYTES"));
+  static const Tuning t = parseTuning(std::getenv("CRAFTGRAD_CUDA_GEMM"), std::getenv("CRAFTGRAD_CUDA_GROUP_BYTES"),
+                                      std::getenv("CRAFTGRAD_CUDA_FP32_GEMM"));
   return t;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../core/thread_pool.h"
+#include "../cublaslt/cublaslt_library.h"
 #include "../cpu/cpu_backend.h"
 #include "../cpu/cpu_features.h"
 #include "arg_error.h"
@@ -73,10 +74,31 @@ void fillCudaInfo(Napi::Env env, Napi::Object out) {
   tuning.Set("gemm", cuda::gemmVariantName(t.gemm));
   tuning.Set("groupBytes", t.groupBytes > 0 ? Napi::Value(Napi::Number::New(env, static_cast<double>(t.groupBytes)))
                                             : env.Null());
+  tuning.Set("fp32Gemm", t.fp32Lt ? "cublaslt" : "kernels");
   if (!t.note.empty()) tuning.Set("note", t.note);
   out.Set("tuning", tuning);
 }
 #endif
+
+// backendInfo().cublasLt: { available, library?, version?, reason? } (native/cublaslt).
+Napi::Object cublasLtInfo(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+#ifndef CRAFTGRAD_HAVE_CUDA
+  o.Set("available", false);
+  o.Set("reason", "this build of craftgrad has no CUDA backend (cuBLASLt computes products on CUDA devices)");
+#else
+  std::string why;
+  const bool ok = cublaslt::available(&why);  // loads libcublasLt on first call
+  o.Set("available", ok);
+  if (ok) {
+    o.Set("library", cublaslt::library().path);
+    o.Set("version", cublaslt::library().version());
+  } else {
+    o.Set("reason", why);
+  }
+#endif
+  return o;
+}
 
 }  // namespace
 
@@ -110,6 +132,7 @@ Napi::Object backendInfo(Napi::Env env) {
   info.Set("cuda", cuda);
   info.Set("mpi", mpiInfo(env));
   info.Set("nccl", ncclInfo(env));  // loads libnccl on first call (native/nccl)
+  info.Set("cublasLt", cublasLtInfo(env));
   return info;
 }
 

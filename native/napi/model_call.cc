@@ -97,7 +97,7 @@ struct CopyOp {
   Napi::Value result(Napi::Env env) { return env.Undefined(); }
 };
 
-// modelGemm({ M, N, K, alpha, a, transA, b, transB, beta, c, device = 'cpu', variant = 0 }).
+// modelGemm({ M, N, K, alpha, a, transA, b, transB, beta, c, device = 'cpu', variant = 0, precision = 'fp32' }).
 struct GemmOp {
   static constexpr const char* kName = "craftgrad.modelGemm";
   Backend* backend = nullptr;
@@ -127,6 +127,11 @@ struct GemmOp {
     g.c = ops.array(o.get("c"), "c", Access::Write, Need{g.M * g.N, "M×N"}).data;
     ops.requireDisjoint();
     g.variant = o.has("variant") ? static_cast<int>(o.integer("variant", 0, 4)) : 0;
+    // 'bf16': the inputs rounded to bf16, fp32 accumulation (cuBLASLt on a CUDA device; the
+    // hand-written fp32 kernels, with a notice, where cuBLASLt is missing).
+    g.precision = o.has("precision") ? static_cast<GemmPrecision>(o.choice("precision", {"fp32", "bf16"})) : GemmPrecision::Fp32;
+    if (g.precision == GemmPrecision::Bf16 && !device)
+      throw rangeError("precision 'bf16' needs a CUDA device (device is 'cpu'): the CPU computes products in fp32");
     op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &defaultHostBackend();
     return op;
   }

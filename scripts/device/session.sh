@@ -149,7 +149,7 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
 
 # ---- the other steps ----
 gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs test/vla-cuda.test.mjs test/nccl-cuda.test.mjs
-  test/layers-cuda.test.mjs test/engine-fixtures-cuda.test.mjs)
+  test/layers-cuda.test.mjs test/engine-fixtures-cuda.test.mjs test/cublaslt-cuda.test.mjs)
 
 # NCCL for test/nccl-cuda.test.mjs's one-rank check: the image has no system libnccl, but
 # PyTorch's nvidia-nccl wheel carries one (its folder differs between CUDA 12 and 13 wheels).
@@ -157,6 +157,15 @@ if [ -z "${CRAFTGRAD_NCCL_LIBRARY:-}" ]; then
   nccl_lib=$(timeout 20 python3 -c 'import nvidia, os; print("\n".join(nvidia.__path__))' 2>/dev/null |
     while read -r d; do find "$d" -name 'libnccl.so.2' 2>/dev/null; done | head -1)
   [ -n "$nccl_lib" ] && export CRAFTGRAD_NCCL_LIBRARY=$nccl_lib
+fi
+
+# cuBLASLt for test/cublaslt-cuda.test.mjs's bf16 products: the toolkit's, else PyTorch's
+# nvidia-cublas wheel (native/cublaslt looks in both itself; this names the wheel's file when
+# python3's prefix is not one it searches).
+if [ -z "${CRAFTGRAD_CUBLASLT_LIBRARY:-}" ] && [ ! -e /usr/local/cuda/lib64/libcublasLt.so.13 ] && [ ! -e /usr/local/cuda/lib64/libcublasLt.so.12 ]; then
+  cublaslt_lib=$(timeout 20 python3 -c 'import nvidia, os; print("\n".join(nvidia.__path__))' 2>/dev/null |
+    while read -r d; do find "$d" -name 'libcublasLt.so.1[23]' 2>/dev/null; done | sort -r | head -1)
+  [ -n "$cublaslt_lib" ] && export CRAFTGRAD_CUBLASLT_LIBRARY=$cublaslt_lib
 fi
 
 run_tests() {

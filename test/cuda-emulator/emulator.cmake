@@ -36,6 +36,9 @@ target_link_libraries(craftgrad PRIVATE cgemu_runtime)
 target_include_directories(craftgrad PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/native/cuda)
 target_compile_definitions(craftgrad PRIVATE CRAFTGRAD_HAVE_CUDA CRAFTGRAD_CUDA_EMULATOR)
 
+# The cuBLASLt stand-in (cublaslt/), built with the addon.
+include(${_cgemu_dir}/cublaslt/cublaslt.cmake)
+
 # The emulator's own test (selftest/selftest.cu, run by test/cuda-emulator.test.mjs): its
 # kernels are built as the backend's are, and it needs neither Node nor N-API.
 add_executable(cgemu-selftest ${_cgemu_selftest})

@@ -20,7 +20,9 @@
 
 #include "fibers.h"
 
+// The head first (cuda_runtime_api.h: the stand-ins read it through the stream pointer).
 struct CUstream_st {
+  cgemuStreamHead head{CGEMU_STREAM_MAGIC, &cudaLaunchHostFunc};
   std::deque<std::function<void()>> pending;
 };
 struct CUevent_st {
@@ -436,6 +438,13 @@ cudaError_t cudaStreamQuery(cudaStream_t stream) {
   if (!cgemu::validStream(stream)) return cgemu::setError(cudaErrorInvalidResourceHandle);
   cgemu::drain(cgemu::streamOf(stream));
   return S.sticky;
+}
+
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* userData) {
+  CGEMU_ENTER;
+  if (!fn || !cgemu::validStream(stream)) return cgemu::setError(cudaErrorInvalidValue);
+  cgemu::enqueue(stream, [fn, userData] { fn(userData); });
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) {

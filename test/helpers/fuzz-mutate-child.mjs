@@ -44,7 +44,7 @@ function validCall() {
     case 'surgery': case 'surgeryAsync':
       return [which, [P(), P(), { lambda: 0.2, eps: 1e-8, projection: true, cosines: rand() < 0.5, out: rand() < 0.5 ? P() : undefined }]];
     default:
-      return [which, [{ M: 4, N: 5, K: 6, alpha: 1, a: vec(24), transA: false, b: vec(30), transB: false, beta: 0, c: new Float32Array(20) }]];
+      return [which, [{ M: 4, N: 5, K: 6, alpha: 1, a: vec(24), transA: false, b: vec(30), transB: false, beta: 0, c: new Float32Array(20), precision: 'fp32' }]];
   }
 }
 

@@ -8,7 +8,8 @@ import { rebuildAdvice } from '../../rebuild.js';
 /** The CUDA tuning in effect (native/cuda/tuning.h), in words; the GPU benchmarks' records use it too. */
 export function describeCudaTuning(t: RawCudaTuning): string {
   const text = `product kernel ${t.gemm === 'auto' ? 'by shape' : `${t.gemm} (CRAFTGRAD_CUDA_GEMM)`}, surgery L2 groups of ` +
-    (t.groupBytes === null ? '40% of L2' : `${t.groupBytes} bytes (CRAFTGRAD_CUDA_GROUP_BYTES)`);
+    (t.groupBytes === null ? '40% of L2' : `${t.groupBytes} bytes (CRAFTGRAD_CUDA_GROUP_BYTES)`) +
+    (t.fp32Gemm === 'cublaslt' ? ', fp32 products through cuBLASLt (CRAFTGRAD_CUDA_FP32_GEMM)' : '');
   return t.note ? `${text}; ${t.note}` : text;
 }
 
@@ -27,7 +28,7 @@ export function infoText(info: ReturnType<typeof backendInfo> = backendInfo(), r
   ];
   const cuda = info.cuda;
   const tuning = cuda.tuning;
-  const forced = tuning && (tuning.gemm !== 'auto' || tuning.groupBytes !== null || tuning.note);
+  const forced = tuning && (tuning.gemm !== 'auto' || tuning.groupBytes !== null || tuning.fp32Gemm === 'cublaslt' || tuning.note);
   if (!cuda.compiled) lines.push(`  CUDA: not compiled into this build (to add it: install the CUDA toolkit, nvcc on the PATH or in /usr/local/cuda, then ${rebuild})`);
   else if (!cuda.available) lines.push(`  CUDA: compiled, not available: ${cuda.reason ?? 'unknown reason'}`);
   else {
@@ -44,6 +45,9 @@ export function infoText(info: ReturnType<typeof backendInfo> = backendInfo(), r
   lines.push(info.nccl.available
     ? `  NCCL: ${info.nccl.version} (${info.nccl.library}): GPU ranks reduce on the device`
     : `  NCCL: not available: ${info.nccl.reason ?? 'unknown reason'}`);
+  lines.push(info.cublasLt.available
+    ? `  cuBLASLt: ${info.cublasLt.version} (${info.cublasLt.library}): bf16 products on the GPU`
+    : `  cuBLASLt: not available: ${info.cublasLt.reason ?? 'unknown reason'}`);
   return lines.join('\n');
 }
 

@@ -92,6 +92,20 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 // Runs the queued work, as a sync does (work runs only when the host waits), and reports done.
 cudaError_t cudaStreamQuery(cudaStream_t stream);
 
+// Host work in stream order (the real runtime's since CUDA 10).
+typedef void (*cudaHostFn_t)(void* userData);
+cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* userData);
+
+// Emulator only, for the stand-in libraries the addon opens with dlopen (cublaslt/): they
+// cannot link this runtime (the addon keeps its symbols to itself), so every stream the
+// runtime creates begins with this head, and a stand-in queues its work in stream order
+// with head->launchHostFunc(stream, fn, data). The legacy stream (0) has no head.
+#define CGEMU_STREAM_MAGIC 0x63677374u
+struct cgemuStreamHead {
+  unsigned magic;  // CGEMU_STREAM_MAGIC
+  cudaError_t (*launchHostFunc)(cudaStream_t stream, cudaHostFn_t fn, void* userData);
+};
+
 cudaError_t cudaEventCreate(cudaEvent_t* event);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
