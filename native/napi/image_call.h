@@ -1,0 +1,20 @@
+// The robot datasets' per-frame image work (native/data; src/data/images, docs/ARCHITECTURE.md
+// §4g), synchronous on the calling thread (the frame pool's workers give the parallelism):
+//   imageResize(src: Uint8Array, out: Float32Array | Uint8Array, { height, width, channels,
+//     outHeight, outWidth, rowSpans, colSpans }): lanczos3/antialias with the caller's spans
+//     ({ spanSize, starts: Int32Array, weights: Float32Array }, resize.ts computeSpans); a
+//     Float32Array out gets TF's float result, a Uint8Array dlimp's rounded uint8;
+//   imageAugment(src: Uint8Array, out: Uint8Array, { height, width, box, color? }): crop of
+//     box resized back, then (color: { brightness, contrast, saturation, hue }) the colour ops;
+//   imageNormalize(rgb: Uint8Array, out: Float32Array, { height, width, mean, std }): both
+//     towers' normalisation, 6 planes.
+// Every size, length and parameter is checked first (TypeError / RangeError naming it); out
+// may not overlap an input. Nothing is written on a bad call.
+#pragma once
+#include <napi.h>
+
+namespace craftgrad {
+
+void registerImageExports(Napi::Env env, Napi::Object exports);
+
+}  // namespace craftgrad
