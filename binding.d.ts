@@ -528,11 +528,12 @@ export interface NativeBinding {
    * TypeScript), on the calling thread. imageResize: tf.image.resize(lanczos3, antialias) of a
    * uint8 image with the given spans; a Float32Array out gets the float result, a Uint8Array
    * dlimp's rounded uint8. imageAugment: uint8 RGB in, crop (and colour ops) as upstream's
-   * augmentation, uint8 out (out may be src). imageNormalize: 6 float32 planes (both towers).
-   * out may not overlap an input (except imageAugment's src).
+   * augmentation; a Uint8Array out gets the uint8 image (and may be src), a Float32Array the
+   * float32 image after the last clip. imageNormalize: 6 float32 planes (both towers). out may
+   * not overlap an input (except imageAugment's uint8 out, src).
    */
   imageResize(src: Uint8Array, out: Float32Array | Uint8Array, options: RawImageResizeOptions): void;
-  imageAugment(src: Uint8Array, out: Uint8Array, options: RawImageAugmentOptions): void;
+  imageAugment(src: Uint8Array, out: Uint8Array | Float32Array, options: RawImageAugmentOptions): void;
   imageNormalize(rgb: Uint8Array, out: Float32Array, options: RawImageNormalizeOptions): void;
 
   backendInfo(): RawBackendInfo;

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import {
-  decodeImage, resizeLanczos3, resizeImageUint8, computeSpans, augmentImage, augmentParams, centerCropImage,
+  decodeImage, resizeLanczos3, resizeImageUint8, computeSpans, augmentImage, augmentParams, centerCropImage, centerCropBox,
   cropAndResize, uint8ToFloat, floatToUint8, clip01, adjustBrightness, adjustContrast, adjustSaturation, adjustHue,
   prepareFrame, augmentRng, drawUniform,
 } from '../dist/data/images/index.js';
@@ -56,6 +56,28 @@ function randomImage(next, n, kind) {
 
 const fixtureFrame = async () => (await decodeImage(jpeg)).data;
 
+/** augment.ts's chain up to the last clip (what augmentImage / centerCropImage convert to uint8). */
+function tsAugmentFloat(src, H, W, box, color) {
+  const x = clip01(cropAndResize(uint8ToFloat(src), H, W, box, H, W));
+  if (!color) return x;
+  clip01(adjustBrightness(x, color.brightness));
+  clip01(adjustContrast(x, 3, color.contrast));
+  clip01(adjustSaturation(x, color.saturation));
+  return clip01(adjustHue(x, color.hue));
+}
+
+/** The native chain's float32 image (imageAugment with a Float32Array out), and its uint8 form, both checked against augment.ts. */
+function sameAugment(src, H, W, p, what) {
+  const color = p.brightness === undefined ? undefined : { brightness: p.brightness, contrast: p.contrast, saturation: p.saturation, hue: p.hue };
+  const ts = tsAugmentFloat(src, H, W, p.box, color);
+  const native = new Float32Array(src.length);
+  imageAugment(src, native, { height: H, width: W, box: p.box, ...(color ? { color } : {}) });
+  same(native, ts, `${what} (float32)`);
+  const u8 = new Uint8Array(src.length);
+  imageAugment(src, u8, { height: H, width: W, box: p.box, ...(color ? { color } : {}) });
+  same(u8, color ? augmentImage(src, H, W, p) : floatToUint8(ts), `${what} (uint8)`);
+}
+
 test('resize: native equals resize.ts to the bit (float32 result and rounded uint8), every size and channel count', async () => {
   const next = rng(28);
   const img = await fixtureFrame();
@@ -81,12 +103,14 @@ test('augment and centre crop: native equals augment.ts to the bit for random im
     same(augmentImageNative(u8, 224, 224, p), augmentImage(u8, 224, 224, p), `fixture u=${u}`);
   }
   same(centerCropImageNative(u8, 224, 224), centerCropImage(u8, 224, 224), 'fixture centre crop');
+  for (const u of [0.37, 0.99]) sameAugment(u8, 224, 224, augmentParams(u), `fixture u=${u}`);
   for (let k = 0; k < 80; k++) {
     // 1 × n and n × 1 take crop_and_resize's single-row/column branch.
     const H = k < 4 ? 1 : 1 + Math.floor(next() * 48), W = k >= 4 && k < 8 ? 1 : 1 + Math.floor(next() * 48);
     const src = randomImage(next, H * W * 3, k % 4);
     const p = augmentParams(drawUniform({ nextU32: () => Math.floor(next() * 2 ** 32) }));
     same(augmentImageNative(src, H, W, p), augmentImage(src, H, W, p), `${H}×${W} u=${p.u}`);
+    sameAugment(src, H, W, p, `${H}×${W} u=${p.u}`);
     // Parameters beyond upstream's ranges: boxes reaching outside the image (extrapolated with 0),
     // flipped boxes, strong and negative factors, hue at ±1.
     const f = Math.fround, r = (lo, hi) => f(lo + next() * (hi - lo));
@@ -95,8 +119,10 @@ test('augment and centre crop: native equals augment.ts to the bit for random im
       brightness: r(-1, 1), contrast: r(-3, 3), saturation: r(-1, 4), hue: [-1, 1, r(-1, 1)][k % 3],
     };
     same(augmentImageNative(src, H, W, wild), augmentImage(src, H, W, wild), `${H}×${W} wild ${JSON.stringify(wild)}`);
+    sameAugment(src, H, W, wild, `${H}×${W} wild ${JSON.stringify(wild)}`);
     const scale = [0.9, 0.5, 1, r(0.1, 1)][k % 4];
     same(centerCropImageNative(src, H, W, scale), centerCropImage(src, H, W, scale), `${H}×${W} centre ${scale}`);
+    sameAugment(src, H, W, { box: centerCropBox(scale) }, `${H}×${W} centre ${scale}`);
   }
   // Each op alone (the colour params of one op, the others neutral), so an op that differs is named.
   const src = randomImage(next, 37 * 23 * 3, 0);
@@ -253,6 +279,8 @@ test('bad arguments: a TypeError or RangeError naming the argument, and nothing 
   const augCases = [
     [(o) => imageAugment(img, o.subarray(3), aug), RangeError, /^out has 57 values, not 60 \(height × width × 3\)/],
     [(o) => imageAugment(img.subarray(1), o, aug), RangeError, /^src has 59 values/],
+    [() => imageAugment(img, new Float64Array(60), aug), TypeError, /^out must be a Uint8Array .* or a Float32Array/],
+    [() => { const buf = new ArrayBuffer(240); imageAugment(new Uint8Array(buf, 0, 60), new Float32Array(buf), aug); }, RangeError, /^out and src overlap in memory/],
     [(o) => imageAugment(img, o, { ...aug, height: -4 }), RangeError, /^height must be an integer from 1 to 16384, got -4/],
     [(o) => imageAugment(img, o, { ...aug, box: [0, 0, 1] }), TypeError, /^box must be an Array of 4 numbers, got an Array of 3/],
     [(o) => imageAugment(img, o, { ...aug, box: 'all' }), TypeError, /^box must be an Array of 4 numbers, got a string/],

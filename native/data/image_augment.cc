@@ -24,13 +24,6 @@ void uint8ToFloat(const uint8_t* src, int64_t n, float* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) * kInv255;
 }
 
-void floatToUint8(const float* src, int64_t n, uint8_t* dst) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = src[i] * 255.5f;
-    dst[i] = v > 255.0f ? 255 : v > 0.0f ? static_cast<uint8_t>(v) : 0;  // the cast truncates
-  }
-}
-
 void clip01(float* img, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = img[i];
@@ -212,8 +205,8 @@ void adjustHue(float* img, int64_t n, float delta) {
 
 }  // namespace
 
-void augmentImage(const uint8_t* src, int64_t height, int64_t width, const Box& box, const ColorParams* color,
-                  const AugmentScratch& scratch, uint8_t* dst) {
+const float* augmentImageFloat(const uint8_t* src, int64_t height, int64_t width, const Box& box,
+                               const ColorParams* color, const AugmentScratch& scratch) {
   const int64_t n = height * width * 3;
   uint8ToFloat(src, n, scratch.image);
   float* img = scratch.crop;
@@ -229,7 +222,14 @@ void augmentImage(const uint8_t* src, int64_t height, int64_t width, const Box& 
     adjustHue(img, n, color->hue);
     clip01(img, n);
   }
-  floatToUint8(img, n, dst);
+  return img;
+}
+
+void floatToUint8(const float* src, int64_t n, uint8_t* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = src[i] * 255.5f;
+    dst[i] = v > 255.0f ? 255 : v > 0.0f ? static_cast<uint8_t>(v) : 0;  // the cast truncates
+  }
 }
 
 }  // namespace image

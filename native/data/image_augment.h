@@ -32,9 +32,14 @@ struct AugmentScratch {
   float* sums;   // height × width × 3 (the contrast's mean)
 };
 
-// augment.ts augmentImage (color given) or centerCropImage (color null: the crop alone).
-void augmentImage(const uint8_t* src, int64_t height, int64_t width, const Box& box, const ColorParams* color,
-                  const AugmentScratch& scratch, uint8_t* dst);
+// augment.ts augmentImage (color given) or centerCropImage (color null: the crop alone), up to
+// the last clip: the float32 image in [0, 1] (height × width × 3) at scratch.crop, returned.
+// src is read only before anything is written.
+const float* augmentImageFloat(const uint8_t* src, int64_t height, int64_t width, const Box& box,
+                               const ColorParams* color, const AugmentScratch& scratch);
+
+// convert_image_dtype(x, uint8, saturate=True): trunc(clamp(x · 255.5, 0, 255)) (augment.ts floatToUint8).
+void floatToUint8(const float* src, int64_t n, uint8_t* dst);
 
 }  // namespace image
 }  // namespace craftgrad

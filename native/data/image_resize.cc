@@ -6,8 +6,26 @@
 namespace craftgrad {
 namespace image {
 
-void resizeLanczos3(const uint8_t* src, const ResizeShape& s, const Spans& rows, const Spans& cols, float* mid,
-                    float* dst) {
+namespace {
+
+// round half to even (nearbyint in the default rounding mode, as tf.round and resize.ts's
+// roundHalfEven), clip to [0, 255], NaN to 0.
+inline uint8_t roundClip(float v) {
+  const float r = std::nearbyint(v);
+  return r < 0.0f ? 0 : r > 255.0f ? 255 : r == r ? static_cast<uint8_t>(r) : 0;
+}
+
+struct FloatOut {
+  float* dst;
+  void operator()(int64_t i, float v) const { dst[i] = v; }
+};
+struct RoundedOut {
+  uint8_t* dst;
+  void operator()(int64_t i, float v) const { dst[i] = roundClip(v); }
+};
+
+template <typename Out>
+void resize(const uint8_t* src, const ResizeShape& s, const Spans& rows, const Spans& cols, float* mid, Out store) {
   const int64_t rowLen = s.width * s.channels;
   // GatherRows (resize.ts): mid[y] = Σ_k w_k · src[start + k], k ascending, from 0.
   for (int64_t y = 0; y < s.outHeight; ++y) {
@@ -25,7 +43,7 @@ void resizeLanczos3(const uint8_t* src, const ResizeShape& s, const Spans& rows,
   const int64_t C = s.channels;
   for (int64_t y = 0; y < s.outHeight; ++y) {
     const float* in = mid + y * rowLen;
-    float* out = dst + y * s.outWidth * C;
+    const int64_t o = y * s.outWidth * C;
     for (int64_t x = 0; x < s.outWidth; ++x) {
       const int64_t start = cols.starts[x];
       const int64_t n = std::min(start + cols.spanSize, s.width) - start;
@@ -38,26 +56,30 @@ void resizeLanczos3(const uint8_t* src, const ResizeShape& s, const Spans& rows,
           a1 = a1 + w[k] * base[k * 3 + 1];
           a2 = a2 + w[k] * base[k * 3 + 2];
         }
-        out[x * 3] = a0;
-        out[x * 3 + 1] = a1;
-        out[x * 3 + 2] = a2;
+        store(o + x * 3, a0);
+        store(o + x * 3 + 1, a1);
+        store(o + x * 3 + 2, a2);
         continue;
       }
       for (int64_t c = 0; c < C; ++c) {
         float acc = 0.0f;
         for (int64_t k = 0; k < n; ++k) acc = acc + w[k] * base[k * C + c];
-        out[x * C + c] = acc;
+        store(o + x * C + c, acc);
       }
     }
   }
 }
 
-void roundClipToUint8(const float* src, size_t n, uint8_t* dst) {
-  for (size_t i = 0; i < n; ++i) {
-    // nearbyint in the default rounding mode: half to even, as tf.round (and resize.ts's roundHalfEven).
-    const float r = std::nearbyint(src[i]);
-    dst[i] = r < 0.0f ? 0 : r > 255.0f ? 255 : r == r ? static_cast<uint8_t>(r) : 0;
-  }
+}  // namespace
+
+void resizeLanczos3(const uint8_t* src, const ResizeShape& s, const Spans& rows, const Spans& cols, float* mid,
+                    float* dst) {
+  resize(src, s, rows, cols, mid, FloatOut{dst});
+}
+
+void resizeLanczos3Uint8(const uint8_t* src, const ResizeShape& s, const Spans& rows, const Spans& cols, float* mid,
+                         uint8_t* dst) {
+  resize(src, s, rows, cols, mid, RoundedOut{dst});
 }
 
 }  // namespace image

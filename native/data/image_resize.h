@@ -33,9 +33,10 @@ struct ResizeShape {
 void resizeLanczos3(const uint8_t* src, const ResizeShape& shape, const Spans& rows, const Spans& cols, float* mid,
                     float* dst);
 
-// dlimp's `tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)` (resize.ts roundClipToUint8):
-// round half to even, clip, NaN to 0 (as a JS Uint8Array store).
-void roundClipToUint8(const float* src, size_t n, uint8_t* dst);
+// resizeLanczos3 then dlimp's `tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)`
+// (resize.ts resizeImageUint8): round half to even, clip, NaN to 0 (as a JS Uint8Array store).
+void resizeLanczos3Uint8(const uint8_t* src, const ResizeShape& shape, const Spans& rows, const Spans& cols, float* mid,
+                         uint8_t* dst);
 
 }  // namespace image
 }  // namespace craftgrad

@@ -1,5 +1,6 @@
 #include "image_call.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -64,6 +65,30 @@ bool isTypedArrayOf(napi_env env, napi_value value, napi_typedarray_type want) {
 }
 
 std::string num(int64_t v) { return std::to_string(v); }
+
+// Scratch floats for one call (the resize's intermediate rows, the augmentation's float
+// images). Up to kKeepScratch they are the calling thread's, kept between calls, so a frame's
+// calls touch no fresh pages (each thread, the main one and each frame worker, has its own);
+// a larger call has its own, freed when it returns.
+constexpr size_t kKeepScratch = size_t{16} << 20;  // floats: 64 MiB
+class Scratch {
+ public:
+  explicit Scratch(size_t floats) {
+    thread_local std::vector<float> kept;
+    if (floats > kKeepScratch) {
+      own_.resize(floats);
+      data_ = own_.data();
+      return;
+    }
+    if (kept.size() < floats) kept.resize(floats);
+    data_ = kept.data();
+  }
+  float* data() const { return data_; }
+
+ private:
+  std::vector<float> own_;
+  float* data_ = nullptr;
+};
 
 void requireLength(const char* name, int64_t have, int64_t want, const std::string& what) {
   if (have != want)
@@ -185,14 +210,12 @@ Napi::Value ImageResize(const Napi::CallbackInfo& info) {
     }
     requireDisjoint(outRange, {{"src", src.data, static_cast<size_t>(src.length)}, rows.startsRange, rows.weightsRange,
                                cols.startsRange, cols.weightsRange});
-    std::vector<float> mid(static_cast<size_t>(midValues));
-    if (rounded) {
-      std::vector<float> dst(static_cast<size_t>(outValues));
-      image::resizeLanczos3(src.data, s, rows.spans, cols.spans, mid.data(), dst.data());
-      image::roundClipToUint8(dst.data(), dst.size(), outU8.data);
-    } else {
-      image::resizeLanczos3(src.data, s, rows.spans, cols.spans, mid.data(), outF32.data);
-    }
+    const Scratch scratch(static_cast<size_t>(midValues));
+    float* mid = scratch.data();
+    if (rounded)
+      image::resizeLanczos3Uint8(src.data, s, rows.spans, cols.spans, mid, outU8.data);
+    else
+      image::resizeLanczos3(src.data, s, rows.spans, cols.spans, mid, outF32.data);
     return info.Env().Undefined();
   });
 }
@@ -201,12 +224,22 @@ Napi::Value ImageAugment(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     napi_env env = info.Env();
     const U8View src = readUint8Array(env, info[0], "src");
-    const U8View out = readUint8Array(env, info[1], "out");
+    napi_value outValue = info[1];
+    const bool rounded = isTypedArrayOf(env, outValue, napi_uint8_array);
+    if (!rounded && !isTypedArrayOf(env, outValue, napi_float32_array))
+      throw typeError("out must be a Uint8Array (converted as dlimp) or a Float32Array (the float image after the last clip), got " +
+                      describeValue(env, outValue));
+    U8View outU8;
+    F32View outF32;
+    if (rounded)
+      outU8 = readUint8Array(env, outValue, "out");
+    else
+      outF32 = readFloat32Array(env, outValue, "out");
     const Options o(env, info[2], "options");
     const int64_t height = readSide(o, "height"), width = readSide(o, "width");
     const int64_t n = imageValues(height, width, 3, "the image");
     requireLength("src", src.length, n, "height × width × 3");
-    requireLength("out", out.length, n, "height × width × 3");
+    requireLength("out", rounded ? outU8.length : outF32.length, n, "height × width × 3");
     // TF takes any box (outside [0, 1] it extrapolates with 0); bounded so no coordinate overflows.
     const std::vector<float> b = readParams(env, o.get("box"), "box", 4, -1e6, 1e6);
     const image::Box box{b[0], b[1], b[2], b[3]};
@@ -219,10 +252,18 @@ Napi::Value ImageAugment(const Napi::CallbackInfo& info) {
       color.saturation = readParam(c, "saturation", -1e6, 1e6);
       color.hue = readParam(c, "hue", -1, 1);  // tf.image.adjust_hue: delta in [-1, 1]
     }
-    // The augmentation reads all of src before it writes out, so out may be src itself.
-    std::vector<float> scratch(static_cast<size_t>(n) * (colorValue ? 3 : 2));
-    const image::AugmentScratch s{scratch.data(), scratch.data() + n, colorValue ? scratch.data() + 2 * n : nullptr};
-    image::augmentImage(src.data, height, width, box, colorValue ? &color : nullptr, s, out.data);
+    // The augmentation reads all of src before it writes anything, so a uint8 out may be src
+    // itself; a float out is 4 bytes a value and may not overlap it.
+    if (!rounded)
+      requireDisjoint({"out", outF32.data, static_cast<size_t>(n) * sizeof(float)}, {{"src", src.data, static_cast<size_t>(n)}});
+    const Scratch scratch(static_cast<size_t>(n) * (colorValue ? 3 : 2));
+    float* work = scratch.data();
+    const image::AugmentScratch s{work, work + n, colorValue ? work + 2 * n : nullptr};
+    const float* img = image::augmentImageFloat(src.data, height, width, box, colorValue ? &color : nullptr, s);
+    if (rounded)
+      image::floatToUint8(img, n, outU8.data);
+    else
+      std::copy(img, img + n, outF32.data);
     return info.Env().Undefined();
   });
 }

@@ -4,12 +4,15 @@
 //     outHeight, outWidth, rowSpans, colSpans }): lanczos3/antialias with the caller's spans
 //     ({ spanSize, starts: Int32Array, weights: Float32Array }, resize.ts computeSpans); a
 //     Float32Array out gets TF's float result, a Uint8Array dlimp's rounded uint8;
-//   imageAugment(src: Uint8Array, out: Uint8Array, { height, width, box, color? }): crop of
-//     box resized back, then (color: { brightness, contrast, saturation, hue }) the colour ops;
+//   imageAugment(src: Uint8Array, out: Uint8Array | Float32Array, { height, width, box, color? }):
+//     crop of box resized back, then (color: { brightness, contrast, saturation, hue }) the
+//     colour ops; a Uint8Array out gets the uint8 image (it may be src), a Float32Array the
+//     float32 image after the last clip (what the tests compare op by op);
 //   imageNormalize(rgb: Uint8Array, out: Float32Array, { height, width, mean, std }): both
 //     towers' normalisation, 6 planes.
 // Every size, length and parameter is checked first (TypeError / RangeError naming it); out
-// may not overlap an input. Nothing is written on a bad call.
+// may not overlap an input (but imageAugment's uint8 out may be its src). Nothing is written
+// on a bad call.
 #pragma once
 #include <napi.h>
 
