@@ -266,6 +266,8 @@ test('bad arguments: a TypeError or RangeError naming the argument, and nothing 
     [(o) => imageResize(src, o, { ...ok, colSpans: { ...ok.colSpans, weights: new Float32Array(3) } }), RangeError, /^colSpans\.weights has 3 values, not 30/],
     [(o) => imageResize(src, o, { ...ok, rowSpans: { ...ok.rowSpans, starts: Int32Array.of(0, 1, 2, 8) } }), RangeError, /^rowSpans\.starts\[3\] must be an input index from 0 to 7, got 8/],
     [(o) => imageResize(src, o, { ...ok, colSpans: { ...ok.colSpans, starts: Int32Array.of(0, -1, 0, 0, 0) } }), RangeError, /^colSpans\.starts\[1\] must be an input index/],
+    [(o) => imageResize(src, o, { ...ok, colSpans: { ...ok.colSpans, weights: ok.colSpans.weights.map((w, i) => (i === 7 ? NaN : w)) } }), RangeError, /^colSpans\.weights\[7\] must be a finite number from -1e6 to 1e6, got nan/],
+    [(o) => imageResize(src, o, { ...ok, rowSpans: { ...ok.rowSpans, weights: ok.rowSpans.weights.map((w, i) => (i === 0 ? 3e38 : w)) } }), RangeError, /^rowSpans\.weights\[0\] must be a finite number/],
     [() => imageResize(src, src.subarray(0, 60), ok), RangeError, /^out and src overlap in memory/],
     [(o) => imageResize(src, o, null), TypeError, /^options must be an object/],
   ];

@@ -158,6 +158,12 @@ SpansArg readSpans(napi_env env, napi_value value, const char* name, int64_t out
       throw rangeError(startsKey + "[" + num(i) + "] must be an input index from 0 to " + num(inSize - 1) + ", got " +
                        num(starts.data[i]));
   }
+  // Bounded so that no sum overflows: no infinity or NaN (whose bits a JS store may change) can arise.
+  for (int64_t i = 0; i < weights.length; ++i) {
+    if (!(std::fabs(weights.data[i]) <= 1e6f))
+      throw rangeError(weightsKey + "[" + num(i) + "] must be a finite number from -1e6 to 1e6, got " +
+                       std::to_string(weights.data[i]));
+  }
   SpansArg a;
   a.spans = {spanSize, starts.data, weights.data};
   a.startsRange = {name, starts.data, static_cast<size_t>(starts.length) * sizeof(int32_t)};

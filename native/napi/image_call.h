@@ -10,7 +10,8 @@
 //     float32 image after the last clip (what the tests compare op by op);
 //   imageNormalize(rgb: Uint8Array, out: Float32Array, { height, width, mean, std }): both
 //     towers' normalisation, 6 planes.
-// Every size, length and parameter is checked first (TypeError / RangeError naming it); out
+// Every size, length, span and parameter is checked first (TypeError / RangeError naming it;
+// weights, boxes and factors within ±1e6, so no sum overflows into an infinity or NaN); out
 // may not overlap an input (but imageAugment's uint8 out may be its src). Nothing is written
 // on a bad call.
 #pragma once
