@@ -445,6 +445,49 @@ export interface RawCraftSums {
   nonFiniteFlags: Uint8Array;
 }
 
+/** One axis of a lanczos3 resize: output i reads inputs starts[i] .. starts[i] + spanSize − 1 (clamped) with weights[i·spanSize + k] (src/data/images/resize.ts computeSpans). */
+export interface RawImageSpans {
+  spanSize: number;
+  starts: Int32Array;
+  weights: Float32Array;
+}
+
+export interface RawImageResizeOptions {
+  height: number;
+  width: number;
+  channels: number;
+  outHeight: number;
+  outWidth: number;
+  rowSpans: RawImageSpans;
+  colSpans: RawImageSpans;
+}
+
+/** The colour ops of upstream's augmentation (augment.ts AugmentParams less the box). */
+export interface RawImageColor {
+  brightness: number;
+  contrast: number;
+  saturation: number;
+  /** In turns, [-1, 1] (tf.image.adjust_hue's range). */
+  hue: number;
+}
+
+export interface RawImageAugmentOptions {
+  height: number;
+  width: number;
+  /** TF's normalised [y1, x1, y2, x2], cropped and resized back to height × width (bilinear). */
+  box: readonly [number, number, number, number];
+  /** The colour ops after the crop; omitted: the crop alone (the centre crop). */
+  color?: RawImageColor;
+}
+
+export interface RawImageNormalizeOptions {
+  height: number;
+  width: number;
+  /** Per tower g and channel c at [3g + c]. */
+  mean: readonly number[];
+  std: readonly number[];
+}
+
 export interface RawModelLosses {
   actionLoss: number;
   retentionLoss: number;
@@ -499,6 +542,19 @@ export interface NativeBinding {
    * ERR_CRAFTGRAD_JPEG_UNSUPPORTED (progressive, arithmetic, lossless, 12-bit, 2 or 4 components).
    */
   decodeJpeg(bytes: Uint8Array): RawJpegImage;
+
+  /**
+   * The robot datasets' image work (native/data; to the bit what src/data/images computes in
+   * TypeScript), on the calling thread. imageResize: tf.image.resize(lanczos3, antialias) of a
+   * uint8 image with the given spans; a Float32Array out gets the float result, a Uint8Array
+   * dlimp's rounded uint8. imageAugment: uint8 RGB in, crop (and colour ops) as upstream's
+   * augmentation; a Uint8Array out gets the uint8 image (and may be src), a Float32Array the
+   * float32 image after the last clip. imageNormalize: 6 float32 planes (both towers). out may
+   * not overlap an input (except imageAugment's uint8 out, src).
+   */
+  imageResize(src: Uint8Array, out: Float32Array | Uint8Array, options: RawImageResizeOptions): void;
+  imageAugment(src: Uint8Array, out: Uint8Array | Float32Array, options: RawImageAugmentOptions): void;
+  imageNormalize(rgb: Uint8Array, out: Float32Array, options: RawImageNormalizeOptions): void;
 
   backendInfo(): RawBackendInfo;
   mpi: RawMpi;

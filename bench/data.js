@@ -5,9 +5,9 @@
 // tf.image.encode_jpeg's defaults), two views, resized to 224.
 // (a) samples/s of decode + resize + augment + normalisation (what a sample costs before the
 //     model sees it): one sample at a time on the main thread (the cost of a sample on one
-//     core, by stage), a batch at a time on the main thread (as the source ran before the
-//     pool), and on the frame pool; with the CPU time the
-//     process spent (all threads), so samples per core-second.
+//     core, by stage; the native stages, and the TypeScript they replaced), a batch at a time
+//     on the main thread (as the source ran before the pool), and on the frame pool; with the
+//     CPU time the process spent (all threads), so samples per core-second.
 // (b) peak memory (maxRSS) of a process that reads a dataset of a few hundred episodes
 //     (numbers kept, images read back by offset) and draws batches through the pool.
 // (c) the time `accumulate` waits for its batch in a training run (Trainer.step over the RLDS
@@ -28,6 +28,7 @@ import { backendInfo, Trainer } from '../dist/index.js';
 import { describeMachine } from '../dist/bench/timing.js';
 import { FramePool, prepareNormalizedFrame, defaultFrameThreads } from '../dist/data/images/frame-pool.js';
 import { decodeImage, resizeImageUint8, augmentImage, augmentParams, drawUniform, augmentRng } from '../dist/data/images/index.js';
+import { resizeImageUint8Native, augmentImageNative, normalizeImageNative } from '../dist/data/images/native-ops.js';
 import { normalizeImage } from '../dist/data/vla-dataset.js';
 import { loadRldsForVla, RldsVlaSource } from '../dist/model/vla/rlds-source.js';
 import { loadPromptTokenizer } from '../dist/data/rlds/index.js';
@@ -94,8 +95,20 @@ async function rate(samples, fn) {
 
 async function throughput(set, reps) {
   const job = (i) => ({ size: SIZE, augment: 'random', draw: [0, 1, i] });
-  // Stages, one sample at a time on the main thread.
+  // Stages, one sample at a time on the main thread: the pipeline's (native resize, augment and
+  // normalisation, native-ops.ts), and the TypeScript reference they replaced (resize.ts,
+  // augment.ts, normalizeImage: the same bits).
   const stage = { decode: [], resize: [], augment: [], normalise: [] };
+  const tsStage = { resize: [], augment: [], normalise: [] };
+  // The normalisation's output, allocated once: a fresh 1.2 MiB array per call would time the
+  // allocator's first-touch page faults (which the serial and pool rates below include).
+  const planes = new Float32Array(6 * SIZE * SIZE);
+  const time = (into, fn) => {
+    const t = performance.now();
+    const r = fn();
+    into.push(performance.now() - t);
+    return r;
+  };
   for (let r = 0; r < reps; r++) {
     for (const [i, views] of set.entries()) {
       const rng = augmentRng(0, 1, i);
@@ -103,19 +116,20 @@ async function throughput(set, reps) {
         let t = performance.now();
         const img = await decodeImage(bytes);
         stage.decode.push(performance.now() - t);
-        t = performance.now();
-        const small = resizeImageUint8(img.data, img.height, img.width, SIZE, SIZE);
-        stage.resize.push(performance.now() - t);
-        t = performance.now();
-        const aug = augmentImage(small, SIZE, SIZE, augmentParams(drawUniform(rng)));
-        stage.augment.push(performance.now() - t);
-        t = performance.now();
-        normalizeImage(aug, SIZE, NORM, new Float32Array(6 * SIZE * SIZE));
-        stage.normalise.push(performance.now() - t);
+        const params = augmentParams(drawUniform(rng));
+        const small = time(stage.resize, () => resizeImageUint8Native(img.data, img.height, img.width, SIZE, SIZE));
+        const aug = time(stage.augment, () => augmentImageNative(small, SIZE, SIZE, params));
+        time(stage.normalise, () => normalizeImageNative(aug, SIZE, NORM, planes));
+        if (r === 0) {
+          const tsSmall = time(tsStage.resize, () => resizeImageUint8(img.data, img.height, img.width, SIZE, SIZE));
+          const tsAug = time(tsStage.augment, () => augmentImage(tsSmall, SIZE, SIZE, params));
+          time(tsStage.normalise, () => normalizeImage(tsAug, SIZE, NORM, planes));
+        }
       }
     }
   }
   const perSample = Object.fromEntries(Object.entries(stage).map(([k, v]) => [k, 2 * median(v)]));
+  const tsPerSample = Object.fromEntries(Object.entries(tsStage).map(([k, v]) => [k, 2 * median(v)]));
   const serial = await rate(set.length * reps, async () => {
     for (let r = 0; r < reps; r++) for (const [i, views] of set.entries()) await prepareNormalizedFrame(views, job(i), NORM);
   });
@@ -135,7 +149,7 @@ async function throughput(set, reps) {
     await pool.close();
     pools.push({ threads, ...r });
   }
-  return { perSample, serial, batched, pools };
+  return { perSample, tsPerSample, serial, batched, pools };
 }
 
 /** Episodes of `steps` steps whose frames are taken from `set` (encoded once). */
@@ -272,7 +286,8 @@ try {
     `- command: \`node bench/data.js${args.record ? ' --record' : ''}${quick ? ' --quick' : ''}\`; date ${started.toISOString().slice(0, 10)}`,
     `- frames: ${set.length} synthetic two-view samples (a scene of gradients, boxes and render grain), 256×256 JPEG q95 4:2:0, mean ${(jpegBytes / 1024).toFixed(1)} KiB; to 224×224, upstream's training augmentation, both normalisations (6 × 224 × 224 float32 per view)`,
     '',
-    `(a) One sample (2 views) on one core, the stages timed apart (medians): decode ${f1(ps.decode)} ms, resize ${f1(ps.resize)} ms, augment ${f1(ps.augment)} ms, normalise ${f1(ps.normalise)} ms; ${f1(total)} ms, ${f0(1000 / total)} samples/s per core.`,
+    `(a) One sample (2 views) on one core, the stages timed apart (medians): decode ${f1(ps.decode)} ms, resize ${f1(ps.resize)} ms, augment ${f1(ps.augment)} ms, normalise ${f1(ps.normalise)} ms (native, native/data); ${f1(total)} ms, ${f0(1000 / total)} samples/s per core. ` +
+      `The TypeScript these replaced (resize.ts, augment.ts, normalizeImage; the same bits): resize ${f1(tp.tsPerSample.resize)} ms, augment ${f1(tp.tsPerSample.augment)} ms, normalise ${f1(tp.tsPerSample.normalise)} ms.`,
     '',
     '| path | samples/s | samples per CPU-second (per core) | CPU-seconds per second |',
     '|---|---:|---:|---:|',

@@ -20,8 +20,13 @@ set(CRAFTGRAD_MODEL_SOURCES
   native/models/vit_tower.cc
   native/models/vla_policy.cc)
 
-# Data decoding (native/data): the JPEG decoder of the robot datasets' frames (ARCHITECTURE.md §4g).
+# The robot datasets' frames (native/data, ARCHITECTURE.md §4g): the JPEG decoder, and the
+# resize, augmentation and normalisation of decoded frames; plain C++ (no backend, no N-API),
+# compiled with the baseline flags (no FP contraction).
 set(CRAFTGRAD_DATA_SOURCES
+  native/data/image_augment.cc
+  native/data/image_normalize.cc
+  native/data/image_resize.cc
   native/data/jpeg_decoder.cc
   native/data/jpeg_huffman.cc
   native/data/jpeg_idct_ifast.cc
@@ -33,6 +38,7 @@ set(CRAFTGRAD_NAPI_SOURCES
   native/napi/arg_error.cc
   native/napi/backends.cc
   native/napi/env_data.cc
+  native/napi/image_call.cc
   native/napi/jpeg_call.cc
   native/napi/js_values.cc
   native/napi/model_call.cc

@@ -1,7 +1,8 @@
 // The addon's operations that the layers above core use, one named function each
 // (ARCHITECTURE.md §2): the models' steps and layouts, the optimizer's kernels, the set
-// copy, the JPEG decoder, MPI and NCCL. Those layers never call the raw binding themselves;
-// they call these, and hold only the handles these return (an MPI world, an NCCL communicator). Each passes
+// copy, the robot datasets' JPEG decoder and image work, MPI and NCCL. Those layers never
+// call the raw binding themselves; they call these, and hold only the handles these return
+// (an MPI world, an NCCL communicator). Each passes
 // its arguments through unchanged: binding.d.ts states them, and the native side checks
 // them. The core modules (GradSet, the surgery, devices, backendInfo) call the binding
 // directly.
@@ -45,6 +46,12 @@ export const adamwFused: Call<'adamwFused'> = (params, m, v, act, ret, options) 
 
 /** A baseline JPEG decoded as TensorFlow's decode_image decodes it (binding.decodeJpeg), synchronously. */
 export const decodeJpeg: Call<'decodeJpeg'> = (bytes) => binding.decodeJpeg(bytes);
+/** tf.image.resize(lanczos3, antialias) of a uint8 image with the caller's spans (binding.imageResize). */
+export const imageResize: Call<'imageResize'> = (src, out, options) => binding.imageResize(src, out, options);
+/** Upstream's augmentation or centre crop of a uint8 RGB image (binding.imageAugment). */
+export const imageAugment: Call<'imageAugment'> = (src, out, options) => binding.imageAugment(src, out, options);
+/** Both towers' pixel normalisation of a uint8 RGB image, 6 planes (binding.imageNormalize). */
+export const imageNormalize: Call<'imageNormalize'> = (rgb, out, options) => binding.imageNormalize(rgb, out, options);
 
 /** Whether this build has MPI. */
 export function mpiCompiled(): boolean {

@@ -107,7 +107,8 @@ test('the binding check sees a direct call, and not a comment, a string or a typ
 });
 
 // Native layers: core is backend-neutral C++; each backend sees core only (the CUDA backend
-// also the NCCL and cuBLASLt loaders); napi sees all.
+// also the NCCL and cuBLASLt loaders); data (the datasets' JPEG decoder and image work) sees
+// core only; napi sees all.
 const NATIVE_ALLOWED = {
   core: ['core'],
   models: ['core', 'models'],
@@ -127,6 +128,7 @@ const SYSTEM_FORBIDDEN = {
   mpi: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   // NCCL is loaded with dlopen: its own header is never needed, nor CUDA's.
   nccl: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^nccl\.h$/],
+  // The datasets' image work is plain C++: no N-API, no CUDA.
   data: [/^napi\.h$/, /^node_api\.h$/, /^cuda/],
   // cuBLASLt likewise: no CUDA or cuBLAS header at build time.
   cublaslt: [/^napi\.h$/, /^node_api\.h$/, /^cuda/, /^cublas(Lt|_api|_v2)?\.h$/, /^library_types\.h$/],

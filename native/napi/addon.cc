@@ -8,6 +8,7 @@
 #include "arg_error.h"
 #include "backends.h"
 #include "env_data.h"
+#include "image_call.h"
 #include "jpeg_call.h"
 #include "js_values.h"
 #include "model_call.h"
@@ -51,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerMpiExports(env, exports);   // mpi.{init, rank, size, sumInRankOrder, broadcast, ...}
   registerNcclExports(env, exports);  // nccl.{info, uniqueId, Communicator}
   registerJpegExports(env, exports);  // decodeJpeg
+  registerImageExports(env, exports); // imageResize, imageAugment, imageNormalize
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
 #ifdef CRAFTGRAD_BENCH

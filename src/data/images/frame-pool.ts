@@ -5,15 +5,16 @@
 // the worker from those three integers), so a worker's pixels equal the main thread's to the
 // bit. What moves off the main thread is the decode (the addon's, synchronous; sharp's, for
 // the JPEGs it does not decode and PNGs, on libuv's threads), resize, augmentation and
-// normalisation.
+// normalisation (the addon's, native-ops.ts, on the calling thread).
 //
 // Workers start on the first job and are unref'd while idle (a process whose work is done
 // exits without close()), ref'd while they hold a job (a pending job keeps the process alive
 // until it settles). close() terminates them.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { normalizeImage, type PixelNormalization } from '../vla-dataset.js';
+import type { PixelNormalization } from '../vla-dataset.js';
 import { augmentRng, prepareFrame, type FrameAugment } from './frame.js';
+import { normalizeImageNative } from './native-ops.js';
 
 /** What one frame needs besides its encoded views. */
 export interface FrameJob {
@@ -35,7 +36,7 @@ export async function prepareNormalizedFrame(views: readonly Uint8Array[], job: 
   const frame = await prepareFrame(views, { size: job.size, augment: job.augment, ...(rng ? { rng } : {}) });
   const H = job.size, plane = H * H * 3, px = 6 * H * H;
   const out = new Float32Array(views.length * px);
-  for (let v = 0; v < views.length; v++) normalizeImage(frame.subarray(v * plane, (v + 1) * plane), H, norm, out.subarray(v * px, (v + 1) * px));
+  for (let v = 0; v < views.length; v++) normalizeImageNative(frame.subarray(v * plane, (v + 1) * plane), H, norm, out.subarray(v * px, (v + 1) * px));
   return out;
 }
 

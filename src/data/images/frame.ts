@@ -2,12 +2,13 @@
 // as upstream's RLDS pipeline makes them: decode, resize to size×size (lanczos3, antialias,
 // float32, rounded), then the training augmentation or the evaluation centre crop
 // (openvla-oft prismatic/vla/datasets/rlds/dataset.py:403-419 apply_frame_transforms:
-// decode_and_resize, then augment when train).
+// decode_and_resize, then augment when train). The resize and augmentation run on the native
+// addon (native-ops.ts), to the bit what resize.ts and augment.ts compute.
 
 import { Rng } from '../rng.js';
 import { decodeImage, ImageDecodeError } from './jpeg.js';
-import { resizeImageUint8 } from './resize.js';
-import { augmentImage, augmentParams, centerCropImage, drawUniform } from './augment.js';
+import { augmentParams, drawUniform } from './augment.js';
+import { augmentImageNative, centerCropImageNative, resizeImageUint8Native } from './native-ops.js';
 
 /**
  * `'random'`: upstream's training augmentation (image_aug=True); `'center'`: the evaluation
@@ -53,14 +54,14 @@ export async function prepareFrame(jpegBytesPerView: readonly Uint8Array[], opti
   let shared: number | undefined;
   for (let v = 0; v < views; v++) {
     const img = decoded[v];
-    let px = resizeImageUint8(img.data, img.height, img.width, size, size);
+    const px = out.subarray(v * plane, (v + 1) * plane);
+    resizeImageUint8Native(img.data, img.height, img.width, size, size, px);
     if (augment === 'random') {
       const u = options.sameDrawForViews ? (shared ??= drawUniform(options.rng!)) : drawUniform(options.rng!);
-      px = augmentImage(px, size, size, augmentParams(u));
+      augmentImageNative(px, size, size, augmentParams(u), px);
     } else if (augment === 'center') {
-      px = centerCropImage(px, size, size);
+      centerCropImageNative(px, size, size, 0.9, px);
     }
-    out.set(px, v * plane);
   }
   return out;
 }
