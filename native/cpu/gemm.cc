@@ -153,7 +153,13 @@ void gemmTiles(MicroFn micro, int mr, int nr, int64_t M, int64_t N, int64_t K, f
   float* pb = bufB.data();
   if (edgeA) packA(A, M, K, mr, nMp - 1, pa);
   const int64_t panelWork = nMp * static_cast<int64_t>(mr) * nr * K;  // multiply-adds per column panel
-  if (nNp >= 2 && nNp * panelWork >= 2 * kMinWork) {
+  // Not for a short reduction over short rows (K <= 32 and N <= 1024: the head's weight
+  // gradients over 16 rows, 896 wide): there a tile is mostly its stores, and column halves
+  // of a 3.5 KB row put both cores' stores within a line or two of each other on every row
+  // (measured: 896×896×16 at 38% of the peak split by columns, 57-69% by rows; from K = 64,
+  // or with 4096-wide rows, the column split is as fast or faster: it packs B in parallel).
+  const bool shortRowsAndK = K <= 32 && N <= 1024;
+  if (!shortRowsAndK && nNp >= 2 && nNp * panelWork >= 2 * kMinWork) {
     // Enough column panels: each worker packs its own B panels and computes their tiles,
     // one fork-join per product (as fast as the row split below on the model's square
     // products, 2-2.5x faster on the head's few-row ones).
