@@ -12,7 +12,7 @@ import { targets, regressionFiles } from './fuzz/targets.mjs';
 
 // Cases per target: a few hundred for the fast readers, fewer where a case writes a
 // directory or runs a model step. About a minute on two cores in all (bench/RESULTS.md).
-const RUNS = { default: 200, 'checkpoint-manifest': 100, 'checkpoint-state': 100, 'checkpoint-model': 100, 'checkpoint-base': 100, 'native-vla': 300, 'native-qwen2': 500, 'native-sets': 500 };
+const RUNS = { default: 200, 'checkpoint-manifest': 100, 'checkpoint-state': 100, 'checkpoint-model': 100, 'checkpoint-base': 100, 'native-vla': 300, 'native-qwen2': 500, 'native-sets': 500, 'native-images': 500 };
 const SEED = 20250630;
 
 const explain = (r) => `${r.kind}: ${r.detail}\n  replay: ${r.replay}${r.report?.failure?.counterexample ? `\n  counterexample: ${r.report.failure.counterexample}` : ''}${r.stderr ? `\n${r.stderr.slice(-2000)}` : ''}`;

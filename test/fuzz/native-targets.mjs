@@ -165,14 +165,16 @@ async function context() {
   };
   const vt = raw.vlaTensors(vcfg);
   const numel = (d) => d.shape.reduce((a, b) => a * b, 1);
-  return { raw, q, handle: gradSetInternals, vcfg, vt, numel };
+  const { computeSpans } = await import('../../dist/data/images/resize.js');
+  const spans = { down: computeSpans(6, 8, Math.fround(6 / 8)), up: computeSpans(10, 8, Math.fround(10 / 8)) };
+  return { raw, q, handle: gradSetInternals, vcfg, vt, numel, spans };
 }
 
 const rnd = (n, s = 1) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 1.7 + s) * 0.3);
 
 /** Valid calls by name: [function name, arguments]. */
 function validCall(ctx, name) {
-  const { raw, q, handle, vcfg, vt, numel } = ctx;
+  const { raw, q, handle, vcfg, vt, numel, spans } = ctx;
   const set = (data, sizes = [data.length]) => new raw.TensorSet({ device: 'cpu', sizes, data });
   const qc = q.config, B = 2;
   switch (name) {
@@ -211,9 +213,20 @@ function validCall(ctx, name) {
     case 'modelTensors': return ['modelTensors', [{ tokens: 3, width: 8, blocks: 2, rank: 2, alpha: 4, bridgeBlock: 1, pooling: 'mean', anchorType: 'concat', headWidth: 4, chunk: 2, actionDims: 3 }]];
     case 'copy': return ['copy', [{ dst: set(new Float32Array(10), [4, 6]), src: set(rnd(10), [5, 5]), dstOffset: 1, srcOffset: 2, count: 6 }]];
     case 'modelGemm': return ['modelGemm', [{ M: 3, N: 4, K: 5, alpha: 1, a: rnd(15), transA: false, b: rnd(20), transB: true, beta: 1, c: new Float32Array(12) }]];
+    case 'imageResize': return ['imageResize', [bytes(8 * 8 * 3), new Float32Array(6 * 10 * 3), {
+      height: 8, width: 8, channels: 3, outHeight: 6, outWidth: 10, rowSpans: structuredClone(spans.down), colSpans: structuredClone(spans.up),
+    }]];
+    case 'imageAugment': return ['imageAugment', [bytes(8 * 8 * 3), new Uint8Array(8 * 8 * 3), {
+      height: 8, width: 8, box: [0.05, 0.04, 0.97, 0.95], color: { brightness: 0.1, contrast: 1.1, saturation: 0.9, hue: 0.02 },
+    }]];
+    case 'imageNormalize': return ['imageNormalize', [bytes(6 * 6 * 3), new Float32Array(6 * 6 * 6), {
+      height: 6, width: 6, mean: [0.5, 0.4, 0.3, 0.5, 0.5, 0.5], std: [0.2, 0.25, 0.3, 0.5, 0.5, 0.5],
+    }]];
     default: throw new Error(name);
   }
 }
+
+const bytes = (n) => Uint8Array.from({ length: n }, (_, i) => (i * 37) & 255);
 
 function nativeTarget(name, calls, covers) {
   return {
@@ -246,4 +259,5 @@ export const nativeTargets = [
   nativeTarget('native-vla', ['vlaTensors', 'vlaStep', 'vlaStepAsync'], 'native/napi vla_call.cc: vlaTensors, vlaStep, vlaStepAsync'),
   nativeTarget('native-sets', ['TensorSet', 'TensorSetView', 'TensorSetLike', 'craftCombine', 'modelTensors', 'copy', 'modelGemm'],
     'native/napi tensor_set.cc, adamw_call.cc craftCombine, model_call.cc modelTensors/copy/modelGemm'),
+  nativeTarget('native-images', ['imageResize', 'imageAugment', 'imageNormalize'], 'native/napi image_call.cc: imageResize, imageAugment, imageNormalize (spans, boxes, colour factors, sizes)'),
 ];
