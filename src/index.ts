@@ -39,9 +39,9 @@ export type {
 } from './model/index.js';
 export {
   syntheticDataset, taskInstruction, loadDatasetFile, saveDatasetFile, datasetFromTensors, subsetDataset, nShot,
-  splitByEpisode, gatherBatch, checkDatasetFits, Sampler, Rng,
+  splitByEpisode, gatherBatch, checkDatasetFits, Sampler, ShuffleBuffer, Rng,
 } from './data/index.js';
-export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, RngState } from './data/index.js';
+export type { Dataset, DatasetBatch, SplitOptions, SyntheticOptions, SamplerOptions, SamplerState, ShuffleBufferOptions, ShuffleBufferState, RngState } from './data/index.js';
 // Pretrained Qwen2 backbones with LoRA (README "Fine-tuning a Qwen2 model"): the policy and its
 // source, Hugging Face directories, PEFT adapters, policy files and sequence datasets.
 export {

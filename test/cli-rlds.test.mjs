@@ -101,3 +101,40 @@ test('--shots-per-task keeps the first episodes of each instruction; validation 
   const val = rows.find((m) => m.val_action_loss !== undefined);
   assert.ok(val && Number.isFinite(val.val_action_loss) && Number.isFinite(val.val_retention_loss), JSON.stringify(rows.at(-1)));
 });
+
+test('--shuffle-buffer draws through a tf.data-style buffer saved in every checkpoint; resume is bit-identical; a changed value is refused', async (t) => {
+  const { root, train } = await setup(t);
+  // 8 training samples (2 episodes of 4), batches of 4, a buffer of 6 samples.
+  const full = train('full', ['--steps', '4', '--save-every', '2', '--shuffle-buffer', '6']);
+  assert.equal(full.code, 0, full.stderr);
+  assert.match(full.stderr + full.stdout, /shuffle buffer of 6 samples/);
+  assert.equal(JSON.parse(readFileSync(join(root, 'runs', 'full', 'config.json'), 'utf8')).config.shuffle_buffer, 6);
+  const ck = join(root, 'runs', 'full', 'checkpoints', 'step-000004');
+  const sampler = JSON.parse(readFileSync(join(root, 'runs', 'full', 'checkpoints', 'step-000002', 'state.json'), 'utf8')).trainer.source.sampler;
+  assert.deepEqual([sampler.kind, sampler.size, sampler.bufferSize, sampler.stream, sampler.buffer.length], ['shuffle-buffer', 8, 6, 6 + 2 * 4, 6]);
+  const part = train('part', ['--steps', '2', '--save-every', '2', '--shuffle-buffer', '6']);
+  assert.equal(part.code, 0, part.stderr);
+  const r = runCli(['train', '--resume', join(root, 'runs', 'part'), '--steps', '4', '--quiet', '--threads', '2']);
+  assert.equal(r.code, 0, r.stderr);
+  for (const f of ['model.safetensors', 'optimizer.safetensors', 'action_head--4_checkpoint.pt']) {
+    assert.deepEqual(readFileSync(join(root, 'runs', 'part', 'checkpoints', 'step-000004', f)), readFileSync(join(ck, f)), `${f} after resume`);
+  }
+  const source = (dir) => JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).trainer.source;
+  assert.deepEqual(source(join(root, 'runs', 'part', 'checkpoints', 'step-000004')), source(ck), 'the buffer after resume');
+  const changed = runCli(['train', '--resume', join(root, 'runs', 'part'), '--steps', '6', '--quiet', '--shuffle-buffer', '3']);
+  assert.equal(changed.code, 2, changed.stderr);
+  assert.match(changed.stderr, /--shuffle-buffer/);
+});
+
+test('--shuffle-buffer: a bad value, or one for data that is not an RLDS directory, is one line and nothing is written', (t) => {
+  const root = tempDir(t, 'craftgrad-shuffle-buffer-');
+  for (const bad of ['-1', '2.5', 'many']) {
+    const r = runCli(['train', '--out', root, '--name', 'bad', '--steps', '1', '--quiet', '--shuffle-buffer', bad]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr.split('\n')[0], /--shuffle-buffer must be (an integer >= 0|a number)/, r.stderr);
+  }
+  const r = runCli(['train', '--out', root, '--name', 'synthetic', '--steps', '1', '--quiet', '--shuffle-buffer', '4']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr.split('\n')[0], /--shuffle-buffer 4 applies to an RLDS dataset directory as --data/, r.stderr);
+  assert.ok(!existsSync(join(root, 'bad')) && !existsSync(join(root, 'synthetic')), 'nothing written');
+});

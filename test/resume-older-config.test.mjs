@@ -1,6 +1,7 @@
 // A run written by an earlier version, whose config.json and checkpoints lack the keys added
 // since (the Qwen2 options: model, lora_targets, bridge_span, init_adapter, init_policy; the
-// VLA-Adapter options: head_noise, views, use_proprio, vla_config),
+// VLA-Adapter options: head_noise, views, use_proprio, vla_config; the RLDS ones: stats,
+// shuffle_buffer),
 // resumes: a missing key reads as the default the earlier version ran with. A key that is
 // present keeps being checked.
 import { test } from 'node:test';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { runCli } from './helpers/cli.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 
-const ADDED = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config', 'stats'];
+const ADDED = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config', 'stats', 'shuffle_buffer'];
 const TINY = ['--width', '16', '--tokens', '4', '--blocks', '2', '--rank', '2', '--head-width', '16', '--save-every', '2', '--quiet', '--threads', '1'];
 
 /** Rewrites a JSON file with `edit` applied to its `config`, and the manifest's entry for it when in a checkpoint. */

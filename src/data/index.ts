@@ -5,6 +5,7 @@ export type { EpisodeIndex } from './dataset.js';
 export { syntheticDataset, taskInstruction, OBJECTS, GOALS, type SyntheticOptions } from './synthetic.js';
 export { loadDatasetFile, saveDatasetFile, datasetFromTensors } from './files.js';
 export { Sampler, type SamplerOptions, type SamplerState } from './sampler.js';
+export { ShuffleBuffer, type ShuffleBufferOptions, type ShuffleBufferState } from './shuffle-buffer.js';
 export { Rng, type RngState } from './rng.js';
 export {
   type SequenceDataset, type SequenceModelLimits, type SequenceBatch,

@@ -147,6 +147,10 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
     name: 'stats', type: 'string', nullable: true, default: null, group: 'data',
     describe: 'With an RLDS dataset directory as --data: normalise with this dataset_statistics.json (default: computed as upstream computes it, and written into every checkpoint)',
   },
+  {
+    name: 'shuffleBuffer', type: 'number', int: 0, max: 2 ** 31, default: 0, group: 'data',
+    describe: "With an RLDS dataset directory as --data: draw samples through a shuffle buffer of N samples as tf.data's shuffle (upstream's shuffle_buffer_size, VLA-Adapter's 100000) over the repeated samples in record order (0: a uniform permutation per epoch)",
+  },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

@@ -84,6 +84,8 @@ export interface TrainRunConfig {
   vla_config: string | null;
   /** With an RLDS dataset as data: the dataset_statistics.json to normalise with (null: computed). */
   stats: string | null;
+  /** With an RLDS dataset as data: tf.data-style shuffle buffer of this many samples (0: a permutation per epoch). */
+  shuffle_buffer: number;
   save_every: number;
   keep_last: number;
   log_every: number;

@@ -20,6 +20,12 @@ export function checkSplit(c: TrainRunConfig, ctx: SessionModelContext, trainSiz
   return c;
 }
 
+/** --shuffle-buffer orders the samples of an RLDS dataset directory: refused for any other data (`why` says what it is). */
+export function refuseShuffleBuffer(c: TrainRunConfig, ctx: SessionModelContext, why: string): void {
+  const n = c.shuffle_buffer ?? 0;
+  if (n !== 0) throw new RangeError(`${ctx.keyName('shuffle_buffer')} ${n} applies to an RLDS dataset directory as ${ctx.keyName('data')}; ${why} (give ${ctx.keyName('shuffle_buffer')} 0 or leave it out)`);
+}
+
 /** Which model a checkpoint's state.json describes ('adapter_policy' when it predates the field). */
 function checkpointKind(resumed: ResumePoint): string {
   const m = resumed.model as { kind?: unknown } | undefined;

@@ -15,7 +15,7 @@ import type { Tensor } from '../formats/tensor.js';
 import type { TensorGroups } from '../run/checkpoint-layout.js';
 import type { ResumePoint } from '../run/run-directory.js';
 import type { TrainRunConfig } from './run-config.js';
-import { checkSplit, requireKind } from './session-checks.js';
+import { checkSplit, refuseShuffleBuffer, requireKind } from './session-checks.js';
 import { vlaModel } from './session-vla.js';
 import { isPrismaticBaseDirectory, isVlaModelDirectory } from '../model/vla/index.js';
 
@@ -63,6 +63,7 @@ async function builtInModel(c0: TrainRunConfig, ctx: SessionModelContext): Promi
   for (const key of ['init_adapter', 'init_policy'] as const) {
     if (c0[key] !== null && c0[key] !== undefined) throw new RangeError(`${ctx.keyName(key)} applies to a Qwen2 model (${ctx.keyName('model')} DIR), not to the built-in model`);
   }
+  refuseShuffleBuffer(c0, ctx, 'the built-in model trains on a tensor dataset');
   const all = c0.data === 'synthetic'
     ? syntheticDataset({ seed: c0.seed, tokens: c0.tokens, width: c0.width, chunk: c0.chunk, actionDims: c0.action_dims })
     : await loadDatasetFile(c0.data);
@@ -103,6 +104,7 @@ async function qwen2Model(c0: TrainRunConfig, ctx: SessionModelContext): Promise
     throw new RangeError(`${name('model')} needs ${name('data')} FILE: a .npz or .safetensors file with prefix (N, P, D) and/or input_ids (N, S), and actions (N, K·A)`);
   }
   if (c0.base_weights !== null) throw new RangeError(`${name('base_weights')} applies to the built-in model; ${name('model')} ${c0.model} brings its own weights`);
+  refuseShuffleBuffer(c0, ctx, `a Qwen2 model trains on a sequence dataset file`);
   const hf = await loadHfModel(c0.model!);
   const all = await loadSequenceDatasetFile(c0.data, { hiddenSize: hf.config.hiddenSize, vocabSize: hf.config.vocabSize });
   const split = splitSequenceByEpisode(all, { valFraction: c0.val_fraction, seed: c0.seed });

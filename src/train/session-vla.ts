@@ -20,7 +20,7 @@ import { VlaPolicy, VlaPolicySource, type VlaModelParts } from '../model/vla/ind
 import type { Tensor } from '../formats/tensor.js';
 import type { TrainRunConfig } from './run-config.js';
 import type { SessionModel, SessionModelContext } from './session-model.js';
-import { checkSplit, requireKind } from './session-checks.js';
+import { checkSplit, refuseShuffleBuffer, requireKind } from './session-checks.js';
 
 /** state.json's `model` for a VLA-Adapter run. */
 interface VlaDescription {
@@ -108,6 +108,7 @@ export async function vlaModel(c0: TrainRunConfig, ctx: SessionModelContext, { p
   if (await isDirectory(c0.data)) return rldsVlaModel(c0, ctx, prismatic);
   const name = ctx.keyName;
   if (c0.stats !== null) throw new RangeError(`${name('stats')} applies to an RLDS dataset directory as ${name('data')}; ${c0.data} is a tensor file, already normalised`);
+  refuseShuffleBuffer(c0, ctx, `${c0.data} is a tensor file`);
   const all = await loadVlaDatasetFile(c0.data);
   const dir = await openBase(c0, ctx, prismatic);
   const split = splitVlaByEpisode(all, { valFraction: c0.val_fraction, seed: c0.seed });
@@ -141,9 +142,11 @@ async function rldsVlaModel(c0: TrainRunConfig, ctx: SessionModelContext, prisma
   const untrained = await initialAdapter(c, ctx, dir, model);
   const source = new RldsVlaSource(model, data, {
     batchSize: c.batch_size, seed: c.seed, train, val, normalization: dir.normalize, tokenizer, ...(ctx.shard ? { shard: ctx.shard } : {}),
+    shuffleBuffer: c.shuffle_buffer ?? 0,
   });
   ctx.log(`craftgrad: ${data.source}: ${s.episodes} episodes, ${s.size} samples (${train.length} training, ${val.length} validation), ` +
-    `${s.instructions.length} instructions; statistics ${s.statisticsComputed ? 'computed' : `from ${name('stats')} ${c0.stats}`}`);
+    `${s.instructions.length} instructions; statistics ${s.statisticsComputed ? 'computed' : `from ${name('stats')} ${c0.stats}`}` +
+    `; ${c.shuffle_buffer > 0 ? `shuffle buffer of ${c.shuffle_buffer} samples` : 'a permutation per epoch'}`);
   const stats = datasetStatisticsJson({ [data.dataset.name]: s.statistics });
   return vlaSession(c, ctx, dir, model, source as unknown as BatchSource<unknown>, untrained, stats, { train: train.length, val: val.length });
 }

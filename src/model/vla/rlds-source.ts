@@ -7,10 +7,26 @@
 // pool). The per-frame work runs on worker threads
 // (FramePool; `frameThreads: 0` keeps it on the main thread, the same bits) and the next
 // `prefetch` draws are prepared ahead, so a step waits on data only when the pipeline is slower
-// than the step. The sampler is the tensor datasets' (seeded, in
-// the checkpoint): a resumed run draws the same samples and the same augmentation, which is
-// a function of (seed, draw, sample) alone. Upstream's tf.data shuffle buffer is a bounded
-// approximation of this uniform draw; TF's random streams cannot be reproduced anyway.
+// than the step.
+//
+// The order of the samples: by default the tensor datasets' Sampler, a seeded uniform
+// permutation of the training samples per epoch. Upstream draws otherwise: it repeats the
+// dataset, flattens trajectories to frames in stream order and shuffles them with
+// `tf.data.Dataset.shuffle(shuffle_buffer_size)` (VLA-Adapter 838a36d
+// prismatic/vla/datasets/rlds/dataset.py:552-569; its vla-scripts/finetune.py:78 sets 100_000
+// frames), a buffer of N frames from which each output is a uniform pick. That is not a
+// uniform permutation: the k-th output is one of the first N + k − 1 frames of the stream and a
+// frame stays in the buffer for N outputs on average, so while N is below the training set
+// the outputs drift through the stream in its order (episodes in record order) with a spread
+// of about N, and consecutive epochs overlap at their seam.
+// `shuffleBuffer: N` (--shuffle-buffer) draws so: ShuffleBuffer (src/data/shuffle-buffer.ts),
+// tf.data's slot order over the training samples in record order, steps ascending, repeated.
+// Two differences from upstream remain: upstream reads shards in a shuffled file order,
+// interleaved (dataset.py:236, `shuffle=True`, num_parallel_reads), where the stream here is
+// record order; and TF's Philox draws cannot be reproduced (ShuffleBuffer uses the run's Rng).
+// Either order is seeded and in the checkpoint: a resumed run draws the same samples and
+// the same augmentation, which is a function of (seed, draw, sample) alone. With several
+// ranks every rank runs the same sampler or buffer and takes its share of each draw (shareOf).
 //
 // Prompts differ in length and the model takes one length per call: a batch is computed as
 // sub-batches of equal prompt length, each weighted by its share (upstream right-pads, and a
@@ -19,6 +35,7 @@
 import { argRangeError, argTypeError } from '../../errors.js';
 import type { GradSet } from '../../gradset.js';
 import { Sampler, type SamplerState } from '../../data/sampler.js';
+import { MAX_SHUFFLE_BUFFER, ShuffleBuffer, type ShuffleBufferState } from '../../data/shuffle-buffer.js';
 import { shareOf, type Shard } from '../../data/shard.js';
 import type { PixelNormalization, VlaBatch } from '../../data/vla-dataset.js';
 import type { FrameAugment } from '../../data/images/index.js';
@@ -100,9 +117,22 @@ export interface RldsVlaSourceOptions {
   frameThreads?: number;
   /** Training draws prepared ahead of the one being computed (default 2); 0: none. */
   prefetch?: number;
+  /**
+   * Draw training samples through a tf.data-style shuffle buffer of this many samples over
+   * the repeated stream of training samples in record order (ShuffleBuffer), as upstream
+   * does; 0 (default): a uniform permutation per epoch (Sampler).
+   */
+  shuffleBuffer?: number;
 }
 
-type SourceState = { sampler: SamplerState; ranks?: number };
+/** The draw order: a per-epoch permutation or a shuffle buffer (the same interface). */
+type Order = Sampler | ShuffleBuffer;
+/** `sampler` is a ShuffleBufferState (its `kind`) or a SamplerState (states written before the buffer have only these). */
+type SourceState = { sampler: SamplerState | ShuffleBufferState; ranks?: number };
+
+function orderFromState(state: SamplerState | ShuffleBufferState): Order {
+  return 'kind' in state && state.kind === 'shuffle-buffer' ? ShuffleBuffer.fromState(state) : Sampler.fromState(state as SamplerState);
+}
 
 export class RldsVlaSource {
   readonly supportsOverwrite = true;
@@ -113,7 +143,7 @@ export class RldsVlaSource {
   readonly #val: readonly number[] | undefined;
   readonly #opts: RldsVlaSourceOptions;
   readonly #prompts: Int32Array[];
-  #sampler: Sampler;
+  #sampler: Order;
   readonly #cache = new Map<number, Promise<Uint8Array[][]>>();
   /** The next draws, prepared ahead (in draw order). */
   #queue: { key: string; batch: Promise<VlaBatch[]> }[] = [];
@@ -139,7 +169,13 @@ export class RldsVlaSource {
       for (const id of ids) if (id < 0 || id >= c.vocabSize) throw argRangeError(`the tokenizer gives id ${id} for instruction ${JSON.stringify(s.instructions[i])}, outside the model's vocabulary (${c.vocabSize})`);
     }
     if (this.#train.length === 0) throw argRangeError(`${data.source}: no training sample`);
-    this.#sampler = new Sampler(this.#train.length, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= this.#train.length });
+    const buffer = options.shuffleBuffer ?? 0;
+    if (!Number.isSafeInteger(buffer) || buffer < 0 || buffer > MAX_SHUFFLE_BUFFER) {
+      throw argRangeError(`shuffleBuffer must be an integer from 0 (a permutation per epoch) to ${MAX_SHUFFLE_BUFFER}, got ${buffer}`);
+    }
+    this.#sampler = buffer > 0
+      ? new ShuffleBuffer(this.#train.length, { batchSize: options.batchSize, bufferSize: buffer, seed: options.seed ?? 0 })
+      : new Sampler(this.#train.length, { batchSize: options.batchSize, seed: options.seed ?? 0, dropLast: options.batchSize <= this.#train.length });
     const threads = options.frameThreads ?? defaultFrameThreads(), depth = options.prefetch ?? 2;
     if (!Number.isInteger(threads) || threads < 0 || threads > 256) throw argRangeError(`frameThreads must be an integer in [0, 256], got ${threads}`);
     if (!Number.isInteger(depth) || depth < 0 || depth > 64) throw argRangeError(`prefetch must be an integer in [0, 64], got ${depth}`);
@@ -223,8 +259,11 @@ export class RldsVlaSource {
     return out;
   }
 
-  /** The next draw's key, number and this rank's samples, from a sampler (advanced). */
-  #draw(sampler: Sampler): { key: string; number: number; idx: number[]; drawn: number } {
+  /**
+   * The next draw's key, number and this rank's samples, from a sampler or buffer (advanced).
+   * The number is the samples handed out before it (epoch · size + position).
+   */
+  #draw(sampler: Order): { key: string; number: number; idx: number[]; drawn: number } {
     const key = `train:${sampler.epoch}:${sampler.position}`;
     const number = sampler.epoch * this.#train.length + sampler.position;
     const drawn = sampler.next();
@@ -241,7 +280,7 @@ export class RldsVlaSource {
     if (head !== undefined && head.key !== d.key) this.#queue = [];
     const batches = head?.key === d.key ? head.batch : this.#batches(d.idx, d.key, d.number, augment);
     // The next draws' images while this one computes: the queue topped up to `prefetch` draws.
-    const ahead = Sampler.fromState(this.#sampler.state());
+    const ahead = this.#sampler instanceof ShuffleBuffer ? this.#sampler.clone() : Sampler.fromState(this.#sampler.state());
     for (let q = 0; q < this.#depth; q++) {
       const n = this.#draw(ahead);
       if (q < this.#queue.length) {
@@ -301,7 +340,13 @@ export class RldsVlaSource {
     if (s === null || typeof s !== 'object' || typeof s.sampler !== 'object') throw argTypeError('state must be what saveState() returned');
     if ((s.ranks ?? 1) !== this.shard.ranks) throw argRangeError(`state was saved by a run of ${s.ranks ?? 1} rank(s), this one has ${this.shard.ranks}`);
     if (s.sampler.size !== this.#train.length) throw argRangeError(`state is for a training split of ${s.sampler.size} samples, this one has ${this.#train.length}`);
-    this.#sampler = Sampler.fromState(s.sampler);
+    const saved = 'kind' in s.sampler && s.sampler.kind === 'shuffle-buffer' ? s.sampler.bufferSize : 0;
+    const mine = this.#sampler instanceof ShuffleBuffer ? this.#sampler.bufferSize : 0;
+    if (saved !== mine) {
+      const say = (n: number) => (n > 0 ? `a shuffle buffer of ${n}` : 'a permutation per epoch (no shuffle buffer)');
+      throw argRangeError(`state was saved drawing with ${say(saved)}; this source draws with ${say(mine)}`);
+    }
+    this.#sampler = orderFromState(s.sampler);
     this.#queue = [];
   }
 }
