@@ -141,7 +141,7 @@ test('craftgrad report: default output paths, -o, usage errors', (t) => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(pageText(readFileSync(join(dir, 'compare.html'), 'utf8')), /no conflict log in this run directory/);
   for (const [args, pattern] of [
-    [['report'], /Not enough non-option arguments/],
+    [['report'], /'report' needs at least 1 argument, got 0/],
     [['report', 'nope'], /not a run directory: nope/],
     [['report', 'craft', '-o', join(dir, 'no', 'x.html')], /--output: the directory of .* does not exist/],
     [['report', 'craft', '--ouput', 'x'], /did you mean '--output'/],
