@@ -57,6 +57,26 @@ I32View readInt32Array(napi_env env, napi_value value, const char* name) {
   return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), buffer};
 }
 
+U8View readUint8Array(napi_env env, napi_value value, const char* name) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer = nullptr;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, nullptr) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) throw Napi::Error::New(env);
+    throw typeError(std::string(name) + " must be a Uint8Array, got " + describeValue(env, value));
+  }
+  if (type != napi_uint8_array) throw typeError(std::string(name) + " must be a Uint8Array, got " + typedArrayName(type));
+  if (length == 0 || data == nullptr) {
+    bool detached = false;
+    checkStatus(env, napi_is_detached_arraybuffer(env, buffer, &detached));
+    if (detached) throw typeError(std::string(name) + " is backed by a detached ArrayBuffer");
+  }
+  return {static_cast<uint8_t*>(data), static_cast<int64_t>(length)};
+}
+
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name) {
   std::vector<int64_t> sizes;
   auto take = [&](double d, uint32_t i) {

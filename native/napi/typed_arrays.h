@@ -33,6 +33,15 @@ struct I32View {
 // ..." or "<name>'s buffer is detached" otherwise).
 I32View readInt32Array(napi_env env, napi_value value, const char* name);
 
+struct U8View {
+  uint8_t* data = nullptr;
+  int64_t length = 0;
+};
+
+// A Uint8Array whose buffer is not detached (TypeError "<name> must be a Uint8Array, got ..."
+// or "<name> is backed by a detached ArrayBuffer" otherwise).
+U8View readUint8Array(napi_env env, napi_value value, const char* name);
+
 // Non-negative integer sizes from an Array of numbers or a numeric TypedArray.
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name);
 
