@@ -74,10 +74,6 @@ class Layout {
   int64_t total_ = 0;
 };
 
-// The inputs of a product: fp32, or rounded to bf16 (round to nearest even) with fp32
-// accumulation and output (ARCHITECTURE.md §8 "Precision"). bf16 is a CUDA backend's only
-// (through cuBLASLt, native/cuda/gemm_lt.h); the models do not ask for it yet (#29).
-enum class GemmPrecision : int { Fp32 = 0, Bf16 = 1 };
 
 // c = beta·c + alpha·op(a)·op(b) on host arrays, row-major (a: M×K or K×M when transA).
 struct GemmCall {

@@ -28,6 +28,11 @@
 
 namespace craftgrad {
 
+// The inputs of a product (and of the attention's products): fp32, or rounded to bf16 (round
+// to nearest even) with fp32 accumulation and output (ARCHITECTURE.md §8 "Precision"). bf16 is
+// a CUDA backend's only (products through cuBLASLt, native/cuda/gemm_lt.h; the CPU refuses it).
+enum class GemmPrecision : int { Fp32 = 0, Bf16 = 1 };
+
 // Pooling over tokens: the mean, or the max (the first arg-max, a NaN winning as torch.max).
 enum class Pooling : int { Mean = 0, Max = 1 };
 
@@ -77,6 +82,10 @@ struct AttentionShape {
   // (one float in backend memory); no gate when `gate` is null or the range is empty.
   int64_t gateBegin = 0, gateEnd = 0;
   const float* gate = nullptr;
+  // Bf16: Q, K and V enter the score and value products rounded to bf16 and P is rounded to
+  // bf16 before P·V (as PyTorch's flash attention under bf16 autocast); the softmax statistics,
+  // the accumulations and every output stay fp32. A backend without bf16 throws.
+  GemmPrecision precision = GemmPrecision::Fp32;
   int64_t keys() const { return Tk > 0 ? Tk : T; }
   bool gated() const { return gate != nullptr && gateEnd > gateBegin; }
   int64_t qDim() const { return heads * hd; }
@@ -108,8 +117,11 @@ class Layers {
   virtual bool hostMemory() const = 0;
 
   // ---- memory ----
-  // At least `bytes` of workspace, 256-byte aligned, for the lease's lifetime.
-  virtual std::unique_ptr<WorkspaceLease> lease(size_t bytes) = 0;
+  // At least `bytes` of workspace, 256-byte aligned, for the lease's lifetime. `products`:
+  // the precision of every gemm()/gemmBatch() made while the lease is held (a model call's
+  // products are all of one precision, as under autocast); a backend without bf16 throws
+  // BackendError for Bf16 (the CPU).
+  virtual std::unique_ptr<WorkspaceLease> lease(size_t bytes, GemmPrecision products = GemmPrecision::Fp32) = 0;
   // dst (backend) = host src, `bytes` bytes; on a host backend a plain copy.
   virtual void upload(void* dst, const void* src, size_t bytes) = 0;
   // Waits for the queued operations, then host dst = src (backend).

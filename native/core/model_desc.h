@@ -93,6 +93,9 @@ struct ModelStepArgs {
   bool accumulate = false;        // g += scale·grad instead of g = scale·grad
   float scale = 1.0f;
   ModelMode mode = ModelMode::Craft;
+  // Every product of the call (and the attention's) in bf16 with fp32 accumulation (CUDA
+  // only; the binding refuses it on the CPU), as the seed's bf16 autocast; the rest is fp32.
+  GemmPrecision precision = GemmPrecision::Fp32;
 };
 
 struct ModelStepResult {

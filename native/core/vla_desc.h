@@ -157,6 +157,9 @@ struct VlaStepArgs {
   bool accumulate = false;
   float scale = 1.0f;
   ModelMode mode = ModelMode::Craft;
+  // Every product of the call (and the attention's) in bf16 with fp32 accumulation (CUDA
+  // only; the binding refuses it on the CPU), as the seed's bf16 autocast; the rest is fp32.
+  GemmPrecision precision = GemmPrecision::Fp32;
 };
 
 }  // namespace craftgrad

@@ -10,6 +10,7 @@
 #include <new>
 #include <vector>
 
+#include "../core/backend_error.h"
 #include "../core/gelu_erf.h"
 #include "../core/gelu_math.h"
 #include "gemm.h"
@@ -90,11 +91,18 @@ class PooledWorkspace final : public WorkspaceLease {
 };
 
 class CpuLayers final : public Layers {
+  // The CPU computes in fp32 only (the binding refuses bf16 first; this keeps the layers honest).
+  static void refuseBf16(GemmPrecision p) {
+    if (p != GemmPrecision::Fp32)
+      throw BackendError("craftgrad: bf16 needs a CUDA device; the CPU computes in fp32", "ERR_INVALID_ARG_VALUE");
+  }
+
  public:
   const char* deviceName() const override { return "cpu"; }
   bool hostMemory() const override { return true; }
 
-  std::unique_ptr<WorkspaceLease> lease(size_t bytes) override {
+  std::unique_ptr<WorkspaceLease> lease(size_t bytes, GemmPrecision products) override {
+    refuseBf16(products);
     return std::make_unique<PooledWorkspace>(blockPool().take(std::max<size_t>(bytes, 256)));
   }
   void upload(void* dst, const void* src, size_t bytes) override {
@@ -365,11 +373,13 @@ class CpuLayers final : public Layers {
   int64_t attentionScratch(const AttentionShape&, int) const override { return 0; }
   void attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                         float* rowMax, float* rowSum, float*) override {
+    refuseBf16(s.precision);
     attentionForwardCpu(s, Q, K, V, Att, rowMax, rowSum);
   }
   void attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                          const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK, float* dV,
                          float* dGate, float*) override {
+    refuseBf16(s.precision);
     attentionBackwardCpu(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, dGate);
   }
 

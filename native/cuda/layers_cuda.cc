@@ -12,15 +12,19 @@ namespace craftgrad {
 namespace cuda {
 namespace {
 
-// The workspace for one call: holds the device's workspace mutex until destroyed.
+// The workspace for one call: holds the device's workspace mutex until destroyed, and the
+// products' precision with it (reset to Fp32 before the mutex is released).
 class CudaLease final : public WorkspaceLease {
  public:
-  CudaLease(std::unique_lock<std::mutex> lock, char* p) : lock_(std::move(lock)), p_(p) {}
+  CudaLease(std::unique_lock<std::mutex> lock, char* p, GemmPrecision& products)
+      : lock_(std::move(lock)), p_(p), products_(products) {}
+  ~CudaLease() override { products_ = GemmPrecision::Fp32; }
   char* data() const override { return p_; }
 
  private:
   std::unique_lock<std::mutex> lock_;
   char* p_;
+  GemmPrecision& products_;
 };
 
 }  // namespace
@@ -28,11 +32,13 @@ class CudaLease final : public WorkspaceLease {
 CudaLayers::CudaLayers(int device)
     : device_(device), name_("cuda:" + std::to_string(device)), ctx_(deviceContext(device)) {}
 
-std::unique_ptr<WorkspaceLease> CudaLayers::lease(size_t bytes) {
+std::unique_ptr<WorkspaceLease> CudaLayers::lease(size_t bytes, GemmPrecision products) {
   useDevice(device_);
   std::unique_lock<std::mutex> lock(workspace_.m);  // one model call per device at a time
   char* p = workspace_.reserve(device_, bytes, "model workspace");
-  return std::make_unique<CudaLease>(std::move(lock), p);
+  auto held = std::make_unique<CudaLease>(std::move(lock), p, products_);
+  products_ = products;
+  return held;
 }
 
 void CudaLayers::upload(void* dst, const void* src, size_t bytes) {
@@ -64,9 +70,11 @@ void CudaLayers::checkExtent(int64_t elements, const char* what) const {
                     " (batch×tokens×width must stay below 2^31)");
 }
 
-void CudaLayers::gemm(const LayerProduct& p) { cuda::gemmBatch(ctx_, &p, 1); }
+void CudaLayers::gemm(const LayerProduct& p) { cuda::gemmBatch(ctx_, &p, 1, GemmVariant::Auto, products_); }
 
-void CudaLayers::gemmBatch(const LayerProduct* p, int count) { cuda::gemmBatch(ctx_, p, count); }
+void CudaLayers::gemmBatch(const LayerProduct* p, int count) {
+  cuda::gemmBatch(ctx_, p, count, GemmVariant::Auto, products_);
+}
 
 }  // namespace cuda
 }  // namespace craftgrad

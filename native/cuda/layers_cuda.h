@@ -55,7 +55,8 @@ class CudaLayers final : public Layers {
   bool hostMemory() const override { return false; }
 
   // ---- memory (layers_cuda.cc) ----
-  std::unique_ptr<WorkspaceLease> lease(size_t bytes) override;
+  // Sets the products' precision for the lease's lifetime (back to Fp32 when it ends).
+  std::unique_ptr<WorkspaceLease> lease(size_t bytes, GemmPrecision products) override;
   // Pageable host memory: the copy has left src when the call returns.
   void upload(void* dst, const void* src, size_t bytes) override;
   void download(void* dst, const void* src, size_t bytes) override;
@@ -64,7 +65,8 @@ class CudaLayers final : public Layers {
   // CudaError when elements > 2^31 − 1 (the kernels' int dimensions and grid sizes).
   void checkExtent(int64_t elements, const char* what) const override;
 
-  // ---- products (layers_cuda.cc: gemm_kernels.cu's, batched in launches of up to 4) ----
+  // ---- products (layers_cuda.cc: gemm_kernels.cu's, batched in launches of up to 4; in
+  // bf16 through cuBLASLt when the lease asked for it, gemm_lt.h) ----
   void gemm(const LayerProduct& p) override;
   void gemmBatch(const LayerProduct* p, int count) override;
 
@@ -128,6 +130,8 @@ class CudaLayers final : public Layers {
   std::string name_;
   DeviceContext& ctx_;
   Scratch workspace_;  // every model's calls on this device
+  // The products' precision of the call holding the workspace (lease()); Fp32 otherwise.
+  GemmPrecision products_ = GemmPrecision::Fp32;
 };
 
 }  // namespace cuda

@@ -112,7 +112,7 @@ ModelStepResult AdapterPolicyStep::run() {
 
   Workspace sizing;
   plan(sizing, b_);
-  const auto lease = L_.lease(sizing.used);
+  const auto lease = L_.lease(sizing.used, a_.precision);
   Workspace w{lease->data()};
   plan(w, b_);
 

@@ -39,7 +39,9 @@ struct Buffers {
 class Qwen2PolicyStep {
  public:
   Qwen2PolicyStep(Layers& L, const Qwen2Config& c, const Qwen2StepArgs& a)
-      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), mode_(stepMode(a.mode)) {}
+      : L_(L), c_(c), a_(a), lay_(qwen2Layout(c)), s_(c, a.batch), mode_(stepMode(a.mode)) {
+    s_.attention.precision = a.precision;
+  }
 
   ModelStepResult run();
 
@@ -158,7 +160,7 @@ ModelStepResult Qwen2PolicyStep::run() {
     Buffers tmp{};
     plan(sizing, tmp);
   }
-  const auto lease = L_.lease(sizing.used);
+  const auto lease = L_.lease(sizing.used, a_.precision);
   Workspace w{lease->data()};
   plan(w, x_);
   s_.cosT = x_.cosT;

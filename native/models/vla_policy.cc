@@ -59,7 +59,10 @@ class VlaPolicyStep {
       : L_(L), c_(c), a_(a), lay_(vlaLayout(c)), q_(c.decoder()), s_(q_, a.batch), mode_(stepMode(a.mode)),
         towerShape_{VitShape(c.tower[0], a.batch * c.views, c.r, c.loraScale()),
                     VitShape(c.tower[1], a.batch * c.views, c.r, c.loraScale())},
-        head_(c, lay_, a.batch) {}
+        head_(c, lay_, a.batch) {
+    for (AttentionShape* at : {&s_.attention, &towerShape_[0].attention, &towerShape_[1].attention, &head_.attention})
+      at->precision = a.precision;
+  }
 
   ModelStepResult run();
 
@@ -283,7 +286,7 @@ ModelStepResult VlaPolicyStep::run() {
     Buffers tmp{};
     plan(sizing, tmp);
   }
-  const auto lease = L_.lease(sizing.used);
+  const auto lease = L_.lease(sizing.used, a_.precision);
   Workspace w{lease->data()};
   plan(w, x_);
   s_.cosT = x_.cosT;

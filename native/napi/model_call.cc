@@ -129,10 +129,8 @@ struct GemmOp {
     g.variant = o.has("variant") ? static_cast<int>(o.integer("variant", 0, 4)) : 0;
     // 'bf16': the inputs rounded to bf16, fp32 accumulation (cuBLASLt on a CUDA device; the
     // hand-written fp32 kernels, with a notice, where cuBLASLt is missing).
-    g.precision = o.has("precision") ? static_cast<GemmPrecision>(o.choice("precision", {"fp32", "bf16"})) : GemmPrecision::Fp32;
-    if (g.precision == GemmPrecision::Bf16 && !device)
-      throw rangeError("precision 'bf16' needs a CUDA device (device is 'cpu'): the CPU computes products in fp32");
     op.backend = o.has("device") ? &readBackend(env, Napi::Value(env, o.get("device")), "device") : &defaultHostBackend();
+    g.precision = readPrecision(o, *op.backend);
     return op;
   }
   void compute() { backend->gemmHost(g); }

@@ -44,6 +44,15 @@ void readGradientWrite(const Options& o, bool* accumulate, float* scale) {
   *scale = static_cast<float>(s);
 }
 
+GemmPrecision readPrecision(const Options& o, const Backend& backend) {
+  const GemmPrecision p =
+      o.has("precision") ? static_cast<GemmPrecision>(o.choice("precision", {"fp32", "bf16"})) : GemmPrecision::Fp32;
+  if (p == GemmPrecision::Bf16 && backend.hostMemory())
+    throw rangeError("precision 'bf16' needs a CUDA device (device is '" + backend.name() +
+                     "'): the CPU computes products in fp32");
+  return p;
+}
+
 Napi::Value stepResult(Napi::Env env, const ModelStepResult& r) {
   Napi::Object res = Napi::Object::New(env);
   res.Set("actionLoss", r.actionLoss);

@@ -49,6 +49,10 @@ void readGradientSets(const Options& o, Operands& ops, const StepHeader& h, cons
 // options.accumulate and options.scale (a finite number).
 void readGradientWrite(const Options& o, bool* accumulate, float* scale);
 
+// options.precision ('fp32', the default, or 'bf16': every product in bf16 with fp32
+// accumulation, CUDA only); a RangeError naming the device for 'bf16' on a host backend.
+GemmPrecision readPrecision(const Options& o, const Backend& backend);
+
 // { actionLoss, retentionLoss }.
 Napi::Value stepResult(Napi::Env env, const ModelStepResult& r);
 
@@ -75,6 +79,7 @@ struct ModelStepOp {
     op.args.batch = h.batch;
     Operands ops(env, &op.hold, kModelStepWords);
     op.backend = Model::readOperands(env, o, h, op.config, ops, op.args);
+    op.args.precision = readPrecision(o, *op.backend);
     readGradientWrite(o, &op.args.accumulate, &op.args.scale);
     ops.requireDisjoint();
     return op;
