@@ -256,6 +256,8 @@ export interface RawModelStepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** The Qwen2 policy's configuration (native/core/qwen2_desc.h; src/model/qwen2/qwen2-policy.ts fills it). */
@@ -306,6 +308,8 @@ export interface RawQwen2StepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** One ViT tower of VLA-Adapter (native/core/vla_desc.h VitConfig). */
@@ -376,6 +380,8 @@ export interface RawVlaStepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  precision?: 'fp32' | 'bf16';
 }
 
 export interface RawGemmOptions {

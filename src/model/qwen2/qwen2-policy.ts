@@ -6,6 +6,7 @@
 // the CPU; on a CUDA device ({ device: 'cuda' }) the policy uploads them once into one device
 // set of its own (freed by dispose() or when the policy is collected) and params, anchor and
 // the gradient sets live on the device.
+import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
 import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
@@ -53,6 +54,11 @@ export interface Qwen2PolicyOptions {
    * records ({@link Qwen2Policy.options}).
    */
   device?: DeviceSpec;
+  /**
+   * 'fp32' (default), 'bf16' (a CUDA device only) or 'auto' (bf16 where the GPU supports it): the products' precision
+   * ({@link LoraPolicy.precision}). Not part of what a checkpoint records: config.json has it.
+   */
+  precision?: PrecisionSpec;
 }
 
 /** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
@@ -64,22 +70,22 @@ export interface Qwen2Batch {
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens', 'chunk', 'actionDims', 'headWidth',
-  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
+  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device', 'precision'];
 
 export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
   readonly hf: HfModel;
   /** The native configuration (binding.d.ts RawQwen2Config). */
   readonly config: RawQwen2Config;
   /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
-  readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device'>>>;
+  readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device' | 'precision'>>>;
   readonly #frozen: RawQwen2StepOptions['frozen'];
   /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
   readonly #frozenSet: GradSet | undefined;
 
-  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice) {
+  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice, precision: Precision) {
     const t = native.qwen2Tensors(config);
     const specs: TensorSpec[] = t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) }));
-    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync });
+    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync }, precision);
     this.hf = hf;
     this.config = Object.freeze(config);
     this.options = Object.freeze({
@@ -111,6 +117,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     const alpha = checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true });
     const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
+    const precision = checkModelPrecision(options.precision, device.name);
     const config: RawQwen2Config = {
       hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
       intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
@@ -125,7 +132,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
       pooling: checkChoice(options.pooling ?? 'mean', 'options.pooling', POOLINGS),
       anchorType: checkChoice(options.anchorType ?? 'concat', 'options.anchorType', ANCHOR_TYPES),
     };
-    const p = new Qwen2Policy(hf, config, seed, device);
+    const p = new Qwen2Policy(hf, config, seed, device, precision);
     p.params.set(initialParams(p.trainableSpecs, seed));
     p.resetAnchor();
     return p;
@@ -175,7 +182,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     return {
       config: this.config, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       prefix: batch.prefix ?? null, inputIds: batch.inputIds ?? null, actions: batch.actions, batch: batch.size,
-      accumulate: sets.accumulate, scale: sets.scale,
+      accumulate: sets.accumulate, scale: sets.scale, precision: sets.precision,
     };
   }
 }

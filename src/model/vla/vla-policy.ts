@@ -4,6 +4,7 @@
 // their checks) whose native call (vlaStep) gives the action and retention losses and both
 // gradient sets. The frozen weights are the loaded groups (the layout of vlaTensors().frozen):
 // used in place on the CPU, uploaded once into one device set on a GPU.
+import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
 import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
@@ -78,26 +79,29 @@ export interface VlaPolicyOptions {
   seed?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: DeviceSpec;
+  /** 'fp32' (default), 'bf16' (a CUDA device only) or 'auto' (bf16 where the GPU supports it): the products' precision ({@link LoraPolicy.precision}); config.json records it, not the checkpoint. */
+  precision?: PrecisionSpec;
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'views', 'inputIds', 'queries', 'useProprio', 'headBlocks', 'chunk', 'actionDims', 'proprioDim',
-  'headNoise', 'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
+  'headNoise', 'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device', 'precision'];
 
 export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
   readonly parts: VlaModelParts;
   /** The native configuration (binding.d.ts RawVlaConfig). */
   readonly config: RawVlaConfig;
   /** The options as resolved (what a checkpoint records). */
-  readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device'>>>;
+  readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>>;
   readonly frozenSpecs: readonly TensorSpec[];
   readonly #frozen: RawVlaStepOptions['frozen'];
   readonly #frozenSet: GradSet | undefined;
 
-  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device'>>, device: ResolvedDevice) {
+  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>, device: ResolvedDevice,
+    precision: Precision) {
     const t = native.vlaTensors(config);
     const spec = (d: { name: string; shape: number[] }): TensorSpec => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) });
     const specs = t.trainable.map(spec);
-    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.vlaStep, stepAsync: native.vlaStepAsync });
+    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.vlaStep, stepAsync: native.vlaStepAsync }, precision);
     this.parts = parts;
     this.config = Object.freeze(config);
     this.options = Object.freeze(options);
@@ -123,7 +127,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     const L = parts.llm.numLayers;
     const rank = checkInteger(options.rank ?? 32, 'options.rank', 1);
     const useProprio = checkBoolean(options.useProprio ?? true, 'options.useProprio');
-    const resolved: Required<Omit<VlaPolicyOptions, 'device'>> = {
+    const resolved: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>> = {
       rank,
       alpha: checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true }),
       views: checkInteger(options.views ?? 2, 'options.views', 1),
@@ -145,6 +149,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       throw argRangeError(`options.queries ${resolved.queries} does not match ${parts.dir}'s action_queries.weight (${parts.queries} queries)`);
     }
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
+    const precision = checkModelPrecision(options.precision, device.name);
     const l = parts.llm;
     const config: RawVlaConfig = {
       towers: parts.towers, views: resolved.views, projectorHidden: parts.projectorHidden,
@@ -154,7 +159,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       proprioDim: resolved.proprioDim, bridgeLayer: resolved.bridgeLayer, bridgeSpan: resolved.bridgeSpan, pooling: resolved.pooling,
       anchorType: resolved.anchorType,
     };
-    const p = new VlaPolicy(parts, config, resolved, device);
+    const p = new VlaPolicy(parts, config, resolved, device, precision);
     p.params.set(initialVlaParams(p.trainableSpecs, resolved.seed, rank));
     const given: Record<string, Tensor> = {};
     for (const [n, t] of Object.entries(parts.initial)) if (n !== 'action_queries.weight' || resolved.queries === parts.queries) given[n] = t;
@@ -198,7 +203,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     return {
       config: S === this.config.inputIds ? this.config : { ...this.config, inputIds: S }, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       pixels: batch.pixels, inputIds: batch.inputIds, proprio: this.config.proprioDim > 0 ? batch.proprio : null, actions: batch.actions,
-      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale,
+      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale, precision: sets.precision,
     };
   }
 }
