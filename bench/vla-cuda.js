@@ -17,6 +17,9 @@
 // else precision 'bf16' on each step call); the record names which. Refuses (exit 1, nothing
 // measured) without a usable CUDA device, without cuBLASLt for bf16, or when this build's
 // VlaPolicy cannot run on the device. --record writes 'vla-cuda' or 'vla-cuda-bf16'.
+// --tiny (never recorded): a rehearsal of every code path on tiny widths (TINY below), on any
+// CUDA device, the emulator included, with the PyTorch peer on the CPU at its smallest shape
+// (vla_torch.py's widths are VLA-Adapter's own, so the two sides differ: nothing is compared).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Trainer } from '../dist/index.js';
@@ -27,8 +30,22 @@ import { FixedBatchSource, midTrainingB } from './qwen2-shapes.js';
 import { VLA_BENCH, vlaBenchParts, vlaCraftStepFlops, vlaFixedBatch, vlaOptions } from './vla-shapes.js';
 import { bf16Refusal, deviceBytesInUse, policyWithPrecision } from './precision.js';
 
+/** --tiny: the towers, decoder and projector at test widths (2 views at 28 px: P = 8). */
+const TINY = {
+  dinoDepth: 2, siglipDepth: 2, image: 28, layers: 1, vocab: 64, headBlocks: 1, projectorHidden: 64,
+  towers: [
+    { embedDim: 32, depth: 2, numHeads: 4, mlpHidden: 64, patchSize: 14, imageSize: 28, classToken: 1, regTokens: 4, layerScale: true, layerNormEps: 1e-6 },
+    { embedDim: 48, depth: 2, numHeads: 4, mlpHidden: 80, patchSize: 14, imageSize: 28, classToken: 0, regTokens: 0, layerScale: false, layerNormEps: 1e-6 },
+  ],
+  llm: { hiddenSize: 32, numLayers: 1, numHeads: 4, numKvHeads: 2, intermediateSize: 96, vocabSize: 64, rmsNormEps: 1e-6, ropeTheta: 1e6 },
+};
+
 export async function runVlaCudaBench(args) {
-  const picked = benchCudaDevice(args.device, 'bench/vla.js');
+  if (args.tiny && args.record) {
+    console.error('bench/vla.js: --tiny is a rehearsal of the code paths: its figures are never recorded (drop --record)');
+    process.exit(1);
+  }
+  const picked = benchCudaDevice(args.device, 'bench/vla.js', { allowEmulator: !!args.tiny });
   if (!picked) process.exit(1);
   const { device, index } = picked;
   const bench = benchNatives('bench/vla.js');
@@ -38,8 +55,8 @@ export async function runVlaCudaBench(args) {
     console.error(`bench/vla.js --precision bf16: ${bf16Refusal()}; nothing measured.`);
     process.exit(1);
   }
-  const sizeName = args.size ?? 'full';
-  const size = VLA_BENCH[sizeName];
+  const sizeName = args.tiny ? 'tiny' : args.size ?? 'full';
+  const size = args.tiny ? TINY : VLA_BENCH[sizeName];
   if (!size) {
     console.error(`bench/vla.js: --size must be full or reduced, got '${sizeName}'`);
     process.exit(1);
@@ -73,9 +90,11 @@ export async function runVlaCudaBench(args) {
   let torch = null, torchError = null;
   if (!args['no-torch']) {
     const script = fileURLToPath(new URL('./vla_torch.py', import.meta.url));
-    const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '2',
+    const shape = args.tiny ? ['--queries', '4', '--prompt', '2'] : [];
+    const attention = bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [];
+    const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '2',
       '--dino-depth', String(size.dinoDepth), '--siglip-depth', String(size.siglipDepth), '--image', String(size.image), '--layers', String(size.layers),
-      '--vocab', String(size.vocab), '--head-blocks', String(size.headBlocks), ...(bf16 ? ['--autocast', 'bf16', '--attention', 'sdpa'] : [])],
+      '--vocab', String(size.vocab), '--head-blocks', String(size.headBlocks), ...shape, ...attention],
     { encoding: 'utf8', maxBuffer: 16 << 20 });
     if (res.status !== 0) torchError = (res.stderr || String(res.error)).trim().split('\n').pop();
     else torch = JSON.parse(res.stdout.trim().split('\n').pop());
@@ -86,8 +105,9 @@ export async function runVlaCudaBench(args) {
   const [dino, siglip] = c.towers;
   const P = c.views * (dino.imageSize / dino.patchSize) ** 2;
   const lines = [];
+  if (args.tiny) lines.push('- REHEARSAL (--tiny): tiny widths on this device, the PyTorch peer on the CPU at other widths; the figures mean nothing');
   lines.push(`- device: ${device} ${picked.info.name}; CUDA tuning: ${cudaTuningText()}; host: ${describeMachine()}`);
-  lines.push(`- command: \`node bench/vla.js --device ${args.device} --batch ${batchSize}${bf16 ? ' --precision bf16' : ''}${sizeName !== 'full' ? ` --size ${sizeName}` : ''}${args.record ? ' --record' : ''}\` (${steps} steps per timing, best of 2 after a warm-up); date ${new Date().toISOString().slice(0, 10)}`);
+  lines.push(`- command: \`node bench/vla.js --device ${args.device} --batch ${batchSize}${bf16 ? ' --precision bf16' : ''}${args.tiny ? ' --tiny' : sizeName !== 'full' ? ` --size ${sizeName}` : ''}${args.record ? ' --record' : ''}\` (${steps} steps per timing, best of 2 after a warm-up); date ${new Date().toISOString().slice(0, 10)}`);
   lines.push(`- precision: ${via}`);
   lines.push(`- model: VLA-Adapter ${sizeName} size, random fp32 weights: DINOv2 depth ${dino.depth}, SigLIP depth ${siglip.depth}, ${c.views} views at ${dino.imageSize} px (P=${P}), ${c.numLayers} decoder layers, vocab ${c.vocabSize}, Pro head ${c.headBlocks} blocks; LoRA r=${c.rank} alpha=${c.alpha} on every linear; ${trainable} trainable values; setup ${setupS.toFixed(1)} s`);
   lines.push('');
@@ -98,10 +118,10 @@ export async function runVlaCudaBench(args) {
   lines.push('');
   lines.push('| GPU memory (weights included) | craftgrad | PyTorch | ratio |');
   lines.push('|---|---:|---:|---:|');
-  lines.push(`| peak | ${gib(craftBytes)} (in use after the timed steps − before the policy, cudaMemGetInfo) | ${torch ? `${gib(torch.peak_bytes)} (max_memory_allocated; reserved ${gib(torch.peak_reserved_bytes)})` : 'n/a'} | ${torch ? (craftBytes / torch.peak_bytes).toFixed(2) : 'n/a'} |`);
+  lines.push(`| peak | ${gib(craftBytes)} (in use after the timed steps − before the policy, cudaMemGetInfo) | ${torch?.peak_bytes ? `${gib(torch.peak_bytes)} (max_memory_allocated; reserved ${gib(torch.peak_reserved_bytes)})` : 'n/a'} | ${torch?.peak_bytes ? (craftBytes / torch.peak_bytes).toFixed(2) : 'n/a'} |`);
   lines.push('');
   lines.push(torch
-    ? `PyTorch ${torch.version} on ${torch.device}, ${bf16 ? "torch.autocast('cuda', dtype=torch.bfloat16) over the forward passes, SDPA in the towers and the decoder (the Pro head's gated attention eager)" : 'fp32 (TF32 off), eager attention'}, PEFT-style LoRA, the seed's per-tensor CRaFT loop, torch.optim.AdamW.`
+    ? `PyTorch ${torch.version} on ${torch.device ?? "the CPU"}, ${bf16 ? `torch.autocast('${torch.device ? 'cuda' : 'cpu'}', dtype=torch.bfloat16) over the forward passes` : 'fp32 (TF32 off)'}, ${torch.attention === 'sdpa' ? "SDPA in the towers and the decoder (the Pro head's gated attention eager)" : 'eager attention'}, PEFT-style LoRA, the seed's per-tensor CRaFT loop, torch.optim.AdamW.`
     : `PyTorch peer: not run (${args['no-torch'] ? '--no-torch' : torchError}).`);
   if (bf16) {
     const ratio = torch ? torch.craft_s / craftS : NaN;

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // node bench/vla.js [--record] [--batch 2] [--steps 2] [--no-torch] [--no-full] [--full-batch 1] [--full-steps 3]
 // node bench/vla.js --device cuda [--precision bf16] [--batch 8] ...  (GPU variant, full size: bench/vla-cuda.js)
+// node bench/vla.js --device cuda --tiny ...  (a rehearsal of the GPU variant's code paths, the emulator allowed; never recorded)
 // CRAFTGRAD_CPU_ISA=avx2 node bench/vla.js ...     (the AVX2 kernels on an AVX-512 machine)
 // VLA-Adapter (VlaPolicy on random in-memory weights, bench/vla-shapes.js) on the CPU, issue
 // #27's reduced shape: the real widths (DINOv2 ViT-L/14 with registers and LayerScale, SigLIP
@@ -34,6 +35,7 @@ const { values: args } = parseArgs({
     'no-torch': { type: 'boolean', default: false }, 'no-full': { type: 'boolean', default: false },
     'full-batch': { type: 'string', default: '1' }, 'full-steps': { type: 'string', default: '3' },
     device: { type: 'string', default: 'cpu' }, precision: { type: 'string', default: 'fp32' }, size: { type: 'string' },
+    tiny: { type: 'boolean', default: false },
   },
 });
 const positive = (name, text) => {
@@ -46,6 +48,7 @@ if (args.precision === 'bf16' && args.device === 'cpu') {
   console.error('bench/vla.js: --precision bf16 needs --device cuda[:N] (the CPU computes products in fp32); nothing measured.');
   process.exit(1);
 }
+if (args.tiny && args.device === 'cpu') throw new RangeError('--tiny rehearses the GPU variant: give --device cuda[:N]');
 if (args.device !== 'cpu') {
   if (!/^cuda(:\d+)?$/.test(args.device)) throw new RangeError(`--device must be cpu, cuda or cuda:N, got '${args.device}'`);
   const { runVlaCudaBench } = await import('./vla-cuda.js');

@@ -52,7 +52,8 @@
 # the measured sections of $OUT/RESULTS.md into bench/RESULTS.md.
 #
 # Options, before the stages: --rehearse tries this script on a machine without a GPU (the
-# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU);
+# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU; the bf16
+# steps run their --tiny rehearsals, which the CUDA emulator's kit can run);
 # --rebuild builds the addon here even when the carried one loads; --reader numpy reads
 # the checkpoints with safetensors.numpy where PyTorch is missing; --time-factor N multiplies
 # every step's limit (for a rerun of a step that ran out of time). (Only CRAFTGRAD_*
@@ -250,6 +251,11 @@ for arg in "$@"; do
     *) say "unknown stage '$arg' (first, second, bf16, sanitize, probe, tests, readers, torch, surgery, optimizer, model, peft, qwen2, bf16kernels, qwen2bf16, vlabf16)" >&2; exit 2 ;;
   esac
 done
+# The bf16 steps record; a rehearsal (--rehearse) runs their --tiny variants instead (every
+# code path at test widths on whatever CUDA device there is, the emulator included; never
+# recorded), the step benchmarks at batch 1.
+if [ "$rehearse" = 1 ]; then kernels_mode=(--tiny); steps_mode=(--tiny --batch 1 --steps 1)
+else kernels_mode=(--record); steps_mode=(--batch 8 --record); fi
 unpack
 [ "${stages[0]}" = probe ] || run_probe  # every call checks the GPU first
 for s in "${stages[@]}"; do
@@ -264,9 +270,9 @@ for s in "${stages[@]}"; do
     peft) step peft 40 readers.log peft_check ;;
     qwen2) step qwen2 180 bench.log node bench/qwen2.js --device cuda --record ;;
     sanitize) step sanitize 300 sanitize.log sanitize ;;
-    bf16kernels) step bf16kernels 60 bench.log node bench/bf16-cuda.js --device cuda --record ;;
-    qwen2bf16) step qwen2bf16 120 bench.log node bench/qwen2.js --device cuda --precision bf16 --batch 8 --record ;;
-    vlabf16) step vlabf16 140 bench.log node bench/vla.js --device cuda --precision bf16 --batch 8 --record ;;
+    bf16kernels) step bf16kernels 60 bench.log node bench/bf16-cuda.js --device cuda "${kernels_mode[@]}" ;;
+    qwen2bf16) step qwen2bf16 120 bench.log node bench/qwen2.js --device cuda --precision bf16 "${steps_mode[@]}" ;;
+    vlabf16) step vlabf16 140 bench.log node bench/vla.js --device cuda --precision bf16 "${steps_mode[@]}" ;;
   esac
 done
 if grep -qP '^(surgery|optimizer|model|qwen2|bf16kernels|qwen2bf16|vlabf16)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi

@@ -20,7 +20,8 @@ const bf16Step = (name) => {
   const log = stepLog('bench.log', name);
   const targets = lastMatch(log, /^Targets \(#29\): (.*)$/gm)?.[1];
   const via = lastMatch(log, /^- precision(?: bf16, asked for through|:) (.*)$/gm)?.[1] ?? '';
-  return targets ? `${targets}${/step-call arguments/.test(via) ? ' [bf16 through step-call arguments: no policy option in this build]' : ''}` : '';
+  const rehearsal = /REHEARSAL \(--tiny\)/.test(log) ? 'REHEARSAL (--tiny, figures mean nothing): ' : '';
+  return targets ? `${rehearsal}${targets}${/step-call arguments/.test(via) ? ' [bf16 through step-call arguments: no policy option in this build]' : ''}` : '';
 };
 
 const figures = {
@@ -65,7 +66,7 @@ const figures = {
     const products = lastMatch(log, /^Target \(#29\) products >= 60%[^:]*: (met by all \d+ products|not met by \d+ of \d+ products|not measured[^.]*)/gm)?.[1];
     const attention = lastMatch(log, /^Target \(#29\) within 1\.3× of flash[^:]*: (met by all \d+ shapes compared|not met by .*|not measured)\.$/gm)?.[1]
       ?? (/Fused bf16 attention against flash: NOT MEASURED/.test(log) ? 'attention NOT MEASURED (see bench.log)' : '');
-    return [peak ? `bf16 peak ${peak[1]} (${peak[2]}, ${peak[3].startsWith('torch') ? 'torch.matmul' : 'ours'})` : '',
+    return [/REHEARSAL \(--tiny\)/.test(log) ? 'REHEARSAL (--tiny, figures mean nothing)' : '', peak ? `bf16 peak ${peak[1]} (${peak[2]}, ${peak[3].startsWith('torch') ? 'torch.matmul' : 'ours'})` : '',
       all ? `step products ${all[2]} of it (flop-weighted)` : '', products ? `>= 60%: ${products}` : '', attention ? `attention <= 1.3× flash: ${attention}` : '']
       .filter(Boolean).join('; ');
   },
