@@ -102,13 +102,24 @@ const tinyReps = args.tiny ? 2 : reps;
 
 // ---- 1. products ----
 const gflops = (m, n, k, ms) => (2 * m * n * k) / (ms / 1e3) / 1e9;
+// A product or attention that throws (cuBLASLt without an algorithm for a shape, a kernel that
+// refuses a head width) is recorded with its message, not dropped, and the run goes on.
+const firstLine = (e) => String(e?.message ?? e).split('\n')[0].slice(0, 200);
 const ours = productRows.map(([label, m, n, k, ta, tb]) => {
-  const ms = median(bench.cudaModelGemmTime(index, m, n, k, ta, tb, tinyReps, 0, 'bf16'));
-  return { label, m, n, k, ta, tb, ms, gflops: gflops(m, n, k, ms) };
+  try {
+    const ms = median(bench.cudaModelGemmTime(index, m, n, k, ta, tb, tinyReps, 0, 'bf16'));
+    return { label, m, n, k, ta, tb, ms, gflops: gflops(m, n, k, ms) };
+  } catch (e) {
+    return { label, m, n, k, ta, tb, ms: NaN, gflops: NaN, error: firstLine(e) };
+  }
 });
 const oursPeak = peakShapes.map(([m, n, k]) => {
-  const ms = median(bench.cudaModelGemmTime(index, m, n, k, false, false, args.tiny ? 2 : 10, 0, 'bf16'));
-  return { m, n, k, ms, gflops: gflops(m, n, k, ms) };
+  try {
+    const ms = median(bench.cudaModelGemmTime(index, m, n, k, false, false, args.tiny ? 2 : 10, 0, 'bf16'));
+    return { m, n, k, ms, gflops: gflops(m, n, k, ms) };
+  } catch (e) {
+    return { m, n, k, ms: NaN, gflops: NaN, error: firstLine(e) };
+  }
 });
 
 // ---- 2. attention: does this build compute it in bf16 at all? ----
@@ -140,7 +151,15 @@ let attentionRefusal = null, attentionCheck = null;
 const attention = attentionRefusal && !args.tiny ? [] : attentionShapes.map((s) => {
   const o = { device: index, B: s.B, T: s.T, heads: s.heads, kvHeads: s.kvHeads, hd: s.hd, scale: 1 / Math.sqrt(s.hd), causal: s.causal, precision: 'bf16', reps: tinyReps };
   if (s.Tk) Object.assign(o, { Tk: s.Tk, gateBegin: s.gateBegin, gateEnd: s.gateEnd });
-  return { ...s, forwardMs: median(bench.cudaAttentionTime({ ...o, backward: false })), backwardMs: median(bench.cudaAttentionTime({ ...o, backward: true, streams: 1 })) };
+  const timed = (backward) => {
+    try {
+      return { ms: median(bench.cudaAttentionTime({ ...o, backward, ...(backward ? { streams: 1 } : {}) })) };
+    } catch (e) {
+      return { ms: NaN, error: firstLine(e) };
+    }
+  };
+  const f = timed(false), b = timed(true);
+  return { ...s, forwardMs: f.ms, backwardMs: b.ms, error: [f.error && `forward: ${f.error}`, b.error && `backward: ${b.error}`].filter(Boolean).join('; ') };
 });
 
 // ---- the PyTorch peer ----
@@ -178,14 +197,15 @@ lines.push(`bf16 dense peak of this run: ${peak.gflops > 0 ? `${(peak.gflops / 1
 lines.push('');
 lines.push('| large square bf16 product | path | TFLOP/s |');
 lines.push('|---|---|---:|');
-for (const p of candidates) lines.push(`| ${p.m}×${p.n}×${p.k} | ${p.who} | ${(p.gflops / 1e3).toFixed(1)} |`);
+for (const p of candidates) lines.push(`| ${p.m}×${p.n}×${p.k} | ${p.who} | ${p.error ? `failed: ${p.error.replaceAll('|', '/')}` : (p.gflops / 1e3).toFixed(1)} |`);
 lines.push('');
 lines.push('Products of the steps (batch ' + batch + '), our bf16 path (what a model call runs: fp32 operands rounded to bf16 by our kernel, then cublasLtMatmul, fp32 accumulation and output) and torch.matmul on bf16 tensors (no rounding pass, bf16 output):');
 lines.push('');
 lines.push('| product (M×N×K) | craftgrad bf16 GFLOP/s | of the bf16 peak | torch.matmul bf16 GFLOP/s |');
 lines.push('|---|---:|---:|---:|');
-ours.forEach((g, i) => lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.gflops.toFixed(0)} | ${pct(g.gflops / peak.gflops)} | ${torch ? torch.products[i].gflops.toFixed(0) : 'n/a'} |`));
-const sumFlops = ours.reduce((s, g) => s + 2 * g.m * g.n * g.k, 0), sumMs = ours.reduce((s, g) => s + g.ms, 0);
+ours.forEach((g, i) => lines.push(`| ${g.label} (${g.m}×${g.n}×${g.k}) | ${g.error ? `failed: ${g.error.replaceAll('|', '/')}` : g.gflops.toFixed(0)} | ${pct(g.gflops / peak.gflops)} | ${torch ? torch.products[i].gflops.toFixed(0) : 'n/a'} |`));
+const timedRows = ours.filter((g) => !g.error);
+const sumFlops = timedRows.reduce((s, g) => s + 2 * g.m * g.n * g.k, 0), sumMs = timedRows.reduce((s, g) => s + g.ms, 0);
 lines.push(`| all of the above, flop-weighted (total flops / total time) | ${(sumFlops / (sumMs / 1e3) / 1e9).toFixed(0)} | ${pct(sumFlops / (sumMs / 1e3) / 1e9 / peak.gflops)} | |`);
 const below = ours.filter((g) => !(g.gflops / peak.gflops >= 0.6));
 const productVerdict = peak.gflops > 0 ? (below.length ? `not met by ${below.length} of ${ours.length} products (${below.map((g) => `${g.label} ${pct(g.gflops / peak.gflops)}`).join('; ')})` : `met by all ${ours.length} products`) : 'not measured (no peak)';
@@ -201,10 +221,10 @@ if (attention.length) {
   const verdicts = [];
   attention.forEach((a, i) => {
     const t = torch?.attention?.[i];
-    const ok = t && !t.error;
+    const ok = t && !t.error && !a.error;
     const rf = ok ? a.forwardMs / t.forward_ms : NaN, rb = ok ? a.backwardMs / t.backward_ms : NaN;
     if (ok) verdicts.push([a.name, rf, rb]);
-    lines.push(`| ${a.name} (${a.B}×${a.heads}×${a.T}×${a.Tk ?? a.T}, ${a.hd}) | ${a.forwardMs.toFixed(3)} | ${ok ? t.forward_ms.toFixed(3) : 'n/a'} | ${ok ? `${rf.toFixed(2)}×` : 'n/a'} | ${a.backwardMs.toFixed(3)} | ${ok ? t.backward_ms.toFixed(3) : 'n/a'} | ${ok ? `${rb.toFixed(2)}×` : 'n/a'} | ${t ? [...t.notes, ...(t.error ? [`refused: ${t.error}`] : [])].join('; ').replaceAll('|', '/') : (torchError ?? 'not run')} |`);
+    lines.push(`| ${a.name} (${a.B}×${a.heads}×${a.T}×${a.Tk ?? a.T}, ${a.hd}) | ${a.error ? `failed: ${a.error.replaceAll('|', '/')}` : a.forwardMs.toFixed(3)} | ${t && !t.error ? t.forward_ms.toFixed(3) : 'n/a'} | ${ok ? `${rf.toFixed(2)}×` : 'n/a'} | ${a.backwardMs.toFixed(3)} | ${t && !t.error ? t.backward_ms.toFixed(3) : 'n/a'} | ${ok ? `${rb.toFixed(2)}×` : 'n/a'} | ${t ? [...t.notes, ...(t.error ? [`refused: ${t.error}`] : [])].join('; ').replaceAll('|', '/') : (torchError ?? 'not run')} |`);
   });
   const over = verdicts.filter(([, f, b]) => !(f <= 1.3 && b <= 1.3));
   lines.push('');
@@ -213,7 +233,9 @@ if (attention.length) {
 const text = lines.join('\n');
 console.log(text);
 if (args.record) recordSection('bf16-cuda', `## bf16 products and attention on the GPU (#29)\n\n${text}`);
-if (attentionRefusal || (torchError && !args['no-torch'])) {
-  console.error(`bench/bf16-cuda.js: incomplete: ${attentionRefusal ? 'attention not measured' : ''}${attentionRefusal && torchError ? '; ' : ''}${torchError ? 'no PyTorch peer' : ''}`);
+const failed = [...ours, ...oursPeak, ...attention].filter((x) => x.error).length;
+if (failed) console.error(`bench/bf16-cuda.js: ${failed} of the timings failed (their messages are in the tables)`);
+if (attentionRefusal || failed || (torchError && !args['no-torch'])) {
+  console.error(`bench/bf16-cuda.js: incomplete: ${[attentionRefusal && 'attention not measured', failed && `${failed} timings failed`, torchError && 'no PyTorch peer'].filter(Boolean).join('; ')}`);
   process.exit(3);
 }

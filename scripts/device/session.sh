@@ -41,7 +41,7 @@
 #                   flash backend, forward and backward (bench/bf16_torch.py the peer)
 #   qwen2bf16  120  bench/qwen2.js --device cuda --precision bf16 --batch 8 --record: the full
 #                   Qwen2.5-0.5B CRaFT step in bf16 against PyTorch bf16 autocast, GPU memory
-#   vlabf16    140  bench/vla.js --device cuda --precision bf16 --batch 8 --record: the full-size
+#   vlabf16    140  bench/vla.js --device cuda --precision bf16 --batch 8 --steps 1 --record: the full-size
 #                   VLA-Adapter CRaFT step in bf16 against PyTorch bf16 autocast, GPU memory
 # `sanitize` (300 s) = compute-sanitizer memcheck over test/cuda.test.mjs without the
 #   2^31-element case. Single steps can be named too: `session.sh probe readers`.
@@ -254,8 +254,8 @@ done
 # The bf16 steps record; a rehearsal (--rehearse) runs their --tiny variants instead (every
 # code path at test widths on whatever CUDA device there is, the emulator included; never
 # recorded), the step benchmarks at batch 1.
-if [ "$rehearse" = 1 ]; then kernels_mode=(--tiny); steps_mode=(--tiny --batch 1 --steps 1)
-else kernels_mode=(--record); steps_mode=(--batch 8 --record); fi
+if [ "$rehearse" = 1 ]; then kernels_mode=(--tiny); qwen2_mode=(--tiny --batch 1 --steps 1); vla_mode=(--tiny --batch 1 --steps 1)
+else kernels_mode=(--record); qwen2_mode=(--batch 8 --record); vla_mode=(--batch 8 --steps 1 --record); fi
 unpack
 [ "${stages[0]}" = probe ] || run_probe  # every call checks the GPU first
 for s in "${stages[@]}"; do
@@ -271,8 +271,8 @@ for s in "${stages[@]}"; do
     qwen2) step qwen2 180 bench.log node bench/qwen2.js --device cuda --record ;;
     sanitize) step sanitize 300 sanitize.log sanitize ;;
     bf16kernels) step bf16kernels 60 bench.log node bench/bf16-cuda.js --device cuda "${kernels_mode[@]}" ;;
-    qwen2bf16) step qwen2bf16 120 bench.log node bench/qwen2.js --device cuda --precision bf16 "${steps_mode[@]}" ;;
-    vlabf16) step vlabf16 140 bench.log node bench/vla.js --device cuda --precision bf16 "${steps_mode[@]}" ;;
+    qwen2bf16) step qwen2bf16 120 bench.log node bench/qwen2.js --device cuda --precision bf16 "${qwen2_mode[@]}" ;;
+    vlabf16) step vlabf16 140 bench.log node bench/vla.js --device cuda --precision bf16 "${vla_mode[@]}" ;;
   esac
 done
 if grep -qP '^(surgery|optimizer|model|qwen2|bf16kernels|qwen2bf16|vlabf16)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
