@@ -82,14 +82,16 @@ export async function runQwen2CudaBench(args) {
     const craftBytes = deviceBytesInUse(bench, index) - bytesBefore;
     policy.dispose();
 
-    let torch = null;
+    let torch = null, torchFailed = false;
     if (!args['no-torch']) {
       const script = fileURLToPath(new URL('./qwen2_torch.py', import.meta.url));
       const widths = args.tiny ? ['--width', String(c.hiddenSize), '--mlp', String(c.intermediateSize), '--heads', String(c.numHeads), '--kv-heads', String(c.numKvHeads)] : [];
       const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '3',
         '--layers', String(layers), '--vocab', String(c.vocabSize), ...widths, ...(bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [])], { encoding: 'utf8' });
-      if (res.status !== 0) console.error(`PyTorch peer not run: ${res.stderr || res.error}`);
-      else torch = JSON.parse(res.stdout.trim().split('\n').pop());
+      if (res.status !== 0) {
+        torchFailed = true;
+        console.error(`PyTorch peer not run: ${res.stderr || res.error}`);
+      } else torch = JSON.parse(res.stdout.trim().split('\n').pop());
     }
 
     const pct = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : 'n/a');
@@ -129,6 +131,8 @@ export async function runQwen2CudaBench(args) {
     const text = lines.join('\n');
     console.log(text);
     if (args.record) recordSection(bf16 ? 'qwen2-cuda-bf16' : 'qwen2-cuda', `## Qwen2 policy on the GPU${bf16 ? ' in bf16 (#29)' : ''}\n\n${text}`);
+    // bf16 (#29): a missing peer leaves the targets unmeasured; the session's table shows the exit.
+    if (bf16 && torchFailed) process.exitCode = 3;
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -52,7 +52,7 @@ if (args.device !== 'cpu') {
   if (!/^cuda(:\d+)?$/.test(args.device)) throw new RangeError(`--device must be cpu, cuda or cuda:N, got '${args.device}'`);
   const { runQwen2CudaBench } = await import('./qwen2-cuda.js');
   await runQwen2CudaBench({ ...args, batch: positive('batch', args.batch ?? '16'), steps: positive('steps', args.steps), layers: positive('layers', args.layers ?? (args.tiny ? '1' : '24')) });
-  process.exit(0);
+  process.exit(process.exitCode ?? 0);
 }
 const batchSize = positive('batch', args.batch ?? '4'), steps = positive('steps', args.steps), layers = positive('layers', args.layers ?? '4');
 const fullBatch = positive('full-batch', args['full-batch']);
