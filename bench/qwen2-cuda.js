@@ -55,7 +55,23 @@ export async function runQwen2CudaBench(args) {
   const peak = props.fp32LanesPerSM > 0 ? (props.multiprocessors * props.fp32LanesPerSM * 2 * props.clockKHz * 1e3) / 1e9 : Number.NaN;
   const work = mkdtempSync(join(tmpdir(), 'craftgrad-qwen2-cuda-bench-'));
   try {
-    const dir = writeRandomQwen2Dir(join(work, 'qwen2'), qwen25HalfBConfig({ num_hidden_layers: layers, ...(args.tiny ? TINY : {}) }));
+    const cfg = qwen25HalfBConfig({ num_hidden_layers: layers, ...(args.tiny ? TINY : {}) });
+    // The PyTorch peer first, in its own process: its GPU memory is all freed when it exits,
+    // while craftgrad keeps its workspace for the life of this process (the peer would
+    // otherwise run beside it).
+    let torch = null, torchFailed = false;
+    if (!args['no-torch']) {
+      const script = fileURLToPath(new URL('./qwen2_torch.py', import.meta.url));
+      const widths = args.tiny ? ['--width', String(cfg.hidden_size), '--mlp', String(cfg.intermediate_size), '--heads', String(cfg.num_attention_heads), '--kv-heads', String(cfg.num_key_value_heads)] : [];
+      const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '3',
+        '--layers', String(layers), '--vocab', String(cfg.vocab_size), ...widths, ...(bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [])], { encoding: 'utf8' });
+      if (res.status !== 0) {
+        torchFailed = true;
+        console.error(`PyTorch peer not run: ${res.stderr || res.error}`);
+      } else torch = JSON.parse(res.stdout.trim().split('\n').pop());
+    }
+
+    const dir = writeRandomQwen2Dir(join(work, 'qwen2'), cfg);
     let policy, via;
     const bytesBefore = deviceBytesInUse(bench, index);
     try {
@@ -81,18 +97,6 @@ export async function runQwen2CudaBench(args) {
     const trainable = policy.params.numElements;
     const craftBytes = deviceBytesInUse(bench, index) - bytesBefore;
     policy.dispose();
-
-    let torch = null, torchFailed = false;
-    if (!args['no-torch']) {
-      const script = fileURLToPath(new URL('./qwen2_torch.py', import.meta.url));
-      const widths = args.tiny ? ['--width', String(c.hiddenSize), '--mlp', String(c.intermediateSize), '--heads', String(c.numHeads), '--kv-heads', String(c.numKvHeads)] : [];
-      const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '3',
-        '--layers', String(layers), '--vocab', String(c.vocabSize), ...widths, ...(bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [])], { encoding: 'utf8' });
-      if (res.status !== 0) {
-        torchFailed = true;
-        console.error(`PyTorch peer not run: ${res.stderr || res.error}`);
-      } else torch = JSON.parse(res.stdout.trim().split('\n').pop());
-    }
 
     const pct = (x) => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : 'n/a');
     const lines = [];

@@ -62,6 +62,23 @@ export async function runVlaCudaBench(args) {
     process.exit(1);
   }
 
+  // The PyTorch peer first, in its own process: its GPU memory is all freed when it exits,
+  // while craftgrad keeps its workspace for the life of this process (the peer would
+  // otherwise run beside it).
+  let torch = null, torchError = null;
+  if (!args['no-torch']) {
+    const script = fileURLToPath(new URL('./vla_torch.py', import.meta.url));
+    const shape = args.tiny ? ['--queries', '4', '--prompt', '2'] : [];
+    const attention = bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [];
+    const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '2',
+      '--dino-depth', String(size.dinoDepth), '--siglip-depth', String(size.siglipDepth), '--image', String(size.image), '--layers', String(size.layers),
+      '--vocab', String(size.vocab), '--head-blocks', String(size.headBlocks), ...shape, ...attention],
+    { encoding: 'utf8', maxBuffer: 16 << 20 });
+    if (res.status !== 0) torchError = (res.stderr || String(res.error)).trim().split('\n').pop();
+    else torch = JSON.parse(res.stdout.trim().split('\n').pop());
+    if (torchError) console.error(`PyTorch peer not run: ${torchError}`);
+  }
+
   const t0 = performance.now();
   const parts = vlaBenchParts(size);
   const bytesBefore = deviceBytesInUse(bench, index);
@@ -86,20 +103,6 @@ export async function runVlaCudaBench(args) {
   const flops = vlaCraftStepFlops(c, batchSize);
   const trainable = policy.params.numElements;
   policy.dispose();
-
-  let torch = null, torchError = null;
-  if (!args['no-torch']) {
-    const script = fileURLToPath(new URL('./vla_torch.py', import.meta.url));
-    const shape = args.tiny ? ['--queries', '4', '--prompt', '2'] : [];
-    const attention = bf16 ? ['--autocast', 'bf16', ...(args.tiny ? [] : ['--attention', 'sdpa'])] : [];
-    const res = spawnSync(process.env.PYTHON || 'python3', [script, '--device', args.tiny ? 'cpu' : device, '--batch', String(batchSize), '--steps', String(steps), '--reps', '2',
-      '--dino-depth', String(size.dinoDepth), '--siglip-depth', String(size.siglipDepth), '--image', String(size.image), '--layers', String(size.layers),
-      '--vocab', String(size.vocab), '--head-blocks', String(size.headBlocks), ...shape, ...attention],
-    { encoding: 'utf8', maxBuffer: 16 << 20 });
-    if (res.status !== 0) torchError = (res.stderr || String(res.error)).trim().split('\n').pop();
-    else torch = JSON.parse(res.stdout.trim().split('\n').pop());
-    if (torchError) console.error(`PyTorch peer not run: ${torchError}`);
-  }
 
   const gib = (b) => `${(b / 2 ** 30).toFixed(2)} GiB`;
   const [dino, siglip] = c.towers;
