@@ -28,8 +28,57 @@ DeviceProps deviceProps(int device) {
   return p;
 }
 
+// n floats at dst (device) of seeded pseudo-random values in [-1, 1): one 1 Mi-float tile,
+// made on the host once and copied over the range.
+static void fillPseudoRandom(int device, const DeviceContext& ctx, float* dst, int64_t n) {
+  static const std::vector<float> tile = [] {
+    std::vector<float> t((size_t{1} << 20) + 7);  // not a power of two: rows do not repeat in step
+    uint32_t s = 12345;
+    for (float& x : t) {
+      s = s * 1664525u + 1013904223u;
+      x = static_cast<float>(s) / 2147483648.0f - 1.0f;
+    }
+    return t;
+  }();
+  for (int64_t o = 0; o < n; o += static_cast<int64_t>(tile.size())) {
+    const int64_t len = std::min<int64_t>(static_cast<int64_t>(tile.size()), n - o);
+    CG_CUDA(device, cudaMemcpyAsync(dst + o, tile.data(), sizeof(float) * static_cast<size_t>(len), cudaMemcpyHostToDevice,
+                                    ctx.stream));
+  }
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));  // the tile is pageable host memory
+}
+
+std::vector<double> timeOnStream(int device, int reps, const std::function<void()>& launch) {
+  DeviceContext& ctx = deviceContext(device);
+  std::vector<double> ms;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  try {
+    CG_CUDA(device, cudaEventCreate(&e0));
+    CG_CUDA(device, cudaEventCreate(&e1));
+    launch();  // warm-up
+    CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
+    for (int i = 0; i < reps; ++i) {
+      CG_CUDA(device, cudaEventRecord(e0, ctx.stream));
+      launch();
+      CG_CUDA(device, cudaEventRecord(e1, ctx.stream));
+      CG_CUDA(device, cudaEventSynchronize(e1));
+      float t = 0;
+      CG_CUDA(device, cudaEventElapsedTime(&t, e0, e1));
+      ms.push_back(t);
+    }
+    CG_CUDA(device, cudaGetLastError());
+  } catch (...) {
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    throw;
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms;
+}
+
 std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
-                                GemmVariant variant, bool batched) {
+                                GemmVariant variant, bool batched, GemmPrecision precision) {
   DeviceContext& ctx = deviceContext(device);
   cudaStream_t st = ctx.stream;
   size_t elems = 0;
@@ -45,17 +94,22 @@ std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes
       float* Bm = A + g.M * g.K;
       float* C = Bm + g.K * g.N;
       at = C + g.M * g.N;
-      launchFill(ctx, A, g.M * g.K, 0.5f);
-      launchFill(ctx, Bm, g.K * g.N, 0.25f);
+      if (precision == GemmPrecision::Bf16) {
+        fillPseudoRandom(device, ctx, A, g.M * g.K);
+        fillPseudoRandom(device, ctx, Bm, g.K * g.N);
+      } else {
+        launchFill(ctx, A, g.M * g.K, 0.5f);
+        launchFill(ctx, Bm, g.K * g.N, 0.25f);
+      }
       prods.push_back(Product{g.M, g.N, g.K, 1.0f, Mat{A, transA ? g.M : g.K, transA}, Mat{Bm, transB ? g.K : g.N, transB},
                               0.0f, C, g.N});
     }
     CG_CUDA(device, cudaEventCreate(&e0));
     CG_CUDA(device, cudaEventCreate(&e1));
     auto launch = [&]() {
-      if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant);
+      if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant, precision);
       else
-        for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant);
+        for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant, precision);
     };
     launch();  // warm-up
     for (int i = 0; i < reps; ++i) {
@@ -81,8 +135,8 @@ std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes
 }
 
 std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
-                             GemmVariant variant) {
-  return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false);
+                             GemmVariant variant, GemmPrecision precision) {
+  return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false, precision);
 }
 
 void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant,
