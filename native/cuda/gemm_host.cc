@@ -80,12 +80,10 @@ std::vector<double> timeOnStream(int device, int reps, const std::function<void(
 std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
                                 GemmVariant variant, bool batched, GemmPrecision precision) {
   DeviceContext& ctx = deviceContext(device);
-  cudaStream_t st = ctx.stream;
   size_t elems = 0;
   for (const GemmShape& g : shapes) elems += static_cast<size_t>(g.M * g.K + g.K * g.N + g.M * g.N);
   float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * elems, 4), "gemm benchmark"));
   std::vector<double> ms;
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
   try {
     std::vector<Product> prods;
     float* at = base;
@@ -104,32 +102,15 @@ std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes
       prods.push_back(Product{g.M, g.N, g.K, 1.0f, Mat{A, transA ? g.M : g.K, transA}, Mat{Bm, transB ? g.K : g.N, transB},
                               0.0f, C, g.N});
     }
-    CG_CUDA(device, cudaEventCreate(&e0));
-    CG_CUDA(device, cudaEventCreate(&e1));
-    auto launch = [&]() {
+    ms = timeOnStream(device, reps, [&]() {
       if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant, precision);
       else
         for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant, precision);
-    };
-    launch();  // warm-up
-    for (int i = 0; i < reps; ++i) {
-      CG_CUDA(device, cudaEventRecord(e0, st));
-      launch();
-      CG_CUDA(device, cudaEventRecord(e1, st));
-      CG_CUDA(device, cudaEventSynchronize(e1));
-      float t = 0;
-      CG_CUDA(device, cudaEventElapsedTime(&t, e0, e1));
-      ms.push_back(t);
-    }
-    CG_CUDA(device, cudaGetLastError());
+    });
   } catch (...) {
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
     freeDevice(base);
     throw;
   }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
   freeDevice(base);
   return ms;
 }
