@@ -14,10 +14,10 @@
 // On the emulator the children load its cuBLASLt stand-in (test/cuda-emulator/cublaslt).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendInfo } from '../dist/backend.js';
-import { announceGpu } from './helpers/gpu.mjs';
+import { announceGpu, cublasLtForTests, emulated } from './helpers/gpu.mjs';
 import { runCli } from './helpers/cli.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 import { tinyDir } from './helpers/qwen2-setup.mjs';
@@ -27,16 +27,12 @@ import { randn, rng } from './helpers/random.mjs';
 
 const gpuSkip = announceGpu(import.meta.url);
 const cuda = backendInfo().cuda;
-const emulated = cuda.devices.some((d) => /emulator/i.test(d.name));
-const standIn = process.env.CRAFTGRAD_PREBUILD ? join(process.env.CRAFTGRAD_PREBUILD, 'build', 'cuda-emulator', 'libcublasLt.so.13') : '';
-const ltEnv = emulated ? { CRAFTGRAD_CUBLASLT_LIBRARY: standIn } : {};
+const lt = cublasLtForTests(gpuSkip);
+const ltEnv = lt.env;
 function skipReason() {
-  if (gpuSkip) return gpuSkip;
-  if (emulated && !existsSync(standIn)) return `the emulator's cuBLASLt stand-in is not built (${standIn})`;
-  if (!emulated && !backendInfo().cublasLt.available) return `no cuBLASLt on this machine: ${backendInfo().cublasLt.reason}`;
+  if (lt.skip) return lt.skip;
   const cc = Number(String(cuda.devices[0].computeCapability).split('.')[0]);
-  if (!(cc >= 8)) return `cuda:0 has compute capability ${cuda.devices[0].computeCapability} (bf16 needs 8.0)`;
-  return undefined;
+  return cc >= 8 ? undefined : `cuda:0 has compute capability ${cuda.devices[0].computeCapability} (bf16 needs 8.0)`;
 }
 const skip = skipReason();
 if (skip) console.log(`# precision-cuda.test.mjs: bf16 training tests skipped (${skip})`);
