@@ -138,7 +138,7 @@ class Staging {
 constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
 
 // The attention's shape from the operands (B, T, Tk, heads, kvHeads, hd, scale, causal,
-// gateBegin, gateEnd), checked as a model's description would.
+// gateBegin, gateEnd, precision), checked as a model's description would.
 AttentionShape attentionShape(const Options& o) {
   AttentionShape s;
   s.B = o.integer("B", 1, kMaxDim);
@@ -155,6 +155,8 @@ AttentionShape attentionShape(const Options& o) {
     s.gateBegin = o.integer("gateBegin", 0, s.keys());
     s.gateEnd = o.integer("gateEnd", s.gateBegin, s.keys());
   }
+  // 'fp32' (the default) or 'bf16' (a CUDA backend's fused attention; the CPU throws).
+  if (o.has("precision")) s.precision = o.choice("precision", {"fp32", "bf16"}) == 1 ? GemmPrecision::Bf16 : GemmPrecision::Fp32;
   return s;
 }
 

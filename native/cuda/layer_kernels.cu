@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "../core/gelu_erf.h"
+#include "attention_fused.h"
 #include "cuda_internal.h"
 #include "dev_math.cuh"
 #include "layers_cuda.h"
@@ -797,7 +798,10 @@ void CudaLayers::ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, 
   CG_LAUNCHED();
 }
 
+// Bf16 (AttentionShape::precision): the fused kernels of attention_fused.cu, no T×Tk matrix;
+// Fp32: the kernels above, unchanged.
 int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const {
+  if (s.precision == GemmPrecision::Bf16) return fusedAttentionScratch(s, streams);
   const AttnScratch a = attnScratchOf(s, streams);
   if (streams <= 0) return a.probs;
   return a.gateAt + 2 * static_cast<int64_t>(streams) * s.rows();  // streams·rows doubles
@@ -805,6 +809,10 @@ int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const
 
 void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                                   float* rowMax, float* rowSum, float* scratch) {
+  if (s.precision == GemmPrecision::Bf16) {
+    fusedAttentionForward(device_, ctx_.stream, s, Q, K, V, Att, rowMax, rowSum);
+    return;
+  }
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0) return;
@@ -818,6 +826,15 @@ void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const
 void CudaLayers::attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                    const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
                                    float* dV, float* dGate, float* scratch) {
+  if (s.precision == GemmPrecision::Bf16) {
+    const double* rowGate =
+        fusedAttentionBackward(device_, ctx_.stream, s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, scratch);
+    if (rowGate && s.gated()) {
+      attnGateGradKernel<<<static_cast<unsigned>(streams), kRowThreads, 0, ctx_.stream>>>(rowGate, s.rows(), s.gate, dGate);
+      CG_LAUNCHED();
+    }
+    return;
+  }
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0 || streams <= 0) return;
