@@ -6,7 +6,8 @@
 // (__f*_rn: nvcc may not contract it), in the order core/layers.h writes it; GELU is
 // gelu_math.h's (dev_math.cuh), its erf form gelu_erf.h's (double, rounded once). Double
 // arithmetic is written with operators: --fmad=false (cuda.cmake) keeps nvcc from
-// contracting it, as -ffp-contract=off does on the CPU.
+// contracting it, as -ffp-contract=off does on the CPU. The attention here is the fp32 one;
+// a Bf16 AttentionShape goes to the fused kernels of attention_fused.cu.
 #include <cuda_runtime.h>
 
 // gelu_math.h's templates are __host__ __device__; their host-only instantiation on
