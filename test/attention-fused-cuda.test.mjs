@@ -232,6 +232,24 @@ for (const [what, shape] of SHAPES) {
   });
 }
 
+test('fused bf16 attention: one key makes P = 1, so Att is V rounded to nearest even bit for bit and dV the fp32 sum of dO rounded', { skip }, () => {
+  // Not multiples of a bf16 ulp: a truncating or unrounded conversion would show here, where
+  // the bound of the tests above would let a one-ulp difference pass.
+  const shape = { B: 1, T: 3, Tk: 1, heads: 2, kvHeads: 1, hd: 8, scale: 0.5, causal: false };
+  const { Q, K, V, dAtt } = inputs(shape, 100, 1);
+  const got = run(shape, Q, K, V, dAtt, 1, 'bf16');
+  const want = new Float32Array(got.Att.length);
+  for (let i = 0; i < 3; i++) for (let h = 0; h < 2; h++) for (let d = 0; d < 8; d++) want[(i * 2 + h) * 8 + d] = bf16(V[d]);
+  assert.ok(sameBits(got.Att, want), `Att ${got.Att.slice(0, 8)} want ${want.slice(0, 8)}`);
+  assert.ok(V.every((v) => bf16(v) !== v), 'the values of V are not already bf16');
+  // dV = Σ over 2 heads and 3 queries of bf16(dO): six terms, fp32 in any order.
+  for (let d = 0; d < 8; d++) {
+    let sum = 0, abs = 0;
+    for (let i = 0; i < 3; i++) for (let h = 0; h < 2; h++) { sum += bf16(dAtt[(i * 2 + h) * 8 + d]); abs += Math.abs(dAtt[(i * 2 + h) * 8 + d]); }
+    assert.ok(Math.abs(got.dV[d] - sum) <= 6 * 2 ** -24 * abs, `dV[${d}] = ${got.dV[d]}, Σ bf16(dO) = ${sum}`);
+  }
+});
+
 test('the bound can fail: a reference whose causal rows read one key too many is rejected', { skip }, () => {
   const shape = SHAPES[0][1];
   const { Q, K, V, dAtt } = inputs(shape, 60, STREAMS);
