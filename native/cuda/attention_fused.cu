@@ -15,8 +15,9 @@
 // memory, and O (dQ, dK, dV) lives there between the key (query) tiles.
 //
 // Kernels, 128 threads (4 warps) each; a product's 16×16 output fragments are dealt to the
-// warps in turn, each one's k loop in order. hd ≤ 128 (a multiple of 8), padded with zeros
-// to a multiple of 16 in shared memory; partial query and key tiles are zero-filled and
+// warps in turn, each one's k loop in order. Any hd ≤ 128: the tiles' rows in shared memory
+// are 128 long whatever hd is (so every fragment pointer is 32-byte aligned), the columns
+// from hd to the next multiple of 16 zeros; partial query and key tiles are zero-filled and
 // masked.
 // - fusedAttnForwardKernel: one CTA per (sample, head, 32 queries), over 32-key tiles.
 // - fusedAttnBackQKernel: one CTA per (stream, sample, head, 16 queries): a first pass over
@@ -402,9 +403,8 @@ FusedDims fusedDims(const AttentionShape& s) {
 
 // What the fused path can run, else CudaError: hd, the device's compute capability.
 void checkFused(int device, const AttentionShape& s) {
-  if (s.hd < 8 || s.hd > kLd || s.hd % 8 != 0)
-    throw CudaError("craftgrad: the bf16 attention needs a head dimension that is a multiple of 8 from 8 to 128, got " +
-                    std::to_string(s.hd));
+  if (s.hd < 1 || s.hd > kLd)
+    throw CudaError("craftgrad: the bf16 attention needs a head dimension from 1 to 128, got " + std::to_string(s.hd));
   int major = 0;
   CG_CUDA(device, cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   if (major < 8)

@@ -1,7 +1,7 @@
 // The fused (flash-attention style) bf16 attention of CudaLayers (attention_fused.cu): what
 // layer_kernels.cu's attention methods call when AttentionShape::precision is Bf16. Internal
-// to native/cuda. Every function throws CudaError (a configuration it cannot run: hd not a
-// multiple of 8 or over 128, a device below sm_80, a launch error); nothing aborts.
+// to native/cuda. Every function throws CudaError (a configuration it cannot run: hd not
+// from 1 to 128, a device below sm_80, a launch error); nothing aborts.
 #pragma once
 #include <cuda_runtime_api.h>
 
