@@ -79,6 +79,7 @@ set(CRAFTGRAD_CPU_AVX512_SOURCES
 # The CUDA backend: kernels (nvcc, or the emulator's launch rewriter) and host code (C++).
 set(CRAFTGRAD_CUDA_KERNEL_SOURCES
   native/cuda/adamw_kernels.cu
+  native/cuda/attention_fused.cu
   native/cuda/collective_kernels.cu
   native/cuda/gemm_kernels.cu
   native/cuda/layer_kernels.cu

@@ -141,7 +141,7 @@ class Staging {
 constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
 
 // The attention's shape from the operands (B, T, Tk, heads, kvHeads, hd, scale, causal,
-// gateBegin, gateEnd), checked as a model's description would.
+// gateBegin, gateEnd, precision), checked as a model's description would.
 AttentionShape attentionShape(const Options& o) {
   AttentionShape s;
   s.B = o.integer("B", 1, kMaxDim);
@@ -158,6 +158,8 @@ AttentionShape attentionShape(const Options& o) {
     s.gateBegin = o.integer("gateBegin", 0, s.keys());
     s.gateEnd = o.integer("gateEnd", s.gateBegin, s.keys());
   }
+  // 'fp32' (the default) or 'bf16' (a CUDA backend's fused attention; the CPU throws).
+  if (o.has("precision")) s.precision = o.choice("precision", {"fp32", "bf16"}) == 1 ? GemmPrecision::Bf16 : GemmPrecision::Fp32;
   return s;
 }
 
@@ -408,7 +410,6 @@ Napi::Value CudaAttentionTime(const Napi::CallbackInfo& info) {
     const Options o(env, info[0], "operands");
     const int device = readDeviceIndex(env, Napi::Value(env, o.get("device")), "operands.device");
     AttentionShape s = attentionShape(o);
-    s.precision = readGemmPrecision(env, Napi::Value(env, o.get("precision")));
     const bool backward = o.boolean("backward");
     const int streams = backward && o.has("streams") ? static_cast<int>(o.integer("streams", 1, 64)) : 1;
     const int reps = static_cast<int>(o.integer("reps", 1, 10000));

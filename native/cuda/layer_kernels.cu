@@ -6,7 +6,8 @@
 // (__f*_rn: nvcc may not contract it), in the order core/layers.h writes it; GELU is
 // gelu_math.h's (dev_math.cuh), its erf form gelu_erf.h's (double, rounded once). Double
 // arithmetic is written with operators: --fmad=false (cuda.cmake) keeps nvcc from
-// contracting it, as -ffp-contract=off does on the CPU.
+// contracting it, as -ffp-contract=off does on the CPU. The attention here is the fp32 one;
+// a Bf16 AttentionShape goes to the fused kernels of attention_fused.cu.
 #include <cuda_runtime.h>
 
 // gelu_math.h's templates are __host__ __device__; their host-only instantiation on
@@ -18,6 +19,7 @@
 #include <cstdint>
 
 #include "../core/gelu_erf.h"
+#include "attention_fused.h"
 #include "cuda_internal.h"
 #include "dev_math.cuh"
 #include "layers_cuda.h"
@@ -797,7 +799,10 @@ void CudaLayers::ropeProHead(float* X, int64_t rows, int64_t width, int64_t hd, 
   CG_LAUNCHED();
 }
 
+// Bf16 (AttentionShape::precision): the fused kernels of attention_fused.cu, no T×Tk matrix;
+// Fp32: the kernels above, unchanged.
 int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const {
+  if (s.precision == GemmPrecision::Bf16) return fusedAttentionScratch(s, streams);
   const AttnScratch a = attnScratchOf(s, streams);
   if (streams <= 0) return a.probs;
   return a.gateAt + 2 * static_cast<int64_t>(streams) * s.rows();  // streams·rows doubles
@@ -805,6 +810,10 @@ int64_t CudaLayers::attentionScratch(const AttentionShape& s, int streams) const
 
 void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const float* K, const float* V, float* Att,
                                   float* rowMax, float* rowSum, float* scratch) {
+  if (s.precision == GemmPrecision::Bf16) {
+    fusedAttentionForward(device_, ctx_.stream, s, Q, K, V, Att, rowMax, rowSum);
+    return;
+  }
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0) return;
@@ -818,6 +827,15 @@ void CudaLayers::attentionForward(const AttentionShape& s, const float* Q, const
 void CudaLayers::attentionBackward(const AttentionShape& s, int streams, const float* Q, const float* K, const float* V,
                                    const float* rowMax, const float* rowSum, const float* dAtt, float* dQ, float* dK,
                                    float* dV, float* dGate, float* scratch) {
+  if (s.precision == GemmPrecision::Bf16) {
+    const double* rowGate =
+        fusedAttentionBackward(device_, ctx_.stream, s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, scratch);
+    if (rowGate && s.gated()) {
+      attnGateGradKernel<<<static_cast<unsigned>(streams), kRowThreads, 0, ctx_.stream>>>(rowGate, s.rows(), s.gate, dGate);
+      CG_LAUNCHED();
+    }
+    return;
+  }
   const AttnDims d = dimsOf(s);
   const unsigned rows = rowGrid(s.rows());
   if (rows == 0 || streams <= 0) return;

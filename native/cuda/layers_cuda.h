@@ -1,7 +1,9 @@
 // The CUDA backend's layers (core/layers.h) on one device: every operation a model is made
 // of, queued on the device's stream. One per device, owned by its backend (cuda_backend.cc)
 // and kept for the process. The host side (memory, workspace, products, checks) is in
-// layers_cuda.cc; the kernels and their launches are in layer_kernels.cu.
+// layers_cuda.cc; the kernels and their launches are in layer_kernels.cu, but the bf16
+// attention's (AttentionShape::precision Bf16: attention_fused.cu, which the attention
+// methods dispatch to; its contract is ARCHITECTURE.md §8 "Precision", not the lines below).
 //
 // Bits: each operation is the arithmetic of the kernels the built-in and Qwen2 steps had
 // before they shared it (model_kernels.cu, qwen2_kernels.cu), operation for operation, so a

@@ -3,8 +3,9 @@
 // CPU emulator (test/cuda-emulator/README.md), in two builds of their own:
 //   build-emulator/       first the emulator's self-test (test/cuda-emulator.test.mjs: each
 //                         mistake it must catch, planted in a small kernel), then every GPU
-//                         test file in the natural thread and CTA order, then the surgery and
-//                         optimizer files with the order reversed and shuffled, so a missing
+//                         test file in the natural thread and CTA order, then the surgery,
+//                         optimizer, layer and fused-attention files with the order reversed
+//                         and shuffled, so a missing
 //                         __syncthreads or an order-dependent result fails;
 //   build-emulator-asan/  the same files once more under AddressSanitizer, so a kernel that
 //                         reads or writes past its allocation stops with a report, and the
@@ -22,8 +23,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const full = process.argv.includes('--full');
 const FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/model-cuda.test.mjs', 'test/qwen2-binding.test.mjs',
   'test/qwen2-cuda.test.mjs', 'test/nccl-cuda.test.mjs', 'test/engine-fixtures-cuda.test.mjs', 'test/layers-cuda.test.mjs',
-  'test/vla-cuda.test.mjs', 'test/cublaslt-cuda.test.mjs', 'test/bench-timing-cuda.test.mjs', 'test/precision-cuda.test.mjs'];
-const ORDER_FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/qwen2-cuda.test.mjs', 'test/layers-cuda.test.mjs'];
+  'test/vla-cuda.test.mjs', 'test/cublaslt-cuda.test.mjs', 'test/bench-timing-cuda.test.mjs', 'test/attention-fused-cuda.test.mjs',
+  'test/precision-cuda.test.mjs'];
+const ORDER_FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/qwen2-cuda.test.mjs', 'test/layers-cuda.test.mjs',
+  'test/attention-fused-cuda.test.mjs'];
 const SELFTEST = 'test/cuda-emulator.test.mjs';
 
 function build(dir, extraArgs) {
