@@ -144,6 +144,7 @@ struct VlaStepArgs {
   const float* anchor = nullptr;  // Craft / EvalRet
   std::vector<const float*> frozen;  // vlaFrozenGroups order
   bool frozenInBackend = false;
+  bool frozenBf16 = false;  // the binding refuses a bf16 frozen set for this model (yet)
   // Host inputs: pixels (B, views, 6, H, W) normalised as upstream's processor, ids (B, S),
   // proprio (B, proprioDim) when configured, actions (B, chunk·A), noise (chunk × A·D) or null.
   const float* pixels = nullptr;

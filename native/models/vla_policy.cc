@@ -242,7 +242,7 @@ void VlaPolicyStep::decoderForward(const float* w, const float* vision, int64_t 
   for (int64_t l = 0; l < layers; ++l) {
     const float* Xin = keep ? Hs + l * MD : Hs + (l % 2) * MD;
     float* Xout = keep ? Hs + (l + 1) * MD : Hs + ((l + 1) % 2) * MD;
-    qwen2LayerForward(L_, s_, a_.frozen[layer0 + l], llmLora(w, l), Xin, acts[keep && mode_.gradients ? l : 0], Xout,
+    qwen2LayerForward(L_, s_, qwen2LayerWeights(a_.frozen[layer0 + l], s_.off), llmLora(w, l), Xin, acts[keep && mode_.gradients ? l : 0], Xout,
                       x_.scratch);
     if (raw && l + 1 == c.m && c.m < c.L) L_.pool(span, Xout, f, argR);
     last = Xout;
@@ -368,7 +368,7 @@ ModelStepResult VlaPolicyStep::run() {
     if (l + 1 < c.L) addHeadGradients(x_.G, l + 1);
     if (st == 2 && c.usesRaw() && l + 1 == c.m && c.m < c.L)
       L_.poolBackward(poolAt(c.spanBegin(), c.spanTokens(), 0), x_.dF, x_.argR, x_.G + MD);
-    qwen2LayerBackward(L_, s_, lay_.llm, l, st, a_.frozen[layer0 + l], llmLora(P, l), x_.Hs + l * MD, x_.acts[l], x_.G,
+    qwen2LayerBackward(L_, s_, lay_.llm, l, st, qwen2LayerWeights(a_.frozen[layer0 + l], s_.off), llmLora(P, l), x_.Hs + l * MD, x_.acts[l], x_.G,
                        gradsOut(), x_.scratch);
   }
   if (st == 2 && c.usesRaw() && c.m == 0)
