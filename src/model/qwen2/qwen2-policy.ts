@@ -5,11 +5,15 @@
 // both gradient sets; the frozen weights stay in the loader's host arrays, never copied, on
 // the CPU; on a CUDA device ({ device: 'cuda' }) the policy uploads them once into one device
 // set of its own (freed by dispose() or when the policy is collected) and params, anchor and
-// the gradient sets live on the device.
+// the gradient sets live on the device. With { precision: 'bf16' } (a CUDA device only) every
+// product runs in bf16 with fp32 accumulation and that frozen set is stored in bf16 (half the
+// device memory; ARCHITECTURE.md §8 "Precision"); the trainable tensors stay fp32.
 import * as native from '../../native-calls.js';
-import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
+import type { RawQwen2Config, RawQwen2StepOptions, TensorSet } from '../../../binding.js';
+import { binding } from '../../native.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
+import { argRangeError } from '../../errors.js';
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
 import { LoraPolicy, type StepSets } from '../lora-policy.js';
@@ -53,7 +57,16 @@ export interface Qwen2PolicyOptions {
    * records ({@link Qwen2Policy.options}).
    */
   device?: DeviceSpec;
+  /**
+   * The products' precision: 'fp32' (default) or 'bf16' (CUDA only: products in bf16 with fp32
+   * accumulation, and the frozen weights kept on the device in bf16, half the memory). Not part
+   * of what a checkpoint records.
+   */
+  precision?: Qwen2Precision;
 }
+
+export type Qwen2Precision = 'fp32' | 'bf16';
+const PRECISIONS: readonly Qwen2Precision[] = ['fp32', 'bf16'];
 
 /** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
 export interface Qwen2Batch {
@@ -64,19 +77,21 @@ export interface Qwen2Batch {
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'targets', 'prefixTokens', 'promptTokens', 'chunk', 'actionDims', 'headWidth',
-  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
+  'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device', 'precision'];
 
 export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
   readonly hf: HfModel;
   /** The native configuration (binding.d.ts RawQwen2Config). */
   readonly config: RawQwen2Config;
   /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
-  readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device'>>>;
+  readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device' | 'precision'>>>;
+  /** The products' precision (and, with 'bf16', the frozen weights' on the device). */
+  readonly precision: Qwen2Precision;
   readonly #frozen: RawQwen2StepOptions['frozen'];
-  /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
-  readonly #frozenSet: GradSet | undefined;
+  /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]); bf16 with precision 'bf16'. */
+  readonly #frozenSet: GradSet | TensorSet | undefined;
 
-  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice) {
+  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice, precision: Qwen2Precision) {
     const t = native.qwen2Tensors(config);
     const specs: TensorSpec[] = t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) }));
     super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync });
@@ -87,10 +102,23 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
       promptTokens: config.promptTokens, chunk: config.queries, actionDims: config.actionDims, headWidth: config.headWidth,
       bridgeLayer: config.bridgeLayer, bridgeSpan: config.bridgeSpan, pooling: config.pooling, anchorType: config.anchorType, seed,
     });
+    this.precision = precision;
     const w = hf.weights;
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
+    } else if (precision === 'bf16') {
+      // Rounded to bf16 on the way up (each array in place, in bounded chunks): the device never
+      // holds an fp32 copy.
+      const arrays = [w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm];
+      const set = new binding.TensorSet({ device: device.name, sizes: arrays.map((a) => a.length), dtype: 'bf16' });
+      let at = 0;
+      for (const a of arrays) {
+        set.upload(a, at);
+        at += a.length;
+      }
+      this.#frozenSet = set;
+      this.#frozen = set;
     } else {
       // Each array uploaded in place (no host copy of the whole model); the binding reads the set's layout.
       this.#frozenSet = GradSet.fromArrays([w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm], { device: device.name });
@@ -111,6 +139,10 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     const alpha = checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true });
     const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
+    const precision = checkChoice(options.precision ?? 'fp32', 'options.precision', PRECISIONS);
+    if (precision === 'bf16' && device.kind === 'cpu') {
+      throw argRangeError(`options.precision 'bf16' needs a CUDA device (options.device is '${device.name}'): the CPU computes in fp32`);
+    }
     const config: RawQwen2Config = {
       hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
       intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
@@ -125,12 +157,19 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
       pooling: checkChoice(options.pooling ?? 'mean', 'options.pooling', POOLINGS),
       anchorType: checkChoice(options.anchorType ?? 'concat', 'options.anchorType', ANCHOR_TYPES),
     };
-    const p = new Qwen2Policy(hf, config, seed, device);
+    const p = new Qwen2Policy(hf, config, seed, device, precision);
     p.params.set(initialParams(p.trainableSpecs, seed));
     p.resetAnchor();
     return p;
   }
 
+
+  /** Device bytes of the policy's copy of the frozen weights: 4 per element, 2 with precision 'bf16'; 0 on the CPU (the loader's arrays are used in place). */
+  get frozenDeviceBytes(): number {
+    const set = this.#frozenSet;
+    if (set === undefined) return 0;
+    return set instanceof GradSet ? set.numElements * 4 : set.byteLength;
+  }
 
   /** The frozen base weights as tensors (views of the loader's arrays, never copied): for comparing ranks' bases. */
   frozenTensors(): Record<string, Tensor> {
@@ -175,7 +214,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     return {
       config: this.config, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       prefix: batch.prefix ?? null, inputIds: batch.inputIds ?? null, actions: batch.actions, batch: batch.size,
-      accumulate: sets.accumulate, scale: sets.scale,
+      accumulate: sets.accumulate, scale: sets.scale, precision: this.precision,
     };
   }
 }

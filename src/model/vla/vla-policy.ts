@@ -3,9 +3,11 @@
 // projector and Pro action head. A LoraPolicy (lora-policy.ts: parameters, anchor, steps and
 // their checks) whose native call (vlaStep) gives the action and retention losses and both
 // gradient sets. The frozen weights are the loaded groups (the layout of vlaTensors().frozen):
-// used in place on the CPU, uploaded once into one device set on a GPU.
+// used in place on the CPU, uploaded once into one device set on a GPU (in bf16 with
+// { precision: 'bf16' }: half the device memory, ARCHITECTURE.md §8 "Precision").
 import * as native from '../../native-calls.js';
-import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions } from '../../../binding.js';
+import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions, TensorSet } from '../../../binding.js';
+import { binding } from '../../native.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { argRangeError } from '../../errors.js';
@@ -78,22 +80,31 @@ export interface VlaPolicyOptions {
   seed?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: DeviceSpec;
+  /**
+   * The products' precision: 'fp32' (default) or 'bf16' (CUDA only: products in bf16 with fp32
+   * accumulation, and the frozen weights kept on the device in bf16, half the memory). Not part
+   * of what a checkpoint records.
+   */
+  precision?: 'fp32' | 'bf16';
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'views', 'inputIds', 'queries', 'useProprio', 'headBlocks', 'chunk', 'actionDims', 'proprioDim',
-  'headNoise', 'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device'];
+  'headNoise', 'bridgeLayer', 'bridgeSpan', 'pooling', 'anchorType', 'seed', 'device', 'precision'];
 
 export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
   readonly parts: VlaModelParts;
   /** The native configuration (binding.d.ts RawVlaConfig). */
   readonly config: RawVlaConfig;
   /** The options as resolved (what a checkpoint records). */
-  readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device'>>>;
+  readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>>;
+  /** The products' precision (and, with 'bf16', the frozen weights' on the device). */
+  readonly precision: 'fp32' | 'bf16';
   readonly frozenSpecs: readonly TensorSpec[];
   readonly #frozen: RawVlaStepOptions['frozen'];
-  readonly #frozenSet: GradSet | undefined;
+  readonly #frozenSet: GradSet | TensorSet | undefined;
 
-  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device'>>, device: ResolvedDevice) {
+  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>,
+    device: ResolvedDevice, precision: 'fp32' | 'bf16') {
     const t = native.vlaTensors(config);
     const spec = (d: { name: string; shape: number[] }): TensorSpec => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) });
     const specs = t.trainable.map(spec);
@@ -108,9 +119,20 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     this.frozenSpecs.forEach((s, i) => {
       if (parts.frozen[i]!.length !== s.size) throw argRangeError(`${parts.dir}: frozen group ${s.name} has ${parts.frozen[i]!.length} values, the model needs ${s.size}`);
     });
+    this.precision = precision;
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = parts.frozen;
+    } else if (precision === 'bf16') {
+      // Rounded to bf16 on the way up, group by group: the device never holds an fp32 copy.
+      const set = new binding.TensorSet({ device: device.name, sizes: parts.frozen.map((a) => a.length), dtype: 'bf16' });
+      let at = 0;
+      for (const a of parts.frozen) {
+        set.upload(a, at);
+        at += a.length;
+      }
+      this.#frozenSet = set;
+      this.#frozen = set;
     } else {
       this.#frozenSet = GradSet.fromArrays([...parts.frozen], { device: device.name });
       this.#frozen = gradSetInternals(this.#frozenSet);
@@ -123,7 +145,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     const L = parts.llm.numLayers;
     const rank = checkInteger(options.rank ?? 32, 'options.rank', 1);
     const useProprio = checkBoolean(options.useProprio ?? true, 'options.useProprio');
-    const resolved: Required<Omit<VlaPolicyOptions, 'device'>> = {
+    const resolved: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>> = {
       rank,
       alpha: checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true }),
       views: checkInteger(options.views ?? 2, 'options.views', 1),
@@ -145,6 +167,10 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       throw argRangeError(`options.queries ${resolved.queries} does not match ${parts.dir}'s action_queries.weight (${parts.queries} queries)`);
     }
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
+    const precision = checkChoice(options.precision ?? 'fp32', 'options.precision', ['fp32', 'bf16'] as const);
+    if (precision === 'bf16' && device.kind === 'cpu') {
+      throw argRangeError(`options.precision 'bf16' needs a CUDA device (options.device is '${device.name}'): the CPU computes in fp32`);
+    }
     const l = parts.llm;
     const config: RawVlaConfig = {
       towers: parts.towers, views: resolved.views, projectorHidden: parts.projectorHidden,
@@ -154,7 +180,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       proprioDim: resolved.proprioDim, bridgeLayer: resolved.bridgeLayer, bridgeSpan: resolved.bridgeSpan, pooling: resolved.pooling,
       anchorType: resolved.anchorType,
     };
-    const p = new VlaPolicy(parts, config, resolved, device);
+    const p = new VlaPolicy(parts, config, resolved, device, precision);
     p.params.set(initialVlaParams(p.trainableSpecs, resolved.seed, rank));
     const given: Record<string, Tensor> = {};
     for (const [n, t] of Object.entries(parts.initial)) if (n !== 'action_queries.weight' || resolved.queries === parts.queries) given[n] = t;
@@ -180,6 +206,13 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     return out;
   }
 
+  /** Device bytes of the policy's copy of the frozen groups: 4 per element, 2 with precision 'bf16'; 0 on the CPU. */
+  get frozenDeviceBytes(): number {
+    const set = this.#frozenSet;
+    if (set === undefined) return 0;
+    return set instanceof GradSet ? set.numElements * 4 : set.byteLength;
+  }
+
   /** The frozen groups by name (views of the loaded arrays): for comparing ranks' bases. */
   frozenTensors(): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
@@ -198,7 +231,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     return {
       config: S === this.config.inputIds ? this.config : { ...this.config, inputIds: S }, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       pixels: batch.pixels, inputIds: batch.inputIds, proprio: this.config.proprioDim > 0 ? batch.proprio : null, actions: batch.actions,
-      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale,
+      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale, precision: this.precision,
     };
   }
 }
