@@ -10,7 +10,6 @@
 // device memory; ARCHITECTURE.md §8 "Precision"); the trainable tensors stay fp32.
 import * as native from '../../native-calls.js';
 import type { RawQwen2Config, RawQwen2StepOptions, TensorSet } from '../../../binding.js';
-import { binding } from '../../native.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { argRangeError } from '../../errors.js';
@@ -111,12 +110,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
       // Rounded to bf16 on the way up (each array in place, in bounded chunks): the device never
       // holds an fp32 copy.
       const arrays = [w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm];
-      const set = new binding.TensorSet({ device: device.name, sizes: arrays.map((a) => a.length), dtype: 'bf16' });
-      let at = 0;
-      for (const a of arrays) {
-        set.upload(a, at);
-        at += a.length;
-      }
+      const set = native.uploadBf16Set(device.name, arrays);
       this.#frozenSet = set;
       this.#frozen = set;
     } else {

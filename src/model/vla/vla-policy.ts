@@ -7,7 +7,6 @@
 // { precision: 'bf16' }: half the device memory, ARCHITECTURE.md §8 "Precision").
 import * as native from '../../native-calls.js';
 import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions, TensorSet } from '../../../binding.js';
-import { binding } from '../../native.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { argRangeError } from '../../errors.js';
@@ -125,12 +124,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       this.#frozen = parts.frozen;
     } else if (precision === 'bf16') {
       // Rounded to bf16 on the way up, group by group: the device never holds an fp32 copy.
-      const set = new binding.TensorSet({ device: device.name, sizes: parts.frozen.map((a) => a.length), dtype: 'bf16' });
-      let at = 0;
-      for (const a of parts.frozen) {
-        set.upload(a, at);
-        at += a.length;
-      }
+      const set = native.uploadBf16Set(device.name, parts.frozen);
       this.#frozenSet = set;
       this.#frozen = set;
     } else {
