@@ -22,7 +22,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const full = process.argv.includes('--full');
 const FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/model-cuda.test.mjs', 'test/qwen2-binding.test.mjs',
   'test/qwen2-cuda.test.mjs', 'test/nccl-cuda.test.mjs', 'test/engine-fixtures-cuda.test.mjs', 'test/layers-cuda.test.mjs',
-  'test/vla-cuda.test.mjs', 'test/cublaslt-cuda.test.mjs'];
+  'test/vla-cuda.test.mjs', 'test/cublaslt-cuda.test.mjs', 'test/frozen-bf16-cuda.test.mjs'];
 const ORDER_FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/qwen2-cuda.test.mjs', 'test/layers-cuda.test.mjs'];
 const SELFTEST = 'test/cuda-emulator.test.mjs';
 
