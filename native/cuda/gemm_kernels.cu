@@ -307,15 +307,15 @@ void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVarian
     std::unique_lock<std::mutex> held(buf->m);
     float* at = reinterpret_cast<float*>(buf->reserve(ctx.device, need * sizeof(float), "bf16 operands widened"));
     for (Product& x : q) {
-      if (x.M <= 0 || x.N <= 0) continue;
+      const bool used = x.M > 0 && x.N > 0;  // the kernels skip the others: nothing widened
       for (Mat* o : {&x.A, &x.B}) {
         if (!o->p16) continue;
         const bool isA = o == &x.A;
         const long long rows = isA ? (o->trans ? x.K : x.M) : (o->trans ? x.N : x.K);
         const long long cols = isA ? (o->trans ? x.M : x.K) : (o->trans ? x.K : x.N);
-        const long long n = span(*o, rows, cols);
+        const long long n = used ? span(*o, rows, cols) : 0;
         launchWidenBf16(ctx, o->p16, n, at);
-        *o = Mat{at, o->ld, o->trans};
+        *o = Mat{at, o->ld, o->trans};  // no p16 left: the call below runs the kernels
         at += (n + 63) / 64 * 64;
       }
     }
