@@ -149,7 +149,7 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
 
 # ---- the other steps ----
 gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs test/vla-cuda.test.mjs test/nccl-cuda.test.mjs
-  test/layers-cuda.test.mjs test/engine-fixtures-cuda.test.mjs test/cublaslt-cuda.test.mjs)
+  test/layers-cuda.test.mjs test/engine-fixtures-cuda.test.mjs test/cublaslt-cuda.test.mjs test/frozen-bf16-cuda.test.mjs)
 
 # NCCL for test/nccl-cuda.test.mjs's one-rank check: the image has no system libnccl, but
 # PyTorch's nvidia-nccl wheel carries one (its folder differs between CUDA 12 and 13 wheels).
