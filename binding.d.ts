@@ -265,6 +265,8 @@ export interface RawModelStepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  precision?: 'fp32' | 'bf16';
 }
 
 /** The Qwen2 policy's configuration (native/core/qwen2_desc.h; src/model/qwen2/qwen2-policy.ts fills it). */
@@ -315,7 +317,7 @@ export interface RawQwen2StepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
-  /** 'fp32' (default) or 'bf16' (CUDA only: products in bf16; required when `frozen` is a bf16 set). */
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation; required when `frozen` is a bf16 set. */
   precision?: 'fp32' | 'bf16';
 }
 
@@ -387,7 +389,7 @@ export interface RawVlaStepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
-  /** 'fp32' (default) or 'bf16' (CUDA only: products in bf16; required when `frozen` is a bf16 set). */
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation; required when `frozen` is a bf16 set. */
   precision?: 'fp32' | 'bf16';
 }
 
@@ -596,10 +598,15 @@ export interface RawBenchNatives {
   fmaPeakGflops(seconds: number): number;
   /** CUDA builds only: what the fp32 CUDA-core peak is computed from. */
   cudaDeviceProps?(device: number): { multiprocessors: number; clockKHz: number; computeCapability: string; fp32LanesPerSM: number };
-  /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (variant as RawGemmOptions'). */
-  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4): Float64Array;
-  /** CUDA builds only: milliseconds of each of `reps` runs of the products `shapes` ([M, N, K], 1 to 8, same transposes): batched (one launch per 4 products, as the model's LoRA gradients) or one launch each. */
-  cudaModelGemmSetTime?(device: number, shapes: Array<[number, number, number]>, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4, batched: boolean): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` launches of the model's product kernel, M×N with inner K (variant as RawGemmOptions'); precision 'bf16': through cuBLASLt as a model call's bf16 products (the rounding to bf16 timed with them), on pseudo-random operands. */
+  cudaModelGemmTime?(device: number, M: number, N: number, K: number, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4, precision?: 'fp32' | 'bf16'): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` runs of the products `shapes` ([M, N, K], 1 to 8, same transposes): batched (one launch per 4 products, as the model's LoRA gradients) or one launch each; precision as cudaModelGemmTime's. */
+  cudaModelGemmSetTime?(device: number, shapes: Array<[number, number, number]>, transA: boolean, transB: boolean, reps: number, variant: 0 | 1 | 2 | 3 | 4, batched: boolean, precision?: 'fp32' | 'bf16'): Float64Array;
+  /** CUDA builds only: milliseconds of each of `reps` attentionForward (or, with backward, attentionBackward over `streams` streams) calls on device-resident pseudo-random operands, CUDA events after a warm-up. */
+  cudaAttentionTime?(operands: {
+    device: number; B: number; T: number; Tk?: number; heads: number; kvHeads: number; hd: number; scale: number; causal: boolean;
+    gateBegin?: number; gateEnd?: number; precision?: 'fp32' | 'bf16'; backward: boolean; streams?: number; reps: number;
+  }): Float64Array;
   /** CUDA builds only (tests): the products (1 to 8, same transposes; each c overwritten) batched as the model batches its LoRA gradients. */
   cudaModelGemmBatch?(device: number, products: RawGemmProduct[], transA: boolean, transB: boolean, variant: 0 | 1 | 2 | 3 | 4): void;
   /** CUDA builds only: milliseconds of each of `reps` device-to-device copies of `elements` floats, timed with CUDA events. */

@@ -31,10 +31,11 @@ export function recordSection(id, markdown) {
 /**
  * The CUDA device a GPU benchmark runs on, from `--device cuda|cuda:N`, or null after
  * saying why there is none. The CPU emulator (test/cuda-emulator) is refused: its
- * timings say nothing about a GPU and must never reach bench/RESULTS.md.
+ * timings say nothing about a GPU and must never reach bench/RESULTS.md (allowEmulator: a
+ * benchmark's --tiny rehearsal, which never records).
  * @returns {{ index: number, name: string, device: string, info: object } | null}
  */
-export function benchCudaDevice(flag, command) {
+export function benchCudaDevice(flag, command, { allowEmulator = false } = {}) {
   const cuda = backendInfo().cuda;
   if (!cuda.available) {
     console.error(`${command} --device ${flag}: no usable CUDA device (${cuda.compiled ? cuda.reason : 'this build has no CUDA backend'}); nothing measured.`);
@@ -46,7 +47,7 @@ export function benchCudaDevice(flag, command) {
     console.error(`${command}: no CUDA device ${index} (${cuda.devices.length} visible); nothing measured.`);
     return null;
   }
-  if (/emulator/i.test(info.name)) {
+  if (/emulator/i.test(info.name) && !allowEmulator) {
     console.error(`${command}: cuda:${index} is ${info.name}, whose timings mean nothing (test/cuda-emulator/README.md); nothing measured.`);
     return null;
   }

@@ -2,6 +2,8 @@
 // node bench/qwen2.js [--record] [--batch 4] [--steps 2] [--no-torch] [--no-full] [--full-batch 4]
 // CRAFTGRAD_CPU_ISA=avx2 node bench/qwen2.js ...     (the AVX2 kernels on an AVX-512 machine)
 // node bench/qwen2.js --device cuda [--batch 16] ...  (GPU variant: bench/qwen2-cuda.js)
+// node bench/qwen2.js --device cuda --precision bf16 --batch 8 ...  (the same in bf16 against PyTorch bf16 autocast, #29)
+// node bench/qwen2.js --device cuda --tiny ...  (a rehearsal of the GPU variant's code paths, the emulator allowed; never recorded)
 // The Qwen2 policy (Qwen2Policy on a random Hugging Face directory written to a temp dir) on
 // the CPU, Qwen2.5-0.5B widths (D=896, 14/2 heads, MLP 4864) cut to 4 layers, LoRA r=64
 // alpha=128 on all seven linears, P=48 prefix, S=8 prompt, Q=8 queries, A=7, head 256:
@@ -32,6 +34,7 @@ const { values: args } = parseArgs({
     record: { type: 'boolean', default: false }, batch: { type: 'string' }, steps: { type: 'string', default: '2' },
     'no-torch': { type: 'boolean', default: false }, 'no-full': { type: 'boolean', default: false },
     'full-batch': { type: 'string', default: '4' }, layers: { type: 'string' }, device: { type: 'string', default: 'cpu' },
+    precision: { type: 'string', default: 'fp32' }, tiny: { type: 'boolean', default: false },
   },
 });
 const positive = (name, text) => {
@@ -39,11 +42,17 @@ const positive = (name, text) => {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got '${text}'`);
   return n;
 };
+if (args.precision !== 'fp32' && args.precision !== 'bf16') throw new RangeError(`--precision must be fp32 or bf16, got '${args.precision}'`);
+if (args.precision === 'bf16' && args.device === 'cpu') {
+  console.error('bench/qwen2.js: --precision bf16 needs --device cuda[:N] (the CPU computes products in fp32); nothing measured.');
+  process.exit(1);
+}
+if (args.tiny && args.device === 'cpu') throw new RangeError('--tiny rehearses the GPU variant: give --device cuda[:N]');
 if (args.device !== 'cpu') {
   if (!/^cuda(:\d+)?$/.test(args.device)) throw new RangeError(`--device must be cpu, cuda or cuda:N, got '${args.device}'`);
   const { runQwen2CudaBench } = await import('./qwen2-cuda.js');
-  await runQwen2CudaBench({ ...args, batch: positive('batch', args.batch ?? '16'), steps: positive('steps', args.steps), layers: positive('layers', args.layers ?? '24') });
-  process.exit(0);
+  await runQwen2CudaBench({ ...args, batch: positive('batch', args.batch ?? '16'), steps: positive('steps', args.steps), layers: positive('layers', args.layers ?? (args.tiny ? '1' : '24')) });
+  process.exit(process.exitCode ?? 0);
 }
 const batchSize = positive('batch', args.batch ?? '4'), steps = positive('steps', args.steps), layers = positive('layers', args.layers ?? '4');
 const fullBatch = positive('full-batch', args['full-batch']);

@@ -10,10 +10,18 @@ anchor features from a no-grad forward with the anchor LoRA weights and queries 
 g_act and g_ret by two autograd passes, then per tensor dot, `if dot < 0` (a host sync),
 projection, g = g_act' + lambda g_ret, torch.optim.AdamW, the dual update.
 Prints one JSON line: seconds per CRaFT step and per baseline step.
+--device cuda[:N] runs it on a GPU (fp32 with TF32 off, unless --autocast bf16: the forward
+passes under torch.autocast('cuda', dtype=torch.bfloat16), as the seed trains in bf16, the
+per-tensor loop and AdamW on the fp32 gradients), reporting torch.cuda.max_memory_allocated and
+max_memory_reserved over the run (weights included). --attention sdpa: the causal attention by
+F.scaled_dot_product_attention (transformers' default Qwen2 attention) instead of the eager
+matmul-softmax-matmul. Exit 2 with a one-line reason when the device or a feature is missing.
 """
 import argparse
 import json
+import contextlib
 import math
+import sys
 import time
 
 import torch
@@ -39,7 +47,15 @@ p.add_argument('--queries', type=int, default=8)
 p.add_argument('--action-dims', type=int, default=7)
 p.add_argument('--head-width', type=int, default=256)
 p.add_argument('--baseline', action='store_true', help='also time the baseline step')
+p.add_argument('--autocast', choices=['off', 'bf16'], default='off', help='bf16: forward passes under torch.autocast bf16')
+p.add_argument('--attention', choices=['eager', 'sdpa'], default='eager')
 a = p.parse_args()
+if a.device.startswith('cuda') and not torch.cuda.is_available():
+    print(f'bench/qwen2_torch.py: torch {torch.__version__} sees no CUDA device; nothing measured', file=sys.stderr)
+    sys.exit(2)
+if a.attention == 'sdpa' and not hasattr(Fn, 'scaled_dot_product_attention'):
+    print(f'bench/qwen2_torch.py: torch {torch.__version__} has no F.scaled_dot_product_attention (--attention sdpa needs torch >= 2.0)', file=sys.stderr)
+    sys.exit(2)
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 DEV = torch.device(a.device)
@@ -114,8 +130,11 @@ class Layer(torch.nn.Module):
         k = k * COS + rot(k) * SIN
         k = k.repeat_interleave(NH // KVH, dim=1)
         v = v.repeat_interleave(NH // KVH, dim=1)
-        s = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(HD) + MASK
-        att = torch.matmul(torch.softmax(s, dim=-1, dtype=torch.float32), v)
+        if a.attention == 'sdpa':
+            att = Fn.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(HD) + MASK
+            att = torch.matmul(torch.softmax(s, dim=-1, dtype=torch.float32), v)
         x = x + self.o(att.transpose(1, 2).reshape(B, T, NH * HD))
         y = rms(x, self.n2)
         return x + self.down(Fn.silu(self.gate(y)) * self.up(y))
@@ -157,18 +176,26 @@ y = torch.randn(a.batch, Q * A, device=DEV)
 lam = 0.05
 
 
+def autocast():
+    """The forward's precision: torch.autocast bf16 on the device's type with --autocast bf16."""
+    if a.autocast == 'bf16':
+        return torch.autocast(DEV.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def craft_step():
     global lam
-    out, f = model(prefix, ids)
-    act_loss = Fn.l1_loss(out, y)
-    with torch.no_grad():  # online weight switching: the anchor LoRA weights and queries in, then back
+    with autocast():
+        out, f = model(prefix, ids)
+        act_loss = Fn.l1_loss(out.float(), y)
+    with torch.no_grad(), autocast():  # online weight switching: the anchor LoRA weights and queries in, then back
         saved = [t.detach().clone() for t in switched]
         for t, s in zip(switched, anchor):
             t.data.copy_(s)
         _, f_anchor = model(prefix, ids)
         for t, s in zip(switched, saved):
             t.data.copy_(s)
-    ret_loss = Fn.mse_loss(f, f_anchor)
+    ret_loss = Fn.mse_loss(f.float(), f_anchor.float())
     g_act = torch.autograd.grad(act_loss, params, retain_graph=True, allow_unused=True)
     g_ret = torch.autograd.grad(ret_loss, params, allow_unused=True)
     for prm, ga, gr in zip(params, g_act, g_ret):
@@ -184,8 +211,10 @@ def craft_step():
 
 def baseline_step():
     opt.zero_grad(set_to_none=True)
-    out, _ = model(prefix, ids)
-    Fn.l1_loss(out, y).backward()
+    with autocast():
+        out, _ = model(prefix, ids)
+        loss = Fn.l1_loss(out.float(), y)
+    loss.backward()
     opt.step()
 
 
@@ -212,7 +241,10 @@ with open('/proc/self/maps') as maps:
 out = {'version': torch.__version__, 'blas': ', '.join(libs) or '?', 'threads': torch.get_num_threads(), 'craft_s': timed(craft_step)}
 if a.baseline:
     out['baseline_s'] = timed(baseline_step)
+out['autocast'] = a.autocast
+out['attention'] = a.attention
 if CUDA:
     out['device'] = torch.cuda.get_device_name(DEV)
     out['peak_bytes'] = torch.cuda.max_memory_allocated(DEV)
+    out['peak_reserved_bytes'] = torch.cuda.max_memory_reserved(DEV)
 print(json.dumps(out))

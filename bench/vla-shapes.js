@@ -17,16 +17,18 @@ export const VLA_BENCH = Object.freeze({
   views: 2, prompt: 16, queries: 64, chunk: 8, actionDims: 7, proprioDim: 8, rank: 32, alpha: 64,
 });
 
-/** The two towers' timm shapes (DINOv2 ViT-L/14 reg4 with LayerScale; SigLIP so400m/14). */
+/** The two towers' timm shapes (DINOv2 ViT-L/14 reg4 with LayerScale; SigLIP so400m/14), or a size's own (`size.towers`: a rehearsal's tiny widths). */
 export function vlaTowers(size) {
+  if (size.towers) return size.towers;
   return [
     { embedDim: 1024, depth: size.dinoDepth, numHeads: 16, mlpHidden: 4096, patchSize: 14, imageSize: size.image, classToken: 1, regTokens: 4, layerScale: true, layerNormEps: 1e-6 },
     { embedDim: 1152, depth: size.siglipDepth, numHeads: 16, mlpHidden: 4304, patchSize: 14, imageSize: size.image, classToken: 0, regTokens: 0, layerScale: false, layerNormEps: 1e-6 },
   ];
 }
 
-/** Qwen2.5-0.5B's decoder widths (text_config) cut to `size.layers` layers. */
+/** Qwen2.5-0.5B's decoder widths (text_config) cut to `size.layers` layers, or a size's own (`size.llm`). */
 export function vlaLlm(size) {
+  if (size.llm) return size.llm;
   return { hiddenSize: 896, numLayers: size.layers, numHeads: 14, numKvHeads: 2, intermediateSize: 4864, vocabSize: size.vocab, rmsNormEps: 1e-6, ropeTheta: 1e6 };
 }
 
@@ -46,7 +48,7 @@ export function vlaOptions(size) {
 export function vlaBenchParts(size) {
   const b = VLA_BENCH, towers = vlaTowers(size), llm = vlaLlm(size);
   const probe = binding.vlaTensors({
-    towers, views: b.views, projectorHidden: 8704, ...llm, inputIds: inputIds(), queries: b.queries, rank: b.rank, alpha: b.alpha,
+    towers, views: b.views, projectorHidden: size.projectorHidden ?? 8704, ...llm, inputIds: inputIds(), queries: b.queries, rank: b.rank, alpha: b.alpha,
     headBlocks: size.headBlocks, chunk: b.chunk, actionDims: b.actionDims, proprioDim: b.proprioDim, bridgeLayer: Math.floor((size.layers + 1) / 2),
     bridgeSpan: 'vision', pooling: 'mean', anchorType: 'concat',
   });
@@ -58,7 +60,7 @@ export function vlaBenchParts(size) {
     for (let o = 0; o < n; o += tile.length) v.set(tile.subarray(0, Math.min(tile.length, n - o)), o);
     return v;
   });
-  return { dir: '(random)', towers, projectorHidden: 8704, llm, frozen, initial: {} };
+  return { dir: '(random)', towers, projectorHidden: size.projectorHidden ?? 8704, llm, frozen, initial: {} };
 }
 
 /** A VlaPolicy at `size` on vlaBenchParts. */

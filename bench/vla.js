@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // node bench/vla.js [--record] [--batch 2] [--steps 2] [--no-torch] [--no-full] [--full-batch 1] [--full-steps 3]
+// node bench/vla.js --device cuda [--precision bf16] [--batch 8] ...  (GPU variant, full size: bench/vla-cuda.js)
+// node bench/vla.js --device cuda --tiny ...  (a rehearsal of the GPU variant's code paths, the emulator allowed; never recorded)
 // CRAFTGRAD_CPU_ISA=avx2 node bench/vla.js ...     (the AVX2 kernels on an AVX-512 machine)
 // VLA-Adapter (VlaPolicy on random in-memory weights, bench/vla-shapes.js) on the CPU, issue
 // #27's reduced shape: the real widths (DINOv2 ViT-L/14 with registers and LayerScale, SigLIP
@@ -32,6 +34,8 @@ const { values: args } = parseArgs({
     record: { type: 'boolean', default: false }, batch: { type: 'string', default: '2' }, steps: { type: 'string', default: '2' },
     'no-torch': { type: 'boolean', default: false }, 'no-full': { type: 'boolean', default: false },
     'full-batch': { type: 'string', default: '1' }, 'full-steps': { type: 'string', default: '3' },
+    device: { type: 'string', default: 'cpu' }, precision: { type: 'string', default: 'fp32' }, size: { type: 'string' },
+    tiny: { type: 'boolean', default: false },
   },
 });
 const positive = (name, text) => {
@@ -39,6 +43,20 @@ const positive = (name, text) => {
   if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`--${name} must be a positive integer, got '${text}'`);
   return n;
 };
+if (args.precision !== 'fp32' && args.precision !== 'bf16') throw new RangeError(`--precision must be fp32 or bf16, got '${args.precision}'`);
+if (args.precision === 'bf16' && args.device === 'cpu') {
+  console.error('bench/vla.js: --precision bf16 needs --device cuda[:N] (the CPU computes products in fp32); nothing measured.');
+  process.exit(1);
+}
+if (args.tiny && args.device === 'cpu') throw new RangeError('--tiny rehearses the GPU variant: give --device cuda[:N]');
+if (args.device !== 'cpu') {
+  if (!/^cuda(:\d+)?$/.test(args.device)) throw new RangeError(`--device must be cpu, cuda or cuda:N, got '${args.device}'`);
+  const { runVlaCudaBench } = await import('./vla-cuda.js');
+  // The GPU default is batch 8 (#29); an explicit --batch wins.
+  const batchText = process.argv.some((a) => a === '--batch' || a.startsWith('--batch=')) ? args.batch : '8';
+  await runVlaCudaBench({ ...args, batch: positive('batch', batchText), steps: positive('steps', args.steps) });
+  process.exit(0);
+}
 const batchSize = positive('batch', args.batch), steps = positive('steps', args.steps);
 const fullBatch = positive('full-batch', args['full-batch']), fullSteps = positive('full-steps', args['full-steps']);
 const info = backendInfo();

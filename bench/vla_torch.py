@@ -23,10 +23,20 @@ written out here (nothing imported from upstream, timm, transformers or PEFT):
 trained with the seed's per-tensor CRaFT loop: g_act and g_ret by two autograd passes, then
 per tensor dot, `if dot < 0` (a host sync), projection, g = g_act' + lambda g_ret,
 torch.optim.AdamW, the dual update. Prints one JSON line: seconds per CRaFT step.
+--device cuda[:N] runs it on a GPU (every tensor made there: torch.set_default_device; fp32 with
+TF32 off, unless --autocast bf16: the forward passes under torch.autocast('cuda',
+dtype=torch.bfloat16), the per-tensor loop and AdamW on the fp32 gradients), reporting
+torch.cuda.max_memory_allocated and max_memory_reserved over the run (weights included).
+--attention sdpa: the towers' and the decoder's attention by F.scaled_dot_product_attention
+(timm's fused path and transformers' default) instead of the eager form; the Pro head's gated
+attention stays eager (SDPA has no gate). Exit 2 with a one-line reason when the device or a
+feature is missing.
 """
 import argparse
 import json
+import contextlib
 import math
+import sys
 import time
 
 import torch
@@ -52,9 +62,28 @@ p.add_argument('--chunk', type=int, default=8)
 p.add_argument('--action-dims', type=int, default=7)
 p.add_argument('--proprio', type=int, default=8)
 p.add_argument('--count', action='store_true', help='print the trainable count and exit')
+p.add_argument('--device', default='cpu')
+p.add_argument('--autocast', choices=['off', 'bf16'], default='off', help='bf16: forward passes under torch.autocast bf16')
+p.add_argument('--attention', choices=['eager', 'sdpa'], default='eager')
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
+DEV = torch.device(a.device)
+CUDA = DEV.type == 'cuda'
+if CUDA:
+    if not torch.cuda.is_available():
+        print(f'bench/vla_torch.py: torch {torch.__version__} sees no CUDA device; nothing measured', file=sys.stderr)
+        sys.exit(2)
+    if not hasattr(torch, 'set_default_device'):
+        print(f'bench/vla_torch.py: torch {torch.__version__} has no torch.set_default_device (--device cuda needs torch >= 2.0)', file=sys.stderr)
+        sys.exit(2)
+    torch.set_default_device(DEV)
+    # fp32 as craftgrad computes it: no TF32 tensor-core products.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+if a.attention == 'sdpa' and not hasattr(Fn, 'scaled_dot_product_attention'):
+    print(f'bench/vla_torch.py: torch {torch.__version__} has no F.scaled_dot_product_attention (--attention sdpa needs torch >= 2.0)', file=sys.stderr)
+    sys.exit(2)
 
 R, SCALE = a.rank, a.alpha / a.rank
 PATCH = 14
@@ -125,6 +154,8 @@ class VitBlock(torch.nn.Module):
         n, t, _ = x.shape
         qkv = self.qkv(x).reshape(n, t, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        if a.attention == 'sdpa':
+            return self.proj(Fn.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, self.dim))
         q = q * self.hd ** -0.5
         att = (q @ k.transpose(-2, -1)).softmax(dim=-1)
         return self.proj((att @ v).transpose(1, 2).reshape(n, t, self.dim))
@@ -195,8 +226,11 @@ class Qwen2Layer(torch.nn.Module):
         k = k * COS + rot(k) * SIN
         k = k.repeat_interleave(NH // KVH, dim=1)
         v = v.repeat_interleave(NH // KVH, dim=1)
-        s = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(HD) + MASK
-        att = torch.matmul(torch.softmax(s, dim=-1, dtype=torch.float32), v)
+        if a.attention == 'sdpa':
+            att = Fn.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            s = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(HD) + MASK
+            att = torch.matmul(torch.softmax(s, dim=-1, dtype=torch.float32), v)
         x = x + self.o(att.transpose(1, 2).reshape(B, T, NH * HD))
         y = rms(x, self.n2)
         return x + self.down(Fn.silu(self.gate(y)) * self.up(y))
@@ -331,18 +365,26 @@ y = torch.rand(a.batch, C, A) * 2 - 1
 lam = 0.05
 
 
+def autocast():
+    """The forward's precision: torch.autocast bf16 on the device's type with --autocast bf16."""
+    if a.autocast == 'bf16':
+        return torch.autocast(DEV.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def craft_step():
     global lam
-    out, f = model(pixels, ids, proprio)
-    act_loss = Fn.l1_loss(out, y)
-    with torch.no_grad():  # online weight switching: the anchor LoRA weights and queries in, then back
+    with autocast():
+        out, f = model(pixels, ids, proprio)
+        act_loss = Fn.l1_loss(out.float(), y)
+    with torch.no_grad(), autocast():  # online weight switching: the anchor LoRA weights and queries in, then back
         saved = [t.detach().clone() for t in switched]
         for t, s in zip(switched, anchor):
             t.data.copy_(s)
         _, f_anchor = model.backbone(pixels, ids)
         for t, s in zip(switched, saved):
             t.data.copy_(s)
-    ret_loss = Fn.mse_loss(f, f_anchor)
+    ret_loss = Fn.mse_loss(f.float(), f_anchor.float())
     g_act = torch.autograd.grad(act_loss, params, retain_graph=True, allow_unused=True)
     g_ret = torch.autograd.grad(ret_loss, params, allow_unused=True)
     for prm, ga, gr in zip(params, g_act, g_ret):
@@ -356,13 +398,20 @@ def craft_step():
     lam = max(0.0, lam + 0.01 * (ret_loss.item() - 1e-3))
 
 
+def sync():
+    if CUDA:
+        torch.cuda.synchronize(DEV)
+
+
 def timed(fn):
     fn()
+    sync()
     times = []
     for _ in range(a.reps):
         t0 = time.perf_counter()
         for _ in range(a.steps):
             fn()
+        sync()
         times.append((time.perf_counter() - t0) / a.steps)
     return min(times)  # best of reps: the machine may be shared, interference only adds time
 
@@ -370,5 +419,9 @@ def timed(fn):
 with open('/proc/self/maps') as maps:
     libs = sorted({l.split()[-1] for l in maps if 'blas' in l.lower() and '/' in l})
 out = {'version': torch.__version__, 'blas': ', '.join(libs) or '?', 'threads': torch.get_num_threads(),
-       'trainable': sum(t.numel() for t in params), 'craft_s': timed(craft_step)}
+       'trainable': sum(t.numel() for t in params), 'craft_s': timed(craft_step), 'autocast': a.autocast, 'attention': a.attention}
+if CUDA:
+    out['device'] = torch.cuda.get_device_name(DEV)
+    out['peak_bytes'] = torch.cuda.max_memory_allocated(DEV)
+    out['peak_reserved_bytes'] = torch.cuda.max_memory_reserved(DEV)
 print(json.dumps(out))

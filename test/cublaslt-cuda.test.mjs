@@ -19,27 +19,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { binding } from '../dist/native.js';
 import { backendInfo } from '../dist/backend.js';
-import { announceGpu } from './helpers/gpu.mjs';
+import { announceGpu, cublasLtForTests, emulated } from './helpers/gpu.mjs';
 import { operands } from './helpers/cublaslt-operands.mjs';
 import { tempDir } from './helpers/temp-dir.mjs';
 
 const childPath = fileURLToPath(new URL('./helpers/cublaslt-child.mjs', import.meta.url));
 const gpuSkip = announceGpu(import.meta.url);
 const cuda = backendInfo().cuda;
-const emulated = cuda.devices.some((d) => /emulator/i.test(d.name));
 const dir = tempDir(test, 'craftgrad-cublaslt-');
 
-// The cuBLASLt the children load: the emulator's stand-in, built beside the emulator's addon,
-// or the machine's own.
-const standIn = process.env.CRAFTGRAD_PREBUILD ? join(process.env.CRAFTGRAD_PREBUILD, 'build', 'cuda-emulator', 'libcublasLt.so.13') : '';
-const ltEnv = emulated ? { CRAFTGRAD_CUBLASLT_LIBRARY: standIn } : {};
-function ltSkipReason() {
-  if (gpuSkip) return gpuSkip;
-  if (emulated && !existsSync(standIn)) return `the emulator's cuBLASLt stand-in is not built (${standIn})`;
-  if (!emulated && !backendInfo().cublasLt.available) return `no cuBLASLt on this machine: ${backendInfo().cublasLt.reason}`;
-  return undefined;
-}
-const ltSkip = ltSkipReason();
+// The cuBLASLt the children load: the emulator's stand-in, or the machine's own.
+const { env: ltEnv, skip: ltSkip } = cublasLtForTests(gpuSkip);
 const emuSkip = gpuSkip || ltSkip || (!emulated && "needs the emulator's stand-in (its log and failure injection)");
 if (ltSkip) console.log(`# cublaslt-cuda.test.mjs: cuBLASLt tests skipped (${ltSkip})`);
 

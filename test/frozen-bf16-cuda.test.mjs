@@ -49,7 +49,7 @@ test('a bf16 TensorSet needs a device; dtype is checked', () => {
 test('Qwen2Policy refuses precision bf16 on the CPU', async () => {
   const t = await tinyPolicy(tinyDir(SMALL), {}, { seed: 5 });
   assert.throws(() => Qwen2Policy.fromHfModel(t.policy.hf, { ...t.policy.options, precision: 'bf16' }),
-    (e) => e instanceof RangeError && /options.precision 'bf16' needs a CUDA device/.test(e.message));
+    (e) => e instanceof RangeError && /options.precision bf16 needs a CUDA device/.test(e.message));
   assert.throws(() => Qwen2Policy.fromHfModel(t.policy.hf, { ...t.policy.options, precision: 'fp16' }), /options.precision/);
   assert.equal(t.policy.precision, 'fp32');
 });
@@ -170,7 +170,7 @@ test('VlaPolicy refuses precision bf16 on the CPU', () => {
   assert.equal(t.policy.precision, 'fp32');
   assert.equal(t.policy.frozenDeviceBytes, 0);
   assert.throws(() => VlaPolicy.create(t.policy.parts, { ...t.policy.options, precision: 'bf16' }),
-    (e) => e instanceof RangeError && /options.precision 'bf16' needs a CUDA device/.test(e.message));
+    (e) => e instanceof RangeError && /options.precision bf16 needs a CUDA device/.test(e.message));
 });
 
 gpuTest('VLA step with bf16 frozen weights: equal to the fp32 frozen set in bf16, to the fp32 step without cuBLASLt', async () => {

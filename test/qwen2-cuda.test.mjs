@@ -187,7 +187,7 @@ gpuTest('craftgrad train --model DIR --device cuda:0 follows the CPU run', async
     const name = device.replace(':', '');
     const args = ['train', '--model', written.dir, '--data', data, '--chunk', K, '--action-dims', A, '--rank', 4, '--alpha', 8,
       '--head-width', 8, '--batch-size', 4, '--steps', 3, '--warmup', 1, '--val-every', 0, '--save-every', 3, '--threads', 1,
-      '--device', device, '--out', written.dir, '--name', name, '--quiet'].map(String);
+      '--device', device, '--precision', 'fp32', '--out', written.dir, '--name', name, '--quiet'].map(String);
     const res = runCli(args);
     assert.equal(res.code, 0, `${device}:\n${res.stdout}\n${res.stderr}`);
     rows[device] = readFileSync(join(written.dir, name, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

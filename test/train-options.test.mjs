@@ -61,7 +61,7 @@ test('flags and keys derive from the camelCase name, except the overrides that k
 // Keys added after the fixtures were written (the Qwen2 backbone's options, #17; VLA-Adapter's,
 // #27; the RLDS source's, #28): appended after the built-in model's rows, so what the fixtures hold keeps its bytes and
 // its order.
-const ADDED_SINCE = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config', 'stats', 'shuffle_buffer'];
+const ADDED_SINCE = ['model', 'lora_targets', 'bridge_span', 'init_adapter', 'init_policy', 'head_noise', 'views', 'use_proprio', 'vla_config', 'stats', 'shuffle_buffer', 'precision'];
 const addedDefaults = () => Object.fromEntries(ADDED_SINCE.map((k) => [k, TRAIN_DEFAULTS[k]]));
 
 test("the default run's config.json is the one written before the table, with the keys added since after the built-in model's", () => {

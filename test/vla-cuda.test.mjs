@@ -73,7 +73,7 @@ for (const mode of [[], ['--no-craft']]) {
     const model = writeTinyVla(join(root, 'model')).dir;
     const data = writeTinyVlaDataset(join(root, 'data.safetensors'), { samples: 8 });
     const run = (device) => {
-      const r = runCli(['train', '--model', model, '--data', data, '--out', join(root, 'runs'), '--name', device, '--device', device, '--steps', '3',
+      const r = runCli(['train', '--model', model, '--data', data, '--out', join(root, 'runs'), '--name', device, '--device', device, '--precision', 'fp32', '--steps', '3',
         '--batch-size', '2', '--rank', '2', '--alpha', '4', '--quiet', '--val-every', '0', '--save-every', '3', ...mode]);
       assert.equal(r.code, 0, r.stderr);
       return readFileSync(join(root, 'runs', device, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -10,8 +10,11 @@
 //   cudaTimeCopy(device, elements, reps) -> Float64Array of ms per device-to-device copy
 //   cudaMemInfo(device) -> { freeBytes, totalBytes }
 //   cudaDeviceProps(device) -> { multiprocessors, clockKHz, computeCapability, fp32LanesPerSM }
-//   cudaModelGemmTime(device, M, N, K, transA, transB, reps, variant) -> Float64Array of ms
-//   cudaModelGemmSetTime(device, shapes, transA, transB, reps, variant, batched), cudaModelGemmBatch(device, products, transA, transB, variant)
+//   cudaModelGemmTime(device, M, N, K, transA, transB, reps, variant[, precision]) -> Float64Array of ms
+//   cudaModelGemmSetTime(device, shapes, transA, transB, reps, variant, batched[, precision]), cudaModelGemmBatch(device, products, transA, transB, variant)
+//     (precision 'fp32', the default, or 'bf16': cuBLASLt as a model call's bf16 products)
+//   cudaAttentionTime(operands) -> Float64Array of ms per attentionForward or attentionBackward
+//     on device-resident pseudo-random operands, CUDA events
 #include "bench_natives.h"
 
 #include <cmath>
@@ -380,6 +383,88 @@ Napi::Value CudaDeviceProps(const Napi::CallbackInfo& info) {
   });
 }
 
+// An optional precision argument: undefined or 'fp32' (the hand-written kernels, as before),
+// or 'bf16' (cuBLASLt, as a model call's bf16 products).
+GemmPrecision readGemmPrecision(Napi::Env env, Napi::Value v) {
+  if (v.IsUndefined() || v.IsNull()) return GemmPrecision::Fp32;
+  if (!v.IsString()) throw Napi::TypeError::New(env, "precision must be 'fp32' or 'bf16'");
+  const std::string p = v.As<Napi::String>().Utf8Value();
+  if (p == "fp32") return GemmPrecision::Fp32;
+  if (p == "bf16") return GemmPrecision::Bf16;
+  throw rangeError("precision must be 'fp32' or 'bf16', got '" + p + "'");
+}
+
+// cudaAttentionTime({ device (index), B, T, Tk?, heads, kvHeads, hd, scale, causal,
+// gateBegin?, gateEnd?, precision? ('fp32' | 'bf16'), backward, streams?, reps }): milliseconds
+// of each of `reps` calls of Layers::attentionForward (backward false) or attentionBackward
+// (`streams` streams, 1 by default) on the device, timed with CUDA events after a warm-up.
+// Every operand lives on the device (no upload inside the timing), filled once with seeded
+// pseudo-random values in [-1, 1) (the gate parameter 0.5; the backward's rowMax and rowSum
+// from one forward). The attention's precision travels in its AttentionShape
+// (native/core/layers.h); a backend without bf16 attention throws.
+Napi::Value CudaAttentionTime(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const Options o(env, info[0], "operands");
+    const int device = readDeviceIndex(env, Napi::Value(env, o.get("device")), "operands.device");
+    AttentionShape s = attentionShape(o);
+    s.precision = readGemmPrecision(env, Napi::Value(env, o.get("precision")));
+    const bool backward = o.boolean("backward");
+    const int streams = backward && o.has("streams") ? static_cast<int>(o.integer("streams", 1, 64)) : 1;
+    const int reps = static_cast<int>(o.integer("reps", 1, 10000));
+    Layers& L = backendNamed("cuda:" + std::to_string(device), "operands.device").layers();
+    const int64_t M = s.B * s.T, Mk = s.B * s.keys();
+    L.checkExtent(M * s.qDim(), "Q");
+    L.checkExtent(Mk * s.kvDim(), "K");
+    // [Q, K, V, Att, rowMax, rowSum, gate, dAtt, dQ, dK, dV, dGate, scratch], each 256-byte aligned.
+    const int64_t sizes[] = {M * s.qDim(), Mk * s.kvDim(), Mk * s.kvDim(), M * s.qDim(), s.rows(), s.rows(), 1,
+                             backward ? streams * M * s.qDim() : 0, backward ? streams * M * s.qDim() : 0,
+                             backward ? streams * Mk * s.kvDim() : 0, backward ? streams * Mk * s.kvDim() : 0,
+                             backward ? streams : 0, L.attentionScratch(s, streams)};
+    constexpr int kCount = sizeof(sizes) / sizeof(sizes[0]);
+    size_t bytes = 0;
+    for (int64_t n : sizes) bytes += (static_cast<size_t>(n) * 4 + 255) & ~size_t{255};
+    std::unique_ptr<WorkspaceLease> lease = L.lease(bytes, s.precision);
+    float* at[kCount];
+    char* p = lease->data();
+    for (int i = 0; i < kCount; ++i) {
+      at[i] = reinterpret_cast<float*>(p);
+      p += (static_cast<size_t>(sizes[i]) * 4 + 255) & ~size_t{255};
+    }
+    float* Q = at[0], *K = at[1], *V = at[2], *Att = at[3], *rowMax = at[4], *rowSum = at[5], *gate = at[6];
+    float* dAtt = at[7], *dQ = at[8], *dK = at[9], *dV = at[10], *dGate = at[11], *scr = at[12];
+    std::vector<float> host;
+    uint32_t seed = 2024;
+    auto fill = [&](float* dst, int64_t n) {
+      host.resize(static_cast<size_t>(n));
+      for (float& x : host) {
+        seed = seed * 1664525u + 1013904223u;
+        x = static_cast<float>(seed) / 2147483648.0f - 1.0f;
+      }
+      if (n) L.upload(dst, host.data(), static_cast<size_t>(n) * 4);
+    };
+    fill(Q, sizes[0]);
+    fill(K, sizes[1]);
+    fill(V, sizes[2]);
+    const float g = 0.5f;
+    L.upload(gate, &g, 4);
+    if (s.gateEnd > s.gateBegin) s.gate = gate;
+    std::vector<double> ms;
+    if (!backward) {
+      ms = cuda::timeOnStream(device, reps, [&]() { L.attentionForward(s, Q, K, V, Att, rowMax, rowSum, scr); });
+    } else {
+      fill(dAtt, sizes[7]);
+      L.attentionForward(s, Q, K, V, Att, rowMax, rowSum, scr);
+      ms = cuda::timeOnStream(device, reps, [&]() {
+        L.attentionBackward(s, streams, Q, K, V, rowMax, rowSum, dAtt, dQ, dK, dV, s.gated() ? dGate : nullptr, scr);
+      });
+    }
+    float check = 0;
+    L.download(&check, backward ? dQ : Att, 4);  // waits, and reports a fault of the last launch
+    return toArray(env, ms);
+  });
+}
+
 // Milliseconds of each launch of the model's product kernel (variant: 0 by shape, 1 simple,
 // 2 tiled64, 3 tiled128, 4 small32).
 Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
@@ -392,7 +477,7 @@ Napi::Value CudaModelGemmTime(const Napi::CallbackInfo& info) {
     const bool ta = readBool(env, info[4], "transA"), tb = readBool(env, info[5], "transB");
     const int reps = static_cast<int>(readInt(env, info[6], "reps", 1, 10000));
     const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[7], "variant", 0, 4));
-    return toArray(env, cuda::timeGemm(device, M, N, K, ta, tb, reps, variant));
+    return toArray(env, cuda::timeGemm(device, M, N, K, ta, tb, reps, variant, readGemmPrecision(env, info[8])));
   });
 }
 
@@ -418,7 +503,7 @@ Napi::Value CudaModelGemmSetTime(const Napi::CallbackInfo& info) {
     const int reps = static_cast<int>(readInt(env, info[4], "reps", 1, 10000));
     const auto variant = static_cast<cuda::GemmVariant>(readInt(env, info[5], "variant", 0, 4));
     const bool batched = readBool(env, info[6], "batched");
-    return toArray(env, cuda::timeGemmSet(device, shapes, ta, tb, reps, variant, batched));
+    return toArray(env, cuda::timeGemmSet(device, shapes, ta, tb, reps, variant, batched, readGemmPrecision(env, info[7])));
   });
 }
 
@@ -479,6 +564,7 @@ void registerBenchNatives(Napi::Env env, Napi::Object exports) {
   bench.Set("cudaModelGemmTime", Napi::Function::New(env, CudaModelGemmTime, "cudaModelGemmTime"));
   bench.Set("cudaModelGemmSetTime", Napi::Function::New(env, CudaModelGemmSetTime, "cudaModelGemmSetTime"));
   bench.Set("cudaModelGemmBatch", Napi::Function::New(env, CudaModelGemmBatch, "cudaModelGemmBatch"));
+  bench.Set("cudaAttentionTime", Napi::Function::New(env, CudaAttentionTime, "cudaAttentionTime"));
 #endif
   exports.Set("bench", bench);
 }

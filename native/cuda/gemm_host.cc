@@ -28,40 +28,39 @@ DeviceProps deviceProps(int device) {
   return p;
 }
 
-std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
-                                GemmVariant variant, bool batched) {
+// n floats at dst (device) of seeded pseudo-random values in [-1, 1): one 1 Mi-float tile,
+// made on the host once and copied over the range.
+static void fillPseudoRandom(int device, const DeviceContext& ctx, float* dst, int64_t n) {
+  static const std::vector<float> tile = [] {
+    std::vector<float> t((size_t{1} << 20) + 7);  // not a power of two: rows do not repeat in step
+    uint32_t s = 12345;
+    for (float& x : t) {
+      s = s * 1664525u + 1013904223u;
+      x = static_cast<float>(s) / 2147483648.0f - 1.0f;
+    }
+    return t;
+  }();
+  for (int64_t o = 0; o < n; o += static_cast<int64_t>(tile.size())) {
+    const int64_t len = std::min<int64_t>(static_cast<int64_t>(tile.size()), n - o);
+    CG_CUDA(device, cudaMemcpyAsync(dst + o, tile.data(), sizeof(float) * static_cast<size_t>(len), cudaMemcpyHostToDevice,
+                                    ctx.stream));
+  }
+  CG_CUDA(device, cudaStreamSynchronize(ctx.stream));  // the tile is pageable host memory
+}
+
+std::vector<double> timeOnStream(int device, int reps, const std::function<void()>& launch) {
   DeviceContext& ctx = deviceContext(device);
-  cudaStream_t st = ctx.stream;
-  size_t elems = 0;
-  for (const GemmShape& g : shapes) elems += static_cast<size_t>(g.M * g.K + g.K * g.N + g.M * g.N);
-  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * elems, 4), "gemm benchmark"));
   std::vector<double> ms;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   try {
-    std::vector<Product> prods;
-    float* at = base;
-    for (const GemmShape& g : shapes) {
-      float* A = at;
-      float* Bm = A + g.M * g.K;
-      float* C = Bm + g.K * g.N;
-      at = C + g.M * g.N;
-      launchFill(ctx, A, g.M * g.K, 0.5f);
-      launchFill(ctx, Bm, g.K * g.N, 0.25f);
-      prods.push_back(Product{g.M, g.N, g.K, 1.0f, Mat{A, transA ? g.M : g.K, transA}, Mat{Bm, transB ? g.K : g.N, transB},
-                              0.0f, C, g.N});
-    }
     CG_CUDA(device, cudaEventCreate(&e0));
     CG_CUDA(device, cudaEventCreate(&e1));
-    auto launch = [&]() {
-      if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant);
-      else
-        for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant);
-    };
     launch();  // warm-up
+    CG_CUDA(device, cudaStreamSynchronize(ctx.stream));
     for (int i = 0; i < reps; ++i) {
-      CG_CUDA(device, cudaEventRecord(e0, st));
+      CG_CUDA(device, cudaEventRecord(e0, ctx.stream));
       launch();
-      CG_CUDA(device, cudaEventRecord(e1, st));
+      CG_CUDA(device, cudaEventRecord(e1, ctx.stream));
       CG_CUDA(device, cudaEventSynchronize(e1));
       float t = 0;
       CG_CUDA(device, cudaEventElapsedTime(&t, e0, e1));
@@ -71,18 +70,54 @@ std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes
   } catch (...) {
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
-    freeDevice(base);
     throw;
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
+  return ms;
+}
+
+std::vector<double> timeGemmSet(int device, const std::vector<GemmShape>& shapes, bool transA, bool transB, int reps,
+                                GemmVariant variant, bool batched, GemmPrecision precision) {
+  DeviceContext& ctx = deviceContext(device);
+  size_t elems = 0;
+  for (const GemmShape& g : shapes) elems += static_cast<size_t>(g.M * g.K + g.K * g.N + g.M * g.N);
+  float* base = static_cast<float*>(mallocDevice(device, std::max<size_t>(sizeof(float) * elems, 4), "gemm benchmark"));
+  std::vector<double> ms;
+  try {
+    std::vector<Product> prods;
+    float* at = base;
+    for (const GemmShape& g : shapes) {
+      float* A = at;
+      float* Bm = A + g.M * g.K;
+      float* C = Bm + g.K * g.N;
+      at = C + g.M * g.N;
+      if (precision == GemmPrecision::Bf16) {
+        fillPseudoRandom(device, ctx, A, g.M * g.K);
+        fillPseudoRandom(device, ctx, Bm, g.K * g.N);
+      } else {
+        launchFill(ctx, A, g.M * g.K, 0.5f);
+        launchFill(ctx, Bm, g.K * g.N, 0.25f);
+      }
+      prods.push_back(Product{g.M, g.N, g.K, 1.0f, Mat{A, transA ? g.M : g.K, transA}, Mat{Bm, transB ? g.K : g.N, transB},
+                              0.0f, C, g.N});
+    }
+    ms = timeOnStream(device, reps, [&]() {
+      if (batched) gemmBatch(ctx, prods.data(), static_cast<int>(prods.size()), variant, precision);
+      else
+        for (const Product& q : prods) gemmBatch(ctx, &q, 1, variant, precision);
+    });
+  } catch (...) {
+    freeDevice(base);
+    throw;
+  }
   freeDevice(base);
   return ms;
 }
 
 std::vector<double> timeGemm(int device, int64_t M, int64_t N, int64_t K, bool transA, bool transB, int reps,
-                             GemmVariant variant) {
-  return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false);
+                             GemmVariant variant, GemmPrecision precision) {
+  return timeGemmSet(device, {GemmShape{M, N, K}}, transA, transB, reps, variant, false, precision);
 }
 
 void gemmHostBatch(int device, const std::vector<HostProduct>& products, bool transA, bool transB, GemmVariant variant,

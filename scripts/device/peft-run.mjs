@@ -37,7 +37,7 @@ await saveSequenceDatasetFile(join(work, 'data.npz'), data);
 
 const opts = { rank: 4, alpha: 8, headWidth: 16, chunk: K, actionDims: A, seed: 3 };
 const cli = fileURLToPath(new URL('../../bin/craftgrad.js', import.meta.url));
-const run = spawnSync(process.execPath, [cli, 'train', '--model', model.dir, '--data', join(work, 'data.npz'), '--device', device,
+const run = spawnSync(process.execPath, [cli, 'train', '--model', model.dir, '--data', join(work, 'data.npz'), '--device', device, '--precision', 'fp32',
   '--rank', String(opts.rank), '--alpha', String(opts.alpha), '--head-width', String(opts.headWidth), '--chunk', String(K),
   '--action-dims', String(A), '--seed', String(opts.seed), '--batch-size', '6', '--steps', '8', '--warmup', '1', '--lr', '0.01',
   '--val-every', '0', '--out', work, '--name', 'run', '--quiet'], { encoding: 'utf8' });

@@ -4,6 +4,7 @@
 #
 #   bash scripts/device/session.sh first      one call, about 6 minutes at most (timeout_s 600)
 #   bash scripts/device/session.sh sanitize   a second call, only if device time remains
+#   bash scripts/device/session.sh bf16       issue #29's bf16 measurements, one call under 8 minutes
 #
 # `first` = these steps in order, each under its own limit in seconds (with about 10 s of
 # unpacking they add up to 6 minutes, so a rerun fits in the session's 15 device minutes):
@@ -31,6 +32,17 @@
 #                  AutoModelForCausalLM and compares the action and retention losses (1e-5)
 #   qwen2    180  bench/qwen2.js --device cuda --record (the full 24-layer Qwen2.5-0.5B
 #                  shape, and the same model in PyTorch on the same GPU)
+# `bf16` (issue #29, one call: with unpacking about 470 s at most, timeout_s 560) = these steps:
+#   probe       40  as in `first`
+#   tests      100  as in `first` (every test/*-cuda.test.mjs: the bf16 tests too)
+#   bf16kernels 60  bench/bf16-cuda.js --device cuda --record: bf16 products at Qwen2.5-0.5B's
+#                   and VLA-Adapter's shapes as % of the bf16 peak measured in the run (ours
+#                   and torch.matmul on large squares), the fused bf16 attention against SDPA's
+#                   flash backend, forward and backward (bench/bf16_torch.py the peer)
+#   qwen2bf16  120  bench/qwen2.js --device cuda --precision bf16 --batch 8 --record: the full
+#                   Qwen2.5-0.5B CRaFT step in bf16 against PyTorch bf16 autocast, GPU memory
+#   vlabf16    140  bench/vla.js --device cuda --precision bf16 --batch 8 --steps 1 --record: the full-size
+#                   VLA-Adapter CRaFT step in bf16 against PyTorch bf16 autocast, GPU memory
 # `sanitize` (300 s) = compute-sanitizer memcheck over test/cuda.test.mjs without the
 #   2^31-element case. Single steps can be named too: `session.sh probe readers`.
 #
@@ -40,7 +52,8 @@
 # the measured sections of $OUT/RESULTS.md into bench/RESULTS.md.
 #
 # Options, before the stages: --rehearse tries this script on a machine without a GPU (the
-# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU);
+# probe notes the missing GPU instead of stopping; the tiny run trains on the CPU; the bf16
+# steps run their --tiny rehearsals, which the CUDA emulator's kit can run);
 # --rebuild builds the addon here even when the carried one loads; --reader numpy reads
 # the checkpoints with safetensors.numpy where PyTorch is missing; --time-factor N multiplies
 # every step's limit (for a rerun of a step that ran out of time). (Only CRAFTGRAD_*
@@ -148,8 +161,9 @@ run_probe() {  # not under one `timeout`: the fallback build has its own limit
 }
 
 # ---- the other steps ----
-gpu_tests=(test/cuda.test.mjs test/model-cuda.test.mjs test/train-cuda.test.mjs test/qwen2-cuda.test.mjs test/vla-cuda.test.mjs test/nccl-cuda.test.mjs
-  test/layers-cuda.test.mjs test/engine-fixtures-cuda.test.mjs test/cublaslt-cuda.test.mjs test/frozen-bf16-cuda.test.mjs)
+# Every GPU test file: test/cuda.test.mjs and each test/*-cuda.test.mjs (a new one, such as the
+# bf16 tests of #29, is picked up without editing this list).
+gpu_tests=(test/cuda.test.mjs test/*-cuda.test.mjs)
 
 # NCCL for test/nccl-cuda.test.mjs's one-rank check: the image has no system libnccl, but
 # PyTorch's nvidia-nccl wheel carries one (its folder differs between CUDA 12 and 13 wheels).
@@ -232,10 +246,16 @@ for arg in "$@"; do
   case "$arg" in
     first) stages+=(probe tests readers torch surgery optimizer model) ;;
     second) stages+=(peft qwen2) ;;
-    probe|tests|readers|torch|surgery|optimizer|model|peft|qwen2|sanitize) stages+=("$arg") ;;
-    *) say "unknown stage '$arg' (first, second, sanitize, probe, tests, readers, torch, surgery, optimizer, model, peft, qwen2)" >&2; exit 2 ;;
+    bf16) stages+=(probe tests bf16kernels qwen2bf16 vlabf16) ;;
+    probe|tests|readers|torch|surgery|optimizer|model|peft|qwen2|sanitize|bf16kernels|qwen2bf16|vlabf16) stages+=("$arg") ;;
+    *) say "unknown stage '$arg' (first, second, bf16, sanitize, probe, tests, readers, torch, surgery, optimizer, model, peft, qwen2, bf16kernels, qwen2bf16, vlabf16)" >&2; exit 2 ;;
   esac
 done
+# The bf16 steps record; a rehearsal (--rehearse) runs their --tiny variants instead (every
+# code path at test widths on whatever CUDA device there is, the emulator included; never
+# recorded), the step benchmarks at batch 1.
+if [ "$rehearse" = 1 ]; then kernels_mode=(--tiny); qwen2_mode=(--tiny --batch 1 --steps 1); vla_mode=(--tiny --batch 1 --steps 1)
+else kernels_mode=(--record); qwen2_mode=(--batch 8 --record); vla_mode=(--batch 8 --steps 1 --record); fi
 unpack
 [ "${stages[0]}" = probe ] || run_probe  # every call checks the GPU first
 for s in "${stages[@]}"; do
@@ -250,8 +270,11 @@ for s in "${stages[@]}"; do
     peft) step peft 40 readers.log peft_check ;;
     qwen2) step qwen2 180 bench.log node bench/qwen2.js --device cuda --record ;;
     sanitize) step sanitize 300 sanitize.log sanitize ;;
+    bf16kernels) step bf16kernels 60 bench.log node bench/bf16-cuda.js --device cuda "${kernels_mode[@]}" ;;
+    qwen2bf16) step qwen2bf16 120 bench.log node bench/qwen2.js --device cuda --precision bf16 "${qwen2_mode[@]}" ;;
+    vlabf16) step vlabf16 140 bench.log node bench/vla.js --device cuda --precision bf16 "${vla_mode[@]}" ;;
   esac
 done
-if grep -qP '^(surgery|optimizer|model|qwen2)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
+if grep -qP '^(surgery|optimizer|model|qwen2|bf16kernels|qwen2bf16|vlabf16)\t' "$steps_file"; then cp bench/RESULTS.md "$OUT/RESULTS.md"; fi
 summary
 exit $status

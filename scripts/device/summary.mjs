@@ -9,6 +9,20 @@ import { join } from 'node:path';
 const [out, stepsFile] = process.argv.slice(2);
 const read = (name) => (existsSync(join(out, name)) ? readFileSync(join(out, name), 'utf8') : '');
 const lastMatch = (text, re) => [...text.matchAll(re)].pop();
+// The part of a log that step NAME wrote: from its '=== NAME (limit' header to the next step's
+// (several steps share bench.log).
+const stepLog = (file, name) => {
+  const parts = read(file).split(/^(?==== \S+ \(limit )/m);
+  return parts.filter((p) => p.startsWith(`=== ${name} (limit `)).pop() ?? '';
+};
+// The #29 targets line of a bf16 step benchmark: 'Targets (#29): CRaFT step ... ; peak memory ...'.
+const bf16Step = (name) => {
+  const log = stepLog('bench.log', name);
+  const targets = lastMatch(log, /^Targets \(#29\): (.*)$/gm)?.[1];
+  const via = lastMatch(log, /^- precision(?: bf16, asked for through|:) (.*)$/gm)?.[1] ?? '';
+  const rehearsal = /REHEARSAL \(--tiny\)/.test(log) ? 'REHEARSAL (--tiny, figures mean nothing): ' : '';
+  return targets ? `${rehearsal}${targets}${/step-call arguments/.test(via) ? ' [bf16 through step-call arguments: no policy option in this build]' : ''}` : '';
+};
 
 const figures = {
   probe: () => {
@@ -45,6 +59,19 @@ const figures = {
     return row ? `CRaFT step ${row[1]} samples/s, PyTorch ${row[2]} (${row[3].trim()})` : '';
   },
   sanitize: () => lastMatch(read('sanitize.log'), /ERROR SUMMARY: (\d+ errors?)/g)?.[1] ?? '',
+  bf16kernels: () => {
+    const log = stepLog('bench.log', 'bf16kernels');
+    const peak = lastMatch(log, /^bf16 dense peak of this run: ([\d.]+ TFLOP\/s), (\S+) through (.*?)\. Every/gm);
+    const all = lastMatch(log, /^\| all of the above, flop-weighted[^|]*\| (\d+) \| ([\d]+%|n\/a) \|/gm);
+    const products = lastMatch(log, /^Target \(#29\) products >= 60%[^:]*: (met by all \d+ products|not met by \d+ of \d+ products|not measured[^.]*)/gm)?.[1];
+    const attention = lastMatch(log, /^Target \(#29\) within 1\.3× of flash[^:]*: (met by all \d+ shapes compared|not met by .*|not measured)\.$/gm)?.[1]
+      ?? (/Fused bf16 attention against flash: NOT MEASURED/.test(log) ? 'attention NOT MEASURED (see bench.log)' : '');
+    return [/REHEARSAL \(--tiny\)/.test(log) ? 'REHEARSAL (--tiny, figures mean nothing)' : '', peak ? `bf16 peak ${peak[1]} (${peak[2]}, ${peak[3].startsWith('torch') ? 'torch.matmul' : 'ours'})` : '',
+      all ? `step products ${all[2]} of it (flop-weighted)` : '', products ? `>= 60%: ${products}` : '', attention ? `attention <= 1.3× flash: ${attention}` : '']
+      .filter(Boolean).join('; ');
+  },
+  qwen2bf16: () => bf16Step('qwen2bf16'),
+  vlabf16: () => bf16Step('vlabf16'),
 };
 
 const steps = readFileSync(stepsFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => l.split('\t'));

@@ -8,6 +8,7 @@
 // model scratch (cached by the native layer, grown only when a larger batch comes), so a
 // warm step allocates nothing in proportion to the data. The initial weights are made on
 // the host with the same seeded values as on the CPU, then uploaded.
+import { checkModelPrecision, type Precision, type PrecisionSpec } from '../precision.js';
 import * as native from '../native-calls.js';
 import type { RawModelStepOptions } from '../../binding.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
@@ -46,6 +47,8 @@ export interface AdapterPolicyOptions {
    * 'cuda:N', or 'auto' (the first GPU when one is usable, else the CPU).
    */
   device?: DeviceSpec;
+  /** 'fp32' (default), 'bf16' (a CUDA device only) or 'auto' (bf16 where the GPU supports it): the products' precision ({@link LoraPolicy.precision}). */
+  precision?: PrecisionSpec;
 }
 
 export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
@@ -56,8 +59,8 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
   readonly frozenSpecs: readonly TensorSpec[];
   #base: BaseWeightsOrigin = { kind: 'tensors' };
 
-  private constructor(config: AdapterPolicyConfig, device: ResolvedDevice) {
-    super(device, trainableLayout(config), anchorLayout(config), { noun: 'model', step: native.modelStep, stepAsync: native.modelStepAsync });
+  private constructor(config: AdapterPolicyConfig, device: ResolvedDevice, precision: Precision) {
+    super(device, trainableLayout(config), anchorLayout(config), { noun: 'model', step: native.modelStep, stepAsync: native.modelStepAsync }, precision);
     this.config = config;
     this.frozenSpecs = Object.freeze(frozenLayout(config));
     this.frozen = GradSet.zeros(this.frozenSpecs.map((t) => t.size), { device: device.name });
@@ -68,9 +71,10 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
    * to the initial LoRA weights.
    */
   static create(config: Partial<AdapterPolicyConfig> = {}, options: AdapterPolicyOptions = {}): AdapterPolicy {
-    checkOptions(options, ['seed', 'frozen', 'device']);
+    checkOptions(options, ['seed', 'frozen', 'device', 'precision']);
     const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveModelDevice(options.device);
+    const precision = checkModelPrecision(options.precision, device.name);
     const resolved = resolveModelConfig(config);
     // The seeded values are made on the host (checked before any memory is taken), then
     // copied in: the same values on every device.
@@ -80,7 +84,7 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
     else initFrozen(resolved, frozenSpecs, frozenHost, seed);
     const paramsHost = new Float32Array(trainableSpecs.reduce((a, t) => a + t.size, 0));
     initTrainable(resolved, trainableSpecs, paramsHost, seed);
-    const m = new AdapterPolicy(resolved, device);
+    const m = new AdapterPolicy(resolved, device, precision);
     m.frozen.set(frozenHost);
     m.params.set(paramsHost);
     m.resetAnchor();
@@ -89,9 +93,11 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
   }
 
   /** Like {@link AdapterPolicy.create}, with the frozen base weights read from a safetensors file. */
-  static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {}, options: { seed?: number; device?: DeviceSpec } = {}): Promise<AdapterPolicy> {
-    checkOptions(options, ['seed', 'device']);
-    resolveModelDevice(options.device);  // before reading the file: a bad device is not a file error
+  static async fromBaseWeightsFile(path: string, config: Partial<AdapterPolicyConfig> = {},
+    options: { seed?: number; device?: DeviceSpec; precision?: PrecisionSpec } = {}): Promise<AdapterPolicy> {
+    checkOptions(options, ['seed', 'device', 'precision']);
+    // Before reading the file: a bad device or precision is not a file error.
+    checkModelPrecision(options.precision, resolveModelDevice(options.device).name);
     const bytes = await readWholeFile(path);
     const { tensors } = decodeSafetensors(bytes, { source: path });
     try {
@@ -195,7 +201,7 @@ export class AdapterPolicy extends LoraPolicy<ModelBatch, RawModelStepOptions> {
     const ka = c.chunk * c.actionDims;
     if (actions.length !== size * ka) throw argRangeError(`batch.actions has ${actions.length} values but batch.size×K×A = ${size}×${ka} = ${size * ka}`);
     return { config: this.config, mode, params: sets.params, frozen: gradSetInternals(this.frozen), anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet,
-      tokens, actions, batch: size, accumulate: sets.accumulate, scale: sets.scale };
+      tokens, actions, batch: size, accumulate: sets.accumulate, scale: sets.scale, precision: sets.precision };
   }
 }
 

@@ -11,6 +11,7 @@ import type { RawModelLosses, TensorSet } from '../../binding.js';
 import { GradSet, gradSetInternals } from '../gradset.js';
 import type { DeviceName, ResolvedDevice } from '../device.js';
 import { argRangeError, argTypeError, describeValue } from '../errors.js';
+import type { Precision } from '../precision.js';
 import type { Tensor } from '../formats/tensor.js';
 import * as native from '../native-calls.js';
 import { checkBoolean, checkFiniteNumber, checkObject, checkOptions } from '../validate.js';
@@ -25,6 +26,8 @@ export interface StepSets {
   gRet: TensorSet | null;
   accumulate: boolean;
   scale: number;
+  /** The products' precision (the model's). */
+  precision: Precision;
 }
 
 /** What a model tells its base: how messages name it, and its native step. */
@@ -46,11 +49,14 @@ export abstract class LoraPolicy<Batch, Args> {
   readonly anchorSpecs: readonly TensorSpec[];
   readonly #device: ResolvedDevice;
   readonly #kind: PolicyKind<Args>;
+  readonly #precision: Precision;
 
-  /** Makes the model's parameters and anchor, zeros, on `device`. */
-  protected constructor(device: ResolvedDevice, trainableSpecs: readonly TensorSpec[], anchorSpecs: readonly TensorSpec[], kind: PolicyKind<Args>) {
+  /** Makes the model's parameters and anchor, zeros, on `device`; its steps compute their products in `precision`. */
+  protected constructor(device: ResolvedDevice, trainableSpecs: readonly TensorSpec[], anchorSpecs: readonly TensorSpec[], kind: PolicyKind<Args>,
+    precision: Precision = 'fp32') {
     this.#device = device;
     this.#kind = kind;
+    this.#precision = precision;
     this.trainableSpecs = Object.freeze([...trainableSpecs]);
     this.anchorSpecs = Object.freeze([...anchorSpecs]);
     const opts = { device: device.name };
@@ -61,6 +67,14 @@ export abstract class LoraPolicy<Batch, Args> {
   /** Where the weights live and the steps run: 'cpu' or 'cuda:N'. */
   get device(): DeviceName {
     return this.#device.name;
+  }
+
+  /**
+   * 'fp32', or 'bf16' (a CUDA device only): every product of a step, the attention's included,
+   * with bf16 inputs and fp32 accumulation, as the seed's bf16 autocast (ARCHITECTURE.md §8).
+   */
+  get precision(): Precision {
+    return this.#precision;
   }
 
   /** Names of the trainable tensors (checkpoint names), in GradSet order. */
@@ -202,6 +216,7 @@ export abstract class LoraPolicy<Batch, Args> {
     const handle = (set: GradSet | undefined) => (set ? gradSetInternals(set) : null);
     return this.stepArgs(mode, batch, {
       params: gradSetInternals(this.params), anchor: withRet ? handle(this.anchor) : null, gAct: handle(gAct), gRet: handle(gRet), accumulate, scale,
+      precision: this.#precision,
     });
   }
 }

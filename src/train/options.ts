@@ -151,6 +151,11 @@ export const TRAINING_OPTIONS: readonly TrainingOption[] = [
     name: 'shuffleBuffer', type: 'number', int: 0, max: 2 ** 31, default: 0, group: 'data',
     describe: "With an RLDS dataset directory as --data: draw samples through a shuffle buffer of N samples as tf.data's shuffle (upstream's shuffle_buffer_size, VLA-Adapter's 100000) over the repeated samples in record order (0: a uniform permutation per epoch)",
   },
+  // Appended after the VLA rows: config.json keeps the earlier keys' order, and a run without the key is fp32 (the default here).
+  {
+    name: 'precision', type: 'string', choices: ['auto', 'fp32', 'bf16'], default: 'fp32', shownDefault: 'auto', group: 'run', resolvedByCommand: true,
+    describe: 'Products in fp32 or in bf16 with fp32 accumulation (the seed\'s bf16 autocast; CUDA only); auto: bf16 on a GPU with bf16 tensor cores and cuBLASLt, else fp32. Checked on resume',
+  },
   { name: 'saveEvery', type: 'number', int: 0, default: 500, group: 'run', describe: 'Checkpoint every N steps (and at the end; 0: only at the end)' },
   { name: 'keepLast', type: 'number', int: 2, default: 3, group: 'run', describe: 'Checkpoints kept' },
   { name: 'logEvery', type: 'number', int: 1, default: 1, group: 'run', describe: 'Write a metrics row every N steps' },

@@ -3,6 +3,7 @@
 // like the command-line options, so a refused resume names keys the user recognises.
 // Keys, defaults and help text come from the one table of training options (options.ts).
 import type { DeviceName } from '../device.js';
+import type { Precision } from '../precision.js';
 import { configDefaults } from './options.js';
 import { RESUME_MUTABLE_KEYS } from '../run/config.js';
 
@@ -92,6 +93,12 @@ export interface TrainRunConfig {
   val_every: number;
   /** Time limit of one validation pass, seconds. */
   val_time_limit: number;
+  /**
+   * The products' precision: 'fp32', or 'bf16' (a CUDA device: bf16 inputs, fp32 accumulation,
+   * as the seed's autocast). The API and the CLI take 'auto' too (bf16 where the GPU supports
+   * it, else fp32); config.json records what it resolved to. Runs that predate it are fp32.
+   */
+  precision: Precision | 'auto';
 }
 
 /**

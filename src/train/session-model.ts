@@ -72,8 +72,8 @@ async function builtInModel(c0: TrainRunConfig, ctx: SessionModelContext): Promi
   const c = checkSplit(c0, ctx, train.size, split.val.size, c0.data === 'synthetic' ? 'the synthetic data set' : c0.data);
   const modelConfig = modelConfigFromRunConfig(c);
   const model = c.base_weights === null
-    ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device })
-    : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device });
+    ? AdapterPolicy.create(modelConfig, { seed: c.seed, device: c.device, precision: c.precision })
+    : await AdapterPolicy.fromBaseWeightsFile(c.base_weights, modelConfig, { seed: c.seed, device: c.device, precision: c.precision });
   const source = new AdapterPolicySource(model, train, {
     batchSize: c.batch_size, seed: c.seed, ...(split.val.size > 0 ? { val: split.val } : {}),
     ...(ctx.shard ? { shard: ctx.shard } : {}),
@@ -115,7 +115,7 @@ async function qwen2Model(c0: TrainRunConfig, ctx: SessionModelContext): Promise
     chunk: c.chunk, actionDims: c.action_dims, headWidth: c.head_width,
     ...(c.bridge_block === null ? {} : { bridgeLayer: c.bridge_block }),
     bridgeSpan: c.bridge_span === 'vision' ? 'prefix' : c.bridge_span === 'vision+prompt' ? 'prefix+prompt' : c.bridge_span,
-    pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device,
+    pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device, precision: c.precision,
   });
   // A new run may start from a saved adapter and policy; the anchor is then those weights.
   // (On resume the checkpoint's parameters and anchor replace all of this.)

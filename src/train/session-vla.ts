@@ -85,7 +85,7 @@ function makePolicy(c: TrainRunConfig, dir: VlaDirectory, inputIds: number, data
     rank: c.rank, alpha: c.alpha, views: c.views, inputIds, useProprio: c.use_proprio, chunk: c.chunk, actionDims: c.action_dims,
     ...(parts.proprioDim !== undefined ? {} : dataProprio > 0 ? { proprioDim: dataProprio } : {}),
     headNoise: c.head_noise, ...(c.bridge_block === null ? {} : { bridgeLayer: c.bridge_block }),
-    bridgeSpan: span, pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device,
+    bridgeSpan: span, pooling: c.pooling, anchorType: c.anchor_type, seed: c.seed, device: c.device, precision: c.precision,
   });
 }
 

@@ -14,6 +14,7 @@ import type { TrainerStateJson } from './trainer.js';
 import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from './run-config.js';
 import { trainerOptionsFromConfig } from './options.js';
 import { openSessionModel } from './session-model.js';
+import { resolvePrecision } from '../precision.js';
 // Multi-process training (src/parallel): used only when `world` is given.
 import { DataParallelSource, DeviceGroup, HostRelay, deviceReduceMode, FollowerRun, agreedStop, checkSameWeights, dataParallelDesign, startRanks, type DataParallelDesign, type DeviceReducer, type World } from '../parallel/index.js';
 import { ShardedStep } from './sharded-step.js';
@@ -83,6 +84,8 @@ export async function runTrainingSession(o: TrainingSessionOptions): Promise<Tra
   // Refused before anything is read or written.
   const design = o.world ? (o.dataParallel ?? dataParallelDesign()) : undefined;
   const deviceReduce = o.world ? deviceReduceMode() : undefined;
+  // 'auto' resolved here for the API (the CLI has already); bf16 on the CPU is refused, e.g. a bf16 run resumed there.
+  c = { ...c, precision: resolvePrecision(c.precision ?? 'fp32', c.device, name('precision')) };
 
   const opened = await openSessionModel(c, { resume: o.resume, log, keyName: name, ...(o.world ? { shard: { rank: o.world.rank, ranks: o.world.size } } : {}) });
   c = opened.config;

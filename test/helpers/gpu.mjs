@@ -2,7 +2,8 @@
 // GPU tests skip when it is not, and the guard that turns such a skip into a failure where
 // a GPU was promised.
 import test from 'node:test';
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backendInfo } from '../../dist/index.js';
 
@@ -30,6 +31,24 @@ export function announceGpu(fileUrl) {
   if (process.env.CGTEST_REQUIRE_GPU === '1') throw new Error(`CGTEST_REQUIRE_GPU=1 but the GPU tests would be skipped: ${gpuSkipReason}`);
   console.log(`# ${file}: GPU tests skipped (${gpuSkipReason})`);
   return gpuSkipReason;
+}
+
+/** True when the CUDA device is the emulator (test/cuda-emulator). */
+export const emulated = cuda.devices.some((d) => /emulator/i.test(d.name));
+
+/**
+ * The cuBLASLt a GPU test's children load, and why its tests skip: on the emulator its
+ * stand-in, built beside the emulator's addon (CRAFTGRAD_PREBUILD); on a GPU the machine's
+ * own. `gpuSkip` is announceGpu's answer. { env (for the children), standIn, skip }.
+ */
+export function cublasLtForTests(gpuSkip) {
+  const standIn = process.env.CRAFTGRAD_PREBUILD ? join(process.env.CRAFTGRAD_PREBUILD, 'build', 'cuda-emulator', 'libcublasLt.so.13') : '';
+  const env = emulated ? { CRAFTGRAD_CUBLASLT_LIBRARY: standIn } : {};
+  let skip;
+  if (gpuSkip) skip = gpuSkip;
+  else if (emulated && !existsSync(standIn)) skip = `the emulator's cuBLASLt stand-in is not built (${standIn})`;
+  else if (!emulated && !backendInfo().cublasLt.available) skip = `no cuBLASLt on this machine: ${backendInfo().cublasLt.reason}`;
+  return { env, standIn, skip };
 }
 
 /** A test that runs only with a GPU and otherwise skips, printing gpuSkipReason. */

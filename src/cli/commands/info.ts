@@ -4,6 +4,7 @@ import type { Argv } from 'yargs';
 import type { RawCudaTuning } from '../../../binding.js';
 import { backendInfo } from '../../backend.js';
 import { rebuildAdvice } from '../../rebuild.js';
+import { bf16Unsupported } from '../../precision.js';
 
 /** The CUDA tuning in effect (native/cuda/tuning.h), in words; the GPU benchmarks' records use it too. */
 export function describeCudaTuning(t: RawCudaTuning): string {
@@ -35,7 +36,9 @@ export function infoText(info: ReturnType<typeof backendInfo> = backendInfo(), r
     const v = (x?: number) => (x ? `${Math.floor(x / 1000)}.${(x % 1000) / 10}` : '?');
     lines.push(`  CUDA: driver ${v(cuda.driverVersion)}, runtime ${v(cuda.runtimeVersion)}`);
     for (const d of cuda.devices) {
-      lines.push(`    cuda:${d.index} ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${d.computeCapability}`);
+      const bf16 = bf16Unsupported(`cuda:${d.index}`, info);
+      lines.push(`    cuda:${d.index} ${d.name}, ${(d.totalMemory / 2 ** 30).toFixed(1)} GiB, compute capability ${d.computeCapability}; ` +
+        `--precision auto: ${bf16 === undefined ? 'bf16' : `fp32 (${bf16})`}`);
     }
   }
   if (forced) lines.push(`  CUDA tuning: ${describeCudaTuning(tuning)}`);

@@ -6,6 +6,7 @@ import { join, relative, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { backendInfo, setThreads } from '../../backend.js';
 import { defaultDevice, parseDevice, requireCuda, type DeviceName } from '../../device.js';
+import { resolvePrecision } from '../../precision.js';
 import { TRAIN_DEFAULTS, TRAIN_RESUME_MUTABLE_KEYS, type TrainRunConfig } from '../../train/run-config.js';
 import { runTrainingSession, type TrainingOutcome } from '../../train/session.js';
 import { installStopHandlers, resumeCommand, shellQuote, SIGNAL_EXIT_CODES } from '../../run/signals.js';
@@ -39,6 +40,15 @@ function resolveTrainDevice(spec: string): DeviceName {
     }
   }
   return device.name;
+}
+
+/** --precision on the run's device ('auto': bf16 where the GPU supports it, else fp32). */
+function resolveTrainPrecision(spec: string, device: DeviceName): 'fp32' | 'bf16' {
+  try {
+    return resolvePrecision(spec, device, '--precision');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 /** Config keys as the user types them: batch_size -> --batch-size. */
@@ -93,6 +103,7 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
     const saved = readConfigFile(file).config as unknown as TrainRunConfig;
     const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS, ...saved }, argv), argv);
     if (argv.device !== undefined) config.device = resolveTrainDevice(argv.device as string);
+    if (argv.precision !== undefined) config.precision = resolveTrainPrecision(argv.precision as string, config.device);
     // Refused here, before the data is loaded, in the flags the user types.
     // A key the saved run lacks (added by a later version) has the default it ran with.
     checkResumeConfig({ ...TRAIN_DEFAULTS, ...saved } as unknown as RunConfig, config as unknown as RunConfig, file, TRAIN_RESUME_MUTABLE_KEYS, CLI_NAMING);
@@ -100,6 +111,7 @@ function planRun(argv: Record<string, unknown>): { config: TrainRunConfig; dir: 
   }
   const config = impliedOptions(applyOptions({ ...TRAIN_DEFAULTS }, argv), argv);
   config.device = resolveTrainDevice((argv.device as string | undefined) ?? 'auto');
+  config.precision = resolveTrainPrecision((argv.precision as string | undefined) ?? 'auto', config.device);
   ensureOutputDirectory(config.out);
   if (!config.name) config.name = `${config.craft ? 'craft' : 'baseline'}-${timestamp()}`;
   if (config.name.includes('/') || config.name === '.' || config.name === '..') {
@@ -148,7 +160,7 @@ async function train(argv: Record<string, unknown>): Promise<number> {
   out.write(`craftgrad ${info.version}: ${plan.resume ? 'resuming' : 'training'} ${c.craft ? 'CRaFT' : 'the baseline (no CRaFT)'} ` +
     `on ${what}, ` +
     `${c.data === 'synthetic' ? 'synthetic data' : c.data}, ` +
-    `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : gpuName(c.device)}` +
+    `${c.device === 'cpu' ? `CPU (${info.cpu.isa}, ${info.cpu.threads} threads)` : `${gpuName(c.device)}, ${c.precision}`}` +
     `${world ? `, ${world.size} ranks (MPI)` : ''}\n  run directory: ${shown(plan.dir)}\n`);
   const stop = installStopHandlers();
   let outcome: TrainingOutcome;

@@ -5,14 +5,13 @@
 // both gradient sets; the frozen weights stay in the loader's host arrays, never copied, on
 // the CPU; on a CUDA device ({ device: 'cuda' }) the policy uploads them once into one device
 // set of its own (freed by dispose() or when the policy is collected) and params, anchor and
-// the gradient sets live on the device. With { precision: 'bf16' } (a CUDA device only) every
-// product runs in bf16 with fp32 accumulation and that frozen set is stored in bf16 (half the
-// device memory; ARCHITECTURE.md §8 "Precision"); the trainable tensors stay fp32.
+// the gradient sets live on the device. With precision 'bf16' that set is bf16 (half the device
+// memory; ARCHITECTURE.md §8 "Precision"); the trainable tensors stay fp32.
+import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
 import type { RawQwen2Config, RawQwen2StepOptions, TensorSet } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
-import { argRangeError } from '../../errors.js';
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
 import { Rng } from '../../data/rng.js';
 import { LoraPolicy, type StepSets } from '../lora-policy.js';
@@ -57,15 +56,11 @@ export interface Qwen2PolicyOptions {
    */
   device?: DeviceSpec;
   /**
-   * The products' precision: 'fp32' (default) or 'bf16' (CUDA only: products in bf16 with fp32
-   * accumulation, and the frozen weights kept on the device in bf16, half the memory). Not part
-   * of what a checkpoint records.
+   * 'fp32' (default), 'bf16' (a CUDA device only) or 'auto' (bf16 where the GPU supports it): the products' precision
+   * ({@link LoraPolicy.precision}). Not part of what a checkpoint records: config.json has it.
    */
-  precision?: Qwen2Precision;
+  precision?: PrecisionSpec;
 }
-
-export type Qwen2Precision = 'fp32' | 'bf16';
-const PRECISIONS: readonly Qwen2Precision[] = ['fp32', 'bf16'];
 
 /** One micro-batch: `size` samples of prefix (size·P·D), prompt ids (size·S) and actions (size·K·A). */
 export interface Qwen2Batch {
@@ -84,16 +79,14 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
   readonly config: RawQwen2Config;
   /** The options the policy was made with, resolved (seed included): what a checkpoint records. */
   readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device' | 'precision'>>>;
-  /** The products' precision (and, with 'bf16', the frozen weights' on the device). */
-  readonly precision: Qwen2Precision;
   readonly #frozen: RawQwen2StepOptions['frozen'];
-  /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]); bf16 with precision 'bf16'. */
+  /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
   readonly #frozenSet: GradSet | TensorSet | undefined;
 
-  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice, precision: Qwen2Precision) {
+  private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice, precision: Precision) {
     const t = native.qwen2Tensors(config);
     const specs: TensorSpec[] = t.trainable.map((d) => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) }));
-    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync });
+    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.qwen2Step, stepAsync: native.qwen2StepAsync }, precision);
     this.hf = hf;
     this.config = Object.freeze(config);
     this.options = Object.freeze({
@@ -101,16 +94,13 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
       promptTokens: config.promptTokens, chunk: config.queries, actionDims: config.actionDims, headWidth: config.headWidth,
       bridgeLayer: config.bridgeLayer, bridgeSpan: config.bridgeSpan, pooling: config.pooling, anchorType: config.anchorType, seed,
     });
-    this.precision = precision;
     const w = hf.weights;
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
     } else if (precision === 'bf16') {
-      // Rounded to bf16 on the way up (each array in place, in bounded chunks): the device never
-      // holds an fp32 copy.
-      const arrays = [w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm];
-      const set = native.uploadBf16Set(device.name, arrays);
+      // Rounded to bf16 on the way up, array by array: the device never holds an fp32 copy.
+      const set = native.uploadBf16Set(device.name, [w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm]);
       this.#frozenSet = set;
       this.#frozen = set;
     } else {
@@ -133,10 +123,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     const alpha = checkFiniteNumber(options.alpha ?? 2 * rank, 'options.alpha', { min: 0, exclusive: true });
     const seed = checkInteger(options.seed ?? 0, 'options.seed', 0);
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
-    const precision = checkChoice(options.precision ?? 'fp32', 'options.precision', PRECISIONS);
-    if (precision === 'bf16' && device.kind === 'cpu') {
-      throw argRangeError(`options.precision 'bf16' needs a CUDA device (options.device is '${device.name}'): the CPU computes in fp32`);
-    }
+    const precision = checkModelPrecision(options.precision, device.name);
     const config: RawQwen2Config = {
       hiddenSize: c.hiddenSize, numLayers: c.numLayers, numHeads: c.numHeads, numKvHeads: c.numKvHeads,
       intermediateSize: c.intermediateSize, vocabSize: c.vocabSize, rmsNormEps: c.rmsNormEps, ropeTheta: c.ropeTheta,
@@ -208,7 +195,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     return {
       config: this.config, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       prefix: batch.prefix ?? null, inputIds: batch.inputIds ?? null, actions: batch.actions, batch: batch.size,
-      accumulate: sets.accumulate, scale: sets.scale, precision: this.precision,
+      accumulate: sets.accumulate, scale: sets.scale, precision: sets.precision,
     };
   }
 }

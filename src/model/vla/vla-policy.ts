@@ -3,8 +3,9 @@
 // projector and Pro action head. A LoraPolicy (lora-policy.ts: parameters, anchor, steps and
 // their checks) whose native call (vlaStep) gives the action and retention losses and both
 // gradient sets. The frozen weights are the loaded groups (the layout of vlaTensors().frozen):
-// used in place on the CPU, uploaded once into one device set on a GPU (in bf16 with
-// { precision: 'bf16' }: half the device memory, ARCHITECTURE.md §8 "Precision").
+// used in place on the CPU, uploaded once into one device set on a GPU (in bf16 with precision
+// 'bf16': half the device memory, ARCHITECTURE.md §8 "Precision").
+import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
 import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions, TensorSet } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
@@ -79,12 +80,8 @@ export interface VlaPolicyOptions {
   seed?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: DeviceSpec;
-  /**
-   * The products' precision: 'fp32' (default) or 'bf16' (CUDA only: products in bf16 with fp32
-   * accumulation, and the frozen weights kept on the device in bf16, half the memory). Not part
-   * of what a checkpoint records.
-   */
-  precision?: 'fp32' | 'bf16';
+  /** 'fp32' (default), 'bf16' (a CUDA device only) or 'auto' (bf16 where the GPU supports it): the products' precision ({@link LoraPolicy.precision}); config.json records it, not the checkpoint. */
+  precision?: PrecisionSpec;
 }
 
 const OPTION_KEYS = ['rank', 'alpha', 'views', 'inputIds', 'queries', 'useProprio', 'headBlocks', 'chunk', 'actionDims', 'proprioDim',
@@ -96,18 +93,16 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
   readonly config: RawVlaConfig;
   /** The options as resolved (what a checkpoint records). */
   readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>>;
-  /** The products' precision (and, with 'bf16', the frozen weights' on the device). */
-  readonly precision: 'fp32' | 'bf16';
   readonly frozenSpecs: readonly TensorSpec[];
   readonly #frozen: RawVlaStepOptions['frozen'];
   readonly #frozenSet: GradSet | TensorSet | undefined;
 
-  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>,
-    device: ResolvedDevice, precision: 'fp32' | 'bf16') {
+  private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>, device: ResolvedDevice,
+    precision: Precision) {
     const t = native.vlaTensors(config);
     const spec = (d: { name: string; shape: number[] }): TensorSpec => ({ ...d, size: d.shape.reduce((a, b) => a * b, 1) });
     const specs = t.trainable.map(spec);
-    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.vlaStep, stepAsync: native.vlaStepAsync });
+    super(device, specs, specs.slice(0, t.anchorTensors), { noun: 'policy', step: native.vlaStep, stepAsync: native.vlaStepAsync }, precision);
     this.parts = parts;
     this.config = Object.freeze(config);
     this.options = Object.freeze(options);
@@ -118,18 +113,13 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     this.frozenSpecs.forEach((s, i) => {
       if (parts.frozen[i]!.length !== s.size) throw argRangeError(`${parts.dir}: frozen group ${s.name} has ${parts.frozen[i]!.length} values, the model needs ${s.size}`);
     });
-    this.precision = precision;
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = parts.frozen;
-    } else if (precision === 'bf16') {
-      // Rounded to bf16 on the way up, group by group: the device never holds an fp32 copy.
-      const set = native.uploadBf16Set(device.name, parts.frozen);
-      this.#frozenSet = set;
-      this.#frozen = set;
     } else {
-      this.#frozenSet = GradSet.fromArrays([...parts.frozen], { device: device.name });
-      this.#frozen = gradSetInternals(this.#frozenSet);
+      // With bf16: rounded on the way up, group by group; the device never holds an fp32 copy.
+      this.#frozenSet = precision === 'bf16' ? native.uploadBf16Set(device.name, parts.frozen) : GradSet.fromArrays([...parts.frozen], { device: device.name });
+      this.#frozen = this.#frozenSet instanceof GradSet ? gradSetInternals(this.#frozenSet) : this.#frozenSet;
     }
   }
 
@@ -161,10 +151,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       throw argRangeError(`options.queries ${resolved.queries} does not match ${parts.dir}'s action_queries.weight (${parts.queries} queries)`);
     }
     const device = resolveDataDevice(options.device ?? 'cpu', 'options.device');
-    const precision = checkChoice(options.precision ?? 'fp32', 'options.precision', ['fp32', 'bf16'] as const);
-    if (precision === 'bf16' && device.kind === 'cpu') {
-      throw argRangeError(`options.precision 'bf16' needs a CUDA device (options.device is '${device.name}'): the CPU computes in fp32`);
-    }
+    const precision = checkModelPrecision(options.precision, device.name);
     const l = parts.llm;
     const config: RawVlaConfig = {
       towers: parts.towers, views: resolved.views, projectorHidden: parts.projectorHidden,
@@ -225,7 +212,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     return {
       config: S === this.config.inputIds ? this.config : { ...this.config, inputIds: S }, mode, params: sets.params, anchor: sets.anchor, gAct: sets.gAct, gRet: sets.gRet, frozen: this.#frozen,
       pixels: batch.pixels, inputIds: batch.inputIds, proprio: this.config.proprioDim > 0 ? batch.proprio : null, actions: batch.actions,
-      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale, precision: this.precision,
+      noise: batch.noise ?? null, batch: batch.size, accumulate: sets.accumulate, scale: sets.scale, precision: sets.precision,
     };
   }
 }
