@@ -156,13 +156,20 @@ export interface RawMpi {
 export type RawDeviceName = 'cpu' | `cuda:${number}`;
 
 /**
- * Float32 tensors packed back to back in one backend's memory: a Float32Array for 'cpu'
- * (wrapped without a copy when `data` is given), device memory for 'cuda:N'. Every
- * operation takes its backend from its TensorSet operands.
+ * Tensors packed back to back in one backend's memory: a Float32Array for 'cpu' (wrapped
+ * without a copy when `data` is given), device memory for 'cuda:N'. Elements are fp32, or bf16
+ * on a device (`dtype: 'bf16'`, 2 bytes each: frozen base weights; upload rounds to nearest
+ * even, download widens exactly; only a model step's `frozen` accepts one, every other
+ * operation refuses it with a TypeError). Every operation takes its backend from its
+ * TensorSet operands.
  */
 export interface TensorSet {
   readonly device: RawDeviceName;
+  readonly dtype: 'fp32' | 'bf16';
+  /** Elements (not bytes). */
   readonly length: number;
+  /** length × 4 (fp32) or × 2 (bf16). */
+  readonly byteLength: number;
   readonly numTensors: number;
   readonly disposed: boolean;
   /** The host array of a 'cpu' set (a live view); undefined on a device. */
@@ -180,6 +187,8 @@ export interface TensorSetOptions {
   like?: TensorSet;
   /** 'cpu' only: the array to wrap (sum(sizes) elements); zeros otherwise. */
   data?: Float32Array;
+  /** 'fp32' (default) or 'bf16' (a device only: RangeError on 'cpu'). */
+  dtype?: 'fp32' | 'bf16';
 }
 
 /** A part of another set, no copy: elements [offset, offset + Σsizes) of `view`, on its device. */
@@ -308,7 +317,7 @@ export interface RawQwen2StepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
-  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation; required when `frozen` is a bf16 set. */
   precision?: 'fp32' | 'bf16';
 }
 
@@ -380,7 +389,7 @@ export interface RawVlaStepOptions {
   batch: number;
   accumulate: boolean;
   scale: number;
-  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation. */
+  /** 'fp32' (default) or 'bf16' (CUDA only; RangeError on the CPU): every product of the step, the attention's included, with bf16 inputs and fp32 accumulation; required when `frozen` is a bf16 set. */
   precision?: 'fp32' | 'bf16';
 }
 

@@ -2,16 +2,31 @@
 // (ARCHITECTURE.md §2): the models' steps and layouts, the optimizer's kernels, the set
 // copy, the robot datasets' JPEG decoder and image work, MPI and NCCL. Those layers never
 // call the raw binding themselves; they call these, and hold only the handles these return
-// (an MPI world, an NCCL communicator). Each passes
+// (an MPI world, an NCCL communicator, a bf16 set of frozen weights). Each passes
 // its arguments through unchanged: binding.d.ts states them, and the native side checks
 // them. The core modules (GradSet, the surgery, devices, backendInfo) call the binding
 // directly.
-import type { NativeBinding, RawMpi, RawNcclCommunicator, RawNcclInfo } from '../binding.js';
+import type { NativeBinding, RawDeviceName, RawMpi, RawNcclCommunicator, RawNcclInfo, TensorSet } from '../binding.js';
 import { binding } from './native.js';
 
 type Call<K extends keyof NativeBinding> = NativeBinding[K];
 
 /** Copies `count` elements between two sets on one device (binding.copy). */
+/**
+ * A bf16 TensorSet on `device` holding `arrays` back to back, each rounded to bf16 (nearest
+ * even) on its way up, one array at a time: frozen weights at 2 bytes per element, no fp32 copy
+ * on the device (ARCHITECTURE.md §8 "Precision").
+ */
+export function uploadBf16Set(device: RawDeviceName, arrays: readonly Float32Array[]): TensorSet {
+  const set = new binding.TensorSet({ device, sizes: arrays.map((a) => a.length), dtype: 'bf16' });
+  let at = 0;
+  for (const a of arrays) {
+    set.upload(a, at);
+    at += a.length;
+  }
+  return set;
+}
+
 export const copy: Call<'copy'> = (options) => binding.copy(options);
 
 /** The built-in model's forward and backward, one micro-batch (binding.modelStep). */

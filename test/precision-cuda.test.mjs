@@ -8,10 +8,10 @@
 //   log; everywhere, bits that differ from the fp32 run's). Why not every step of 100: the two
 //   runs' weights drift apart as AdamW amplifies the rounding differences of near-zero
 //   gradients, so single steps later in the run differ by more: measured on the emulator over
-//   100 steps, the largest single-step difference was 4.6e-4 (built-in), 2.0e-2 (VLA, first
-//   above 1e-2 at step 37) and 1.6e-1 (Qwen2, first above 1e-2 at step 41), while the means
-//   over the 100 steps differed by 6.4e-4 (VLA) and 2.2e-3 (Qwen2). The test prints the
-//   largest single-step difference it sees;
+//   100 steps (bf16 products and the fused bf16 attention), the largest single-step difference
+//   was 4.6e-4 (built-in), 1.8e-2 (VLA, first above 1e-2 at step 46) and 1.2e-1 (Qwen2, first
+//   above 1e-2 at step 35), while the means over the 100 steps differed by 2.1e-5 (VLA) and
+//   3.1e-3 (Qwen2). The test prints the largest single-step difference it sees;
 // - the same bf16 run twice gives the same bits (metrics and checkpoint files);
 // - a bf16 run stopped and resumed is bit-identical to the run without the stop; a resume
 //   that changes --precision is refused;

@@ -36,11 +36,15 @@ enum class GemmPrecision : int { Fp32 = 0, Bf16 = 1 };
 // Pooling over tokens: the mean, or the max (the first arg-max, a NaN winning as torch.max).
 enum class Pooling : int { Mean = 0, Max = 1 };
 
-// A row-major operand: element (i, k) at p[i*ld + k], or p[k*ld + i] when transposed.
+// A row-major operand: element (i, k) at p[i*ld + k], or p[k*ld + i] when transposed. When
+// p16 is set the operand is bf16 bits at p16 instead (p unused; ld in elements): a frozen
+// weight stored in bf16 (ARCHITECTURE.md §8 "Precision"). Only a backend with bf16 products
+// reads one (CUDA: cuBLASLt reads it in place; without cuBLASLt it is widened to fp32 first).
 struct LayerMat {
   const float* p;
   int64_t ld;
   bool trans;
+  const uint16_t* p16 = nullptr;
 };
 
 // C (M×N, leading dimension ldc) = beta·C + alpha·op(A)(M×K)·op(B)(K×N); beta is 0 or 1
@@ -271,6 +275,13 @@ class Layers {
   // idOffset + i] (i < n), each id in [0, V) (checked by the caller).
   virtual void embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed, int64_t B,
                          int64_t T, int64_t D, int64_t t0, int64_t n) = 0;
+  // The same from a bf16 table (frozen weights stored in bf16): each element widened exactly
+  // (bf16 bits << 16). CUDA only: the CPU throws BackendError.
+  virtual void embedRowsBf16(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const uint16_t* embed,
+                             int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) = 0;
+  // dst[0..n) = the bf16 values src[0..n) widened exactly to fp32 (a frozen vector stored in
+  // bf16, once per call). CUDA only: the CPU throws BackendError.
+  virtual void widenBf16(float* dst, const uint16_t* src, int64_t n) = 0;
   // A block copy between strided matrices: dst[i·ldDst + j] (= or +=) src[i·ldSrc + j] for
   // i < rows, j < cols (concatenating or splitting along columns).
   virtual void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,

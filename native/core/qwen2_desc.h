@@ -13,7 +13,8 @@
 // Anchor: the first of those (every LoRA factor, then action_queries), same offsets.
 // Frozen weights stay in the host arrays loadHfModel fills (src/model/qwen2/weights.ts):
 // per layer one buffer of input_layernorm, q.w, q.b, k.w, k.b, v.w, v.b, o.w,
-// post_attention_layernorm, gate, up, down; the embedding table; the final norm.
+// post_attention_layernorm, gate, up, down; the embedding table; the final norm. On a device
+// they are one set of those tensors, fp32 or (precision bf16) bf16 (Qwen2StepArgs).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -101,6 +102,14 @@ struct Qwen2StepArgs {
   // embed, layers and finalNorm are in this backend's memory (one set uploaded once, as
   // Qwen2Policy does on a device) rather than host arrays; a device backend requires it.
   bool frozenInBackend = false;
+  // The frozen set is bf16 (a device's, with precision Bf16 only; the binding checks both):
+  // embed16, layers16 and finalNorm16 hold its bf16 bits (same offsets, in elements) and embed,
+  // layers and finalNorm are null. The products read the matrices in place; the vectors are
+  // widened to fp32 once per call (ARCHITECTURE.md §8 "Precision").
+  bool frozenBf16 = false;
+  const uint16_t* embed16 = nullptr;
+  std::vector<const uint16_t*> layers16;
+  const uint16_t* finalNorm16 = nullptr;
   bool accumulate = false;  // g += scale·grad instead of g = scale·grad
   float scale = 1.0f;
   ModelMode mode = ModelMode::Craft;

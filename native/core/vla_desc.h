@@ -144,6 +144,12 @@ struct VlaStepArgs {
   const float* anchor = nullptr;  // Craft / EvalRet
   std::vector<const float*> frozen;  // vlaFrozenGroups order
   bool frozenInBackend = false;
+  // The frozen set is bf16 (a device's, precision Bf16 only; the binding checks both): frozen16
+  // holds each group's bf16 bits (same order) and `frozen` is empty. The decoder's matrices are
+  // read in place; the towers' blocks are widened one at a time as they are used; the stems,
+  // the projector and every vector are widened once per call (ARCHITECTURE.md §8 "Precision").
+  bool frozenBf16 = false;
+  std::vector<const uint16_t*> frozen16;
   // Host inputs: pixels (B, views, 6, H, W) normalised as upstream's processor, ids (B, S),
   // proprio (B, proprioDim) when configured, actions (B, chunk·A), noise (chunk × A·D) or null.
   const float* pixels = nullptr;

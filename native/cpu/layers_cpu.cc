@@ -120,6 +120,7 @@ class CpuLayers final : public Layers {
   void checkExtent(int64_t, const char*) const override {}
 
   void gemm(const LayerProduct& p) override {
+    if (p.A.p16 || p.B.p16) refuseBf16(GemmPrecision::Bf16);  // a bf16 operand: frozen weights in bf16
     craftgrad::gemm(p.M, p.N, p.K, p.alpha, mat(p.A), mat(p.B), p.beta, p.C, p.ldc);
   }
   void gemmBatch(const LayerProduct* p, int count) override {
@@ -425,6 +426,11 @@ class CpuLayers final : public Layers {
         std::memcpy(H + (b * T + t0 + i) * D, embed + static_cast<int64_t>(ids[b * idStride + idOffset + i]) * D,
                     sizeof(float) * D);
   }
+  void embedRowsBf16(float*, const int32_t*, int64_t, int64_t, const uint16_t*, int64_t, int64_t, int64_t, int64_t,
+                     int64_t) override {
+    refuseBf16(GemmPrecision::Bf16);
+  }
+  void widenBf16(float*, const uint16_t*, int64_t) override { refuseBf16(GemmPrecision::Bf16); }
   void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
                    bool accumulate) override {
     if (!accumulate && dst == src && ldDst == ldSrc) return;

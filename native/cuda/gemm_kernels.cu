@@ -1,12 +1,17 @@
 // The matrix product of every model on a CUDA device (gemm_cuda.h): hand-written kernels
 // (no cuBLAS), one fmaf chain per output element over k in order, so every variant and
-// batch gives the CPU's bits (README.md, "Model products").
+// batch gives the CPU's bits (README.md, "Model products"). Also the bf16 conversions of the
+// products through cuBLASLt (gemm_lt.h): operands rounded to bf16, bf16 operands widened.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
 
 #include "cuda_internal.h"
+#include "device_scratch.h"
 #include "gemm_cuda.h"
 #include "gemm_lt.h"
 
@@ -237,6 +242,14 @@ __global__ void __launch_bounds__(256) toBf16Kernel(const float* __restrict__ sr
   }
 }
 
+// dst[i] = the bf16 bits src[i] widened exactly, grid-stride.
+__global__ void __launch_bounds__(256) widenBf16Kernel(const unsigned short* __restrict__ src, long long n,
+                                                       float* __restrict__ dst) {
+  for (long long e = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<long long>(gridDim.x) * blockDim.x)
+    dst[e] = __int_as_float(static_cast<int>(static_cast<unsigned>(src[e]) << 16));
+}
+
 bool aligned16(const float* p, long long ld) { return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0; }
 
 template <int TBM, int TBN, int R>
@@ -259,10 +272,56 @@ void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, lo
   CG_CUDA(ctx.device, cudaGetLastError());
 }
 
+void launchWidenBf16(const DeviceContext& ctx, const uint16_t* src, long long n, float* dst) {
+  if (n <= 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<long long>((n + 255) / 256, 4096));
+  widenBf16Kernel<<<blocks, 256, 0, ctx.stream>>>(reinterpret_cast<const unsigned short*>(src), n, dst);
+  CG_CUDA(ctx.device, cudaGetLastError());
+}
+
 // gemm_cuda.h: through cuBLASLt when the precision asks for it (gemm_lt.h), else in launches
 // of up to kMaxBatch.
 void gemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmVariant variant, GemmPrecision precision) {
   if (ltGemmBatch(ctx, p, count, precision)) return;
+  bool bf16Operand = false;
+  for (int i = 0; i < count; ++i) bf16Operand = bf16Operand || p[i].A.p16 || p[i].B.p16;
+  if (bf16Operand) {
+    // No cuBLASLt: the bf16 operands (frozen weights stored in bf16) widened exactly into a
+    // per-device buffer (same leading dimension), then the fp32 kernels, as for fp32 operands.
+    static std::mutex m;
+    static std::map<int, Scratch*>* buffers = new std::map<int, Scratch*>();  // kept for the process
+    std::lock_guard<std::mutex> lock(m);
+    Scratch*& buf = (*buffers)[ctx.device];
+    if (!buf) buf = new Scratch();
+    // A stored R×C operand of leading dimension ld spans (R − 1)·ld + C elements.
+    auto span = [](const Mat& x, long long rows, long long cols) -> long long {
+      return rows <= 0 || cols <= 0 ? 0 : (rows - 1) * x.ld + cols;
+    };
+    std::vector<Product> q(p, p + count);
+    size_t need = 0;
+    for (const Product& x : q) {
+      if (x.M <= 0 || x.N <= 0) continue;
+      if (x.A.p16) need += (static_cast<size_t>(span(x.A, x.A.trans ? x.K : x.M, x.A.trans ? x.M : x.K)) + 63) / 64 * 64;
+      if (x.B.p16) need += (static_cast<size_t>(span(x.B, x.B.trans ? x.N : x.K, x.B.trans ? x.K : x.N)) + 63) / 64 * 64;
+    }
+    std::unique_lock<std::mutex> held(buf->m);
+    float* at = reinterpret_cast<float*>(buf->reserve(ctx.device, need * sizeof(float), "bf16 operands widened"));
+    for (Product& x : q) {
+      const bool used = x.M > 0 && x.N > 0;  // the kernels skip the others: nothing widened
+      for (Mat* o : {&x.A, &x.B}) {
+        if (!o->p16) continue;
+        const bool isA = o == &x.A;
+        const long long rows = isA ? (o->trans ? x.K : x.M) : (o->trans ? x.N : x.K);
+        const long long cols = isA ? (o->trans ? x.M : x.K) : (o->trans ? x.K : x.N);
+        const long long n = used ? span(*o, rows, cols) : 0;
+        launchWidenBf16(ctx, o->p16, n, at);
+        *o = Mat{at, o->ld, o->trans};  // no p16 left: the call below runs the kernels
+        at += (n + 63) / 64 * 64;
+      }
+    }
+    gemmBatch(ctx, q.data(), count, variant, precision);
+    return;
+  }
   if (variant == GemmVariant::Auto) variant = tuning().gemm;
   const bool ta = count > 0 && p[0].A.trans, tb = count > 0 && p[0].B.trans;
   for (int first = 0; first < count; first += kMaxBatch) {

@@ -1,6 +1,7 @@
 // The products through cuBLASLt (gemm_lt.h). One state per device, made on first use and kept
 // for the process: the cuBLASLt handle, a workspace of kWorkspaceBytes allocated once, the
-// bf16 operand buffer (grown when a call needs more; each copy's rows padded to 8 elements),
+// bf16 operand buffer (grown when a call needs more; each copy's rows padded to 8 elements;
+// an operand already in bf16, LayerMat::p16, is read in place with its own leading dimension),
 // and the plans: per shape (precision,
 // transposes, M, N, K, leading dimensions, operand alignments) the descriptors and the
 // algorithm cublasLtMatmulAlgoGetHeuristic chose, asked once and kept.
@@ -169,6 +170,10 @@ Plan makePlan(const Library& lib, DeviceLt& lt, const Key& k) {
 bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrecision precision) {
   const bool bf16 = precision == GemmPrecision::Bf16;
   if (!bf16 && !tuning().fp32Lt) return false;
+  // A bf16 operand (a frozen weight stored in bf16) in an fp32 product: the kernels widen it.
+  if (!bf16)
+    for (int i = 0; i < count; ++i)
+      if (p[i].A.p16 || p[i].B.p16) return false;
   for (int i = 0; i < count; ++i)
     if (p[i].K == 0 && p[i].M > 0 && p[i].N > 0) return false;  // nothing to multiply: the kernels write beta·C (+0)
   std::string why;
@@ -194,8 +199,9 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
       throw CudaError("craftgrad: matrix product too large for cuBLASLt (a dimension over 2^31 - 1)");
     if (bf16 && q.M > 0 && q.N > 0) {
       const long long ac = q.A.trans ? q.M : q.K, bc = q.B.trans ? q.K : q.N;
-      need += round128(static_cast<size_t>((q.A.trans ? q.K : q.M) * paddedLd(ac))) +
-              round128(static_cast<size_t>((q.B.trans ? q.N : q.K) * paddedLd(bc)));
+      // An operand already in bf16 (p16) is read in place: no copy.
+      if (!q.A.p16) need += round128(static_cast<size_t>((q.A.trans ? q.K : q.M) * paddedLd(ac)));
+      if (!q.B.p16) need += round128(static_cast<size_t>((q.B.trans ? q.N : q.K) * paddedLd(bc)));
     }
   }
   if (need > lt.bf16Elements) {
@@ -216,13 +222,22 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
       // Stored row-major: A is M×K (K×M transposed), B is K×N (N×K); copies with padded rows.
       const long long ar = q.A.trans ? q.K : q.M, ac = q.A.trans ? q.M : q.K;
       const long long br = q.B.trans ? q.N : q.K, bc = q.B.trans ? q.K : q.N;
-      uint16_t* a16 = lt.bf16 + at;
-      at += round128(static_cast<size_t>(ar * paddedLd(ac)));
-      uint16_t* b16 = lt.bf16 + at;
-      at += round128(static_cast<size_t>(br * paddedLd(bc)));
-      launchToBf16(ctx, q.A.p, ar, ac, q.A.ld, a16, paddedLd(ac));
-      launchToBf16(ctx, q.B.p, br, bc, q.B.ld, b16, paddedLd(bc));
-      a = a16, b = b16, lda = paddedLd(ac), ldb = paddedLd(bc);
+      if (q.A.p16) {
+        a = q.A.p16;
+      } else {
+        uint16_t* a16 = lt.bf16 + at;
+        at += round128(static_cast<size_t>(ar * paddedLd(ac)));
+        launchToBf16(ctx, q.A.p, ar, ac, q.A.ld, a16, paddedLd(ac));
+        a = a16, lda = paddedLd(ac);
+      }
+      if (q.B.p16) {
+        b = q.B.p16;
+      } else {
+        uint16_t* b16 = lt.bf16 + at;
+        at += round128(static_cast<size_t>(br * paddedLd(bc)));
+        launchToBf16(ctx, q.B.p, br, bc, q.B.ld, b16, paddedLd(bc));
+        b = b16, ldb = paddedLd(bc);
+      }
     }
     const size_t inBytes = bf16 ? 2 : 4;
     const Key key{static_cast<int>(precision), q.A.trans ? 1 : 0, q.B.trans ? 1 : 0, q.M, q.N, q.K, lda, ldb, q.ldc,

@@ -25,5 +25,10 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
 void launchToBf16(const DeviceContext& ctx, const float* src, long long rows, long long cols, long long ld, uint16_t* dst,
                   long long dstLd);
 
+// gemm_kernels.cu: dst[i] = the bf16 bits src[i] widened exactly to fp32 (bits << 16), i < n, on
+// ctx.stream: a frozen bf16 vector for the fp32 layers, or a bf16 operand for the
+// hand-written products when cuBLASLt is missing.
+void launchWidenBf16(const DeviceContext& ctx, const uint16_t* src, long long n, float* dst);
+
 }  // namespace cuda
 }  // namespace craftgrad

@@ -552,6 +552,18 @@ __global__ void __launch_bounds__(kThreads) embedRowsKernel(float* H, const int*
   }
 }
 
+// The same from a bf16 table (frozen weights stored in bf16), each element widened exactly.
+__global__ void __launch_bounds__(kThreads) embedRowsBf16Kernel(float* H, const int* ids, long long idStride,
+                                                                long long idOffset, const unsigned short* embed,
+                                                                long long B, long long T, long long D, long long t0,
+                                                                long long n) {
+  CG_GRID_LOOP(idx, B * n * D) {
+    const long long d = idx % D, i = (idx / D) % n, b = idx / (n * D);
+    H[(b * T + t0 + i) * D + d] =
+        __int_as_float(static_cast<int>(static_cast<unsigned>(embed[static_cast<long long>(ids[b * idStride + idOffset + i]) * D + d]) << 16));
+  }
+}
+
 // dst[i·ldDst + j] (= or +=) src[i·ldSrc + j], one thread per element.
 __global__ void __launch_bounds__(kThreads) copyColumnsKernel(float* dst, long long ldDst, const float* src,
                                                               long long ldSrc, long long rows, long long cols,
@@ -893,6 +905,14 @@ void CudaLayers::embedRows(float* H, const int32_t* ids, int64_t idStride, int64
                            int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) {
   if (B * n * D <= 0) return;
   embedRowsKernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(H, ids, idStride, idOffset, embed, B, T, D, t0, n);
+  CG_LAUNCHED();
+}
+
+void CudaLayers::embedRowsBf16(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const uint16_t* embed,
+                               int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) {
+  if (B * n * D <= 0) return;
+  embedRowsBf16Kernel<<<blocksFor(B * n * D), kThreads, 0, ctx_.stream>>>(
+      H, ids, idStride, idOffset, reinterpret_cast<const unsigned short*>(embed), B, T, D, t0, n);
   CG_LAUNCHED();
 }
 

@@ -1,5 +1,5 @@
-// CudaLayers' host side (layers_cuda.h): the device's workspace, copies, the extent check
-// and the products; the kernel launches are in layer_kernels.cu.
+// CudaLayers' host side (layers_cuda.h): the device's workspace, copies, the extent check,
+// the products and the bf16 widening; the other kernel launches are in layer_kernels.cu.
 #include "layers_cuda.h"
 
 #include <mutex>
@@ -7,6 +7,7 @@
 
 #include "cuda_internal.h"
 #include "gemm_cuda.h"
+#include "gemm_lt.h"
 
 namespace craftgrad {
 namespace cuda {
@@ -69,6 +70,8 @@ void CudaLayers::checkExtent(int64_t elements, const char* what) const {
     throw CudaError(std::string("craftgrad: batch too large for ") + what +
                     " (batch×tokens×width must stay below 2^31)");
 }
+
+void CudaLayers::widenBf16(float* dst, const uint16_t* src, int64_t n) { launchWidenBf16(ctx_, src, n, dst); }
 
 void CudaLayers::gemm(const LayerProduct& p) { cuda::gemmBatch(ctx_, &p, 1, GemmVariant::Auto, products_); }
 

@@ -117,6 +117,9 @@ class CudaLayers final : public Layers {
   void broadcastRows(float* dst, const float* src, int64_t B, int64_t T, int64_t D, int64_t t0, int64_t n) override;
   void embedRows(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const float* embed, int64_t B,
                  int64_t T, int64_t D, int64_t t0, int64_t n) override;
+  void embedRowsBf16(float* H, const int32_t* ids, int64_t idStride, int64_t idOffset, const uint16_t* embed, int64_t B,
+                     int64_t T, int64_t D, int64_t t0, int64_t n) override;
+  void widenBf16(float* dst, const uint16_t* src, int64_t n) override;
   void copyColumns(float* dst, int64_t ldDst, const float* src, int64_t ldSrc, int64_t rows, int64_t cols,
                    bool accumulate) override;
   void pool(const PoolShape& s, const float* H, float* f, int32_t* argmax) override;

@@ -2,9 +2,9 @@
 
 namespace craftgrad {
 
-void loraLinearForward(Layers& L, const LinearShape& s, int64_t M, const float* X, const float* W, const float* bias,
+void loraLinearForward(Layers& L, const LinearShape& s, int64_t M, const float* X, FrozenWeight W, const float* bias,
                        const LoraFactors& lora, float* U, float* Y) {
-  L.gemm({M, s.out, s.in, 1.0f, {X, s.in, false}, {W, s.in, true}, 0.0f, Y, s.out});
+  L.gemm({M, s.out, s.in, 1.0f, {X, s.in, false}, W.mat(s.in, true), 0.0f, Y, s.out});
   if (bias) L.addBias(Y, bias, M, s.out);
   if (!lora.A) return;
   L.gemm({M, s.r, s.in, 1.0f, {X, s.in, false}, {lora.A, s.in, true}, 0.0f, U, s.r});
@@ -25,11 +25,11 @@ void loraWeightGradients(Layers& L, const LinearShape& s, int64_t M, int streams
   if (n) L.gemmBatch(p, n);
 }
 
-void loraLinearBackward(Layers& L, const LinearShape& s, int64_t M, int streams, const float* X, const float* W,
+void loraLinearBackward(Layers& L, const LinearShape& s, int64_t M, int streams, const float* X, FrozenWeight W,
                         const LoraFactors& lora, const float* U, const float* dY, float* dX, float beta, float* V,
                         const LoraGradients& out) {
   const int64_t SM = streams * M;
-  L.gemm({SM, s.in, s.out, 1.0f, {dY, s.out, false}, {W, s.in, false}, beta, dX, s.in});
+  L.gemm({SM, s.in, s.out, 1.0f, {dY, s.out, false}, W.mat(s.in, false), beta, dX, s.in});
   if (!lora.A) return;
   L.gemm({SM, s.r, s.out, 1.0f, {dY, s.out, false}, {lora.B, s.r, false}, 0.0f, V, s.r});  // V = dY·B
   L.gemm({SM, s.in, s.r, s.scale, {V, s.r, false}, {lora.A, s.in, false}, 1.0f, dX, s.in});  // dX += s·V·A

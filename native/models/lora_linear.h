@@ -19,6 +19,21 @@ struct LinearShape {
   float scale;  // α/r
 };
 
+// A linear layer's frozen weight W (out × in): fp32 at p, or bf16 bits at p16 (frozen weights
+// stored in bf16, read in place by a backend with bf16 products: LayerMat::p16).
+struct FrozenWeight {
+  const float* p = nullptr;
+  const uint16_t* p16 = nullptr;
+  FrozenWeight() = default;
+  FrozenWeight(const float* w) : p(w) {}  // NOLINT: an fp32 pointer is an fp32 weight
+  static FrozenWeight bf16(const uint16_t* w) {
+    FrozenWeight f;
+    f.p16 = w;
+    return f;
+  }
+  LayerMat mat(int64_t ld, bool trans) const { return {p, ld, trans, p16}; }
+};
+
 struct LoraFactors {
   const float* A = nullptr;  // (r × in); null: no adapter on this layer
   const float* B = nullptr;  // (out × r)
@@ -34,12 +49,12 @@ struct LoraGradients {
 };
 
 // Y (M × out) = X·Wᵀ (+ bias) (+ s·U·Bᵀ, U = X·Aᵀ kept for the backward).
-void loraLinearForward(Layers& L, const LinearShape& s, int64_t M, const float* X, const float* W, const float* bias,
+void loraLinearForward(Layers& L, const LinearShape& s, int64_t M, const float* X, FrozenWeight W, const float* bias,
                        const LoraFactors& lora, float* U, float* Y);
 
 // dX (streams·M × in) = beta·dX + dY·W (+ s·(dY·B)·A), and the LoRA weight gradients of each
 // written stream; V: workspace of streams·M·r floats.
-void loraLinearBackward(Layers& L, const LinearShape& s, int64_t M, int streams, const float* X, const float* W,
+void loraLinearBackward(Layers& L, const LinearShape& s, int64_t M, int streams, const float* X, FrozenWeight W,
                         const LoraFactors& lora, const float* U, const float* dY, float* dX, float beta, float* V,
                         const LoraGradients& out);
 

@@ -46,14 +46,32 @@ struct Qwen2Lora {
   LoraFactors f[kQwen2Linears];
 };
 
-// Xout = layer(Xin); activations into x. W: the layer's frozen buffer (qwen2LayerOffsets).
-void qwen2LayerForward(Layers& L, const Qwen2Shape& s, const float* W, const Qwen2Lora& lora, const float* Xin,
-                       Qwen2LayerActs& x, float* Xout, const Qwen2LayerScratch& scratch);
+// One layer's frozen weights: the seven matrices (fp32, or bf16 read in place by the products)
+// and the norm weights and biases (fp32: the layer's buffer's own, or widened from bf16 once
+// per call into the workspace).
+struct Qwen2LayerWeights {
+  FrozenWeight m[kQwen2Linears];  // q, k, v, o, gate, up, down
+  const float *inNorm, *qB, *kB, *vB, *postNorm;
+};
+// Of an fp32 layer buffer (qwen2LayerOffsets).
+Qwen2LayerWeights qwen2LayerWeights(const float* W, const Qwen2LayerOffsets& o);
+// The vectors of a bf16 layer buffer: inNorm (D), qB (qDim), kB, vB (kvDim), postNorm (D), in
+// that order, qwen2LayerVectorFloats() in all.
+int64_t qwen2LayerVectorFloats(const Qwen2Config& c);
+// Of a bf16 layer buffer W16 (same offsets, in elements), `vec` holding its vectors widened
+// (widenQwen2LayerVectors).
+Qwen2LayerWeights qwen2LayerWeightsBf16(const uint16_t* W16, const Qwen2Config& c, const Qwen2LayerOffsets& o,
+                                        const float* vec);
+void widenQwen2LayerVectors(Layers& L, const uint16_t* W16, const Qwen2Config& c, const Qwen2LayerOffsets& o, float* vec);
+
+// Xout = layer(Xin); activations into x. W: the layer's frozen weights.
+void qwen2LayerForward(Layers& L, const Qwen2Shape& s, const Qwen2LayerWeights& W, const Qwen2Lora& lora,
+                       const float* Xin, Qwen2LayerActs& x, float* Xout, const Qwen2LayerScratch& scratch);
 
 // G (streams·M × D) = d Xout on entry, d Xin on return. out: the LoRA gradients' sets and
 // write mode; its offsets are set per linear from loraA/loraB of `layer`.
 void qwen2LayerBackward(Layers& L, const Qwen2Shape& s, const Qwen2Layout& lay, int64_t layer, int streams,
-                        const float* W, const Qwen2Lora& lora, const float* Xin, const Qwen2LayerActs& x, float* G,
+                        const Qwen2LayerWeights& W, const Qwen2Lora& lora, const float* Xin, const Qwen2LayerActs& x, float* G,
                         LoraGradients out, const Qwen2LayerScratch& scratch);
 
 }  // namespace craftgrad

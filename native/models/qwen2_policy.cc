@@ -34,6 +34,7 @@ struct Buffers {
   Qwen2LayerActs anchorActs;
   Qwen2LayerScratch scratch;
   double *terms, *losses;
+  float *frozenVec, *finalNorm;  // bf16 frozen weights: the vectors widened (else null)
 };
 
 class Qwen2PolicyStep {
@@ -62,6 +63,8 @@ class Qwen2PolicyStep {
   const StepMode mode_;
   std::vector<float> cosHost_, sinHost_;
   Buffers x_{};
+  std::vector<Qwen2LayerWeights> weights_;  // each layer's frozen weights (fp32 or bf16)
+  const float* finalNorm_ = nullptr;
 };
 
 void Qwen2PolicyStep::plan(Workspace& w, Buffers& x) {
@@ -100,6 +103,11 @@ void Qwen2PolicyStep::plan(Workspace& w, Buffers& x) {
   planLayerScratch(s_, L_, mode_.streams, mode_.gradients, w, x.scratch);
   x.terms = w.take<double>(std::max(BQ * c.A, BF));
   x.losses = w.take<double>(2);
+  x.frozenVec = x.finalNorm = nullptr;
+  if (a_.frozenBf16) {
+    x.frozenVec = w.take<float>(c.L * qwen2LayerVectorFloats(c));
+    x.finalNorm = w.take<float>(D);
+  }
   if (mode_.gradients) {
     x.dZ1 = w.take<float>(BQ * c.Hh);
     x.dZ0 = w.take<float>(BQ * D);
@@ -123,7 +131,14 @@ void Qwen2PolicyStep::forward(const float* w, int64_t layers, bool keep, float* 
                               float* HN, float* rN, float* f, int32_t* argR, int32_t* argAq) {
   const Qwen2Config& c = c_;
   const int64_t T = s_.T, MD = s_.M * c.D;
-  L_.embedSequence(Hs, x_.prefix, x_.ids, a_.embed, w + lay_.queries, s_.B, T, c.P, c.S, c.D);
+  if (a_.frozenBf16) {
+    // embedSequence's rows, the embedding table read in place in bf16 (widened exactly).
+    if (c.P > 0) L_.gatherRows(Hs, x_.prefix, s_.B, T, c.D, 0, c.P, false);
+    if (c.S > 0) L_.embedRowsBf16(Hs, x_.ids, c.S, 0, a_.embed16, s_.B, T, c.D, c.P, c.S);
+    L_.broadcastRows(Hs, w + lay_.queries, s_.B, T, c.D, c.P + c.S, c.Q);
+  } else {
+    L_.embedSequence(Hs, x_.prefix, x_.ids, a_.embed, w + lay_.queries, s_.B, T, c.P, c.S, c.D);
+  }
   const bool raw = c.usesRaw();
   const PoolShape span = poolAt(0, c.spanTokens(), c.rawOffset());
   if (raw && c.m == 0) L_.pool(span, Hs, f, argR);
@@ -131,12 +146,12 @@ void Qwen2PolicyStep::forward(const float* w, int64_t layers, bool keep, float* 
   for (int64_t l = 0; l < layers; ++l) {
     const float* Xin = keep ? Hs + l * MD : Hs + (l % 2) * MD;
     float* Xout = keep ? Hs + (l + 1) * MD : Hs + ((l + 1) % 2) * MD;
-    qwen2LayerForward(L_, s_, a_.layers[l], loraOf(w, l), Xin, acts[keep ? l : 0], Xout, x_.scratch);
+    qwen2LayerForward(L_, s_, weights_[static_cast<size_t>(l)], loraOf(w, l), Xin, acts[keep ? l : 0], Xout, x_.scratch);
     if (raw && l + 1 == c.m && c.m < c.L) L_.pool(span, Xout, f, argR);
     last = Xout;
   }
   if (layers < c.L) return;
-  L_.rmsNorm(s_.M, c.D, static_cast<float>(c.eps), last, a_.finalNorm, HN, rN);
+  L_.rmsNorm(s_.M, c.D, static_cast<float>(c.eps), last, finalNorm_, HN, rN);
   if (raw && c.m == c.L) L_.pool(span, HN, f, argR);
   if (c.usesAq()) L_.pool(poolAt(T - c.Q, c.Q, c.aqOffset()), HN, f, argAq);
 }
@@ -147,6 +162,8 @@ ModelStepResult Qwen2PolicyStep::run() {
   const int64_t BQ = B * Q, qTok = T - Q;
   const float* P = a_.params;
   // The binding refuses host arrays for a device step before any call; reaching this is a bug.
+  if (a_.frozenBf16 && (L_.hostMemory() || a_.precision != GemmPrecision::Bf16))
+    throw std::logic_error("craftgrad: bf16 frozen weights need a device and precision bf16");
   if (!L_.hostMemory() && !a_.frozenInBackend)
     throw std::logic_error(std::string("craftgrad: the Qwen2 step on ") + L_.deviceName() +
                            " needs its frozen weights in the device's memory");
@@ -165,6 +182,19 @@ ModelStepResult Qwen2PolicyStep::run() {
   plan(w, x_);
   s_.cosT = x_.cosT;
   s_.sinT = x_.sinT;
+  // The frozen weights: the set's own fp32, or bf16 (matrices read in place, vectors widened).
+  weights_.clear();
+  for (int64_t l = 0; l < c.L; ++l) {
+    if (a_.frozenBf16) {
+      float* vec = x_.frozenVec + l * qwen2LayerVectorFloats(c);
+      widenQwen2LayerVectors(L_, a_.layers16[static_cast<size_t>(l)], c, s_.off, vec);
+      weights_.push_back(qwen2LayerWeightsBf16(a_.layers16[static_cast<size_t>(l)], c, s_.off, vec));
+    } else {
+      weights_.push_back(qwen2LayerWeights(a_.layers[static_cast<size_t>(l)], s_.off));
+    }
+  }
+  if (a_.frozenBf16) L_.widenBf16(x_.finalNorm, a_.finalNorm16, D);
+  finalNorm_ = a_.frozenBf16 ? x_.finalNorm : a_.finalNorm;
 
   // ---- forward (current weights), the action head and its loss ----
   forward(P, c.L, mode_.gradients, x_.Hs, x_.acts, x_.HN, x_.rN, x_.f, x_.argR, x_.argAq);
@@ -195,7 +225,7 @@ ModelStepResult Qwen2PolicyStep::run() {
       if (c.usesRaw() && c.m == c.L) L_.poolBackward(poolAt(0, c.spanTokens(), c.rawOffset()), x_.dF, x_.argR, dRet);
     }
     L_.zero(x_.G, mode_.streams * MD);
-    L_.rmsNormBackward(mode_.streams * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, a_.finalNorm, x_.G);
+    L_.rmsNormBackward(mode_.streams * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, finalNorm_, x_.G);
 
     // ---- layers, last to first ----
     bool retLive = false;
@@ -210,7 +240,7 @@ ModelStepResult Qwen2PolicyStep::run() {
             L_.zero(a_.gRet + lay_.loraA[l][i], c.r * c.linearIn(i));
             L_.zero(a_.gRet + lay_.loraB[l][i], c.linearOut(i) * c.r);
           }
-      qwen2LayerBackward(L_, s_, lay_, l, retLive ? 2 : 1, a_.layers[l], loraOf(P, l), x_.Hs + l * MD, x_.acts[l],
+      qwen2LayerBackward(L_, s_, lay_, l, retLive ? 2 : 1, weights_[static_cast<size_t>(l)], loraOf(P, l), x_.Hs + l * MD, x_.acts[l],
                          x_.G, out, x_.scratch);
     }
 

@@ -79,9 +79,16 @@ VitLora vitLoraOf(const VitLoraLayout& lay, const float* base, int64_t blocks) {
   return x;
 }
 
+// Block b of bf16 blocks widened into the scratch (queued on the stream after the previous
+// block's kernels, which read the scratch before).
+static const float* widenBlock(Layers& L, const VitBf16Blocks& w, int64_t b, int64_t floats) {
+  L.widenBf16(w.scratch, (*w.blocks)[static_cast<size_t>(b)], floats);
+  return w.scratch;
+}
+
 void vitForward(Layers& L, const VitShape& s, const float* stem, const std::vector<const float*>& blocks,
                 const VitLora& lora, const float* P6, int group, bool keep, VitBuffers& x, float* out, int64_t ld,
-                int64_t col) {
+                int64_t col, VitBf16Blocks bf16) {
   const VitConfig& t = s.t;
   const VitStemOffsets so = vitStemOffsets(t);
   const VitBlockOffsets o = vitBlockOffsets(t);
@@ -100,7 +107,7 @@ void vitForward(Layers& L, const VitShape& s, const float* stem, const std::vect
   if (so.reg >= 0) L.broadcastRows(X, stem + so.reg, s.images, T, D, t.cls, t.reg);
   L.gatherRows(X, x.Y0, s.images, T, D, pre, N, false);
   for (int64_t b = 0; b < t.run(); ++b) {
-    const float* W = blocks[b];
+    const float* W = bf16.blocks ? widenBlock(L, bf16, b, o.floats) : blocks[b];
     VitBlockActs& a = x.acts[keep ? b : 0];
     const float* Xin = keep ? x.Xs + b * M * D : x.Xs + (b % 2) * M * D;
     float* Xout = keep ? x.Xs + (b + 1) * M * D : x.Xs + ((b + 1) % 2) * M * D;
@@ -132,7 +139,7 @@ void vitForward(Layers& L, const VitShape& s, const float* stem, const std::vect
 
 void vitBackward(Layers& L, const VitShape& s, const std::vector<const float*>& blocks, const VitLora& lora,
                  const VitLoraLayout& lay, int streams, const float* dOut, int64_t ld, int64_t col, VitBuffers& x,
-                 LoraGradients out) {
+                 LoraGradients out, VitBf16Blocks bf16) {
   const VitConfig& t = s.t;
   const VitBlockOffsets o = vitBlockOffsets(t);
   const int64_t M = s.M, D = t.D, N = t.N(), nTok = s.images * N, T = t.T(), pre = t.prefix(), SM = streams * M;
@@ -141,7 +148,7 @@ void vitBackward(Layers& L, const VitShape& s, const std::vector<const float*>& 
   L.zero(x.G, SM * D);
   L.gatherRows(x.G, x.dY0, streams * s.images, T, D, pre, N, false);
   for (int64_t b = t.run() - 1; b >= 0; --b) {
-    const float* W = blocks[b];
+    const float* W = bf16.blocks ? widenBlock(L, bf16, b, o.floats) : blocks[b];
     const VitBlockActs& a = x.acts[b];
     const LoraFactors* f = &lora.f[b * kVitLinears];
     auto back = [&](int i, const float* X, const float* Wi, const float* dY, float* dX, float beta) {

@@ -54,17 +54,25 @@ struct VitLora {
 };
 VitLora vitLoraOf(const VitLoraLayout& lay, const float* base, int64_t blocks);
 
+// A tower's blocks stored in bf16 (frozen weights in bf16, ARCHITECTURE.md §8): each block's
+// buffer is widened into `scratch` (vitBlockOffsets().floats floats) just before it is used,
+// forward and backward, so one fp32 block exists at a time. Unused when `blocks` is null.
+struct VitBf16Blocks {
+  const std::vector<const uint16_t*>* blocks = nullptr;
+  float* scratch = nullptr;
+};
+
 // pixels6: images × 6 × H × W; channel group `group` (0: channels 0-2, 1: 3-5) is this tower's.
 // P6: the 6-channel patch matrix (images·N × 6p², from Layers::patchify) shared by both towers.
 // out (images·N × ld, columns [col, col + D)): the patch tokens of the last block.
 void vitForward(Layers& L, const VitShape& s, const float* stem, const std::vector<const float*>& blocks,
                 const VitLora& lora, const float* P6, int group, bool keep, VitBuffers& x, float* out, int64_t ld,
-                int64_t col);
+                int64_t col, VitBf16Blocks bf16 = {});
 
 // dOut (streams·images·N × ld, columns [col, col + D)): the gradient at the output; the LoRA
 // gradients into out's sets (offsets from lay).
 void vitBackward(Layers& L, const VitShape& s, const std::vector<const float*>& blocks, const VitLora& lora,
                  const VitLoraLayout& lay, int streams, const float* dOut, int64_t ld, int64_t col, VitBuffers& x,
-                 LoraGradients out);
+                 LoraGradients out, VitBf16Blocks bf16 = {});
 
 }  // namespace craftgrad

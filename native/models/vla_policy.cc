@@ -51,6 +51,9 @@ struct Buffers {
   ProHeadBuffers head;
   float *dHN, *G, *dP, *dGp, *dVt, *dH, *dFeat, *Vp;
   double *terms, *losses;
+  // bf16 frozen weights: the stems, the projector, the decoder's vectors and final norm widened
+  // once per call, and one tower block at a time (else null).
+  float *stem[2], *projector, *llmVec, *finalNorm, *block;
 };
 
 class VlaPolicyStep {
@@ -70,7 +73,11 @@ class VlaPolicyStep {
   void plan(Workspace& w, Buffers& x);
   void planProjector(Workspace& w, ProjectorActs& p) const;
   LinearShape projLinear(int i) const;
-  const float* frozenGroup(int64_t i) const { return a_.frozen[i]; }
+  const float* frozenGroup(int64_t i) const { return fz_[static_cast<size_t>(i)]; }
+  // The frozen groups as fp32 pointers (a_.frozen, or with bf16 frozen weights the widened
+  // stems, projector and final norm; null for what is read as bf16), and each decoder layer.
+  void frozenWeights();
+  VitBf16Blocks towerBf16(int k) const;
   std::vector<const float*> towerBlocks(int k) const;
   const float* towerStem(int k) const;
   Qwen2Lora llmLora(const float* base, int64_t l) const;
@@ -101,6 +108,9 @@ class VlaPolicyStep {
   ProHeadShape head_;
   std::vector<float> cosHost_, sinHost_, headCos_, headSin_;
   Buffers x_{};
+  std::vector<const float*> fz_;
+  std::vector<Qwen2LayerWeights> llm_;
+  std::vector<const uint16_t*> blocks16_[2];
 };
 
 LinearShape VlaPolicyStep::projLinear(int i) const {
@@ -112,10 +122,42 @@ LinearShape VlaPolicyStep::projLinear(int i) const {
 
 std::vector<const float*> VlaPolicyStep::towerBlocks(int k) const {
   const int64_t first = k == 0 ? 1 : 2 + c_.tower[0].run();
-  return std::vector<const float*>(a_.frozen.begin() + first, a_.frozen.begin() + first + c_.tower[k].run());
+  return std::vector<const float*>(fz_.begin() + first, fz_.begin() + first + c_.tower[k].run());
 }
 
-const float* VlaPolicyStep::towerStem(int k) const { return a_.frozen[k == 0 ? 0 : 1 + c_.tower[0].run()]; }
+const float* VlaPolicyStep::towerStem(int k) const { return fz_[k == 0 ? 0 : 1 + c_.tower[0].run()]; }
+
+VitBf16Blocks VlaPolicyStep::towerBf16(int k) const {
+  return a_.frozenBf16 ? VitBf16Blocks{&blocks16_[k], x_.block} : VitBf16Blocks{};
+}
+
+void VlaPolicyStep::frozenWeights() {
+  const VlaConfig& c = c_;
+  const int64_t run0 = c.tower[0].run(), run1 = c.tower[1].run(), layer0 = 4 + run0 + run1;
+  llm_.clear();
+  if (!a_.frozenBf16) {
+    fz_ = a_.frozen;
+    for (int64_t l = 0; l < c.L; ++l) llm_.push_back(qwen2LayerWeights(fz_[layer0 + l], s_.off));
+    return;
+  }
+  const std::vector<const uint16_t*>& g = a_.frozen16;
+  fz_.assign(g.size(), nullptr);
+  for (int k = 0; k < 2; ++k) {
+    const int64_t stem = k == 0 ? 0 : 1 + run0;
+    L_.widenBf16(x_.stem[k], g[stem], vitStemOffsets(c.tower[k]).floats);
+    fz_[stem] = x_.stem[k];
+    blocks16_[k].assign(g.begin() + stem + 1, g.begin() + stem + 1 + c.tower[k].run());
+  }
+  L_.widenBf16(x_.projector, g[2 + run0 + run1], projectorOffsets(c).floats);
+  fz_[2 + run0 + run1] = x_.projector;
+  for (int64_t l = 0; l < c.L; ++l) {
+    float* vec = x_.llmVec + l * qwen2LayerVectorFloats(q_);
+    widenQwen2LayerVectors(L_, g[layer0 + l], q_, s_.off, vec);
+    llm_.push_back(qwen2LayerWeightsBf16(g[layer0 + l], q_, s_.off, vec));
+  }
+  L_.widenBf16(x_.finalNorm, g[layer0 + c.L], c.D);
+  fz_[layer0 + c.L] = x_.finalNorm;
+}
 
 Qwen2Lora VlaPolicyStep::llmLora(const float* base, int64_t l) const {
   Qwen2Lora x{};
@@ -187,6 +229,14 @@ void VlaPolicyStep::plan(Workspace& w, Buffers& x) {
   planProHead(head_, L_, back, w, x.head);
   x.terms = w.take<double>(BF);
   x.losses = w.take<double>(2);
+  x.stem[0] = x.stem[1] = x.projector = x.llmVec = x.finalNorm = x.block = nullptr;
+  if (a_.frozenBf16) {
+    for (int k = 0; k < 2; ++k) x.stem[k] = w.take<float>(vitStemOffsets(c.tower[k]).floats);
+    x.projector = w.take<float>(projectorOffsets(c).floats);
+    x.llmVec = w.take<float>(c.L * qwen2LayerVectorFloats(q_));
+    x.finalNorm = w.take<float>(D);
+    x.block = w.take<float>(std::max(vitBlockOffsets(c.tower[0]).floats, vitBlockOffsets(c.tower[1]).floats));
+  }
   x.dHad.assign(c.NB, nullptr);
   x.dHt.assign(c.NB, nullptr);
   x.dF = x.dHN = x.G = x.dP = x.dGp = x.dVt = x.dH = x.dFeat = x.Vp = nullptr;
@@ -209,11 +259,11 @@ void VlaPolicyStep::plan(Workspace& w, Buffers& x) {
 void VlaPolicyStep::visionForward(const float* w, bool keep, VitBuffers* towers, ProjectorActs& p, float* feat) {
   const VlaConfig& c = c_;
   const int64_t R = s_.B * c.patches(), vd = c.visionDim();
-  const float* proj = a_.frozen[2 + c.tower[0].run() + c.tower[1].run()];
+  const float* proj = fz_[2 + c.tower[0].run() + c.tower[1].run()];
   const ProjectorOffsets po = projectorOffsets(c);
   for (int k = 0; k < 2; ++k)
     vitForward(L_, towerShape_[k], towerStem(k), towerBlocks(k), vitLoraOf(lay_.tower[k], w, c.tower[k].run()), x_.P6,
-               k, keep, towers[k], feat, vd, k == 0 ? 0 : c.tower[0].D);
+               k, keep, towers[k], feat, vd, k == 0 ? 0 : c.tower[0].D, towerBf16(k));
   // PrismaticProjector, fused (modeling_prismatic.py:248-275).
   loraLinearForward(L_, projLinear(0), R, feat, proj + po.fc1W, nullptr, {w + lay_.projA[0], w + lay_.projB[0]}, p.U[0], p.Z1);
   L_.biasGeluErf(p.Z1, proj + po.fc1B, nullptr, p.H1, R, c.projHidden);
@@ -228,11 +278,16 @@ void VlaPolicyStep::decoderForward(const float* w, const float* vision, int64_t 
                                    int32_t* argAq) {
   const VlaConfig& c = c_;
   const int64_t T = s_.T, B = s_.B, D = c.D, MD = s_.M * D, Pv = c.patches();
-  const float* embed = a_.frozen[3 + c.tower[0].run() + c.tower[1].run()];
+  const int64_t embedGroup = 3 + c.tower[0].run() + c.tower[1].run();
   // [embed(BOS); vision; embed(ids[1 .. S−Q)); action_queries] (modeling_prismatic.py:486-510, 615-633).
-  L_.embedRows(Hs, x_.ids, c.S, 0, embed, B, T, D, 0, 1);
+  // With bf16 frozen weights the rows are gathered from the bf16 table in place.
+  auto embedRows = [&](int64_t idOffset, int64_t t0, int64_t n) {
+    if (a_.frozenBf16) L_.embedRowsBf16(Hs, x_.ids, c.S, idOffset, a_.frozen16[embedGroup], B, T, D, t0, n);
+    else L_.embedRows(Hs, x_.ids, c.S, idOffset, fz_[embedGroup], B, T, D, t0, n);
+  };
+  embedRows(0, 0, 1);
   L_.gatherRows(Hs, vision, B, T, D, 1, Pv, false);
-  if (c.promptTokens() > 0) L_.embedRows(Hs, x_.ids, c.S, 1, embed, B, T, D, 1 + Pv, c.promptTokens());
+  if (c.promptTokens() > 0) embedRows(1, 1 + Pv, c.promptTokens());
   L_.broadcastRows(Hs, w + lay_.queries, B, T, D, T - c.Q, c.Q);
   const bool raw = mode_.retention && c.usesRaw();
   const PoolShape span = poolAt(c.spanBegin(), c.spanTokens(), 0);
@@ -242,13 +297,13 @@ void VlaPolicyStep::decoderForward(const float* w, const float* vision, int64_t 
   for (int64_t l = 0; l < layers; ++l) {
     const float* Xin = keep ? Hs + l * MD : Hs + (l % 2) * MD;
     float* Xout = keep ? Hs + (l + 1) * MD : Hs + ((l + 1) % 2) * MD;
-    qwen2LayerForward(L_, s_, a_.frozen[layer0 + l], llmLora(w, l), Xin, acts[keep && mode_.gradients ? l : 0], Xout,
+    qwen2LayerForward(L_, s_, llm_[static_cast<size_t>(l)], llmLora(w, l), Xin, acts[keep && mode_.gradients ? l : 0], Xout,
                       x_.scratch);
     if (raw && l + 1 == c.m && c.m < c.L) L_.pool(span, Xout, f, argR);
     last = Xout;
   }
   if (layers < c.L) return;
-  L_.rmsNorm(s_.M, D, static_cast<float>(c.eps), last, a_.frozen[layer0 + c.L], HN, rN);
+  L_.rmsNorm(s_.M, D, static_cast<float>(c.eps), last, fz_[layer0 + c.L], HN, rN);
   if (raw && c.m == c.L) L_.pool(span, HN, f, argR);
   if (mode_.retention && c.usesAq()) L_.pool(poolAt(T - c.Q, c.Q, c.aqOffset()), HN, f, argAq);
 }
@@ -268,6 +323,8 @@ ModelStepResult VlaPolicyStep::run() {
   const int64_t B = s_.B, T = s_.T, M = s_.M, D = c.D, MD = M * D, Q = c.Q, Pv = c.patches(), BP = B * Pv;
   const int64_t images = B * c.views, H = c.tower[0].image;
   const float* P = a_.params;
+  if (a_.frozenBf16 && (L_.hostMemory() || a_.precision != GemmPrecision::Bf16))
+    throw std::logic_error("craftgrad: bf16 frozen weights need a device and precision bf16");
   if (!L_.hostMemory() && !a_.frozenInBackend)
     throw std::logic_error(std::string("craftgrad: the VLA step on ") + L_.deviceName() +
                            " needs its frozen weights in the device's memory");
@@ -291,6 +348,7 @@ ModelStepResult VlaPolicyStep::run() {
   plan(w, x_);
   s_.cosT = x_.cosT;
   s_.sinT = x_.sinT;
+  frozenWeights();
   L_.upload(x_.head.cosT, headCos_.data(), sizeof(float) * headCos_.size());
   L_.upload(x_.head.sinT, headSin_.data(), sizeof(float) * headSin_.size());
 
@@ -363,12 +421,12 @@ ModelStepResult VlaPolicyStep::run() {
   }
   const int64_t layer0 = 4 + c.tower[0].run() + c.tower[1].run();
   L_.zero(x_.G, st * MD);
-  L_.rmsNormBackward(st * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, a_.frozen[layer0 + c.L], x_.G);
+  L_.rmsNormBackward(st * M, M, D, x_.dHN, x_.Hs + c.L * MD, x_.rN, fz_[layer0 + c.L], x_.G);
   for (int64_t l = c.L - 1; l >= 0; --l) {
     if (l + 1 < c.L) addHeadGradients(x_.G, l + 1);
     if (st == 2 && c.usesRaw() && l + 1 == c.m && c.m < c.L)
       L_.poolBackward(poolAt(c.spanBegin(), c.spanTokens(), 0), x_.dF, x_.argR, x_.G + MD);
-    qwen2LayerBackward(L_, s_, lay_.llm, l, st, a_.frozen[layer0 + l], llmLora(P, l), x_.Hs + l * MD, x_.acts[l], x_.G,
+    qwen2LayerBackward(L_, s_, lay_.llm, l, st, llm_[static_cast<size_t>(l)], llmLora(P, l), x_.Hs + l * MD, x_.acts[l], x_.G,
                        gradsOut(), x_.scratch);
   }
   if (st == 2 && c.usesRaw() && c.m == 0)
@@ -379,7 +437,7 @@ ModelStepResult VlaPolicyStep::run() {
 
   // The projector (fc3, GELU, fc2, GELU, fc1) from the vision rows' gradient.
   L_.gatherRows(x_.dVt, x_.G, st * B, T, D, 1, Pv, true);
-  const float* proj = a_.frozen[2 + c.tower[0].run() + c.tower[1].run()];
+  const float* proj = fz_[2 + c.tower[0].run() + c.tower[1].run()];
   const ProjectorOffsets po = projectorOffsets(c);
   const ProjectorActs& p = x_.proj;
   LoraGradients out = gradsOut();
@@ -397,7 +455,7 @@ ModelStepResult VlaPolicyStep::run() {
   // The towers from their columns of the features' gradient.
   for (int k = 0; k < 2; ++k)
     vitBackward(L_, towerShape_[k], towerBlocks(k), vitLoraOf(lay_.tower[k], P, c.tower[k].run()), lay_.tower[k], st,
-                x_.dH, c.visionDim(), k == 0 ? 0 : c.tower[0].D, x_.tower[k], gradsOut());
+                x_.dH, c.visionDim(), k == 0 ? 0 : c.tower[0].D, x_.tower[k], gradsOut(), towerBf16(k));
   return readLosses(L_, x_.losses, mode_.retention);
 }
 

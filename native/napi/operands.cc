@@ -72,12 +72,30 @@ void Operands::record(const char* name, int64_t index, Access access, uint8_t sp
 }
 
 void Operands::addRange(const void* data, int64_t floats, int64_t index) {
-  if (floats <= 0 || data == nullptr) return;  // an empty range overlaps nothing
+  addByteRange(data, floats * static_cast<int64_t>(sizeof(float)), index);
+}
+
+void Operands::addByteRange(const void* data, int64_t bytes, int64_t index) {
+  if (bytes <= 0 || data == nullptr) return;  // an empty range overlaps nothing
   const auto begin = reinterpret_cast<uintptr_t>(data);
   Operand& o = operands_.back();
-  ranges_.push_back(Range{begin, begin + static_cast<uintptr_t>(floats) * sizeof(float), index,
-                          static_cast<uint32_t>(operands_.size() - 1), o.access, o.space});
+  ranges_.push_back(Range{begin, begin + static_cast<uintptr_t>(bytes), index, static_cast<uint32_t>(operands_.size() - 1),
+                          o.access, o.space});
   ++o.rangeCount;
+}
+
+TensorSetWrap* Operands::anySet(napi_value v, const char* name) {
+  TensorSetWrap* w = TensorSetWrap::unwrap(env_, Napi::Value(env_, v), name, -1, true);
+  if (!backend_) {
+    backend_ = &w->backend();
+    backendName_ = name;
+    backendIndex_ = -1;
+  }
+  record(name, -1, Access::Read, spaceOf(w), w);
+  addByteRange(w->data(), w->byteLength(), -1);
+  keepBuffer(w->hostBuffer());
+  if (hold_) hold_->memory.push_back(w->memory());
+  return w;
 }
 
 TensorSetWrap* Operands::set(napi_value v, const char* name, Access access, int64_t index) {

@@ -73,6 +73,9 @@ class Operands {
   // A live TensorSet; with `need`, also its length and the call's backend (checked at once).
   TensorSetWrap* set(napi_value v, const char* name, Access access, int64_t index = -1);
   TensorSetWrap* set(napi_value v, const char* name, Access access, Need need);
+  // A live TensorSet of either dtype (fp32 or bf16: a model step's frozen weights, read only);
+  // its memory recorded by bytes. Every other reader refuses a bf16 set (TensorSetWrap::unwrap).
+  TensorSetWrap* anySet(napi_value v, const char* name);
   // A Float32Array (in host memory); with `need`, also its length.
   F32View array(napi_value v, const char* name, Access access, int64_t index = -1);
   F32View array(napi_value v, const char* name, Access access, Need need, int64_t index = -1);
@@ -117,6 +120,7 @@ class Operands {
 
   void record(const char* name, int64_t index, Access access, uint8_t space, const TensorSetWrap* set);
   void addRange(const void* data, int64_t floats, int64_t index);
+  void addByteRange(const void* data, int64_t bytes, int64_t index);
   void keepBuffer(napi_value buffer);
   void keepBuffer(const F32View& view);
   uint8_t spaceOf(const TensorSetWrap* w);

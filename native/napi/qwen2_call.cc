@@ -75,7 +75,7 @@ struct Qwen2PolicyCall {
     const int64_t layerFloats = qwen2LayerOffsets(c).floats;
     const Napi::Value frozenValue(env, o.get("frozen"));
     if (TensorSetWrap::is(env, frozenValue)) {
-      TensorSetWrap* w = ops.set(frozenValue, "frozen", Access::Read);
+      TensorSetWrap* w = ops.anySet(frozenValue, "frozen");  // fp32, or bf16 (precision 'bf16' only: step_call.h)
       ops.requireBackend(w, "frozen");
       std::vector<int64_t> want{c.V * c.D};
       for (int64_t l = 0; l < c.L; ++l) want.push_back(layerFloats);
@@ -84,11 +84,20 @@ struct Qwen2PolicyCall {
         throw rangeError("frozen has " + str(w->layout()->count()) + " tensors of " + str(w->length()) +
                          " elements but the model needs " + str(c.L + 2) + " (embedTokens " + str(c.V * c.D) + ", " +
                          str(c.L) + " layers of " + str(layerFloats) + ", finalNorm " + str(c.D) + ")");
-      const float* base = w->data();
       a.frozenInBackend = true;
-      a.embed = base;
-      for (int64_t l = 0; l < c.L; ++l) a.layers.push_back(base + c.V * c.D + l * layerFloats);
-      a.finalNorm = base + c.V * c.D + c.L * layerFloats;
+      if (w->bf16()) {
+        // 2-byte elements: the same offsets, in elements of a uint16_t base.
+        const auto* base = reinterpret_cast<const uint16_t*>(w->data());
+        a.frozenBf16 = true;
+        a.embed16 = base;
+        for (int64_t l = 0; l < c.L; ++l) a.layers16.push_back(base + c.V * c.D + l * layerFloats);
+        a.finalNorm16 = base + c.V * c.D + c.L * layerFloats;
+      } else {
+        const float* base = w->data();
+        a.embed = base;
+        for (int64_t l = 0; l < c.L; ++l) a.layers.push_back(base + c.V * c.D + l * layerFloats);
+        a.finalNorm = base + c.V * c.D + c.L * layerFloats;
+      }
     } else {
       if (!backend->hostMemory())
         throw typeError("frozen must be a TensorSet on " + backend->name() +

@@ -60,6 +60,17 @@ Napi::Value stepResult(Napi::Env env, const ModelStepResult& r);
 // what differs: kName, its Config and Args types, readConfig(env, value), readOperands(env,
 // options, header, config, operands, args) (its sets and host arrays, in its own order of
 // checks; returns the backend), and step(layers, config, args) (its driver, native/models).
+// Whether a step's frozen weights arrived as a bf16 set (Args::frozenBf16; false for the
+// models without that field).
+template <typename A>
+auto frozenIsBf16(const A& a, int) -> decltype(static_cast<bool>(a.frozenBf16)) {
+  return a.frozenBf16;
+}
+template <typename A>
+bool frozenIsBf16(const A&, long) {
+  return false;
+}
+
 template <typename Model>
 struct ModelStepOp {
   static constexpr const char* kName = Model::kName;
@@ -80,6 +91,8 @@ struct ModelStepOp {
     Operands ops(env, &op.hold, kModelStepWords);
     op.backend = Model::readOperands(env, o, h, op.config, ops, op.args);
     op.args.precision = readPrecision(o, *op.backend);
+    if (frozenIsBf16(op.args, 0) && op.args.precision != GemmPrecision::Bf16)
+      throw rangeError("frozen is a TensorSet of dtype 'bf16', which needs precision 'bf16' (precision is 'fp32')");
     readGradientWrite(o, &op.args.accumulate, &op.args.scale);
     ops.requireDisjoint();
     return op;

@@ -1,6 +1,8 @@
 #include "tensor_set.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "arg_error.h"
@@ -34,6 +36,8 @@ Napi::Function TensorSetWrap::define(Napi::Env env) {
       env, "TensorSet",
       {InstanceAccessor<&TensorSetWrap::deviceName>("device"),
        InstanceAccessor<&TensorSetWrap::lengthValue>("length"),
+       InstanceAccessor<&TensorSetWrap::dtypeValue>("dtype"),
+       InstanceAccessor<&TensorSetWrap::byteLengthValue>("byteLength"),
        InstanceAccessor<&TensorSetWrap::numTensors>("numTensors"),
        InstanceAccessor<&TensorSetWrap::disposed>("disposed"),
        InstanceAccessor<&TensorSetWrap::hostData>("data"),
@@ -56,10 +60,13 @@ bool TensorSetWrap::is(Napi::Env env, Napi::Value v) {
   return napi_check_object_type_tag(env, v, &kSetTag, &result) == napi_ok && result;
 }
 
-TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const char* name, int64_t index) {
+TensorSetWrap* TensorSetWrap::unwrap(Napi::Env env, Napi::Value v, const char* name, int64_t index, bool allowBf16) {
   if (!is(env, v)) throw typeError(label(name, index) + " must be a TensorSet, got " + describeValue(env, v));
   TensorSetWrap* w = Unwrap(v.As<Napi::Object>());
   w->live(env, name, index);
+  if (w->bf16_ && !allowBf16)
+    throw typeError(label(name, index) + " is a TensorSet of dtype 'bf16', but " + label(name, index) +
+                    " must be 'fp32' (only a model step's frozen weights may be bf16)");
   return w;
 }
 
@@ -88,7 +95,7 @@ TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
       initView(env, o);
     } else {
       const napi_value likeValue = o.get("like");
-      TensorSetWrap* like = isNullish(env, likeValue) ? nullptr : unwrap(env, Napi::Value(env, likeValue), "like");
+      TensorSetWrap* like = isNullish(env, likeValue) ? nullptr : unwrap(env, Napi::Value(env, likeValue), "like", -1, true);
       if (!like && !o.has("sizes")) throw typeError("options must have sizes or like");
       const std::vector<int64_t> sizes = like ? like->layout_->sizes() : readSizes(env, o.get("sizes"), "sizes");
       int64_t total = 0;
@@ -97,7 +104,12 @@ TensorSetWrap::TensorSetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
         if (total > (int64_t{1} << 52)) throw rangeError("sizes add up to more than 2^52 elements");
       }
       Backend& backend = readBackend(env, Napi::Value(env, o.get("device")), "device");
+      const bool bf16 = o.has("dtype") && o.choice("dtype", {"fp32", "bf16"}) == 1;
+      if (bf16 && backend.hostMemory())
+        throw rangeError("dtype 'bf16' needs a CUDA device (device is '" + backend.name() +
+                         "'): a 'cpu' set is a Float32Array");
       std::shared_ptr<Layout> layout = like && &like->backend() == &backend ? like->layout_ : backend.layout(sizes);
+      bf16_ = bf16;
       init(env, backend, std::move(layout), Napi::Value(env, o.get("data")), true);
     }
   } catch (const Napi::Error&) {
@@ -166,7 +178,8 @@ void TensorSetWrap::init(Napi::Env env, Backend& backend, std::shared_ptr<Layout
     host_ = Napi::Persistent(array);
   } else {
     if (!isNullish(env, data)) throw rangeError("data is only for 'cpu' sets; upload() fills a device set");
-    mem_ = backend.allocate(total);
+    // bf16: ⌈total/2⌉ floats of storage hold the 2-byte elements (zero bits are +0 either way).
+    mem_ = backend.allocate(bf16_ ? total / 2 + total % 2 : total);
     if (zero) backend.fill(*mem_, 0.0f);
   }
   backend_ = &backend;
@@ -180,6 +193,12 @@ Napi::Value TensorSetWrap::deviceName(const Napi::CallbackInfo& info) {
 }
 Napi::Value TensorSetWrap::lengthValue(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(total_));
+}
+Napi::Value TensorSetWrap::dtypeValue(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), bf16_ ? "bf16" : "fp32");
+}
+Napi::Value TensorSetWrap::byteLengthValue(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(total_ * (bf16_ ? 2 : 4)));
 }
 Napi::Value TensorSetWrap::numTensors(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(count_));
@@ -202,6 +221,49 @@ F32View readHostRange(const Napi::CallbackInfo& info, const char* name, int64_t 
   return v;
 }
 
+// fp32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN of its sign, ±Inf stays ±Inf,
+// a finite value that rounds past the largest bf16 gives ±Inf (as the device's toBf16Bits).
+uint16_t toBf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+float fromBf16(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// A bf16 set's elements [offset, offset + n) from or into host fp32, through a bounded host
+// buffer of bf16 bits (the set's bytes are 2 per element: offsets are in elements, never floats).
+constexpr int64_t kBf16Chunk = int64_t{1} << 20;
+
+void uploadBf16(Backend& backend, const Memory& m, const float* src, int64_t offset, int64_t n) {
+  Layers& L = backend.layers();
+  std::vector<uint16_t> buf(static_cast<size_t>(std::min(n, kBf16Chunk)));
+  auto* base = reinterpret_cast<uint16_t*>(m.data());
+  for (int64_t at = 0; at < n; at += kBf16Chunk) {
+    const int64_t k = std::min(kBf16Chunk, n - at);
+    for (int64_t i = 0; i < k; ++i) buf[static_cast<size_t>(i)] = toBf16(src[at + i]);
+    L.upload(base + offset + at, buf.data(), static_cast<size_t>(k) * 2);
+    L.download(nullptr, nullptr, 0);  // waits, so buf can be refilled
+  }
+}
+
+void downloadBf16(Backend& backend, const Memory& m, float* dst, int64_t offset, int64_t n) {
+  Layers& L = backend.layers();
+  std::vector<uint16_t> buf(static_cast<size_t>(std::min(n, kBf16Chunk)));
+  const auto* base = reinterpret_cast<const uint16_t*>(m.data());
+  for (int64_t at = 0; at < n; at += kBf16Chunk) {
+    const int64_t k = std::min(kBf16Chunk, n - at);
+    L.download(buf.data(), base + offset + at, static_cast<size_t>(k) * 2);
+    for (int64_t i = 0; i < k; ++i) dst[at + i] = fromBf16(buf[static_cast<size_t>(i)]);
+  }
+}
+
 }  // namespace
 
 // upload(src, offset = 0): copies src into elements [offset, offset + src.length).
@@ -209,8 +271,9 @@ Napi::Value TensorSetWrap::upload(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     live(info.Env(), "TensorSet.upload: the set");
     int64_t offset = 0;
-    const F32View src = readHostRange(info, "src", mem_->length(), &offset);
-    backend_->upload(*mem_, src.data, offset, src.length);
+    const F32View src = readHostRange(info, "src", total_, &offset);
+    if (bf16_) uploadBf16(*backend_, *mem_, src.data, offset, src.length);
+    else backend_->upload(*mem_, src.data, offset, src.length);
     return info.Env().Undefined();
   });
 }
@@ -220,8 +283,9 @@ Napi::Value TensorSetWrap::download(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     live(info.Env(), "TensorSet.download: the set");
     int64_t offset = 0;
-    const F32View dst = readHostRange(info, "dst", mem_->length(), &offset);
-    backend_->download(*mem_, dst.data, offset, dst.length);
+    const F32View dst = readHostRange(info, "dst", total_, &offset);
+    if (bf16_) downloadBf16(*backend_, *mem_, dst.data, offset, dst.length);
+    else backend_->download(*mem_, dst.data, offset, dst.length);
     return info.Env().Undefined();
   });
 }
@@ -230,7 +294,13 @@ Napi::Value TensorSetWrap::fill(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     live(info.Env(), "TensorSet.fill: the set");
     const double v = readNumber(info.Env(), info[0], "value");
-    backend_->fill(*mem_, static_cast<float>(v));
+    if (bf16_) {
+      const std::vector<float> same(static_cast<size_t>(std::min(total_, kBf16Chunk)), static_cast<float>(v));
+      for (int64_t at = 0; at < total_; at += kBf16Chunk)
+        uploadBf16(*backend_, *mem_, same.data(), at, std::min(kBf16Chunk, total_ - at));
+    } else {
+      backend_->fill(*mem_, static_cast<float>(v));
+    }
     return info.Env().Undefined();
   });
 }

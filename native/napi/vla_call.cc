@@ -75,19 +75,21 @@ struct VlaPolicyCall {
     const std::vector<TensorDesc> groups = vlaFrozenGroups(c);
     const Napi::Value frozenValue(env, o.get("frozen"));
     if (TensorSetWrap::is(env, frozenValue)) {
-      TensorSetWrap* w = ops.set(frozenValue, "frozen", Access::Read);
+      TensorSetWrap* w = ops.anySet(frozenValue, "frozen");  // fp32, or bf16 (precision 'bf16' only: step_call.h)
       ops.requireBackend(w, "frozen");
       std::vector<int64_t> want;
       for (const TensorDesc& g : groups) want.push_back(g.size());
       if (w->layout()->sizes() != want)
         throw rangeError("frozen has " + str(w->layout()->count()) + " tensors but the model needs " +
                          str(static_cast<int64_t>(groups.size())) + " groups (vlaTensors(config).frozen)");
-      const float* base = w->data();
       int64_t at = 0;
       for (const TensorDesc& g : groups) {
-        a.frozen.push_back(base + at);
+        // bf16: 2-byte elements, the same offsets in elements of a uint16_t base.
+        if (w->bf16()) a.frozen16.push_back(reinterpret_cast<const uint16_t*>(w->data()) + at);
+        else a.frozen.push_back(w->data() + at);
         at += g.size();
       }
+      a.frozenBf16 = w->bf16();
       a.frozenInBackend = true;
     } else {
       if (!backend->hostMemory())

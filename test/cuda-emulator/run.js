@@ -24,7 +24,7 @@ const full = process.argv.includes('--full');
 const FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/model-cuda.test.mjs', 'test/qwen2-binding.test.mjs',
   'test/qwen2-cuda.test.mjs', 'test/nccl-cuda.test.mjs', 'test/engine-fixtures-cuda.test.mjs', 'test/layers-cuda.test.mjs',
   'test/vla-cuda.test.mjs', 'test/cublaslt-cuda.test.mjs', 'test/bench-timing-cuda.test.mjs', 'test/attention-fused-cuda.test.mjs',
-  'test/precision-cuda.test.mjs'];
+  'test/precision-cuda.test.mjs', 'test/frozen-bf16-cuda.test.mjs'];
 const ORDER_FILES = ['test/cuda.test.mjs', 'test/train-cuda.test.mjs', 'test/qwen2-cuda.test.mjs', 'test/layers-cuda.test.mjs',
   'test/attention-fused-cuda.test.mjs'];
 const SELFTEST = 'test/cuda-emulator.test.mjs';

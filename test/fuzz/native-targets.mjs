@@ -4,7 +4,7 @@
 // aliasing operands, disposed sets, detached buffers. Complements test/surgery-fuzz.test.mjs
 // (whose children cover surgery, surgeryFlat, modelStep, adamw, adamwFused, craftReduce,
 // copy and modelGemm by random calls): here the Qwen2 and VLA-Adapter steps and layouts, the
-// TensorSet constructor (sizes, views, like), craftCombine and modelTensors, plus copy and
+// TensorSet constructor (sizes, views, like, dtype), craftCombine and modelTensors, plus copy and
 // modelGemm's overflow-prone dimensions. Each case runs in the fuzz child, so a crash or
 // abort is caught by the parent and reported with the seed and case.
 import { createRequire } from 'node:module';
@@ -22,7 +22,7 @@ const NUMBERS = [0, -1, 1, 2, 1.5, -0, NaN, Infinity, -Infinity, 2 ** 31 - 1, 2 
 const replacement = fc.oneof(
   { weight: 4, arbitrary: fc.constantFrom(...NUMBERS).map((n) => ({ kind: 'number', n })) },
   { weight: 3, arbitrary: fc.constantFrom('short', 'long', 'empty', 'half', 'f64', 'i32', 'u8', 'nan', 'detached', 'alias', 'disposed', 'dup').map((kind) => ({ kind })) },
-  fc.constantFrom(undefined, null, '', 'x', 'cuda:0', 'cpu', true, false, 'max', 'prefix+prompt', 'q_proj').map((v) => ({ kind: 'value', v })),
+  fc.constantFrom(undefined, null, '', 'x', 'cuda:0', 'cpu', true, false, 'max', 'prefix+prompt', 'q_proj', 'bf16').map((v) => ({ kind: 'value', v })),
   fc.constantFrom('object', 'array', 'array-of-nan', 'sizes-overflow', 'sizes-negative', 'bigint', 'symbol').map((kind) => ({ kind })),
 );
 
@@ -43,7 +43,7 @@ const SAME_KIND = {
   number: NUMBERS.map((n) => ({ kind: 'number', n })),
   operand: ['short', 'long', 'empty', 'half', 'nan', 'detached', 'alias', 'disposed', 'f64', 'i32'].map((kind) => ({ kind })),
   array: ['dup', 'array', 'array-of-nan', 'sizes-overflow', 'sizes-negative', 'short', 'empty'].map((kind) => ({ kind })),
-  string: ['', 'x', 'cuda:0', 'cuda:7', 'cpu', 'max', 'mean', 'raw_only', 'prefix+prompt', 'vision+prompt', 'q_proj', 'evalRetention'].map((v) => ({ kind: 'value', v })),
+  string: ['', 'x', 'cuda:0', 'cuda:7', 'cpu', 'bf16', 'fp32', 'max', 'mean', 'raw_only', 'prefix+prompt', 'vision+prompt', 'q_proj', 'evalRetention'].map((v) => ({ kind: 'value', v })),
   boolean: [true, false, 0, 1].map((v) => ({ kind: 'value', v })),
 };
 
@@ -207,6 +207,8 @@ function validCall(ctx, name) {
       return ['TensorSet', [{ view: base, offset: 4, sizes: [2, 6] }]];
     }
     case 'TensorSetLike': return ['TensorSet', [{ device: 'cpu', like: set(rnd(6), [2, 4]) }]];
+    // dtype: 'bf16' sets are a device's (the fuzzer's device field may become 'cuda:0').
+    case 'TensorSetDtype': return ['TensorSet', [{ device: 'cpu', sizes: [3, 0, 5], dtype: 'fp32' }]];
     case 'craftCombine': return ['craftCombine', [{
       dots: Float64Array.from([1, -2, 0.5]), retNormsSq: Float64Array.from([1, 2, 3]), actNormsSq: Float64Array.from([2, 2, 2]), nonFiniteFlags: new Uint8Array(3),
     }, { lambda: 0.1, eps: 1e-8, projection: true }]];
@@ -257,7 +259,7 @@ function nativeTarget(name, calls, covers) {
 export const nativeTargets = [
   nativeTarget('native-qwen2', ['qwen2Tensors', 'qwen2Step', 'qwen2StepAsync'], 'native/napi qwen2_call.cc: qwen2Tensors, qwen2Step, qwen2StepAsync'),
   nativeTarget('native-vla', ['vlaTensors', 'vlaStep', 'vlaStepAsync'], 'native/napi vla_call.cc: vlaTensors, vlaStep, vlaStepAsync'),
-  nativeTarget('native-sets', ['TensorSet', 'TensorSetView', 'TensorSetLike', 'craftCombine', 'modelTensors', 'copy', 'modelGemm'],
+  nativeTarget('native-sets', ['TensorSet', 'TensorSetView', 'TensorSetLike', 'TensorSetDtype', 'craftCombine', 'modelTensors', 'copy', 'modelGemm'],
     'native/napi tensor_set.cc, adamw_call.cc craftCombine, model_call.cc modelTensors/copy/modelGemm'),
   nativeTarget('native-images', ['imageResize', 'imageAugment', 'imageNormalize'], 'native/napi image_call.cc: imageResize, imageAugment, imageNormalize (spans, boxes, colour factors, sizes)'),
 ];

@@ -5,10 +5,11 @@
 // both gradient sets; the frozen weights stay in the loader's host arrays, never copied, on
 // the CPU; on a CUDA device ({ device: 'cuda' }) the policy uploads them once into one device
 // set of its own (freed by dispose() or when the policy is collected) and params, anchor and
-// the gradient sets live on the device.
+// the gradient sets live on the device. With precision 'bf16' that set is bf16 (half the device
+// memory; ARCHITECTURE.md §8 "Precision"); the trainable tensors stay fp32.
 import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
-import type { RawQwen2Config, RawQwen2StepOptions } from '../../../binding.js';
+import type { RawQwen2Config, RawQwen2StepOptions, TensorSet } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { checkChoice, checkFiniteNumber, checkInteger, checkOptions, checkPresent } from '../../validate.js';
@@ -80,7 +81,7 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
   readonly options: Readonly<Required<Omit<Qwen2PolicyOptions, 'device' | 'precision'>>>;
   readonly #frozen: RawQwen2StepOptions['frozen'];
   /** On a device: the frozen weights, uploaded once ([embedTokens, each layer, finalNorm]). */
-  readonly #frozenSet: GradSet | undefined;
+  readonly #frozenSet: GradSet | TensorSet | undefined;
 
   private constructor(hf: HfModel, config: RawQwen2Config, seed: number, device: ResolvedDevice, precision: Precision) {
     const t = native.qwen2Tensors(config);
@@ -97,6 +98,11 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     if (device.kind === 'cpu') {
       this.#frozenSet = undefined;
       this.#frozen = { embedTokens: w.embedTokens, layers: w.layers.map((l) => l.data), finalNorm: w.finalNorm };
+    } else if (precision === 'bf16') {
+      // Rounded to bf16 on the way up, array by array: the device never holds an fp32 copy.
+      const set = native.uploadBf16Set(device.name, [w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm]);
+      this.#frozenSet = set;
+      this.#frozen = set;
     } else {
       // Each array uploaded in place (no host copy of the whole model); the binding reads the set's layout.
       this.#frozenSet = GradSet.fromArrays([w.embedTokens, ...w.layers.map((l) => l.data), w.finalNorm], { device: device.name });
@@ -138,6 +144,13 @@ export class Qwen2Policy extends LoraPolicy<Qwen2Batch, RawQwen2StepOptions> {
     return p;
   }
 
+
+  /** Device bytes of the policy's copy of the frozen weights: 4 per element, 2 with precision 'bf16'; 0 on the CPU (the loader's arrays are used in place). */
+  get frozenDeviceBytes(): number {
+    const set = this.#frozenSet;
+    if (set === undefined) return 0;
+    return set instanceof GradSet ? set.numElements * 4 : set.byteLength;
+  }
 
   /** The frozen base weights as tensors (views of the loader's arrays, never copied): for comparing ranks' bases. */
   frozenTensors(): Record<string, Tensor> {

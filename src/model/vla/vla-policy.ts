@@ -3,10 +3,11 @@
 // projector and Pro action head. A LoraPolicy (lora-policy.ts: parameters, anchor, steps and
 // their checks) whose native call (vlaStep) gives the action and retention losses and both
 // gradient sets. The frozen weights are the loaded groups (the layout of vlaTensors().frozen):
-// used in place on the CPU, uploaded once into one device set on a GPU.
+// used in place on the CPU, uploaded once into one device set on a GPU (in bf16 with precision
+// 'bf16': half the device memory, ARCHITECTURE.md §8 "Precision").
 import { checkModelPrecision, type Precision, type PrecisionSpec } from '../../precision.js';
 import * as native from '../../native-calls.js';
-import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions } from '../../../binding.js';
+import type { RawVitConfig, RawVlaConfig, RawVlaStepOptions, TensorSet } from '../../../binding.js';
 import { GradSet, gradSetInternals } from '../../gradset.js';
 import { resolveDataDevice, type DeviceSpec, type ResolvedDevice } from '../../device.js';
 import { argRangeError } from '../../errors.js';
@@ -94,7 +95,7 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
   readonly options: Readonly<Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>>;
   readonly frozenSpecs: readonly TensorSpec[];
   readonly #frozen: RawVlaStepOptions['frozen'];
-  readonly #frozenSet: GradSet | undefined;
+  readonly #frozenSet: GradSet | TensorSet | undefined;
 
   private constructor(parts: VlaModelParts, config: RawVlaConfig, options: Required<Omit<VlaPolicyOptions, 'device' | 'precision'>>, device: ResolvedDevice,
     precision: Precision) {
@@ -116,8 +117,9 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
       this.#frozenSet = undefined;
       this.#frozen = parts.frozen;
     } else {
-      this.#frozenSet = GradSet.fromArrays([...parts.frozen], { device: device.name });
-      this.#frozen = gradSetInternals(this.#frozenSet);
+      // With bf16: rounded on the way up, group by group; the device never holds an fp32 copy.
+      this.#frozenSet = precision === 'bf16' ? native.uploadBf16Set(device.name, parts.frozen) : GradSet.fromArrays([...parts.frozen], { device: device.name });
+      this.#frozen = this.#frozenSet instanceof GradSet ? gradSetInternals(this.#frozenSet) : this.#frozenSet;
     }
   }
 
@@ -183,6 +185,13 @@ export class VlaPolicy extends LoraPolicy<VlaBatch, RawVlaStepOptions> {
     const out = new Float32Array(this.config.chunk * this.config.actionDims * this.config.hiddenSize);
     for (let i = 0; i < out.length; i++) out[i] = std * rng.normal();
     return out;
+  }
+
+  /** Device bytes of the policy's copy of the frozen groups: 4 per element, 2 with precision 'bf16'; 0 on the CPU. */
+  get frozenDeviceBytes(): number {
+    const set = this.#frozenSet;
+    if (set === undefined) return 0;
+    return set instanceof GradSet ? set.numElements * 4 : set.byteLength;
   }
 
   /** The frozen groups by name (views of the loaded arrays): for comparing ranks' bases. */
