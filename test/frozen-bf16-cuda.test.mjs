@@ -160,7 +160,7 @@ gpuTest('a bf16 set is refused wherever fp32 is read, naming the operand and its
   }
 });
 
-gpuTest('Qwen2 step with bf16 frozen weights: equal to the fp32 frozen set in bf16, to the fp32 step without cuBLASLt', async () => {
+gpuTest('Qwen2 step with bf16 frozen weights: equal to the fp32 frozen set in bf16, near the fp32 step (bf16 attention) without cuBLASLt', async () => {
   const lt = backendInfo().cublasLt.available;
   await compareQwen2FrozenBf16({ lt });
 });
@@ -173,7 +173,7 @@ test('VlaPolicy refuses precision bf16 on the CPU', () => {
     (e) => e instanceof RangeError && /options.precision bf16 needs a CUDA device/.test(e.message));
 });
 
-gpuTest('VLA step with bf16 frozen weights: equal to the fp32 frozen set in bf16, to the fp32 step without cuBLASLt', async () => {
+gpuTest('VLA step with bf16 frozen weights: equal to the fp32 frozen set in bf16, near the fp32 step (bf16 attention) without cuBLASLt', async () => {
   const lt = backendInfo().cublasLt.available;
   await compareVlaFrozenBf16({ lt });
 });

@@ -15,7 +15,7 @@ import { smallRun } from './helpers/small-run.mjs';
 import { tinyDir, tinyPolicy } from './helpers/qwen2-setup.mjs';
 
 const SMALL_CLI = ['--tokens', '8', '--width', '32', '--blocks', '2', '--rank', '4', '--head-width', '24', '--chunk', '4',
-  '--action-dims', '3', '--batch-size', '8', '--val-every', '0', '--threads', '1', '--quiet'];
+  '--action-dims', '3', '--batch-size', '8', '--val-every', '0', '--threads', '1', '--quiet', '--device', 'cpu'];
 
 test("resolvePrecision: 'auto' is fp32 on the CPU; bf16 there is refused naming the option; other values refused", () => {
   assert.equal(resolvePrecision('auto', 'cpu', '--precision'), 'fp32');

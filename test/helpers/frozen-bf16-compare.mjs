@@ -9,10 +9,12 @@
 // - bf16 frozen + precision bf16 == fp32 frozen + precision bf16, bit for bit (the products
 //   round their fp32 operands to bf16 with the same rounding the upload used, and the vectors
 //   widen exactly): with cuBLASLt or without;
-// - against the fp32 step (fp32 frozen, precision fp32): without cuBLASLt bit for bit (the
-//   products are the fp32 kernels on the same values); with cuBLASLt within BOUNDS.lt;
-// - with the original (unrounded) weights against the fp32 step: within BOUNDS.weights
-//   (without cuBLASLt: the weights' rounding alone) or BOUNDS.lt (with it);
+// - against the fp32 step (fp32 frozen, precision fp32): within BOUNDS.lt (VLA: vlaLt), with
+//   cuBLASLt or without (without it the products are the fp32 kernels on the same values, but
+//   the attention is the fused bf16 one, which needs no cuBLASLt);
+// - with the original (unrounded) weights against the fp32 step: within the same bound
+//   (BOUNDS.weights is what the weights' rounding alone gave, measured before the fused
+//   attention; kept as a record, no longer asserted);
 // - the frozen set's device bytes halved; two calls give the same bits.
 // The bounds are measured, not derived: relative errors of 2^-9 per rounded input pass
 // through 4 layers, the head and LoRA gradients that are sums with cancellation, so no
@@ -131,8 +133,9 @@ export async function compareQwen2FrozenBf16({ lt }) {
     gR.dispose();
 
     const want = step(f32, t.batch);
-    if (lt) within(b16, got, want, BOUNDS.lt, 'bf16 vs fp32 step');
-    else same(got, want, 'bf16 frozen without cuBLASLt vs the fp32 step');
+    // Without cuBLASLt the products run on the fp32 kernels (the weights bf16-exact here), but
+    // the attention is still the fused bf16 one (it needs no cuBLASLt): within the same bound.
+    within(b16, got, want, BOUNDS.lt, lt ? 'bf16 vs fp32 step' : 'bf16 frozen without cuBLASLt vs the fp32 step');
   } finally {
     b16.dispose();
     f32.dispose();
@@ -142,7 +145,8 @@ export async function compareQwen2FrozenBf16({ lt }) {
   arrays.forEach((a, i) => a.set(unrounded[i]));
   const b16u = make('bf16'), f32u = make('fp32');
   try {
-    within(b16u, step(b16u, t.batch), step(f32u, t.batch), lt ? BOUNDS.lt : BOUNDS.weights, 'unrounded weights, bf16 vs fp32 step');
+    // With or without cuBLASLt the attention rounds to bf16, so the bf16 bound holds either way.
+    within(b16u, step(b16u, t.batch), step(f32u, t.batch), BOUNDS.lt, 'unrounded weights, bf16 vs fp32 step');
   } finally {
     b16u.dispose();
     f32u.dispose();
@@ -182,8 +186,7 @@ export async function compareVlaFrozenBf16({ lt }) {
     gA.dispose();
     gR.dispose();
     const want = step(f32, t.batch);
-    if (lt) within(b16, got, want, BOUNDS.vlaLt, 'VLA bf16 vs fp32 step');
-    else same(got, want, 'VLA bf16 frozen without cuBLASLt vs the fp32 step');
+    within(b16, got, want, BOUNDS.vlaLt, lt ? 'VLA bf16 vs fp32 step' : 'VLA bf16 frozen without cuBLASLt vs the fp32 step');
   } finally {
     b16.dispose();
     f32.dispose();
@@ -191,7 +194,7 @@ export async function compareVlaFrozenBf16({ lt }) {
   parts.frozen.forEach((a, i) => a.set(unrounded[i]));
   const b16u = make('bf16'), f32u = make('fp32');
   try {
-    within(b16u, step(b16u, t.batch), step(f32u, t.batch), lt ? BOUNDS.vlaLt : BOUNDS.weights, 'VLA unrounded weights, bf16 vs fp32 step');
+    within(b16u, step(b16u, t.batch), step(f32u, t.batch), BOUNDS.vlaLt, 'VLA unrounded weights, bf16 vs fp32 step');
   } finally {
     b16u.dispose();
     f32u.dispose();
