@@ -55,7 +55,7 @@ test('cudaAttentionTime refuses a bad shape, precision or device', { skip }, () 
   const s = shapes['causal grouped-query'];
   assert.throws(() => bench.cudaAttentionTime({ device: 0, ...s, Tk: 5, backward: false, reps: 1 }), /causal attention needs Tk == T/);
   assert.throws(() => bench.cudaAttentionTime({ device: 0, ...s, heads: 3, backward: false, reps: 1 }), /heads must be a multiple of kvHeads/);
-  assert.throws(() => bench.cudaAttentionTime({ device: 0, ...s, precision: 'fp16', backward: false, reps: 1 }), /precision must be 'fp32' or 'bf16'/);
+  assert.throws(() => bench.cudaAttentionTime({ device: 0, ...s, precision: 'fp16', backward: false, reps: 1 }), /precision must be one of 'fp32', 'bf16', got 'fp16'/);
   assert.throws(() => bench.cudaAttentionTime({ device: 99, ...s, backward: false, reps: 1 }), /device/);
   assert.throws(() => bench.cudaAttentionTime({ device: 0, ...s, backward: false, reps: 0 }), /reps/);
 });
