@@ -222,22 +222,19 @@ bool ltGemmBatch(const DeviceContext& ctx, const Product* p, int count, GemmPrec
       // Stored row-major: A is M×K (K×M transposed), B is K×N (N×K); copies with padded rows.
       const long long ar = q.A.trans ? q.K : q.M, ac = q.A.trans ? q.M : q.K;
       const long long br = q.B.trans ? q.N : q.K, bc = q.B.trans ? q.K : q.N;
-      if (q.A.p16) {
-        a = q.A.p16;
-      } else {
-        uint16_t* a16 = lt.bf16 + at;
-        at += round128(static_cast<size_t>(ar * paddedLd(ac)));
-        launchToBf16(ctx, q.A.p, ar, ac, q.A.ld, a16, paddedLd(ac));
-        a = a16, lda = paddedLd(ac);
-      }
-      if (q.B.p16) {
-        b = q.B.p16;
-      } else {
-        uint16_t* b16 = lt.bf16 + at;
-        at += round128(static_cast<size_t>(br * paddedLd(bc)));
-        launchToBf16(ctx, q.B.p, br, bc, q.B.ld, b16, paddedLd(bc));
-        b = b16, ldb = paddedLd(bc);
-      }
+      // An operand stored in bf16 is read in place; an fp32 one is rounded into the next copy.
+      auto inBf16 = [&](const Mat& m, long long rows, long long cols, const void** ptr, long long* ld) {
+        if (m.p16) {
+          *ptr = m.p16;
+          return;
+        }
+        uint16_t* copy = lt.bf16 + at;
+        at += round128(static_cast<size_t>(rows * paddedLd(cols)));
+        launchToBf16(ctx, m.p, rows, cols, m.ld, copy, paddedLd(cols));
+        *ptr = copy, *ld = paddedLd(cols);
+      };
+      inBf16(q.A, ar, ac, &a, &lda);
+      inBf16(q.B, br, bc, &b, &ldb);
     }
     const size_t inBytes = bf16 ? 2 : 4;
     const Key key{static_cast<int>(precision), q.A.trans ? 1 : 0, q.B.trans ? 1 : 0, q.M, q.N, q.K, lda, ldb, q.ldc,
