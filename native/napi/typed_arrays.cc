@@ -7,74 +7,58 @@
 
 namespace craftgrad {
 
-F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index) {
-  auto label = [&] { return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]"; };
-  napi_typedarray_type type;
-  size_t length = 0, byteOffset = 0;
+namespace {
+
+// A typed array's memory, or why it is not one.
+struct TypedArrayInfo {
   void* data = nullptr;
+  size_t length = 0, byteOffset = 0;
   napi_value buffer = nullptr;
-  // One call both checks and reads: it fails (without a JS exception) for non-typed arrays.
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, &byteOffset) != napi_ok) {
+  bool detached = false;  // a detached buffer reads as empty; only then is the extra call made
+};
+
+// `value` as a typed array of type `want`; otherwise a TypeError "<label()> must be <what>, got
+// ..." (label() is built only then). One N-API call both checks and reads: it fails (without a
+// JS exception) for values that are not typed arrays.
+template <typename Label>
+TypedArrayInfo typedArrayOf(napi_env env, napi_value value, napi_typedarray_type want, const char* what, Label label) {
+  TypedArrayInfo t;
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, value, &type, &t.length, &t.data, &t.buffer, &t.byteOffset) != napi_ok) {
     bool pending = false;
     napi_is_exception_pending(env, &pending);
     if (pending) throw Napi::Error::New(env);
-    throw typeError(label() + " must be a Float32Array, got " + describeValue(env, value));
+    throw typeError(label() + " must be " + what + ", got " + describeValue(env, value));
   }
-  if (type != napi_float32_array)
-    throw typeError(label() + " must be a Float32Array, got " + typedArrayName(type));
-  // A detached buffer reads as empty; only then is the extra call needed.
-  if (length == 0 || data == nullptr) {
-    bool detached = false;
-    checkStatus(env, napi_is_detached_arraybuffer(env, buffer, &detached));
-    if (detached) throw typeError(label() + " is backed by a detached ArrayBuffer");
-  }
+  if (type != want) throw typeError(label() + " must be " + what + ", got " + typedArrayName(type));
+  if (t.length == 0 || t.data == nullptr) checkStatus(env, napi_is_detached_arraybuffer(env, t.buffer, &t.detached));
+  return t;
+}
+
+}  // namespace
+
+F32View readFloat32Array(napi_env env, napi_value value, const char* name, int64_t index) {
+  auto label = [&] { return index < 0 ? std::string(name) : std::string(name) + "[" + std::to_string(index) + "]"; };
+  const TypedArrayInfo t = typedArrayOf(env, value, napi_float32_array, "a Float32Array", label);
+  if (t.detached) throw typeError(label() + " is backed by a detached ArrayBuffer");
   F32View v;
-  v.data = static_cast<float*>(data);
-  v.length = static_cast<int64_t>(length);
-  v.arrayBuffer = buffer;
-  v.bufferData = data ? static_cast<const char*>(data) - byteOffset : nullptr;
+  v.data = static_cast<float*>(t.data);
+  v.length = static_cast<int64_t>(t.length);
+  v.arrayBuffer = t.buffer;
+  v.bufferData = t.data ? static_cast<const char*>(t.data) - t.byteOffset : nullptr;
   return v;
 }
 
 I32View readInt32Array(napi_env env, napi_value value, const char* name) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, nullptr) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) throw Napi::Error::New(env);
-    throw typeError(std::string(name) + " must be an Int32Array, got " + describeValue(env, value));
-  }
-  if (type != napi_int32_array) throw typeError(std::string(name) + " must be an Int32Array, got " + typedArrayName(type));
-  // A detached buffer reads as empty, as for Float32Arrays.
-  if (length == 0 || data == nullptr) {
-    bool detached = false;
-    checkStatus(env, napi_is_detached_arraybuffer(env, buffer, &detached));
-    if (detached) throw typeError(std::string(name) + "'s buffer is detached");
-  }
-  return {static_cast<const int32_t*>(data), static_cast<int64_t>(length), buffer};
+  const TypedArrayInfo t = typedArrayOf(env, value, napi_int32_array, "an Int32Array", [&] { return std::string(name); });
+  if (t.detached) throw typeError(std::string(name) + "'s buffer is detached");
+  return {static_cast<const int32_t*>(t.data), static_cast<int64_t>(t.length), t.buffer};
 }
 
 U8View readUint8Array(napi_env env, napi_value value, const char* name) {
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer = nullptr;
-  if (napi_get_typedarray_info(env, value, &type, &length, &data, &buffer, nullptr) != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    if (pending) throw Napi::Error::New(env);
-    throw typeError(std::string(name) + " must be a Uint8Array, got " + describeValue(env, value));
-  }
-  if (type != napi_uint8_array) throw typeError(std::string(name) + " must be a Uint8Array, got " + typedArrayName(type));
-  if (length == 0 || data == nullptr) {
-    bool detached = false;
-    checkStatus(env, napi_is_detached_arraybuffer(env, buffer, &detached));
-    if (detached) throw typeError(std::string(name) + " is backed by a detached ArrayBuffer");
-  }
-  return {static_cast<uint8_t*>(data), static_cast<int64_t>(length)};
+  const TypedArrayInfo t = typedArrayOf(env, value, napi_uint8_array, "a Uint8Array", [&] { return std::string(name); });
+  if (t.detached) throw typeError(std::string(name) + " is backed by a detached ArrayBuffer");
+  return {static_cast<uint8_t*>(t.data), static_cast<int64_t>(t.length)};
 }
 
 std::vector<int64_t> readSizes(napi_env env, napi_value value, const char* name) {
